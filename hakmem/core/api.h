@@ -1,0 +1,22 @@
+// Hidden aliases of the public entry points, so the override layer reaches
+// them with a direct jump instead of through the PLT.
+#ifndef HAKMEM_API_H
+#define HAKMEM_API_H
+
+#include "hakmem.h"
+#include "types.h"
+
+extern __typeof(hak_malloc) hak_i_malloc HAK_INTERNAL;
+extern __typeof(hak_free) hak_i_free HAK_INTERNAL;
+extern __typeof(hak_calloc) hak_i_calloc HAK_INTERNAL;
+extern __typeof(hak_realloc) hak_i_realloc HAK_INTERNAL;
+extern __typeof(hak_reallocarray) hak_i_reallocarray HAK_INTERNAL;
+extern __typeof(hak_aligned_alloc) hak_i_aligned_alloc HAK_INTERNAL;
+extern __typeof(hak_posix_memalign) hak_i_posix_memalign HAK_INTERNAL;
+extern __typeof(hak_memalign) hak_i_memalign HAK_INTERNAL;
+extern __typeof(hak_valloc) hak_i_valloc HAK_INTERNAL;
+extern __typeof(hak_pvalloc) hak_i_pvalloc HAK_INTERNAL;
+extern __typeof(hak_usable_size) hak_i_usable_size HAK_INTERNAL;
+extern __typeof(hak_trim) hak_i_trim HAK_INTERNAL;
+
+#endif // HAKMEM_API_H

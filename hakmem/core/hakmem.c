@@ -1,0 +1,285 @@
+// The public entry points: size dispatch (slab classes or large mappings) and
+// the one fast path of each call.
+#include "hakmem.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "api.h"
+#include "large.h"
+#include "log.h"
+#include "page_arena.h"
+#include "segment_map.h"
+#include "shared_pool.h"
+#include "size_class.h"
+#include "slab.h"
+#include "stats.h"
+#include "superslab.h"
+#include "thread_heap.h"
+#include "tiny_fastcache.h"
+
+// glibc's own allocator, for pointers that hakmem did not hand out (memory
+// allocated before hakmem was in charge, or by code calling it directly).
+extern void __libc_free(void *p);
+extern void *__libc_realloc(void *p, size_t n);
+
+// ---- class allocation -------------------------------------------------------
+
+#if !HAKMEM_FASTCACHE
+static void *slab_alloc_slow(unsigned cls) {
+  hak_heap *h = hak_heap_get();
+  if (h == NULL) return NULL;
+  if (hak_slab_refill(h, cls) != 0) return NULL;
+  hak_slab *s = h->cls[cls].active;
+  void *b = s->free;
+  s->free = *(void **)b;
+  s->used++;
+  h->counters[cls].allocs++;
+  h->counters[cls].slow_allocs++;
+  h->counters[cls].refills++;
+  return b;
+}
+#endif
+
+// The fast path: with the fast cache, a pop from the thread's bin; without
+// it, a pop from the thread's active slab of the class.
+static inline void *alloc_class(unsigned cls) {
+#if HAKMEM_FASTCACHE
+  void *b = hak_tcache_pop(cls);
+  if (hak_likely(b != NULL)) return b;
+  return hak_tcache_alloc_slow(cls);
+#else
+  hak_heap *h = hak_tls.heap;
+  if (hak_likely(h != NULL)) {
+    hak_slab *s = h->cls[cls].active;
+    void *b = s->free;
+    if (hak_likely(b != NULL)) {
+      s->free = *(void **)b;
+      s->used++;
+      h->counters[cls].allocs++;
+      return b;
+    }
+  }
+  return slab_alloc_slow(cls);
+#endif
+}
+
+void *hak_malloc(size_t size) {
+  if (hak_likely(size <= HAK_MEDIUM_MAX)) return alloc_class(hak_size_class(size));
+  hak_init();
+  return hak_large_alloc(size, 0, false);
+}
+
+// ---- free -------------------------------------------------------------------
+
+static void __attribute__((noinline)) report_invalid(const char *what, const void *p) {
+  hak_fatal("%s: invalid pointer %p (not a block hakmem handed out)", what, p);
+}
+
+// Checks that p is the start of a live block of s; cheap checks in every
+// build, the full one with debug checks on.
+static inline void check_block(const char *what, const hak_slab *s, const void *p) {
+#if HAKMEM_DEBUG
+  if (hak_unlikely(!hak_slab_is_block(s, p))) report_invalid(what, p);
+#else
+  if (hak_unlikely(s->state == HAK_SLAB_FREE)) report_invalid(what, p);
+#endif
+}
+
+static void __attribute__((noinline)) free_slow(void *p, uint8_t kind) {
+  if (p == NULL) return;
+  if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
+    hak_large *hdr = hak_large_of(p, kind);
+    if (hdr == NULL) report_invalid("free()", p);
+    hak_large_free(hdr);
+    return;
+  }
+  __libc_free(p); // not ours: glibc frees it or reports it
+}
+
+void hak_free(void *p) {
+  uint8_t kind = hak_segmap_kind(p);
+  if (hak_likely(kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM)) {
+    hak_slab *s = hak_slab_of(p, kind);
+    check_block("free()", s, p);
+    unsigned cls = s->class_idx;
+#if HAKMEM_FASTCACHE
+    if (hak_likely(hak_tcache_push(p, cls))) return;
+    hak_tcache_free_slow(p, s, cls);
+#else
+    hak_heap *h = hak_tls.heap;
+    if (hak_likely(h != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
+      h->counters[cls].frees++;
+      hak_slab_free_local(h, s, p);
+      return;
+    }
+    if (h == NULL && !hak_tls.exiting) h = hak_heap_get();
+    hak_slab_free_any(h, s, p);
+#endif
+    return;
+  }
+  free_slow(p, kind);
+}
+
+// ---- sizes ------------------------------------------------------------------
+
+size_t hak_usable_size(const void *p) {
+  uint8_t kind = hak_segmap_kind(p);
+  if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
+    hak_slab *s = hak_slab_of(p, kind);
+    check_block("malloc_usable_size()", s, p);
+    return s->block_size;
+  }
+  if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
+    hak_large *hdr = hak_large_of(p, kind);
+    if (hdr == NULL) report_invalid("malloc_usable_size()", p);
+    return hdr->usable;
+  }
+  return 0;
+}
+
+int hak_owns(const void *p) { return hak_segmap_kind(p) != HAK_REGION_NONE; }
+
+// ---- calloc / realloc -------------------------------------------------------
+
+void *hak_calloc(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (total > HAK_MEDIUM_MAX) {
+    hak_init();
+    return hak_large_alloc(total, 0, true); // fresh mappings skip the memset
+  }
+  void *p = alloc_class(hak_size_class(total));
+  if (p != NULL) memset(p, 0, total);
+  return p;
+}
+
+void *hak_realloc(void *p, size_t size) {
+  if (p == NULL) return hak_malloc(size);
+  if (size == 0) {
+    hak_free(p); // glibc frees and returns NULL
+    return NULL;
+  }
+  uint8_t kind = hak_segmap_kind(p);
+  size_t old;
+  if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
+    hak_slab *s = hak_slab_of(p, kind);
+    check_block("realloc()", s, p);
+    old = s->block_size;
+    // Stay put unless the block would be more than half empty.
+    if (size <= old && (size > old / 2 || old <= 64)) return p;
+  } else if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
+    hak_large *hdr = hak_large_of(p, kind);
+    if (hdr == NULL) report_invalid("realloc()", p);
+    old = hdr->usable;
+    if (size > HAK_MEDIUM_MAX && hak_large_resize(hdr, p, size) == 0) return p;
+  } else {
+    return __libc_realloc(p, size);
+  }
+  void *q = hak_malloc(size);
+  if (q == NULL) return NULL; // the old block stays valid, as C requires
+  memcpy(q, p, old < size ? old : size);
+  hak_free(p);
+  return q;
+}
+
+void *hak_reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return hak_realloc(p, total);
+}
+
+// ---- aligned allocation -----------------------------------------------------
+
+static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+// align is a power of two.
+static void *aligned_impl(size_t align, size_t size) {
+  if (align <= 16) return hak_malloc(size);
+  if (size <= HAK_MEDIUM_MAX && align <= HAK_PAGE_SIZE) {
+    unsigned cls = hak_size_class_aligned(size, align);
+    if (cls < HAK_NUM_CLASSES) return alloc_class(cls);
+  }
+  hak_init();
+  return hak_large_alloc(size, align, false);
+}
+
+void *hak_aligned_alloc(size_t align, size_t size) {
+  if (!is_pow2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return aligned_impl(align, size);
+}
+
+int hak_posix_memalign(void **out, size_t align, size_t size) {
+  if (!is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+  int saved = errno;
+  void *p = aligned_impl(align, size);
+  if (p == NULL) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+void *hak_memalign(size_t align, size_t size) {
+  if (align <= 16) return hak_malloc(size);
+  if (align > SIZE_MAX / 2 + 1) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!is_pow2(align)) align = (size_t)1 << (64 - __builtin_clzll(align)); // glibc rounds up
+  return aligned_impl(align, size);
+}
+
+void *hak_valloc(size_t size) { return aligned_impl(HAK_PAGE_SIZE, size); }
+
+void *hak_pvalloc(size_t size) {
+  if (size > SIZE_MAX - HAK_PAGE_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t rounded = (size + HAK_PAGE_SIZE - 1) & ~(HAK_PAGE_SIZE - 1);
+  return aligned_impl(HAK_PAGE_SIZE, rounded == 0 ? HAK_PAGE_SIZE : rounded);
+}
+
+// ---- maintenance ------------------------------------------------------------
+
+void hak_thread_flush(void) {
+#if HAKMEM_FASTCACHE
+  hak_heap *h = hak_tls.heap;
+  if (h != NULL) hak_tcache_drain(h, hak_tls.bins);
+#endif
+}
+
+int hak_trim(size_t pad) {
+  (void)pad;
+  hak_init();
+  hak_thread_flush();
+  hak_pool_sweep_abandoned(true);
+  uint64_t before = atomic_load_explicit(&hak_gstats.purged, memory_order_relaxed);
+  hak_arena_decay(true);
+  return atomic_load_explicit(&hak_gstats.purged, memory_order_relaxed) != before;
+}
+
+#define HAK_ALIAS(name) extern __typeof(hak_##name) hak_i_##name __attribute__((alias("hak_" #name)))
+HAK_ALIAS(malloc);
+HAK_ALIAS(free);
+HAK_ALIAS(calloc);
+HAK_ALIAS(realloc);
+HAK_ALIAS(reallocarray);
+HAK_ALIAS(aligned_alloc);
+HAK_ALIAS(posix_memalign);
+HAK_ALIAS(memalign);
+HAK_ALIAS(valloc);
+HAK_ALIAS(pvalloc);
+HAK_ALIAS(usable_size);
+HAK_ALIAS(trim);

@@ -1,0 +1,90 @@
+// hakmem: a size-classed slab allocator. The one public header.
+#ifndef HAKMEM_H
+#define HAKMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HAK_API __attribute__((visibility("default")))
+
+// Allocation API. Semantics follow glibc's malloc family: errors set errno
+// (ENOMEM for an impossible size or exhausted memory, EINVAL for a bad
+// alignment) and return NULL.
+HAK_API void *hak_malloc(size_t size);
+HAK_API void hak_free(void *ptr);
+HAK_API void *hak_calloc(size_t count, size_t size);
+HAK_API void *hak_realloc(void *ptr, size_t size);
+HAK_API void *hak_reallocarray(void *ptr, size_t count, size_t size);
+// C11 aligned_alloc: alignment must be a power of two, else EINVAL.
+HAK_API void *hak_aligned_alloc(size_t alignment, size_t size);
+// Returns 0, EINVAL or ENOMEM like posix_memalign; *out untouched on error.
+HAK_API int hak_posix_memalign(void **out, size_t alignment, size_t size);
+// glibc memalign: a non-power-of-two alignment is rounded up.
+HAK_API void *hak_memalign(size_t alignment, size_t size);
+HAK_API void *hak_valloc(size_t size);
+HAK_API void *hak_pvalloc(size_t size);
+// Bytes usable at ptr (>= the size asked for); 0 for NULL or a pointer
+// hakmem did not hand out.
+HAK_API size_t hak_usable_size(const void *ptr);
+// Non-zero when ptr lies in memory hakmem manages.
+HAK_API int hak_owns(const void *ptr);
+
+// Returns the calling thread's cached blocks to their slabs; called at
+// thread exit automatically, useful before a thread goes idle.
+HAK_API void hak_thread_flush(void);
+// Flushes the calling thread's caches, releases slabs that exited threads
+// left and that are now empty, and returns idle memory to the OS (the
+// equivalent of malloc_trim). Returns 1 if memory went back to the OS.
+HAK_API int hak_trim(size_t pad);
+
+// ---- statistics ----------------------------------------------------------
+
+#define HAK_STATS_MAX_CLASSES 64
+
+typedef struct hak_class_stats {
+  uint64_t block_size;   // bytes per block of this class
+  uint64_t allocs;       // blocks handed out
+  uint64_t frees;        // blocks given back
+  uint64_t fast_hits;    // allocations served by the per-thread fast cache
+  uint64_t refills;      // fast-cache or slab refills from the slab layer
+  uint64_t remote_frees; // frees of blocks owned by another thread
+  uint64_t slabs;        // slabs currently holding this class
+} hak_class_stats;
+
+typedef struct hak_stats {
+  uint32_t num_classes;
+  hak_class_stats classes[HAK_STATS_MAX_CLASSES];
+  uint64_t large_allocs;      // blocks served by their own mapping
+  uint64_t large_frees;
+  uint64_t large_live_bytes;  // bytes in live large mappings
+  uint64_t superslabs;        // SuperSlabs in use now
+  uint64_t superslabs_peak;
+  uint64_t superslabs_total;  // SuperSlabs ever created
+  uint64_t mapped_bytes;      // bytes hakmem has mapped from the OS now
+  uint64_t mapped_peak;       // highest mapped_bytes seen
+  uint64_t cached_bytes;      // mapped but idle in the page arena
+  uint64_t purged_bytes;      // bytes given back to the OS by decay
+  uint64_t abandoned_slabs;   // slabs left by exited threads, not yet adopted
+  uint64_t adopted_slabs;     // slabs taken over from exited threads
+  uint64_t threads_live;
+  uint64_t threads_exited;
+  uint64_t pool_lock_acquires; // shared-pool lock statistics
+  uint64_t pool_lock_contended;
+} hak_stats;
+
+// Fills *out with process-wide totals, including threads that exited.
+HAK_API void hak_stats_get(hak_stats *out);
+// Writes a readable report to fd with write(2); no stdio, no malloc.
+HAK_API void hak_stats_print(int fd);
+// Writes the same figures as one JSON object to fd.
+HAK_API void hak_stats_print_json(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // HAKMEM_H

@@ -1,0 +1,48 @@
+// Logging, assertions and error reports written with write(2): no stdio, no
+// malloc, usable from any path including a signal handler.
+#ifndef HAKMEM_LOG_H
+#define HAKMEM_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "types.h"
+
+// Formats into buf (always NUL-terminated), supporting %s %c %d %i %u %x %p %%
+// with the l, ll and z length modifiers and a field width. Returns the length.
+size_t hak_format(char *buf, size_t cap, const char *fmt, ...) HAK_INTERNAL
+    __attribute__((format(printf, 3, 4)));
+size_t hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap) HAK_INTERNAL;
+
+// Writes a formatted message to fd; long messages are cut at 1 KiB.
+void hak_write_fmt(int fd, const char *fmt, ...) HAK_INTERNAL
+    __attribute__((format(printf, 2, 3)));
+// Writes all of buf to fd, retrying short writes.
+void hak_write_all(int fd, const char *buf, size_t len) HAK_INTERNAL;
+
+// Reports misuse ("hakmem: <message>") on stderr and aborts.
+void hak_fatal(const char *fmt, ...) HAK_INTERNAL __attribute__((noreturn, format(printf, 1, 2)));
+
+#if HAKMEM_DEBUG
+#define HAK_ASSERT(cond)                                                                           \
+  do {                                                                                             \
+    if (hak_unlikely(!(cond)))                                                                     \
+      hak_fatal("assertion failed: %s (%s:%d)", #cond, __FILE__, __LINE__);                        \
+  } while (0)
+#else
+#define HAK_ASSERT(cond) ((void)0)
+#endif
+
+#if HAKMEM_BUILD_RELEASE
+#define HAK_LOG(...) ((void)0)
+#else
+extern int hak_log_level HAK_INTERNAL;
+// Debug logging, enabled at run time by HAKMEM_VERBOSE; compiled out in release.
+#define HAK_LOG(...)                                                                               \
+  do {                                                                                             \
+    if (hak_unlikely(hak_log_level > 0))                                                           \
+      hak_write_fmt(2, "hakmem: " __VA_ARGS__);                                                    \
+  } while (0)
+#endif
+
+#endif // HAKMEM_LOG_H

@@ -1,0 +1,33 @@
+// HAKMEM_* environment options, read once at initialisation. The README's
+// options table documents each; keep the two in step.
+#ifndef HAKMEM_OPTIONS_H
+#define HAKMEM_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "types.h"
+
+enum { HAK_STATS_OFF = 0, HAK_STATS_TEXT = 1, HAK_STATS_JSON = 2 };
+
+typedef struct hak_options {
+  int stats;                // HAKMEM_STATS: 0, 1 (text report at exit) or json
+  int stats_fd;             // HAKMEM_STATS_FD: where the exit report goes
+  uint32_t decay_ms;        // HAKMEM_DECAY_MS: idle time before memory goes back to the OS
+  size_t arena_cache_bytes; // HAKMEM_ARENA_CACHE_MB: idle mappings kept for reuse
+  uint32_t tcache_max;      // HAKMEM_TCACHE_MAX: per-class fast-cache bound (0 = off)
+  int verbose;              // HAKMEM_VERBOSE: debug logging (non-release builds)
+} hak_options;
+
+extern hak_options hak_opts HAK_INTERNAL;
+
+void hak_options_defaults(hak_options *o) HAK_INTERNAL;
+// Applies every HAKMEM_* entry of envp (NAME=value strings, NULL-terminated).
+// Bad values are reported on stderr (unknown names too with HAKMEM_VERBOSE)
+// and leave the default;
+// returns how many entries were rejected.
+int hak_options_parse(hak_options *o, char *const *envp) HAK_INTERNAL;
+// Defaults, then the process environment.
+void hak_options_load(void) HAK_INTERNAL;
+
+#endif // HAKMEM_OPTIONS_H

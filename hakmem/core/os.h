@@ -1,0 +1,23 @@
+// The only box that asks the OS for memory. Failures return NULL with errno
+// set to ENOMEM; nothing here crashes or allocates.
+#ifndef HAKMEM_OS_H
+#define HAKMEM_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "types.h"
+
+// Maps size bytes (a page multiple) of zeroed, read-write memory.
+void *hak_os_map(size_t size) HAK_INTERNAL;
+// Maps size bytes aligned to align (a power of two >= the page size).
+void *hak_os_map_aligned(size_t size, size_t align) HAK_INTERNAL;
+void hak_os_unmap(void *addr, size_t size) HAK_INTERNAL;
+// Gives the pages back to the OS; the range stays mapped and reads as zero.
+void hak_os_purge(void *addr, size_t size) HAK_INTERNAL;
+// Grows or shrinks a mapping without moving it; 0 on success.
+int hak_os_resize_in_place(void *addr, size_t old_size, size_t new_size) HAK_INTERNAL;
+// Monotonic milliseconds from the vDSO clock (no system call).
+uint64_t hak_os_now_ms(void) HAK_INTERNAL;
+
+#endif // HAKMEM_OS_H

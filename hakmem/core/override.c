@@ -1,0 +1,22 @@
+// Exports the C library's allocation functions, forwarding each to hakmem.
+// Linked (alwayslink) into programs or into the preloadable libhakmem.so.
+#include <stddef.h>
+
+#include "api.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT void *malloc(size_t n) { return hak_i_malloc(n); }
+EXPORT void free(void *p) { hak_i_free(p); }
+EXPORT void *calloc(size_t n, size_t s) { return hak_i_calloc(n, s); }
+EXPORT void *realloc(void *p, size_t n) { return hak_i_realloc(p, n); }
+EXPORT void *reallocarray(void *p, size_t n, size_t s) { return hak_i_reallocarray(p, n, s); }
+EXPORT int posix_memalign(void **out, size_t a, size_t n) { return hak_i_posix_memalign(out, a, n); }
+EXPORT void *aligned_alloc(size_t a, size_t n) { return hak_i_aligned_alloc(a, n); }
+EXPORT void *memalign(size_t a, size_t n) { return hak_i_memalign(a, n); }
+EXPORT void *valloc(size_t n) { return hak_i_valloc(n); }
+EXPORT void *pvalloc(size_t n) { return hak_i_pvalloc(n); }
+EXPORT size_t malloc_usable_size(void *p) { return hak_i_usable_size(p); }
+EXPORT int malloc_trim(size_t pad) { return hak_i_trim(pad); }
+// Old names some programs still call.
+EXPORT void cfree(void *p) { hak_i_free(p); }

@@ -1,0 +1,131 @@
+#include "page_arena.h"
+
+#include "options.h"
+#include "os.h"
+#include "stats.h"
+
+#define ARENA_SLOTS 64
+
+typedef struct {
+  void *base;
+  size_t size;
+  uint64_t idle_since_ms;
+} arena_entry;
+
+static struct {
+  pthread_mutex_t lock;
+  uint32_t count;
+  size_t bytes;
+  arena_entry entries[ARENA_SLOTS]; // oldest first
+  _Atomic uint64_t last_tick_ms;
+} g_arena = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void remove_at(uint32_t i) {
+  g_arena.bytes -= g_arena.entries[i].size;
+  for (uint32_t j = i + 1; j < g_arena.count; j++) g_arena.entries[j - 1] = g_arena.entries[j];
+  g_arena.count--;
+}
+
+void hak_arena_account(int64_t delta) {
+  hak_stat_gauge(&hak_gstats.mapped, &hak_gstats.mapped_peak, delta);
+}
+
+void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) {
+  if (g_arena.count > 0) {
+    hak_lock(&g_arena.lock);
+    // Exact size first (SuperSlabs), else the smallest that wastes <= 25%;
+    // newest first, since its pages are most likely still resident.
+    int best = -1;
+    for (int i = (int)g_arena.count - 1; i >= 0; i--) {
+      size_t s = g_arena.entries[i].size;
+      if (s < size || s - size > size / 4) continue;
+      if (best < 0 || s < g_arena.entries[best].size) best = i;
+      if (s == size) break;
+    }
+    if (best >= 0) {
+      void *base = g_arena.entries[best].base;
+      *mapped = g_arena.entries[best].size;
+      remove_at((uint32_t)best);
+      pthread_mutex_unlock(&g_arena.lock);
+      hak_stat_add(&hak_gstats.cached, -(int64_t)*mapped);
+      *zeroed = false;
+      return base;
+    }
+    pthread_mutex_unlock(&g_arena.lock);
+  }
+  void *base = hak_os_map_aligned(size, HAK_SS_SIZE);
+  if (base == NULL) {
+    // Idle regions may be what stands between us and the limit.
+    hak_arena_decay(true);
+    base = hak_os_map_aligned(size, HAK_SS_SIZE);
+    if (base == NULL) return NULL;
+  }
+  hak_arena_account((int64_t)size);
+  *mapped = size;
+  *zeroed = true;
+  return base;
+}
+
+static void release_to_os(void *base, size_t size) {
+  hak_os_unmap(base, size);
+  hak_arena_account(-(int64_t)size);
+  hak_stat_add(&hak_gstats.purged, (int64_t)size);
+}
+
+void hak_arena_free(void *base, size_t size) {
+  size_t limit = hak_opts.arena_cache_bytes;
+  if (size > limit / 2 || hak_opts.decay_ms == 0) {
+    release_to_os(base, size);
+    return;
+  }
+  arena_entry evicted[ARENA_SLOTS];
+  uint32_t nevicted = 0;
+  hak_lock(&g_arena.lock);
+  while (g_arena.count > 0 && (g_arena.count == ARENA_SLOTS || g_arena.bytes + size > limit)) {
+    evicted[nevicted++] = g_arena.entries[0];
+    remove_at(0);
+  }
+  g_arena.entries[g_arena.count++] = (arena_entry){base, size, hak_os_now_ms()};
+  g_arena.bytes += size;
+  pthread_mutex_unlock(&g_arena.lock);
+  hak_stat_add(&hak_gstats.cached, (int64_t)size);
+  for (uint32_t i = 0; i < nevicted; i++) {
+    hak_stat_add(&hak_gstats.cached, -(int64_t)evicted[i].size);
+    release_to_os(evicted[i].base, evicted[i].size);
+  }
+}
+
+void hak_arena_decay(bool force) {
+  if (g_arena.count == 0) return;
+  uint64_t now = hak_os_now_ms();
+  arena_entry expired[ARENA_SLOTS];
+  uint32_t n = 0;
+  hak_lock(&g_arena.lock);
+  // Entries are oldest first, so the expired ones form a prefix.
+  while (g_arena.count > 0 &&
+         (force || now - g_arena.entries[0].idle_since_ms >= hak_opts.decay_ms)) {
+    expired[n++] = g_arena.entries[0];
+    remove_at(0);
+  }
+  pthread_mutex_unlock(&g_arena.lock);
+  for (uint32_t i = 0; i < n; i++) {
+    hak_stat_add(&hak_gstats.cached, -(int64_t)expired[i].size);
+    release_to_os(expired[i].base, expired[i].size);
+  }
+}
+
+void hak_arena_tick(void) {
+  if (g_arena.count == 0) return;
+  uint64_t now = hak_os_now_ms();
+  uint64_t last = atomic_load_explicit(&g_arena.last_tick_ms, memory_order_relaxed);
+  uint64_t period = hak_opts.decay_ms / 8 + 1;
+  if (now - last < period) return;
+  if (!atomic_compare_exchange_strong_explicit(&g_arena.last_tick_ms, &last, now,
+                                               memory_order_relaxed, memory_order_relaxed))
+    return; // another thread is decaying
+  hak_arena_decay(false);
+}
+
+void hak_arena_lock_all(void) { pthread_mutex_lock(&g_arena.lock); }
+void hak_arena_unlock_all(void) { pthread_mutex_unlock(&g_arena.lock); }
+void hak_arena_reset_locks(void) { pthread_mutex_init(&g_arena.lock, NULL); }

@@ -1,0 +1,30 @@
+// Mapped regions (2 MiB aligned, multiples of 2 MiB) for SuperSlabs and large
+// blocks, with a bounded cache of idle ones. Idle regions go back to the OS
+// once they have been idle for HAKMEM_DECAY_MS, or at once when the cache is
+// over its bound.
+#ifndef HAKMEM_PAGE_ARENA_H
+#define HAKMEM_PAGE_ARENA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "types.h"
+
+// Returns a region of at least size bytes (size a multiple of 2 MiB, at most
+// a quarter larger when reused); *mapped gets its real size and *zeroed tells
+// whether it is freshly mapped. NULL with ENOMEM when the OS refuses.
+void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) HAK_INTERNAL;
+// Takes back a region obtained from hak_arena_alloc.
+void hak_arena_free(void *base, size_t size) HAK_INTERNAL;
+// Returns idle regions older than the decay time (all of them when force).
+void hak_arena_decay(bool force) HAK_INTERNAL;
+// Cheap enough for every slow path: decays at most every few milliseconds.
+void hak_arena_tick(void) HAK_INTERNAL;
+// Accounts for a mapping that a caller obtained or resized itself.
+void hak_arena_account(int64_t delta) HAK_INTERNAL;
+
+void hak_arena_lock_all(void) HAK_INTERNAL;
+void hak_arena_unlock_all(void) HAK_INTERNAL;
+void hak_arena_reset_locks(void) HAK_INTERNAL;
+
+#endif // HAKMEM_PAGE_ARENA_H

@@ -1,0 +1,44 @@
+#include "segment_map.h"
+
+#include "os.h"
+
+_Atomic(uint8_t *) hak_segmap_l1[HAK_SEGMAP_L1_SIZE];
+
+#define L2_SIZE ((size_t)1 << HAK_SEGMAP_L2_BITS)
+
+static uint8_t *l2_for(uintptr_t region, int create) {
+  _Atomic(uint8_t *) *slot = &hak_segmap_l1[region >> HAK_SEGMAP_L2_BITS];
+  uint8_t *l2 = atomic_load_explicit(slot, memory_order_acquire);
+  if (l2 != NULL || !create) return l2;
+  uint8_t *fresh = hak_os_map(L2_SIZE);
+  if (fresh == NULL) return NULL;
+  if (atomic_compare_exchange_strong_explicit(slot, &l2, fresh, memory_order_acq_rel,
+                                              memory_order_acquire))
+    return fresh;
+  hak_os_unmap(fresh, L2_SIZE); // another thread installed it first
+  return l2;
+}
+
+static int set_range(void *base, size_t size, uint8_t first_kind, uint8_t kind, int create) {
+  uintptr_t first = (uintptr_t)base >> HAK_SS_SHIFT;
+  uintptr_t last = ((uintptr_t)base + size - 1) >> HAK_SS_SHIFT;
+  for (uintptr_t r = first; r <= last; r++) {
+    uint8_t *l2 = l2_for(r, create);
+    if (l2 == NULL) {
+      if (create) return -1;
+      continue;
+    }
+    __atomic_store_n(&l2[r & (L2_SIZE - 1)], r == first ? first_kind : kind, __ATOMIC_RELEASE);
+  }
+  return 0;
+}
+
+int hak_segmap_set(void *base, size_t size, uint8_t first_kind, uint8_t kind) {
+  if (set_range(base, size, first_kind, kind, 1) == 0) return 0;
+  set_range(base, size, HAK_REGION_NONE, HAK_REGION_NONE, 0);
+  return -1;
+}
+
+void hak_segmap_clear(void *base, size_t size) {
+  set_range(base, size, HAK_REGION_NONE, HAK_REGION_NONE, 0);
+}

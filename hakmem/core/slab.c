@@ -1,0 +1,241 @@
+#include "slab.h"
+
+#include <errno.h>
+
+#include "log.h"
+#include "page_arena.h"
+#include "shared_pool.h"
+#include "size_class.h"
+#include "stats.h"
+#include "thread_heap.h"
+
+hak_slab hak_empty_slab = {.state = HAK_SLAB_ACTIVE};
+
+// Full slabs looked at for remote frees before a new slab is acquired.
+#define FULL_SCAN_BOUND 8
+
+static void list_push(hak_slab **head, hak_slab *s) {
+  s->prev = NULL;
+  s->next = *head;
+  if (*head) (*head)->prev = s;
+  *head = s;
+}
+
+static void list_unlink(hak_slab **head, hak_slab *s) {
+  if (s->prev) s->prev->next = s->next;
+  else *head = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+}
+
+void hak_class_heaps_init(hak_heap *h) {
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    h->cls[c] = (hak_class_heap){.active = &hak_empty_slab};
+  }
+}
+
+void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) {
+  if (chain == 0) return;
+  void *first = (void *)chain, *last = first;
+  uint32_t n = 1;
+  while (*(void **)last != NULL) {
+    last = *(void **)last;
+    n++;
+  }
+  *(void **)last = s->free;
+  s->free = first;
+  HAK_ASSERT(s->used >= n);
+  s->used = (uint16_t)(s->used - n);
+}
+
+// Takes the remote frees of an owned slab; returns non-zero if there were any.
+static int collect_remote(hak_slab *s) {
+  uintptr_t v = atomic_load_explicit(&s->remote, memory_order_relaxed);
+  if ((v & ~HAK_REMOTE_ABANDONED) == 0) return 0;
+  v = atomic_exchange_explicit(&s->remote, 0, memory_order_acquire);
+  hak_slab_splice_remote(s, v & ~HAK_REMOTE_ABANDONED);
+  return 1;
+}
+
+static void release(hak_heap *h, hak_slab *s) {
+  h->cls[s->class_idx].nslabs--;
+  atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+  hak_pool_release(s);
+}
+
+// Looks through full slabs for remote frees: a few each time, all of them once
+// the heap has grown by a quarter since the last full sweep (amortised O(1)).
+static void sweep_full(hak_heap *h, hak_class_heap *ch) {
+  uint32_t bound = FULL_SCAN_BOUND;
+  if (ch->grown_since_scan * 4 >= ch->nfull) {
+    bound = UINT32_MAX;
+    ch->grown_since_scan = 0;
+  }
+  hak_slab *s = ch->full;
+  for (uint32_t i = 0; s != NULL && i < bound; i++) {
+    hak_slab *next = s->next;
+    if (collect_remote(s)) {
+      list_unlink(&ch->full, s);
+      ch->nfull--;
+      if (s->used == 0) {
+        release(h, s);
+      } else {
+        s->state = HAK_SLAB_PARTIAL;
+        list_push(&ch->partial, s);
+      }
+    }
+    s = next;
+  }
+}
+
+// Carves up to n never-used blocks onto the local free list, lowest address
+// first so that allocation walks memory forwards.
+static void carve(hak_slab *s, uint32_t n) {
+  uint32_t avail = (uint32_t)(s->capacity - s->carved);
+  if (n > avail) n = avail;
+  uint8_t *base = s->start + (size_t)s->carved * s->block_size;
+  void *head = s->free;
+  for (uint32_t i = n; i > 0; i--) {
+    void *b = base + (size_t)(i - 1) * s->block_size;
+    *(void **)b = head;
+    head = b;
+  }
+  s->free = head;
+  s->carved = (uint16_t)(s->carved + n);
+}
+
+int hak_slab_refill(hak_heap *h, unsigned cls) {
+  hak_class_heap *ch = &h->cls[cls];
+  for (;;) {
+    hak_slab *s = ch->active;
+    if (s->free != NULL) return 0;
+    if (s->carved < s->capacity) {
+      carve(s, hak_classes[cls].batch);
+      return 0;
+    }
+    if (s != &hak_empty_slab) {
+      if (collect_remote(s)) continue;
+      s->state = HAK_SLAB_FULL;
+      list_push(&ch->full, s);
+      ch->nfull++;
+      ch->active = &hak_empty_slab;
+    }
+    if (ch->partial == NULL && ch->full != NULL) sweep_full(h, ch);
+    if (ch->partial != NULL) {
+      s = ch->partial;
+      list_unlink(&ch->partial, s);
+      s->state = HAK_SLAB_ACTIVE;
+      ch->active = s;
+      continue;
+    }
+    hak_arena_tick();
+    s = hak_pool_acquire(cls, h);
+    if (s == NULL) {
+      errno = ENOMEM;
+      return -1;
+    }
+    s->state = HAK_SLAB_ACTIVE;
+    ch->active = s;
+    ch->nslabs++;
+    ch->grown_since_scan++;
+  }
+}
+
+uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) {
+  if (hak_slab_refill(h, cls) != 0) return 0;
+  hak_slab *s = h->cls[cls].active;
+  void *first = s->free, *last = first;
+  uint32_t got = 1;
+  while (got < n && *(void **)last != NULL) {
+    last = *(void **)last;
+    got++;
+  }
+  s->free = *(void **)last;
+  *(void **)last = NULL;
+  s->used = (uint16_t)(s->used + got);
+  *list = first;
+  return got;
+}
+
+void hak_slab_local_transition(hak_heap *h, hak_slab *s) {
+  hak_class_heap *ch = &h->cls[s->class_idx];
+  switch (s->state) {
+  case HAK_SLAB_ACTIVE:
+    return; // an empty active slab is kept: the next allocation wants it
+  case HAK_SLAB_FULL:
+    list_unlink(&ch->full, s);
+    ch->nfull--;
+    if (s->used == 0) {
+      release(h, s);
+    } else {
+      s->state = HAK_SLAB_PARTIAL;
+      list_push(&ch->partial, s);
+    }
+    return;
+  case HAK_SLAB_PARTIAL:
+    if (s->used == 0) {
+      list_unlink(&ch->partial, s);
+      release(h, s);
+    }
+    return;
+  default:
+    hak_fatal("free(): slab %p of block in state %u", (void *)s, s->state);
+  }
+}
+
+void hak_slab_free_remote(hak_slab *s, void *first, void *last) {
+  uintptr_t old = atomic_load_explicit(&s->remote, memory_order_relaxed);
+  uintptr_t next;
+  do {
+    *(void **)last = (void *)(old & ~HAK_REMOTE_ABANDONED);
+    next = (uintptr_t)first | (old & HAK_REMOTE_ABANDONED);
+  } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, next, memory_order_release,
+                                                  memory_order_relaxed));
+  // The slab cannot be touched after the push (its owner may free it); the
+  // mark seen by the exchange says whether a sweep is due.
+  if (old & HAK_REMOTE_ABANDONED)
+    atomic_store_explicit(&hak_pool_sweep_wanted, 1, memory_order_relaxed);
+}
+
+void hak_slab_free_any(hak_heap *h, hak_slab *s, void *p) {
+  unsigned cls = s->class_idx;
+  if (h != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == h) {
+    h->counters[cls].frees++;
+    hak_slab_free_local(h, s, p);
+    return;
+  }
+  if (h != NULL) {
+    h->counters[cls].frees++;
+    h->counters[cls].remote_frees++;
+  } else {
+    hak_heap_orphan_free(cls);
+  }
+  hak_slab_free_remote(s, p, p);
+}
+
+static void abandon_list(hak_heap *h, hak_slab *s) {
+  while (s != NULL) {
+    hak_slab *next = s->next;
+    s->next = s->prev = NULL;
+    h->cls[s->class_idx].nslabs--;
+    hak_pool_abandon(s);
+    s = next;
+  }
+}
+
+void hak_slab_abandon_all(hak_heap *h) {
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    hak_class_heap *ch = &h->cls[c];
+    if (ch->active != &hak_empty_slab) {
+      hak_slab *s = ch->active;
+      ch->active = &hak_empty_slab;
+      s->next = NULL;
+      abandon_list(h, s);
+    }
+    hak_slab *p = ch->partial, *f = ch->full;
+    ch->partial = ch->full = NULL;
+    ch->nfull = 0;
+    abandon_list(h, p);
+    abandon_list(h, f);
+  }
+}

@@ -1,0 +1,48 @@
+// The slab layer: a heap's slabs of each class, their local free lists and
+// their lock-free remote-free lists. Owner frees push locally; other threads
+// push onto the slab's remote stack, which the owner takes in one exchange.
+#ifndef HAKMEM_SLAB_H
+#define HAKMEM_SLAB_H
+
+#include "types.h"
+
+// An empty slab that every class heap points at before it has a real one, so
+// the allocation path needs no NULL test.
+extern hak_slab hak_empty_slab HAK_INTERNAL;
+
+void hak_class_heaps_init(hak_heap *h) HAK_INTERNAL;
+
+// Makes the active slab of class cls have local free blocks, moving to another
+// slab (partial, swept, or from the shared pool) as needed. 0 on success, -1
+// with ENOMEM when no memory can be had.
+int hak_slab_refill(hak_heap *h, unsigned cls) HAK_INTERNAL;
+
+// Takes up to n blocks of class cls as a NULL-terminated list; returns how
+// many (0 when memory is exhausted).
+uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) HAK_INTERNAL;
+
+// Frees p into s, which h owns; handles the slab's change of state.
+static inline void hak_slab_free_local(hak_heap *h, hak_slab *s, void *p);
+void hak_slab_local_transition(hak_heap *h, hak_slab *s) HAK_INTERNAL;
+
+// Pushes the chain first..last (n blocks, linked through their first word)
+// onto the remote stack of s, which another thread owns or nobody does.
+void hak_slab_free_remote(hak_slab *s, void *first, void *last) HAK_INTERNAL;
+
+// Moves a detached remote chain onto the local free list.
+void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) HAK_INTERNAL;
+
+// Frees block p of slab s from the calling thread, whose heap may be NULL.
+void hak_slab_free_any(hak_heap *h, hak_slab *s, void *p) HAK_INTERNAL;
+
+// Gives up every slab of h: empty ones to the pool, others abandoned.
+void hak_slab_abandon_all(hak_heap *h) HAK_INTERNAL;
+
+static inline void hak_slab_free_local(hak_heap *h, hak_slab *s, void *p) {
+  *(void **)p = s->free;
+  s->free = p;
+  s->used--;
+  if (hak_unlikely(s->state != HAK_SLAB_ACTIVE || s->used == 0)) hak_slab_local_transition(h, s);
+}
+
+#endif // HAKMEM_SLAB_H

@@ -1,0 +1,175 @@
+#include "stats.h"
+
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "hakmem.h"
+#include "log.h"
+#include "options.h"
+#include "size_class.h"
+#include "thread_heap.h"
+
+hak_global_stats hak_gstats;
+
+void hak_stat_gauge(_Atomic uint64_t *gauge, _Atomic uint64_t *peak, int64_t delta) {
+  uint64_t now = atomic_fetch_add_explicit(gauge, (uint64_t)delta, memory_order_relaxed) +
+                 (uint64_t)delta;
+  uint64_t p = atomic_load_explicit(peak, memory_order_relaxed);
+  while (now > p && !atomic_compare_exchange_weak_explicit(peak, &p, now, memory_order_relaxed,
+                                                            memory_order_relaxed)) {
+  }
+}
+
+void hak_lock(pthread_mutex_t *m) {
+  hak_stat_add(&hak_gstats.lock_acquires, 1);
+  if (pthread_mutex_trylock(m) == 0) return;
+  hak_stat_add(&hak_gstats.lock_contended, 1);
+  pthread_mutex_lock(m);
+}
+
+#define LOAD(x) atomic_load_explicit(&hak_gstats.x, memory_order_relaxed)
+
+void hak_stats_get(hak_stats *out) {
+  __builtin_memset(out, 0, sizeof *out);
+  out->num_classes = HAK_NUM_CLASSES;
+  hak_class_counters merged[HAK_NUM_CLASSES];
+  uint64_t fast_allocs[HAK_NUM_CLASSES], fast_frees[HAK_NUM_CLASSES];
+  hak_heap_collect_counters(merged, fast_allocs, fast_frees);
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    hak_class_stats *s = &out->classes[c];
+    s->block_size = hak_classes[c].size;
+    s->allocs = merged[c].allocs + fast_allocs[c];
+    s->frees = merged[c].frees + fast_frees[c];
+    s->fast_hits = fast_allocs[c];
+    s->refills = merged[c].refills;
+    s->remote_frees = merged[c].remote_frees;
+    s->slabs = LOAD(slabs[c]);
+  }
+  out->large_allocs = LOAD(large_allocs);
+  out->large_frees = LOAD(large_frees);
+  out->large_live_bytes = LOAD(large_live_bytes);
+  out->superslabs = LOAD(superslabs);
+  out->superslabs_peak = LOAD(superslabs_peak);
+  out->superslabs_total = LOAD(superslabs_total);
+  out->mapped_bytes = LOAD(mapped);
+  out->mapped_peak = LOAD(mapped_peak);
+  out->cached_bytes = LOAD(cached);
+  out->purged_bytes = LOAD(purged);
+  out->abandoned_slabs = LOAD(abandoned);
+  out->adopted_slabs = LOAD(adopted);
+  out->threads_live = LOAD(threads_live);
+  out->threads_exited = LOAD(threads_exited);
+  out->pool_lock_acquires = LOAD(lock_acquires);
+  out->pool_lock_contended = LOAD(lock_contended);
+}
+
+// Accumulates report text in a stack buffer and writes it in pieces.
+typedef struct {
+  int fd;
+  size_t len;
+  char buf[2048];
+} report;
+
+static void emit(report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(report *r, const char *fmt, ...) {
+  char line[256];
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = hak_vformat(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (r->len + n > sizeof r->buf) {
+    hak_write_all(r->fd, r->buf, r->len);
+    r->len = 0;
+  }
+  __builtin_memcpy(r->buf + r->len, line, n);
+  r->len += n;
+}
+
+static void flush(report *r) {
+  hak_write_all(r->fd, r->buf, r->len);
+  r->len = 0;
+}
+
+static const char *build_name(void) { return HAKMEM_BUILD_RELEASE ? "release" : "debug"; }
+
+void hak_stats_print(int fd) {
+  hak_stats s;
+  hak_stats_get(&s);
+  report r = {.fd = fd, .len = 0};
+  uint64_t ta = 0, tf = 0, th = 0, tr = 0, trf = 0;
+  emit(&r, "hakmem stats (pid %d, %s build, fast cache %s)\n", (int)getpid(), build_name(),
+       HAKMEM_FASTCACHE ? "on" : "off");
+  emit(&r, "%5s %8s %12s %12s %12s %10s %12s %6s\n", "class", "size", "allocs", "frees",
+       "fast_hits", "refills", "remote_frees", "slabs");
+  for (unsigned c = 0; c < s.num_classes; c++) {
+    hak_class_stats *k = &s.classes[c];
+    ta += k->allocs;
+    tf += k->frees;
+    th += k->fast_hits;
+    tr += k->refills;
+    trf += k->remote_frees;
+    if (k->allocs == 0 && k->frees == 0 && k->slabs == 0) continue;
+    emit(&r, "%5u %8llu %12llu %12llu %12llu %10llu %12llu %6llu\n", c,
+         (unsigned long long)k->block_size, (unsigned long long)k->allocs,
+         (unsigned long long)k->frees, (unsigned long long)k->fast_hits,
+         (unsigned long long)k->refills, (unsigned long long)k->remote_frees,
+         (unsigned long long)k->slabs);
+  }
+  emit(&r, "total allocs %llu frees %llu fast_hits %llu refills %llu remote_frees %llu\n",
+       (unsigned long long)ta, (unsigned long long)tf, (unsigned long long)th,
+       (unsigned long long)tr, (unsigned long long)trf);
+  emit(&r, "large allocs %llu frees %llu live_bytes %llu\n", (unsigned long long)s.large_allocs,
+       (unsigned long long)s.large_frees, (unsigned long long)s.large_live_bytes);
+  emit(&r, "superslabs now %llu peak %llu total %llu\n", (unsigned long long)s.superslabs,
+       (unsigned long long)s.superslabs_peak, (unsigned long long)s.superslabs_total);
+  emit(&r, "mapped_bytes now %llu peak %llu cached %llu purged %llu\n",
+       (unsigned long long)s.mapped_bytes, (unsigned long long)s.mapped_peak,
+       (unsigned long long)s.cached_bytes, (unsigned long long)s.purged_bytes);
+  emit(&r, "slabs abandoned %llu adopted %llu\n", (unsigned long long)s.abandoned_slabs,
+       (unsigned long long)s.adopted_slabs);
+  emit(&r, "threads live %llu exited %llu\n", (unsigned long long)s.threads_live,
+       (unsigned long long)s.threads_exited);
+  emit(&r, "pool_lock acquires %llu contended %llu\n", (unsigned long long)s.pool_lock_acquires,
+       (unsigned long long)s.pool_lock_contended);
+  flush(&r);
+}
+
+void hak_stats_print_json(int fd) {
+  hak_stats s;
+  hak_stats_get(&s);
+  report r = {.fd = fd, .len = 0};
+  emit(&r, "{\"pid\":%d,\"build\":\"%s\",\"fast_cache\":%s,\"classes\":[", (int)getpid(),
+       build_name(), HAKMEM_FASTCACHE ? "true" : "false");
+  for (unsigned c = 0; c < s.num_classes; c++) {
+    hak_class_stats *k = &s.classes[c];
+    emit(&r,
+         "%s{\"class\":%u,\"size\":%llu,\"allocs\":%llu,\"frees\":%llu,\"fast_hits\":%llu,"
+         "\"refills\":%llu,\"remote_frees\":%llu,\"slabs\":%llu}",
+         c == 0 ? "" : ",", c, (unsigned long long)k->block_size, (unsigned long long)k->allocs,
+         (unsigned long long)k->frees, (unsigned long long)k->fast_hits,
+         (unsigned long long)k->refills, (unsigned long long)k->remote_frees,
+         (unsigned long long)k->slabs);
+  }
+  emit(&r, "],\"large_allocs\":%llu,\"large_frees\":%llu,\"large_live_bytes\":%llu,",
+       (unsigned long long)s.large_allocs, (unsigned long long)s.large_frees,
+       (unsigned long long)s.large_live_bytes);
+  emit(&r, "\"superslabs\":%llu,\"superslabs_peak\":%llu,\"superslabs_total\":%llu,",
+       (unsigned long long)s.superslabs, (unsigned long long)s.superslabs_peak,
+       (unsigned long long)s.superslabs_total);
+  emit(&r, "\"mapped_bytes\":%llu,\"mapped_peak\":%llu,\"cached_bytes\":%llu,\"purged_bytes\":%llu,",
+       (unsigned long long)s.mapped_bytes, (unsigned long long)s.mapped_peak,
+       (unsigned long long)s.cached_bytes, (unsigned long long)s.purged_bytes);
+  emit(&r, "\"abandoned_slabs\":%llu,\"adopted_slabs\":%llu,\"threads_live\":%llu,",
+       (unsigned long long)s.abandoned_slabs, (unsigned long long)s.adopted_slabs,
+       (unsigned long long)s.threads_live);
+  emit(&r, "\"threads_exited\":%llu,\"pool_lock_acquires\":%llu,\"pool_lock_contended\":%llu}\n",
+       (unsigned long long)s.threads_exited, (unsigned long long)s.pool_lock_acquires,
+       (unsigned long long)s.pool_lock_contended);
+  flush(&r);
+}
+
+// The exit report; a destructor rather than atexit, which may allocate.
+__attribute__((destructor)) static void stats_at_exit(void) {
+  if (hak_opts.stats == HAK_STATS_TEXT) hak_stats_print(hak_opts.stats_fd);
+  else if (hak_opts.stats == HAK_STATS_JSON) hak_stats_print_json(hak_opts.stats_fd);
+}

@@ -1,0 +1,67 @@
+#include "superslab.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "page_arena.h"
+#include "segment_map.h"
+#include "size_class.h"
+#include "stats.h"
+
+hak_superslab *hak_superslab_create(uint8_t region_kind) {
+  size_t mapped;
+  bool zeroed;
+  hak_superslab *ss = hak_arena_alloc(HAK_SS_SIZE, &mapped, &zeroed);
+  if (ss == NULL) return NULL;
+  HAK_ASSERT(mapped == HAK_SS_SIZE && ((uintptr_t)ss & HAK_SS_MASK) == 0);
+  if (!zeroed) memset(ss, 0, sizeof *ss);
+  ss->magic = HAK_SS_MAGIC ^ (uintptr_t)ss;
+  ss->kind = region_kind;
+  ss->slab_shift = (uint8_t)hak_slab_shift_of_kind(region_kind);
+  ss->nslabs = (uint8_t)(HAK_SS_SIZE >> ss->slab_shift);
+  ss->free_mask = ss->nslabs == 32 ? 0xffffffffu : (1u << ss->nslabs) - 1u;
+  for (unsigned i = 0; i < ss->nslabs; i++) ss->slabs[i].slot = (uint8_t)i;
+  if (hak_segmap_set(ss, HAK_SS_SIZE, region_kind, region_kind) != 0) {
+    hak_arena_free(ss, HAK_SS_SIZE);
+    errno = ENOMEM;
+    return NULL;
+  }
+  hak_stat_gauge(&hak_gstats.superslabs, &hak_gstats.superslabs_peak, 1);
+  hak_stat_add(&hak_gstats.superslabs_total, 1);
+  return ss;
+}
+
+void hak_superslab_destroy(hak_superslab *ss) {
+  HAK_ASSERT(ss->free_mask == (ss->nslabs == 32 ? 0xffffffffu : (1u << ss->nslabs) - 1u));
+  hak_segmap_clear(ss, HAK_SS_SIZE);
+  ss->magic = 0;
+  hak_stat_add(&hak_gstats.superslabs, -1);
+  hak_arena_free(ss, HAK_SS_SIZE);
+}
+
+hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls) {
+  hak_slab *s = &ss->slabs[slot];
+  size_t slab_size = (size_t)1 << ss->slab_shift;
+  size_t skip = slot == 0 ? HAK_SS_HEADER_SIZE : 0;
+  s->free = NULL;
+  atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
+  atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+  s->next = s->prev = NULL;
+  s->start = (uint8_t *)ss + ((size_t)slot << ss->slab_shift) + skip;
+  s->block_size = hak_classes[cls].size;
+  s->capacity = (uint16_t)((slab_size - skip) / s->block_size);
+  s->carved = 0;
+  s->used = 0;
+  s->class_idx = (uint8_t)cls;
+  s->state = HAK_SLAB_ACTIVE;
+  s->slot = (uint8_t)slot;
+  return s;
+}
+
+int hak_slab_is_block(const hak_slab *s, const void *p) {
+  if (s->state == HAK_SLAB_FREE || s->block_size == 0) return 0;
+  uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
+  if ((uintptr_t)p < (uintptr_t)s->start || off >= (uintptr_t)s->carved * s->block_size) return 0;
+  return off % s->block_size == 0;
+}

@@ -1,0 +1,33 @@
+// A SuperSlab: one 2 MiB region, aligned to 2 MiB, whose first page is a
+// header describing its fixed-size slabs. Masking any block pointer finds it.
+#ifndef HAKMEM_SUPERSLAB_H
+#define HAKMEM_SUPERSLAB_H
+
+#include "types.h"
+
+static inline hak_superslab *hak_superslab_of(const void *p) {
+  return (hak_superslab *)((uintptr_t)p & ~(uintptr_t)HAK_SS_MASK);
+}
+
+static inline unsigned hak_slab_shift_of_kind(unsigned region_kind) {
+  return 13u + 3u * region_kind;
+}
+
+// The slab holding block p, given the region kind the segment map reported.
+static inline hak_slab *hak_slab_of(const void *p, unsigned region_kind) {
+  hak_superslab *ss = hak_superslab_of(p);
+  uintptr_t off = (uintptr_t)p - (uintptr_t)ss;
+  return &ss->slabs[off >> hak_slab_shift_of_kind(region_kind)];
+}
+
+// Maps and registers a new SuperSlab of a region kind (small or medium), all
+// slots free. NULL with ENOMEM when memory is exhausted.
+hak_superslab *hak_superslab_create(uint8_t region_kind) HAK_INTERNAL;
+// Unregisters a SuperSlab whose slots are all free and hands it to the arena.
+void hak_superslab_destroy(hak_superslab *ss) HAK_INTERNAL;
+// Prepares free slot `slot` to hold blocks of class cls.
+hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls) HAK_INTERNAL;
+// Non-zero when p is the start of a block that slab s has handed out.
+int hak_slab_is_block(const hak_slab *s, const void *p) HAK_INTERNAL;
+
+#endif // HAKMEM_SUPERSLAB_H

@@ -1,0 +1,221 @@
+#include "thread_heap.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "options.h"
+#include "os.h"
+#include "page_arena.h"
+#include "shared_pool.h"
+#include "slab.h"
+#include "stats.h"
+#include "tiny_fastcache.h"
+
+HAK_TLS hak_tls_state hak_tls;
+
+#define META_CHUNK ((size_t)256 << 10)
+
+static struct {
+  pthread_mutex_t lock;
+  hak_heap *live;     // heaps of running threads
+  hak_heap *recycled; // heap structs of exited threads, linked through next
+  uint8_t *meta_cur;  // bump region heap structs are carved from
+  size_t meta_left;
+  hak_class_counters exited[HAK_NUM_CLASSES];
+  uint64_t exited_fast_allocs[HAK_NUM_CLASSES];
+  uint64_t exited_fast_frees[HAK_NUM_CLASSES];
+} g_reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static _Atomic uint64_t g_orphan_frees[HAK_NUM_CLASSES];
+static pthread_key_t g_exit_key;
+static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
+static _Atomic int g_atfork_registered;
+
+static void heap_destructor(void *arg);
+
+static void init_once(void) {
+  hak_options_load();
+  // The key's destructor is how a thread's exit reaches us; creating it does
+  // not allocate.
+  if (pthread_key_create(&g_exit_key, heap_destructor) != 0)
+    hak_fatal("cannot create the thread-exit key");
+}
+
+void hak_init(void) {
+  pthread_once(&g_init_once, init_once);
+  // pthread_atfork may allocate, so it runs after the once-block, and a
+  // nested malloc from inside it finds initialisation complete.
+  if (atomic_load_explicit(&g_atfork_registered, memory_order_acquire) == 0 &&
+      atomic_exchange_explicit(&g_atfork_registered, 1, memory_order_acq_rel) == 0)
+    pthread_atfork(hak_heap_fork_prepare, hak_heap_fork_parent, hak_heap_fork_child);
+}
+
+static hak_heap *heap_struct_alloc(void) {
+  hak_heap *h = g_reg.recycled;
+  if (h != NULL) {
+    g_reg.recycled = h->next;
+    return h;
+  }
+  size_t need = (sizeof(hak_heap) + HAK_CACHELINE - 1) & ~(size_t)(HAK_CACHELINE - 1);
+  if (g_reg.meta_left < need) {
+    uint8_t *chunk = hak_os_map(META_CHUNK);
+    if (chunk == NULL) return NULL;
+    g_reg.meta_cur = chunk;
+    g_reg.meta_left = META_CHUNK;
+  }
+  h = (hak_heap *)g_reg.meta_cur;
+  g_reg.meta_cur += need;
+  g_reg.meta_left -= need;
+  return h;
+}
+
+hak_heap *hak_heap_get(void) {
+  hak_heap *h = hak_tls.heap;
+  if (h != NULL) return h;
+  hak_init();
+  h = hak_tls.heap; // initialisation may have allocated, creating it
+  if (h != NULL) return h;
+
+  hak_lock(&g_reg.lock);
+  h = heap_struct_alloc();
+  if (h == NULL) {
+    pthread_mutex_unlock(&g_reg.lock);
+    errno = ENOMEM;
+    return NULL;
+  }
+  memset(h, 0, sizeof *h);
+  hak_class_heaps_init(h);
+  h->tcache = hak_tls.bins;
+  h->thread = pthread_self();
+  h->live = true;
+  h->next = g_reg.live;
+  if (g_reg.live) g_reg.live->prev = h;
+  g_reg.live = h;
+  pthread_mutex_unlock(&g_reg.lock);
+
+  hak_tls.heap = h;
+  hak_tls.exiting = 0;
+  hak_tcache_set_caps(hak_tls.bins, true);
+  pthread_setspecific(g_exit_key, h);
+  hak_stat_add(&hak_gstats.threads_live, 1);
+  return h;
+}
+
+static void registry_unlink(hak_heap *h) {
+  if (h->prev) h->prev->next = h->next;
+  else g_reg.live = h->next;
+  if (h->next) h->next->prev = h->prev;
+  h->prev = NULL;
+}
+
+// Adds a heap's counters to the exited totals; registry lock held.
+static void merge_counters(hak_heap *h, hak_tcache_bin *bins) {
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    hak_class_counters *e = &g_reg.exited[c];
+    const hak_class_counters *k = &h->counters[c];
+    e->allocs += k->allocs;
+    e->frees += k->frees;
+    e->slow_allocs += k->slow_allocs;
+    e->refills += k->refills;
+    e->remote_frees += k->remote_frees;
+    if (bins != NULL) {
+      g_reg.exited_fast_allocs[c] += bins[c].allocs;
+      g_reg.exited_fast_frees[c] += bins[c].frees;
+      bins[c].allocs = bins[c].frees = 0;
+    }
+  }
+}
+
+void hak_heap_thread_exit(void) {
+  hak_heap *h = hak_tls.heap;
+  if (h == NULL) return;
+  hak_tls.exiting = 1;
+  // Caps first: a free during teardown must not refill the bins we drain.
+  hak_tcache_set_caps(hak_tls.bins, false);
+  hak_tcache_drain(h, hak_tls.bins);
+  hak_slab_abandon_all(h);
+
+  hak_lock(&g_reg.lock);
+  merge_counters(h, hak_tls.bins);
+  registry_unlink(h);
+  h->live = false;
+  h->tcache = NULL;
+  h->next = g_reg.recycled;
+  g_reg.recycled = h;
+  pthread_mutex_unlock(&g_reg.lock);
+
+  hak_tls.heap = NULL;
+  hak_stat_add(&hak_gstats.threads_live, -1);
+  hak_stat_add(&hak_gstats.threads_exited, 1);
+  hak_arena_tick();
+}
+
+static void heap_destructor(void *arg) {
+  (void)arg;
+  hak_heap_thread_exit();
+}
+
+void hak_heap_orphan_free(unsigned cls) {
+  atomic_fetch_add_explicit(&g_orphan_frees[cls], 1, memory_order_relaxed);
+}
+
+void hak_heap_collect_counters(hak_class_counters merged[HAK_NUM_CLASSES],
+                               uint64_t fast_allocs[HAK_NUM_CLASSES],
+                               uint64_t fast_frees[HAK_NUM_CLASSES]) {
+  hak_lock(&g_reg.lock);
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    merged[c] = g_reg.exited[c];
+    merged[c].frees += atomic_load_explicit(&g_orphan_frees[c], memory_order_relaxed);
+    fast_allocs[c] = g_reg.exited_fast_allocs[c];
+    fast_frees[c] = g_reg.exited_fast_frees[c];
+  }
+  // Live threads' counters are read while they run: a snapshot, not a barrier.
+  for (hak_heap *h = g_reg.live; h != NULL; h = h->next) {
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+      merged[c].allocs += __atomic_load_n(&h->counters[c].allocs, __ATOMIC_RELAXED);
+      merged[c].frees += __atomic_load_n(&h->counters[c].frees, __ATOMIC_RELAXED);
+      merged[c].slow_allocs += __atomic_load_n(&h->counters[c].slow_allocs, __ATOMIC_RELAXED);
+      merged[c].refills += __atomic_load_n(&h->counters[c].refills, __ATOMIC_RELAXED);
+      merged[c].remote_frees += __atomic_load_n(&h->counters[c].remote_frees, __ATOMIC_RELAXED);
+      if (h->tcache != NULL) {
+        fast_allocs[c] += __atomic_load_n(&h->tcache[c].allocs, __ATOMIC_RELAXED);
+        fast_frees[c] += __atomic_load_n(&h->tcache[c].frees, __ATOMIC_RELAXED);
+      }
+    }
+  }
+  pthread_mutex_unlock(&g_reg.lock);
+}
+
+// Fork: every hakmem lock is held across fork() so the child inherits
+// consistent state; order: registry, pool, arena.
+void hak_heap_fork_prepare(void) {
+  pthread_mutex_lock(&g_reg.lock);
+  hak_pool_lock_all();
+  hak_arena_lock_all();
+}
+
+void hak_heap_fork_parent(void) {
+  hak_arena_unlock_all();
+  hak_pool_unlock_all();
+  pthread_mutex_unlock(&g_reg.lock);
+}
+
+void hak_heap_fork_child(void) {
+  hak_arena_reset_locks();
+  hak_pool_reset_locks();
+  pthread_mutex_init(&g_reg.lock, NULL);
+  // Other threads do not exist in the child. Their heaps may have been
+  // mid-update when fork() ran, so their memory is left alone (it stays
+  // allocated in the child); they only leave the registry.
+  hak_heap *self = hak_tls.heap;
+  for (hak_heap *h = g_reg.live, *next; h != NULL; h = next) {
+    next = h->next;
+    if (h == self) continue;
+    merge_counters(h, NULL);
+    registry_unlink(h);
+    h->live = false;
+    h->tcache = NULL;
+    hak_stat_add(&hak_gstats.threads_live, -1);
+  }
+}

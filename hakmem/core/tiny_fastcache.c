@@ -1,0 +1,121 @@
+#include "tiny_fastcache.h"
+
+#include <errno.h>
+
+#include "log.h"
+#include "options.h"
+#include "size_class.h"
+#include "slab.h"
+#include "superslab.h"
+#include "thread_heap.h"
+
+void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    uint32_t cap = hak_classes[c].cache_cap;
+    if (cap > hak_opts.tcache_max) cap = hak_opts.tcache_max;
+    bins[c].cap = (enabled && HAKMEM_FASTCACHE) ? cap : 0;
+  }
+}
+
+void *hak_tcache_alloc_slow(unsigned cls) {
+  hak_heap *h = hak_heap_get();
+  if (h == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  hak_tcache_bin *bin = &hak_tls.bins[cls];
+  uint32_t want = hak_classes[cls].batch;
+  if (want > bin->cap) want = bin->cap;
+  if (want == 0) want = 1;
+  void *list;
+  uint32_t got = hak_slab_take(h, cls, want, &list);
+  if (got == 0) return NULL;
+  h->counters[cls].allocs++;
+  h->counters[cls].slow_allocs++;
+  h->counters[cls].refills++;
+  void *b = list;
+  if (got > 1) {
+    // The rest go under whatever the bin still holds; it is empty on a miss.
+    void *rest = *(void **)b;
+    void *tail = rest;
+    while (*(void **)tail != NULL) tail = *(void **)tail;
+    *(void **)tail = bin->head;
+    bin->head = rest;
+    bin->count += got - 1;
+  }
+  return b;
+}
+
+// Frees a chain of blocks to their slabs, batching each run of blocks that
+// share a foreign slab into one remote push.
+static void release_chain(hak_heap *h, void *list, uint32_t n) {
+  hak_slab *run_slab = NULL;
+  void *run_first = NULL, *run_last = NULL;
+  while (n-- > 0) {
+    void *p = list;
+    list = *(void **)p;
+    hak_slab *s = hak_slab_of(p, hak_superslab_of(p)->kind);
+    if (s != run_slab && run_slab != NULL) {
+      hak_slab_free_remote(run_slab, run_first, run_last);
+      run_slab = NULL;
+    }
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == h) {
+      hak_slab_free_local(h, s, p);
+      continue;
+    }
+    h->counters[s->class_idx].remote_frees++;
+    if (run_slab == NULL) {
+      run_slab = s;
+      run_first = p;
+    } else {
+      *(void **)run_last = p;
+    }
+    run_last = p;
+  }
+  if (run_slab != NULL) hak_slab_free_remote(run_slab, run_first, run_last);
+}
+
+void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
+  hak_heap *h = hak_tls.heap;
+  hak_tcache_bin *bin = &hak_tls.bins[cls];
+  if (h == NULL && !hak_tls.exiting) {
+    h = hak_heap_get(); // a thread whose first call is free gets its heap now
+  }
+  if (h == NULL || bin->cap == 0) {
+    hak_slab_free_any(h, s, p);
+    return;
+  }
+  if (bin->count < bin->cap) {
+    *(void **)p = bin->head;
+    bin->head = p;
+    bin->count++;
+    bin->frees++;
+    return;
+  }
+  // Full: hand back the top half, keeping the rest for the next mallocs.
+  uint32_t n = hak_classes[cls].batch;
+  if (n > bin->count) n = bin->count;
+  void *list = bin->head;
+  void *cut = list;
+  for (uint32_t i = 1; i < n; i++) cut = *(void **)cut;
+  bin->head = *(void **)cut;
+  *(void **)cut = NULL;
+  bin->count -= n;
+  release_chain(h, list, n);
+  *(void **)p = bin->head;
+  bin->head = p;
+  bin->count++;
+  bin->frees++;
+}
+
+void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) {
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    hak_tcache_bin *bin = &bins[c];
+    if (bin->count == 0) continue;
+    void *list = bin->head;
+    uint32_t n = bin->count;
+    bin->head = NULL;
+    bin->count = 0;
+    release_chain(h, list, n);
+  }
+}

@@ -1,0 +1,42 @@
+// The per-thread fast cache: for each class a bounded stack of free blocks.
+// A hit is a pop on malloc and a push on free; misses refill from, and
+// overflows flush to, the slab layer in batches.
+#ifndef HAKMEM_TINY_FASTCACHE_H
+#define HAKMEM_TINY_FASTCACHE_H
+
+#include "types.h"
+
+// Miss path of malloc for class cls: refills the bin and returns a block, or
+// NULL with ENOMEM.
+void *hak_tcache_alloc_slow(unsigned cls) HAK_INTERNAL;
+// Overflow path of free for block p of class cls in slab s.
+void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) HAK_INTERNAL;
+// Returns every cached block of bins (a thread's array) to its slab.
+void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) HAK_INTERNAL;
+// Sets every bin's bound from the options (0 for a thread without a heap).
+void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) HAK_INTERNAL;
+
+#if HAKMEM_FASTCACHE
+static inline void *hak_tcache_pop(unsigned cls) {
+  hak_tcache_bin *bin = &hak_tls.bins[cls];
+  void *b = bin->head;
+  if (hak_likely(b != NULL)) {
+    bin->head = *(void **)b;
+    bin->count--;
+    bin->allocs++;
+  }
+  return b;
+}
+
+static inline bool hak_tcache_push(void *p, unsigned cls) {
+  hak_tcache_bin *bin = &hak_tls.bins[cls];
+  if (hak_unlikely(bin->count >= bin->cap)) return false;
+  *(void **)p = bin->head;
+  bin->head = p;
+  bin->count++;
+  bin->frees++;
+  return true;
+}
+#endif
+
+#endif // HAKMEM_TINY_FASTCACHE_H

@@ -1,0 +1,175 @@
+// Every data structure shared between hakmem's boxes, with the constants that
+// shape them. Boxes include this header; nothing here allocates.
+#ifndef HAKMEM_TYPES_H
+#define HAKMEM_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef HAKMEM_FASTCACHE
+#define HAKMEM_FASTCACHE 1
+#endif
+#ifndef HAKMEM_BUILD_RELEASE
+#define HAKMEM_BUILD_RELEASE 0
+#endif
+#ifndef HAKMEM_DEBUG
+#define HAKMEM_DEBUG 0
+#endif
+
+#define hak_likely(x) __builtin_expect(!!(x), 1)
+#define hak_unlikely(x) __builtin_expect(!!(x), 0)
+#define HAK_INTERNAL __attribute__((visibility("hidden")))
+#define HAK_TLS __thread __attribute__((tls_model("initial-exec")))
+#define HAK_CACHELINE 64
+
+// ---- geometry --------------------------------------------------------------
+
+#define HAK_PAGE_SIZE ((size_t)4096)
+#define HAK_SS_SHIFT 21 // a SuperSlab is 2 MiB, aligned to 2 MiB
+#define HAK_SS_SIZE ((size_t)1 << HAK_SS_SHIFT)
+#define HAK_SS_MASK (HAK_SS_SIZE - 1)
+#define HAK_SS_HEADER_SIZE ((size_t)4096) // slot 0 starts after the header page
+#define HAK_SS_MAX_SLABS 32
+
+// Small SuperSlabs hold 32 slabs of 64 KiB, medium ones 4 slabs of 512 KiB.
+#define HAK_SLAB_SHIFT_SMALL 16
+#define HAK_SLAB_SHIFT_MEDIUM 19
+
+#define HAK_NUM_CLASSES 48
+#define HAK_SMALL_MAX ((size_t)8192)        // largest block in a small slab
+#define HAK_MEDIUM_MAX ((size_t)128 * 1024) // largest block in any slab
+#define HAK_LOOKUP_MAX ((size_t)1024)       // sizes resolved by one table load
+
+// Sizes beyond this can never be satisfied (glibc's limit too).
+#define HAK_MAX_REQUEST ((size_t)PTRDIFF_MAX - 2 * HAK_SS_SIZE)
+
+// ---- segment map kinds ------------------------------------------------------
+// One byte per 2 MiB region of the address space. The two SuperSlab kinds are
+// chosen so that the slab shift is 13 + 3 * kind.
+enum {
+  HAK_REGION_NONE = 0,
+  HAK_REGION_SS_SMALL = 1,
+  HAK_REGION_SS_MEDIUM = 2,
+  HAK_REGION_LARGE = 3,      // a large mapping whose header is at the region base
+  HAK_REGION_LARGE_TAIL = 4, // a later region of a large mapping
+};
+
+// ---- slabs ------------------------------------------------------------------
+
+enum {
+  HAK_SLAB_FREE = 0,   // slot not in use, owned by the shared pool
+  HAK_SLAB_ACTIVE,     // the heap's current allocation slab for its class
+  HAK_SLAB_PARTIAL,    // owned, has local free blocks, on the partial list
+  HAK_SLAB_FULL,       // owned, no local free blocks (remote ones may wait)
+  HAK_SLAB_ABANDONED,  // its thread exited; waits in the shared pool to be adopted
+};
+
+// Low bit of a slab's remote word: the slab is abandoned, so a remote free
+// into it tells the shared pool there is something to sweep.
+#define HAK_REMOTE_ABANDONED ((uintptr_t)1)
+
+struct hak_heap;
+
+// Per-slab metadata, one cache line, kept in the SuperSlab header.
+// Fields marked (owner) are touched only by the owning heap's thread, or by the
+// holder of the abandoned-list lock while the slab is abandoned.
+typedef struct hak_slab {
+  void *free;                    // (owner) local free list
+  _Atomic(uintptr_t) remote;     // MPSC stack of blocks freed by other threads
+  struct hak_heap *_Atomic owner; // heap that allocates from it, NULL when abandoned
+  struct hak_slab *next;         // (owner) heap list or abandoned list links
+  struct hak_slab *prev;
+  uint8_t *start;                // first block
+  uint32_t block_size;
+  uint16_t capacity;             // blocks that fit
+  uint16_t carved;               // blocks ever handed to the free list or out
+  uint16_t used;                 // (owner) blocks out, including ones in caches
+  uint8_t class_idx;
+  uint8_t state;                 // HAK_SLAB_*
+  uint8_t slot;                  // index in its SuperSlab
+  uint8_t pad_[3];
+} hak_slab;
+
+_Static_assert(sizeof(hak_slab) == 64, "slab metadata is one cache line");
+
+#define HAK_SS_MAGIC 0x68616b6d53534c42ULL // "hakmSSLB"
+
+typedef struct hak_superslab {
+  uint64_t magic;                       // HAK_SS_MAGIC ^ address
+  uint8_t kind;                         // HAK_REGION_SS_SMALL or _MEDIUM
+  uint8_t slab_shift;
+  uint8_t nslabs;
+  uint8_t pad_[5];
+  uint32_t free_mask;                   // (pool lock) free slots
+  uint32_t pad2_;
+  struct hak_superslab *next, *prev;    // (pool lock) SuperSlabs with free slots
+  uint8_t pad3_[HAK_CACHELINE - 40];
+  hak_slab slabs[HAK_SS_MAX_SLABS];
+} hak_superslab;
+
+_Static_assert(sizeof(hak_superslab) <= HAK_SS_HEADER_SIZE, "header fits its page");
+
+// ---- large blocks -----------------------------------------------------------
+
+#define HAK_LARGE_MAGIC 0x68616b6d4c415247ULL // "hakmLARG"
+#define HAK_LARGE_HEADER_SIZE ((size_t)64)
+
+typedef struct hak_large {
+  uint64_t magic;   // HAK_LARGE_MAGIC ^ address
+  size_t map_size;  // bytes mapped from the base, a multiple of 2 MiB
+  size_t offset;    // user pointer = base + offset
+  size_t usable;    // bytes usable at the user pointer
+} hak_large;
+
+// ---- per-thread -------------------------------------------------------------
+
+// One fast-cache bin: a bounded stack of free blocks of one class.
+typedef struct hak_tcache_bin {
+  void *head;
+  uint32_t count;
+  uint32_t cap;     // 0 until the thread's heap exists: every push goes slow
+  uint64_t allocs;  // blocks handed out through this thread for the class
+  uint64_t frees;
+} hak_tcache_bin;
+
+// Per-class counters kept by a heap; merged into the totals at thread exit.
+typedef struct hak_class_counters {
+  uint64_t allocs;
+  uint64_t frees;
+  uint64_t slow_allocs;  // allocations that missed the fast cache
+  uint64_t refills;
+  uint64_t remote_frees;
+} hak_class_counters;
+
+typedef struct hak_class_heap {
+  hak_slab *active;   // never NULL: an empty sentinel when there is none
+  hak_slab *partial;  // doubly linked, NULL-terminated
+  hak_slab *full;
+  uint32_t nfull;
+  uint32_t grown_since_scan; // slabs acquired since the full list was last swept
+  uint32_t nslabs;
+} hak_class_heap;
+
+typedef struct hak_heap {
+  hak_class_heap cls[HAK_NUM_CLASSES];
+  hak_class_counters counters[HAK_NUM_CLASSES];
+  hak_tcache_bin *tcache;   // the owning thread's bins (NULL once it exits)
+  struct hak_heap *next, *prev; // registry of live heaps
+  pthread_t thread;
+  bool live;
+} hak_heap;
+
+// Thread-local state, in the initial-exec TLS model so that reaching it never
+// calls into the dynamic loader.
+typedef struct hak_tls_state {
+  hak_heap *heap;
+  hak_tcache_bin bins[HAK_NUM_CLASSES];
+  int exiting; // set while the thread's heap is torn down
+} hak_tls_state;
+
+extern HAK_TLS hak_tls_state hak_tls HAK_INTERNAL;
+
+#endif // HAKMEM_TYPES_H
