@@ -64,10 +64,15 @@ static inline void *alloc_class(unsigned cls) {
 #endif
 }
 
+// Kept out of line so that the small-size path needs no stack frame.
+static void *__attribute__((noinline)) malloc_large(size_t size, size_t align, bool zero) {
+  hak_init();
+  return hak_large_alloc(size, align, zero);
+}
+
 void *hak_malloc(size_t size) {
   if (hak_likely(size <= HAK_MEDIUM_MAX)) return alloc_class(hak_size_class(size));
-  hak_init();
-  return hak_large_alloc(size, 0, false);
+  return malloc_large(size, 0, false);
 }
 
 // ---- free -------------------------------------------------------------------
@@ -148,10 +153,7 @@ void *hak_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > HAK_MEDIUM_MAX) {
-    hak_init();
-    return hak_large_alloc(total, 0, true); // fresh mappings skip the memset
-  }
+  if (total > HAK_MEDIUM_MAX) return malloc_large(total, 0, true); // fresh maps skip the memset
   void *p = alloc_class(hak_size_class(total));
   if (p != NULL) memset(p, 0, total);
   return p;
@@ -206,8 +208,7 @@ static void *aligned_impl(size_t align, size_t size) {
     unsigned cls = hak_size_class_aligned(size, align);
     if (cls < HAK_NUM_CLASSES) return alloc_class(cls);
   }
-  hak_init();
-  return hak_large_alloc(size, align, false);
+  return malloc_large(size, align, false);
 }
 
 void *hak_aligned_alloc(size_t align, size_t size) {

@@ -18,6 +18,7 @@ static void publish(hak_large *hdr) {
 
 void *hak_large_alloc(size_t size, size_t align, bool zero) {
   if (align < 16) align = 16;
+  if (size == 0) size = 1; // a unique block still needs a byte of its own
   size_t offset = align > HAK_LARGE_HEADER_SIZE ? align : HAK_LARGE_HEADER_SIZE;
   if (size > HAK_MAX_REQUEST || offset > HAK_MAX_REQUEST - size) {
     errno = ENOMEM;
