@@ -1,0 +1,56 @@
+"""Compiler options and build-mode defines shared by every hakmem target.
+
+Warnings are errors for hakmem's own code only; external code (GoogleTest,
+abseil, ...) is compiled without -Werror through .bazelrc.
+
+Usage:
+    load("//hakmem:copts.bzl", "HAKMEM_COPTS", "HAKMEM_DEFINES")
+    cc_library(..., copts = HAKMEM_COPTS, local_defines = HAKMEM_DEFINES)
+
+The values are select()s or lists; both can be extended with `+ [...]`.
+"""
+
+# -O1 in the default -c fastbuild mode so that tests of an allocator are not
+# crawling at -O0; -c opt (--config=release) and -c dbg (--config=debug) keep
+# the toolchain's -O2 and -O0.
+_OPT_COPTS = select({
+    "//hakmem:fastbuild": ["-O1"],
+    "//conditions:default": [],
+})
+
+_WARNINGS = [
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+]
+
+# For hakmem's C sources (C only: -std=gnu11 breaks a C++ compile).
+HAKMEM_COPTS = [
+    "-std=gnu11",
+    "-fvisibility=hidden",
+] + _WARNINGS + _OPT_COPTS
+
+# For hakmem's tests and benchmarks, C or C++. No -std here: .bazelrc gives
+# C -std=gnu11 and C++ -std=c++17, and gcc rejects a C++ -std on a C file
+# under -Werror (and the other way round).
+HAKMEM_TEST_COPTS = _WARNINGS + _OPT_COPTS
+
+# Build-mode preprocessor defines, chosen by --config=release / --config=debug.
+HAKMEM_DEFINES = select({
+    "//hakmem:release": [
+        "HAKMEM_BUILD_RELEASE=1",
+        "NDEBUG",
+    ],
+    "//hakmem:debug": [
+        "HAKMEM_BUILD_RELEASE=0",
+        "HAKMEM_DEBUG=2",
+    ],
+    "//conditions:default": [
+        "HAKMEM_BUILD_RELEASE=0",
+        "HAKMEM_DEBUG=1",
+    ],
+})
+
+def hakmem_defines(extra = []):
+    """Returns HAKMEM_DEFINES followed by `extra`, for local_defines."""
+    return HAKMEM_DEFINES + extra

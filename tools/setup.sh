@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Installs everything hakmem needs to build, test and benchmark on Debian 12.
+# Safe to run again: it only touches apt when a package is missing.
+set -euo pipefail
+
+PACKAGES=(
+  # Build: Bazel 4.2.3 and the rules it loads (see WORKSPACE).
+  bazel-bootstrap
+  bazel-rules-java
+  build-essential
+  pkg-config
+  # Libraries for tests and benchmarks (@system_libs in WORKSPACE).
+  libgtest-dev
+  libgmock-dev
+  libbenchmark-dev
+  libabsl-dev
+  # Tools.
+  clang
+  clang-format
+  valgrind
+  python3
+  libpython3.11-testsuite
+  git
+  time
+  # Allocators to compare against.
+  libmimalloc2.0
+  libjemalloc2
+  libtcmalloc-minimal4
+)
+
+usage() {
+  cat <<USAGE
+Usage: tools/setup.sh [--check] [--help]
+
+Installs hakmem's build and test dependencies with apt-get (as root, or
+through sudo), running 'apt-get update' only if a package is missing:
+  ${PACKAGES[*]}
+
+Options:
+  --check   only report missing packages; exit 1 if any are missing
+  --help    show this help
+USAGE
+}
+
+log() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+check_only=0
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help) usage; exit 0 ;;
+    --check) check_only=1 ;;
+    *) printf 'tools/setup.sh: unknown argument: %s\n\n' "$arg" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this script needs Debian (12, bookworm)."
+
+is_installed() {
+  [[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" == "ii "* ]]
+}
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  is_installed "$pkg" || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+  log "all ${#PACKAGES[@]} packages are installed."
+elif ((check_only)); then
+  log "missing packages: ${missing[*]}"
+  exit 1
+else
+  log "missing packages: ${missing[*]}"
+  if [[ "$(id -u)" -eq 0 ]]; then
+    SUDO=()
+  elif command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+    log "not root: using sudo"
+  else
+    die "not root and sudo is not available; run as root: tools/setup.sh"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  log "running apt-get update"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update \
+    || die "apt-get update failed (is Debian's archive reachable?)"
+  log "running apt-get install -y --no-install-recommends ${missing[*]}"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}" \
+    || die "apt-get install failed for: ${missing[*]}"
+  still_missing=()
+  for pkg in "${missing[@]}"; do
+    is_installed "$pkg" || still_missing+=("$pkg")
+  done
+  ((${#still_missing[@]} == 0)) || die "still not installed: ${still_missing[*]}"
+  log "installed: ${missing[*]}"
+fi
+
+# Sanity checks of what the Bazel build relies on.
+command -v bazel >/dev/null 2>&1 || die "bazel not on PATH after installing bazel-bootstrap"
+command -v java >/dev/null 2>&1 || die "java not on PATH (bazel-bootstrap should pull in default-jdk-headless)"
+[[ -f /usr/share/bazel/rules/java/WORKSPACE ]] \
+  || die "/usr/share/bazel/rules/java missing (package bazel-rules-java)"
+for mod in gtest gmock benchmark absl_base; do
+  pkg-config --exists "$mod" || die "pkg-config module '$mod' not found"
+done
+log "ready: $(bazel --version 2>/dev/null | head -n1), $(gcc --version | head -n1)"
