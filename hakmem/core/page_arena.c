@@ -20,10 +20,13 @@ static struct {
   _Atomic uint64_t last_tick_ms;
 } g_arena = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+// Lock-free peek at the entry count; a stale answer only delays a decay.
+static uint32_t cached_count(void) { return __atomic_load_n(&g_arena.count, __ATOMIC_RELAXED); }
+
 static void remove_at(uint32_t i) {
   g_arena.bytes -= g_arena.entries[i].size;
   for (uint32_t j = i + 1; j < g_arena.count; j++) g_arena.entries[j - 1] = g_arena.entries[j];
-  g_arena.count--;
+  __atomic_store_n(&g_arena.count, g_arena.count - 1, __ATOMIC_RELAXED);
 }
 
 void hak_arena_account(int64_t delta) {
@@ -31,7 +34,7 @@ void hak_arena_account(int64_t delta) {
 }
 
 void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) {
-  if (g_arena.count > 0) {
+  if (cached_count() > 0) {
     hak_lock(&g_arena.lock);
     // Exact size first (SuperSlabs), else the smallest that wastes <= 25%;
     // newest first, since its pages are most likely still resident.
@@ -85,7 +88,8 @@ void hak_arena_free(void *base, size_t size) {
     evicted[nevicted++] = g_arena.entries[0];
     remove_at(0);
   }
-  g_arena.entries[g_arena.count++] = (arena_entry){base, size, hak_os_now_ms()};
+  g_arena.entries[g_arena.count] = (arena_entry){base, size, hak_os_now_ms()};
+  __atomic_store_n(&g_arena.count, g_arena.count + 1, __ATOMIC_RELAXED);
   g_arena.bytes += size;
   pthread_mutex_unlock(&g_arena.lock);
   hak_stat_add(&hak_gstats.cached, (int64_t)size);
@@ -96,7 +100,7 @@ void hak_arena_free(void *base, size_t size) {
 }
 
 void hak_arena_decay(bool force) {
-  if (g_arena.count == 0) return;
+  if (cached_count() == 0) return;
   uint64_t now = hak_os_now_ms();
   arena_entry expired[ARENA_SLOTS];
   uint32_t n = 0;
@@ -115,7 +119,7 @@ void hak_arena_decay(bool force) {
 }
 
 void hak_arena_tick(void) {
-  if (g_arena.count == 0) return;
+  if (cached_count() == 0) return;
   uint64_t now = hak_os_now_ms();
   uint64_t last = atomic_load_explicit(&g_arena.last_tick_ms, memory_order_relaxed);
   uint64_t period = hak_opts.decay_ms / 8 + 1;
