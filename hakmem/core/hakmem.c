@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "check.h"
 #include "large.h"
 #include "log.h"
 #include "page_arena.h"
@@ -26,7 +27,7 @@ extern void *__libc_realloc(void *p, size_t n);
 // ---- class allocation -------------------------------------------------------
 
 #if !HAKMEM_FASTCACHE
-static void *slab_alloc_slow(unsigned cls) {
+static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   hak_heap *h = hak_heap_get();
   if (h == NULL) return NULL;
   if (hak_slab_refill(h, cls) != 0) return NULL;
@@ -42,27 +43,52 @@ static void *slab_alloc_slow(unsigned cls) {
 #endif
 
 // The fast path: with the fast cache, a pop from the thread's bin; without
-// it, a pop from the thread's active slab of the class.
+// it, a pop from the thread's active slab of the class. HAKMEM_CHECK=full
+// sends every call down the slow path (bins have no room; see set_caps).
 static inline void *alloc_class(unsigned cls) {
+  void *b;
 #if HAKMEM_FASTCACHE
-  void *b = hak_tcache_pop(cls);
-  if (hak_likely(b != NULL)) return b;
-  return hak_tcache_alloc_slow(cls);
+  b = hak_tcache_pop(cls);
+  if (hak_unlikely(b == NULL)) {
+    b = hak_tcache_alloc_slow(cls);
+    if (!HAKMEM_DEBUG && hak_unlikely(hak_check_full) && b != NULL) hak_check_popped(b);
+  }
 #else
   hak_heap *h = hak_tls.heap;
-  if (hak_likely(h != NULL)) {
+  b = NULL;
+  if (hak_likely(h != NULL && !hak_check_full)) {
     hak_slab *s = h->cls[cls].active;
-    void *b = s->free;
+    b = s->free;
     if (hak_likely(b != NULL)) {
       s->free = *(void **)b;
       s->used++;
       h->counters[cls].allocs++;
-      return b;
     }
   }
-  return slab_alloc_slow(cls);
+  if (hak_unlikely(b == NULL)) {
+    b = slab_alloc_slow(cls);
+    if (!HAKMEM_DEBUG && hak_unlikely(hak_check_full) && b != NULL) hak_check_popped(b);
+  }
 #endif
+#if HAKMEM_DEBUG
+  if (b != NULL) hak_check_popped(b);
+#endif
+  return b;
 }
+
+// A slab block for a request of n bytes (debug builds add the trailer).
+static inline void *alloc_small(size_t n, unsigned cls) {
+  void *b = alloc_class(cls);
+#if HAKMEM_DEBUG
+  if (b != NULL) hak_guard_arm(b, hak_classes[cls].size, n);
+#else
+  (void)n;
+#endif
+  return b;
+}
+
+// Largest request served from slabs.
+#define SMALL_LIMIT (HAK_MEDIUM_MAX - HAK_TRAILER)
 
 // Kept out of line so that the small-size path needs no stack frame.
 static void *__attribute__((noinline)) malloc_large(size_t size, size_t align, bool zero) {
@@ -71,7 +97,7 @@ static void *__attribute__((noinline)) malloc_large(size_t size, size_t align, b
 }
 
 void *hak_malloc(size_t size) {
-  if (hak_likely(size <= HAK_MEDIUM_MAX)) return alloc_class(hak_size_class(size));
+  if (hak_likely(size <= SMALL_LIMIT)) return alloc_small(size, hak_size_class(size + HAK_TRAILER));
   return malloc_large(size, 0, false);
 }
 
@@ -81,8 +107,8 @@ static void __attribute__((noinline)) report_invalid(const char *what, const voi
   hak_fatal("%s: invalid pointer %p (not a block hakmem handed out)", what, p);
 }
 
-// Checks that p is the start of a live block of s; cheap checks in every
-// build, the full one with debug checks on.
+// Checks that p is the start of a live block of s: the full check in debug
+// builds, the cheap one (its slab is in use) otherwise.
 static inline void check_block(const char *what, const hak_slab *s, const void *p) {
 #if HAKMEM_DEBUG
   if (hak_unlikely(!hak_slab_is_block(s, p))) report_invalid(what, p);
@@ -102,24 +128,37 @@ static void __attribute__((noinline)) free_slow(void *p, uint8_t kind) {
   __libc_free(p); // not ours: glibc frees it or reports it
 }
 
+#if !HAKMEM_FASTCACHE
+static void __attribute__((noinline)) slab_free_slow(void *p, hak_slab *s) {
+  if (!HAKMEM_DEBUG && hak_check_full) hak_check_free_block("free()", s, p);
+  hak_heap *h = hak_tls.heap;
+  if (h == NULL && !hak_tls.exiting) h = hak_heap_get();
+  hak_slab_free_any(h, s, p);
+}
+#endif
+
 void hak_free(void *p) {
   uint8_t kind = hak_segmap_kind(p);
   if (hak_likely(kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM)) {
     hak_slab *s = hak_slab_of(p, kind);
+#if HAKMEM_DEBUG
+    hak_check_free_block("free()", s, p);
+#else
     check_block("free()", s, p);
-    unsigned cls = s->class_idx;
+#endif
 #if HAKMEM_FASTCACHE
+    unsigned cls = s->class_idx;
     if (hak_likely(hak_tcache_push(p, cls))) return;
     hak_tcache_free_slow(p, s, cls);
 #else
     hak_heap *h = hak_tls.heap;
-    if (hak_likely(h != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
-      h->counters[cls].frees++;
+    if (hak_likely(h != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == h &&
+                   !hak_check_full)) {
+      h->counters[s->class_idx].frees++;
       hak_slab_free_local(h, s, p);
       return;
     }
-    if (h == NULL && !hak_tls.exiting) h = hak_heap_get();
-    hak_slab_free_any(h, s, p);
+    slab_free_slow(p, s);
 #endif
     return;
   }
@@ -133,7 +172,11 @@ size_t hak_usable_size(const void *p) {
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
     hak_slab *s = hak_slab_of(p, kind);
     check_block("malloc_usable_size()", s, p);
+#if HAKMEM_DEBUG
+    return hak_guard_check("malloc_usable_size()", p, s->block_size);
+#else
     return s->block_size;
+#endif
   }
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
     hak_large *hdr = hak_large_of(p, kind);
@@ -153,8 +196,8 @@ void *hak_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > HAK_MEDIUM_MAX) return malloc_large(total, 0, true); // fresh maps skip the memset
-  void *p = alloc_class(hak_size_class(total));
+  if (total > SMALL_LIMIT) return malloc_large(total, 0, true); // fresh maps skip the memset
+  void *p = alloc_small(total, hak_size_class(total + HAK_TRAILER));
   if (p != NULL) memset(p, 0, total);
   return p;
 }
@@ -170,14 +213,24 @@ void *hak_realloc(void *p, size_t size) {
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
     hak_slab *s = hak_slab_of(p, kind);
     check_block("realloc()", s, p);
-    old = s->block_size;
+    size_t room = s->block_size - HAK_TRAILER;
+#if HAKMEM_DEBUG
+    old = hak_guard_check("realloc()", p, s->block_size);
+#else
+    old = room;
+#endif
     // Stay put unless the block would be more than half empty.
-    if (size <= old && (size > old / 2 || old <= 64)) return p;
+    if (size <= room && (size > s->block_size / 2 || s->block_size <= 64)) {
+#if HAKMEM_DEBUG
+      hak_guard_arm(p, s->block_size, size);
+#endif
+      return p;
+    }
   } else if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
     hak_large *hdr = hak_large_of(p, kind);
     if (hdr == NULL) report_invalid("realloc()", p);
     old = hdr->usable;
-    if (size > HAK_MEDIUM_MAX && hak_large_resize(hdr, p, size) == 0) return p;
+    if (size > SMALL_LIMIT && hak_large_resize(hdr, p, size) == 0) return p;
   } else {
     return __libc_realloc(p, size);
   }
@@ -204,9 +257,9 @@ static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 // align is a power of two.
 static void *aligned_impl(size_t align, size_t size) {
   if (align <= 16) return hak_malloc(size);
-  if (size <= HAK_MEDIUM_MAX && align <= HAK_PAGE_SIZE) {
-    unsigned cls = hak_size_class_aligned(size, align);
-    if (cls < HAK_NUM_CLASSES) return alloc_class(cls);
+  if (size <= SMALL_LIMIT && align <= HAK_PAGE_SIZE) {
+    unsigned cls = hak_size_class_aligned(size + HAK_TRAILER, align);
+    if (cls < HAK_NUM_CLASSES) return alloc_small(size, cls);
   }
   return malloc_large(size, align, false);
 }

@@ -16,6 +16,8 @@ void hak_options_defaults(hak_options *o) {
   o->arena_cache_bytes = (size_t)32 << 20;
   o->tcache_max = 256;
   o->verbose = 0;
+  o->check_full = HAKMEM_DEBUG != 0;
+  o->crash_report = 0;
 }
 
 // Parses a decimal integer in [lo, hi]; 0 on success.
@@ -54,6 +56,13 @@ static int apply(hak_options *o, const char *name, size_t name_len, const char *
   } else if (IS("HAKMEM_TCACHE_MAX")) {
     if (parse_uint(value, 0, 65535, &v) != 0) return -1;
     o->tcache_max = (uint32_t)v;
+  } else if (IS("HAKMEM_CHECK")) {
+    if (strcmp(value, "full") == 0 || strcmp(value, "1") == 0) o->check_full = 1;
+    else if (strcmp(value, "off") == 0 || strcmp(value, "0") == 0) o->check_full = HAKMEM_DEBUG != 0;
+    else return -1;
+  } else if (IS("HAKMEM_CRASH_REPORT")) {
+    if (parse_uint(value, 0, 1, &v) != 0) return -1;
+    o->crash_report = (int)v;
   } else if (IS("HAKMEM_VERBOSE")) {
     if (parse_uint(value, 0, 9, &v) != 0) return -1;
     o->verbose = (int)v;

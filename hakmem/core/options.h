@@ -17,6 +17,8 @@ typedef struct hak_options {
   size_t arena_cache_bytes; // HAKMEM_ARENA_CACHE_MB: idle mappings kept for reuse
   uint32_t tcache_max;      // HAKMEM_TCACHE_MAX: per-class fast-cache bound (0 = off)
   int verbose;              // HAKMEM_VERBOSE: debug logging (non-release builds)
+  int check_full;           // HAKMEM_CHECK: full misuse checks (always on in debug builds)
+  int crash_report;         // HAKMEM_CRASH_REPORT: report SIGSEGV/SIGBUS/SIGABRT
 } hak_options;
 
 extern hak_options hak_opts HAK_INTERNAL;

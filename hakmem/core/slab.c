@@ -2,6 +2,7 @@
 
 #include <errno.h>
 
+#include "check.h"
 #include "log.h"
 #include "page_arena.h"
 #include "shared_pool.h"
@@ -95,9 +96,11 @@ static void carve(hak_slab *s, uint32_t n) {
   if (n > avail) n = avail;
   uint8_t *base = s->start + (size_t)s->carved * s->block_size;
   void *head = s->free;
+  bool mark = HAKMEM_DEBUG || hak_check_full; // checked blocks carry a free mark
   for (uint32_t i = n; i > 0; i--) {
     void *b = base + (size_t)(i - 1) * s->block_size;
     *(void **)b = head;
+    if (mark) hak_mark_free(b);
     head = b;
   }
   s->free = head;

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "check.h"
+#include "crash.h"
 #include "log.h"
 #include "options.h"
 #include "os.h"
@@ -36,6 +38,9 @@ static void heap_destructor(void *arg);
 
 static void init_once(void) {
   hak_options_load();
+  hak_check_init();
+  hak_check_full = hak_opts.check_full != 0;
+  if (hak_opts.crash_report) hak_crash_install();
   // The key's destructor is how a thread's exit reaches us; creating it does
   // not allocate.
   if (pthread_key_create(&g_exit_key, heap_destructor) != 0)

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 
+#include "check.h"
 #include "log.h"
 #include "options.h"
 #include "size_class.h"
@@ -9,7 +10,12 @@
 #include "superslab.h"
 #include "thread_heap.h"
 
+void hak_tcache_double_free(void *p) { hak_report("free()", p, "double free of"); }
+
 void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
+  // Release builds run HAKMEM_CHECK=full on the slow paths, so the bins stay
+  // empty and every call takes them.
+  if (!HAKMEM_DEBUG && hak_check_full) enabled = false;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     uint32_t cap = hak_classes[c].cache_cap;
     if (cap > hak_opts.tcache_max) cap = hak_opts.tcache_max;
@@ -76,6 +82,7 @@ static void release_chain(hak_heap *h, void *list, uint32_t n) {
 }
 
 void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
+  if (!HAKMEM_DEBUG && hak_check_full) hak_check_free_block("free()", s, p);
   hak_heap *h = hak_tls.heap;
   hak_tcache_bin *bin = &hak_tls.bins[cls];
   if (h == NULL && !hak_tls.exiting) {
@@ -86,6 +93,7 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
     return;
   }
   if (bin->count < bin->cap) {
+    if (p == bin->head) hak_tcache_double_free(p);
     *(void **)p = bin->head;
     bin->head = p;
     bin->count++;

@@ -1,0 +1,67 @@
+#include "check.h"
+
+#include <string.h>
+#include <sys/auxv.h>
+
+#include "log.h"
+#include "superslab.h"
+
+uintptr_t hak_free_key;
+bool hak_check_full = HAKMEM_DEBUG != 0;
+
+#define GUARD_BYTE 0xA5
+
+void hak_check_init(void) {
+  // The kernel's 16 random bytes at exec: random without a system call.
+  const uint64_t *r = (const uint64_t *)getauxval(AT_RANDOM);
+  uint64_t k = r != NULL ? r[0] ^ (r[1] << 1) : 0;
+  k ^= (uint64_t)(uintptr_t)&hak_free_key * 0x9e3779b97f4a7c15ULL;
+  hak_free_key = (uintptr_t)(k | 1); // never 0, so a zeroed word never matches
+}
+
+void hak_report(const char *what, const void *p, const char *problem) {
+  hak_fatal("%s: %s %p", what, problem, p);
+}
+
+void hak_check_free_block(const char *what, const hak_slab *s, void *p) {
+  if (!hak_slab_is_block(s, p)) hak_report(what, p, "invalid pointer (not a block hakmem handed out):");
+  if (hak_is_marked_free(p)) hak_report(what, p, "double free of");
+#if HAKMEM_DEBUG
+  hak_guard_check(what, p, s->block_size);
+#endif
+  hak_mark_free(p);
+}
+
+void hak_check_popped(void *p) {
+  if (!hak_is_marked_free(p))
+    hak_fatal("heap corruption: free block %p was written to after it was freed", p);
+  ((uintptr_t *)p)[1] = 0;
+}
+
+#if HAKMEM_DEBUG
+void hak_guard_arm(void *p, size_t block_size, size_t requested) {
+  uint8_t *b = p;
+  size_t room = block_size - HAK_TRAILER;
+  memset(b + requested, GUARD_BYTE, room - requested);
+  // Complemented, so that a trailer that shares the second word of a 16-byte
+  // block can never look like the free mark.
+  uint64_t t = (uint64_t)requested ^ ~(uint64_t)(hak_free_key ^ (uintptr_t)p);
+  memcpy(b + room, &t, sizeof t);
+}
+
+size_t hak_guard_check(const char *what, const void *p, size_t block_size) {
+  const uint8_t *b = p;
+  size_t room = block_size - HAK_TRAILER;
+  uint64_t t;
+  memcpy(&t, b + room, sizeof t);
+  size_t requested = (size_t)(t ^ ~(uint64_t)(hak_free_key ^ (uintptr_t)p));
+  if (requested > room) hak_report(what, p, "write past the end of block (size record damaged):");
+  for (size_t i = requested; i < room; i++) {
+    if (b[i] != GUARD_BYTE) {
+      hak_fatal("%s: write past the end of block %p (%zu bytes requested, byte %zu changed)", what,
+                p, requested, i);
+    }
+  }
+  return requested;
+}
+#endif
