@@ -1,0 +1,642 @@
+// hakmem performance dashboard: plain JavaScript, no build step.
+//
+// Reads the JSON API of dashboards/server.py and draws with Chart.js (global
+// `Chart`, served at vendor/chart.umd.js). For tests and for poking around in
+// the console it exposes:
+//   window.hakmemCharts    = {throughput, rss, bars}   Chart.js instances
+//   window.hakmemDashboard = state: selection, last API answers, ready flag,
+//                            renderedKey (selection of the last finished render)
+'use strict';
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    ready: false,
+    loading: false,
+    renderCount: 0,
+    renderedKey: '',
+    chartLibrary: typeof window.Chart !== 'undefined',
+    error: null,
+    benchmarks: [],
+    runs: [],
+    selection: { benchmark: null, threads: null, config: null, metric: null },
+    series: null,
+    latest: null,
+    sort: { key: null, dir: 1 },
+  };
+  const charts = { throughput: null, rss: null, bars: null };
+  window.hakmemDashboard = state;
+  window.hakmemCharts = charts;
+
+  const HAKMEM = 'hakmem';
+  const PEER_COLORS = { glibc: '#868e96', mimalloc: '#1c7ed6', jemalloc: '#2f9e44', tcmalloc: '#7048e8' };
+  const HAKMEM_COLORS = ['#e8590c', '#c2255c', '#f59f00', '#9c36b5', '#d9480f'];
+  const OTHER_COLORS = ['#0c8599', '#5c940d', '#364fc7', '#a61e4d', '#495057', '#e67700'];
+  const colorByLabel = new Map();
+  let hakmemColorNext = 0;
+  let otherColorNext = 0;
+
+  // ---------------------------------------------------------------- helpers
+
+  function colorFor(allocator, label) {
+    if (colorByLabel.has(label)) return colorByLabel.get(label);
+    let color;
+    if (allocator === HAKMEM) color = HAKMEM_COLORS[hakmemColorNext++ % HAKMEM_COLORS.length];
+    else if (PEER_COLORS[allocator] && ![...colorByLabel.values()].includes(PEER_COLORS[allocator])) {
+      color = PEER_COLORS[allocator];
+    } else color = OTHER_COLORS[otherColorNext++ % OTHER_COLORS.length];
+    colorByLabel.set(label, color);
+    return color;
+  }
+
+  function seriesLabel(allocator, variant) {
+    return variant ? `${allocator} (${variant})` : allocator;
+  }
+
+  function fmtSI(v) {
+    if (v === null || v === undefined || !Number.isFinite(v)) return '–';
+    const a = Math.abs(v);
+    const units = [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']];
+    const digits = (x) => (x >= 100 ? 0 : x >= 10 ? 1 : 2);
+    if (v === 0) return '0';
+    for (const [scale, suffix] of units) {
+      if (a >= scale) return (v / scale).toFixed(digits(a / scale)) + suffix;
+    }
+    return v.toFixed(digits(a));
+  }
+
+  function fmtKB(kb) {
+    if (kb === null || kb === undefined || !Number.isFinite(kb)) return '–';
+    if (kb >= 1024 * 1024) return (kb / 1024 / 1024).toFixed(2) + ' GiB';
+    if (kb >= 1024) return (kb / 1024).toFixed(kb >= 100 * 1024 ? 0 : 1) + ' MiB';
+    return kb.toFixed(0) + ' KiB';
+  }
+
+  function fmtRaw(v) {
+    if (v === null || v === undefined || v === '') return '–';
+    if (typeof v !== 'number') return String(v);
+    return v.toLocaleString('en-US', { maximumFractionDigits: 2 });
+  }
+
+  // The one ratio format of the page (the e2e test formats the same way).
+  function fmtRatio(r) {
+    return r === null || r === undefined || !Number.isFinite(r) ? '–' : r.toFixed(2) + '×';
+  }
+
+  function verdict(cmp, metric) {
+    if (!cmp || cmp.ratio === null || cmp.ratio === undefined) return { text: 'n/a', cls: '' };
+    if (Math.abs(cmp.ratio - 1) < 0.005) return { text: 'on par', cls: '' };
+    const speed = metric === 'ops_per_sec' || metric === 'ns_per_op';
+    const words = speed ? ['faster', 'slower'] : ['better', 'worse'];
+    return cmp.better ? { text: `▲ hakmem ${words[0]}`, cls: 'better' }
+      : { text: `▼ hakmem ${words[1]}`, cls: 'worse' };
+  }
+
+  function metricInfo(metric, unit, higherIsBetter) {
+    const names = { ops_per_sec: 'Throughput', ns_per_op: 'Time per operation' };
+    return {
+      title: names[metric] || metric,
+      axis: unit || metric,
+      hint: `${metric}${unit ? ' in ' + unit : ''}; ${higherIsBetter ? 'higher' : 'lower'} is better. ` +
+        'One line per allocator (and hakmem variant), median of the rounds; x = commit in commit order.',
+    };
+  }
+
+  function shortTime(iso) {
+    return iso ? iso.replace('T', ' ').replace(/(\.\d+)?Z$/, '') : '–';
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined) continue;
+      if (k === 'class') node.className = v;
+      else if (k === 'text') node.textContent = v;
+      else if (k.startsWith('data-')) node.setAttribute(k, v);
+      else node[k] = v;
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  async function api(path) {
+    const response = await fetch(path, { headers: { Accept: 'application/json' } });
+    let body = null;
+    try { body = await response.json(); } catch (e) { body = null; }
+    if (!response.ok) {
+      throw new Error(`${path}: HTTP ${response.status}${body && body.error ? ' — ' + body.error : ''}`);
+    }
+    return body;
+  }
+
+  function showError(message) {
+    state.error = message;
+    const box = $('error');
+    box.textContent = message;
+    box.hidden = false;
+  }
+
+  // -------------------------------------------------------------- selection
+
+  const unique = (xs) => [...new Set(xs)];
+  const rowsFor = (f) => state.benchmarks.filter(f);
+
+  function optionsFor(sel) {
+    const b = state.benchmarks;
+    const benchmarks = unique(b.map((r) => r.benchmark)).sort();
+    const configs = unique(rowsFor((r) => r.benchmark === sel.benchmark).map((r) => r.config)).sort();
+    const threads = unique(rowsFor((r) => r.benchmark === sel.benchmark && r.config === sel.config)
+      .map((r) => r.threads)).sort((x, y) => x - y);
+    const metrics = unique(rowsFor((r) => r.benchmark === sel.benchmark && r.config === sel.config &&
+      r.threads === sel.threads).map((r) => r.metric)).sort();
+    return { benchmarks, configs, threads, metrics };
+  }
+
+  // Makes every part of the selection valid, keeping what still is.
+  function settle(sel, preferLatestConfig) {
+    const out = { ...sel };
+    let o = optionsFor(out);
+    if (!o.benchmarks.includes(out.benchmark)) {
+      out.benchmark = o.benchmarks.includes('larson') ? 'larson' : o.benchmarks[0];
+    }
+    o = optionsFor(out);
+    if (!o.configs.includes(out.config)) {
+      const latest = preferLatestConfig && state.runs.length ? state.runs[0].config : null;
+      out.config = o.configs.includes(latest) ? latest : o.configs[0];
+    }
+    o = optionsFor(out);
+    if (!o.threads.includes(out.threads)) out.threads = o.threads[o.threads.length - 1];
+    o = optionsFor(out);
+    if (!o.metrics.includes(out.metric)) out.metric = o.metrics[0];
+    return out;
+  }
+
+  function fillSelect(select, values, current, grouped) {
+    select.textContent = '';
+    if (grouped) {
+      const groups = new Map();
+      for (const v of values) {
+        const cut = String(v).indexOf('/');
+        const g = cut > 0 ? String(v).slice(0, cut) : '';
+        if (!groups.has(g)) groups.set(g, []);
+        groups.get(g).push(v);
+      }
+      for (const [g, vs] of groups) {
+        const parent = g ? el('optgroup', { label: g }) : select;
+        for (const v of vs) parent.append(el('option', { value: String(v), text: String(v) }));
+        if (g) select.append(parent);
+      }
+    } else {
+      for (const v of values) select.append(el('option', { value: String(v), text: String(v) }));
+    }
+    select.value = current === null || current === undefined ? '' : String(current);
+  }
+
+  function syncSelects() {
+    const s = state.selection;
+    const o = optionsFor(s);
+    fillSelect($('f-benchmark'), o.benchmarks, s.benchmark, true);
+    fillSelect($('f-config'), o.configs, s.config);
+    fillSelect($('f-threads'), o.threads, s.threads);
+    fillSelect($('f-metric'), o.metrics, s.metric);
+  }
+
+  function selectionKey(s) {
+    return JSON.stringify([s.benchmark, s.threads, s.config, s.metric]);
+  }
+
+  function readHash() {
+    const p = new URLSearchParams(window.location.hash.replace(/^#/, ''));
+    const threads = p.get('threads');
+    return {
+      benchmark: p.get('benchmark'),
+      threads: threads === null ? null : Number(threads),
+      config: p.get('config'),
+      metric: p.get('metric'),
+    };
+  }
+
+  function writeHash() {
+    const s = state.selection;
+    const p = new URLSearchParams();
+    for (const k of ['benchmark', 'threads', 'config', 'metric']) if (s[k] !== null && s[k] !== undefined) p.set(k, s[k]);
+    const hash = '#' + p.toString();
+    if (window.location.hash !== hash) history.replaceState(null, '', hash);
+  }
+
+  function select(partial) {
+    state.selection = settle({ ...state.selection, ...partial }, false);
+    syncSelects();
+    writeHash();
+    render();
+  }
+
+  // ----------------------------------------------------------------- charts
+
+  function baseLineOptions(yTitle, tickFormat) {
+    return {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      interaction: { mode: 'index', intersect: false },
+      spanGaps: true,
+      scales: {
+        x: { title: { display: true, text: 'commit (oldest → newest)' }, ticks: { font: { family: 'monospace' } } },
+        y: { title: { display: true, text: yTitle }, grace: '5%', ticks: { callback: tickFormat } },
+      },
+      plugins: {
+        legend: { position: 'bottom', labels: { usePointStyle: true, boxWidth: 8 } },
+        tooltip: {
+          callbacks: {
+            title: (items) => {
+              const run = state.series && state.series.runs[items[0].dataIndex];
+              return run ? `${run.label}  ${run.subject || ''}` : '';
+            },
+            afterTitle: (items) => {
+              const run = state.series && state.series.runs[items[0].dataIndex];
+              return run ? `run #${run.id} · ${shortTime(run.time)} UTC · ${run.hostname}` : '';
+            },
+          },
+        },
+      },
+    };
+  }
+
+  function ensureCharts() {
+    if (!state.chartLibrary || charts.throughput) return;
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    Chart.defaults.color = '#5f6b7a';
+    Chart.defaults.borderColor = '#e9ecef';
+
+    const tp = baseLineOptions('', (v) => fmtSI(v));
+    tp.plugins.tooltip.callbacks.label = (item) => {
+      const pt = item.dataset.hakmemPoints[item.dataIndex];
+      if (!pt) return `${item.dataset.label}: –`;
+      const unit = state.series ? state.series.unit : '';
+      const spread = pt.min !== null && pt.max !== null ? ` (min ${fmtSI(pt.min)}, max ${fmtSI(pt.max)})` : '';
+      return `${item.dataset.label}: ${fmtSI(pt.median)} ${unit}${spread}`;
+    };
+    charts.throughput = new Chart($('chart-throughput'), { type: 'line', data: { labels: [], datasets: [] }, options: tp });
+
+    const rss = baseLineOptions('peak RSS', (v) => fmtKB(v));
+    rss.plugins.tooltip.callbacks.label = (item) => `${item.dataset.label}: ${fmtKB(item.raw)}`;
+    charts.rss = new Chart($('chart-rss'), { type: 'line', data: { labels: [], datasets: [] }, options: rss });
+
+    charts.bars = new Chart($('chart-bars'), {
+      type: 'bar',
+      data: { labels: [], datasets: [] },
+      plugins: [barLabelsPlugin],
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        layout: { padding: { top: 34 } },
+        scales: { y: { beginAtZero: true, title: { display: true, text: '' }, ticks: { callback: (v) => fmtSI(v) } } },
+        plugins: {
+          legend: { display: false },
+          hakmemBarLabels: { lines: [] },
+          tooltip: {
+            callbacks: {
+              label: (item) => {
+                const lines = item.chart.options.plugins.hakmemBarLabels.lines[item.dataIndex] || [];
+                return [`${fmtSI(item.raw)} ${state.barUnit || ''}`, ...lines.slice(1).map((l) => l.text)];
+              },
+            },
+          },
+        },
+      },
+    });
+  }
+
+  // Draws the value and, above each peer bar, hakmem / peer.
+  const barLabelsPlugin = {
+    id: 'hakmemBarLabels',
+    afterDatasetsDraw(chart, args, opts) {
+      const meta = chart.getDatasetMeta(0);
+      if (!meta || !meta.data) return;
+      const ctx = chart.ctx;
+      ctx.save();
+      ctx.textAlign = 'center';
+      ctx.textBaseline = 'bottom';
+      meta.data.forEach((bar, i) => {
+        const lines = (opts.lines || [])[i] || [];
+        let y = bar.y - 4;
+        for (const line of lines) {
+          ctx.font = `${line.bold ? '600 ' : ''}${line.size || 11}px ${Chart.defaults.font.family}`;
+          ctx.fillStyle = line.color || '#5f6b7a';
+          ctx.fillText(line.text, bar.x, y);
+          y -= (line.size || 11) + 3;
+        }
+      });
+      ctx.restore();
+    },
+  };
+
+  function lineDataset(s, data, kind) {
+    const color = colorFor(s.allocator, seriesLabel(s.allocator, s.variant));
+    const mine = s.allocator === HAKMEM;
+    return {
+      label: s.label,
+      data,
+      borderColor: color,
+      backgroundColor: color,
+      borderWidth: mine ? 3 : 2,
+      borderDash: s.allocator === 'glibc' ? [6, 4] : [],
+      pointRadius: mine ? 4 : 3,
+      pointHoverRadius: 6,
+      tension: 0.15,
+      hakmemKind: kind,
+      hakmemAllocator: s.allocator,
+      hakmemVariant: s.variant,
+    };
+  }
+
+  function drawTrends(series) {
+    const info = metricInfo(series.metric, series.unit, series.higher_is_better);
+    $('throughput-title').textContent = `${info.title} across commits`;
+    $('throughput-hint').textContent = info.hint;
+    if (!state.chartLibrary) return;
+    const labels = series.runs.map((r) => r.label);
+    const medians = [];
+    const rss = [];
+    for (const s of series.series) {
+      const m = new Array(labels.length).fill(null);
+      const r = new Array(labels.length).fill(null);
+      const pts = new Array(labels.length).fill(null);
+      for (const p of s.points) {
+        m[p.index] = p.median;
+        r[p.index] = p.peak_rss_kb;
+        pts[p.index] = p;
+      }
+      const d = lineDataset(s, m, 'median');
+      d.hakmemPoints = pts;
+      medians.push(d);
+      rss.push(lineDataset(s, r, 'peak_rss_kb'));
+    }
+    charts.throughput.data.labels = labels;
+    charts.throughput.data.datasets = medians;
+    charts.throughput.options.scales.y.title.text = `${info.axis} (${series.higher_is_better ? 'higher' : 'lower'} is better)`;
+    charts.throughput.update('none');
+    charts.rss.data.labels = labels.slice();
+    charts.rss.data.datasets = rss;
+    charts.rss.update('none');
+  }
+
+  // ------------------------------------------------------------ latest run
+
+  function findComparison(latest, sel) {
+    return (latest.comparisons || []).find((c) => c.benchmark === sel.benchmark && c.threads === sel.threads &&
+      c.metric === sel.metric) || null;
+  }
+
+  function drawLatest(latest, sel) {
+    const cmp = latest.run ? findComparison(latest, sel) : null;
+    const run = latest.run;
+    $('latest-info').textContent = run
+      ? `Run #${run.id}: ${run.commit.slice(0, 7)} “${run.commit_subject}” · ${shortTime(run.time)} UTC · ` +
+        `${run.machine.hostname} · ${sel.benchmark}, ${sel.threads} thread${sel.threads === 1 ? '' : 's'}` +
+        (cmp && cmp.params ? `, params “${cmp.params}”` : '')
+      : 'No run for this selection.';
+    const cards = $('ratio-cards');
+    cards.textContent = '';
+    const tbody = $('peer-table').querySelector('tbody');
+    tbody.textContent = '';
+    state.barUnit = cmp ? cmp.unit : '';
+
+    if (!cmp) {
+      $('ratio-hint').textContent = 'No data.';
+    } else {
+      const primary = cmp.hakmem[0];
+      $('ratio-hint').textContent = cmp.hakmem.length
+        ? `Ratios are hakmem value / peer value for ${cmp.metric} (${cmp.higher_is_better ? 'higher' : 'lower'} is better).` +
+          (cmp.hakmem.length > 1 ? ` Numbers above the bars use ${primary.label}.` : '')
+        : 'No hakmem result in this run for this benchmark.';
+      for (const h of cmp.hakmem) {
+        for (const [kind, c, what] of [['glibc', h.vs_glibc, 'glibc'], ['best', h.vs_best_peer, 'best peer']]) {
+          if (!c) continue;
+          const v = verdict(c, cmp.metric);
+          cards.append(el('div', {
+            class: `ratio-card ${v.cls}`, 'data-kind': kind, 'data-hakmem': h.label, 'data-peer': c.peer,
+            'data-ratio': String(c.ratio),
+          },
+          el('div', { class: 'what', text: `${h.label} / ${what}${kind === 'best' ? ' (' + c.peer + ')' : ''}` }),
+          el('div', { class: 'value', text: fmtRatio(c.ratio) }),
+          el('div', { class: 'verdict', text: v.text })));
+        }
+        for (const c of h.vs_peers) {
+          const v = verdict(c, cmp.metric);
+          tbody.append(el('tr', { 'data-hakmem': h.label, 'data-peer': c.peer, 'data-ratio': String(c.ratio) },
+            el('td', { class: 'alloc', text: h.label }),
+            el('td', { text: c.peer }),
+            el('td', { class: 'num', text: `${fmtSI(c.median)} ${cmp.unit}` }),
+            el('td', { class: `num ${v.cls}`, text: fmtRatio(c.ratio) }),
+            el('td', { class: v.cls ? v.cls + '-text' : '', text: v.text })));
+        }
+      }
+    }
+
+    if (!state.chartLibrary) return;
+    const entries = cmp ? cmp.entries : [];
+    const primary = cmp && cmp.hakmem.length ? cmp.hakmem[0] : null;
+    const lines = entries.map((e) => {
+      const out = [{ text: fmtSI(e.median), color: '#5f6b7a', size: 11 }];
+      if (primary && e.allocator !== HAKMEM) {
+        const c = primary.vs_peers.find((p) => p.peer === e.label);
+        if (c) {
+          out.push({ text: fmtRatio(c.ratio), bold: true, size: 12,
+            color: c.ratio !== null && Math.abs(c.ratio - 1) >= 0.005 ? (c.better ? '#2b8a3e' : '#c92a2a') : '#495057' });
+        }
+      }
+      return out;
+    });
+    charts.bars.data.labels = entries.map((e) => e.label);
+    charts.bars.data.datasets = [{
+      label: cmp ? `${cmp.metric}` : '',
+      data: entries.map((e) => e.median),
+      backgroundColor: entries.map((e) => colorFor(e.allocator, e.label) + (e.allocator === HAKMEM ? '' : 'cc')),
+      borderColor: entries.map((e) => colorFor(e.allocator, e.label)),
+      borderWidth: entries.map((e) => (e.allocator === HAKMEM ? 2 : 1)),
+      maxBarThickness: 70,
+    }];
+    charts.bars.options.plugins.hakmemBarLabels.lines = lines;
+    charts.bars.options.scales.y.title.text = cmp ? `${cmp.unit || cmp.metric} (${cmp.higher_is_better ? 'higher' : 'lower'} is better)` : '';
+    charts.bars.update('none');
+  }
+
+  function drawSummary(latest, sel) {
+    const tbody = $('summary-table').querySelector('tbody');
+    tbody.textContent = '';
+    const groups = (latest.comparisons || []).slice().sort((a, b) =>
+      a.benchmark.localeCompare(b.benchmark) || a.threads - b.threads || a.metric.localeCompare(b.metric));
+    for (const c of groups) {
+      const hs = c.hakmem.length ? c.hakmem : [null];
+      for (const h of hs) {
+        const g = h && h.vs_glibc;
+        const b = h && h.vs_best_peer;
+        const tr = el('tr', {
+          class: c.benchmark === sel.benchmark && c.threads === sel.threads && c.metric === sel.metric ? 'selected' : '',
+          title: c.params ? `params: ${c.params}` : null,
+        },
+        el('td', { text: c.benchmark }),
+        el('td', { class: 'num', text: String(c.threads) }),
+        el('td', { text: c.metric }),
+        el('td', { class: 'alloc', text: h ? h.label : '–' }),
+        el('td', { class: 'num', text: h ? fmtSI(h.median) : '–' }),
+        el('td', { class: 'num', text: c.glibc ? fmtSI(c.glibc.median) : '–' }),
+        el('td', { text: c.best_peer ? c.best_peer.label : '–' }),
+        el('td', { class: 'num', text: c.best_peer ? fmtSI(c.best_peer.median) : '–' }),
+        el('td', { class: `num ${g ? verdict(g, c.metric).cls : ''}`, text: g ? fmtRatio(g.ratio) : '–' }),
+        el('td', { class: `num ${b ? verdict(b, c.metric).cls : ''}`, text: b ? fmtRatio(b.ratio) : '–' }));
+        tr.addEventListener('click', () => select({ benchmark: c.benchmark, threads: c.threads, metric: c.metric }));
+        tbody.append(tr);
+      }
+    }
+  }
+
+  const NUMERIC = new Set(['threads', 'median', 'min', 'max', 'wall_s', 'cpu_s', 'peak_rss_kb']);
+
+  function drawRaw(latest) {
+    const table = $('raw-table');
+    const tbody = table.querySelector('tbody');
+    tbody.textContent = '';
+    const rows = (latest.results || []).slice();
+    const { key, dir } = state.sort;
+    if (key) {
+      rows.sort((a, b) => {
+        const x = a[key];
+        const y = b[key];
+        if (x === null || x === undefined) return 1;
+        if (y === null || y === undefined) return -1;
+        return (NUMERIC.has(key) ? x - y : String(x).localeCompare(String(y))) * dir;
+      });
+    }
+    for (const th of table.querySelectorAll('th')) {
+      if (th.dataset.key === key) th.setAttribute('aria-sort', dir > 0 ? 'ascending' : 'descending');
+      else th.removeAttribute('aria-sort');
+    }
+    for (const r of rows) {
+      const label = seriesLabel(r.allocator, r.variant);
+      tbody.append(el('tr', { class: r.allocator === HAKMEM ? 'hakmem-row' : '' },
+        el('td', { text: r.benchmark }),
+        el('td', { class: 'params', text: r.params || '', title: r.params || null }),
+        el('td', { class: 'num', text: String(r.threads) }),
+        el('td', { class: 'alloc' }, el('span', { class: 'swatch', style: `background:${colorFor(r.allocator, label)}` }), r.allocator),
+        el('td', { text: r.variant || '' }),
+        el('td', { text: r.metric }),
+        el('td', { class: 'num', text: fmtRaw(r.median) }),
+        el('td', { class: 'num', text: fmtRaw(r.min) }),
+        el('td', { class: 'num', text: fmtRaw(r.max) }),
+        el('td', { text: r.unit || '' }),
+        el('td', { class: 'num', text: fmtRaw(r.wall_s) }),
+        el('td', { class: 'num', text: fmtRaw(r.cpu_s) }),
+        el('td', { class: 'num', text: r.peak_rss_kb === null ? '–' : `${fmtRaw(r.peak_rss_kb)} kB` })));
+    }
+    const run = latest.run;
+    $('raw-info').textContent = run
+      ? `Run #${run.id} (${run.commit.slice(0, 7)}, ${run.config.mode}${run.config.build ? '/' + run.config.build : ''}` +
+        `${run.config.rounds ? ', ' + run.config.rounds + ' rounds' : ''}): ${rows.length} results. Click a column heading to sort.`
+      : 'No run.';
+  }
+
+  function drawRuns() {
+    const tbody = $('runs-table').querySelector('tbody');
+    tbody.textContent = '';
+    for (const r of state.runs.slice(0, 100)) {
+      tbody.append(el('tr', {},
+        el('td', { class: 'num', text: String(r.id) }),
+        el('td', {}, el('code', { text: r.commit.slice(0, 10) })),
+        el('td', { class: 'wrap', text: r.subject || '' }),
+        el('td', { text: shortTime(r.time) }),
+        el('td', { text: r.config }),
+        el('td', { text: r.hostname }),
+        el('td', { class: 'num', text: String(r.results) })));
+    }
+  }
+
+  // ----------------------------------------------------------------- render
+
+  let renderToken = 0;
+
+  async function render() {
+    const token = ++renderToken;
+    const sel = { ...state.selection };
+    state.loading = true;
+    const q = new URLSearchParams({ benchmark: sel.benchmark, threads: String(sel.threads), metric: sel.metric, config: sel.config });
+    let series;
+    let latest;
+    try {
+      [series, latest] = await Promise.all([api('api/series?' + q), api('api/latest?' + q)]);
+    } catch (e) {
+      if (token === renderToken) { state.loading = false; showError(`Could not load data: ${e.message}`); }
+      return;
+    }
+    if (token !== renderToken) return;
+    state.series = series;
+    state.latest = latest;
+    drawTrends(series);
+    drawLatest(latest, sel);
+    drawSummary(latest, sel);
+    drawRaw(latest);
+    state.renderCount += 1;
+    state.renderedKey = selectionKey(sel);
+    state.loading = false;
+    state.ready = true;
+    document.body.dataset.rendered = state.renderedKey;
+  }
+
+  async function init() {
+    if (!state.chartLibrary) {
+      $('chart-missing').hidden = false;
+      document.body.classList.add('no-charts');
+    }
+    let benchmarks;
+    let runs;
+    try {
+      [benchmarks, runs] = await Promise.all([api('api/benchmarks'), api('api/runs')]);
+    } catch (e) {
+      showError(`Could not reach the dashboard API: ${e.message}`);
+      state.ready = true;
+      return;
+    }
+    state.benchmarks = benchmarks.benchmarks;
+    state.runs = runs.runs;
+    drawRuns();
+    if (!state.runs.length || !state.benchmarks.length) {
+      $('push-url').textContent = new URL('api/runs', window.location.href).href;
+      $('empty').hidden = false;
+      for (const id of ['trend-section', 'latest-section', 'summary-section', 'raw-section', 'runs-section']) $(id).hidden = true;
+      $('run-info').textContent = 'No runs stored yet.';
+      for (const id of ['f-benchmark', 'f-threads', 'f-config', 'f-metric']) $(id).disabled = true;
+      state.ready = true;
+      return;
+    }
+    const r0 = state.runs[0];
+    $('run-info').textContent = `${state.runs.length} run${state.runs.length === 1 ? '' : 's'} · newest commit ` +
+      `${r0.commit.slice(0, 7)} “${r0.subject}” · ${shortTime(r0.time)} UTC · ${r0.hostname}`;
+    ensureCharts();
+    state.selection = settle(readHash(), true);
+    syncSelects();
+    writeHash();
+
+    $('f-benchmark').addEventListener('change', (e) => select({ benchmark: e.target.value }));
+    $('f-config').addEventListener('change', (e) => select({ config: e.target.value }));
+    $('f-threads').addEventListener('change', (e) => select({ threads: Number(e.target.value) }));
+    $('f-metric').addEventListener('change', (e) => select({ metric: e.target.value }));
+    window.addEventListener('hashchange', () => select(readHash()));
+    for (const th of $('raw-table').querySelectorAll('th[data-key]')) {
+      th.addEventListener('click', () => {
+        const key = th.dataset.key;
+        state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : 1 };
+        if (state.latest) drawRaw(state.latest);
+      });
+    }
+    await render();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();
