@@ -26,6 +26,10 @@ PACKAGES=(
   libmimalloc2.0
   libjemalloc2
   libtcmalloc-minimal4
+  # The dashboard: its page's packages come from npm; its test drives Chromium.
+  nodejs
+  chromium
+  fonts-dejavu-core
 )
 
 usage() {
@@ -104,4 +108,19 @@ command -v java >/dev/null 2>&1 || die "java not on PATH (bazel-bootstrap should
 for mod in gtest gmock benchmark absl_base; do
   pkg-config --exists "$mod" || die "pkg-config module '$mod' not found"
 done
+# The dashboard's npm packages (Chart.js, playwright-core), from the committed
+# lockfile; skipped when node_modules already matches it.
+top="$(cd "$(dirname "$0")/.." && pwd)"
+lock="$top/dashboards/package-lock.json"
+stamp="$top/dashboards/node_modules/.package-lock.json"
+if ((check_only)); then
+  [[ -f "$stamp" ]] || { log "dashboards/node_modules missing (npm ci --prefix dashboards)"; exit 1; }
+elif [[ ! -f "$stamp" || "$lock" -nt "$stamp" ]]; then
+  command -v npm >/dev/null 2>&1 || die "npm not found (package nodejs)"
+  log "running npm ci --prefix dashboards"
+  (cd "$top" && npm ci --prefix dashboards --no-audit --no-fund) || die "npm ci failed for dashboards/"
+else
+  log "dashboards/node_modules is up to date."
+fi
+
 log "ready: $(bazel --version 2>/dev/null | head -n1), $(gcc --version | head -n1)"
