@@ -13,7 +13,7 @@ void hak_options_defaults(hak_options *o) {
   o->stats = HAK_STATS_OFF;
   o->stats_fd = 2;
   o->decay_ms = 500;
-  o->arena_cache_bytes = (size_t)32 << 20;
+  o->arena_cache_bytes = (size_t)256 << 20;
   o->tcache_max = 256;
   o->verbose = 0;
   o->check_full = HAKMEM_DEBUG != 0;

@@ -33,24 +33,37 @@ void hak_arena_account(int64_t delta) {
   hak_stat_gauge(&hak_gstats.mapped, &hak_gstats.mapped_peak, delta);
 }
 
+static void release_to_os(void *base, size_t size) {
+  hak_os_unmap(base, size);
+  hak_arena_account(-(int64_t)size);
+  hak_stat_add(&hak_gstats.purged, (int64_t)size);
+}
+
 void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) {
   if (cached_count() > 0) {
     hak_lock(&g_arena.lock);
-    // Exact size first (SuperSlabs), else the smallest that wastes <= 25%;
-    // newest first, since its pages are most likely still resident.
+    // The smallest idle region that fits; newest first among equals, since
+    // its pages are most likely still resident.
     int best = -1;
     for (int i = (int)g_arena.count - 1; i >= 0; i--) {
       size_t s = g_arena.entries[i].size;
-      if (s < size || s - size > size / 4) continue;
+      if (s < size) continue;
       if (best < 0 || s < g_arena.entries[best].size) best = i;
       if (s == size) break;
     }
     if (best >= 0) {
       void *base = g_arena.entries[best].base;
-      *mapped = g_arena.entries[best].size;
+      size_t got = g_arena.entries[best].size;
       remove_at((uint32_t)best);
       pthread_mutex_unlock(&g_arena.lock);
-      hak_stat_add(&hak_gstats.cached, -(int64_t)*mapped);
+      hak_stat_add(&hak_gstats.cached, -(int64_t)got);
+      // Much too big: give the tail back rather than map afresh, since its
+      // head pages are already faulted in.
+      if (got - size > size / 4) {
+        release_to_os((uint8_t *)base + size, got - size);
+        got = size;
+      }
+      *mapped = got;
       *zeroed = false;
       return base;
     }
@@ -67,12 +80,6 @@ void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) {
   *mapped = size;
   *zeroed = true;
   return base;
-}
-
-static void release_to_os(void *base, size_t size) {
-  hak_os_unmap(base, size);
-  hak_arena_account(-(int64_t)size);
-  hak_stat_add(&hak_gstats.purged, (int64_t)size);
 }
 
 void hak_arena_free(void *base, size_t size) {
