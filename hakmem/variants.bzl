@@ -7,6 +7,7 @@ code that only includes the public headers does not need them.
 Targets made by hakmem_core_libraries() in //hakmem/core:
     core, override                            (variant "fastcache", default)
     core_nofastcache, override_nofastcache    (variant "nofastcache")
+    core_hardened, override_hardened          (variant "hardened")
     internal_headers                          (filegroup of the private .h)
 """
 
@@ -24,6 +25,15 @@ HAKMEM_VARIANTS = [
         "suffix": "_nofastcache",
         "short_name": "nofastcache",
         "defines": ["HAKMEM_FASTCACHE=0"],
+    },
+    {
+        # Encoded free-list links, guard pages, randomised carving.
+        "suffix": "_hardened",
+        "short_name": "hardened",
+        "defines": [
+            "HAKMEM_FASTCACHE=1",
+            "HAKMEM_HARDENED=1",
+        ],
     },
 ]
 

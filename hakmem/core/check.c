@@ -3,10 +3,18 @@
 #include <string.h>
 #include <sys/auxv.h>
 
+#include "link.h"
 #include "log.h"
 #include "superslab.h"
 
 uintptr_t hak_free_key;
+#if HAKMEM_HARDENED
+uintptr_t hak_link_key;
+
+void hak_link_corrupt(const void *block) {
+  hak_fatal("heap corruption: the free-list link in block %p was overwritten", block);
+}
+#endif
 bool hak_check_full = HAKMEM_DEBUG != 0;
 
 #define GUARD_BYTE 0xA5
@@ -17,6 +25,9 @@ void hak_check_init(void) {
   uint64_t k = r != NULL ? r[0] ^ (r[1] << 1) : 0;
   k ^= (uint64_t)(uintptr_t)&hak_free_key * 0x9e3779b97f4a7c15ULL;
   hak_free_key = (uintptr_t)(k | 1); // never 0, so a zeroed word never matches
+#if HAKMEM_HARDENED
+  hak_link_key = (uintptr_t)((k * 0xd6e8feb86659fd93ULL) ^ (r != NULL ? r[1] : 0));
+#endif
 }
 
 void hak_report(const char *what, const void *p, const char *problem) {

@@ -1,6 +1,7 @@
 // The public entry points: size dispatch (slab classes or large mappings) and
 // the one fast path of each call.
 #include "hakmem.h"
+#include "link.h"
 
 #include <errno.h>
 #include <string.h>
@@ -33,7 +34,7 @@ static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   if (hak_slab_refill(h, cls) != 0) return NULL;
   hak_slab *s = h->cls[cls].active;
   void *b = s->free;
-  s->free = *(void **)b;
+  s->free = hak_link_get(b);
   s->used++;
   h->counters[cls].allocs++;
   h->counters[cls].slow_allocs++;
@@ -60,7 +61,7 @@ static inline void *alloc_class(unsigned cls) {
     hak_slab *s = h->cls[cls].active;
     b = s->free;
     if (hak_likely(b != NULL)) {
-      s->free = *(void **)b;
+      s->free = hak_link_get(b);
       s->used++;
       h->counters[cls].allocs++;
     }

@@ -1,4 +1,5 @@
 #include "slab.h"
+#include "link.h"
 
 #include <errno.h>
 
@@ -39,11 +40,8 @@ void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) {
   if (chain == 0) return;
   void *first = (void *)chain, *last = first;
   uint32_t n = 1;
-  while (*(void **)last != NULL) {
-    last = *(void **)last;
-    n++;
-  }
-  *(void **)last = s->free;
+  for (void *next; (next = hak_link_get(last)) != NULL; n++) last = next;
+  hak_link_set(last, s->free);
   s->free = first;
   HAK_ASSERT(s->used >= n);
   s->used = (uint16_t)(s->used - n);
@@ -89,22 +87,50 @@ static void sweep_full(hak_heap *h, hak_class_heap *ch) {
   }
 }
 
-// Carves up to n never-used blocks onto the local free list, lowest address
-// first so that allocation walks memory forwards.
+#if HAKMEM_HARDENED
+static uint32_t rng_below(uint32_t bound) {
+  uint64_t x = hak_tls.rng;
+  if (x == 0) x = hak_free_key ^ (uintptr_t)&hak_tls; // per-thread seed
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  hak_tls.rng = x;
+  return (uint32_t)(((x >> 32) * bound) >> 32);
+}
+#endif
+
+// Carves up to n never-used blocks onto the local free list: lowest address
+// first so that allocation walks memory forwards, or, in the hardened
+// variant, in a random order so that neighbours are not predictable.
 static void carve(hak_slab *s, uint32_t n) {
   uint32_t avail = (uint32_t)(s->capacity - s->carved);
   if (n > avail) n = avail;
+  if (n > 256) n = 256;
   uint8_t *base = s->start + (size_t)s->carved * s->block_size;
-  void *head = s->free;
+#if HAKMEM_HARDENED
+  uint16_t order[256];
+  for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
+  for (uint32_t i = n; i > 1; i--) {
+    uint32_t j = rng_below(i);
+    uint16_t t = order[i - 1];
+    order[i - 1] = order[j];
+    order[j] = t;
+  }
+#define CARVE_INDEX(i) order[i]
+#else
+#define CARVE_INDEX(i) (i)
+#endif
   bool mark = HAKMEM_DEBUG || hak_check_full; // checked blocks carry a free mark
+  void *head = s->free;
   for (uint32_t i = n; i > 0; i--) {
-    void *b = base + (size_t)(i - 1) * s->block_size;
-    *(void **)b = head;
+    void *b = base + (size_t)CARVE_INDEX(i - 1) * s->block_size;
+    hak_link_set(b, head);
     if (mark) hak_mark_free(b);
     head = b;
   }
   s->free = head;
   s->carved = (uint16_t)(s->carved + n);
+#undef CARVE_INDEX
 }
 
 int hak_slab_refill(hak_heap *h, unsigned cls) {
@@ -149,12 +175,13 @@ uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) {
   hak_slab *s = h->cls[cls].active;
   void *first = s->free, *last = first;
   uint32_t got = 1;
-  while (got < n && *(void **)last != NULL) {
-    last = *(void **)last;
-    got++;
+  void *rest = hak_link_get(last);
+  for (; got < n && rest != NULL; got++) {
+    last = rest;
+    rest = hak_link_get(last);
   }
-  s->free = *(void **)last;
-  *(void **)last = NULL;
+  s->free = rest;
+  hak_link_set(last, NULL);
   s->used = (uint16_t)(s->used + got);
   *list = first;
   return got;
@@ -190,7 +217,7 @@ void hak_slab_free_remote(hak_slab *s, void *first, void *last) {
   uintptr_t old = atomic_load_explicit(&s->remote, memory_order_relaxed);
   uintptr_t next;
   do {
-    *(void **)last = (void *)(old & ~HAK_REMOTE_ABANDONED);
+    hak_link_set(last, (void *)(old & ~HAK_REMOTE_ABANDONED));
     next = (uintptr_t)first | (old & HAK_REMOTE_ABANDONED);
   } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, next, memory_order_release,
                                                   memory_order_relaxed));

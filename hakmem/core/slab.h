@@ -4,6 +4,7 @@
 #ifndef HAKMEM_SLAB_H
 #define HAKMEM_SLAB_H
 
+#include "link.h"
 #include "types.h"
 
 // An empty slab that every class heap points at before it has a real one, so
@@ -39,7 +40,7 @@ void hak_slab_free_any(hak_heap *h, hak_slab *s, void *p) HAK_INTERNAL;
 void hak_slab_abandon_all(hak_heap *h) HAK_INTERNAL;
 
 static inline void hak_slab_free_local(hak_heap *h, hak_slab *s, void *p) {
-  *(void **)p = s->free;
+  hak_link_set(p, s->free);
   s->free = p;
   s->used--;
   if (hak_unlikely(s->state != HAK_SLAB_ACTIVE || s->used == 0)) hak_slab_local_transition(h, s);

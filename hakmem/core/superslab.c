@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "link.h"
 #include "log.h"
 #include "page_arena.h"
 #include "segment_map.h"
@@ -22,6 +24,15 @@ hak_superslab *hak_superslab_create(uint8_t region_kind) {
   ss->nslabs = (uint8_t)(HAK_SS_SIZE >> ss->slab_shift);
   ss->free_mask = ss->nslabs == 32 ? 0xffffffffu : (1u << ss->nslabs) - 1u;
   for (unsigned i = 0; i < ss->nslabs; i++) ss->slabs[i].slot = (uint8_t)i;
+#if HAKMEM_HARDENED
+  // A guard page at the end of every SuperSlab stops a linear overflow
+  // from running into the next one.
+  if (mprotect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, PROT_NONE) != 0) {
+    hak_arena_free(ss, HAK_SS_SIZE);
+    errno = ENOMEM;
+    return NULL;
+  }
+#endif
   if (hak_segmap_set(ss, HAK_SS_SIZE, region_kind, region_kind) != 0) {
     hak_arena_free(ss, HAK_SS_SIZE);
     errno = ENOMEM;
@@ -37,6 +48,9 @@ void hak_superslab_destroy(hak_superslab *ss) {
   hak_segmap_clear(ss, HAK_SS_SIZE);
   ss->magic = 0;
   hak_stat_add(&hak_gstats.superslabs, -1);
+#if HAKMEM_HARDENED
+  mprotect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, PROT_READ | PROT_WRITE);
+#endif
   hak_arena_free(ss, HAK_SS_SIZE);
 }
 
@@ -44,6 +58,7 @@ hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls
   hak_slab *s = &ss->slabs[slot];
   size_t slab_size = (size_t)1 << ss->slab_shift;
   size_t skip = slot == 0 ? HAK_SS_HEADER_SIZE : 0;
+  if (HAKMEM_HARDENED && slot == ss->nslabs - 1u) slab_size -= HAK_PAGE_SIZE; // the guard page
   s->free = NULL;
   atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);

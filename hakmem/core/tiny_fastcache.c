@@ -1,4 +1,5 @@
 #include "tiny_fastcache.h"
+#include "link.h"
 
 #include <errno.h>
 
@@ -42,10 +43,10 @@ void *hak_tcache_alloc_slow(unsigned cls) {
   void *b = list;
   if (got > 1) {
     // The rest go under whatever the bin still holds; it is empty on a miss.
-    void *rest = *(void **)b;
+    void *rest = hak_link_get(b);
     void *tail = rest;
-    while (*(void **)tail != NULL) tail = *(void **)tail;
-    *(void **)tail = bin->head;
+    for (void *next; (next = hak_link_get(tail)) != NULL;) tail = next;
+    hak_link_set(tail, bin->head);
     bin->head = rest;
     bin->count += got - 1;
   }
@@ -59,7 +60,7 @@ static void release_chain(hak_heap *h, void *list, uint32_t n) {
   void *run_first = NULL, *run_last = NULL;
   while (n-- > 0) {
     void *p = list;
-    list = *(void **)p;
+    list = hak_link_get(p);
     hak_slab *s = hak_slab_of(p, hak_superslab_of(p)->kind);
     if (s != run_slab && run_slab != NULL) {
       hak_slab_free_remote(run_slab, run_first, run_last);
@@ -74,7 +75,7 @@ static void release_chain(hak_heap *h, void *list, uint32_t n) {
       run_slab = s;
       run_first = p;
     } else {
-      *(void **)run_last = p;
+      hak_link_set(run_last, p);
     }
     run_last = p;
   }
@@ -94,7 +95,7 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
   }
   if (bin->count < bin->cap) {
     if (p == bin->head) hak_tcache_double_free(p);
-    *(void **)p = bin->head;
+    hak_link_set(p, bin->head);
     bin->head = p;
     bin->count++;
     bin->frees++;
@@ -105,12 +106,12 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
   if (n > bin->count) n = bin->count;
   void *list = bin->head;
   void *cut = list;
-  for (uint32_t i = 1; i < n; i++) cut = *(void **)cut;
-  bin->head = *(void **)cut;
-  *(void **)cut = NULL;
+  for (uint32_t i = 1; i < n; i++) cut = hak_link_get(cut);
+  bin->head = hak_link_get(cut);
+  hak_link_set(cut, NULL);
   bin->count -= n;
   release_chain(h, list, n);
-  *(void **)p = bin->head;
+  hak_link_set(p, bin->head);
   bin->head = p;
   bin->count++;
   bin->frees++;

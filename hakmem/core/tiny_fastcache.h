@@ -4,6 +4,7 @@
 #ifndef HAKMEM_TINY_FASTCACHE_H
 #define HAKMEM_TINY_FASTCACHE_H
 
+#include "link.h"
 #include "types.h"
 
 // Miss path of malloc for class cls: refills the bin and returns a block, or
@@ -21,7 +22,7 @@ static inline void *hak_tcache_pop(unsigned cls) {
   hak_tcache_bin *bin = &hak_tls.bins[cls];
   void *b = bin->head;
   if (hak_likely(b != NULL)) {
-    bin->head = *(void **)b;
+    bin->head = hak_link_get(b);
     bin->count--;
     bin->allocs++;
   }
@@ -36,7 +37,7 @@ static inline bool hak_tcache_push(void *p, unsigned cls) {
   // The cheap double-free check every build keeps: freeing the block that
   // was freed last.
   if (hak_unlikely(p == bin->head)) hak_tcache_double_free(p);
-  *(void **)p = bin->head;
+  hak_link_set(p, bin->head);
   bin->head = p;
   bin->count++;
   bin->frees++;
