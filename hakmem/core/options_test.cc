@@ -1,0 +1,294 @@
+// Unit test of the options box: HAKMEM_* entries of an environment parsed
+// into a struct, with bounds, rejected values (default kept, counted and
+// reported), unknown names (counted) and foreign entries (ignored).
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+extern "C" {
+struct opt_values {
+  int stats;
+  int stats_fd;
+  uint32_t decay_ms;
+  size_t arena_cache_bytes;
+  uint32_t tcache_max;
+  int verbose;
+  int check_full;
+  int crash_report;
+};
+void opt_defaults(opt_values* v);
+int opt_parse(opt_values* v, char* const* envp, int start_from_v);
+void opt_init(void);
+void opt_load(void);
+void opt_global(opt_values* v);
+int opt_debug_build(void);
+int opt_stats_off(void);
+int opt_stats_text(void);
+int opt_stats_json(void);
+}
+
+namespace {
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+// An environment block built from string literals.
+class Env {
+ public:
+  Env(std::initializer_list<std::string> entries) : strings_(entries) {
+    for (auto& s : strings_) ptrs_.push_back(&s[0]);
+    ptrs_.push_back(nullptr);
+  }
+  char* const* envp() { return ptrs_.data(); }
+
+ private:
+  std::vector<std::string> strings_;
+  std::vector<char*> ptrs_;
+};
+
+// Runs fn with fd 2 sent to a memory file and returns what was written.
+template <typename Fn>
+std::string CaptureStderr(Fn fn) {
+  const int mem = memfd_create("stderr", 0);
+  const int saved = dup(2);
+  dup2(mem, 2);
+  fn();
+  dup2(saved, 2);
+  close(saved);
+  std::string out(static_cast<size_t>(lseek(mem, 0, SEEK_END)), '\0');
+  if (!out.empty() && pread(mem, &out[0], out.size(), 0) < 0) out = "<read failed>";
+  close(mem);
+  return out;
+}
+
+struct Parsed {
+  opt_values v;
+  int rejected;
+  std::string err;
+};
+
+Parsed Parse(std::initializer_list<std::string> entries) {
+  Env env(entries);
+  Parsed p{};
+  p.err = CaptureStderr([&] { p.rejected = opt_parse(&p.v, env.envp(), 0); });
+  return p;
+}
+
+opt_values Defaults() {
+  opt_values d{};
+  opt_defaults(&d);
+  return d;
+}
+
+bool Same(const opt_values& a, const opt_values& b) {
+  return a.stats == b.stats && a.stats_fd == b.stats_fd && a.decay_ms == b.decay_ms &&
+         a.arena_cache_bytes == b.arena_cache_bytes && a.tcache_max == b.tcache_max &&
+         a.verbose == b.verbose && a.check_full == b.check_full &&
+         a.crash_report == b.crash_report;
+}
+
+TEST(Options, Defaults) {
+  const opt_values d = Defaults();
+  EXPECT_EQ(d.stats, opt_stats_off());
+  EXPECT_EQ(d.stats_fd, 2);
+  EXPECT_EQ(d.decay_ms, 500u);
+  EXPECT_EQ(d.arena_cache_bytes, 256 * kMiB);  // as the README's options table says
+  EXPECT_EQ(d.tcache_max, 256u);
+  EXPECT_EQ(d.verbose, 0);
+  EXPECT_EQ(d.check_full, opt_debug_build()) << "full checks are on in debug builds only";
+  EXPECT_EQ(d.crash_report, 0);
+}
+
+TEST(Options, Check) {
+  EXPECT_EQ(Parse({"HAKMEM_CHECK=full"}).v.check_full, 1);
+  EXPECT_EQ(Parse({"HAKMEM_CHECK=1"}).v.check_full, 1);
+  // Turning checks off leaves debug builds checking.
+  EXPECT_EQ(Parse({"HAKMEM_CHECK=full", "HAKMEM_CHECK=off"}).v.check_full, opt_debug_build());
+  EXPECT_EQ(Parse({"HAKMEM_CHECK=1", "HAKMEM_CHECK=0"}).v.check_full, opt_debug_build());
+  for (const char* bad : {"HAKMEM_CHECK=", "HAKMEM_CHECK=2", "HAKMEM_CHECK=FULL",
+                          "HAKMEM_CHECK=on", "HAKMEM_CHECK=full "}) {
+    SCOPED_TRACE(bad);
+    Parsed p = Parse({bad});
+    EXPECT_EQ(p.rejected, 1);
+    EXPECT_EQ(p.v.check_full, opt_debug_build());
+    EXPECT_EQ(p.err, std::string("hakmem: bad value in ") + bad + " (default kept)\n");
+  }
+}
+
+TEST(Options, CrashReport) {
+  EXPECT_EQ(Parse({"HAKMEM_CRASH_REPORT=1"}).v.crash_report, 1);
+  EXPECT_EQ(Parse({"HAKMEM_CRASH_REPORT=0"}).v.crash_report, 0);
+  for (const char* bad : {"HAKMEM_CRASH_REPORT=2", "HAKMEM_CRASH_REPORT=yes",
+                          "HAKMEM_CRASH_REPORT="}) {
+    SCOPED_TRACE(bad);
+    Parsed p = Parse({bad});
+    EXPECT_EQ(p.rejected, 1);
+    EXPECT_EQ(p.v.crash_report, 0);
+  }
+}
+
+TEST(Options, EmptyAndNullEnvironments) {
+  opt_values v{};
+  EXPECT_EQ(opt_parse(&v, nullptr, 0), 0);
+  EXPECT_TRUE(Same(v, Defaults()));
+  Parsed p = Parse({});
+  EXPECT_EQ(p.rejected, 0);
+  EXPECT_TRUE(Same(p.v, Defaults()));
+}
+
+TEST(Options, Stats) {
+  EXPECT_EQ(Parse({"HAKMEM_STATS=1"}).v.stats, opt_stats_text());
+  EXPECT_EQ(Parse({"HAKMEM_STATS=0"}).v.stats, opt_stats_off());
+  EXPECT_EQ(Parse({"HAKMEM_STATS=json"}).v.stats, opt_stats_json());
+  for (const char* bad : {"HAKMEM_STATS=2", "HAKMEM_STATS=", "HAKMEM_STATS=yes",
+                          "HAKMEM_STATS=JSON", "HAKMEM_STATS=-1", "HAKMEM_STATS=1 "}) {
+    SCOPED_TRACE(bad);
+    Parsed p = Parse({bad});
+    EXPECT_EQ(p.rejected, 1);
+    EXPECT_EQ(p.v.stats, opt_stats_off());
+  }
+}
+
+// Each numeric option: its lowest and highest values, one past the highest,
+// and the value it stores.
+TEST(Options, NumericBounds) {
+  struct Case {
+    const char* name;
+    uint64_t max;
+    uint64_t (*get)(const opt_values&);
+    uint64_t scale;
+  };
+  const Case cases[] = {
+      {"HAKMEM_STATS_FD", uint64_t{1} << 20,
+       [](const opt_values& v) { return static_cast<uint64_t>(v.stats_fd); }, 1},
+      {"HAKMEM_DECAY_MS", 3600u * 1000u,
+       [](const opt_values& v) { return static_cast<uint64_t>(v.decay_ms); }, 1},
+      {"HAKMEM_ARENA_CACHE_MB", uint64_t{1} << 20,
+       [](const opt_values& v) { return static_cast<uint64_t>(v.arena_cache_bytes); }, kMiB},
+      {"HAKMEM_TCACHE_MAX", 65535,
+       [](const opt_values& v) { return static_cast<uint64_t>(v.tcache_max); }, 1},
+      {"HAKMEM_VERBOSE", 9, [](const opt_values& v) { return static_cast<uint64_t>(v.verbose); },
+       1},
+  };
+  const opt_values d = Defaults();
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string n = std::string(c.name) + "=";
+    const uint64_t def = c.get(d);
+    for (uint64_t ok : {uint64_t{0}, uint64_t{1}, c.max / 2, c.max}) {
+      Parsed p = Parse({n + std::to_string(ok)});
+      EXPECT_EQ(p.rejected, 0) << ok;
+      EXPECT_EQ(c.get(p.v), ok * c.scale) << ok;
+      EXPECT_EQ(p.err, "");
+    }
+    // Leading zeros are still decimal.
+    EXPECT_EQ(c.get(Parse({n + "007"}).v), 7 * c.scale);
+    for (const std::string& bad :
+         {std::to_string(c.max + 1), std::string("-1"), std::string(""), std::string("12x"),
+          std::string("x12"), std::string(" 5"), std::string("5 "), std::string("+5"),
+          std::string("0x10"), std::string("1e3"), std::string("99999999999999999999999"),
+          std::string("18446744073709551616"), std::string("5=6")}) {
+      SCOPED_TRACE(bad);
+      Parsed p = Parse({n + bad});
+      EXPECT_EQ(p.rejected, 1);
+      EXPECT_EQ(c.get(p.v), def) << "the default is kept";
+      EXPECT_EQ(p.err, "hakmem: bad value in " + n + bad + " (default kept)\n");
+    }
+  }
+}
+
+// A rejected value keeps whatever the option held, including an earlier
+// valid entry; a later valid entry wins.
+TEST(Options, LaterEntriesWinAndBadOnesKeepThePrevious) {
+  Parsed p = Parse({"HAKMEM_DECAY_MS=5", "HAKMEM_DECAY_MS=7"});
+  EXPECT_EQ(p.rejected, 0);
+  EXPECT_EQ(p.v.decay_ms, 7u);
+  p = Parse({"HAKMEM_DECAY_MS=5", "HAKMEM_DECAY_MS=abc"});
+  EXPECT_EQ(p.rejected, 1);
+  EXPECT_EQ(p.v.decay_ms, 5u);
+  opt_values v = Defaults();
+  v.tcache_max = 12;
+  Env env({"HAKMEM_TCACHE_MAX=70000"});
+  EXPECT_EQ(opt_parse(&v, env.envp(), 1), 1);
+  EXPECT_EQ(v.tcache_max, 12u);
+}
+
+TEST(Options, SeveralOptionsTogether) {
+  Parsed p = Parse({"HOME=/root", "HAKMEM_STATS=json", "HAKMEM_STATS_FD=9", "HAKMEM_DECAY_MS=0",
+                    "HAKMEM_ARENA_CACHE_MB=0", "HAKMEM_TCACHE_MAX=0", "HAKMEM_VERBOSE=0",
+                    "TERM=xterm"});
+  EXPECT_EQ(p.rejected, 0);
+  EXPECT_EQ(p.v.stats, opt_stats_json());
+  EXPECT_EQ(p.v.stats_fd, 9);
+  EXPECT_EQ(p.v.decay_ms, 0u);
+  EXPECT_EQ(p.v.arena_cache_bytes, 0u);
+  EXPECT_EQ(p.v.tcache_max, 0u);
+  EXPECT_EQ(p.err, "");
+}
+
+// Unknown HAKMEM_ names are counted; they are reported only when verbose.
+TEST(Options, UnknownNamesAreCounted) {
+  Parsed p = Parse({"HAKMEM_FOO=1", "HAKMEM_STATSX=1", "HAKMEM_STAT=1", "HAKMEM_=1",
+                    "HAKMEM_decay_ms=5"});
+  EXPECT_EQ(p.rejected, 5);
+  EXPECT_TRUE(Same(p.v, Defaults()));
+  EXPECT_EQ(p.err, "") << "quiet unless HAKMEM_VERBOSE is set";
+
+  p = Parse({"HAKMEM_VERBOSE=1", "HAKMEM_FOO=1"});
+  EXPECT_EQ(p.rejected, 1);
+  EXPECT_EQ(p.v.verbose, 1);
+  EXPECT_EQ(p.err, "hakmem: unknown option HAKMEM_FOO=1 (ignored)\n");
+}
+
+TEST(Options, ForeignEntriesAreIgnored) {
+  Parsed p = Parse({"PATH=/bin", "XHAKMEM_STATS=1", "hakmem_stats=1", "HAKMEMSTATS=1",
+                    "HAKMEM_STATS", "HAKMEM_DECAY_MS", "HAKMEM", "", "=HAKMEM_STATS=1",
+                    " HAKMEM_STATS=1"});
+  EXPECT_EQ(p.rejected, 0);
+  EXPECT_TRUE(Same(p.v, Defaults()));
+  EXPECT_EQ(p.err, "");
+}
+
+TEST(Options, CountsEveryRejection) {
+  Parsed p = Parse({"HAKMEM_DECAY_MS=1", "HAKMEM_DECAY_MS=bad", "HAKMEM_NOPE=1",
+                    "HAKMEM_TCACHE_MAX=65536", "HAKMEM_VERBOSE=10", "OTHER=1",
+                    "HAKMEM_ARENA_CACHE_MB=8"});
+  EXPECT_EQ(p.rejected, 4);
+  EXPECT_EQ(p.v.decay_ms, 1u);
+  EXPECT_EQ(p.v.arena_cache_bytes, 8 * kMiB);
+  EXPECT_EQ(p.v.tcache_max, 256u);
+  EXPECT_EQ(p.v.verbose, 0);
+}
+
+// hak_options_load reads the process environment over the defaults.
+TEST(Options, LoadReadsTheProcessEnvironment) {
+  opt_init();
+  opt_values saved{};
+  opt_global(&saved);
+  ASSERT_EQ(setenv("HAKMEM_DECAY_MS", "1234", 1), 0);
+  ASSERT_EQ(setenv("HAKMEM_ARENA_CACHE_MB", "3", 1), 0);
+  ASSERT_EQ(setenv("HAKMEM_TCACHE_MAX", "oops", 1), 0);
+  std::string err = CaptureStderr([] { opt_load(); });
+  opt_values now{};
+  opt_global(&now);
+  EXPECT_EQ(now.decay_ms, 1234u);
+  EXPECT_EQ(now.arena_cache_bytes, 3 * kMiB);
+  EXPECT_EQ(now.tcache_max, Defaults().tcache_max);
+  EXPECT_NE(err.find("HAKMEM_TCACHE_MAX=oops"), std::string::npos) << err;
+  unsetenv("HAKMEM_DECAY_MS");
+  unsetenv("HAKMEM_ARENA_CACHE_MB");
+  unsetenv("HAKMEM_TCACHE_MAX");
+  opt_load();
+  opt_global(&now);
+  EXPECT_TRUE(Same(now, Defaults()) || Same(now, saved));
+}
+
+}  // namespace

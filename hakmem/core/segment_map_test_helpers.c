@@ -1,0 +1,19 @@
+// C shim for segment_map_test.cc: the segment map's functions and geometry.
+#include "segment_map.h"
+
+unsigned sm_kind(const void *p) { return hak_segmap_kind(p); }
+int sm_set(void *base, size_t size, unsigned first_kind, unsigned kind) {
+  return hak_segmap_set(base, size, (uint8_t)first_kind, (uint8_t)kind);
+}
+void sm_clear(void *base, size_t size) { hak_segmap_clear(base, size); }
+int sm_l1_present(size_t index) {
+  return atomic_load_explicit(&hak_segmap_l1[index], memory_order_acquire) != NULL;
+}
+size_t sm_l1_size(void) { return HAK_SEGMAP_L1_SIZE; }
+size_t sm_region_size(void) { return HAK_SS_SIZE; }
+size_t sm_l1_span(void) { return (size_t)1 << (HAK_SS_SHIFT + HAK_SEGMAP_L2_BITS); }
+unsigned sm_none(void) { return HAK_REGION_NONE; }
+unsigned sm_small(void) { return HAK_REGION_SS_SMALL; }
+unsigned sm_medium(void) { return HAK_REGION_SS_MEDIUM; }
+unsigned sm_large(void) { return HAK_REGION_LARGE; }
+unsigned sm_large_tail(void) { return HAK_REGION_LARGE_TAIL; }

@@ -1,0 +1,540 @@
+// Unit test of the statistics box: per-thread counters survive their
+// threads, and the text and JSON reports carry the figures.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "box_test_util.h"
+#include "gtest/gtest.h"
+#include "hakmem.h"
+
+extern "C" {
+void st_init(void);
+unsigned st_class_of(size_t size);
+size_t st_class_size(unsigned cls);
+unsigned st_num_classes(void);
+uint64_t st_lock_acquires(void);
+}
+
+namespace {
+
+using hakmem_box_test::RunInThread;
+using hakmem_box_test::Worker;
+
+hak_stats Snapshot() {
+  hak_stats s;
+  hak_stats_get(&s);
+  return s;
+}
+
+// Runs `print` against a memory file and returns what it wrote.
+std::string Capture(void (*print)(int)) {
+  const int fd = memfd_create("hakmem-stats", 0);
+  if (fd < 0) return "<memfd_create failed>";
+  print(fd);
+  std::string out;
+  const off_t len = lseek(fd, 0, SEEK_END);
+  out.resize(static_cast<size_t>(len));
+  if (pread(fd, &out[0], out.size(), 0) != len) out = "<short read>";
+  close(fd);
+  return out;
+}
+
+// Whether this build has the fast cache, seen from behaviour: a block freed
+// and allocated again on one thread is a fast-cache hit only with it.
+bool FastCacheOn() {
+  const size_t size = 7000;
+  const unsigned cls = st_class_of(size);
+  const uint64_t before = Snapshot().classes[cls].fast_hits;
+  RunInThread([&] {
+    void* p = hak_malloc(size);
+    hak_free(p);
+    p = hak_malloc(size);
+    hak_free(p);
+  });
+  return Snapshot().classes[cls].fast_hits > before;
+}
+
+// ---- a small JSON reader, enough to check the report's structure ------------
+
+struct Json {
+  enum Kind { kNull, kBool, kNumber, kString, kArray, kObject } kind = kNull;
+  bool boolean = false;
+  double number = 0;
+  std::string text;
+  std::vector<Json> items;                             // array
+  std::vector<std::pair<std::string, Json>> members;   // object, in order
+
+  const Json* Get(const std::string& key) const {
+    for (const auto& [k, v] : members) {
+      if (k == key) return &v;
+    }
+    return nullptr;
+  }
+};
+
+class JsonReader {
+ public:
+  explicit JsonReader(const std::string& s) : s_(s) {}
+
+  // Parses one value followed by optional whitespace; false on any error.
+  bool ParseDocument(Json* out) {
+    if (!Value(out)) return false;
+    Space();
+    return pos_ == s_.size();
+  }
+  std::string Where() const { return "offset " + std::to_string(pos_); }
+
+ private:
+  void Space() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' ||
+                                s_[pos_] == '\r')) {
+      ++pos_;
+    }
+  }
+  bool Eat(char c) {
+    Space();
+    if (pos_ < s_.size() && s_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  bool Literal(const char* word) {
+    const size_t n = std::strlen(word);
+    if (s_.compare(pos_, n, word) != 0) return false;
+    pos_ += n;
+    return true;
+  }
+  bool String(std::string* out) {
+    if (!Eat('"')) return false;
+    while (pos_ < s_.size() && s_[pos_] != '"') {
+      if (s_[pos_] == '\\' || static_cast<unsigned char>(s_[pos_]) < 0x20) return false;
+      out->push_back(s_[pos_++]);
+    }
+    return Eat('"');
+  }
+  bool Number(double* out) {
+    const size_t start = pos_;
+    if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
+    size_t digits = 0;
+    while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_, ++digits;
+    if (digits == 0) return false;
+    if (digits > 1 && s_[start + (s_[start] == '-')] == '0') return false;  // no leading 0
+    *out = std::stod(s_.substr(start, pos_ - start));
+    return true;
+  }
+  bool Value(Json* out) {
+    Space();
+    if (pos_ >= s_.size()) return false;
+    const char c = s_[pos_];
+    if (c == '{') {
+      ++pos_;
+      out->kind = Json::kObject;
+      if (Eat('}')) return true;
+      do {
+        std::string key;
+        Json v;
+        if (!String(&key) || !Eat(':') || !Value(&v)) return false;
+        out->members.emplace_back(std::move(key), std::move(v));
+      } while (Eat(','));
+      return Eat('}');
+    }
+    if (c == '[') {
+      ++pos_;
+      out->kind = Json::kArray;
+      if (Eat(']')) return true;
+      do {
+        Json v;
+        if (!Value(&v)) return false;
+        out->items.push_back(std::move(v));
+      } while (Eat(','));
+      return Eat(']');
+    }
+    if (c == '"') {
+      out->kind = Json::kString;
+      return String(&out->text);
+    }
+    if (c == 't' || c == 'f') {
+      out->kind = Json::kBool;
+      out->boolean = c == 't';
+      return Literal(c == 't' ? "true" : "false");
+    }
+    if (c == 'n') return Literal("null");
+    out->kind = Json::kNumber;
+    return Number(&out->number);
+  }
+
+  const std::string& s_;
+  size_t pos_ = 0;
+};
+
+TEST(JsonReaderSelfTest, AcceptsAndRejects) {
+  Json j;
+  EXPECT_TRUE(JsonReader(R"({"a":[1,2,{"b":true}],"c":"x"})").ParseDocument(&j));
+  EXPECT_FALSE(JsonReader(R"({"a":1,})").ParseDocument(&j));
+  EXPECT_FALSE(JsonReader(R"({"a":[1,2})").ParseDocument(&j));
+  EXPECT_FALSE(JsonReader(R"({"a":01})").ParseDocument(&j));
+  EXPECT_FALSE(JsonReader(R"({"a":1}})").ParseDocument(&j));
+}
+
+// ---- counters ---------------------------------------------------------------
+
+// Counters of threads that exited are kept in the totals.
+TEST(Stats, ExitedThreadsAreCounted) {
+  st_init();
+  constexpr size_t kSize = 5000;
+  constexpr int kThreads = 4;
+  constexpr uint64_t kBlocks = 1000;
+  const unsigned cls = st_class_of(kSize);
+  const hak_stats before = Snapshot();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([] {
+      std::vector<void*> blocks;
+      for (uint64_t i = 0; i < kBlocks; ++i) blocks.push_back(hak_malloc(kSize));
+      for (void* p : blocks) hak_free(p);
+    });
+  }
+  for (auto& th : threads) th.join();
+  const hak_stats after = Snapshot();
+  EXPECT_EQ(after.classes[cls].allocs - before.classes[cls].allocs, kThreads * kBlocks);
+  EXPECT_EQ(after.classes[cls].frees - before.classes[cls].frees, kThreads * kBlocks);
+  EXPECT_EQ(after.classes[cls].remote_frees, before.classes[cls].remote_frees);
+  EXPECT_GT(after.classes[cls].refills, before.classes[cls].refills);
+  EXPECT_EQ(after.threads_exited - before.threads_exited, static_cast<uint64_t>(kThreads));
+  EXPECT_EQ(after.threads_live, before.threads_live);
+  EXPECT_EQ(after.classes[cls].slabs, before.classes[cls].slabs) << "empty slabs were returned";
+  EXPECT_GE(after.superslabs_total, before.superslabs_total);
+}
+
+// A live thread's counters are visible while it runs, and stay when it exits.
+TEST(Stats, LiveThreadsAreCounted) {
+  constexpr size_t kSize = 9000;
+  const unsigned cls = st_class_of(kSize);
+  const hak_stats before = Snapshot();
+  std::vector<void*> blocks;
+  {
+    Worker w;
+    w.Run([&] {
+      for (int i = 0; i < 100; ++i) blocks.push_back(hak_malloc(kSize));
+    });
+    hak_stats mid = Snapshot();
+    EXPECT_EQ(mid.classes[cls].allocs - before.classes[cls].allocs, 100u);
+    EXPECT_EQ(mid.threads_live - before.threads_live, 1u);
+    EXPECT_GT(mid.classes[cls].slabs, before.classes[cls].slabs);
+    w.Run([&] {
+      for (void* p : blocks) hak_free(p);
+    });
+  }
+  const hak_stats after = Snapshot();
+  EXPECT_EQ(after.classes[cls].allocs - before.classes[cls].allocs, 100u);
+  EXPECT_EQ(after.classes[cls].frees - before.classes[cls].frees, 100u);
+  EXPECT_EQ(after.threads_live, before.threads_live);
+}
+
+// Frees by a thread other than the allocating one are counted once each as
+// frees and as remote frees, whether or not the allocating thread lives on.
+TEST(Stats, RemoteFreesAreCounted) {
+  constexpr size_t kSize = 6500;
+  const unsigned cls = st_class_of(kSize);
+  const hak_stats before = Snapshot();
+  std::vector<void*> blocks;
+  RunInThread([&] {
+    for (int i = 0; i < 300; ++i) blocks.push_back(hak_malloc(kSize));
+  });
+  RunInThread([&] {
+    for (void* p : blocks) hak_free(p);
+  });
+  hak_trim(0);
+  const hak_stats after = Snapshot();
+  EXPECT_EQ(after.classes[cls].allocs - before.classes[cls].allocs, 300u);
+  EXPECT_EQ(after.classes[cls].frees - before.classes[cls].frees, 300u);
+  EXPECT_EQ(after.classes[cls].remote_frees - before.classes[cls].remote_frees, 300u);
+  EXPECT_EQ(after.classes[cls].slabs, before.classes[cls].slabs);
+  EXPECT_EQ(after.abandoned_slabs, before.abandoned_slabs);
+}
+
+// hak_stats_get may be called at any time: snapshots taken while threads
+// allocate, free and exit never see a counter go backwards, and the final
+// totals are exact.
+TEST(Stats, SnapshotsWhileThreadsRun) {
+  constexpr size_t kSize = 11000;
+  const unsigned cls = st_class_of(kSize);
+  constexpr int kThreads = 3;
+  constexpr int kRounds = 4;
+  constexpr uint64_t kPairs = 3000;
+  const hak_stats before = Snapshot();
+  std::atomic<int> running{kThreads};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      // Several short-lived threads in turn, so exits happen mid-snapshot.
+      for (int r = 0; r < kRounds; ++r) {
+        RunInThread([] {
+          for (uint64_t i = 0; i < kPairs; ++i) hak_free(hak_malloc(kSize));
+        });
+      }
+      running--;
+    });
+  }
+  uint64_t last_allocs = before.classes[cls].allocs, last_frees = before.classes[cls].frees;
+  uint64_t last_exited = before.threads_exited;
+  int snapshots = 0;
+  while (running.load() > 0) {
+    const hak_stats s = Snapshot();
+    ++snapshots;
+    EXPECT_GE(s.classes[cls].allocs, last_allocs);
+    EXPECT_GE(s.classes[cls].frees, last_frees);
+    EXPECT_GE(s.threads_exited, last_exited);
+    last_allocs = s.classes[cls].allocs;
+    last_frees = s.classes[cls].frees;
+    last_exited = s.threads_exited;
+  }
+  for (auto& th : threads) th.join();
+  const hak_stats after = Snapshot();
+  const uint64_t total = kThreads * kRounds * kPairs;
+  EXPECT_EQ(after.classes[cls].allocs - before.classes[cls].allocs, total);
+  EXPECT_EQ(after.classes[cls].frees - before.classes[cls].frees, total);
+  EXPECT_GT(snapshots, 0);
+}
+
+TEST(Stats, FastHitsMatchTheVariant) {
+  constexpr size_t kSize = 7200;
+  const unsigned cls = st_class_of(kSize);
+  const hak_stats before = Snapshot();
+  RunInThread([&] {
+    for (int i = 0; i < 100; ++i) {
+      void* p = hak_malloc(kSize);
+      hak_free(p);
+    }
+  });
+  const hak_stats after = Snapshot();
+  const uint64_t hits = after.classes[cls].fast_hits - before.classes[cls].fast_hits;
+  EXPECT_EQ(after.classes[cls].allocs - before.classes[cls].allocs, 100u);
+  EXPECT_LE(hits, 100u);
+  if (FastCacheOn()) {
+    EXPECT_GE(hits, 90u) << "a malloc/free loop is served by the fast cache";
+  } else {
+    EXPECT_EQ(hits, 0u);
+  }
+}
+
+TEST(Stats, LargeCounters) {
+  const hak_stats before = Snapshot();
+  void* a = hak_malloc(3 << 20);
+  void* b = hak_malloc(300 << 10);
+  const hak_stats mid = Snapshot();
+  EXPECT_EQ(mid.large_allocs - before.large_allocs, 2u);
+  EXPECT_EQ(mid.large_live_bytes - before.large_live_bytes, uint64_t{4 + 2} << 20);
+  EXPECT_GE(mid.mapped_bytes, mid.large_live_bytes);
+  EXPECT_GE(mid.mapped_peak, mid.mapped_bytes);
+  hak_free(a);
+  hak_free(b);
+  const hak_stats after = Snapshot();
+  EXPECT_EQ(after.large_frees - before.large_frees, 2u);
+  EXPECT_EQ(after.large_live_bytes, before.large_live_bytes);
+}
+
+TEST(Stats, ShapeOfSnapshot) {
+  const hak_stats s = Snapshot();
+  ASSERT_EQ(s.num_classes, st_num_classes());
+  for (unsigned c = 0; c < s.num_classes; ++c) {
+    EXPECT_EQ(s.classes[c].block_size, st_class_size(c)) << c;
+    EXPECT_LE(s.classes[c].fast_hits, s.classes[c].allocs) << c;
+  }
+  for (unsigned c = s.num_classes; c < HAK_STATS_MAX_CLASSES; ++c) {
+    EXPECT_EQ(s.classes[c].block_size, 0u);
+    EXPECT_EQ(s.classes[c].allocs, 0u);
+  }
+  EXPECT_GE(s.superslabs_peak, s.superslabs);
+  EXPECT_GE(s.superslabs_total, s.superslabs);
+  EXPECT_GE(s.pool_lock_acquires, s.pool_lock_contended);
+  EXPECT_LE(s.pool_lock_acquires, st_lock_acquires());
+}
+
+// ---- reports ----------------------------------------------------------------
+
+// Keeps one block of every class live on a worker thread, so that every
+// class has a row in the text report (a report longer than one buffer).
+class StatsReport : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    worker_ = std::make_unique<Worker>();
+    worker_->Run([this] {
+      // The smallest request of each class, which stays in the class even
+      // with the trailer that debug builds add.
+      for (unsigned c = 0; c < st_num_classes(); ++c) {
+        blocks_.push_back(hak_malloc(c == 0 ? 1 : st_class_size(c - 1) + 1));
+      }
+    });
+  }
+  void TearDown() override {
+    worker_->Run([this] {
+      for (void* p : blocks_) hak_free(p);
+    });
+    worker_.reset();
+  }
+  std::unique_ptr<Worker> worker_;
+  std::vector<void*> blocks_;
+};
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+bool StartsWith(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+TEST_F(StatsReport, TextReport) {
+  const hak_stats s = Snapshot();
+  const std::string text = Capture(hak_stats_print);
+  ASSERT_FALSE(text.empty());
+  ASSERT_EQ(text.back(), '\n');
+  const std::vector<std::string> lines = Lines(text);
+  ASSERT_GE(lines.size(), 2u + st_num_classes() + 7);
+
+  const std::string head = "hakmem stats (pid " + std::to_string(getpid()) + ", ";
+  EXPECT_TRUE(StartsWith(lines[0], head)) << lines[0];
+  const bool fast = FastCacheOn();
+  EXPECT_NE(lines[0].find(fast ? "fast cache on)" : "fast cache off)"), std::string::npos)
+      << lines[0];
+  std::istringstream header(lines[1]);
+  std::vector<std::string> columns;
+  for (std::string w; header >> w;) columns.push_back(w);
+  EXPECT_EQ(columns, (std::vector<std::string>{"class", "size", "allocs", "frees", "fast_hits",
+                                               "refills", "remote_frees", "slabs"}));
+
+  // One row per class, in order, each with the class's block size and at
+  // least the block this fixture keeps live.
+  for (unsigned c = 0; c < st_num_classes(); ++c) {
+    SCOPED_TRACE(c);
+    std::istringstream row(lines[2 + c]);
+    uint64_t cls = 0, size = 0, allocs = 0, frees = 0, hits = 0, refills = 0, remote = 0,
+             slabs = 0;
+    ASSERT_TRUE(row >> cls >> size >> allocs >> frees >> hits >> refills >> remote >> slabs)
+        << lines[2 + c];
+    EXPECT_EQ(cls, c);
+    EXPECT_EQ(size, st_class_size(c));
+    EXPECT_GE(allocs, 1u);
+    EXPECT_GE(slabs, 1u);
+  }
+  const std::vector<std::string> tail_prefixes = {
+      "total allocs ",   "large allocs ",    "superslabs now ", "mapped_bytes now ",
+      "slabs abandoned ", "threads live ", "pool_lock acquires "};
+  for (size_t i = 0; i < tail_prefixes.size(); ++i) {
+    EXPECT_TRUE(StartsWith(lines[2 + st_num_classes() + i], tail_prefixes[i]))
+        << lines[2 + st_num_classes() + i];
+  }
+  EXPECT_EQ(lines.size(), 2u + st_num_classes() + tail_prefixes.size());
+  // Nothing allocated between the snapshot and the report: figures agree.
+  const std::string threads_line = "threads live " + std::to_string(s.threads_live) +
+                                   " exited " + std::to_string(s.threads_exited);
+  EXPECT_EQ(lines[2 + st_num_classes() + 5], threads_line);
+  const std::string large_line = "large allocs " + std::to_string(s.large_allocs) + " frees " +
+                                 std::to_string(s.large_frees) + " live_bytes " +
+                                 std::to_string(s.large_live_bytes);
+  EXPECT_EQ(lines[2 + st_num_classes() + 1], large_line);
+  uint64_t total_allocs = 0;
+  for (unsigned c = 0; c < s.num_classes; ++c) total_allocs += s.classes[c].allocs;
+  EXPECT_TRUE(StartsWith(lines[2 + st_num_classes()],
+                         "total allocs " + std::to_string(total_allocs) + " "))
+      << lines[2 + st_num_classes()];
+}
+
+TEST(StatsReportQuiet, ClassesWithoutActivityAreLeftOut) {
+  // A class nobody in this process used has no row.
+  RunInThread([] {});
+  const hak_stats s = Snapshot();
+  const std::string text = Capture(hak_stats_print);
+  const std::vector<std::string> lines = Lines(text);
+  size_t rows = 0;
+  for (unsigned c = 0; c < s.num_classes; ++c) {
+    if (s.classes[c].allocs || s.classes[c].frees || s.classes[c].slabs) ++rows;
+  }
+  EXPECT_EQ(lines.size(), 2 + rows + 7) << text;
+}
+
+TEST_F(StatsReport, JsonReport) {
+  const std::string text = Capture(hak_stats_print_json);
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.front(), '{');
+  EXPECT_EQ(text.back(), '\n');
+  int depth = 0;
+  for (char ch : text) {
+    if (ch == '{' || ch == '[') ++depth;
+    if (ch == '}' || ch == ']') --depth;
+    ASSERT_GE(depth, 0);
+  }
+  EXPECT_EQ(depth, 0) << "braces and brackets balance";
+  EXPECT_NE(text.find("\"classes\""), std::string::npos);
+
+  Json doc;
+  JsonReader reader(text);
+  ASSERT_TRUE(reader.ParseDocument(&doc)) << "invalid JSON at " << reader.Where() << ":\n"
+                                          << text;
+  ASSERT_EQ(doc.kind, Json::kObject);
+  const Json* pid = doc.Get("pid");
+  ASSERT_NE(pid, nullptr);
+  EXPECT_EQ(pid->number, getpid());
+  const Json* fast = doc.Get("fast_cache");
+  ASSERT_NE(fast, nullptr);
+  EXPECT_EQ(fast->kind, Json::kBool);
+  EXPECT_EQ(fast->boolean, FastCacheOn());
+  const Json* classes = doc.Get("classes");
+  ASSERT_NE(classes, nullptr);
+  ASSERT_EQ(classes->kind, Json::kArray);
+  ASSERT_EQ(classes->items.size(), st_num_classes());
+  for (unsigned c = 0; c < st_num_classes(); ++c) {
+    const Json& k = classes->items[c];
+    ASSERT_EQ(k.kind, Json::kObject);
+    for (const char* key :
+         {"class", "size", "allocs", "frees", "fast_hits", "refills", "remote_frees", "slabs"}) {
+      ASSERT_NE(k.Get(key), nullptr) << key;
+      EXPECT_EQ(k.Get(key)->kind, Json::kNumber) << key;
+    }
+    EXPECT_EQ(k.Get("class")->number, c);
+    EXPECT_EQ(k.Get("size")->number, static_cast<double>(st_class_size(c)));
+    EXPECT_GE(k.Get("allocs")->number, 1);
+  }
+  for (const char* key :
+       {"large_allocs", "large_frees", "large_live_bytes", "superslabs", "superslabs_peak",
+        "superslabs_total", "mapped_bytes", "mapped_peak", "cached_bytes", "purged_bytes",
+        "abandoned_slabs", "adopted_slabs", "threads_live", "threads_exited",
+        "pool_lock_acquires", "pool_lock_contended"}) {
+    const Json* v = doc.Get(key);
+    ASSERT_NE(v, nullptr) << key;
+    EXPECT_EQ(v->kind, Json::kNumber) << key;
+  }
+  EXPECT_GE(doc.Get("threads_live")->number, 1);
+}
+
+// Reports go through write(2) on the descriptor given, also a pipe.
+TEST(StatsReportPipe, TextThroughPipe) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  hak_stats_print(fds[1]);
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  EXPECT_TRUE(StartsWith(out, "hakmem stats (pid ")) << out;
+  EXPECT_NE(out.find("\npool_lock acquires "), std::string::npos) << out;
+}
+
+}  // namespace
