@@ -1,0 +1,1623 @@
+#!/usr/bin/env python3
+"""Benchmark comparison runner for hakmem.
+
+Runs Larson, mtstress and the micro benchmarks (Google Benchmark) under
+hakmem and the peer allocators, all on the very same `*_system` binaries
+(allocators other than glibc are injected with LD_PRELOAD), alternating the
+allocators within a round and rotating their order from round to round. It
+prints a table per Larson/mtstress case, one matrix for the micro benchmarks
+and a summary, writes the results as JSON (schema 1, the dashboard's) and can
+POST them to the dashboard. See README.md, "Benchmarks".
+
+    bazel run //tools:bench -- [--quick | --full] [--rounds R] [--bench NAMES]
+        [--alloc NAMES] [--json OUT] [--push URL] [--bin-dir DIR] [--dry-run]
+
+Under `bazel run` the benchmarks and preload libraries are first built with
+--config=release in the workspace (a nested `bazel build`; `bazel run` has
+released the server lock by the time this script starts). Startup options for
+that nested bazel come from the environment variable BENCH_BAZEL_STARTUP_OPTS
+(e.g. "--output_base=/tmp/bazel_bench"); without it the output base of the
+`bazel run` that started this script is reused. BAZEL names the bazel binary.
+
+Python 3 standard library only.
+"""
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import select
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+SCHEMA_VERSION = 1
+
+# --------------------------------------------------------------------------
+# What is measured.
+
+PEER_LIB_DIR = "/usr/lib/x86_64-linux-gnu"
+
+# name -> (variant recorded in JSON, kind, library). kind "hakmem": library
+# relative to the bazel-bin directory; "peer": relative to the peer library
+# directory; "none": no LD_PRELOAD.
+ALLOCATORS = [
+    ("hakmem", "fastcache", "hakmem", "hakmem/libhakmem.so"),
+    ("hakmem-nofastcache", "nofastcache", "hakmem", "hakmem/libhakmem_nofastcache.so"),
+    ("glibc", "", "none", None),
+    ("mimalloc", "", "peer", "libmimalloc.so.2"),
+    ("jemalloc", "", "peer", "libjemalloc.so.2"),
+    ("tcmalloc", "", "peer", "libtcmalloc_minimal.so.4"),
+]
+ALLOCATOR_NAMES = [a[0] for a in ALLOCATORS]
+# "Best peer" is the best of these (hakmem's competition, glibc included).
+PEER_NAMES = ("glibc", "mimalloc", "jemalloc", "tcmalloc")
+HAKMEM_NAMES = ("hakmem", "hakmem-nofastcache")
+
+LARSON_THREADS = (1, 2, 4)
+LARSON_ARGS = "8 1000 5000 100 4141"  # after <seconds>; threads come last
+MTSTRESS_MODES = ("churn", "churn-large", "prodcons", "threadchurn", "realloc", "large")
+MTSTRESS_THREADS = 2
+MTSTRESS_SEED = 4141
+
+# Per-mode settings. Durations are per run (seconds).
+MODES = {
+    # About 3 minutes on 2 cores with all six allocators (measured: 2m53s).
+    "quick": {"rounds": 2, "larson_seconds": 2, "mtstress_seconds": 0.5,
+              "micro_min_time": "0.05"},
+    # About 21 minutes (measured: 20m56s).
+    "full": {"rounds": 5, "larson_seconds": 5, "mtstress_seconds": 3, "micro_min_time": "0.1"},
+}
+
+BINARIES = {
+    "larson": "hakmem/bench/larson_system",
+    "mtstress": "hakmem/bench/mtstress_system",
+    "micro": "hakmem/bench/micro_system",
+}
+BINARY_TARGETS = {
+    "larson": "//hakmem/bench:larson_system",
+    "mtstress": "//hakmem/bench:mtstress_system",
+    "micro": "//hakmem/bench:micro_system",
+}
+LIBRARY_TARGETS = {
+    "hakmem": "//hakmem:libhakmem.so",
+    "hakmem-nofastcache": "//hakmem:libhakmem_nofastcache.so",
+}
+
+THROUGHPUT_RE = re.compile(r"^\s*Throughput\s*=\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)"
+                           r"\s+operations per second\s*$")
+PRELOAD_FAILED_RE = re.compile(r"ld\.so: object .* from LD_PRELOAD cannot be preloaded")
+TIME_UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+# Environment variables of `bazel run` that children should not inherit.
+BAZEL_RUN_ENV = ("RUNFILES_DIR", "RUNFILES_MANIFEST_FILE", "JAVA_RUNFILES", "PYTHONPATH",
+                 "PYTHONSAFEPATH")
+
+
+class Case:
+    """One benchmark configuration: a binary and its arguments.
+
+    kind is "larson", "mtstress" or "micro". A micro case yields one
+    measurement per Google Benchmark entry.
+    """
+
+    def __init__(self, case_id, kind, benchmark, label, params, argv_tail, threads,
+                 nominal_s, timeout_s):
+        self.id = case_id
+        self.kind = kind
+        self.benchmark = benchmark
+        self.label = label
+        self.params = params
+        self.argv_tail = argv_tail
+        self.threads = threads
+        self.nominal_s = nominal_s
+        self.timeout_s = timeout_s
+
+    @property
+    def higher_is_better(self):
+        return self.kind != "micro"
+
+    def __repr__(self):
+        return "Case(%s)" % self.id
+
+
+def all_case_ids():
+    ids = ["larson/t%d" % t for t in LARSON_THREADS]
+    ids += ["mtstress/%s" % m for m in MTSTRESS_MODES]
+    ids.append("micro")
+    return ids
+
+
+def make_cases(mode, selected_ids):
+    """The cases of a mode, in the canonical order, restricted to selected_ids."""
+    cfg = MODES[mode]
+    cases = []
+    ls = cfg["larson_seconds"]
+    larson_params = "%d %s" % (ls, LARSON_ARGS)
+    for t in LARSON_THREADS:
+        cases.append(Case("larson/t%d" % t, "larson", "larson", "larson t=%d" % t,
+                          larson_params, larson_params.split() + [str(t)], t,
+                          ls, 4 * ls + 60))
+    ms = cfg["mtstress_seconds"]
+    for m in MTSTRESS_MODES:
+        params = "--mode %s --seconds %g --seed %d" % (m, ms, MTSTRESS_SEED)
+        argv = ["--mode", m, "--threads", str(MTSTRESS_THREADS), "--seconds", "%g" % ms,
+                "--seed", str(MTSTRESS_SEED)]
+        cases.append(Case("mtstress/" + m, "mtstress", "mtstress/" + m,
+                          "mtstress %s t=%d" % (m, MTSTRESS_THREADS), params, argv,
+                          MTSTRESS_THREADS, ms, int(4 * ms) + 60))
+    mt = cfg["micro_min_time"]
+    params = "--benchmark_min_time=%s" % mt
+    # The nominal duration is a guess until the first micro run is timed.
+    cases.append(Case("micro", "micro", "micro", "micro", params, [params], 1,
+                      5.0 if mode == "quick" else 10.0, 300 if mode == "quick" else 1200))
+    return [c for c in cases if c.id in selected_ids]
+
+
+def parse_bench_list(text):
+    """'larson,mtstress/churn' -> case ids, canonical order. Raises ValueError."""
+    ids = all_case_ids()
+    groups = sorted(set(i.split("/")[0] for i in ids))
+    chosen = set()
+    tokens = [t.strip() for t in text.split(",") if t.strip()]
+    if not tokens:
+        raise ValueError("empty benchmark list")
+    for tok in tokens:
+        if tok == "all":
+            chosen.update(ids)
+        elif tok in ids:
+            chosen.add(tok)
+        elif tok in groups:
+            chosen.update(i for i in ids if i.split("/")[0] == tok)
+        else:
+            raise ValueError("unknown benchmark %r (choose from: all, %s, %s)"
+                             % (tok, ", ".join(groups), ", ".join(ids)))
+    return [i for i in ids if i in chosen]
+
+
+def parse_alloc_list(text):
+    """'glibc,hakmem' -> allocator names in the canonical order. Raises ValueError."""
+    tokens = [t.strip() for t in text.split(",") if t.strip()]
+    if not tokens:
+        raise ValueError("empty allocator list")
+    for tok in tokens:
+        if tok not in ALLOCATOR_NAMES and tok != "all":
+            raise ValueError("unknown allocator %r (choose from: all, %s)"
+                             % (tok, ", ".join(ALLOCATOR_NAMES)))
+    if "all" in tokens:
+        return list(ALLOCATOR_NAMES)
+    return [n for n in ALLOCATOR_NAMES if n in tokens]
+
+
+# --------------------------------------------------------------------------
+# Command line.
+
+def _type_from(fn):
+    def conv(text):
+        try:
+            return fn(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc))
+    conv.__name__ = fn.__name__
+    return conv
+
+
+def _rounds(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise ValueError("expected an integer, got %r" % text)
+    if not 1 <= v <= 100:
+        raise ValueError("rounds must be in 1..100")
+    return v
+
+
+def _url(text):
+    if not re.match(r"^https?://[^/\s]+", text):
+        raise ValueError("expected an http:// or https:// URL, got %r" % text)
+    return text
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="bench",
+        description="Compare hakmem with glibc, mimalloc, jemalloc and tcmalloc on Larson, "
+                    "mtstress and the micro benchmarks (release builds, same binary for "
+                    "every allocator, LD_PRELOAD).",
+        epilog="Benchmarks: all, larson, mtstress, micro, or one of %s. Allocators: all, %s. "
+               "Env: BAZEL (bazel binary), BENCH_BAZEL_STARTUP_OPTS (startup options for the "
+               "nested bazel, e.g. --output_base=/tmp/bazel_bench)."
+               % (", ".join(all_case_ids()), ", ".join(ALLOCATOR_NAMES)))
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                      help="short runs, %d rounds, about 3 minutes (default)"
+                      % MODES["quick"]["rounds"])
+    mode.add_argument("--full", dest="mode", action="store_const", const="full",
+                      help="%d-second Larson, %d rounds, about 21 minutes"
+                      % (MODES["full"]["larson_seconds"], MODES["full"]["rounds"]))
+    p.add_argument("--rounds", type=_type_from(_rounds), metavar="R",
+                   help="rounds per allocator and benchmark (overrides the mode's default)")
+    p.add_argument("--bench", type=_type_from(parse_bench_list), default=all_case_ids(),
+                   metavar="NAMES", help="comma-separated benchmarks (default: all)")
+    p.add_argument("--alloc", type=_type_from(parse_alloc_list), default=list(ALLOCATOR_NAMES),
+                   metavar="NAMES", help="comma-separated allocators (default: all)")
+    p.add_argument("--json", metavar="OUT",
+                   help="write results here (default under bazel run: "
+                        "<workspace>/bench-results/run-<time>.json)")
+    p.add_argument("--push", type=_type_from(_url), metavar="URL",
+                   help="POST the JSON to URL/api/runs")
+    p.add_argument("--bin-dir", metavar="DIR",
+                   help="use binaries from DIR (a bazel-bin) instead of building")
+    p.add_argument("--peer-lib-dir", default=PEER_LIB_DIR, metavar="DIR",
+                   help="where the peer allocators' .so files are (default %(default)s)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the build and the planned runs, run nothing")
+    p.set_defaults(mode="quick")
+    return p
+
+
+def parse_args(argv):
+    args = build_parser().parse_args(argv)
+    if args.rounds is None:
+        args.rounds = MODES[args.mode]["rounds"]
+    return args
+
+
+# --------------------------------------------------------------------------
+# Statistics and formatting (pure).
+
+def summarize(values):
+    """(median, min, max) of a non-empty list."""
+    if not values:
+        raise ValueError("no values")
+    return statistics.median(values), min(values), max(values)
+
+
+def spread_pct(median, lo, hi):
+    """(max - min) / median in percent; None if undefined."""
+    if not median:
+        return None
+    return (hi - lo) / median * 100.0
+
+
+def ratio(value, reference, higher_is_better):
+    """How much better value is than reference: > 1 means better.
+
+    For higher-is-better metrics that is value / reference, for
+    lower-is-better ones reference / value. None when either is missing or
+    not positive.
+    """
+    if value is None or reference is None or value <= 0 or reference <= 0:
+        return None
+    return value / reference if higher_is_better else reference / value
+
+
+def best_of(medians, names, higher_is_better):
+    """(name, median) of the best of names present in medians, or (None, None)."""
+    cands = [(n, medians[n]) for n in names if medians.get(n) is not None]
+    if not cands:
+        return None, None
+    pick = max if higher_is_better else min
+    return pick(cands, key=lambda nv: nv[1])
+
+
+def geomean(values):
+    vals = [v for v in values if v is not None and v > 0]
+    if not vals:
+        return None
+    return statistics.geometric_mean(vals)
+
+
+def fmt_si(v):
+    """71234567 -> '71.2M'; three significant digits."""
+    if v is None:
+        return "-"
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return _sig3(v / div) + suffix
+    return _sig3(v)
+
+
+def _sig3(x):
+    ax = abs(x)
+    if ax >= 100:
+        return "%.0f" % x
+    if ax >= 10:
+        return "%.1f" % x
+    return "%.2f" % x
+
+
+def fmt_value(v, unit):
+    if v is None:
+        return "-"
+    if unit == "ns":
+        return _sig3(v) if v < 1000 else "{:,.0f}".format(v)
+    return fmt_si(v)
+
+
+def fmt_ratio(r):
+    return "-" if r is None else "%.2fx" % r
+
+
+def fmt_pct(p):
+    return "-" if p is None else "%.1f%%" % p
+
+
+def fmt_duration(seconds):
+    seconds = int(round(max(0.0, seconds)))
+    if seconds < 60:
+        return "%ds" % seconds
+    if seconds < 3600:
+        return "%dm%02ds" % divmod(seconds, 60)
+    h, rest = divmod(seconds, 3600)
+    return "%dh%02dm" % (h, rest // 60)
+
+
+def format_table(header, rows, right_align=None):
+    """Aligned text table. right_align: set of column indexes (default: all but 0).
+
+    A row may be a string: it is printed as is (for notes spanning columns).
+    """
+    ncols = len(header)
+    if right_align is None:
+        right_align = set(range(1, ncols))
+    cell_rows = [r for r in rows if not isinstance(r, str)]
+    for r in cell_rows:
+        if len(r) != ncols:
+            raise ValueError("row has %d cells, header %d" % (len(r), ncols))
+    widths = [max([len(header[i])] + [len(r[i]) for r in cell_rows]) for i in range(ncols)]
+
+    def line(cells):
+        out = []
+        for i, c in enumerate(cells):
+            out.append(c.rjust(widths[i]) if i in right_align else c.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    lines = [line(header), line(["-" * w for w in widths])]
+    for r in rows:
+        lines.append(r if isinstance(r, str) else line(r))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Output parsing (pure).
+
+def parse_throughput(stdout):
+    """The N of the last non-empty line 'Throughput = N operations per second', or None."""
+    lines = [l for l in stdout.splitlines() if l.strip()]
+    if not lines:
+        return None
+    m = THROUGHPUT_RE.match(lines[-1])
+    if not m:
+        return None
+    v = float(m.group(1))
+    return v if v > 0 and v != float("inf") else None
+
+
+def threads_from_name(name):
+    m = re.search(r"/threads:(\d+)", name)
+    return int(m.group(1)) if m else 1
+
+
+def micro_ns_per_op(entry):
+    """ns per operation of one Google Benchmark entry (CPU time based).
+
+    With an items_per_second counter (SetItemsProcessed: one item is one
+    operation as the benchmark defines it, e.g. 1 malloc + 1 free) this is
+    1e9 / items_per_second. Google Benchmark computes that rate over the
+    benchmark thread's CPU time (unless the benchmark asked for UseRealTime).
+    Without the counter it is cpu_time per iteration. CPU time rather than
+    real time, because it does not count the time the thread was preempted
+    by other work on the machine.
+    """
+    ips = entry.get("items_per_second")
+    if isinstance(ips, (int, float)) and not isinstance(ips, bool) and ips > 0:
+        return 1e9 / float(ips)
+    unit = entry.get("time_unit", "ns")
+    if unit not in TIME_UNIT_NS:
+        raise ValueError("unknown time_unit %r" % unit)
+    try:
+        return float(entry["cpu_time"]) * TIME_UNIT_NS[unit]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("benchmark %r has neither items_per_second nor cpu_time"
+                         % entry.get("name"))
+
+
+def parse_micro_json(text):
+    """Google Benchmark JSON -> ({name: (ns_per_op, threads)}, {name: error}).
+
+    ns_per_op as micro_ns_per_op. Aggregate entries (mean/median/stddev of
+    repetitions) are skipped; if a benchmark has several repetitions the
+    median of them is taken. Raises ValueError if the text is not benchmark
+    JSON.
+    """
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ValueError("not JSON: %s" % exc)
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise ValueError("no 'benchmarks' list")
+    reps = {}
+    threads = {}
+    errors = {}
+    for b in doc["benchmarks"]:
+        if not isinstance(b, dict) or not isinstance(b.get("name"), str):
+            raise ValueError("malformed benchmark entry")
+        if b.get("run_type") == "aggregate":
+            continue
+        name = b.get("run_name") or b["name"]
+        if b.get("error_occurred"):
+            errors[name] = str(b.get("error_message") or "error_occurred")
+            continue
+        ns = micro_ns_per_op(b)
+        if not 0 < ns < float("inf"):
+            errors[name] = "non-positive time %r" % ns
+            continue
+        reps.setdefault(name, []).append(ns)
+        t = b.get("threads")
+        threads[name] = t if isinstance(t, int) and t > 0 else threads_from_name(name)
+    values = {n: (statistics.median(v), threads[n]) for n, v in reps.items()}
+    return values, errors
+
+
+def describe_status(exit_code, term_signal):
+    if term_signal:
+        try:
+            sname = signal.Signals(term_signal).name
+        except ValueError:
+            sname = "signal %d" % term_signal
+        return "killed by %s" % sname
+    return "exit status %d" % exit_code
+
+
+# --------------------------------------------------------------------------
+# Running a process.
+
+class ProcResult:
+    def __init__(self):
+        self.exit_code = None      # int, or None if killed by a signal
+        self.term_signal = 0
+        self.timed_out = False
+        self.spawn_error = None
+        self.wall_s = 0.0
+        self.cpu_s = 0.0
+        self.peak_rss_kb = 0
+        self.stdout = ""
+        self.stderr = ""
+
+
+def clean_env(preload):
+    env = {k: v for k, v in os.environ.items() if k not in BAZEL_RUN_ENV and k != "LD_PRELOAD"}
+    if preload:
+        env["LD_PRELOAD"] = preload
+    return env
+
+
+def _wait_with_timeout(pid, timeout):
+    """wait4(pid) with a deadline; returns (status, rusage, timed_out)."""
+    deadline = time.monotonic() + timeout
+    pidfd = None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        while True:
+            wpid, status, ru = os.wait4(pid, os.WNOHANG)
+            if wpid == pid:
+                return status, ru, False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                _, status, ru = os.wait4(pid, 0)
+                return status, ru, True
+            if pidfd is not None:
+                select.select([pidfd], [], [], left)
+            else:
+                time.sleep(min(0.01, left))
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+TIME_BIN = "/usr/bin/time"
+ENV_BIN = "/usr/bin/env"
+RSS_LINE_RE = re.compile(r"^BENCH_PEAK_RSS_KB=(\d+)\s*$", re.M)
+TIME_SIGNAL_RE = re.compile(r"^Command terminated by signal (\d+)", re.M)
+
+
+def rss_helper_available():
+    return os.access(TIME_BIN, os.X_OK) and os.access(ENV_BIN, os.X_OK)
+
+
+def wrap_with_time(argv, env, report_path):
+    """argv and env that run argv under GNU time, which writes the peak RSS.
+
+    Why: wait4's ru_maxrss of a child that this (Python) process spawned is
+    never below this process's own peak RSS, because Linux carries the
+    high-water mark of the pre-exec address space over into the child. GNU
+    time is small, so its children do not inherit a noticeable floor. The
+    preload goes to the benchmark only (through env), not to time.
+    """
+    env = dict(env)
+    preload = env.pop("LD_PRELOAD", None)
+    inner = ([ENV_BIN, "LD_PRELOAD=" + preload] if preload else []) + list(argv)
+    return [TIME_BIN, "-f", "BENCH_PEAK_RSS_KB=%M", "-o", report_path, "--"] + inner, env
+
+
+def parse_time_report(text):
+    """GNU time -o report -> (peak_rss_kb or None, terminating signal or 0)."""
+    m = RSS_LINE_RE.search(text)
+    s = TIME_SIGNAL_RE.search(text)
+    return (int(m.group(1)) if m else None), (int(s.group(1)) if s else 0)
+
+
+def run_process(argv, env, timeout, use_time=None):
+    """Runs argv (argv[0] an absolute path) in its own session, capturing output.
+
+    Status, wall time and user+system CPU time come from wait4 (CPU time
+    includes the children it waited for). Peak RSS comes from GNU time when
+    /usr/bin/time exists (see wrap_with_time), else from wait4's ru_maxrss.
+    On timeout the whole process group is killed.
+    """
+    if use_time is None:
+        use_time = rss_helper_available()
+    res = ProcResult()
+    report = None
+    if use_time:
+        fd, report = tempfile.mkstemp(prefix="bench-rss-")
+        os.close(fd)
+        spawn_argv, spawn_env = wrap_with_time(argv, env, report)
+    else:
+        spawn_argv, spawn_env = list(argv), env
+    try:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+                open(os.devnull, "rb") as devnull:
+            actions = [
+                (os.POSIX_SPAWN_DUP2, devnull.fileno(), 0),
+                (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
+                (os.POSIX_SPAWN_DUP2, err.fileno(), 2),
+            ]
+            if not (os.path.isfile(argv[0]) and os.access(argv[0], os.X_OK)):
+                res.spawn_error = "cannot start %s: not an executable file" % argv[0]
+                return res
+            start = time.monotonic()
+            try:
+                pid = os.posix_spawn(spawn_argv[0], spawn_argv, spawn_env,
+                                     file_actions=actions, setsid=True)
+            except OSError as exc:
+                res.spawn_error = "cannot start %s: %s" % (spawn_argv[0], exc.strerror or exc)
+                return res
+            try:
+                status, ru, res.timed_out = _wait_with_timeout(pid, timeout)
+            except BaseException:
+                # Ctrl-C and the like: do not leave the benchmark running.
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                    os.wait4(pid, 0)
+                except OSError:
+                    pass
+                raise
+            res.wall_s = time.monotonic() - start
+            if os.WIFSIGNALED(status):
+                res.term_signal = os.WTERMSIG(status)
+            else:
+                res.exit_code = os.WEXITSTATUS(status)
+            res.cpu_s = ru.ru_utime + ru.ru_stime
+            res.peak_rss_kb = ru.ru_maxrss
+            if report is not None:
+                try:
+                    with open(report, encoding="utf-8", errors="replace") as f:
+                        rss, sig = parse_time_report(f.read())
+                except OSError:
+                    rss, sig = None, 0
+                if rss is not None:
+                    res.peak_rss_kb = rss
+                if sig and not res.term_signal:
+                    # time exits with 128 + N when its child died of signal N.
+                    res.term_signal, res.exit_code = sig, None
+            out.seek(0)
+            err.seek(0)
+            res.stdout = out.read().decode("utf-8", "replace")
+            res.stderr = err.read().decode("utf-8", "replace")
+    finally:
+        if report is not None:
+            try:
+                os.unlink(report)
+            except OSError:
+                pass
+    return res
+
+
+# --------------------------------------------------------------------------
+# Runs and their evaluation.
+
+class Allocator:
+    def __init__(self, name, variant, preload):
+        self.name = name
+        self.variant = variant
+        self.preload = preload  # absolute path or None
+
+    def __repr__(self):
+        return "Allocator(%s)" % self.name
+
+
+class Job:
+    def __init__(self, index, case, alloc, round_no):
+        self.index = index
+        self.case = case
+        self.alloc = alloc
+        self.round = round_no
+        self.proc = None
+        self.error = None       # why the run failed, or None
+        self.value = None       # larson/mtstress: ops/s
+        self.micro = {}         # micro: name -> (ns, threads)
+        self.micro_errors = {}  # micro: name -> error
+
+
+def rotate(items, k):
+    if not items:
+        return []
+    k %= len(items)
+    return items[k:] + items[:k]
+
+
+def plan_jobs(cases, allocs, rounds):
+    """Round by round; within a round each case runs every allocator back to
+    back, and the allocator order is rotated by one from round to round."""
+    jobs = []
+    for r in range(rounds):
+        order = rotate(list(allocs), r)
+        for case in cases:
+            for a in order:
+                jobs.append(Job(len(jobs) + 1, case, a, r + 1))
+    return jobs
+
+
+def evaluate(job, proc, micro_text=None):
+    """Sets job.error / job.value / job.micro from a finished process."""
+    job.proc = proc
+    if proc.spawn_error:
+        job.error = proc.spawn_error
+        return
+    if proc.timed_out:
+        job.error = "timed out after %ds" % job.case.timeout_s
+        return
+    if proc.term_signal or proc.exit_code != 0:
+        job.error = describe_status(proc.exit_code, proc.term_signal)
+        return
+    if job.alloc.preload and PRELOAD_FAILED_RE.search(proc.stderr):
+        job.error = "LD_PRELOAD was not applied (ld.so refused %s)" % job.alloc.preload
+        return
+    if job.case.kind == "micro":
+        try:
+            job.micro, job.micro_errors = parse_micro_json(micro_text or "")
+        except ValueError as exc:
+            job.error = "unreadable benchmark JSON: %s" % exc
+            return
+        if not job.micro:
+            job.error = "no benchmark results"
+        return
+    job.value = parse_throughput(proc.stdout)
+    if job.value is None:
+        job.error = "no 'Throughput = N operations per second' line"
+
+
+def stderr_tail(text, lines=5):
+    tail = [l for l in text.splitlines() if l.strip()][-lines:]
+    return "\n".join(tail)
+
+
+class Measurement:
+    """Aggregated figures of one (benchmark, allocator) over rounds."""
+
+    def __init__(self, case, alloc, benchmark, threads, metric, unit):
+        self.case = case
+        self.alloc = alloc
+        self.benchmark = benchmark
+        self.threads = threads
+        self.metric = metric
+        self.unit = unit
+        self.values = []
+        self.walls = []
+        self.cpus = []
+        self.rss = []
+        self.failed = 0
+        self.errors = []
+
+    @property
+    def higher_is_better(self):
+        return self.case.higher_is_better
+
+    @property
+    def ok(self):
+        return bool(self.values)
+
+    def stats(self):
+        return summarize(self.values) if self.values else (None, None, None)
+
+    def median_of(self, xs):
+        return statistics.median(xs) if xs else None
+
+
+def aggregate(jobs, cases, allocs):
+    """jobs -> (ordered list of groups, failures). A group is
+    (title, case, [Measurement per allocator])."""
+    groups = []
+    failures = []
+    for job in jobs:
+        if job.error:
+            failures.append(job)
+    for case in cases:
+        case_jobs = [j for j in jobs if j.case is case]
+        if case.kind != "micro":
+            ms = []
+            for a in allocs:
+                m = Measurement(case, a, case.benchmark, case.threads, "ops_per_sec", "ops/s")
+                for j in case_jobs:
+                    if j.alloc is not a:
+                        continue
+                    if j.error:
+                        m.failed += 1
+                        m.errors.append(j.error)
+                    elif j.proc is not None:
+                        m.values.append(j.value)
+                        m.walls.append(j.proc.wall_s)
+                        m.cpus.append(j.proc.cpu_s)
+                        m.rss.append(j.proc.peak_rss_kb)
+                ms.append(m)
+            groups.append((case.label, case, ms))
+            continue
+        # Micro: one group per benchmark name, in order of first appearance.
+        names = []
+        for j in case_jobs:
+            for n in list(j.micro) + list(j.micro_errors):
+                if n not in names:
+                    names.append(n)
+        if not names and case_jobs:
+            # Every micro run failed: one group that says so.
+            ms = []
+            for a in allocs:
+                m = Measurement(case, a, "micro", 1, "ns_per_op", "ns")
+                for j in case_jobs:
+                    if j.alloc is a and j.error:
+                        m.failed += 1
+                        m.errors.append(j.error)
+                ms.append(m)
+            groups.append(("micro", case, ms))
+        for n in names:
+            ms = []
+            threads = 1
+            for a in allocs:
+                for j in case_jobs:
+                    if n in j.micro:
+                        threads = j.micro[n][1]
+                m = Measurement(case, a, "micro/" + n, threads, "ns_per_op", "ns")
+                for j in case_jobs:
+                    if j.alloc is not a or j.proc is None and not j.error:
+                        continue
+                    if j.error:
+                        m.failed += 1
+                        m.errors.append(j.error)
+                    elif n in j.micro:
+                        m.values.append(j.micro[n][0])
+                        m.walls.append(j.proc.wall_s)
+                        m.cpus.append(j.proc.cpu_s)
+                        m.rss.append(j.proc.peak_rss_kb)
+                    else:
+                        m.failed += 1
+                        m.errors.append(j.micro_errors.get(n, "missing from the output"))
+                ms.append(m)
+            for m in ms:
+                m.threads = threads
+            groups.append((n, case, ms))
+    return groups, failures
+
+
+def micro_failures(jobs):
+    """Per-benchmark errors reported inside otherwise successful micro runs."""
+    out = []
+    for j in jobs:
+        if j.case.kind == "micro" and not j.error:
+            for n, e in j.micro_errors.items():
+                out.append((j, n, e))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Tables.
+
+def _plural(n, word):
+    return "%d %s%s" % (n, word, "" if n == 1 else "s")
+
+
+def _medians(ms):
+    return {m.alloc.name: m.stats()[0] for m in ms}
+
+
+def group_table(title, case, ms, rounds):
+    """One aligned table for one Larson or mtstress case."""
+    hib = case.higher_is_better
+    unit = ms[0].unit if ms else ""
+    medians = _medians(ms)
+    rss = {m.alloc.name: m.median_of(m.rss) for m in ms}
+    glibc = medians.get("glibc")
+    best_name, best_val = best_of(medians, PEER_NAMES, hib)
+    head = "%s  [%s %s; %s, higher is better; %s]" % (
+        title, os.path.basename(BINARIES[case.kind]), " ".join(case.argv_tail), unit,
+        _plural(rounds, "round"))
+    header = ["allocator", "median", "min..max", "spread", "vs glibc", "vs best peer",
+              "RSS MiB", "RSS vs glibc"]
+    rows = []
+    notes = []
+    for m in ms:
+        med, lo, hi = m.stats()
+        name = m.alloc.name
+        if not m.ok:
+            reason = m.errors[0] if m.errors else "no data"
+            rows.append([name, "FAILED", "", "", "", "", "", ""])
+            notes.append("  %s: all %d run(s) failed: %s" % (name, m.failed, reason))
+            continue
+        if m.failed:
+            name += " *"
+            notes.append("  * %s: %d of %d run(s) failed (%s); figures are from the rest"
+                         % (m.alloc.name, m.failed, m.failed + len(m.values), m.errors[0]))
+        mrss = rss.get(m.alloc.name)
+        rss_ratio = mrss / rss["glibc"] if mrss and rss.get("glibc") else None
+        rows.append([
+            name,
+            fmt_value(med, unit),
+            "%s..%s" % (fmt_value(lo, unit), fmt_value(hi, unit)),
+            fmt_pct(spread_pct(med, lo, hi)),
+            fmt_ratio(ratio(med, glibc, hib)),
+            fmt_ratio(ratio(med, best_val, hib)),
+            "-" if mrss is None else "%.1f" % (mrss / 1024.0),
+            fmt_ratio(rss_ratio),
+        ])
+    best = ("best peer: %s (%s)" % (best_name, fmt_value(best_val, unit)) if best_name
+            else "best peer: none measured")
+    lines = [head, format_table(header, rows), best]
+    lines.extend(notes)
+    return "\n".join(lines)
+
+
+# Short column names for the micro matrix.
+SHORT_NAMES = {"hakmem-nofastcache": "nofastcache"}
+
+
+def micro_table(case, groups, allocs, rounds):
+    """All micro benchmarks in one matrix: one row per benchmark, one column
+    per allocator (median ns per op), then hakmem against the best peer and
+    glibc as speed-ups (> 1: hakmem faster)."""
+    names = [a.name for a in allocs]
+    # Ratio columns for the default hakmem only (the summary has both variants).
+    hak = [n for n in HAKMEM_NAMES[:1] if n in names]
+    header = ["benchmark"] + [SHORT_NAMES.get(n, n) for n in names] + ["best peer"]
+    for h in hak:
+        header += ["%s/best" % h, "%s/glibc" % h]
+    header.append("spread")
+    rows = []
+    marks = False
+    for title, _, ms in groups:
+        medians = _medians(ms)
+        best_name, best_val = best_of(medians, PEER_NAMES, False)
+        row = [title]
+        worst = None
+        for m in ms:
+            med, lo, hi = m.stats()
+            if not m.ok:
+                row.append("FAILED")
+                continue
+            cell = fmt_value(med, "ns")
+            if m.failed:
+                cell += "*"
+                marks = True
+            row.append(cell)
+            sp = spread_pct(med, lo, hi)
+            if sp is not None and (worst is None or sp > worst):
+                worst = sp
+        row.append(best_name or "-")
+        for h in hak:
+            row.append(fmt_ratio(ratio(medians.get(h), best_val, False)))
+            row.append(fmt_ratio(ratio(medians.get(h), medians.get("glibc"), False)))
+        row.append(fmt_pct(worst))
+        rows.append(row)
+    head = ("micro  [micro_system %s; ns per op = CPU time per item, lower is better; %s]"
+            % (case.params, _plural(rounds, "round")))
+    notes = ["hakmem/best and hakmem/glibc are speed-ups (reference ns / hakmem ns): >1 means "
+             "hakmem is faster; nofastcache = hakmem-nofastcache; spread = largest "
+             "(max-min)/median in the row"]
+    if marks:
+        notes.append("* some runs of that allocator failed; the median is over the rest")
+    return "\n".join([head, format_table(header, rows)] + notes)
+
+
+def micro_process_table(case, jobs, allocs):
+    """Per allocator: the micro_system process as a whole (all benchmarks)."""
+    header = ["allocator", "wall s", "CPU s", "peak RSS MiB", "RSS vs glibc", "failed runs"]
+    figures = {}
+    for a in allocs:
+        ok = [j for j in jobs if j.case is case and j.alloc is a and not j.error and j.proc]
+        bad = [j for j in jobs if j.case is case and j.alloc is a and j.error]
+        med = statistics.median
+        figures[a.name] = (
+            med([j.proc.wall_s for j in ok]) if ok else None,
+            med([j.proc.cpu_s for j in ok]) if ok else None,
+            med([j.proc.peak_rss_kb for j in ok]) if ok else None,
+            len(bad), len(ok) + len(bad))
+    glibc_rss = figures.get("glibc", (None,) * 5)[2]
+    rows = []
+    for a in allocs:
+        wall, cpu, rss, nbad, n = figures[a.name]
+        rows.append([a.name, "-" if wall is None else "%.1f" % wall,
+                     "-" if cpu is None else "%.1f" % cpu,
+                     "-" if rss is None else "%.1f" % (rss / 1024.0),
+                     fmt_ratio(rss / glibc_rss if rss and glibc_rss else None),
+                     "%d/%d" % (nbad, n)])
+    return "micro_system process (all benchmarks in one run; medians)\n" + format_table(
+        header, rows)
+
+
+def summary_table(groups):
+    """hakmem variants against the best peer and glibc, one line per
+    benchmark; the micro benchmarks as one line (their geometric mean)."""
+    hak = [n for n in HAKMEM_NAMES if any(m.alloc.name == n for _, _, ms in groups for m in ms)]
+    if not hak or not groups:
+        return None
+    header = ["benchmark", "best peer"]
+    for h in hak:
+        short = SHORT_NAMES.get(h, h)
+        header += ["%s/best" % short, "%s/glibc" % short]
+    ncols = len(header) - 2
+
+    def ratios(ms, hib):
+        medians = _medians(ms)
+        best_name, best_val = best_of(medians, PEER_NAMES, hib)
+        out = []
+        for h in hak:
+            out.append(ratio(medians.get(h), best_val, hib))
+            out.append(ratio(medians.get(h), medians.get("glibc"), hib))
+        return best_name, out
+
+    rows = []
+    cols = [[] for _ in range(ncols)]
+    micro = [[] for _ in range(ncols)]
+    nmicro = 0
+    for title, case, ms in groups:
+        best_name, rs = ratios(ms, case.higher_is_better)
+        if case.kind == "micro":
+            nmicro += 1
+            for i, r in enumerate(rs):
+                micro[i].append(r)
+            continue
+        rows.append([title, best_name or "-"] + [fmt_ratio(r) for r in rs])
+        for i, r in enumerate(rs):
+            cols[i].append(r)
+    if nmicro:
+        gms = [geomean(c) for c in micro]
+        rows.append(["micro (geomean of %d)" % nmicro, "-"] + [fmt_ratio(g) for g in gms])
+        for i, g in enumerate(gms):
+            cols[i].append(g)
+    rows.append("")
+    rows.append(["geometric mean", ""] + [fmt_ratio(geomean(c)) for c in cols])
+    title = ("summary: hakmem against the best peer (best of %s per benchmark) and glibc; "
+             ">1 means hakmem is better (more ops/s, fewer ns per op); "
+             "nofastcache = hakmem-nofastcache" % ", ".join(PEER_NAMES))
+    return title + "\n" + format_table(header, rows)
+
+
+# --------------------------------------------------------------------------
+# JSON.
+
+def results_json(groups):
+    out = []
+    for _, case, ms in groups:
+        for m in ms:
+            if not m.ok:
+                continue
+            med, lo, hi = m.stats()
+            out.append({
+                "benchmark": m.benchmark,
+                "params": case.params,
+                "threads": m.threads,
+                "allocator": "hakmem" if m.alloc.name in HAKMEM_NAMES else m.alloc.name,
+                "variant": m.alloc.variant,
+                "metric": m.metric,
+                "unit": m.unit,
+                "higher_is_better": case.higher_is_better,
+                "median": med,
+                "min": lo,
+                "max": hi,
+                "values": list(m.values),
+                "wall_s": round(m.median_of(m.walls), 3),
+                "cpu_s": round(m.median_of(m.cpus), 3),
+                "peak_rss_kb": int(m.median_of(m.rss)),
+            })
+    return out
+
+
+def failures_json(jobs):
+    out = []
+    for j in jobs:
+        if j.error:
+            entry = {
+                "benchmark": j.case.benchmark,
+                "params": j.case.params,
+                "threads": j.case.threads,
+                "allocator": "hakmem" if j.alloc.name in HAKMEM_NAMES else j.alloc.name,
+                "variant": j.alloc.variant,
+                "round": j.round,
+                "error": j.error,
+            }
+            p = j.proc
+            if p is not None and not p.spawn_error:
+                entry.update({
+                    "exit_status": p.exit_code,
+                    "signal": p.term_signal or None,
+                    "timed_out": p.timed_out,
+                    "wall_s": round(p.wall_s, 3),
+                    "stderr_tail": stderr_tail(p.stderr),
+                })
+            out.append(entry)
+    for j, name, err in micro_failures(jobs):
+        out.append({
+            "benchmark": "micro/" + name,
+            "params": j.case.params,
+            "threads": threads_from_name(name),
+            "allocator": "hakmem" if j.alloc.name in HAKMEM_NAMES else j.alloc.name,
+            "variant": j.alloc.variant,
+            "round": j.round,
+            "error": err,
+        })
+    return out
+
+
+def iso_utc(t=None):
+    dt = datetime.datetime.fromtimestamp(time.time() if t is None else t, datetime.timezone.utc)
+    return dt.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def make_document(meta, machine, mode, rounds, build, results, failures, skipped):
+    return {
+        "schema": SCHEMA_VERSION,
+        "commit": meta["commit"],
+        "commit_subject": meta["commit_subject"],
+        "commit_time": meta["commit_time"],
+        "time": meta["time"],
+        "branch": meta["branch"],
+        "machine": machine,
+        "config": {"mode": mode, "rounds": rounds, "build": build},
+        "results": results,
+        "failures": failures,
+        "skipped": skipped,
+    }
+
+
+RESULT_FIELDS = {
+    "benchmark": str, "params": str, "threads": int, "allocator": str, "variant": str,
+    "metric": str, "unit": str, "higher_is_better": bool, "median": (int, float),
+    "min": (int, float), "max": (int, float), "values": list, "wall_s": (int, float),
+    "cpu_s": (int, float), "peak_rss_kb": int,
+}
+
+
+def validate_document(doc):
+    """Problems with doc against schema 1 (empty list if none)."""
+    probs = []
+
+    def need(obj, key, typ, where):
+        if key not in obj:
+            probs.append("%s: missing %r" % (where, key))
+            return False
+        v = obj[key]
+        types = typ if isinstance(typ, tuple) else (typ,)
+        if isinstance(v, bool) and bool not in types:
+            probs.append("%s.%s: %r is not %s" % (where, key, v, typ))
+            return False
+        if not isinstance(v, typ):
+            probs.append("%s.%s: %r is not %s" % (where, key, v, typ))
+            return False
+        return True
+
+    if doc.get("schema") != SCHEMA_VERSION:
+        probs.append("schema must be %d" % SCHEMA_VERSION)
+    for k in ("commit", "commit_subject", "commit_time", "time", "branch"):
+        need(doc, k, str, "doc")
+    if need(doc, "machine", dict, "doc"):
+        for k, t in (("hostname", str), ("cpus", int), ("cpu_model", str), ("kernel", str),
+                     ("mem_gb", (int, float))):
+            need(doc["machine"], k, t, "machine")
+    if need(doc, "config", dict, "doc"):
+        c = doc["config"]
+        if c.get("mode") not in ("quick", "full"):
+            probs.append("config.mode must be quick or full")
+        need(c, "rounds", int, "config")
+        need(c, "build", str, "config")
+    if need(doc, "results", list, "doc"):
+        for i, r in enumerate(doc["results"]):
+            where = "results[%d]" % i
+            if not isinstance(r, dict):
+                probs.append(where + ": not an object")
+                continue
+            ok = all([need(r, k, t, where) for k, t in RESULT_FIELDS.items()])
+            if not ok:
+                continue
+            if not (r["median"] > 0 and r["min"] > 0 and r["max"] > 0):
+                probs.append(where + ": non-positive value")
+            if not r["min"] <= r["median"] <= r["max"]:
+                probs.append(where + ": not min <= median <= max")
+            if not r["values"] or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                          and v > 0 for v in r["values"]):
+                probs.append(where + ": values must be positive numbers")
+            if r["threads"] < 1:
+                probs.append(where + ": threads < 1")
+    if "failures" in doc and not isinstance(doc["failures"], list):
+        probs.append("failures must be a list")
+    return probs
+
+
+# --------------------------------------------------------------------------
+# Environment: workspace, git, machine, bazel.
+
+def workspace_dir():
+    ws = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
+    if ws:
+        return ws
+    d = os.getcwd()
+    while True:
+        if os.path.isfile(os.path.join(d, "WORKSPACE")) or os.path.isfile(
+                os.path.join(d, "WORKSPACE.bazel")):
+            return d
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def user_path(path):
+    """A path given on the command line, relative to where the user ran bazel run."""
+    base = os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
+    return os.path.abspath(os.path.join(base, os.path.expanduser(path)))
+
+
+def _git(ws, *args):
+    try:
+        p = subprocess.run(["git", "-C", ws or ".", *args], capture_output=True, text=True,
+                           timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def git_meta(ws):
+    commit = _git(ws, "rev-parse", "HEAD")
+    if not commit:
+        return {"commit": "unknown", "commit_subject": "", "commit_time": "", "branch": "",
+                "dirty": False}
+    branch = _git(ws, "rev-parse", "--abbrev-ref", "HEAD") or ""
+    dirty = _git(ws, "status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": commit,
+        "commit_subject": _git(ws, "log", "-1", "--format=%s") or "",
+        "commit_time": _git(ws, "log", "-1", "--format=%cI") or "",
+        "branch": "" if branch == "HEAD" else branch,
+        "dirty": bool(dirty),
+    }
+
+
+def machine_info():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gb = 0
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem_gb = int(round(int(line.split()[1]) / 1048576.0))
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "hostname": socket.gethostname(),
+        "cpus": os.cpu_count() or 1,
+        "cpu_model": model or platform.processor() or "unknown",
+        "kernel": platform.release(),
+        "mem_gb": mem_gb,
+    }
+
+
+def bazel_startup_opts(ws):
+    """Startup options for the nested bazel.
+
+    BENCH_BAZEL_STARTUP_OPTS wins. Otherwise, when this script runs from a
+    bazel-bin under some output base that is not the workspace's default one,
+    that output base is reused, so `bazel --output_base=X run //tools:bench`
+    builds the benchmarks in X too.
+    """
+    env = os.environ.get("BENCH_BAZEL_STARTUP_OPTS")
+    if env is not None:
+        return shlex.split(env)
+    here = os.path.abspath(sys.argv[0] if sys.argv and sys.argv[0] else __file__)
+    m = re.match(r"^(.*?)/execroot/[^/]+/bazel-out/", here)
+    if not m or not ws:
+        return []
+    output_base = m.group(1)
+    user = os.environ.get("USER") or ""
+    try:
+        import pwd
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        pass
+    default = os.path.join(os.path.expanduser("~"), ".cache", "bazel", "_bazel_" + user,
+                           hashlib.md5(os.path.realpath(ws).encode()).hexdigest())
+    if os.path.realpath(output_base) == os.path.realpath(default):
+        return []
+    return ["--output_base=" + output_base]
+
+
+def build_kind_of(bin_dir):
+    real = os.path.realpath(bin_dir)
+    if re.search(r"-opt(/|$)", real):
+        return "release"
+    if re.search(r"-dbg(/|$)", real):
+        return "debug"
+    if re.search(r"-fastbuild(/|$)", real):
+        return "fastbuild"
+    return "unknown"
+
+
+def eprint(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def bazel_build(ws, targets, dry_run):
+    """Builds targets with --config=release; returns bazel-bin or None."""
+    bazel = os.environ.get("BAZEL", "bazel")
+    startup = bazel_startup_opts(ws)
+    env = clean_env(None)
+    for k in ("BUILD_WORKSPACE_DIRECTORY", "BUILD_WORKING_DIRECTORY"):
+        env.pop(k, None)
+    build = [bazel] + startup + ["build", "--config=release"] + targets
+    info = [bazel] + startup + ["info", "--config=release", "bazel-bin"]
+    eprint("building (release) in %s:\n  %s" % (ws, " ".join(shlex.quote(x) for x in build)))
+    if dry_run:
+        eprint("  (dry run: not building)")
+        return None
+    try:
+        p = subprocess.run(build, cwd=ws, env=env, stdout=sys.stderr, stderr=sys.stderr)
+    except OSError as exc:
+        eprint("error: cannot run %s: %s" % (bazel, exc))
+        return None
+    if p.returncode != 0:
+        eprint("error: bazel build failed (exit status %d)" % p.returncode)
+        return None
+    p = subprocess.run(info, cwd=ws, env=env, capture_output=True, text=True)
+    if p.returncode != 0 or not p.stdout.strip():
+        eprint("error: bazel info bazel-bin failed:\n" + p.stderr)
+        return None
+    return p.stdout.strip().splitlines()[-1]
+
+
+# --------------------------------------------------------------------------
+# Progress.
+
+class Progress:
+    def __init__(self, jobs, stream=None):
+        self.jobs = jobs
+        self.stream = stream if stream is not None else sys.stderr
+        self.est = {}
+        self.seen = {}
+        for j in jobs:
+            self.est.setdefault(j.case.id, j.case.nominal_s + 0.3)
+
+    def remaining_s(self, done_index):
+        return sum(self.est[j.case.id] for j in self.jobs[done_index:])
+
+    def record(self, job):
+        n = self.seen.get(job.case.id, 0)
+        w = job.proc.wall_s if job.proc is not None else 0.0
+        self.est[job.case.id] = (self.est[job.case.id] * n + w) / (n + 1) if n else w
+        self.seen[job.case.id] = n + 1
+
+    def line(self, job, rounds):
+        width = len(str(len(self.jobs)))
+        return "[%*d/%d] %s round %d/%d %s ..." % (width, job.index, len(self.jobs),
+                                                  job.case.label, job.round, rounds,
+                                                  job.alloc.name)
+
+    def outcome(self, job):
+        if job.error:
+            return "FAILED: %s" % job.error
+        if job.case.kind == "micro":
+            s = "%d benchmarks in %.1fs" % (len(job.micro), job.proc.wall_s)
+            if job.micro_errors:
+                s += ", %d with errors" % len(job.micro_errors)
+            return s
+        return "%s ops/s" % fmt_si(job.value)
+
+
+# --------------------------------------------------------------------------
+# Main.
+
+def resolve_allocators(names, bin_dir, peer_dir, assume_built=False):
+    """-> (allocators, skipped entries, fatal errors).
+
+    A missing peer library skips that peer; a missing hakmem library is an
+    error (unless assume_built: a dry run before the build).
+    """
+    allocs, skipped, errors = [], [], []
+    for name, variant, kind, lib in ALLOCATORS:
+        if name not in names:
+            continue
+        if kind == "none":
+            allocs.append(Allocator(name, variant, None))
+            continue
+        path = os.path.join(bin_dir if kind == "hakmem" else peer_dir, lib)
+        if os.path.isfile(path):
+            allocs.append(Allocator(name, variant, os.path.abspath(path)))
+        elif assume_built and kind == "hakmem":
+            allocs.append(Allocator(name, variant, path))
+        elif kind == "hakmem":
+            errors.append("%s: preload library not found: %s" % (name, path))
+        else:
+            skipped.append({"allocator": name, "reason": "%s not found" % path})
+    return allocs, skipped, errors
+
+
+def find_binary(bin_dir, kind):
+    for rel in (BINARIES[kind], os.path.basename(BINARIES[kind])):
+        p = os.path.join(bin_dir, rel)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return os.path.abspath(p)
+    return None
+
+
+def run_job(job, binary, rounds):
+    env = clean_env(job.alloc.preload)
+    argv = [binary] + list(job.case.argv_tail)
+    if job.case.kind == "micro":
+        fd, out_path = tempfile.mkstemp(prefix="bench-micro-", suffix=".json")
+        os.close(fd)
+        try:
+            argv += ["--benchmark_out=" + out_path, "--benchmark_out_format=json"]
+            proc = run_process(argv, env, job.case.timeout_s)
+            try:
+                with open(out_path, encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                text = ""
+        finally:
+            try:
+                os.unlink(out_path)
+            except OSError:
+                pass
+        evaluate(job, proc, text)
+    else:
+        evaluate(job, run_process(argv, env, job.case.timeout_s))
+
+
+def push(url, doc):
+    """POST doc to url/api/runs; returns (ok, message)."""
+    target = url.rstrip("/") + "/api/runs"
+    data = json.dumps(doc).encode("utf-8")
+    req = urllib.request.Request(target, data=data, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            body = resp.read().decode("utf-8", "replace")
+            code = resp.status
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode("utf-8", "replace")
+        return False, "push to %s failed: HTTP %d %s: %s" % (target, exc.code, exc.reason,
+                                                           body.strip()[:2000])
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return False, "push to %s failed: %s" % (target, reason)
+    if not 200 <= code < 300:
+        return False, "push to %s failed: HTTP %d: %s" % (target, code, body.strip()[:2000])
+    return True, "pushed to %s: HTTP %d: %s" % (target, code, body.strip()[:2000])
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    started = time.time()
+    ws = workspace_dir()
+    under_bazel_run = bool(os.environ.get("BUILD_WORKSPACE_DIRECTORY"))
+    cases = make_cases(args.mode, args.bench)
+    kinds = sorted(set(c.kind for c in cases), key=lambda k: list(BINARIES).index(k))
+
+    # 1. Binaries: build them (release) or take them from --bin-dir.
+    if args.bin_dir:
+        bin_dir = user_path(args.bin_dir)
+        if not os.path.isdir(bin_dir):
+            eprint("error: --bin-dir %s is not a directory" % bin_dir)
+            return 1
+        build = build_kind_of(bin_dir)
+        if build != "release":
+            eprint("warning: %s does not look like a release (-c opt) bazel-bin" % bin_dir)
+    else:
+        if not ws:
+            eprint("error: no workspace: run with `bazel run //tools:bench` or pass --bin-dir")
+            return 1
+        targets = [BINARY_TARGETS[k] for k in kinds]
+        targets += [LIBRARY_TARGETS[n] for n in HAKMEM_NAMES if n in args.alloc]
+        bin_dir = bazel_build(ws, targets, args.dry_run)
+        build = "release"
+        if bin_dir is None and not args.dry_run:
+            return 1
+        if bin_dir is None:
+            bin_dir = "<bazel-bin>"
+    binaries = {}
+    missing = []
+    for k in kinds:
+        binaries[k] = find_binary(bin_dir, k)
+        if binaries[k] is None:
+            missing.append("%s binary not found in %s (%s)" % (k, bin_dir, BINARIES[k]))
+    allocs, skipped, errors = resolve_allocators(args.alloc, bin_dir, args.peer_lib_dir,
+                                                 assume_built=args.dry_run)
+    if missing and args.dry_run:
+        missing = []
+    if missing or errors:
+        for e in missing + errors:
+            eprint("error: " + e)
+        return 1
+    for s in skipped:
+        eprint("warning: skipping %s: %s" % (s["allocator"], s["reason"]))
+    if not allocs:
+        eprint("error: no allocator left to run")
+        return 1
+
+    meta = git_meta(ws)
+    meta["time"] = iso_utc(started)
+    machine = machine_info()
+    jobs = plan_jobs(cases, allocs, args.rounds)
+    progress = Progress(jobs)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+    eprint("hakmem bench: %s mode, %d round%s, %d runs, about %s; build %s; binaries from %s"
+           % (args.mode, args.rounds, "" if args.rounds == 1 else "s", len(jobs),
+              fmt_duration(progress.remaining_s(0)), build, bin_dir))
+    eprint("allocators: %s" % ", ".join(
+        "%s%s" % (a.name, " (LD_PRELOAD=%s)" % a.preload if a.preload else " (no preload)")
+        for a in allocs))
+    if meta["dirty"]:
+        eprint("warning: the work tree has uncommitted changes; results are recorded "
+               "against commit %s" % meta["commit"][:12])
+    if load > 0.5 * machine["cpus"]:
+        eprint("warning: load average is %.1f on %d CPUs; figures will be noisy"
+               % (load, machine["cpus"]))
+    if not rss_helper_available():
+        eprint("warning: %s not found (Debian package 'time'): peak RSS comes from wait4 and "
+               "is never below this runner's own RSS (~10-30 MiB)" % TIME_BIN)
+    hak_env = sorted(k for k in os.environ if k.startswith("HAKMEM_"))
+    if hak_env:
+        eprint("note: passing %s to every run" % ", ".join(hak_env))
+    if args.dry_run:
+        for j in jobs:
+            binary = binaries.get(j.case.kind) or os.path.join(bin_dir, BINARIES[j.case.kind])
+            eprint("[%d/%d] round %d %s: %s%s %s" % (
+                j.index, len(jobs), j.round, j.alloc.name,
+                "LD_PRELOAD=%s " % j.alloc.preload if j.alloc.preload else "",
+                binary, " ".join(j.case.argv_tail)))
+        return 0
+
+    # 2. Runs. SIGTERM is handled like Ctrl-C: the running benchmark is killed.
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        for i, job in enumerate(jobs):
+            eprint_line = progress.line(job, args.rounds)
+            print(eprint_line, end="", file=sys.stderr, flush=True)
+            run_job(job, binaries[job.case.kind], args.rounds)
+            progress.record(job)
+            eta = progress.remaining_s(i + 1)
+            eprint(" %s%s" % (progress.outcome(job),
+                              "  (ETA %s)" % fmt_duration(eta) if i + 1 < len(jobs) else ""))
+            if job.error and job.proc is not None and job.proc.stderr.strip():
+                for l in stderr_tail(job.proc.stderr).splitlines():
+                    eprint("      | " + l)
+    except KeyboardInterrupt:
+        eprint("\ninterrupted: nothing written")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    elapsed = time.time() - started
+
+    # 3. Tables.
+    groups, failed_jobs = aggregate(jobs, cases, allocs)
+    print("hakmem bench %s: %s mode, %d round%s, build %s, commit %s%s (%s)" % (
+        meta["time"], args.mode, args.rounds, "" if args.rounds == 1 else "s", build,
+        meta["commit"][:12], " +uncommitted changes" if meta["dirty"] else "",
+        meta["commit_subject"]))
+    print("machine: %s, %d CPUs (%s), %s GiB, kernel %s; took %s" % (
+        machine["hostname"], machine["cpus"], machine["cpu_model"], machine["mem_gb"],
+        machine["kernel"], fmt_duration(elapsed)))
+    if skipped:
+        print("skipped: %s" % "; ".join("%s (%s)" % (s["allocator"], s["reason"])
+                                        for s in skipped))
+    for case in cases:
+        case_groups = [g for g in groups if g[1] is case]
+        if not case_groups:
+            continue
+        print()
+        if case.kind == "micro":
+            print(micro_table(case, case_groups, allocs, args.rounds))
+            print()
+            print(micro_process_table(case, jobs, allocs))
+        else:
+            title, _, ms = case_groups[0]
+            print(group_table(title, case, ms, args.rounds))
+    st = summary_table(groups)
+    if st:
+        print()
+        print(st)
+    failures = failures_json(jobs)
+    if failures:
+        print()
+        print("FAILURES (%d):" % len(failures))
+        for f in failures:
+            print("  %s t=%s round %s %s%s: %s" % (
+                f["benchmark"], f["threads"], f["round"], f["allocator"],
+                "-" + f["variant"] if f["variant"] == "nofastcache" else "", f["error"]))
+    sys.stdout.flush()
+
+    # 4. JSON and push.
+    doc = make_document(meta, machine, args.mode, args.rounds, build, results_json(groups),
+                        failures, skipped)
+    problems = validate_document(doc)
+    if problems:
+        eprint("internal error: the JSON does not match schema 1:\n  " + "\n  ".join(problems))
+        return 1
+    status = 1 if failures else 0
+    out = None
+    if args.json:
+        out = user_path(args.json)
+    elif under_bazel_run and ws:
+        out = os.path.join(ws, "bench-results", "run-%s.json" % time.strftime(
+            "%Y%m%d-%H%M%S", time.gmtime(started)))
+    if out:
+        try:
+            os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+            with open(out + ".tmp", "w") as f:
+                json.dump(doc, f, indent=1)
+                f.write("\n")
+            os.replace(out + ".tmp", out)
+            eprint("wrote %s" % out)
+        except OSError as exc:
+            eprint("error: cannot write %s: %s" % (out, exc))
+            status = 1
+    if args.push:
+        ok, msg = push(args.push, doc)
+        if ok:
+            eprint(msg)
+        else:
+            eprint("error: " + msg)
+            status = 1
+    if failures:
+        eprint("%d run(s) failed; see FAILURES above" % len(failures))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,811 @@
+#!/usr/bin/env python3
+"""Unit tests of tools/bench.py: its pure parts, plus the runner end to end on
+fake benchmark binaries (shell scripts) and a local HTTP server for --push.
+
+    bazel test //tools:bench_test
+    python3 -m unittest tools/bench_test.py     (from the workspace root)
+"""
+
+import contextlib
+import http.server
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+from unittest import mock
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TMP_ROOT = os.environ.get("TEST_TMPDIR") or None
+
+
+def parse_exit(argv):
+    """(exit code, stderr) of bench.parse_args(argv), which must exit."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        with self_raises_systemexit() as box:
+            bench.parse_args(argv)
+    return box["code"], err.getvalue()
+
+
+@contextlib.contextmanager
+def self_raises_systemexit():
+    box = {"code": None}
+    try:
+        yield box
+    except SystemExit as exc:
+        box["code"] = exc.code
+    else:
+        raise AssertionError("expected SystemExit")
+
+
+class ArgumentTest(unittest.TestCase):
+    def test_defaults(self):
+        a = bench.parse_args([])
+        self.assertEqual(a.mode, "quick")
+        self.assertEqual(a.rounds, bench.MODES["quick"]["rounds"])
+        self.assertEqual(a.bench, bench.all_case_ids())
+        self.assertEqual(a.alloc, bench.ALLOCATOR_NAMES)
+        self.assertIsNone(a.json)
+        self.assertIsNone(a.push)
+        self.assertIsNone(a.bin_dir)
+
+    def test_full_and_rounds(self):
+        self.assertEqual(bench.parse_args(["--full"]).rounds, 5)
+        self.assertEqual(bench.parse_args(["--full"]).mode, "full")
+        self.assertEqual(bench.parse_args(["--full", "--rounds", "3"]).rounds, 3)
+        self.assertEqual(bench.parse_args(["--quick", "--rounds=1"]).rounds, 1)
+
+    def test_bench_names(self):
+        self.assertEqual(bench.parse_args(["--bench", "larson"]).bench,
+                         ["larson/t1", "larson/t2", "larson/t4"])
+        self.assertEqual(bench.parse_args(["--bench", "micro,mtstress/churn"]).bench,
+                         ["mtstress/churn", "micro"])
+        self.assertEqual(bench.parse_args(["--bench", "all"]).bench, bench.all_case_ids())
+        self.assertEqual(len(bench.parse_args(["--bench", "mtstress"]).bench), 6)
+
+    def test_alloc_names_keep_canonical_order(self):
+        self.assertEqual(bench.parse_args(["--alloc", "glibc,hakmem"]).alloc, ["hakmem", "glibc"])
+        self.assertEqual(bench.parse_args(["--alloc", " tcmalloc , glibc "]).alloc,
+                         ["glibc", "tcmalloc"])
+
+    def test_bad_arguments_exit_2_with_usage(self):
+        bad = [
+            ["--quick", "--full"],
+            ["--rounds", "0"],
+            ["--rounds", "x"],
+            ["--rounds", "101"],
+            ["--bench", "bogus"],
+            ["--bench", ""],
+            ["--alloc", "ptmalloc"],
+            ["--push", "ftp://example"],
+            ["--push", "localhost:8321"],
+            ["--no-such-option"],
+            ["positional"],
+        ]
+        for argv in bad:
+            with self.subTest(argv=argv):
+                code, err = parse_exit(argv)
+                self.assertEqual(code, 2)
+                self.assertIn("usage:", err)
+        _, err = parse_exit(["--bench", "bogus"])
+        self.assertIn("unknown benchmark 'bogus'", err)
+        _, err = parse_exit(["--alloc", "ptmalloc"])
+        self.assertIn("unknown allocator 'ptmalloc'", err)
+
+    def test_help_exits_0(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), self_raises_systemexit() as box:
+            bench.parse_args(["--help"])
+        self.assertEqual(box["code"], 0)
+        self.assertIn("--bin-dir", out.getvalue())
+
+    def test_script_bad_argument_exit_status(self):
+        p = subprocess.run([sys.executable, os.path.join(HERE, "bench.py"), "--rounds", "-1"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("usage:", p.stderr)
+        self.assertEqual(p.stdout, "")
+
+
+class CaseTest(unittest.TestCase):
+    def test_quick_cases(self):
+        cases = bench.make_cases("quick", bench.all_case_ids())
+        self.assertEqual([c.id for c in cases], bench.all_case_ids())
+        larson = cases[1]
+        self.assertEqual(larson.argv_tail, ["2", "8", "1000", "5000", "100", "4141", "2"])
+        self.assertEqual(larson.params, "2 8 1000 5000 100 4141")
+        self.assertEqual(larson.threads, 2)
+        churn = [c for c in cases if c.id == "mtstress/churn"][0]
+        self.assertEqual(churn.argv_tail[:4], ["--mode", "churn", "--threads", "2"])
+        self.assertEqual(churn.benchmark, "mtstress/churn")
+        micro = cases[-1]
+        self.assertFalse(micro.higher_is_better)
+        self.assertTrue(larson.higher_is_better)
+
+    def test_full_larson_is_5_seconds(self):
+        cases = bench.make_cases("full", ["larson/t4"])
+        self.assertEqual(cases[0].argv_tail, ["5", "8", "1000", "5000", "100", "4141", "4"])
+
+    def test_mtstress_seconds(self):
+        quick = bench.make_cases("quick", ["mtstress/large"])[0]
+        self.assertEqual(quick.argv_tail, ["--mode", "large", "--threads", "2", "--seconds",
+                                           "0.5", "--seed", "4141"])
+        self.assertEqual(quick.params, "--mode large --seconds 0.5 --seed 4141")
+        full = bench.make_cases("full", ["mtstress/large"])[0]
+        self.assertIn("--seconds 3 ", full.params)
+
+
+class StatsTest(unittest.TestCase):
+    def test_summarize(self):
+        self.assertEqual(bench.summarize([3, 1, 2]), (2, 1, 3))
+        self.assertEqual(bench.summarize([4, 1, 2, 3]), (2.5, 1, 4))
+        self.assertEqual(bench.summarize([7.5]), (7.5, 7.5, 7.5))
+        with self.assertRaises(ValueError):
+            bench.summarize([])
+
+    def test_spread(self):
+        self.assertAlmostEqual(bench.spread_pct(100.0, 95.0, 105.0), 10.0)
+        self.assertEqual(bench.spread_pct(5.0, 5.0, 5.0), 0.0)
+        self.assertIsNone(bench.spread_pct(0, 0, 1))
+
+    def test_ratio(self):
+        self.assertAlmostEqual(bench.ratio(150.0, 100.0, True), 1.5)
+        self.assertAlmostEqual(bench.ratio(5.0, 10.0, False), 2.0)   # half the ns: 2x faster
+        self.assertAlmostEqual(bench.ratio(20.0, 10.0, False), 0.5)
+        self.assertIsNone(bench.ratio(None, 10.0, True))
+        self.assertIsNone(bench.ratio(1.0, None, True))
+        self.assertIsNone(bench.ratio(1.0, 0.0, True))
+        self.assertIsNone(bench.ratio(0.0, 1.0, False))
+
+    def test_best_of(self):
+        med = {"glibc": 10.0, "mimalloc": 30.0, "jemalloc": 20.0, "hakmem": 99.0,
+               "tcmalloc": None}
+        self.assertEqual(bench.best_of(med, bench.PEER_NAMES, True), ("mimalloc", 30.0))
+        self.assertEqual(bench.best_of(med, bench.PEER_NAMES, False), ("glibc", 10.0))
+        self.assertEqual(bench.best_of({"hakmem": 1.0}, bench.PEER_NAMES, True), (None, None))
+
+    def test_geomean(self):
+        self.assertAlmostEqual(bench.geomean([2.0, 8.0]), 4.0)
+        self.assertAlmostEqual(bench.geomean([2.0, None, 8.0]), 4.0)
+        self.assertIsNone(bench.geomean([None]))
+
+    def test_rotation_and_plan(self):
+        allocs = [bench.Allocator(n, "", None) for n in ("a", "b", "c")]
+        cases = bench.make_cases("quick", ["larson/t1", "larson/t2"])
+        jobs = bench.plan_jobs(cases, allocs, 4)
+        self.assertEqual(len(jobs), 4 * 2 * 3)
+        self.assertEqual([j.index for j in jobs], list(range(1, 25)))
+        firsts = [j.alloc.name for j in jobs if j.case is cases[0]][::3]
+        self.assertEqual(firsts, ["a", "b", "c", "a"])
+        for r in range(1, 5):
+            for c in cases:
+                names = sorted(j.alloc.name for j in jobs if j.round == r and j.case is c)
+                self.assertEqual(names, ["a", "b", "c"])
+        # Within a round the allocators of one case run back to back.
+        self.assertEqual([j.alloc.name for j in jobs[3:6]], ["a", "b", "c"])
+        self.assertEqual([j.alloc.name for j in jobs[6:9]], ["b", "c", "a"])
+        self.assertEqual(bench.rotate([], 3), [])
+
+
+class FormatTest(unittest.TestCase):
+    def test_si(self):
+        self.assertEqual(bench.fmt_si(71234567), "71.2M")
+        self.assertEqual(bench.fmt_si(1.5e9), "1.50G")
+        self.assertEqual(bench.fmt_si(999), "999")
+        self.assertEqual(bench.fmt_si(123456), "123k")
+        self.assertEqual(bench.fmt_si(None), "-")
+
+    def test_values_ratios_durations(self):
+        self.assertEqual(bench.fmt_value(3.234, "ns"), "3.23")
+        self.assertEqual(bench.fmt_value(25.44, "ns"), "25.4")
+        self.assertEqual(bench.fmt_value(253836.0, "ns"), "253,836")
+        self.assertEqual(bench.fmt_ratio(1.234), "1.23x")
+        self.assertEqual(bench.fmt_ratio(None), "-")
+        self.assertEqual(bench.fmt_pct(2.345), "2.3%")
+        self.assertEqual(bench.fmt_duration(42), "42s")
+        self.assertEqual(bench.fmt_duration(190), "3m10s")
+        self.assertEqual(bench.fmt_duration(3700), "1h01m")
+
+    def test_table_alignment(self):
+        t = bench.format_table(["name", "value"], [["a", "1"], ["longer", "12345"], "a note"])
+        lines = t.splitlines()
+        self.assertEqual(lines[0], "name    value")
+        self.assertEqual(lines[1], "------  -----")
+        self.assertEqual(lines[2], "a           1")
+        self.assertEqual(lines[3], "longer  12345")
+        self.assertEqual(lines[4], "a note")
+        with self.assertRaises(ValueError):
+            bench.format_table(["a", "b"], [["only one"]])
+
+    def test_group_table(self):
+        case, allocs, ms = fake_measurements()
+        text = bench.group_table("larson t=2", case, ms, 3)
+        lines = text.splitlines()
+        self.assertIn("higher is better", lines[0])
+        self.assertIn("3 rounds", lines[0])
+        header = lines[1]
+        for col in ("allocator", "median", "spread", "vs glibc", "vs best peer", "RSS MiB",
+                    "RSS vs glibc"):
+            self.assertIn(col, header)
+        rows = {l.split()[0]: l for l in lines[3:3 + len(ms)]}
+        self.assertIn("2.00x", rows["hakmem"])       # 200 vs glibc 100
+        self.assertIn("1.33x", rows["hakmem"])       # 200 vs best peer 150
+        self.assertIn("FAILED", rows["tcmalloc"])
+        self.assertTrue(any("best peer: mimalloc" in l for l in lines))
+        self.assertTrue(any("tcmalloc: all 2 run(s) failed: exit status 1" in l for l in lines))
+        # Columns line up: every row has the header's width or less.
+        width = len(lines[2])
+        for l in lines[1:3 + len(ms)]:
+            self.assertLessEqual(len(l), width)
+
+    def test_micro_table_ratios_favour_lower_ns(self):
+        case = bench.make_cases("quick", ["micro"])[0]
+        allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS]
+        jobs = []
+        ns = {"hakmem": 5.0, "hakmem-nofastcache": 6.0, "glibc": 20.0, "mimalloc": 10.0,
+              "jemalloc": 12.0, "tcmalloc": 11.0}
+        for r in (1, 2):
+            for a in allocs:
+                j = bench.Job(len(jobs) + 1, case, a, r)
+                p = bench.ProcResult()
+                p.exit_code, p.wall_s, p.cpu_s, p.peak_rss_kb = 0, 3.0, 2.5, 8192
+                j.proc = p
+                j.micro = {"BM_MallocFree/64": (ns[a.name], 1)}
+                jobs.append(j)
+        groups, failures = bench.aggregate(jobs, [case], allocs)
+        self.assertEqual(failures, [])
+        text = bench.micro_table(case, groups, allocs, 2)
+        self.assertIn("lower is better", text)
+        row = [l for l in text.splitlines() if l.startswith("BM_MallocFree/64")][0]
+        self.assertIn("mimalloc", row)
+        self.assertIn("2.00x", row)   # best peer 10 ns / hakmem 5 ns
+        self.assertIn("4.00x", row)   # glibc 20 ns / hakmem 5 ns
+        proc = bench.micro_process_table(case, jobs, allocs)
+        self.assertIn("8.0", proc)
+        summary = bench.summary_table(groups)
+        self.assertIn("micro (geomean of 1)", summary)
+
+
+def fake_measurements():
+    case = bench.make_cases("quick", ["larson/t2"])[0]
+    allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS]
+    ops = {"hakmem": [190.0, 200.0, 210.0], "hakmem-nofastcache": [100.0, 120.0, 110.0],
+           "glibc": [100.0, 90.0, 110.0], "mimalloc": [150.0, 150.0, 150.0],
+           "jemalloc": [140.0, 145.0, 130.0], "tcmalloc": None}
+    jobs = []
+    for r in range(3):
+        for a in allocs:
+            if ops[a.name] is None and r == 2:
+                continue
+            j = bench.Job(len(jobs) + 1, case, a, r + 1)
+            p = bench.ProcResult()
+            p.wall_s, p.cpu_s = 2.0, 3.5
+            if ops[a.name] is None:
+                p.exit_code = 1
+                bench.evaluate(j, p)
+            else:
+                p.exit_code = 0
+                p.peak_rss_kb = 20480 if a.name != "glibc" else 10240
+                p.stdout = "blah\nThroughput = %d operations per second\n" % ops[a.name][r]
+                bench.evaluate(j, p)
+            jobs.append(j)
+    groups, _ = bench.aggregate(jobs, [case], allocs)
+    return case, allocs, groups[0][2]
+
+
+class ParseTest(unittest.TestCase):
+    def test_throughput(self):
+        self.assertEqual(bench.parse_throughput(
+            "threads: 2\nThroughput = 80874307 operations per second\n"), 80874307)
+        self.assertEqual(bench.parse_throughput(
+            "Throughput = 12 operations per second\n\n  \n"), 12)
+        self.assertEqual(bench.parse_throughput("Throughput = 1.5e6 operations per second"),
+                         1.5e6)
+        self.assertIsNone(bench.parse_throughput(""))
+        self.assertIsNone(bench.parse_throughput("Throughput = 0 operations per second"))
+        self.assertIsNone(bench.parse_throughput(
+            "Throughput = 5 operations per second\nsomething after\n"))
+        self.assertIsNone(bench.parse_throughput("Throughput = lots operations per second"))
+        self.assertIsNone(bench.parse_throughput("Throughput: 5 ops/s"))
+
+    def micro_doc(self, entries):
+        return json.dumps({"context": {"library_build_type": "release"}, "benchmarks": entries})
+
+    def test_micro_items_per_second_and_cpu_time(self):
+        text = self.micro_doc([
+            {"name": "BM_MallocFree/64", "run_name": "BM_MallocFree/64", "run_type": "iteration",
+             "iterations": 100, "real_time": 9.5, "cpu_time": 5.0, "time_unit": "ns",
+             "items_per_second": 2.0e8},
+            {"name": "BM_Batch/n:1000", "run_type": "iteration", "real_time": 8.0,
+             "cpu_time": 7.5, "time_unit": "us", "items_per_second": 1.25e8},
+            {"name": "BM_NoItems", "run_type": "iteration", "real_time": 3.0, "cpu_time": 2.0,
+             "time_unit": "ms"},
+            {"name": "BM_T/threads:4", "run_type": "iteration", "real_time": 1, "cpu_time": 1,
+             "time_unit": "ns", "threads": 4},
+            {"name": "BM_Named/threads:2", "run_type": "iteration", "real_time": 1,
+             "cpu_time": 1, "time_unit": "ns"},
+        ])
+        vals, errs = bench.parse_micro_json(text)
+        self.assertEqual(errs, {})
+        self.assertAlmostEqual(vals["BM_MallocFree/64"][0], 5.0)
+        self.assertEqual(vals["BM_MallocFree/64"][1], 1)
+        self.assertAlmostEqual(vals["BM_Batch/n:1000"][0], 8.0)
+        self.assertAlmostEqual(vals["BM_NoItems"][0], 2.0e6)
+        self.assertEqual(vals["BM_T/threads:4"][1], 4)
+        self.assertEqual(vals["BM_Named/threads:2"][1], 2)
+
+    def test_micro_aggregates_repetitions_errors(self):
+        text = self.micro_doc([
+            {"name": "BM_A", "run_name": "BM_A", "run_type": "iteration", "cpu_time": 3.0,
+             "time_unit": "ns"},
+            {"name": "BM_A", "run_name": "BM_A", "run_type": "iteration", "cpu_time": 1.0,
+             "time_unit": "ns"},
+            {"name": "BM_A", "run_name": "BM_A", "run_type": "iteration", "cpu_time": 2.0,
+             "time_unit": "ns"},
+            {"name": "BM_A_mean", "run_name": "BM_A", "run_type": "aggregate", "cpu_time": 99.0,
+             "time_unit": "ns", "aggregate_name": "mean"},
+            {"name": "BM_B", "run_type": "iteration", "error_occurred": True,
+             "error_message": "malloc returned NULL", "cpu_time": 0, "time_unit": "ns"},
+        ])
+        vals, errs = bench.parse_micro_json(text)
+        self.assertEqual(vals, {"BM_A": (2.0, 1)})
+        self.assertEqual(errs, {"BM_B": "malloc returned NULL"})
+
+    def test_micro_garbage(self):
+        for text in ("", "not json", "[]", '{"benchmarks": 3}',
+                     '{"benchmarks": [{"nom": 1}]}',
+                     '{"benchmarks": [{"name": "x", "cpu_time": 1, "time_unit": "fortnights"}]}'):
+            with self.subTest(text=text):
+                with self.assertRaises(ValueError):
+                    bench.parse_micro_json(text)
+
+    def test_time_report(self):
+        self.assertEqual(bench.parse_time_report("BENCH_PEAK_RSS_KB=1234\n"), (1234, 0))
+        self.assertEqual(bench.parse_time_report(
+            "Command terminated by signal 11\nBENCH_PEAK_RSS_KB=99\n"), (99, 11))
+        self.assertEqual(bench.parse_time_report(""), (None, 0))
+
+    def test_describe_status(self):
+        self.assertEqual(bench.describe_status(3, 0), "exit status 3")
+        self.assertEqual(bench.describe_status(None, 11), "killed by SIGSEGV")
+
+    def test_evaluate(self):
+        case = bench.make_cases("quick", ["larson/t1"])[0]
+        alloc = bench.Allocator("jemalloc", "", "/x/libjemalloc.so.2")
+
+        def run(**kw):
+            p = bench.ProcResult()
+            p.exit_code = 0
+            for k, v in kw.items():
+                setattr(p, k, v)
+            j = bench.Job(1, case, alloc, 1)
+            bench.evaluate(j, p)
+            return j
+
+        ok = run(stdout="Throughput = 7 operations per second\n")
+        self.assertIsNone(ok.error)
+        self.assertEqual(ok.value, 7)
+        self.assertIn("no 'Throughput", run(stdout="hello\n").error)
+        self.assertEqual(run(exit_code=2).error, "exit status 2")
+        self.assertEqual(run(exit_code=None, term_signal=6).error, "killed by SIGABRT")
+        self.assertIn("timed out", run(timed_out=True).error)
+        self.assertIn("LD_PRELOAD was not applied", run(
+            stdout="Throughput = 7 operations per second\n",
+            stderr="ERROR: ld.so: object '/x/libjemalloc.so.2' from LD_PRELOAD cannot be "
+                   "preloaded (cannot open shared object file): ignored.\n").error)
+
+
+class JsonTest(unittest.TestCase):
+    META = {"commit": "0123456789abcdef0123456789abcdef01234567", "commit_subject": "s",
+            "commit_time": "2025-01-01T00:00:00+00:00", "time": "2025-01-02T00:00:00Z",
+            "branch": "main"}
+    MACHINE = {"hostname": "h", "cpus": 2, "cpu_model": "m", "kernel": "k", "mem_gb": 24}
+
+    def doc(self):
+        case, allocs, ms = fake_measurements()
+        groups = [("larson t=2", case, ms)]
+        results = bench.results_json(groups)
+        return bench.make_document(self.META, self.MACHINE, "quick", 3, "release", results,
+                                   [{"benchmark": "larson", "error": "x"}],
+                                   [{"allocator": "tcmalloc", "reason": "missing"}])
+
+    def test_schema(self):
+        doc = self.doc()
+        self.assertEqual(bench.validate_document(doc), [])
+        self.assertEqual(set(doc), {"schema", "commit", "commit_subject", "commit_time", "time",
+                                    "branch", "machine", "config", "results", "failures",
+                                    "skipped"})
+        self.assertEqual(doc["config"], {"mode": "quick", "rounds": 3, "build": "release"})
+        self.assertEqual(set(doc["machine"]), {"hostname", "cpus", "cpu_model", "kernel",
+                                               "mem_gb"})
+        for r in doc["results"]:
+            self.assertEqual(set(r), set(bench.RESULT_FIELDS))
+        by = {(r["allocator"], r["variant"]): r for r in doc["results"]}
+        # The failed allocator is absent; the two hakmem variants are one allocator.
+        self.assertEqual(sorted(by), [("glibc", ""), ("hakmem", "fastcache"),
+                                      ("hakmem", "nofastcache"), ("jemalloc", ""),
+                                      ("mimalloc", "")])
+        h = by[("hakmem", "fastcache")]
+        self.assertEqual((h["median"], h["min"], h["max"]), (200.0, 190.0, 210.0))
+        self.assertEqual(h["values"], [190.0, 200.0, 210.0])
+        self.assertEqual(h["benchmark"], "larson")
+        self.assertEqual(h["params"], "2 8 1000 5000 100 4141")
+        self.assertEqual(h["threads"], 2)
+        self.assertEqual(h["metric"], "ops_per_sec")
+        self.assertEqual(h["unit"], "ops/s")
+        self.assertIs(h["higher_is_better"], True)
+        self.assertEqual(h["peak_rss_kb"], 20480)
+        self.assertEqual((h["wall_s"], h["cpu_s"]), (2.0, 3.5))
+        json.loads(json.dumps(doc))  # serialisable
+
+    def test_validation_catches_problems(self):
+        doc = self.doc()
+        doc["results"][0]["median"] = 0
+        self.assertTrue(any("non-positive" in p for p in bench.validate_document(doc)))
+        doc = self.doc()
+        del doc["results"][1]["unit"]
+        self.assertTrue(any("missing 'unit'" in p for p in bench.validate_document(doc)))
+        doc = self.doc()
+        doc["results"][0]["threads"] = True
+        self.assertTrue(bench.validate_document(doc))
+        doc = self.doc()
+        doc["config"]["mode"] = "medium"
+        self.assertTrue(bench.validate_document(doc))
+        doc = self.doc()
+        doc["results"][0]["min"] = doc["results"][0]["median"] + 1
+        self.assertTrue(bench.validate_document(doc))
+
+    def test_failures_json(self):
+        case = bench.make_cases("quick", ["larson/t1", "micro"])
+        alloc = bench.Allocator("hakmem-nofastcache", "nofastcache", "/x.so")
+        j = bench.Job(1, case[0], alloc, 2)
+        p = bench.ProcResult()
+        p.exit_code, p.stderr = 139, "a\nb\nSegmentation fault\n"
+        bench.evaluate(j, p)
+        m = bench.Job(2, case[1], alloc, 1)
+        q = bench.ProcResult()
+        q.exit_code = 0
+        m.proc = q
+        m.micro = {"BM_A": (1.0, 1)}
+        m.micro_errors = {"BM_B/threads:2": "boom"}
+        out = bench.failures_json([j, m])
+        self.assertEqual(out[0]["allocator"], "hakmem")
+        self.assertEqual(out[0]["variant"], "nofastcache")
+        self.assertEqual(out[0]["round"], 2)
+        self.assertEqual(out[0]["error"], "exit status 139")
+        self.assertIn("Segmentation fault", out[0]["stderr_tail"])
+        self.assertEqual(out[1]["benchmark"], "micro/BM_B/threads:2")
+        self.assertEqual(out[1]["threads"], 2)
+
+    def test_micro_results(self):
+        case = bench.make_cases("quick", ["micro"])[0]
+        allocs = [bench.Allocator("glibc", "", None)]
+        j = bench.Job(1, case, allocs[0], 1)
+        p = bench.ProcResult()
+        p.exit_code, p.wall_s, p.cpu_s, p.peak_rss_kb = 0, 4.0, 3.0, 5000
+        j.proc = p
+        j.micro = {"BM_X/threads:2": (12.5, 2)}
+        groups, _ = bench.aggregate([j], [case], allocs)
+        (r,) = bench.results_json(groups)
+        self.assertEqual(r["benchmark"], "micro/BM_X/threads:2")
+        self.assertEqual(r["metric"], "ns_per_op")
+        self.assertEqual(r["unit"], "ns")
+        self.assertIs(r["higher_is_better"], False)
+        self.assertEqual(r["threads"], 2)
+        self.assertEqual(r["median"], 12.5)
+        self.assertEqual(r["peak_rss_kb"], 5000)
+
+    def test_iso_utc(self):
+        self.assertEqual(bench.iso_utc(0), "1970-01-01T00:00:00Z")
+
+
+class EnvironmentTest(unittest.TestCase):
+    def test_startup_opts_env_wins(self):
+        with mock.patch.dict(os.environ, {"BENCH_BAZEL_STARTUP_OPTS": "--output_base=/tmp/x "
+                                          "--host_jvm_args=-Xmx1g"}):
+            self.assertEqual(bench.bazel_startup_opts("/ws"),
+                             ["--output_base=/tmp/x", "--host_jvm_args=-Xmx1g"])
+
+    def test_startup_opts_from_output_base(self):
+        env = {k: v for k, v in os.environ.items() if k != "BENCH_BAZEL_STARTUP_OPTS"}
+        argv0 = "/tmp/ob/execroot/hakmem/bazel-out/k8-fastbuild/bin/tools/bench.runfiles/x.py"
+        with mock.patch.dict(os.environ, env, clear=True), \
+                mock.patch.object(sys, "argv", [argv0]):
+            self.assertEqual(bench.bazel_startup_opts("/ws"), ["--output_base=/tmp/ob"])
+        with mock.patch.dict(os.environ, env, clear=True), \
+                mock.patch.object(sys, "argv", ["/home/x/tools/bench.py"]):
+            self.assertEqual(bench.bazel_startup_opts("/ws"), [])
+
+    def test_build_kind(self):
+        self.assertEqual(bench.build_kind_of("/o/execroot/h/bazel-out/k8-opt/bin"), "release")
+        self.assertEqual(bench.build_kind_of("/o/execroot/h/bazel-out/k8-fastbuild/bin"),
+                         "fastbuild")
+        self.assertEqual(bench.build_kind_of("/somewhere"), "unknown")
+
+    def test_clean_env(self):
+        with mock.patch.dict(os.environ, {"LD_PRELOAD": "/old.so", "RUNFILES_DIR": "/r"}):
+            env = bench.clean_env(None)
+            self.assertNotIn("LD_PRELOAD", env)
+            self.assertNotIn("RUNFILES_DIR", env)
+            self.assertEqual(bench.clean_env("/new.so")["LD_PRELOAD"], "/new.so")
+
+    def test_machine_info(self):
+        m = bench.machine_info()
+        self.assertGreaterEqual(m["cpus"], 1)
+        self.assertIsInstance(m["mem_gb"], int)
+        self.assertTrue(m["hostname"])
+
+
+# --------------------------------------------------------------------------
+# Processes and the runner end to end, on fake binaries.
+
+def write_script(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+FAKE_LARSON = """#!/bin/sh
+# larson <seconds> <min> <max> <chunks> <rounds> <seed> <threads>
+echo "threads: $7"
+case "$LD_PRELOAD" in
+  *libhakmem.so) echo "Throughput = $((3000000 * $7)) operations per second" ;;
+  *) echo "Throughput = $((1000000 * $7)) operations per second" ;;
+esac
+"""
+
+FAKE_MTSTRESS = """#!/bin/sh
+mode=""
+while [ $# -gt 0 ]; do
+  case "$1" in --mode) mode="$2"; shift ;; esac
+  shift
+done
+case "$LD_PRELOAD:$mode" in
+  *libhakmem.so:realloc) echo "oops" >&2; exit 3 ;;
+  *:threadchurn) echo "no throughput line here" ;;
+  *) echo "Throughput = 5000 operations per second" ;;
+esac
+"""
+
+FAKE_MICRO = """#!/bin/sh
+out=""
+for a in "$@"; do
+  case "$a" in --benchmark_out=*) out="${a#--benchmark_out=}" ;; esac
+done
+ns=10
+case "$LD_PRELOAD" in *libhakmem.so) ns=4 ;; esac
+cat > "$out" <<EOF
+{"context": {}, "benchmarks": [
+ {"name": "BM_MallocFree/64", "run_name": "BM_MallocFree/64", "run_type": "iteration",
+  "iterations": 10, "real_time": $ns, "cpu_time": $ns, "time_unit": "ns"},
+ {"name": "BM_Threads/threads:2", "run_name": "BM_Threads/threads:2", "run_type": "iteration",
+  "iterations": 10, "real_time": 5, "cpu_time": 5, "time_unit": "ns", "threads": 2}
+]}
+EOF
+"""
+
+
+def find_real_library():
+    """A harmless real shared library to stand in for libhakmem.so."""
+    for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
+              "/lib", "/usr/lib"):
+        p = os.path.join(d, "libm.so.6")
+        if os.path.isfile(p):
+            return p
+    return None
+
+
+class ProcessTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(dir=TMP_ROOT)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def script(self, name, text):
+        p = os.path.join(self.tmp, name)
+        write_script(p, text)
+        return p
+
+    def test_run_process_figures(self):
+        for use_time in (True, False):
+            if use_time and not bench.rss_helper_available():
+                continue
+            with self.subTest(use_time=use_time):
+                p = self.script("ok.sh", "#!/bin/sh\necho out; echo err >&2; exit 4\n")
+                r = bench.run_process([p], dict(os.environ), 30, use_time=use_time)
+                self.assertEqual((r.exit_code, r.term_signal, r.timed_out), (4, 0, False))
+                self.assertEqual(r.stdout, "out\n")
+                self.assertIn("err", r.stderr)
+                self.assertGreater(r.peak_rss_kb, 0)
+                self.assertGreater(r.wall_s, 0)
+
+    def test_run_process_signal(self):
+        p = self.script("segv.sh", "#!/bin/sh\nkill -SEGV $$\n")
+        for use_time in (True, False):
+            if use_time and not bench.rss_helper_available():
+                continue
+            with self.subTest(use_time=use_time):
+                r = bench.run_process([p], dict(os.environ), 30, use_time=use_time)
+                self.assertEqual(r.term_signal, 11)
+                self.assertIsNone(r.exit_code)
+
+    def test_run_process_timeout_kills_group(self):
+        p = self.script("slow.sh", "#!/bin/sh\nsleep 30 &\nsleep 30\n")
+        r = bench.run_process([p], dict(os.environ), 0.5)
+        self.assertTrue(r.timed_out)
+        self.assertLess(r.wall_s, 10)
+
+    def test_run_process_missing_binary(self):
+        r = bench.run_process([os.path.join(self.tmp, "nope")], dict(os.environ), 5)
+        self.assertIn("cannot start", r.spawn_error)
+
+    @unittest.skipUnless(bench.rss_helper_available(), "needs /usr/bin/time")
+    def test_peak_rss_is_not_the_runners(self):
+        # The runner holds 200 MiB; a tiny child must not report that much.
+        ballast = bytearray(200 * 1024 * 1024)
+        for i in range(0, len(ballast), 4096):
+            ballast[i] = 1
+        p = self.script("tiny.sh", "#!/bin/sh\nexit 0\n")
+        r = bench.run_process([p], dict(os.environ), 30)
+        self.assertLess(r.peak_rss_kb, 100 * 1024)
+        del ballast
+
+
+class RunnerTest(unittest.TestCase):
+    """main() with --bin-dir on fake binaries."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(dir=TMP_ROOT)
+        self.bin = os.path.join(self.tmp, "bin")
+        write_script(os.path.join(self.bin, "hakmem/bench/larson_system"), FAKE_LARSON)
+        write_script(os.path.join(self.bin, "hakmem/bench/mtstress_system"), FAKE_MTSTRESS)
+        write_script(os.path.join(self.bin, "hakmem/bench/micro_system"), FAKE_MICRO)
+        self.peers = os.path.join(self.tmp, "peers")  # empty: every peer is skipped
+        os.makedirs(self.peers)
+        lib = find_real_library()
+        if lib is None:
+            self.skipTest("no libm.so.6 to stand in for libhakmem.so")
+        for name in ("libhakmem.so", "libhakmem_nofastcache.so"):
+            shutil.copy(lib, os.path.join(self.bin, "hakmem", name))
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("BUILD_WORKSPACE_DIRECTORY", "BUILD_WORKING_DIRECTORY",
+                            "LD_PRELOAD")}
+        self.env = mock.patch.dict(os.environ, env, clear=True)
+        self.env.start()
+
+    def tearDown(self):
+        self.env.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def main(self, *argv):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = bench.main(["--bin-dir", self.bin, "--peer-lib-dir", self.peers] + list(argv))
+        return code, out.getvalue(), err.getvalue()
+
+    def test_success(self):
+        js = os.path.join(self.tmp, "out", "r.json")
+        code, out, err = self.main("--bench", "larson,micro,mtstress/churn", "--rounds", "2",
+                                   "--json", js)
+        self.assertEqual(code, 0, err)
+        # Peers are skipped with a warning and recorded.
+        self.assertIn("warning: skipping mimalloc", err)
+        self.assertRegex(err, r"\[ 1/\d+\] larson t=1 round 1/2 hakmem \.\.\. 3\.00M ops/s")
+        self.assertIn("ETA", err)
+        self.assertIn("larson t=4", out)
+        self.assertIn("micro", out)
+        with open(js) as f:
+            doc = json.load(f)
+        self.assertEqual(bench.validate_document(doc), [])
+        self.assertEqual(doc["failures"], [])
+        self.assertEqual(sorted(s["allocator"] for s in doc["skipped"]),
+                         ["jemalloc", "mimalloc", "tcmalloc"])
+        self.assertEqual(doc["config"]["rounds"], 2)
+        self.assertEqual(doc["config"]["build"], "unknown")
+        by = {(r["benchmark"], r["threads"], r["variant"]): r for r in doc["results"]}
+        self.assertEqual(by[("larson", 4, "fastcache")]["median"], 12e6)
+        self.assertEqual(by[("larson", 4, "")]["median"], 4e6)
+        self.assertEqual(by[("larson", 4, "")]["allocator"], "glibc")
+        self.assertEqual(by[("micro/BM_MallocFree/64", 1, "fastcache")]["median"], 4.0)
+        self.assertEqual(by[("micro/BM_Threads/threads:2", 2, "")]["median"], 5.0)
+        self.assertEqual(by[("mtstress/churn", 2, "nofastcache")]["values"], [5000, 5000])
+        # hakmem does 3x glibc's throughput on larson: the table says so.
+        larson1 = out[out.index("larson t=1"):]
+        hak_row = [l for l in larson1.splitlines() if l.startswith("hakmem ")][0]
+        self.assertIn("3.00x", hak_row)
+
+    def test_failures_are_reported_and_exit_nonzero(self):
+        js = os.path.join(self.tmp, "r.json")
+        code, out, err = self.main("--bench", "mtstress/realloc,mtstress/threadchurn",
+                                   "--rounds", "1", "--json", js)
+        self.assertEqual(code, 1)
+        self.assertIn("FAILED: exit status 3", err)
+        self.assertIn("| oops", err)
+        self.assertIn("FAILURES (4):", out)
+        self.assertIn("FAILED", out)
+        with open(js) as f:
+            doc = json.load(f)
+        self.assertEqual(bench.validate_document(doc), [])
+        errors = sorted((f["benchmark"], f["variant"], f["error"]) for f in doc["failures"])
+        self.assertEqual(errors[0], ("mtstress/realloc", "fastcache", "exit status 3"))
+        self.assertTrue(all("Throughput" in e[2] for e in errors[1:]))
+        # Only the successful measurement is in results.
+        self.assertEqual([(r["benchmark"], r["variant"]) for r in doc["results"]],
+                         [("mtstress/realloc", "nofastcache"), ("mtstress/realloc", "")])
+
+    def test_preload_that_does_not_load_fails(self):
+        with open(os.path.join(self.bin, "hakmem", "libhakmem.so"), "w") as f:
+            f.write("not an ELF file\n")
+        code, out, err = self.main("--bench", "larson/t1", "--rounds", "1",
+                                   "--alloc", "hakmem,glibc")
+        self.assertEqual(code, 1)
+        self.assertIn("LD_PRELOAD was not applied", out + err)
+
+    def test_missing_binary_is_an_error(self):
+        os.unlink(os.path.join(self.bin, "hakmem/bench/micro_system"))
+        code, _, err = self.main("--bench", "micro", "--rounds", "1")
+        self.assertEqual(code, 1)
+        self.assertIn("micro binary not found", err)
+
+    def test_dry_run_runs_nothing(self):
+        code, out, err = self.main("--bench", "larson", "--dry-run", "--alloc", "glibc")
+        self.assertEqual(code, 0)
+        self.assertEqual(out, "")
+        self.assertIn("[3/6] round 1 glibc", err)
+
+    def test_push(self):
+        received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.path, self.headers["Content-Type"], json.loads(body)))
+                status = 201 if len(received) == 1 else 400
+                reply = b'{"id": 7}' if status == 201 else b'{"error": "bad run"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *a):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        t = threading.Thread(target=server.serve_forever, daemon=True)
+        t.start()
+        try:
+            url = "http://127.0.0.1:%d/" % server.server_address[1]
+            code, _, err = self.main("--bench", "larson/t1", "--rounds", "1", "--push", url)
+            self.assertEqual(code, 0, err)
+            self.assertIn('HTTP 201: {"id": 7}', err)
+            path, ctype, doc = received[0]
+            self.assertEqual(path, "/api/runs")
+            self.assertEqual(ctype, "application/json")
+            self.assertEqual(bench.validate_document(doc), [])
+            code, _, err = self.main("--bench", "larson/t1", "--rounds", "1", "--push", url)
+            self.assertEqual(code, 1)
+            self.assertIn("HTTP 400", err)
+            self.assertIn("bad run", err)
+        finally:
+            server.shutdown()
+            server.server_close()
+        # Nobody listening any more.
+        ok, msg = bench.push(url, {"schema": 1})
+        self.assertFalse(ok)
+        self.assertIn("push to %sapi/runs failed" % url, msg)
+
+
+if __name__ == "__main__":
+    unittest.main()
