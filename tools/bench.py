@@ -54,6 +54,7 @@ PEER_LIB_DIR = "/usr/lib/x86_64-linux-gnu"
 ALLOCATORS = [
     ("hakmem", "fastcache", "hakmem", "hakmem/libhakmem.so"),
     ("hakmem-nofastcache", "nofastcache", "hakmem", "hakmem/libhakmem_nofastcache.so"),
+    ("hakmem-hardened", "hardened", "hakmem", "hakmem/libhakmem_hardened.so"),
     ("glibc", "", "none", None),
     ("mimalloc", "", "peer", "libmimalloc.so.2"),
     ("jemalloc", "", "peer", "libjemalloc.so.2"),
@@ -62,7 +63,7 @@ ALLOCATORS = [
 ALLOCATOR_NAMES = [a[0] for a in ALLOCATORS]
 # "Best peer" is the best of these (hakmem's competition, glibc included).
 PEER_NAMES = ("glibc", "mimalloc", "jemalloc", "tcmalloc")
-HAKMEM_NAMES = ("hakmem", "hakmem-nofastcache")
+HAKMEM_NAMES = ("hakmem", "hakmem-nofastcache", "hakmem-hardened")
 
 LARSON_THREADS = (1, 2, 4)
 LARSON_ARGS = "8 1000 5000 100 4141"  # after <seconds>; threads come last
@@ -92,6 +93,7 @@ BINARY_TARGETS = {
 LIBRARY_TARGETS = {
     "hakmem": "//hakmem:libhakmem.so",
     "hakmem-nofastcache": "//hakmem:libhakmem_nofastcache.so",
+    "hakmem-hardened": "//hakmem:libhakmem_hardened.so",
 }
 
 THROUGHPUT_RE = re.compile(r"^\s*Throughput\s*=\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)"
@@ -894,7 +896,7 @@ def group_table(title, case, ms, rounds):
 
 
 # Short column names for the micro matrix.
-SHORT_NAMES = {"hakmem-nofastcache": "nofastcache"}
+SHORT_NAMES = {"hakmem-nofastcache": "nofastcache", "hakmem-hardened": "hardened"}
 
 
 def micro_table(case, groups, allocs, rounds):
@@ -937,7 +939,7 @@ def micro_table(case, groups, allocs, rounds):
     head = ("micro  [micro_system %s; ns per op = CPU time per item, lower is better; %s]"
             % (case.params, _plural(rounds, "round")))
     notes = ["hakmem/best and hakmem/glibc are speed-ups (reference ns / hakmem ns): >1 means "
-             "hakmem is faster; nofastcache = hakmem-nofastcache; spread = largest "
+             "hakmem is faster; nofastcache, hardened = hakmem-nofastcache, hakmem-hardened; spread = largest "
              "(max-min)/median in the row"]
     if marks:
         notes.append("* some runs of that allocator failed; the median is over the rest")
@@ -1014,7 +1016,7 @@ def summary_table(groups):
     rows.append(["geometric mean", ""] + [fmt_ratio(geomean(c)) for c in cols])
     title = ("summary: hakmem against the best peer (best of %s per benchmark) and glibc; "
              ">1 means hakmem is better (more ops/s, fewer ns per op); "
-             "nofastcache = hakmem-nofastcache" % ", ".join(PEER_NAMES))
+             "nofastcache, hardened = hakmem-nofastcache, hakmem-hardened" % ", ".join(PEER_NAMES))
     return title + "\n" + format_table(header, rows)
 
 
@@ -1579,7 +1581,8 @@ def main(argv=None):
         for f in failures:
             print("  %s t=%s round %s %s%s: %s" % (
                 f["benchmark"], f["threads"], f["round"], f["allocator"],
-                "-" + f["variant"] if f["variant"] == "nofastcache" else "", f["error"]))
+                "-" + f["variant"] if f["variant"] in ("nofastcache", "hardened") else "",
+                f["error"]))
     sys.stdout.flush()
 
     # 4. JSON and push.

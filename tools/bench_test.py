@@ -251,7 +251,7 @@ class FormatTest(unittest.TestCase):
         case = bench.make_cases("quick", ["micro"])[0]
         allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS]
         jobs = []
-        ns = {"hakmem": 5.0, "hakmem-nofastcache": 6.0, "glibc": 20.0, "mimalloc": 10.0,
+        ns = {"hakmem": 5.0, "hakmem-nofastcache": 6.0, "hakmem-hardened": 5.5, "glibc": 20.0, "mimalloc": 10.0,
               "jemalloc": 12.0, "tcmalloc": 11.0}
         for r in (1, 2):
             for a in allocs:
@@ -279,6 +279,7 @@ def fake_measurements():
     case = bench.make_cases("quick", ["larson/t2"])[0]
     allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS]
     ops = {"hakmem": [190.0, 200.0, 210.0], "hakmem-nofastcache": [100.0, 120.0, 110.0],
+           "hakmem-hardened": [160.0, 170.0, 180.0],
            "glibc": [100.0, 90.0, 110.0], "mimalloc": [150.0, 150.0, 150.0],
            "jemalloc": [140.0, 145.0, 130.0], "tcmalloc": None}
     jobs = []
@@ -432,7 +433,8 @@ class JsonTest(unittest.TestCase):
         by = {(r["allocator"], r["variant"]): r for r in doc["results"]}
         # The failed allocator is absent; the two hakmem variants are one allocator.
         self.assertEqual(sorted(by), [("glibc", ""), ("hakmem", "fastcache"),
-                                      ("hakmem", "nofastcache"), ("jemalloc", ""),
+                                      ("hakmem", "hardened"), ("hakmem", "nofastcache"),
+                                      ("jemalloc", ""),
                                       ("mimalloc", "")])
         h = by[("hakmem", "fastcache")]
         self.assertEqual((h["median"], h["min"], h["max"]), (200.0, 190.0, 210.0))
@@ -676,7 +678,7 @@ class RunnerTest(unittest.TestCase):
         lib = find_real_library()
         if lib is None:
             self.skipTest("no libm.so.6 to stand in for libhakmem.so")
-        for name in ("libhakmem.so", "libhakmem_nofastcache.so"):
+        for name in ("libhakmem.so", "libhakmem_nofastcache.so", "libhakmem_hardened.so"):
             shutil.copy(lib, os.path.join(self.bin, "hakmem", name))
         env = {k: v for k, v in os.environ.items()
                if k not in ("BUILD_WORKSPACE_DIRECTORY", "BUILD_WORKING_DIRECTORY",
@@ -732,7 +734,7 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertIn("FAILED: exit status 3", err)
         self.assertIn("| oops", err)
-        self.assertIn("FAILURES (4):", out)
+        self.assertIn("FAILURES (5):", out)
         self.assertIn("FAILED", out)
         with open(js) as f:
             doc = json.load(f)
@@ -742,7 +744,8 @@ class RunnerTest(unittest.TestCase):
         self.assertTrue(all("Throughput" in e[2] for e in errors[1:]))
         # Only the successful measurement is in results.
         self.assertEqual([(r["benchmark"], r["variant"]) for r in doc["results"]],
-                         [("mtstress/realloc", "nofastcache"), ("mtstress/realloc", "")])
+                         [("mtstress/realloc", "nofastcache"), ("mtstress/realloc", "hardened"),
+                          ("mtstress/realloc", "")])
 
     def test_preload_that_does_not_load_fails(self):
         with open(os.path.join(self.bin, "hakmem", "libhakmem.so"), "w") as f:
