@@ -14,6 +14,10 @@ uintptr_t hak_link_key;
 void hak_link_corrupt(const void *block) {
   hak_fatal("heap corruption: the free-list link in block %p was overwritten", block);
 }
+#else
+void hak_link_corrupt(const void *block) {
+  hak_fatal("heap corruption: free block %p was written to after it was freed", block);
+}
 #endif
 bool hak_check_full = HAKMEM_DEBUG != 0;
 
@@ -46,6 +50,14 @@ void hak_check_free_block(const char *what, const hak_slab *s, void *p) {
 void hak_check_popped(void *p) {
   if (!hak_is_marked_free(p))
     hak_fatal("heap corruption: free block %p was written to after it was freed", p);
+  // Its link still names the next free block: that one must be plausible and
+  // carry its own mark, or p's first word was overwritten after the free.
+  uintptr_t next = *(const uintptr_t *)p;
+#if HAKMEM_HARDENED
+  next ^= hak_link_key ^ (uintptr_t)p;
+#endif
+  if (!hak_link_plausible(next) || (next != 0 && !hak_is_marked_free((void *)next)))
+    hak_link_corrupt(p);
   ((uintptr_t *)p)[1] = 0;
 }
 

@@ -1,6 +1,7 @@
 // Free-list links: the first word of every free block. The hardened variant
 // stores each link xor a per-process random key and the block's address, and
-// checks every link it follows, so a heap overflow cannot forge one.
+// checks every link it follows, so a heap overflow cannot forge one; debug
+// builds check the links they follow too (a write after free lands there).
 #ifndef HAKMEM_LINK_H
 #define HAKMEM_LINK_H
 
@@ -10,11 +11,20 @@
 #define HAKMEM_HARDENED 0
 #endif
 
-#if HAKMEM_HARDENED
 #include "segment_map.h"
 
-extern uintptr_t hak_link_key HAK_INTERNAL;
+// A link may be NULL or point at a 16-byte aligned address in a SuperSlab.
+static inline int hak_link_plausible(uintptr_t n) {
+  if (n == 0) return 1;
+  uint8_t kind = hak_segmap_kind((const void *)n);
+  return (n & 15) == 0 && (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM);
+}
+
+// Reports the damaged link of block and aborts.
 void hak_link_corrupt(const void *block) HAK_INTERNAL __attribute__((noreturn, cold));
+
+#if HAKMEM_HARDENED
+extern uintptr_t hak_link_key HAK_INTERNAL;
 
 static inline void hak_link_set(void *b, void *next) {
   *(uintptr_t *)b = (uintptr_t)next ^ hak_link_key ^ (uintptr_t)b;
@@ -22,16 +32,16 @@ static inline void hak_link_set(void *b, void *next) {
 
 static inline void *hak_link_get(const void *b) {
   uintptr_t n = *(const uintptr_t *)b ^ hak_link_key ^ (uintptr_t)b;
-  if (n != 0) {
-    uint8_t kind = hak_segmap_kind((const void *)n);
-    if (hak_unlikely((n & 15) != 0 || (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM)))
-      hak_link_corrupt(b);
-  }
+  if (hak_unlikely(!hak_link_plausible(n))) hak_link_corrupt(b);
   return (void *)n;
 }
 #else
 static inline void hak_link_set(void *b, void *next) { *(void **)b = next; }
-static inline void *hak_link_get(const void *b) { return *(void *const *)b; }
+static inline void *hak_link_get(const void *b) {
+  void *n = *(void *const *)b;
+  if (HAKMEM_DEBUG && hak_unlikely(!hak_link_plausible((uintptr_t)n))) hak_link_corrupt(b);
+  return n;
+}
 #endif
 
 #endif // HAKMEM_LINK_H

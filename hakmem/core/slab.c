@@ -176,7 +176,13 @@ uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) {
   void *first = s->free, *last = first;
   uint32_t got = 1;
   void *rest = hak_link_get(last);
-  for (; got < n && rest != NULL; got++) {
+  bool checked = HAKMEM_DEBUG || hak_check_full;
+  for (;; got++) {
+    // Checked builds vet each link before following it or cutting the list
+    // there: a write after free may have replaced it.
+    if (checked && rest != NULL && (!hak_link_plausible((uintptr_t)rest) || !hak_is_marked_free(rest)))
+      hak_link_corrupt(last);
+    if (got >= n || rest == NULL) break;
     last = rest;
     rest = hak_link_get(last);
   }
@@ -186,6 +192,8 @@ uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) {
   *list = first;
   return got;
 }
+
+void hak_slab_double_free(void *p) { hak_report("free()", p, "double free of"); }
 
 void hak_slab_local_transition(hak_heap *h, hak_slab *s) {
   hak_class_heap *ch = &h->cls[s->class_idx];
