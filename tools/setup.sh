@@ -14,14 +14,18 @@ PACKAGES=(
   libgmock-dev
   libbenchmark-dev
   libabsl-dev
-  # Tools.
+  # Tools (libclang-rt-14-dev: libFuzzer and the sanitizer runtimes).
   clang
+  libclang-rt-14-dev
   clang-format
   valgrind
   python3
   libpython3.11-testsuite
   git
   time
+  # Real programs the preload tests run.
+  sqlite3
+  redis-server
   # Allocators to compare against.
   libmimalloc2.0
   libjemalloc2

@@ -25,12 +25,15 @@ bool hak_check_full = HAKMEM_DEBUG != 0;
 
 void hak_check_init(void) {
   // The kernel's 16 random bytes at exec: random without a system call.
-  const uint64_t *r = (const uint64_t *)getauxval(AT_RANDOM);
-  uint64_t k = r != NULL ? r[0] ^ (r[1] << 1) : 0;
+  // The bytes need not be 8-byte aligned: copy them out.
+  const void *at_random = (const void *)getauxval(AT_RANDOM);
+  uint64_t r[2] = {0, 0};
+  if (at_random != NULL) memcpy(r, at_random, sizeof r);
+  uint64_t k = r[0] ^ (r[1] << 1);
   k ^= (uint64_t)(uintptr_t)&hak_free_key * 0x9e3779b97f4a7c15ULL;
   hak_free_key = (uintptr_t)(k | 1); // never 0, so a zeroed word never matches
 #if HAKMEM_HARDENED
-  hak_link_key = (uintptr_t)((k * 0xd6e8feb86659fd93ULL) ^ (r != NULL ? r[1] : 0));
+  hak_link_key = (uintptr_t)((k * 0xd6e8feb86659fd93ULL) ^ r[1]);
 #endif
 }
 

@@ -36,9 +36,9 @@ static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   void *b = s->free;
   s->free = hak_link_get(b);
   s->used++;
-  h->counters[cls].allocs++;
-  h->counters[cls].slow_allocs++;
-  h->counters[cls].refills++;
+  HAK_COUNT(h->counters[cls].allocs, 1);
+  HAK_COUNT(h->counters[cls].slow_allocs, 1);
+  HAK_COUNT(h->counters[cls].refills, 1);
   return b;
 }
 #endif
@@ -63,7 +63,7 @@ static inline void *alloc_class(unsigned cls) {
     if (hak_likely(b != NULL)) {
       s->free = hak_link_get(b);
       s->used++;
-      h->counters[cls].allocs++;
+      HAK_COUNT(h->counters[cls].allocs, 1);
     }
   }
   if (hak_unlikely(b == NULL)) {
@@ -114,7 +114,7 @@ static inline void check_block(const char *what, const hak_slab *s, const void *
 #if HAKMEM_DEBUG
   if (hak_unlikely(!hak_slab_is_block(s, p))) report_invalid(what, p);
 #else
-  if (hak_unlikely(s->state == HAK_SLAB_FREE)) report_invalid(what, p);
+  if (hak_unlikely(HAK_SLAB_STATE(s) == HAK_SLAB_FREE)) report_invalid(what, p);
 #endif
 }
 
@@ -155,7 +155,7 @@ void hak_free(void *p) {
     hak_heap *h = hak_tls.heap;
     if (hak_likely(h != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == h &&
                    !hak_check_full)) {
-      h->counters[s->class_idx].frees++;
+      HAK_COUNT(h->counters[s->class_idx].frees, 1);
       hak_slab_free_local(h, s, p);
       return;
     }

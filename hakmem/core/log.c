@@ -77,8 +77,9 @@ size_t hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
       const char *s = va_arg(ap, const char *);
       if (s == NULL) s = "(null)";
       size_t n = 0;
-      for (; s[n] != '\0'; n++) put(&o, s[n]);
-      for (int i = (int)n; i < width; i++) put(&o, ' ');
+      while (s[n] != '\0') n++;
+      for (int i = (int)n; i < width; i++) put(&o, ' '); // right-aligned, as printf does
+      for (size_t i = 0; i < n; i++) put(&o, s[i]);
       break;
     }
     case 'c':

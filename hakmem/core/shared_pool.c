@@ -69,7 +69,7 @@ static hak_slab *adopt(unsigned cls, hak_heap *heap) {
     // so no remote free is left behind with the mark gone.
     uintptr_t pending = atomic_exchange_explicit(&s->remote, 0, memory_order_acq_rel);
     atomic_store_explicit(&s->owner, heap, memory_order_release);
-    s->state = HAK_SLAB_ACTIVE;
+    HAK_SLAB_SET_STATE(s, HAK_SLAB_ACTIVE);
     hak_slab_splice_remote(s, pending & ~HAK_REMOTE_ABANDONED);
   }
   pthread_mutex_unlock(&a->lock);
@@ -113,10 +113,10 @@ void hak_pool_release(hak_slab *s) {
   hak_stat_add(&hak_gstats.slabs[s->class_idx], -1);
   hak_superslab *ss = hak_superslab_of(s);
   pool_kind *k = &g_kinds[ss->kind];
-  s->state = HAK_SLAB_FREE;
+  HAK_SLAB_SET_STATE(s, HAK_SLAB_FREE);
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
   atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
-  s->block_size = 0;
+  __atomic_store_n(&s->block_size, 0, __ATOMIC_RELAXED);
   hak_lock(&k->lock);
   if (ss->free_mask == 0) avail_push(k, ss);
   ss->free_mask |= 1u << s->slot;
@@ -132,7 +132,7 @@ void hak_pool_abandon(hak_slab *s) {
   abandoned_list *a = &g_abandoned[s->class_idx];
   hak_lock(&a->lock);
   atomic_store_explicit(&s->owner, NULL, memory_order_release);
-  s->state = HAK_SLAB_ABANDONED;
+  HAK_SLAB_SET_STATE(s, HAK_SLAB_ABANDONED);
   uintptr_t pending = atomic_exchange_explicit(&s->remote, HAK_REMOTE_ABANDONED, memory_order_acq_rel);
   hak_slab_splice_remote(s, pending & ~HAK_REMOTE_ABANDONED);
   int empty = s->used == 0;

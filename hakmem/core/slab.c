@@ -79,7 +79,7 @@ static void sweep_full(hak_heap *h, hak_class_heap *ch) {
       if (s->used == 0) {
         release(h, s);
       } else {
-        s->state = HAK_SLAB_PARTIAL;
+        HAK_SLAB_SET_STATE(s, HAK_SLAB_PARTIAL);
         list_push(&ch->partial, s);
       }
     }
@@ -129,7 +129,7 @@ static void carve(hak_slab *s, uint32_t n) {
     head = b;
   }
   s->free = head;
-  s->carved = (uint16_t)(s->carved + n);
+  __atomic_store_n(&s->carved, (uint16_t)(s->carved + n), __ATOMIC_RELAXED);
 #undef CARVE_INDEX
 }
 
@@ -144,7 +144,7 @@ int hak_slab_refill(hak_heap *h, unsigned cls) {
     }
     if (s != &hak_empty_slab) {
       if (collect_remote(s)) continue;
-      s->state = HAK_SLAB_FULL;
+      HAK_SLAB_SET_STATE(s, HAK_SLAB_FULL);
       list_push(&ch->full, s);
       ch->nfull++;
       ch->active = &hak_empty_slab;
@@ -153,7 +153,7 @@ int hak_slab_refill(hak_heap *h, unsigned cls) {
     if (ch->partial != NULL) {
       s = ch->partial;
       list_unlink(&ch->partial, s);
-      s->state = HAK_SLAB_ACTIVE;
+      HAK_SLAB_SET_STATE(s, HAK_SLAB_ACTIVE);
       ch->active = s;
       continue;
     }
@@ -163,7 +163,7 @@ int hak_slab_refill(hak_heap *h, unsigned cls) {
       errno = ENOMEM;
       return -1;
     }
-    s->state = HAK_SLAB_ACTIVE;
+    HAK_SLAB_SET_STATE(s, HAK_SLAB_ACTIVE);
     ch->active = s;
     ch->nslabs++;
     ch->grown_since_scan++;
@@ -197,7 +197,7 @@ void hak_slab_double_free(void *p) { hak_report("free()", p, "double free of"); 
 
 void hak_slab_local_transition(hak_heap *h, hak_slab *s) {
   hak_class_heap *ch = &h->cls[s->class_idx];
-  switch (s->state) {
+  switch (HAK_SLAB_STATE(s)) {
   case HAK_SLAB_ACTIVE:
     return; // an empty active slab is kept: the next allocation wants it
   case HAK_SLAB_FULL:
@@ -206,7 +206,7 @@ void hak_slab_local_transition(hak_heap *h, hak_slab *s) {
     if (s->used == 0) {
       release(h, s);
     } else {
-      s->state = HAK_SLAB_PARTIAL;
+      HAK_SLAB_SET_STATE(s, HAK_SLAB_PARTIAL);
       list_push(&ch->partial, s);
     }
     return;
@@ -217,7 +217,7 @@ void hak_slab_local_transition(hak_heap *h, hak_slab *s) {
     }
     return;
   default:
-    hak_fatal("free(): slab %p of block in state %u", (void *)s, s->state);
+    hak_fatal("free(): slab %p of block in state %u", (void *)s, HAK_SLAB_STATE(s));
   }
 }
 
@@ -238,13 +238,13 @@ void hak_slab_free_remote(hak_slab *s, void *first, void *last) {
 void hak_slab_free_any(hak_heap *h, hak_slab *s, void *p) {
   unsigned cls = s->class_idx;
   if (h != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == h) {
-    h->counters[cls].frees++;
+    HAK_COUNT(h->counters[cls].frees, 1);
     hak_slab_free_local(h, s, p);
     return;
   }
   if (h != NULL) {
-    h->counters[cls].frees++;
-    h->counters[cls].remote_frees++;
+    HAK_COUNT(h->counters[cls].frees, 1);
+    HAK_COUNT(h->counters[cls].remote_frees, 1);
   } else {
     hak_heap_orphan_free(cls);
   }

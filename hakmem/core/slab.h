@@ -46,7 +46,7 @@ static inline void hak_slab_free_local(hak_heap *h, hak_slab *s, void *p) {
   hak_link_set(p, s->free);
   s->free = p;
   s->used--;
-  if (hak_unlikely(s->state != HAK_SLAB_ACTIVE || s->used == 0)) hak_slab_local_transition(h, s);
+  if (hak_unlikely(HAK_SLAB_STATE(s) != HAK_SLAB_ACTIVE || s->used == 0)) hak_slab_local_transition(h, s);
 }
 
 #endif // HAKMEM_SLAB_H

@@ -64,19 +64,23 @@ hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
   s->next = s->prev = NULL;
   s->start = (uint8_t *)ss + ((size_t)slot << ss->slab_shift) + skip;
-  s->block_size = hak_classes[cls].size;
-  s->capacity = (uint16_t)((slab_size - skip) / s->block_size);
-  s->carved = 0;
+  __atomic_store_n(&s->block_size, hak_classes[cls].size, __ATOMIC_RELAXED);
+  s->capacity = (uint16_t)((slab_size - skip) / hak_classes[cls].size);
+  __atomic_store_n(&s->carved, 0, __ATOMIC_RELAXED);
   s->used = 0;
   s->class_idx = (uint8_t)cls;
-  s->state = HAK_SLAB_ACTIVE;
+  HAK_SLAB_SET_STATE(s, HAK_SLAB_ACTIVE);
   s->slot = (uint8_t)slot;
   return s;
 }
 
+// Any thread may ask (its free is checked against the owner's slab), so the
+// fields the owner changes are read atomically.
 int hak_slab_is_block(const hak_slab *s, const void *p) {
-  if (s->state == HAK_SLAB_FREE || s->block_size == 0) return 0;
+  uint32_t bs = __atomic_load_n(&s->block_size, __ATOMIC_RELAXED);
+  if (HAK_SLAB_STATE(s) == HAK_SLAB_FREE || bs == 0) return 0;
+  uintptr_t carved = __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
   uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
-  if ((uintptr_t)p < (uintptr_t)s->start || off >= (uintptr_t)s->carved * s->block_size) return 0;
-  return off % s->block_size == 0;
+  if ((uintptr_t)p < (uintptr_t)s->start || off >= carved * bs) return 0;
+  return off % bs == 0;
 }

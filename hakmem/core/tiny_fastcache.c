@@ -37,9 +37,9 @@ void *hak_tcache_alloc_slow(unsigned cls) {
   void *list;
   uint32_t got = hak_slab_take(h, cls, want, &list);
   if (got == 0) return NULL;
-  h->counters[cls].allocs++;
-  h->counters[cls].slow_allocs++;
-  h->counters[cls].refills++;
+  HAK_COUNT(h->counters[cls].allocs, 1);
+  HAK_COUNT(h->counters[cls].slow_allocs, 1);
+  HAK_COUNT(h->counters[cls].refills, 1);
   void *b = list;
   if (got > 1) {
     // The rest go under whatever the bin still holds; it is empty on a miss.
@@ -70,7 +70,7 @@ static void release_chain(hak_heap *h, void *list, uint32_t n) {
       hak_slab_free_local(h, s, p);
       continue;
     }
-    h->counters[s->class_idx].remote_frees++;
+    HAK_COUNT(h->counters[s->class_idx].remote_frees, 1);
     if (run_slab == NULL) {
       run_slab = s;
       run_first = p;
@@ -98,7 +98,7 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
     hak_link_set(p, bin->head);
     bin->head = p;
     bin->count++;
-    bin->frees++;
+    HAK_COUNT(bin->frees, 1);
     return;
   }
   // Full: hand back the top half, keeping the rest for the next mallocs.
@@ -114,7 +114,7 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
   hak_link_set(p, bin->head);
   bin->head = p;
   bin->count++;
-  bin->frees++;
+  HAK_COUNT(bin->frees, 1);
 }
 
 void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) {

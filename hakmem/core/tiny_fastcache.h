@@ -24,7 +24,7 @@ static inline void *hak_tcache_pop(unsigned cls) {
   if (hak_likely(b != NULL)) {
     bin->head = hak_link_get(b);
     bin->count--;
-    bin->allocs++;
+    HAK_COUNT(bin->allocs, 1);
   }
   return b;
 }
@@ -40,7 +40,7 @@ static inline bool hak_tcache_push(void *p, unsigned cls) {
   hak_link_set(p, bin->head);
   bin->head = p;
   bin->count++;
-  bin->frees++;
+  HAK_COUNT(bin->frees, 1);
   return true;
 }
 #endif

@@ -25,6 +25,20 @@
 #define HAK_TLS __thread __attribute__((tls_model("initial-exec")))
 #define HAK_CACHELINE 64
 
+// Per-thread statistics counters: plain increments by their thread, read as
+// a snapshot by hak_stats_get. Under ThreadSanitizer the increment is an
+// atomic store, which tells it the concurrent read is intended.
+#if defined(__SANITIZE_THREAD__)
+#define HAK_COUNT(c, n) __atomic_store_n(&(c), (c) + (n), __ATOMIC_RELAXED)
+#else
+#define HAK_COUNT(c, n) ((c) += (n))
+#endif
+
+// Slab state is written by its owner (or the abandoned-list lock holder) and
+// read by any thread that frees into the slab: relaxed atomics, plain moves.
+#define HAK_SLAB_STATE(s) __atomic_load_n(&(s)->state, __ATOMIC_RELAXED)
+#define HAK_SLAB_SET_STATE(s, v) __atomic_store_n(&(s)->state, (uint8_t)(v), __ATOMIC_RELAXED)
+
 // ---- geometry --------------------------------------------------------------
 
 #define HAK_PAGE_SIZE ((size_t)4096)

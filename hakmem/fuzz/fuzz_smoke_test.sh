@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds alloc_fuzzer for one hakmem variant and runs each committed seed
+# input once (no fuzzing: libFuzzer given files runs exactly those).
+#
+# Usage (from the runfiles root, as `bazel test` starts it):
+#   fuzz_smoke_test.sh VARIANT       fastcache | nofastcache | hardened
+set -euo pipefail
+
+die() {
+  echo "FAIL [fuzz smoke ${variant:-?}]: $*" >&2
+  exit 1
+}
+
+[[ $# -eq 1 ]] || die "usage: fuzz_smoke_test.sh VARIANT"
+variant=$1
+root=$PWD
+fuzz="${root}/hakmem/fuzz"
+work="${TEST_TMPDIR:-$(mktemp -d)}/fuzz_${variant}"
+rm -rf "${work}"
+mkdir -p "${work}"
+
+echo "=== build alloc_fuzzer (${variant}) with clang"
+"${fuzz}/build_fuzzer.sh" "${root}" "${variant}" "${work}/alloc_fuzzer" ||
+  die "building the fuzzer failed (clang and libclang-rt-14-dev installed?)"
+
+seeds=("${fuzz}"/corpus/*)
+[[ -e ${seeds[0]} ]] || die "no seed inputs in ${fuzz}/corpus"
+echo "=== replay ${#seeds[@]} seed inputs"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=${fuzz}/ubsan.supp"
+rc=0
+(cd "${work}" && ./alloc_fuzzer -timeout=30 -rss_limit_mb=2048 "${seeds[@]}") \
+  >"${work}/replay.log" 2>&1 || rc=$?
+ran=$(grep -c '^Executed ' "${work}/replay.log" || true)
+if ((rc != 0)); then
+  tail -n 60 "${work}/replay.log" >&2
+  last=$(grep '^Running: ' "${work}/replay.log" | tail -n 1 | sed 's/^Running: //')
+  die "a seed input failed (exit ${rc}): ${last:-?}"
+fi
+grep '^Executed ' "${work}/replay.log" | sed "s|${fuzz}/||; s/^/  /"
+((ran == ${#seeds[@]})) || die "ran ${ran} of ${#seeds[@]} seed inputs"
+echo "PASS: ${ran} seed inputs replayed on the ${variant} variant"
