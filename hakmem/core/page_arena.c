@@ -5,6 +5,9 @@
 #include "stats.h"
 
 #define ARENA_SLOTS 64
+// Idle SuperSlabs kept: enough to absorb a heap that shrinks and grows again,
+// few enough that freeing everything leaves little resident memory behind.
+#define ARENA_SUPERSLABS_KEPT 8
 
 typedef struct {
   void *base;
@@ -91,6 +94,15 @@ void hak_arena_free(void *base, size_t size) {
   arena_entry evicted[ARENA_SLOTS];
   uint32_t nevicted = 0;
   hak_lock(&g_arena.lock);
+  if (size == HAK_SS_SIZE) {
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < g_arena.count; i++) kept += g_arena.entries[i].size == HAK_SS_SIZE;
+    if (kept >= ARENA_SUPERSLABS_KEPT) {
+      pthread_mutex_unlock(&g_arena.lock);
+      release_to_os(base, size);
+      return;
+    }
+  }
   while (g_arena.count > 0 && (g_arena.count == ARENA_SLOTS || g_arena.bytes + size > limit)) {
     evicted[nevicted++] = g_arena.entries[0];
     remove_at(0);

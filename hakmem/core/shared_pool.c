@@ -1,6 +1,8 @@
 #include "shared_pool.h"
 
 #include "log.h"
+#include "os.h"
+#include "page_arena.h"
 #include "size_class.h"
 #include "slab.h"
 #include "stats.h"
@@ -78,10 +80,12 @@ static hak_slab *adopt(unsigned cls, hak_heap *heap) {
 }
 
 hak_slab *hak_pool_acquire(unsigned cls, hak_heap *heap) {
-  hak_slab *s = adopt(cls, heap);
-  if (s != NULL) return s;
+  // Sweep first: a thread that keeps adopting would otherwise never get to
+  // the slabs that remote frees have emptied since.
   if (atomic_load_explicit(&hak_pool_sweep_wanted, memory_order_relaxed))
     hak_pool_sweep_abandoned(false);
+  hak_slab *s = adopt(cls, heap);
+  if (s != NULL) return s;
 
   uint8_t kind = hak_classes[cls].region_kind;
   pool_kind *k = &g_kinds[kind];
@@ -125,7 +129,10 @@ void hak_pool_release(hak_slab *s) {
   pthread_mutex_unlock(&k->lock);
   // An empty SuperSlab goes to the page arena, whose cache makes reuse cheap
   // and whose decay returns it to the OS when it stays idle.
-  if (empty) hak_superslab_destroy(ss);
+  if (empty) {
+    hak_superslab_destroy(ss);
+    hak_arena_tick();
+  }
 }
 
 void hak_pool_abandon(hak_slab *s) {
@@ -176,6 +183,18 @@ void hak_pool_sweep_abandoned(bool force) {
       empty = next;
     }
   }
+}
+
+void hak_pool_note_abandoned_free(void) {
+  static _Atomic uint64_t last_sweep_ms;
+  atomic_store_explicit(&hak_pool_sweep_wanted, 1, memory_order_relaxed);
+  uint64_t now = hak_os_now_ms();
+  uint64_t last = atomic_load_explicit(&last_sweep_ms, memory_order_relaxed);
+  if (now == last) return; // one sweep per clock tick at most
+  if (!atomic_compare_exchange_strong_explicit(&last_sweep_ms, &last, now, memory_order_relaxed,
+                                               memory_order_relaxed))
+    return;
+  hak_pool_sweep_abandoned(false);
 }
 
 // Fork: every lock, in one order (abandoned lists, then kinds).

@@ -18,6 +18,10 @@ void hak_pool_sweep_abandoned(bool force) HAK_INTERNAL;
 
 // Set by a remote free into an abandoned slab: there may be one to sweep.
 extern _Atomic int hak_pool_sweep_wanted HAK_INTERNAL;
+// Called after a remote free into an abandoned slab (the caller holds no
+// lock): asks for a sweep, and sweeps now unless one ran in the last few ms,
+// so that slabs emptied by the threads that outlive their owners go back.
+void hak_pool_note_abandoned_free(void) HAK_INTERNAL;
 
 void hak_pool_lock_all(void) HAK_INTERNAL;
 void hak_pool_unlock_all(void) HAK_INTERNAL;

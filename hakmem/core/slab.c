@@ -231,8 +231,7 @@ void hak_slab_free_remote(hak_slab *s, void *first, void *last) {
                                                   memory_order_relaxed));
   // The slab cannot be touched after the push (its owner may free it); the
   // mark seen by the exchange says whether a sweep is due.
-  if (old & HAK_REMOTE_ABANDONED)
-    atomic_store_explicit(&hak_pool_sweep_wanted, 1, memory_order_relaxed);
+  if (old & HAK_REMOTE_ABANDONED) hak_pool_note_abandoned_free();
 }
 
 void hak_slab_free_any(hak_heap *h, hak_slab *s, void *p) {

@@ -153,6 +153,7 @@ void hak_heap_thread_exit(void) {
   hak_tls.heap = NULL;
   hak_stat_add(&hak_gstats.threads_live, -1);
   hak_stat_add(&hak_gstats.threads_exited, 1);
+  hak_pool_sweep_abandoned(false); // only if a remote free asked for it
   hak_arena_tick();
 }
 

@@ -6,6 +6,7 @@
 #include "check.h"
 #include "log.h"
 #include "options.h"
+#include "page_arena.h"
 #include "size_class.h"
 #include "slab.h"
 #include "superslab.h"
@@ -31,6 +32,7 @@ void *hak_tcache_alloc_slow(unsigned cls) {
     return NULL;
   }
   hak_tcache_bin *bin = &hak_tls.bins[cls];
+  hak_arena_tick(); // slow paths are where idle memory gets returned
   uint32_t want = hak_classes[cls].batch;
   if (want > bin->cap) want = bin->cap;
   if (want == 0) want = 1;
@@ -101,6 +103,7 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
     HAK_COUNT(bin->frees, 1);
     return;
   }
+  hak_arena_tick();
   // Full: hand back the top half, keeping the rest for the next mallocs.
   uint32_t n = hak_classes[cls].batch;
   if (n > bin->count) n = bin->count;
