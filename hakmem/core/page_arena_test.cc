@@ -268,9 +268,11 @@ TEST_F(PageArenaTest, CacheByteBoundEvictsOldest) {
   pa_free(c, 2 * kMiB);
 }
 
-TEST_F(PageArenaTest, CacheSlotBoundEvictsOldest) {
+// Idle SuperSlab-sized regions are kept only up to a small number: the ones
+// freed beyond it go straight back to the OS.
+TEST_F(PageArenaTest, FewIdleSuperSlabRegionsAreKept) {
   pa_set_cache_bytes(size_t{1} << 30);
-  constexpr int kRegions = 70;  // more than the cache has slots for
+  constexpr int kRegions = 20;
   std::vector<void*> regions;
   for (int i = 0; i < kRegions; ++i) {
     void* p = Alloc(kRegion);
@@ -280,14 +282,36 @@ TEST_F(PageArenaTest, CacheSlotBoundEvictsOldest) {
   const uint64_t mapped = pa_mapped();
   for (void* p : regions) pa_free(p, kRegion);
   const uint64_t cached = pa_cached();
-  EXPECT_LT(cached, kRegions * kRegion) << "the cache is bounded in entries";
-  EXPECT_GE(cached, 32 * kRegion);
+  EXPECT_EQ(cached, 8 * kRegion);
   EXPECT_EQ(pa_mapped(), mapped - (kRegions * kRegion - cached));
+  // The first ones freed are kept, the later ones are gone.
+  EXPECT_TRUE(IsMapped(regions.front(), kRegion));
+  EXPECT_FALSE(IsMapped(regions.back(), kRegion));
+  pa_decay(true);
+}
+
+// Larger regions (4 MiB here) are bounded by the cache's slots.
+TEST_F(PageArenaTest, CacheSlotBoundEvictsOldest) {
+  constexpr size_t kBig = 2 * kRegion;
+  pa_set_cache_bytes(size_t{1} << 30);
+  constexpr int kRegions = 70;  // more than the cache has slots for
+  std::vector<void*> regions;
+  for (int i = 0; i < kRegions; ++i) {
+    void* p = Alloc(kBig);
+    ASSERT_NE(p, nullptr);
+    regions.push_back(p);
+  }
+  const uint64_t mapped = pa_mapped();
+  for (void* p : regions) pa_free(p, kBig);
+  const uint64_t cached = pa_cached();
+  EXPECT_LT(cached, kRegions * kBig) << "the cache is bounded in entries";
+  EXPECT_GE(cached, 32 * kBig);
+  EXPECT_EQ(pa_mapped(), mapped - (kRegions * kBig - cached));
   // The oldest went first: the first region is gone, the last is cached.
-  EXPECT_FALSE(IsMapped(regions.front(), kRegion));
-  EXPECT_TRUE(IsMapped(regions.back(), kRegion));
-  EXPECT_EQ(Alloc(kRegion), regions.back());
-  pa_free(regions.back(), kRegion);
+  EXPECT_FALSE(IsMapped(regions.front(), kBig));
+  EXPECT_TRUE(IsMapped(regions.back(), kBig));
+  EXPECT_EQ(Alloc(kBig), regions.back());
+  pa_free(regions.back(), kBig);
 }
 
 // Through the allocator: RSS-holding idle SuperSlabs and large mappings go

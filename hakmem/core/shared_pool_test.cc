@@ -213,8 +213,9 @@ TEST(SharedPool, AbandonedSlabsAreSweptByTrim) {
   RunInThread([&] {
     for (void* p : blocks) hak_free(p);
   });
-  EXPECT_NE(sp_sweep_wanted(), 0) << "a remote free into an abandoned slab asks for a sweep";
-  EXPECT_EQ(sp_gslabs(cls), slabs_base + slabs.size()) << "nothing is released before a sweep";
+  // Remote frees into abandoned slabs sweep at once, at most once per clock
+  // tick, so some slabs may already be back; hak_trim finishes the job.
+  EXPECT_LE(sp_gslabs(cls), slabs_base + slabs.size());
 
   hak_trim(0);
   EXPECT_EQ(sp_gslabs(cls), slabs_base);
