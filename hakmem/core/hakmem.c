@@ -104,7 +104,7 @@ void *hak_malloc(size_t size) {
 
 // ---- free -------------------------------------------------------------------
 
-static void __attribute__((noinline)) report_invalid(const char *what, const void *p) {
+static void __attribute__((noinline, noreturn, cold)) report_invalid(const char *what, const void *p) {
   hak_fatal("%s: invalid pointer %p (not a block hakmem handed out)", what, p);
 }
 
