@@ -13,6 +13,7 @@ typedef struct {
   void *base;
   size_t size;
   uint64_t idle_since_ms;
+  bool superslab; // counted against ARENA_SUPERSLABS_KEPT
 } arena_entry;
 
 static struct {
@@ -85,7 +86,13 @@ void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) {
   return base;
 }
 
-void hak_arena_free(void *base, size_t size) {
+static void arena_put(void *base, size_t size, bool superslab);
+
+void hak_arena_free(void *base, size_t size) { arena_put(base, size, false); }
+
+void hak_arena_free_superslab(void *base) { arena_put(base, HAK_SS_SIZE, true); }
+
+static void arena_put(void *base, size_t size, bool superslab) {
   size_t limit = hak_opts.arena_cache_bytes;
   if (size > limit / 2 || hak_opts.decay_ms == 0) {
     release_to_os(base, size);
@@ -94,9 +101,9 @@ void hak_arena_free(void *base, size_t size) {
   arena_entry evicted[ARENA_SLOTS];
   uint32_t nevicted = 0;
   hak_lock(&g_arena.lock);
-  if (size == HAK_SS_SIZE) {
+  if (superslab) {
     uint32_t kept = 0;
-    for (uint32_t i = 0; i < g_arena.count; i++) kept += g_arena.entries[i].size == HAK_SS_SIZE;
+    for (uint32_t i = 0; i < g_arena.count; i++) kept += g_arena.entries[i].superslab;
     if (kept >= ARENA_SUPERSLABS_KEPT) {
       pthread_mutex_unlock(&g_arena.lock);
       release_to_os(base, size);
@@ -107,7 +114,7 @@ void hak_arena_free(void *base, size_t size) {
     evicted[nevicted++] = g_arena.entries[0];
     remove_at(0);
   }
-  g_arena.entries[g_arena.count] = (arena_entry){base, size, hak_os_now_ms()};
+  g_arena.entries[g_arena.count] = (arena_entry){base, size, hak_os_now_ms(), superslab};
   __atomic_store_n(&g_arena.count, g_arena.count + 1, __ATOMIC_RELAXED);
   g_arena.bytes += size;
   pthread_mutex_unlock(&g_arena.lock);

@@ -16,6 +16,9 @@
 void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) HAK_INTERNAL;
 // Takes back a region obtained from hak_arena_alloc.
 void hak_arena_free(void *base, size_t size) HAK_INTERNAL;
+// The same for an empty SuperSlab: only a few idle ones are kept, so that a
+// heap that frees everything leaves little resident memory behind.
+void hak_arena_free_superslab(void *base) HAK_INTERNAL;
 // Returns idle regions older than the decay time (all of them when force).
 void hak_arena_decay(bool force) HAK_INTERNAL;
 // Cheap enough for every slow path: decays at most every few milliseconds.

@@ -18,6 +18,7 @@ extern "C" {
 void pa_init(void);
 void* pa_alloc(size_t size, size_t* mapped, int* zeroed);
 void pa_free(void* base, size_t size);
+void pa_free_superslab(void* base);
 void pa_decay(int force);
 void pa_tick(void);
 uint64_t pa_now_ms(void);
@@ -268,8 +269,9 @@ TEST_F(PageArenaTest, CacheByteBoundEvictsOldest) {
   pa_free(c, 2 * kMiB);
 }
 
-// Idle SuperSlab-sized regions are kept only up to a small number: the ones
-// freed beyond it go straight back to the OS.
+// Idle SuperSlabs are kept only up to a small number: the ones freed beyond
+// it go straight back to the OS. Large blocks' regions of the same size are not
+// bounded that way.
 TEST_F(PageArenaTest, FewIdleSuperSlabRegionsAreKept) {
   pa_set_cache_bytes(size_t{1} << 30);
   constexpr int kRegions = 20;
@@ -280,13 +282,19 @@ TEST_F(PageArenaTest, FewIdleSuperSlabRegionsAreKept) {
     regions.push_back(p);
   }
   const uint64_t mapped = pa_mapped();
-  for (void* p : regions) pa_free(p, kRegion);
+  for (void* p : regions) pa_free_superslab(p);
   const uint64_t cached = pa_cached();
   EXPECT_EQ(cached, 8 * kRegion);
   EXPECT_EQ(pa_mapped(), mapped - (kRegions * kRegion - cached));
   // The first ones freed are kept, the later ones are gone.
   EXPECT_TRUE(IsMapped(regions.front(), kRegion));
   EXPECT_FALSE(IsMapped(regions.back(), kRegion));
+  pa_decay(true);
+  // The same regions as large blocks' mappings are all kept.
+  regions.clear();
+  for (int i = 0; i < kRegions; ++i) regions.push_back(Alloc(kRegion));
+  for (void* p : regions) pa_free(p, kRegion);
+  EXPECT_EQ(pa_cached(), kRegions * kRegion);
   pa_decay(true);
 }
 

@@ -14,6 +14,7 @@ void *pa_alloc(size_t size, size_t *mapped, int *zeroed) {
   return p;
 }
 void pa_free(void *base, size_t size) { hak_arena_free(base, size); }
+void pa_free_superslab(void *base) { hak_arena_free_superslab(base); }
 void pa_decay(int force) { hak_arena_decay(force != 0); }
 void pa_tick(void) { hak_arena_tick(); }
 uint64_t pa_now_ms(void) { return hak_os_now_ms(); }

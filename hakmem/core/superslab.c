@@ -51,7 +51,7 @@ void hak_superslab_destroy(hak_superslab *ss) {
 #if HAKMEM_HARDENED
   mprotect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, PROT_READ | PROT_WRITE);
 #endif
-  hak_arena_free(ss, HAK_SS_SIZE);
+  hak_arena_free_superslab(ss);
 }
 
 hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls) {
