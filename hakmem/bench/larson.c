@@ -42,169 +42,152 @@
 #define MAX_ROUNDS (1ull << 40)
 
 struct slot {
-    void *ptr;
-    size_t size;
-    uint64_t gen;
+  void *ptr;
+  size_t size;
+  uint64_t gen;
 };
 
 struct lane {
-    /* Immutable after setup. */
-    unsigned index;
-    size_t chunks;
-    size_t min_size;
-    size_t max_size;
-    uint64_t ops_per_generation; /* rounds * chunks */
+  /* Immutable after setup. */
+  unsigned index;
+  size_t chunks;
+  size_t min_size;
+  size_t max_size;
+  uint64_t ops_per_generation; /* rounds * chunks */
 
-    /* Owned by whichever thread currently runs the lane; handed over through
-     * pthread_create (happens-before the successor's start) and read by the
-     * main thread only after it has joined the chain's last thread. */
-    struct slot *slots;
-    uint64_t rng;
-    uint64_t next_gen;
-    uint64_t ops;
-    uint64_t spawns;
-    pthread_t predecessor;
-    int has_predecessor;
+  /* Owned by whichever thread currently runs the lane; handed over through
+   * pthread_create (happens-before the successor's start) and read by the
+   * main thread only after it has joined the chain's last thread. */
+  struct slot *slots;
+  uint64_t rng;
+  uint64_t next_gen;
+  uint64_t ops;
+  uint64_t spawns;
+  pthread_t predecessor;
+  int has_predecessor;
 
-    /* Shared with the main thread, protected by mu. */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t current; /* the thread currently running (or last to run) */
-    int finished;
+  /* Shared with the main thread, protected by mu. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t current; /* the thread currently running (or last to run) */
+  int finished;
 };
 
 static atomic_int g_stop;
 
 static const char *g_prog = "larson";
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: %s <seconds> <min-size> <max-size> <chunks-per-thread> "
-            "<rounds> <seed> <threads>\n"
-            "  seconds 1..%llu, 1 <= min-size <= max-size <= %llu, "
-            "chunks 1..%llu, rounds 1..%llu,\n"
-            "  seed 0..2^64-1, threads 1..%llu.  "
-            "With no arguments runs: 3 8 1000 5000 100 4141 2\n",
-            g_prog, MAX_SECONDS, MAX_BLOCK_SIZE, MAX_CHUNKS, MAX_ROUNDS,
-            MAX_THREADS);
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: %s <seconds> <min-size> <max-size> <chunks-per-thread> "
+          "<rounds> <seed> <threads>\n"
+          "  seconds 1..%llu, 1 <= min-size <= max-size <= %llu, "
+          "chunks 1..%llu, rounds 1..%llu,\n"
+          "  seed 0..2^64-1, threads 1..%llu.  "
+          "With no arguments runs: 3 8 1000 5000 100 4141 2\n",
+          g_prog, MAX_SECONDS, MAX_BLOCK_SIZE, MAX_CHUNKS, MAX_ROUNDS, MAX_THREADS);
 }
 
 static _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static _Noreturn void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: error: ", g_prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    fflush(stdout);
-    exit(1);
+static _Noreturn void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%s: error: ", g_prog);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  fflush(stdout);
+  exit(1);
 }
 
 /* ------------------------------------------------------------------ */
 /* Random numbers: splitmix64 for seeding, xorshift64* for the stream. */
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+static uint64_t splitmix64(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
 }
 
-static inline uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545f4914f6cdd1dull;
+static inline uint64_t rng_next(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *s = x;
+  return x * 0x2545f4914f6cdd1dull;
 }
 
 /* Uniform-ish value in [0, n) by multiply-high (n >= 1). */
-static inline uint64_t rng_below(uint64_t *s, uint64_t n)
-{
-    return (uint64_t)(((unsigned __int128)rng_next(s) * n) >> 64);
+static inline uint64_t rng_below(uint64_t *s, uint64_t n) {
+  return (uint64_t)(((unsigned __int128)rng_next(s) * n) >> 64);
 }
 
-static inline size_t random_size(struct lane *ln)
-{
-    return ln->min_size +
-           (size_t)rng_below(&ln->rng, (uint64_t)(ln->max_size - ln->min_size) + 1);
+static inline size_t random_size(struct lane *ln) {
+  return ln->min_size + (size_t)rng_below(&ln->rng, (uint64_t)(ln->max_size - ln->min_size) + 1);
 }
 
 /* ------------------------------------------------------------------ */
 /* Block tags. */
 
-static inline uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 33)) * 0xff51afd7ed558ccdull;
-    z = (z ^ (z >> 33)) * 0xc4ceb9fe1a85ec53ull;
-    return z ^ (z >> 33);
+static inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 33)) * 0xff51afd7ed558ccdull;
+  z = (z ^ (z >> 33)) * 0xc4ceb9fe1a85ec53ull;
+  return z ^ (z >> 33);
 }
 
-static inline uint64_t head_tag(unsigned lane, size_t slot, uint64_t gen)
-{
-    return mix64(((uint64_t)lane << 40) ^ ((uint64_t)slot << 8) ^
-                 (gen * 0x9e3779b97f4a7c15ull));
+static inline uint64_t head_tag(unsigned lane, size_t slot, uint64_t gen) {
+  return mix64(((uint64_t)lane << 40) ^ ((uint64_t)slot << 8) ^ (gen * 0x9e3779b97f4a7c15ull));
 }
 
-static inline uint64_t tail_tag(uint64_t head)
-{
-    return ~head ^ 0x5a5a5a5a5a5a5a5aull;
+static inline uint64_t tail_tag(uint64_t head) { return ~head ^ 0x5a5a5a5a5a5a5a5aull; }
+
+static void write_tag(const struct lane *ln, size_t i) {
+  const struct slot *s = &ln->slots[i];
+  uint64_t h = head_tag(ln->index, i, s->gen);
+  memcpy(s->ptr, &h, s->size < 8 ? s->size : 8);
+  if (s->size >= 16) {
+    uint64_t t = tail_tag(h);
+    memcpy((char *)s->ptr + s->size - 8, &t, 8);
+  }
 }
 
-static void write_tag(const struct lane *ln, size_t i)
-{
-    const struct slot *s = &ln->slots[i];
-    uint64_t h = head_tag(ln->index, i, s->gen);
-    memcpy(s->ptr, &h, s->size < 8 ? s->size : 8);
-    if (s->size >= 16) {
-        uint64_t t = tail_tag(h);
-        memcpy((char *)s->ptr + s->size - 8, &t, 8);
-    }
+static void check_tag(const struct lane *ln, size_t i) {
+  const struct slot *s = &ln->slots[i];
+  uint64_t want = head_tag(ln->index, i, s->gen);
+  uint64_t got = 0, want_cmp = want;
+  size_t n = s->size < 8 ? s->size : 8;
+  memcpy(&got, s->ptr, n);
+  if (n < 8) {
+    want_cmp = 0;
+    memcpy(&want_cmp, &want, n);
+  }
+  if (got != want_cmp)
+    die("heap corruption: lane %u slot %zu (block %p, size %zu, gen %" PRIu64
+        "): head tag 0x%016" PRIx64 ", expected 0x%016" PRIx64,
+        ln->index, i, s->ptr, s->size, s->gen, got, want_cmp);
+  if (s->size >= 16) {
+    uint64_t t;
+    memcpy(&t, (const char *)s->ptr + s->size - 8, 8);
+    if (t != tail_tag(want))
+      die("heap corruption: lane %u slot %zu (block %p, size %zu, gen %" PRIu64
+          "): tail tag 0x%016" PRIx64 ", expected 0x%016" PRIx64,
+          ln->index, i, s->ptr, s->size, s->gen, t, tail_tag(want));
+  }
 }
 
-static void check_tag(const struct lane *ln, size_t i)
-{
-    const struct slot *s = &ln->slots[i];
-    uint64_t want = head_tag(ln->index, i, s->gen);
-    uint64_t got = 0, want_cmp = want;
-    size_t n = s->size < 8 ? s->size : 8;
-    memcpy(&got, s->ptr, n);
-    if (n < 8) {
-        want_cmp = 0;
-        memcpy(&want_cmp, &want, n);
-    }
-    if (got != want_cmp)
-        die("heap corruption: lane %u slot %zu (block %p, size %zu, gen %" PRIu64
-            "): head tag 0x%016" PRIx64 ", expected 0x%016" PRIx64,
-            ln->index, i, s->ptr, s->size, s->gen, got, want_cmp);
-    if (s->size >= 16) {
-        uint64_t t;
-        memcpy(&t, (const char *)s->ptr + s->size - 8, 8);
-        if (t != tail_tag(want))
-            die("heap corruption: lane %u slot %zu (block %p, size %zu, gen %" PRIu64
-                "): tail tag 0x%016" PRIx64 ", expected 0x%016" PRIx64,
-                ln->index, i, s->ptr, s->size, s->gen, t, tail_tag(want));
-    }
-}
-
-static void fill_slot(struct lane *ln, size_t i)
-{
-    struct slot *s = &ln->slots[i];
-    size_t sz = random_size(ln);
-    void *p = malloc(sz);
-    if (p == NULL)
-        die("malloc(%zu) returned NULL (lane %u slot %zu)", sz, ln->index, i);
-    s->ptr = p;
-    s->size = sz;
-    s->gen = ln->next_gen++;
-    write_tag(ln, i);
+static void fill_slot(struct lane *ln, size_t i) {
+  struct slot *s = &ln->slots[i];
+  size_t sz = random_size(ln);
+  void *p = malloc(sz);
+  if (p == NULL)
+    die("malloc(%zu) returned NULL (lane %u slot %zu)", sz, ln->index, i);
+  s->ptr = p;
+  s->size = sz;
+  s->gen = ln->next_gen++;
+  write_tag(ln, i);
 }
 
 /* ------------------------------------------------------------------ */
@@ -212,252 +195,239 @@ static void fill_slot(struct lane *ln, size_t i)
 
 static void *worker(void *arg);
 
-static void mark_finished(struct lane *ln)
-{
-    pthread_mutex_lock(&ln->mu);
-    ln->finished = 1;
-    pthread_cond_signal(&ln->cv);
-    pthread_mutex_unlock(&ln->mu);
+static void mark_finished(struct lane *ln) {
+  pthread_mutex_lock(&ln->mu);
+  ln->finished = 1;
+  pthread_cond_signal(&ln->cv);
+  pthread_mutex_unlock(&ln->mu);
 }
 
-static void *worker(void *arg)
-{
-    struct lane *ln = arg;
+static void *worker(void *arg) {
+  struct lane *ln = arg;
 
-    /* Reap the thread that handed this lane over (it exits right after
-     * creating us). */
-    if (ln->has_predecessor) {
-        int rc = pthread_join(ln->predecessor, NULL);
-        if (rc != 0)
-            die("pthread_join(predecessor) failed: %s", strerror(rc));
-        ln->has_predecessor = 0;
+  /* Reap the thread that handed this lane over (it exits right after
+   * creating us). */
+  if (ln->has_predecessor) {
+    int rc = pthread_join(ln->predecessor, NULL);
+    if (rc != 0)
+      die("pthread_join(predecessor) failed: %s", strerror(rc));
+    ln->has_predecessor = 0;
+  }
+
+  uint64_t done = 0;
+  const uint64_t target = ln->ops_per_generation;
+  const size_t chunks = ln->chunks;
+  int stopped = 0;
+
+  while (done < target) {
+    if ((done % STOP_CHECK_INTERVAL) == 0 && atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+      stopped = 1;
+      break;
     }
+    size_t i = (size_t)rng_below(&ln->rng, chunks);
+    check_tag(ln, i);
+    free(ln->slots[i].ptr);
+    fill_slot(ln, i);
+    done++;
+  }
+  ln->ops += done;
 
-    uint64_t done = 0;
-    const uint64_t target = ln->ops_per_generation;
-    const size_t chunks = ln->chunks;
-    int stopped = 0;
-
-    while (done < target) {
-        if ((done % STOP_CHECK_INTERVAL) == 0 &&
-            atomic_load_explicit(&g_stop, memory_order_relaxed)) {
-            stopped = 1;
-            break;
-        }
-        size_t i = (size_t)rng_below(&ln->rng, chunks);
-        check_tag(ln, i);
-        free(ln->slots[i].ptr);
-        fill_slot(ln, i);
-        done++;
+  if (!stopped && !atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+    /* Hand the lane to a new thread.  Record ourselves so the successor
+     * can join us; publish the successor so the main thread can join
+     * the chain's final thread. */
+    pthread_t next;
+    ln->predecessor = pthread_self();
+    ln->has_predecessor = 1;
+    ln->spawns++;
+    pthread_mutex_lock(&ln->mu);
+    int rc = pthread_create(&next, NULL, worker, ln);
+    if (rc != 0) {
+      pthread_mutex_unlock(&ln->mu);
+      die("pthread_create (handoff, lane %u) failed: %s", ln->index, strerror(rc));
     }
-    ln->ops += done;
-
-    if (!stopped && !atomic_load_explicit(&g_stop, memory_order_relaxed)) {
-        /* Hand the lane to a new thread.  Record ourselves so the successor
-         * can join us; publish the successor so the main thread can join
-         * the chain's final thread. */
-        pthread_t next;
-        ln->predecessor = pthread_self();
-        ln->has_predecessor = 1;
-        ln->spawns++;
-        pthread_mutex_lock(&ln->mu);
-        int rc = pthread_create(&next, NULL, worker, ln);
-        if (rc != 0) {
-            pthread_mutex_unlock(&ln->mu);
-            die("pthread_create (handoff, lane %u) failed: %s", ln->index,
-                strerror(rc));
-        }
-        ln->current = next;
-        pthread_mutex_unlock(&ln->mu);
-        /* Touch nothing in *ln after this point: it belongs to `next`. */
-        return NULL;
-    }
-
-    mark_finished(ln);
+    ln->current = next;
+    pthread_mutex_unlock(&ln->mu);
+    /* Touch nothing in *ln after this point: it belongs to `next`. */
     return NULL;
+  }
+
+  mark_finished(ln);
+  return NULL;
 }
 
 /* ------------------------------------------------------------------ */
 /* Argument parsing. */
 
 static int parse_u64(const char *s, unsigned long long lo, unsigned long long hi,
-                     unsigned long long *out)
-{
-    if (s == NULL || *s == '\0' || *s == '-' || *s == '+' || *s == ' ')
-        return -1;
-    for (const char *p = s; *p; p++)
-        if (*p < '0' || *p > '9')
-            return -1;
-    errno = 0;
-    char *end = NULL;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0')
-        return -1;
-    if (v < lo || v > hi)
-        return -1;
-    *out = v;
+                     unsigned long long *out) {
+  if (s == NULL || *s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+    return -1;
+  for (const char *p = s; *p; p++)
+    if (*p < '0' || *p > '9')
+      return -1;
+  errno = 0;
+  char *end = NULL;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0')
+    return -1;
+  if (v < lo || v > hi)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void sleep_seconds(unsigned long long secs) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += (time_t)secs;
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {
+  }
+}
+
+int main(int argc, char **argv) {
+  static const char *const defaults[7] = {"3", "8", "1000", "5000", "100", "4141", "2"};
+  const char *const *args;
+
+  if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
+    const char *slash = strrchr(argv[0], '/');
+    g_prog = slash ? slash + 1 : argv[0];
+  }
+
+  if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    usage(stdout);
     return 0;
-}
+  }
+  if (argc == 1) {
+    args = defaults;
+    printf("No arguments given; using defaults: %s %s %s %s %s %s %s\n", defaults[0], defaults[1],
+           defaults[2], defaults[3], defaults[4], defaults[5], defaults[6]);
+  } else if (argc == 8) {
+    args = (const char *const *)(argv + 1);
+  } else {
+    fprintf(stderr, "%s: expected 7 arguments, got %d\n", g_prog, argc - 1);
+    usage(stderr);
+    return 2;
+  }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_seconds(unsigned long long secs)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)secs;
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {
+  unsigned long long seconds, min_size, max_size, chunks, rounds, seed, nthreads;
+  static const char *const names[7] = {"seconds", "min-size", "max-size", "chunks-per-thread",
+                                       "rounds",  "seed",     "threads"};
+  const unsigned long long lo[7] = {1, 1, 1, 1, 1, 0, 1};
+  const unsigned long long hi[7] = {MAX_SECONDS, MAX_BLOCK_SIZE, MAX_BLOCK_SIZE, MAX_CHUNKS,
+                                    MAX_ROUNDS,  ULLONG_MAX,     MAX_THREADS};
+  unsigned long long *dst[7] = {&seconds, &min_size, &max_size, &chunks, &rounds, &seed, &nthreads};
+  for (int k = 0; k < 7; k++) {
+    if (parse_u64(args[k], lo[k], hi[k], dst[k]) != 0) {
+      fprintf(stderr, "%s: invalid %s '%s' (allowed %llu..%llu)\n", g_prog, names[k], args[k],
+              lo[k], hi[k]);
+      usage(stderr);
+      return 2;
     }
-}
+  }
+  if (min_size > max_size) {
+    fprintf(stderr, "%s: min-size (%llu) is larger than max-size (%llu)\n", g_prog, min_size,
+            max_size);
+    usage(stderr);
+    return 2;
+  }
 
-int main(int argc, char **argv)
-{
-    static const char *const defaults[7] = {"3", "8", "1000", "5000", "100", "4141", "2"};
-    const char *const *args;
+  /* Bookkeeping, allocated through the allocator under test. */
+  struct lane *lanes = calloc((size_t)nthreads, sizeof *lanes);
+  if (lanes == NULL)
+    die("out of memory allocating %llu lanes", nthreads);
 
-    if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
-        const char *slash = strrchr(argv[0], '/');
-        g_prog = slash ? slash + 1 : argv[0];
+  uint64_t seed_state = (uint64_t)seed;
+  for (unsigned t = 0; t < nthreads; t++) {
+    struct lane *ln = &lanes[t];
+    ln->index = t;
+    ln->chunks = (size_t)chunks;
+    ln->min_size = (size_t)min_size;
+    ln->max_size = (size_t)max_size;
+    ln->ops_per_generation = (uint64_t)rounds * (uint64_t)chunks;
+    ln->rng = splitmix64(&seed_state) ^ ((uint64_t)t * 0xd1b54a32d192ed03ull);
+    if (ln->rng == 0)
+      ln->rng = 0x853c49e6748fea9bull; /* xorshift must not be 0 */
+    ln->next_gen = 1;
+    pthread_mutex_init(&ln->mu, NULL);
+    pthread_cond_init(&ln->cv, NULL);
+    ln->slots = malloc((size_t)chunks * sizeof *ln->slots);
+    if (ln->slots == NULL)
+      die("out of memory allocating %llu slots", chunks);
+  }
+
+  /* Warm-up: the main thread allocates every initial block. */
+  for (unsigned t = 0; t < nthreads; t++)
+    for (size_t i = 0; i < (size_t)chunks; i++)
+      fill_slot(&lanes[t], i);
+
+  printf("threads: %llu\n", nthreads);
+  printf("block sizes: %llu..%llu bytes\n", min_size, max_size);
+  printf("chunks per thread: %llu, rounds: %llu (%llu replacements per thread "
+         "before handoff)\n",
+         chunks, rounds, (unsigned long long)lanes[0].ops_per_generation);
+  printf("seed: %llu, duration: %llu s\n", seed, seconds);
+  fflush(stdout);
+
+  atomic_store(&g_stop, 0);
+  double t0 = now_seconds();
+  for (unsigned t = 0; t < nthreads; t++) {
+    struct lane *ln = &lanes[t];
+    pthread_mutex_lock(&ln->mu);
+    int rc = pthread_create(&ln->current, NULL, worker, ln);
+    pthread_mutex_unlock(&ln->mu);
+    if (rc != 0)
+      die("pthread_create (worker %u) failed: %s", t, strerror(rc));
+  }
+
+  sleep_seconds(seconds);
+  atomic_store(&g_stop, 1);
+
+  for (unsigned t = 0; t < nthreads; t++) {
+    struct lane *ln = &lanes[t];
+    pthread_mutex_lock(&ln->mu);
+    while (!ln->finished)
+      pthread_cond_wait(&ln->cv, &ln->mu);
+    pthread_t last = ln->current;
+    pthread_mutex_unlock(&ln->mu);
+    int rc = pthread_join(last, NULL);
+    if (rc != 0)
+      die("pthread_join (lane %u) failed: %s", t, strerror(rc));
+  }
+  double elapsed = now_seconds() - t0;
+
+  uint64_t total_ops = 0, total_spawns = 0;
+  for (unsigned t = 0; t < nthreads; t++) {
+    total_ops += lanes[t].ops;
+    total_spawns += lanes[t].spawns;
+  }
+
+  /* Verify and release everything that is left. */
+  for (unsigned t = 0; t < nthreads; t++) {
+    struct lane *ln = &lanes[t];
+    for (size_t i = 0; i < (size_t)chunks; i++) {
+      check_tag(ln, i);
+      free(ln->slots[i].ptr);
     }
+    free(ln->slots);
+    pthread_cond_destroy(&ln->cv);
+    pthread_mutex_destroy(&ln->mu);
+  }
+  free(lanes);
 
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        usage(stdout);
-        return 0;
-    }
-    if (argc == 1) {
-        args = defaults;
-        printf("No arguments given; using defaults: %s %s %s %s %s %s %s\n",
-               defaults[0], defaults[1], defaults[2], defaults[3], defaults[4],
-               defaults[5], defaults[6]);
-    } else if (argc == 8) {
-        args = (const char *const *)(argv + 1);
-    } else {
-        fprintf(stderr, "%s: expected 7 arguments, got %d\n", g_prog, argc - 1);
-        usage(stderr);
-        return 2;
-    }
-
-    unsigned long long seconds, min_size, max_size, chunks, rounds, seed, nthreads;
-    static const char *const names[7] = {"seconds", "min-size", "max-size",
-                                         "chunks-per-thread", "rounds", "seed",
-                                         "threads"};
-    const unsigned long long lo[7] = {1, 1, 1, 1, 1, 0, 1};
-    const unsigned long long hi[7] = {MAX_SECONDS, MAX_BLOCK_SIZE, MAX_BLOCK_SIZE,
-                                      MAX_CHUNKS, MAX_ROUNDS, ULLONG_MAX,
-                                      MAX_THREADS};
-    unsigned long long *dst[7] = {&seconds, &min_size, &max_size, &chunks,
-                                  &rounds, &seed, &nthreads};
-    for (int k = 0; k < 7; k++) {
-        if (parse_u64(args[k], lo[k], hi[k], dst[k]) != 0) {
-            fprintf(stderr, "%s: invalid %s '%s' (allowed %llu..%llu)\n", g_prog,
-                    names[k], args[k], lo[k], hi[k]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (min_size > max_size) {
-        fprintf(stderr, "%s: min-size (%llu) is larger than max-size (%llu)\n",
-                g_prog, min_size, max_size);
-        usage(stderr);
-        return 2;
-    }
-
-    /* Bookkeeping, allocated through the allocator under test. */
-    struct lane *lanes = calloc((size_t)nthreads, sizeof *lanes);
-    if (lanes == NULL)
-        die("out of memory allocating %llu lanes", nthreads);
-
-    uint64_t seed_state = (uint64_t)seed;
-    for (unsigned t = 0; t < nthreads; t++) {
-        struct lane *ln = &lanes[t];
-        ln->index = t;
-        ln->chunks = (size_t)chunks;
-        ln->min_size = (size_t)min_size;
-        ln->max_size = (size_t)max_size;
-        ln->ops_per_generation = (uint64_t)rounds * (uint64_t)chunks;
-        ln->rng = splitmix64(&seed_state) ^ ((uint64_t)t * 0xd1b54a32d192ed03ull);
-        if (ln->rng == 0)
-            ln->rng = 0x853c49e6748fea9bull; /* xorshift must not be 0 */
-        ln->next_gen = 1;
-        pthread_mutex_init(&ln->mu, NULL);
-        pthread_cond_init(&ln->cv, NULL);
-        ln->slots = malloc((size_t)chunks * sizeof *ln->slots);
-        if (ln->slots == NULL)
-            die("out of memory allocating %llu slots", chunks);
-    }
-
-    /* Warm-up: the main thread allocates every initial block. */
-    for (unsigned t = 0; t < nthreads; t++)
-        for (size_t i = 0; i < (size_t)chunks; i++)
-            fill_slot(&lanes[t], i);
-
-    printf("threads: %llu\n", nthreads);
-    printf("block sizes: %llu..%llu bytes\n", min_size, max_size);
-    printf("chunks per thread: %llu, rounds: %llu (%llu replacements per thread "
-           "before handoff)\n",
-           chunks, rounds, (unsigned long long)lanes[0].ops_per_generation);
-    printf("seed: %llu, duration: %llu s\n", seed, seconds);
-    fflush(stdout);
-
-    atomic_store(&g_stop, 0);
-    double t0 = now_seconds();
-    for (unsigned t = 0; t < nthreads; t++) {
-        struct lane *ln = &lanes[t];
-        pthread_mutex_lock(&ln->mu);
-        int rc = pthread_create(&ln->current, NULL, worker, ln);
-        pthread_mutex_unlock(&ln->mu);
-        if (rc != 0)
-            die("pthread_create (worker %u) failed: %s", t, strerror(rc));
-    }
-
-    sleep_seconds(seconds);
-    atomic_store(&g_stop, 1);
-
-    for (unsigned t = 0; t < nthreads; t++) {
-        struct lane *ln = &lanes[t];
-        pthread_mutex_lock(&ln->mu);
-        while (!ln->finished)
-            pthread_cond_wait(&ln->cv, &ln->mu);
-        pthread_t last = ln->current;
-        pthread_mutex_unlock(&ln->mu);
-        int rc = pthread_join(last, NULL);
-        if (rc != 0)
-            die("pthread_join (lane %u) failed: %s", t, strerror(rc));
-    }
-    double elapsed = now_seconds() - t0;
-
-    uint64_t total_ops = 0, total_spawns = 0;
-    for (unsigned t = 0; t < nthreads; t++) {
-        total_ops += lanes[t].ops;
-        total_spawns += lanes[t].spawns;
-    }
-
-    /* Verify and release everything that is left. */
-    for (unsigned t = 0; t < nthreads; t++) {
-        struct lane *ln = &lanes[t];
-        for (size_t i = 0; i < (size_t)chunks; i++) {
-            check_tag(ln, i);
-            free(ln->slots[i].ptr);
-        }
-        free(ln->slots);
-        pthread_cond_destroy(&ln->cv);
-        pthread_mutex_destroy(&ln->mu);
-    }
-    free(lanes);
-
-    if (elapsed <= 0.0)
-        elapsed = 1e-9;
-    printf("elapsed: %.6f s\n", elapsed);
-    printf("total operations: %" PRIu64 " (1 operation = 1 free + 1 malloc)\n",
-           total_ops);
-    printf("thread creations: %" PRIu64 " (%llu initial + %" PRIu64 " handoffs)\n",
-           (uint64_t)nthreads + total_spawns, nthreads, total_spawns);
-    printf("Throughput = %" PRIu64 " operations per second\n",
-           (uint64_t)((double)total_ops / elapsed + 0.5));
-    return 0;
+  if (elapsed <= 0.0)
+    elapsed = 1e-9;
+  printf("elapsed: %.6f s\n", elapsed);
+  printf("total operations: %" PRIu64 " (1 operation = 1 free + 1 malloc)\n", total_ops);
+  printf("thread creations: %" PRIu64 " (%llu initial + %" PRIu64 " handoffs)\n",
+         (uint64_t)nthreads + total_spawns, nthreads, total_spawns);
+  printf("Throughput = %" PRIu64 " operations per second\n",
+         (uint64_t)((double)total_ops / elapsed + 0.5));
+  return 0;
 }

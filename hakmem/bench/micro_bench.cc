@@ -27,10 +27,10 @@ constexpr int kBatch = 1000;
 // ---------------------------------------------------------------------------
 // malloc + free of one size.  1 item = 1 malloc + 1 free.
 
-void BM_MallocFree(benchmark::State& state) {
+void BM_MallocFree(benchmark::State &state) {
   const size_t size = static_cast<size_t>(state.range(0));
   for (auto _ : state) {
-    void* p = std::malloc(size);
+    void *p = std::malloc(size);
     // The asm barrier behind DoNotOptimize keeps the compiler from pairing
     // up and deleting the malloc/free.
     benchmark::DoNotOptimize(p);
@@ -58,21 +58,23 @@ BENCHMARK(BM_MallocFree)
 // kBatch mallocs of one size, then kBatch frees in allocation order.
 // 1 item = 1 malloc + 1 free; one iteration = kBatch items.
 
-void BM_BatchMallocThenFree(benchmark::State& state) {
+void BM_BatchMallocThenFree(benchmark::State &state) {
   const size_t size = static_cast<size_t>(state.range(0));
   const int n = static_cast<int>(state.range(1));
-  std::vector<void*> blocks(static_cast<size_t>(n));
-  void** b = blocks.data();
+  std::vector<void *> blocks(static_cast<size_t>(n));
+  void **b = blocks.data();
   for (auto _ : state) {
     bool failed = false;
     for (int i = 0; i < n; i++) {
       b[i] = std::malloc(size);
-      if (b[i] == nullptr) failed = true;
+      if (b[i] == nullptr)
+        failed = true;
     }
     // The block pointers escape into memory the compiler must assume is read.
     benchmark::DoNotOptimize(b);
     benchmark::ClobberMemory();
-    for (int i = 0; i < n; i++) std::free(b[i]);
+    for (int i = 0; i < n; i++)
+      std::free(b[i]);
     benchmark::ClobberMemory();
     if (failed) {
       state.SkipWithError("malloc returned NULL");
@@ -94,7 +96,7 @@ BENCHMARK(BM_BatchMallocThenFree)
 // allocated, i.e. the allocator's remote-free path.  1 item = 1 free.
 
 class RemoteAllocator {
- public:
+public:
   RemoteAllocator(size_t size, int n) : size_(size), blocks_(static_cast<size_t>(n)) {
     thread_ = std::thread([this] { Run(); });
   }
@@ -106,8 +108,8 @@ class RemoteAllocator {
     cv_.notify_all();
     thread_.join();
   }
-  RemoteAllocator(const RemoteAllocator&) = delete;
-  RemoteAllocator& operator=(const RemoteAllocator&) = delete;
+  RemoteAllocator(const RemoteAllocator &) = delete;
+  RemoteAllocator &operator=(const RemoteAllocator &) = delete;
 
   // Has the helper thread fill blocks() and waits until it has; returns
   // false if malloc failed.
@@ -120,18 +122,20 @@ class RemoteAllocator {
   }
   // Valid between Fill() and the next Fill(); owned by the caller, which
   // frees every block.
-  std::vector<void*>& blocks() { return blocks_; }
+  std::vector<void *> &blocks() { return blocks_; }
 
- private:
+private:
   void Run() {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       cv_.wait(lock, [this] { return quit_ || requested_ != completed_; });
-      if (quit_) return;
+      if (quit_)
+        return;
       bool ok = true;
-      for (void*& p : blocks_) {
+      for (void *&p : blocks_) {
         p = std::malloc(size_);
-        if (p == nullptr) ok = false;
+        if (p == nullptr)
+          ok = false;
       }
       ok_ = ok;
       completed_ = requested_;
@@ -140,17 +144,17 @@ class RemoteAllocator {
   }
 
   const size_t size_;
-  std::vector<void*> blocks_;
+  std::vector<void *> blocks_;
   std::mutex mu_;
   std::condition_variable cv_;
-  uint64_t requested_ = 0;  // guarded by mu_
-  uint64_t completed_ = 0;  // guarded by mu_
-  bool ok_ = true;          // guarded by mu_
-  bool quit_ = false;       // guarded by mu_
+  uint64_t requested_ = 0; // guarded by mu_
+  uint64_t completed_ = 0; // guarded by mu_
+  bool ok_ = true;         // guarded by mu_
+  bool quit_ = false;      // guarded by mu_
   std::thread thread_;
 };
 
-void BM_CrossThreadFree(benchmark::State& state) {
+void BM_CrossThreadFree(benchmark::State &state) {
   const size_t size = static_cast<size_t>(state.range(0));
   const int n = static_cast<int>(state.range(1));
   RemoteAllocator remote(size, n);
@@ -158,10 +162,11 @@ void BM_CrossThreadFree(benchmark::State& state) {
     state.PauseTiming();
     bool ok = remote.Fill();
     state.ResumeTiming();
-    std::vector<void*>& blocks = remote.blocks();
-    void** b = blocks.data();
+    std::vector<void *> &blocks = remote.blocks();
+    void **b = blocks.data();
     benchmark::DoNotOptimize(b);
-    for (int i = 0; i < n; i++) std::free(b[i]);
+    for (int i = 0; i < n; i++)
+      std::free(b[i]);
     benchmark::ClobberMemory();
     if (!ok) {
       state.SkipWithError("malloc returned NULL in the helper thread");
@@ -180,10 +185,10 @@ BENCHMARK(BM_CrossThreadFree)
 // ---------------------------------------------------------------------------
 // calloc(1, size) + free.  1 item = 1 calloc + 1 free.
 
-void BM_CallocFree(benchmark::State& state) {
+void BM_CallocFree(benchmark::State &state) {
   const size_t size = static_cast<size_t>(state.range(0));
   for (auto _ : state) {
-    void* p = std::calloc(1, size);
+    void *p = std::calloc(1, size);
     benchmark::DoNotOptimize(p);
     if (p == nullptr) {
       state.SkipWithError("calloc returned NULL");
@@ -198,11 +203,11 @@ BENCHMARK(BM_CallocFree)->Arg(64)->Arg(4096)->Arg(65536);
 // ---------------------------------------------------------------------------
 // aligned_alloc(align, size) + free.  1 item = 1 aligned_alloc + 1 free.
 
-void BM_AlignedAllocFree(benchmark::State& state) {
+void BM_AlignedAllocFree(benchmark::State &state) {
   const size_t align = static_cast<size_t>(state.range(0));
   const size_t size = static_cast<size_t>(state.range(1));
   for (auto _ : state) {
-    void* p = std::aligned_alloc(align, size);
+    void *p = std::aligned_alloc(align, size);
     benchmark::DoNotOptimize(p);
     if (p == nullptr || (reinterpret_cast<uintptr_t>(p) & (align - 1)) != 0) {
       state.SkipWithError("aligned_alloc returned NULL or a misaligned block");
@@ -228,11 +233,12 @@ BENCHMARK(BM_AlignedAllocFree)
 constexpr size_t kReallocStart = 16;
 constexpr size_t kReallocEnd = 65536;
 
-void BM_ReallocGrowth(benchmark::State& state) {
+void BM_ReallocGrowth(benchmark::State &state) {
   int64_t reallocs_per_iteration = 0;
-  for (size_t s = kReallocStart; s < kReallocEnd; s *= 2) reallocs_per_iteration++;
+  for (size_t s = kReallocStart; s < kReallocEnd; s *= 2)
+    reallocs_per_iteration++;
   for (auto _ : state) {
-    char* p = static_cast<char*>(std::malloc(kReallocStart));
+    char *p = static_cast<char *>(std::malloc(kReallocStart));
     if (p == nullptr) {
       state.SkipWithError("malloc returned NULL");
       break;
@@ -240,7 +246,7 @@ void BM_ReallocGrowth(benchmark::State& state) {
     p[0] = 0x5a;
     bool ok = true;
     for (size_t s = kReallocStart * 2; s <= kReallocEnd; s *= 2) {
-      char* q = static_cast<char*>(std::realloc(p, s));
+      char *q = static_cast<char *>(std::realloc(p, s));
       if (q == nullptr) {
         ok = false;
         break;
@@ -260,4 +266,4 @@ void BM_ReallocGrowth(benchmark::State& state) {
 }
 BENCHMARK(BM_ReallocGrowth);
 
-}  // namespace
+} // namespace

@@ -66,64 +66,57 @@ static atomic_int g_stop;
 
 static _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static _Noreturn void die(const char *fmt, ...)
-{
-    va_list ap;
-    fflush(stdout);
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: error: mode %s: ", g_prog, g_mode_name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
+static _Noreturn void die(const char *fmt, ...) {
+  va_list ap;
+  fflush(stdout);
+  va_start(ap, fmt);
+  fprintf(stderr, "%s: error: mode %s: ", g_prog, g_mode_name);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
 }
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n);
-    if (p == NULL)
-        die("malloc(%zu) returned NULL", n);
-    return p;
+static void *xmalloc(size_t n) {
+  void *p = malloc(n);
+  if (p == NULL)
+    die("malloc(%zu) returned NULL", n);
+  return p;
 }
 
 /* Bookkeeping structures are cache-line aligned so that threads' counters
  * do not share lines. */
-static void *xalloc_lines(size_t n)
-{
-    size_t rounded = (n + CACHELINE - 1) / CACHELINE * CACHELINE;
-    void *p = aligned_alloc(CACHELINE, rounded);
-    if (p == NULL)
-        die("aligned_alloc(%d, %zu) returned NULL", CACHELINE, rounded);
-    memset(p, 0, rounded);
-    return p;
+static void *xalloc_lines(size_t n) {
+  size_t rounded = (n + CACHELINE - 1) / CACHELINE * CACHELINE;
+  void *p = aligned_alloc(CACHELINE, rounded);
+  if (p == NULL)
+    die("aligned_alloc(%d, %zu) returned NULL", CACHELINE, rounded);
+  memset(p, 0, rounded);
+  return p;
 }
 
 /* ------------------------------------------------------------------ */
 /* Random numbers: a splitmix64 stream per thread. */
 
-static inline uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+static inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
 }
 
-static inline uint64_t rng_next(uint64_t *state)
-{
-    *state += 0x9e3779b97f4a7c15ull;
-    return mix64(*state);
+static inline uint64_t rng_next(uint64_t *state) {
+  *state += 0x9e3779b97f4a7c15ull;
+  return mix64(*state);
 }
 
 /* Uniform in [0, n), n >= 1 (multiply-high; the bias is negligible here). */
-static inline uint64_t rng_below(uint64_t *state, uint64_t n)
-{
-    return (uint64_t)(((unsigned __int128)rng_next(state) * n) >> 64);
+static inline uint64_t rng_below(uint64_t *state, uint64_t n) {
+  return (uint64_t)(((unsigned __int128)rng_next(state) * n) >> 64);
 }
 
 /* Seed of stream `index` derived from the user's seed. */
-static uint64_t stream_seed(uint64_t seed, uint64_t index)
-{
-    return mix64(seed ^ mix64(index + 0x632be59bd9b4e019ull));
+static uint64_t stream_seed(uint64_t seed, uint64_t index) {
+  return mix64(seed ^ mix64(index + 0x632be59bd9b4e019ull));
 }
 
 /*
@@ -135,36 +128,33 @@ static uint64_t stream_seed(uint64_t seed, uint64_t index)
  * distribution, with no libm calls on the hot path.
  */
 struct size_dist {
-    double x0, span;
-    size_t lo, hi;
+  double x0, span;
+  size_t lo, hi;
 };
 
-static double octave_pos(uint64_t s)
-{
-    int k = 63 - __builtin_clzll(s);
-    return (double)k + (double)s / (double)((uint64_t)1 << k) - 1.0;
+static double octave_pos(uint64_t s) {
+  int k = 63 - __builtin_clzll(s);
+  return (double)k + (double)s / (double)((uint64_t)1 << k) - 1.0;
 }
 
-static void size_dist_init(struct size_dist *d, size_t lo, size_t hi)
-{
-    d->lo = lo;
-    d->hi = hi;
-    d->x0 = octave_pos(lo);
-    d->span = octave_pos((uint64_t)hi + 1) - d->x0;
+static void size_dist_init(struct size_dist *d, size_t lo, size_t hi) {
+  d->lo = lo;
+  d->hi = hi;
+  d->x0 = octave_pos(lo);
+  d->span = octave_pos((uint64_t)hi + 1) - d->x0;
 }
 
-static inline size_t size_draw(const struct size_dist *d, uint64_t *rng)
-{
-    double u = (double)(rng_next(rng) >> 11) * 0x1p-53;
-    double x = d->x0 + u * d->span;
-    int k = (int)x;
-    double f = x - (double)k;
-    size_t s = (size_t)((1.0 + f) * (double)((uint64_t)1 << k));
-    if (s < d->lo)
-        s = d->lo;
-    if (s > d->hi)
-        s = d->hi;
-    return s;
+static inline size_t size_draw(const struct size_dist *d, uint64_t *rng) {
+  double u = (double)(rng_next(rng) >> 11) * 0x1p-53;
+  double x = d->x0 + u * d->span;
+  int k = (int)x;
+  double f = x - (double)k;
+  size_t s = (size_t)((1.0 + f) * (double)((uint64_t)1 << k));
+  if (s < d->lo)
+    s = d->lo;
+  if (s > d->hi)
+    s = d->hi;
+  return s;
 }
 
 /* ------------------------------------------------------------------ */
@@ -181,68 +171,61 @@ static inline size_t size_draw(const struct size_dist *d, uint64_t *rng)
 
 #define OFFSET_MUL 0xd6e8feb86659fd93ull
 
-static inline uint64_t pattern_base(uintptr_t addr, size_t size, uint64_t seed)
-{
-    return mix64(seed ^ ((uint64_t)addr * 0x9e3779b97f4a7c15ull) ^
-                 ((uint64_t)size << 17));
+static inline uint64_t pattern_base(uintptr_t addr, size_t size, uint64_t seed) {
+  return mix64(seed ^ ((uint64_t)addr * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)size << 17));
 }
 
-static inline uint64_t pattern_word(uint64_t base, size_t off)
-{
-    return base ^ ((uint64_t)off * OFFSET_MUL);
+static inline uint64_t pattern_word(uint64_t base, size_t off) {
+  return base ^ ((uint64_t)off * OFFSET_MUL);
 }
 
-static inline void fill_range(unsigned char *p, size_t off, size_t len, uint64_t base)
-{
-    size_t end = off + len;
-    size_t o = off;
-    for (; o + 8 <= end; o += 8) {
-        uint64_t v = pattern_word(base, o);
-        memcpy(p + o, &v, 8);
-    }
-    if (o < end) {
-        uint64_t v = pattern_word(base, o);
-        memcpy(p + o, &v, end - o);
-    }
+static inline void fill_range(unsigned char *p, size_t off, size_t len, uint64_t base) {
+  size_t end = off + len;
+  size_t o = off;
+  for (; o + 8 <= end; o += 8) {
+    uint64_t v = pattern_word(base, o);
+    memcpy(p + o, &v, 8);
+  }
+  if (o < end) {
+    uint64_t v = pattern_word(base, o);
+    memcpy(p + o, &v, end - o);
+  }
 }
 
 /* Returns the offset of the first wrong byte in [off, off + len), or
  * SIZE_MAX; *want gets the byte expected there. */
-static inline size_t check_range(const unsigned char *p, size_t off, size_t len,
-                                 uint64_t base, unsigned *want)
-{
-    size_t end = off + len;
-    for (size_t o = off; o < end; o += 8) {
-        size_t n = end - o < 8 ? end - o : 8;
-        uint64_t v = pattern_word(base, o), got = 0, exp = 0;
-        memcpy(&got, p + o, n);
-        memcpy(&exp, &v, n);
-        if (got != exp) {
-            for (size_t b = 0; b < n; b++) {
-                if (p[o + b] != ((const unsigned char *)&exp)[b]) {
-                    *want = ((const unsigned char *)&exp)[b];
-                    return o + b;
-                }
-            }
+static inline size_t check_range(const unsigned char *p, size_t off, size_t len, uint64_t base,
+                                 unsigned *want) {
+  size_t end = off + len;
+  for (size_t o = off; o < end; o += 8) {
+    size_t n = end - o < 8 ? end - o : 8;
+    uint64_t v = pattern_word(base, o), got = 0, exp = 0;
+    memcpy(&got, p + o, n);
+    memcpy(&exp, &v, n);
+    if (got != exp) {
+      for (size_t b = 0; b < n; b++) {
+        if (p[o + b] != ((const unsigned char *)&exp)[b]) {
+          *want = ((const unsigned char *)&exp)[b];
+          return o + b;
         }
+      }
     }
-    return SIZE_MAX;
+  }
+  return SIZE_MAX;
 }
 
 /* Fills block p (size bytes) with the pattern for (addr, size, seed). */
-static inline void fill_block(void *p, uintptr_t addr, size_t size, uint64_t seed,
-                              size_t stride)
-{
-    unsigned char *b = p;
-    uint64_t base = pattern_base(addr, size, seed);
-    if (size <= FULL_FILL_MAX) {
-        fill_range(b, 0, size, base);
-        return;
-    }
-    fill_range(b, 0, EDGE_BYTES, base);
-    for (size_t o = stride; o + 8 <= size - EDGE_BYTES; o += stride)
-        fill_range(b, o, 8, base);
-    fill_range(b, size - EDGE_BYTES, EDGE_BYTES, base);
+static inline void fill_block(void *p, uintptr_t addr, size_t size, uint64_t seed, size_t stride) {
+  unsigned char *b = p;
+  uint64_t base = pattern_base(addr, size, seed);
+  if (size <= FULL_FILL_MAX) {
+    fill_range(b, 0, size, base);
+    return;
+  }
+  fill_range(b, 0, EDGE_BYTES, base);
+  for (size_t o = stride; o + 8 <= size - EDGE_BYTES; o += stride)
+    fill_range(b, o, 8, base);
+  fill_range(b, size - EDGE_BYTES, EDGE_BYTES, base);
 }
 
 /*
@@ -251,26 +234,25 @@ static inline void fill_block(void *p, uintptr_t addr, size_t size, uint64_t see
  * the old size, so the check covers the preserved prefix.  `what` names the
  * situation for the error message.
  */
-static void check_block(const void *p, uintptr_t addr, size_t size, uint64_t seed,
-                        size_t stride, const char *what)
-{
-    const unsigned char *b = p;
-    uint64_t base = pattern_base(addr, size, seed);
-    unsigned want = 0;
-    size_t bad;
-    if (size <= FULL_FILL_MAX) {
-        bad = check_range(b, 0, size, base, &want);
-    } else {
-        bad = check_range(b, 0, EDGE_BYTES, base, &want);
-        for (size_t o = stride; bad == SIZE_MAX && o + 8 <= size - EDGE_BYTES; o += stride)
-            bad = check_range(b, o, 8, base, &want);
-        if (bad == SIZE_MAX)
-            bad = check_range(b, size - EDGE_BYTES, EDGE_BYTES, base, &want);
-    }
-    if (bad != SIZE_MAX)
-        die("heap corruption %s: block %p (size %zu, written at %p): byte %zu is "
-            "0x%02x, expected 0x%02x",
-            what, p, size, (void *)addr, bad, b[bad], want);
+static void check_block(const void *p, uintptr_t addr, size_t size, uint64_t seed, size_t stride,
+                        const char *what) {
+  const unsigned char *b = p;
+  uint64_t base = pattern_base(addr, size, seed);
+  unsigned want = 0;
+  size_t bad;
+  if (size <= FULL_FILL_MAX) {
+    bad = check_range(b, 0, size, base, &want);
+  } else {
+    bad = check_range(b, 0, EDGE_BYTES, base, &want);
+    for (size_t o = stride; bad == SIZE_MAX && o + 8 <= size - EDGE_BYTES; o += stride)
+      bad = check_range(b, o, 8, base, &want);
+    if (bad == SIZE_MAX)
+      bad = check_range(b, size - EDGE_BYTES, EDGE_BYTES, base, &want);
+  }
+  if (bad != SIZE_MAX)
+    die("heap corruption %s: block %p (size %zu, written at %p): byte %zu is "
+        "0x%02x, expected 0x%02x",
+        what, p, size, (void *)addr, bad, b[bad], want);
 }
 
 /* ------------------------------------------------------------------ */
@@ -279,11 +261,11 @@ static void check_block(const void *p, uintptr_t addr, size_t size, uint64_t see
 enum mode { M_CHURN, M_CHURN_LARGE, M_PRODCONS, M_THREADCHURN, M_REALLOC, M_LARGE };
 
 struct mode_info {
-    const char *name;
-    size_t min_size;      /* smallest block (realloc: starting size) */
-    size_t max_size;      /* default largest (realloc: final size) */
-    unsigned live;        /* default --live; 0: --live not accepted */
-    size_t stride;        /* verification stride for blocks > 256 B */
+  const char *name;
+  size_t min_size; /* smallest block (realloc: starting size) */
+  size_t max_size; /* default largest (realloc: final size) */
+  unsigned live;   /* default --live; 0: --live not accepted */
+  size_t stride;   /* verification stride for blocks > 256 B */
 };
 
 static const struct mode_info MODES[] = {
@@ -297,13 +279,13 @@ static const struct mode_info MODES[] = {
 #define NUM_MODES (sizeof MODES / sizeof MODES[0])
 
 struct config {
-    enum mode mode;
-    unsigned threads;
-    double seconds;
-    uint64_t seed;
-    size_t max_size;
-    unsigned live;
-    struct size_dist dist;
+  enum mode mode;
+  unsigned threads;
+  double seconds;
+  uint64_t seed;
+  size_t max_size;
+  unsigned live;
+  struct size_dist dist;
 };
 
 static struct config g_cfg;
@@ -312,248 +294,238 @@ static struct config g_cfg;
 /* Slot workers: churn, churn-large, large and realloc. */
 
 struct slot {
-    void *ptr;
-    size_t size;
-    uint64_t seed;
+  void *ptr;
+  size_t size;
+  uint64_t seed;
 };
 
 struct worker {
-    alignas(CACHELINE) unsigned index;
-    pthread_t thread;
-    uint64_t rng;
-    uint64_t ops;
-    struct slot *slots;
-    pthread_barrier_t *start;
+  alignas(CACHELINE) unsigned index;
+  pthread_t thread;
+  uint64_t rng;
+  uint64_t ops;
+  struct slot *slots;
+  pthread_barrier_t *start;
 };
 
-static void slot_fill_new(struct slot *s, size_t size, uint64_t *rng, size_t stride)
-{
-    void *p = malloc(size);
-    if (p == NULL)
-        die("malloc(%zu) returned NULL", size);
-    s->ptr = p;
-    s->size = size;
-    s->seed = rng_next(rng);
-    fill_block(p, (uintptr_t)p, size, s->seed, stride);
+static void slot_fill_new(struct slot *s, size_t size, uint64_t *rng, size_t stride) {
+  void *p = malloc(size);
+  if (p == NULL)
+    die("malloc(%zu) returned NULL", size);
+  s->ptr = p;
+  s->size = size;
+  s->seed = rng_next(rng);
+  fill_block(p, (uintptr_t)p, size, s->seed, stride);
 }
 
-static void slot_check(const struct slot *s, size_t stride)
-{
-    check_block(s->ptr, (uintptr_t)s->ptr, s->size, s->seed, stride, "before free");
+static void slot_check(const struct slot *s, size_t stride) {
+  check_block(s->ptr, (uintptr_t)s->ptr, s->size, s->seed, stride, "before free");
 }
 
-static void *churn_worker(void *arg)
-{
-    struct worker *w = arg;
-    const struct config *c = &g_cfg;
-    const size_t stride = MODES[c->mode].stride;
-    const unsigned live = c->live;
-    uint64_t rng = w->rng;
+static void *churn_worker(void *arg) {
+  struct worker *w = arg;
+  const struct config *c = &g_cfg;
+  const size_t stride = MODES[c->mode].stride;
+  const unsigned live = c->live;
+  uint64_t rng = w->rng;
 
-    for (unsigned i = 0; i < live; i++)
-        slot_fill_new(&w->slots[i], size_draw(&c->dist, &rng), &rng, stride);
-    pthread_barrier_wait(w->start);
+  for (unsigned i = 0; i < live; i++)
+    slot_fill_new(&w->slots[i], size_draw(&c->dist, &rng), &rng, stride);
+  pthread_barrier_wait(w->start);
 
-    /* Large blocks take long enough to check the flag every time. */
-    const uint64_t check_mask = c->mode == M_LARGE ? 0 : STOP_CHECK_EVERY - 1;
-    uint64_t ops = 0;
-    for (;;) {
-        if ((ops & check_mask) == 0 && atomic_load_explicit(&g_stop, memory_order_relaxed))
-            break;
-        struct slot *s = &w->slots[live == 1 ? 0 : rng_below(&rng, live)];
-        slot_check(s, stride);
-        free(s->ptr);
-        slot_fill_new(s, size_draw(&c->dist, &rng), &rng, stride);
-        ops++;
-    }
-    w->ops = ops;
-    w->rng = rng;
-    return NULL;
+  /* Large blocks take long enough to check the flag every time. */
+  const uint64_t check_mask = c->mode == M_LARGE ? 0 : STOP_CHECK_EVERY - 1;
+  uint64_t ops = 0;
+  for (;;) {
+    if ((ops & check_mask) == 0 && atomic_load_explicit(&g_stop, memory_order_relaxed))
+      break;
+    struct slot *s = &w->slots[live == 1 ? 0 : rng_below(&rng, live)];
+    slot_check(s, stride);
+    free(s->ptr);
+    slot_fill_new(s, size_draw(&c->dist, &rng), &rng, stride);
+    ops++;
+  }
+  w->ops = ops;
+  w->rng = rng;
+  return NULL;
 }
 
 /* realloc: each slot holds a block that grows by x1.5 from min to max. */
-static void *realloc_worker(void *arg)
-{
-    struct worker *w = arg;
-    const struct config *c = &g_cfg;
-    const size_t stride = MODES[c->mode].stride;
-    const size_t start = MODES[c->mode].min_size;
-    const size_t final = c->max_size;
-    const unsigned live = c->live;
-    uint64_t rng = w->rng;
+static void *realloc_worker(void *arg) {
+  struct worker *w = arg;
+  const struct config *c = &g_cfg;
+  const size_t stride = MODES[c->mode].stride;
+  const size_t start = MODES[c->mode].min_size;
+  const size_t final = c->max_size;
+  const unsigned live = c->live;
+  uint64_t rng = w->rng;
 
-    for (unsigned i = 0; i < live; i++)
-        slot_fill_new(&w->slots[i], start, &rng, stride);
-    pthread_barrier_wait(w->start);
+  for (unsigned i = 0; i < live; i++)
+    slot_fill_new(&w->slots[i], start, &rng, stride);
+  pthread_barrier_wait(w->start);
 
-    uint64_t ops = 0;
-    for (;;) {
-        if ((ops & (STOP_CHECK_EVERY - 1)) == 0 &&
-            atomic_load_explicit(&g_stop, memory_order_relaxed))
-            break;
-        struct slot *s = &w->slots[live == 1 ? 0 : rng_below(&rng, live)];
-        if (s->size >= final) {
-            /* Fully grown: verify, free, start again (not counted). */
-            slot_check(s, stride);
-            free(s->ptr);
-            slot_fill_new(s, start, &rng, stride);
-            continue;
-        }
-        size_t grown = s->size + s->size / 2;
-        if (grown > final)
-            grown = final;
-        /* The old address only feeds the pattern; it is not dereferenced. */
-        uintptr_t old_addr = (uintptr_t)s->ptr;
-        void *q = realloc(s->ptr, grown);
-        if (q == NULL)
-            die("realloc(%p, %zu) returned NULL", s->ptr, grown);
-        check_block(q, old_addr, s->size, s->seed, stride,
-                    "in the prefix preserved by realloc");
-        s->ptr = q;
-        s->size = grown;
-        s->seed = rng_next(&rng);
-        fill_block(q, (uintptr_t)q, grown, s->seed, stride);
-        ops++;
+  uint64_t ops = 0;
+  for (;;) {
+    if ((ops & (STOP_CHECK_EVERY - 1)) == 0 && atomic_load_explicit(&g_stop, memory_order_relaxed))
+      break;
+    struct slot *s = &w->slots[live == 1 ? 0 : rng_below(&rng, live)];
+    if (s->size >= final) {
+      /* Fully grown: verify, free, start again (not counted). */
+      slot_check(s, stride);
+      free(s->ptr);
+      slot_fill_new(s, start, &rng, stride);
+      continue;
     }
-    w->ops = ops;
-    w->rng = rng;
-    return NULL;
+    size_t grown = s->size + s->size / 2;
+    if (grown > final)
+      grown = final;
+    /* The old address only feeds the pattern; it is not dereferenced. */
+    uintptr_t old_addr = (uintptr_t)s->ptr;
+    void *q = realloc(s->ptr, grown);
+    if (q == NULL)
+      die("realloc(%p, %zu) returned NULL", s->ptr, grown);
+    check_block(q, old_addr, s->size, s->seed, stride, "in the prefix preserved by realloc");
+    s->ptr = q;
+    s->size = grown;
+    s->seed = rng_next(&rng);
+    fill_block(q, (uintptr_t)q, grown, s->seed, stride);
+    ops++;
+  }
+  w->ops = ops;
+  w->rng = rng;
+  return NULL;
 }
 
 /* ------------------------------------------------------------------ */
 /* prodcons: producer -> bounded SPSC ring -> consumer. */
 
 struct msg {
-    void *ptr;
-    size_t size;
-    uint64_t seed;
+  void *ptr;
+  size_t size;
+  uint64_t seed;
 };
 
 struct ring {
-    /* Consumer's line. */
-    alignas(CACHELINE) atomic_size_t head;
-    size_t tail_seen;
-    uint64_t consumed;
-    /* Producer's line. */
-    alignas(CACHELINE) atomic_size_t tail;
-    size_t head_seen;
-    atomic_int producer_done;
-    uint64_t produced;
-    uint64_t rng;
-    pthread_barrier_t *start;
-    alignas(CACHELINE) struct msg buf[RING_CAP];
+  /* Consumer's line. */
+  alignas(CACHELINE) atomic_size_t head;
+  size_t tail_seen;
+  uint64_t consumed;
+  /* Producer's line. */
+  alignas(CACHELINE) atomic_size_t tail;
+  size_t head_seen;
+  atomic_int producer_done;
+  uint64_t produced;
+  uint64_t rng;
+  pthread_barrier_t *start;
+  alignas(CACHELINE) struct msg buf[RING_CAP];
 };
 
-static inline void cpu_relax(void)
-{
+static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    __asm__ __volatile__("pause");
+  __asm__ __volatile__("pause");
 #elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
+  __asm__ __volatile__("yield");
 #endif
 }
 
 /* Called while waiting; spins a little, then gives the CPU away. */
-static inline void backoff(unsigned *spins)
-{
-    if (++*spins < 64) {
-        cpu_relax();
-    } else {
-        sched_yield();
-        *spins = 0;
-    }
+static inline void backoff(unsigned *spins) {
+  if (++*spins < 64) {
+    cpu_relax();
+  } else {
+    sched_yield();
+    *spins = 0;
+  }
 }
 
-static void *producer(void *arg)
-{
-    struct ring *r = arg;
-    const struct config *c = &g_cfg;
-    const size_t stride = MODES[c->mode].stride;
-    uint64_t rng = r->rng;
-    uint64_t produced = 0;
-    size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    size_t head_seen = r->head_seen;
+static void *producer(void *arg) {
+  struct ring *r = arg;
+  const struct config *c = &g_cfg;
+  const size_t stride = MODES[c->mode].stride;
+  uint64_t rng = r->rng;
+  uint64_t produced = 0;
+  size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+  size_t head_seen = r->head_seen;
 
-    pthread_barrier_wait(r->start);
-    while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
-        struct msg m;
-        m.size = size_draw(&c->dist, &rng);
-        m.ptr = malloc(m.size);
-        if (m.ptr == NULL)
-            die("malloc(%zu) returned NULL", m.size);
-        m.seed = rng_next(&rng);
-        fill_block(m.ptr, (uintptr_t)m.ptr, m.size, m.seed, stride);
+  pthread_barrier_wait(r->start);
+  while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+    struct msg m;
+    m.size = size_draw(&c->dist, &rng);
+    m.ptr = malloc(m.size);
+    if (m.ptr == NULL)
+      die("malloc(%zu) returned NULL", m.size);
+    m.seed = rng_next(&rng);
+    fill_block(m.ptr, (uintptr_t)m.ptr, m.size, m.seed, stride);
 
-        unsigned spins = 0;
-        int queued = 1;
-        while (tail - head_seen == RING_CAP) {
-            head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
-            if (tail - head_seen < RING_CAP)
-                break;
-            if (atomic_load_explicit(&g_stop, memory_order_relaxed)) {
-                queued = 0;
-                break;
-            }
-            backoff(&spins);
-        }
-        if (!queued) {
-            /* Stopped while the ring was full: the block never left this
-             * thread; check and free it here (not counted). */
-            check_block(m.ptr, (uintptr_t)m.ptr, m.size, m.seed, stride, "before free");
-            free(m.ptr);
-            break;
-        }
-        r->buf[tail & (RING_CAP - 1)] = m;
-        tail++;
-        atomic_store_explicit(&r->tail, tail, memory_order_release);
-        produced++;
+    unsigned spins = 0;
+    int queued = 1;
+    while (tail - head_seen == RING_CAP) {
+      head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+      if (tail - head_seen < RING_CAP)
+        break;
+      if (atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+        queued = 0;
+        break;
+      }
+      backoff(&spins);
     }
-    r->head_seen = head_seen;
-    r->produced = produced;
-    r->rng = rng;
-    atomic_store_explicit(&r->producer_done, 1, memory_order_release);
-    return NULL;
+    if (!queued) {
+      /* Stopped while the ring was full: the block never left this
+       * thread; check and free it here (not counted). */
+      check_block(m.ptr, (uintptr_t)m.ptr, m.size, m.seed, stride, "before free");
+      free(m.ptr);
+      break;
+    }
+    r->buf[tail & (RING_CAP - 1)] = m;
+    tail++;
+    atomic_store_explicit(&r->tail, tail, memory_order_release);
+    produced++;
+  }
+  r->head_seen = head_seen;
+  r->produced = produced;
+  r->rng = rng;
+  atomic_store_explicit(&r->producer_done, 1, memory_order_release);
+  return NULL;
 }
 
-static void *consumer(void *arg)
-{
-    struct ring *r = arg;
-    const size_t stride = MODES[g_cfg.mode].stride;
-    size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    size_t tail_seen = r->tail_seen;
-    uint64_t consumed = 0;
+static void *consumer(void *arg) {
+  struct ring *r = arg;
+  const size_t stride = MODES[g_cfg.mode].stride;
+  size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+  size_t tail_seen = r->tail_seen;
+  uint64_t consumed = 0;
 
-    pthread_barrier_wait(r->start);
-    for (;;) {
-        if (head == tail_seen) {
-            unsigned spins = 0;
-            for (;;) {
-                tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
-                if (head != tail_seen)
-                    break;
-                if (atomic_load_explicit(&r->producer_done, memory_order_acquire)) {
-                    /* The producer's last store to tail happened before
-                     * done: one more look decides. */
-                    tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
-                    if (head == tail_seen)
-                        goto out;
-                    break;
-                }
-                backoff(&spins);
-            }
+  pthread_barrier_wait(r->start);
+  for (;;) {
+    if (head == tail_seen) {
+      unsigned spins = 0;
+      for (;;) {
+        tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (head != tail_seen)
+          break;
+        if (atomic_load_explicit(&r->producer_done, memory_order_acquire)) {
+          /* The producer's last store to tail happened before
+           * done: one more look decides. */
+          tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+          if (head == tail_seen)
+            goto out;
+          break;
         }
-        struct msg m = r->buf[head & (RING_CAP - 1)];
-        head++;
-        atomic_store_explicit(&r->head, head, memory_order_release);
-        check_block(m.ptr, (uintptr_t)m.ptr, m.size, m.seed, stride,
-                    "in a block received from the producer");
-        free(m.ptr);
-        consumed++;
+        backoff(&spins);
+      }
     }
+    struct msg m = r->buf[head & (RING_CAP - 1)];
+    head++;
+    atomic_store_explicit(&r->head, head, memory_order_release);
+    check_block(m.ptr, (uintptr_t)m.ptr, m.size, m.seed, stride,
+                "in a block received from the producer");
+    free(m.ptr);
+    consumed++;
+  }
 out:
-    r->tail_seen = tail_seen;
-    r->consumed = consumed;
-    return NULL;
+  r->tail_seen = tail_seen;
+  r->consumed = consumed;
+  return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -561,217 +533,208 @@ out:
  * long-lived survivors. */
 
 struct batch {
-    struct batch *next;
-    size_t count;
-    struct msg blocks[];
+  struct batch *next;
+  size_t count;
+  struct msg blocks[];
 };
 
 struct survivor {
-    alignas(CACHELINE) pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct batch *queue; /* protected by mu */
-    int closing;         /* protected by mu: no more batches will come */
-    uint64_t freed;      /* written by the survivor, read after join */
-    uint64_t batches;
-    pthread_t thread;
-    pthread_barrier_t *start;
+  alignas(CACHELINE) pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct batch *queue; /* protected by mu */
+  int closing;         /* protected by mu: no more batches will come */
+  uint64_t freed;      /* written by the survivor, read after join */
+  uint64_t batches;
+  pthread_t thread;
+  pthread_barrier_t *start;
 };
 
 struct ephemeral {
-    alignas(CACHELINE) pthread_t thread;
-    int running;
-    uint64_t seed;
-    unsigned survivor;
-    uint64_t freed_self; /* read by the spawner after join */
-    uint64_t handed;
+  alignas(CACHELINE) pthread_t thread;
+  int running;
+  uint64_t seed;
+  unsigned survivor;
+  uint64_t freed_self; /* read by the spawner after join */
+  uint64_t handed;
 };
 
 struct spawner {
-    pthread_t thread;
-    struct survivor *survivors;
-    struct ephemeral *slots; /* g_cfg.threads of them */
-    uint64_t rng;
-    uint64_t created;
-    uint64_t freed_self;
-    uint64_t handed;
-    pthread_barrier_t *start;
+  pthread_t thread;
+  struct survivor *survivors;
+  struct ephemeral *slots; /* g_cfg.threads of them */
+  uint64_t rng;
+  uint64_t created;
+  uint64_t freed_self;
+  uint64_t handed;
+  pthread_barrier_t *start;
 };
 
 static struct survivor *g_survivors;
 
-static void *ephemeral_main(void *arg)
-{
-    struct ephemeral *e = arg;
-    const struct config *c = &g_cfg;
-    const size_t stride = MODES[c->mode].stride;
-    uint64_t rng = e->seed;
-    size_t n = TC_MIN_BLOCKS + (size_t)rng_below(&rng, TC_MAX_BLOCKS - TC_MIN_BLOCKS + 1);
-    size_t keep = n / 2;
-    struct msg local[TC_MAX_BLOCKS];
+static void *ephemeral_main(void *arg) {
+  struct ephemeral *e = arg;
+  const struct config *c = &g_cfg;
+  const size_t stride = MODES[c->mode].stride;
+  uint64_t rng = e->seed;
+  size_t n = TC_MIN_BLOCKS + (size_t)rng_below(&rng, TC_MAX_BLOCKS - TC_MIN_BLOCKS + 1);
+  size_t keep = n / 2;
+  struct msg local[TC_MAX_BLOCKS];
 
-    for (size_t i = 0; i < n; i++) {
-        struct msg *m = &local[i];
-        m->size = size_draw(&c->dist, &rng);
-        m->ptr = malloc(m->size);
-        if (m->ptr == NULL)
-            die("malloc(%zu) returned NULL", m->size);
-        m->seed = rng_next(&rng);
-        fill_block(m->ptr, (uintptr_t)m->ptr, m->size, m->seed, stride);
+  for (size_t i = 0; i < n; i++) {
+    struct msg *m = &local[i];
+    m->size = size_draw(&c->dist, &rng);
+    m->ptr = malloc(m->size);
+    if (m->ptr == NULL)
+      die("malloc(%zu) returned NULL", m->size);
+    m->seed = rng_next(&rng);
+    fill_block(m->ptr, (uintptr_t)m->ptr, m->size, m->seed, stride);
+  }
+
+  /* The batch is allocated here and freed by the survivor too. */
+  struct batch *b = xmalloc(sizeof *b + keep * sizeof b->blocks[0]);
+  b->next = NULL;
+  b->count = 0;
+  uint64_t freed = 0;
+  /* Free every other block (fragmenting this thread's slabs); hand the
+   * rest over. */
+  for (size_t i = 0; i < n; i++) {
+    struct msg *m = &local[i];
+    if ((i & 1) == 0 && b->count < keep) {
+      b->blocks[b->count++] = *m;
+    } else {
+      check_block(m->ptr, (uintptr_t)m->ptr, m->size, m->seed, stride,
+                  "before free in a short-lived thread");
+      free(m->ptr);
+      freed++;
     }
+  }
 
-    /* The batch is allocated here and freed by the survivor too. */
-    struct batch *b = xmalloc(sizeof *b + keep * sizeof b->blocks[0]);
-    b->next = NULL;
-    b->count = 0;
-    uint64_t freed = 0;
-    /* Free every other block (fragmenting this thread's slabs); hand the
-     * rest over. */
-    for (size_t i = 0; i < n; i++) {
-        struct msg *m = &local[i];
-        if ((i & 1) == 0 && b->count < keep) {
-            b->blocks[b->count++] = *m;
-        } else {
-            check_block(m->ptr, (uintptr_t)m->ptr, m->size, m->seed, stride,
-                        "before free in a short-lived thread");
-            free(m->ptr);
-            freed++;
-        }
-    }
+  struct survivor *sv = &g_survivors[e->survivor];
+  pthread_mutex_lock(&sv->mu);
+  b->next = sv->queue;
+  sv->queue = b;
+  pthread_cond_signal(&sv->cv);
+  pthread_mutex_unlock(&sv->mu);
 
-    struct survivor *sv = &g_survivors[e->survivor];
-    pthread_mutex_lock(&sv->mu);
-    b->next = sv->queue;
-    sv->queue = b;
-    pthread_cond_signal(&sv->cv);
-    pthread_mutex_unlock(&sv->mu);
-
-    e->freed_self = freed;
-    e->handed = keep;
-    return NULL;
+  e->freed_self = freed;
+  e->handed = keep;
+  return NULL;
 }
 
-static void reap(struct spawner *sp, struct ephemeral *e)
-{
-    int rc = pthread_join(e->thread, NULL);
+static void reap(struct spawner *sp, struct ephemeral *e) {
+  int rc = pthread_join(e->thread, NULL);
+  if (rc != 0)
+    die("pthread_join (short-lived thread) failed: %s", strerror(rc));
+  e->running = 0;
+  sp->freed_self += e->freed_self;
+  sp->handed += e->handed;
+}
+
+static void *spawner_main(void *arg) {
+  struct spawner *sp = arg;
+  const unsigned nslots = g_cfg.threads;
+  unsigned next = 0;
+
+  pthread_barrier_wait(sp->start);
+  while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+    struct ephemeral *e = &sp->slots[next];
+    if (e->running)
+      reap(sp, e);
+    e->seed = rng_next(&sp->rng);
+    e->survivor = (unsigned)(sp->created % SURVIVORS);
+    e->freed_self = 0;
+    e->handed = 0;
+    int rc = pthread_create(&e->thread, NULL, ephemeral_main, e);
     if (rc != 0)
-        die("pthread_join (short-lived thread) failed: %s", strerror(rc));
-    e->running = 0;
-    sp->freed_self += e->freed_self;
-    sp->handed += e->handed;
+      die("pthread_create (short-lived thread) failed: %s", strerror(rc));
+    e->running = 1;
+    sp->created++;
+    next = (next + 1) % nslots;
+  }
+  for (unsigned i = 0; i < nslots; i++)
+    if (sp->slots[i].running)
+      reap(sp, &sp->slots[i]);
+  return NULL;
 }
 
-static void *spawner_main(void *arg)
-{
-    struct spawner *sp = arg;
-    const unsigned nslots = g_cfg.threads;
-    unsigned next = 0;
+static void *survivor_main(void *arg) {
+  struct survivor *sv = arg;
+  const size_t stride = MODES[g_cfg.mode].stride;
+  uint64_t freed = 0, batches = 0;
 
-    pthread_barrier_wait(sp->start);
-    while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
-        struct ephemeral *e = &sp->slots[next];
-        if (e->running)
-            reap(sp, e);
-        e->seed = rng_next(&sp->rng);
-        e->survivor = (unsigned)(sp->created % SURVIVORS);
-        e->freed_self = 0;
-        e->handed = 0;
-        int rc = pthread_create(&e->thread, NULL, ephemeral_main, e);
-        if (rc != 0)
-            die("pthread_create (short-lived thread) failed: %s", strerror(rc));
-        e->running = 1;
-        sp->created++;
-        next = (next + 1) % nslots;
-    }
-    for (unsigned i = 0; i < nslots; i++)
-        if (sp->slots[i].running)
-            reap(sp, &sp->slots[i]);
-    return NULL;
-}
-
-static void *survivor_main(void *arg)
-{
-    struct survivor *sv = arg;
-    const size_t stride = MODES[g_cfg.mode].stride;
-    uint64_t freed = 0, batches = 0;
-
-    pthread_barrier_wait(sv->start);
-    pthread_mutex_lock(&sv->mu);
-    for (;;) {
-        while (sv->queue == NULL && !sv->closing)
-            pthread_cond_wait(&sv->cv, &sv->mu);
-        struct batch *b = sv->queue;
-        sv->queue = NULL;
-        if (b == NULL) /* closing and nothing left */
-            break;
-        pthread_mutex_unlock(&sv->mu);
-        while (b != NULL) {
-            struct batch *next = b->next;
-            for (size_t i = 0; i < b->count; i++) {
-                const struct msg *m = &b->blocks[i];
-                check_block(m->ptr, (uintptr_t)m->ptr, m->size, m->seed, stride,
-                            "in a block handed over by a short-lived thread");
-                free(m->ptr);
-                freed++;
-            }
-            free(b);
-            batches++;
-            b = next;
-        }
-        pthread_mutex_lock(&sv->mu);
-    }
+  pthread_barrier_wait(sv->start);
+  pthread_mutex_lock(&sv->mu);
+  for (;;) {
+    while (sv->queue == NULL && !sv->closing)
+      pthread_cond_wait(&sv->cv, &sv->mu);
+    struct batch *b = sv->queue;
+    sv->queue = NULL;
+    if (b == NULL) /* closing and nothing left */
+      break;
     pthread_mutex_unlock(&sv->mu);
-    sv->freed = freed;
-    sv->batches = batches;
-    return NULL;
+    while (b != NULL) {
+      struct batch *next = b->next;
+      for (size_t i = 0; i < b->count; i++) {
+        const struct msg *m = &b->blocks[i];
+        check_block(m->ptr, (uintptr_t)m->ptr, m->size, m->seed, stride,
+                    "in a block handed over by a short-lived thread");
+        free(m->ptr);
+        freed++;
+      }
+      free(b);
+      batches++;
+      b = next;
+    }
+    pthread_mutex_lock(&sv->mu);
+  }
+  pthread_mutex_unlock(&sv->mu);
+  sv->freed = freed;
+  sv->batches = batches;
+  return NULL;
 }
 
 /* ------------------------------------------------------------------ */
 /* Timing. */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void sleep_for(double seconds)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    double whole = (double)(time_t)seconds;
-    long nsec = until.tv_nsec + (long)((seconds - whole) * 1e9);
-    until.tv_sec += (time_t)whole + nsec / 1000000000L;
-    until.tv_nsec = nsec % 1000000000L;
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {
-    }
+static void sleep_for(double seconds) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  double whole = (double)(time_t)seconds;
+  long nsec = until.tv_nsec + (long)((seconds - whole) * 1e9);
+  until.tv_sec += (time_t)whole + nsec / 1000000000L;
+  until.tv_nsec = nsec % 1000000000L;
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {
+  }
 }
 
-static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *what)
-{
-    int rc = pthread_create(t, NULL, fn, arg);
-    if (rc != 0)
-        die("pthread_create (%s) failed: %s", what, strerror(rc));
+static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *what) {
+  int rc = pthread_create(t, NULL, fn, arg);
+  if (rc != 0)
+    die("pthread_create (%s) failed: %s", what, strerror(rc));
 }
 
-static void join_thread(pthread_t t, const char *what)
-{
-    int rc = pthread_join(t, NULL);
-    if (rc != 0)
-        die("pthread_join (%s) failed: %s", what, strerror(rc));
+static void join_thread(pthread_t t, const char *what) {
+  int rc = pthread_join(t, NULL);
+  if (rc != 0)
+    die("pthread_join (%s) failed: %s", what, strerror(rc));
 }
 
 /* Releases the workers, sleeps the run time, stops and joins them (through
  * join_all); returns the elapsed seconds from release to the last join. */
-static double timed_run(pthread_barrier_t *start, void (*join_all)(void *), void *ctx)
-{
-    pthread_barrier_wait(start);
-    double t0 = now_seconds();
-    sleep_for(g_cfg.seconds);
-    atomic_store(&g_stop, 1);
-    join_all(ctx);
-    double elapsed = now_seconds() - t0;
-    return elapsed > 0 ? elapsed : 1e-9;
+static double timed_run(pthread_barrier_t *start, void (*join_all)(void *), void *ctx) {
+  pthread_barrier_wait(start);
+  double t0 = now_seconds();
+  sleep_for(g_cfg.seconds);
+  atomic_store(&g_stop, 1);
+  join_all(ctx);
+  double elapsed = now_seconds() - t0;
+  return elapsed > 0 ? elapsed : 1e-9;
 }
 
 /* ------------------------------------------------------------------ */
@@ -779,401 +742,382 @@ static double timed_run(pthread_barrier_t *start, void (*join_all)(void *), void
  * details; main prints the elapsed time and throughput. */
 
 struct slot_run {
-    struct worker *workers;
-    unsigned n;
+  struct worker *workers;
+  unsigned n;
 };
 
-static void join_workers(void *ctx)
-{
-    struct slot_run *r = ctx;
-    for (unsigned i = 0; i < r->n; i++)
-        join_thread(r->workers[i].thread, "worker");
+static void join_workers(void *ctx) {
+  struct slot_run *r = ctx;
+  for (unsigned i = 0; i < r->n; i++)
+    join_thread(r->workers[i].thread, "worker");
 }
 
-static uint64_t run_slots(double *elapsed)
-{
-    const struct config *c = &g_cfg;
-    const size_t stride = MODES[c->mode].stride;
-    struct worker *ws = xalloc_lines(c->threads * sizeof *ws);
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, c->threads + 1);
+static uint64_t run_slots(double *elapsed) {
+  const struct config *c = &g_cfg;
+  const size_t stride = MODES[c->mode].stride;
+  struct worker *ws = xalloc_lines(c->threads * sizeof *ws);
+  pthread_barrier_t start;
+  pthread_barrier_init(&start, NULL, c->threads + 1);
 
-    for (unsigned i = 0; i < c->threads; i++) {
-        struct worker *w = &ws[i];
-        w->index = i;
-        w->rng = stream_seed(c->seed, i);
-        w->slots = xmalloc(c->live * sizeof *w->slots);
-        w->start = &start;
-        start_thread(&w->thread, c->mode == M_REALLOC ? realloc_worker : churn_worker, w,
-                     "worker");
-    }
-    struct slot_run run = {ws, c->threads};
-    *elapsed = timed_run(&start, join_workers, &run);
+  for (unsigned i = 0; i < c->threads; i++) {
+    struct worker *w = &ws[i];
+    w->index = i;
+    w->rng = stream_seed(c->seed, i);
+    w->slots = xmalloc(c->live * sizeof *w->slots);
+    w->start = &start;
+    start_thread(&w->thread, c->mode == M_REALLOC ? realloc_worker : churn_worker, w, "worker");
+  }
+  struct slot_run run = {ws, c->threads};
+  *elapsed = timed_run(&start, join_workers, &run);
 
-    uint64_t ops = 0, lo = UINT64_MAX, hi = 0;
-    for (unsigned i = 0; i < c->threads; i++) {
-        struct worker *w = &ws[i];
-        ops += w->ops;
-        lo = w->ops < lo ? w->ops : lo;
-        hi = w->ops > hi ? w->ops : hi;
-        /* Clean-up (untimed): the main thread checks and frees what the
-         * workers left. */
-        for (unsigned j = 0; j < c->live; j++) {
-            slot_check(&w->slots[j], stride);
-            free(w->slots[j].ptr);
-        }
-        free(w->slots);
+  uint64_t ops = 0, lo = UINT64_MAX, hi = 0;
+  for (unsigned i = 0; i < c->threads; i++) {
+    struct worker *w = &ws[i];
+    ops += w->ops;
+    lo = w->ops < lo ? w->ops : lo;
+    hi = w->ops > hi ? w->ops : hi;
+    /* Clean-up (untimed): the main thread checks and frees what the
+     * workers left. */
+    for (unsigned j = 0; j < c->live; j++) {
+      slot_check(&w->slots[j], stride);
+      free(w->slots[j].ptr);
     }
-    pthread_barrier_destroy(&start);
-    free(ws);
-    printf("per-thread operations: min %" PRIu64 ", max %" PRIu64 "\n", lo, hi);
-    return ops;
+    free(w->slots);
+  }
+  pthread_barrier_destroy(&start);
+  free(ws);
+  printf("per-thread operations: min %" PRIu64 ", max %" PRIu64 "\n", lo, hi);
+  return ops;
 }
 
 struct pc_run {
-    struct ring **rings;
-    pthread_t *threads; /* producer, consumer per pair */
-    unsigned pairs;
+  struct ring **rings;
+  pthread_t *threads; /* producer, consumer per pair */
+  unsigned pairs;
 };
 
-static void join_pairs(void *ctx)
-{
-    struct pc_run *r = ctx;
-    for (unsigned i = 0; i < r->pairs; i++) {
-        join_thread(r->threads[2 * i], "producer");
-        join_thread(r->threads[2 * i + 1], "consumer");
-    }
+static void join_pairs(void *ctx) {
+  struct pc_run *r = ctx;
+  for (unsigned i = 0; i < r->pairs; i++) {
+    join_thread(r->threads[2 * i], "producer");
+    join_thread(r->threads[2 * i + 1], "consumer");
+  }
 }
 
-static uint64_t run_prodcons(double *elapsed)
-{
-    const struct config *c = &g_cfg;
-    unsigned pairs = c->threads / 2;
-    struct ring **rings = xmalloc(pairs * sizeof *rings);
-    pthread_t *threads = xmalloc(2 * pairs * sizeof *threads);
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, c->threads + 1);
+static uint64_t run_prodcons(double *elapsed) {
+  const struct config *c = &g_cfg;
+  unsigned pairs = c->threads / 2;
+  struct ring **rings = xmalloc(pairs * sizeof *rings);
+  pthread_t *threads = xmalloc(2 * pairs * sizeof *threads);
+  pthread_barrier_t start;
+  pthread_barrier_init(&start, NULL, c->threads + 1);
 
-    for (unsigned i = 0; i < pairs; i++) {
-        struct ring *r = xalloc_lines(sizeof *r);
-        atomic_init(&r->head, 0);
-        atomic_init(&r->tail, 0);
-        atomic_init(&r->producer_done, 0);
-        r->rng = stream_seed(c->seed, i);
-        r->start = &start;
-        rings[i] = r;
-        start_thread(&threads[2 * i], producer, r, "producer");
-        start_thread(&threads[2 * i + 1], consumer, r, "consumer");
-    }
-    struct pc_run run = {rings, threads, pairs};
-    *elapsed = timed_run(&start, join_pairs, &run);
+  for (unsigned i = 0; i < pairs; i++) {
+    struct ring *r = xalloc_lines(sizeof *r);
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+    atomic_init(&r->producer_done, 0);
+    r->rng = stream_seed(c->seed, i);
+    r->start = &start;
+    rings[i] = r;
+    start_thread(&threads[2 * i], producer, r, "producer");
+    start_thread(&threads[2 * i + 1], consumer, r, "consumer");
+  }
+  struct pc_run run = {rings, threads, pairs};
+  *elapsed = timed_run(&start, join_pairs, &run);
 
-    uint64_t consumed = 0;
-    for (unsigned i = 0; i < pairs; i++) {
-        consumed += rings[i]->consumed;
-        if (rings[i]->produced != rings[i]->consumed)
-            die("pair %u: %" PRIu64 " blocks produced but %" PRIu64 " consumed", i,
-                rings[i]->produced, rings[i]->consumed);
-        free(rings[i]);
-    }
-    pthread_barrier_destroy(&start);
-    free(threads);
-    free(rings);
-    printf("pairs: %u, ring capacity: %u blocks; blocks passed: %" PRIu64 "\n", pairs,
-           RING_CAP, consumed);
-    return consumed;
+  uint64_t consumed = 0;
+  for (unsigned i = 0; i < pairs; i++) {
+    consumed += rings[i]->consumed;
+    if (rings[i]->produced != rings[i]->consumed)
+      die("pair %u: %" PRIu64 " blocks produced but %" PRIu64 " consumed", i, rings[i]->produced,
+          rings[i]->consumed);
+    free(rings[i]);
+  }
+  pthread_barrier_destroy(&start);
+  free(threads);
+  free(rings);
+  printf("pairs: %u, ring capacity: %u blocks; blocks passed: %" PRIu64 "\n", pairs, RING_CAP,
+         consumed);
+  return consumed;
 }
 
 struct tc_run {
-    struct spawner *sp;
-    struct survivor *sv;
+  struct spawner *sp;
+  struct survivor *sv;
 };
 
-static void join_threadchurn(void *ctx)
-{
-    struct tc_run *r = ctx;
-    join_thread(r->sp->thread, "spawner");
-    for (unsigned i = 0; i < SURVIVORS; i++) {
-        struct survivor *sv = &r->sv[i];
-        pthread_mutex_lock(&sv->mu);
-        sv->closing = 1;
-        pthread_cond_signal(&sv->cv);
-        pthread_mutex_unlock(&sv->mu);
-        join_thread(sv->thread, "survivor");
-    }
+static void join_threadchurn(void *ctx) {
+  struct tc_run *r = ctx;
+  join_thread(r->sp->thread, "spawner");
+  for (unsigned i = 0; i < SURVIVORS; i++) {
+    struct survivor *sv = &r->sv[i];
+    pthread_mutex_lock(&sv->mu);
+    sv->closing = 1;
+    pthread_cond_signal(&sv->cv);
+    pthread_mutex_unlock(&sv->mu);
+    join_thread(sv->thread, "survivor");
+  }
 }
 
-static uint64_t run_threadchurn(double *elapsed)
-{
-    const struct config *c = &g_cfg;
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, SURVIVORS + 2);
+static uint64_t run_threadchurn(double *elapsed) {
+  const struct config *c = &g_cfg;
+  pthread_barrier_t start;
+  pthread_barrier_init(&start, NULL, SURVIVORS + 2);
 
-    struct survivor *sv = xalloc_lines(SURVIVORS * sizeof *sv);
-    g_survivors = sv;
-    for (unsigned i = 0; i < SURVIVORS; i++) {
-        pthread_mutex_init(&sv[i].mu, NULL);
-        pthread_cond_init(&sv[i].cv, NULL);
-        sv[i].start = &start;
-        start_thread(&sv[i].thread, survivor_main, &sv[i], "survivor");
-    }
-    struct spawner *sp = xalloc_lines(sizeof *sp);
-    sp->survivors = sv;
-    sp->slots = xalloc_lines(c->threads * sizeof *sp->slots);
-    sp->rng = stream_seed(c->seed, 0);
-    sp->start = &start;
-    start_thread(&sp->thread, spawner_main, sp, "spawner");
+  struct survivor *sv = xalloc_lines(SURVIVORS * sizeof *sv);
+  g_survivors = sv;
+  for (unsigned i = 0; i < SURVIVORS; i++) {
+    pthread_mutex_init(&sv[i].mu, NULL);
+    pthread_cond_init(&sv[i].cv, NULL);
+    sv[i].start = &start;
+    start_thread(&sv[i].thread, survivor_main, &sv[i], "survivor");
+  }
+  struct spawner *sp = xalloc_lines(sizeof *sp);
+  sp->survivors = sv;
+  sp->slots = xalloc_lines(c->threads * sizeof *sp->slots);
+  sp->rng = stream_seed(c->seed, 0);
+  sp->start = &start;
+  start_thread(&sp->thread, spawner_main, sp, "spawner");
 
-    struct tc_run run = {sp, sv};
-    *elapsed = timed_run(&start, join_threadchurn, &run);
+  struct tc_run run = {sp, sv};
+  *elapsed = timed_run(&start, join_threadchurn, &run);
 
-    uint64_t by_survivors = 0;
-    for (unsigned i = 0; i < SURVIVORS; i++) {
-        by_survivors += sv[i].freed;
-        pthread_cond_destroy(&sv[i].cv);
-        pthread_mutex_destroy(&sv[i].mu);
-    }
-    if (by_survivors != sp->handed)
-        die("%" PRIu64 " blocks handed to survivors but %" PRIu64 " freed by them",
-            sp->handed, by_survivors);
-    uint64_t ops = sp->freed_self + by_survivors;
-    printf("threads created: %" PRIu64 " (%.0f per second; up to %u at a time, "
-           "plus %u survivors and the spawner)\n",
-           sp->created, (double)sp->created / *elapsed, c->threads, SURVIVORS);
-    printf("blocks freed by their own thread: %" PRIu64 ", by a survivor: %" PRIu64 "\n",
-           sp->freed_self, by_survivors);
-    pthread_barrier_destroy(&start);
-    free(sp->slots);
-    free(sp);
-    free(sv);
-    g_survivors = NULL;
-    return ops;
+  uint64_t by_survivors = 0;
+  for (unsigned i = 0; i < SURVIVORS; i++) {
+    by_survivors += sv[i].freed;
+    pthread_cond_destroy(&sv[i].cv);
+    pthread_mutex_destroy(&sv[i].mu);
+  }
+  if (by_survivors != sp->handed)
+    die("%" PRIu64 " blocks handed to survivors but %" PRIu64 " freed by them", sp->handed,
+        by_survivors);
+  uint64_t ops = sp->freed_self + by_survivors;
+  printf("threads created: %" PRIu64 " (%.0f per second; up to %u at a time, "
+         "plus %u survivors and the spawner)\n",
+         sp->created, (double)sp->created / *elapsed, c->threads, SURVIVORS);
+  printf("blocks freed by their own thread: %" PRIu64 ", by a survivor: %" PRIu64 "\n",
+         sp->freed_self, by_survivors);
+  pthread_barrier_destroy(&start);
+  free(sp->slots);
+  free(sp);
+  free(sv);
+  g_survivors = NULL;
+  return ops;
 }
 
 /* ------------------------------------------------------------------ */
 /* Command line. */
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: %s --mode MODE [--threads N] [--seconds S] [--seed X]\n"
-            "                [--max-size BYTES] [--live N]\n"
-            "\n"
-            "Multi-threaded malloc stress benchmark.  Every block is verified before\n"
-            "it is freed.  The last output line is 'Throughput = N operations per "
-            "second'.\n"
-            "\n"
-            "modes (1 operation = 1 malloc + 1 free unless noted):\n"
-            "  churn        each thread replaces random blocks among --live (1000);\n"
-            "               sizes log-uniform 8 B..16 KiB\n"
-            "  churn-large  the same with sizes 8 B..1 MiB\n"
-            "  prodcons     producer/consumer pairs (N even); blocks 8 B..4 KiB go\n"
-            "               through a lock-free ring and are freed by the consumer\n"
-            "  threadchurn  a spawner runs up to N short-lived threads at a time, each\n"
-            "               allocating 64..256 blocks of 8 B..1 KiB, freeing half and\n"
-            "               handing half to one of 2 survivor threads\n"
-            "  realloc      each thread grows --live (16) blocks from 16 B to 64 KiB\n"
-            "               by x1.5 reallocs; 1 operation = 1 realloc\n"
-            "  large        each thread replaces --live (1) blocks of 1..32 MiB\n"
-            "\n"
-            "options:\n"
-            "  -m, --mode MODE        one of the modes above (required)\n"
-            "  -t, --threads N        threads (1..%u, default 2); prodcons: an even\n"
-            "                         number; threadchurn: short-lived threads at a time\n"
-            "  -s, --seconds S        run time, may be fractional (default 3)\n"
-            "  -r, --seed X           PRNG seed, 0..2^64-1 (default 42)\n"
-            "  -M, --max-size BYTES   largest block (realloc: final size); default per mode\n"
-            "  -l, --live N           blocks per thread (churn, churn-large, realloc,\n"
-            "                         large), 1..%u\n"
-            "  -h, --help             print this help and exit\n",
-            g_prog, MAX_THREADS, MAX_LIVE);
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: %s --mode MODE [--threads N] [--seconds S] [--seed X]\n"
+          "                [--max-size BYTES] [--live N]\n"
+          "\n"
+          "Multi-threaded malloc stress benchmark.  Every block is verified before\n"
+          "it is freed.  The last output line is 'Throughput = N operations per "
+          "second'.\n"
+          "\n"
+          "modes (1 operation = 1 malloc + 1 free unless noted):\n"
+          "  churn        each thread replaces random blocks among --live (1000);\n"
+          "               sizes log-uniform 8 B..16 KiB\n"
+          "  churn-large  the same with sizes 8 B..1 MiB\n"
+          "  prodcons     producer/consumer pairs (N even); blocks 8 B..4 KiB go\n"
+          "               through a lock-free ring and are freed by the consumer\n"
+          "  threadchurn  a spawner runs up to N short-lived threads at a time, each\n"
+          "               allocating 64..256 blocks of 8 B..1 KiB, freeing half and\n"
+          "               handing half to one of 2 survivor threads\n"
+          "  realloc      each thread grows --live (16) blocks from 16 B to 64 KiB\n"
+          "               by x1.5 reallocs; 1 operation = 1 realloc\n"
+          "  large        each thread replaces --live (1) blocks of 1..32 MiB\n"
+          "\n"
+          "options:\n"
+          "  -m, --mode MODE        one of the modes above (required)\n"
+          "  -t, --threads N        threads (1..%u, default 2); prodcons: an even\n"
+          "                         number; threadchurn: short-lived threads at a time\n"
+          "  -s, --seconds S        run time, may be fractional (default 3)\n"
+          "  -r, --seed X           PRNG seed, 0..2^64-1 (default 42)\n"
+          "  -M, --max-size BYTES   largest block (realloc: final size); default per mode\n"
+          "  -l, --live N           blocks per thread (churn, churn-large, realloc,\n"
+          "                         large), 1..%u\n"
+          "  -h, --help             print this help and exit\n",
+          g_prog, MAX_THREADS, MAX_LIVE);
 }
 
 static _Noreturn void bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static _Noreturn void bad_usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", g_prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    usage(stderr);
-    exit(2);
+static _Noreturn void bad_usage(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%s: ", g_prog);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  usage(stderr);
+  exit(2);
 }
 
-static uint64_t parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi)
-{
-    uint64_t v = 0;
-    const char *p = s;
-    if (*p == '\0')
-        bad_usage("%s: empty value", opt);
-    for (; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            bad_usage("%s: '%s' is not a decimal integer", opt, s);
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            bad_usage("%s: '%s' is too large", opt, s);
-        v = v * 10 + d;
-    }
-    if (v < lo || v > hi)
-        bad_usage("%s: %s is out of range %" PRIu64 "..%" PRIu64, opt, s, lo, hi);
-    return v;
+static uint64_t parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi) {
+  uint64_t v = 0;
+  const char *p = s;
+  if (*p == '\0')
+    bad_usage("%s: empty value", opt);
+  for (; *p != '\0'; p++) {
+    if (*p < '0' || *p > '9')
+      bad_usage("%s: '%s' is not a decimal integer", opt, s);
+    unsigned d = (unsigned)(*p - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      bad_usage("%s: '%s' is too large", opt, s);
+    v = v * 10 + d;
+  }
+  if (v < lo || v > hi)
+    bad_usage("%s: %s is out of range %" PRIu64 "..%" PRIu64, opt, s, lo, hi);
+  return v;
 }
 
-static double parse_seconds(const char *s)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (*s == '\0' || end == s || *end != '\0' || errno != 0 || !(v >= 0.001) ||
-        v > MAX_SECONDS)
-        bad_usage("--seconds: '%s' is not a number of seconds in 0.001..%.0f", s,
-                  MAX_SECONDS);
-    return v;
+static double parse_seconds(const char *s) {
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (*s == '\0' || end == s || *end != '\0' || errno != 0 || !(v >= 0.001) || v > MAX_SECONDS)
+    bad_usage("--seconds: '%s' is not a number of seconds in 0.001..%.0f", s, MAX_SECONDS);
+  return v;
 }
 
-static void parse_args(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"mode", required_argument, NULL, 'm'},
-        {"threads", required_argument, NULL, 't'},
-        {"seconds", required_argument, NULL, 's'},
-        {"seed", required_argument, NULL, 'r'},
-        {"max-size", required_argument, NULL, 'M'},
-        {"live", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *mode = NULL;
-    int have_max = 0, have_live = 0;
-    uint64_t threads = 2, max_size = 0, live = 0;
-    struct config *c = &g_cfg;
-    c->seconds = 3.0;
-    c->seed = 42;
+static void parse_args(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"mode", required_argument, NULL, 'm'},     {"threads", required_argument, NULL, 't'},
+      {"seconds", required_argument, NULL, 's'},  {"seed", required_argument, NULL, 'r'},
+      {"max-size", required_argument, NULL, 'M'}, {"live", required_argument, NULL, 'l'},
+      {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+  };
+  const char *mode = NULL;
+  int have_max = 0, have_live = 0;
+  uint64_t threads = 2, max_size = 0, live = 0;
+  struct config *c = &g_cfg;
+  c->seconds = 3.0;
+  c->seed = 42;
 
-    int ch;
-    while ((ch = getopt_long(argc, argv, "m:t:s:r:M:l:h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'm':
-            mode = optarg;
-            break;
-        case 't':
-            threads = parse_u64("--threads", optarg, 1, MAX_THREADS);
-            break;
-        case 's':
-            c->seconds = parse_seconds(optarg);
-            break;
-        case 'r':
-            c->seed = parse_u64("--seed", optarg, 0, UINT64_MAX);
-            break;
-        case 'M':
-            max_size = parse_u64("--max-size", optarg, 1, MAX_BLOCK);
-            have_max = 1;
-            break;
-        case 'l':
-            live = parse_u64("--live", optarg, 1, MAX_LIVE);
-            have_live = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        default: /* getopt_long has printed what was wrong */
-            usage(stderr);
-            exit(2);
-        }
+  int ch;
+  while ((ch = getopt_long(argc, argv, "m:t:s:r:M:l:h", longopts, NULL)) != -1) {
+    switch (ch) {
+    case 'm':
+      mode = optarg;
+      break;
+    case 't':
+      threads = parse_u64("--threads", optarg, 1, MAX_THREADS);
+      break;
+    case 's':
+      c->seconds = parse_seconds(optarg);
+      break;
+    case 'r':
+      c->seed = parse_u64("--seed", optarg, 0, UINT64_MAX);
+      break;
+    case 'M':
+      max_size = parse_u64("--max-size", optarg, 1, MAX_BLOCK);
+      have_max = 1;
+      break;
+    case 'l':
+      live = parse_u64("--live", optarg, 1, MAX_LIVE);
+      have_live = 1;
+      break;
+    case 'h':
+      usage(stdout);
+      exit(0);
+    default: /* getopt_long has printed what was wrong */
+      usage(stderr);
+      exit(2);
     }
-    if (optind < argc)
-        bad_usage("unexpected argument '%s'", argv[optind]);
-    if (mode == NULL)
-        bad_usage("--mode is required");
+  }
+  if (optind < argc)
+    bad_usage("unexpected argument '%s'", argv[optind]);
+  if (mode == NULL)
+    bad_usage("--mode is required");
 
-    size_t m;
-    for (m = 0; m < NUM_MODES; m++)
-        if (strcmp(mode, MODES[m].name) == 0)
-            break;
-    if (m == NUM_MODES)
-        bad_usage("unknown mode '%s'", mode);
-    const struct mode_info *mi = &MODES[m];
-    c->mode = (enum mode)m;
-    g_mode_name = mi->name;
+  size_t m;
+  for (m = 0; m < NUM_MODES; m++)
+    if (strcmp(mode, MODES[m].name) == 0)
+      break;
+  if (m == NUM_MODES)
+    bad_usage("unknown mode '%s'", mode);
+  const struct mode_info *mi = &MODES[m];
+  c->mode = (enum mode)m;
+  g_mode_name = mi->name;
 
-    if (c->mode == M_PRODCONS && (threads % 2) != 0)
-        bad_usage("--mode prodcons needs an even number of threads (got %" PRIu64 ")",
-                  threads);
-    c->threads = (unsigned)threads;
+  if (c->mode == M_PRODCONS && (threads % 2) != 0)
+    bad_usage("--mode prodcons needs an even number of threads (got %" PRIu64 ")", threads);
+  c->threads = (unsigned)threads;
 
-    if (have_max && max_size < mi->min_size)
-        bad_usage("--max-size: mode %s needs at least %zu bytes", mi->name, mi->min_size);
-    if (have_max && c->mode == M_REALLOC && max_size <= mi->min_size)
-        bad_usage("--max-size: mode realloc grows blocks from %zu bytes; give a larger "
-                  "final size", mi->min_size);
-    c->max_size = have_max ? (size_t)max_size : mi->max_size;
+  if (have_max && max_size < mi->min_size)
+    bad_usage("--max-size: mode %s needs at least %zu bytes", mi->name, mi->min_size);
+  if (have_max && c->mode == M_REALLOC && max_size <= mi->min_size)
+    bad_usage("--max-size: mode realloc grows blocks from %zu bytes; give a larger "
+              "final size",
+              mi->min_size);
+  c->max_size = have_max ? (size_t)max_size : mi->max_size;
 
-    if (have_live && mi->live == 0)
-        bad_usage("--live does not apply to mode %s", mi->name);
-    c->live = have_live ? (unsigned)live : mi->live;
+  if (have_live && mi->live == 0)
+    bad_usage("--live does not apply to mode %s", mi->name);
+  c->live = have_live ? (unsigned)live : mi->live;
 
-    size_dist_init(&c->dist, mi->min_size, c->max_size);
+  size_dist_init(&c->dist, mi->min_size, c->max_size);
 }
 
-int main(int argc, char **argv)
-{
-    if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
-        const char *slash = strrchr(argv[0], '/');
-        g_prog = slash != NULL ? slash + 1 : argv[0];
-    }
-    parse_args(argc, argv);
-    const struct config *c = &g_cfg;
-    const struct mode_info *mi = &MODES[c->mode];
+int main(int argc, char **argv) {
+  if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
+    const char *slash = strrchr(argv[0], '/');
+    g_prog = slash != NULL ? slash + 1 : argv[0];
+  }
+  parse_args(argc, argv);
+  const struct config *c = &g_cfg;
+  const struct mode_info *mi = &MODES[c->mode];
 
-    printf("mode: %s, threads: %u, seconds: %g, seed: %" PRIu64 "\n", mi->name, c->threads,
-           c->seconds, c->seed);
-    switch (c->mode) {
-    case M_REALLOC:
-        printf("blocks per thread: %u, each grown x1.5 per realloc from %zu to %zu bytes\n",
-               c->live, mi->min_size, c->max_size);
-        break;
-    case M_PRODCONS:
-    case M_THREADCHURN:
-        printf("block sizes: %zu..%zu bytes, log-uniform\n", mi->min_size, c->max_size);
-        break;
-    default:
-        printf("block sizes: %zu..%zu bytes, log-uniform; live blocks per thread: %u\n",
-               mi->min_size, c->max_size, c->live);
-        break;
-    }
-    printf("verified: whole block up to %u bytes, else first and last %u bytes and a "
-           "word every %zu bytes\n",
-           FULL_FILL_MAX, EDGE_BYTES, mi->stride);
-    fflush(stdout);
+  printf("mode: %s, threads: %u, seconds: %g, seed: %" PRIu64 "\n", mi->name, c->threads,
+         c->seconds, c->seed);
+  switch (c->mode) {
+  case M_REALLOC:
+    printf("blocks per thread: %u, each grown x1.5 per realloc from %zu to %zu bytes\n", c->live,
+           mi->min_size, c->max_size);
+    break;
+  case M_PRODCONS:
+  case M_THREADCHURN:
+    printf("block sizes: %zu..%zu bytes, log-uniform\n", mi->min_size, c->max_size);
+    break;
+  default:
+    printf("block sizes: %zu..%zu bytes, log-uniform; live blocks per thread: %u\n", mi->min_size,
+           c->max_size, c->live);
+    break;
+  }
+  printf("verified: whole block up to %u bytes, else first and last %u bytes and a "
+         "word every %zu bytes\n",
+         FULL_FILL_MAX, EDGE_BYTES, mi->stride);
+  fflush(stdout);
 
-    atomic_store(&g_stop, 0);
-    double elapsed = 0;
-    uint64_t ops;
-    const char *unit;
-    switch (c->mode) {
-    case M_PRODCONS:
-        ops = run_prodcons(&elapsed);
-        unit = "1 operation = 1 malloc in the producer + 1 free in the consumer";
-        break;
-    case M_THREADCHURN:
-        ops = run_threadchurn(&elapsed);
-        unit = "1 operation = 1 malloc + 1 free";
-        break;
-    case M_REALLOC:
-        ops = run_slots(&elapsed);
-        unit = "1 operation = 1 realloc";
-        break;
-    default:
-        ops = run_slots(&elapsed);
-        unit = "1 operation = 1 free + 1 malloc";
-        break;
-    }
-    printf("elapsed: %.6f s\n", elapsed);
-    printf("total operations: %" PRIu64 " (%s)\n", ops, unit);
-    printf("Throughput = %" PRIu64 " operations per second\n",
-           (uint64_t)((double)ops / elapsed + 0.5));
-    return 0;
+  atomic_store(&g_stop, 0);
+  double elapsed = 0;
+  uint64_t ops;
+  const char *unit;
+  switch (c->mode) {
+  case M_PRODCONS:
+    ops = run_prodcons(&elapsed);
+    unit = "1 operation = 1 malloc in the producer + 1 free in the consumer";
+    break;
+  case M_THREADCHURN:
+    ops = run_threadchurn(&elapsed);
+    unit = "1 operation = 1 malloc + 1 free";
+    break;
+  case M_REALLOC:
+    ops = run_slots(&elapsed);
+    unit = "1 operation = 1 realloc";
+    break;
+  default:
+    ops = run_slots(&elapsed);
+    unit = "1 operation = 1 free + 1 malloc";
+    break;
+  }
+  printf("elapsed: %.6f s\n", elapsed);
+  printf("total operations: %" PRIu64 " (%s)\n", ops, unit);
+  printf("Throughput = %" PRIu64 " operations per second\n",
+         (uint64_t)((double)ops / elapsed + 0.5));
+  return 0;
 }

@@ -21,7 +21,7 @@ namespace hakmem_box_test {
 // time, in order, each Run() returning when its closure has finished. The
 // thread exits, tearing its heap down, when the Worker is destroyed.
 class Worker {
- public:
+public:
   Worker() : thread_([this] { Loop(); }) {}
   ~Worker() {
     {
@@ -31,8 +31,8 @@ class Worker {
     cv_.notify_all();
     thread_.join();
   }
-  Worker(const Worker&) = delete;
-  Worker& operator=(const Worker&) = delete;
+  Worker(const Worker &) = delete;
+  Worker &operator=(const Worker &) = delete;
 
   void Run(std::function<void()> fn) {
     std::unique_lock<std::mutex> lock(mu_);
@@ -42,7 +42,7 @@ class Worker {
     cv_.wait(lock, [&] { return finished_ >= ticket; });
   }
 
- private:
+private:
   void Loop() {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
@@ -66,7 +66,7 @@ class Worker {
   uint64_t submitted_ = 0;
   uint64_t finished_ = 0;
   bool stop_ = false;
-  std::thread thread_;  // last: starts once everything above exists
+  std::thread thread_; // last: starts once everything above exists
 };
 
 // Runs fn on a new thread and waits for that thread to exit.
@@ -77,7 +77,7 @@ inline void RunInThread(std::function<void()> fn) {
 
 // Lets n threads start a phase together. Single use.
 class StartLine {
- public:
+public:
   explicit StartLine(int n) : waiting_(n) {}
   void ArriveAndWait() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -88,7 +88,7 @@ class StartLine {
     cv_.wait(lock, [&] { return waiting_ == 0; });
   }
 
- private:
+private:
   std::mutex mu_;
   std::condition_variable cv_;
   int waiting_;
@@ -100,6 +100,6 @@ inline std::mt19937_64 Rng(uint64_t stream) {
   return std::mt19937_64(0x68616b6d656d0000ull ^ (stream * 0x9E3779B97F4A7C15ull));
 }
 
-}  // namespace hakmem_box_test
+} // namespace hakmem_box_test
 
-#endif  // HAKMEM_CORE_BOX_TEST_UTIL_H_
+#endif // HAKMEM_CORE_BOX_TEST_UTIL_H_

@@ -28,7 +28,8 @@ void hak_check_init(void) {
   // The bytes need not be 8-byte aligned: copy them out.
   const void *at_random = (const void *)getauxval(AT_RANDOM);
   uint64_t r[2] = {0, 0};
-  if (at_random != NULL) memcpy(r, at_random, sizeof r);
+  if (at_random != NULL)
+    memcpy(r, at_random, sizeof r);
   uint64_t k = r[0] ^ (r[1] << 1);
   k ^= (uint64_t)(uintptr_t)&hak_free_key * 0x9e3779b97f4a7c15ULL;
   hak_free_key = (uintptr_t)(k | 1); // never 0, so a zeroed word never matches
@@ -42,8 +43,10 @@ void hak_report(const char *what, const void *p, const char *problem) {
 }
 
 void hak_check_free_block(const char *what, const hak_slab *s, void *p) {
-  if (!hak_slab_is_block(s, p)) hak_report(what, p, "invalid pointer (not a block hakmem handed out):");
-  if (hak_is_marked_free(p)) hak_report(what, p, "double free of");
+  if (!hak_slab_is_block(s, p))
+    hak_report(what, p, "invalid pointer (not a block hakmem handed out):");
+  if (hak_is_marked_free(p))
+    hak_report(what, p, "double free of");
 #if HAKMEM_DEBUG
   hak_guard_check(what, p, s->block_size);
 #endif
@@ -81,7 +84,8 @@ size_t hak_guard_check(const char *what, const void *p, size_t block_size) {
   uint64_t t;
   memcpy(&t, b + room, sizeof t);
   size_t requested = (size_t)(t ^ ~(uint64_t)(hak_free_key ^ (uintptr_t)p));
-  if (requested > room) hak_report(what, p, "write past the end of block (size record damaged):");
+  if (requested > room)
+    hak_report(what, p, "write past the end of block (size record damaged):");
   for (size_t i = requested; i < room; i++) {
     if (b[i] != GUARD_BYTE) {
       hak_fatal("%s: write past the end of block %p (%zu bytes requested, byte %zu changed)", what,

@@ -25,9 +25,7 @@ extern bool hak_check_full HAK_INTERNAL;
 
 void hak_check_init(void) HAK_INTERNAL;
 
-static inline void hak_mark_free(void *p) {
-  ((uintptr_t *)p)[1] = hak_free_key ^ (uintptr_t)p;
-}
+static inline void hak_mark_free(void *p) { ((uintptr_t *)p)[1] = hak_free_key ^ (uintptr_t)p; }
 
 static inline int hak_is_marked_free(const void *p) {
   return ((const uintptr_t *)p)[1] == (hak_free_key ^ (uintptr_t)p);

@@ -30,8 +30,10 @@ extern void *__libc_realloc(void *p, size_t n);
 #if !HAKMEM_FASTCACHE
 static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   hak_heap *h = hak_heap_get();
-  if (h == NULL) return NULL;
-  if (hak_slab_refill(h, cls) != 0) return NULL;
+  if (h == NULL)
+    return NULL;
+  if (hak_slab_refill(h, cls) != 0)
+    return NULL;
   hak_slab *s = h->cls[cls].active;
   void *b = s->free;
   s->free = hak_link_get(b);
@@ -52,7 +54,8 @@ static inline void *alloc_class(unsigned cls) {
   b = hak_tcache_pop(cls);
   if (hak_unlikely(b == NULL)) {
     b = hak_tcache_alloc_slow(cls);
-    if (!HAKMEM_DEBUG && hak_unlikely(hak_check_full) && b != NULL) hak_check_popped(b);
+    if (!HAKMEM_DEBUG && hak_unlikely(hak_check_full) && b != NULL)
+      hak_check_popped(b);
   }
 #else
   hak_heap *h = hak_tls.heap;
@@ -68,11 +71,13 @@ static inline void *alloc_class(unsigned cls) {
   }
   if (hak_unlikely(b == NULL)) {
     b = slab_alloc_slow(cls);
-    if (!HAKMEM_DEBUG && hak_unlikely(hak_check_full) && b != NULL) hak_check_popped(b);
+    if (!HAKMEM_DEBUG && hak_unlikely(hak_check_full) && b != NULL)
+      hak_check_popped(b);
   }
 #endif
 #if HAKMEM_DEBUG
-  if (b != NULL) hak_check_popped(b);
+  if (b != NULL)
+    hak_check_popped(b);
 #endif
   return b;
 }
@@ -81,7 +86,8 @@ static inline void *alloc_class(unsigned cls) {
 static inline void *alloc_small(size_t n, unsigned cls) {
   void *b = alloc_class(cls);
 #if HAKMEM_DEBUG
-  if (b != NULL) hak_guard_arm(b, hak_classes[cls].size, n);
+  if (b != NULL)
+    hak_guard_arm(b, hak_classes[cls].size, n);
 #else
   (void)n;
 #endif
@@ -98,13 +104,15 @@ static void *__attribute__((noinline)) malloc_large(size_t size, size_t align, b
 }
 
 void *hak_malloc(size_t size) {
-  if (hak_likely(size <= SMALL_LIMIT)) return alloc_small(size, hak_size_class(size + HAK_TRAILER));
+  if (hak_likely(size <= SMALL_LIMIT))
+    return alloc_small(size, hak_size_class(size + HAK_TRAILER));
   return malloc_large(size, 0, false);
 }
 
 // ---- free -------------------------------------------------------------------
 
-static void __attribute__((noinline, noreturn, cold)) report_invalid(const char *what, const void *p) {
+static void __attribute__((noinline, noreturn, cold))
+report_invalid(const char *what, const void *p) {
   hak_fatal("%s: invalid pointer %p (not a block hakmem handed out)", what, p);
 }
 
@@ -112,17 +120,21 @@ static void __attribute__((noinline, noreturn, cold)) report_invalid(const char 
 // builds, the cheap one (its slab is in use) otherwise.
 static inline void check_block(const char *what, const hak_slab *s, const void *p) {
 #if HAKMEM_DEBUG
-  if (hak_unlikely(!hak_slab_is_block(s, p))) report_invalid(what, p);
+  if (hak_unlikely(!hak_slab_is_block(s, p)))
+    report_invalid(what, p);
 #else
-  if (hak_unlikely(HAK_SLAB_STATE(s) == HAK_SLAB_FREE)) report_invalid(what, p);
+  if (hak_unlikely(HAK_SLAB_STATE(s) == HAK_SLAB_FREE))
+    report_invalid(what, p);
 #endif
 }
 
 static void __attribute__((noinline)) free_slow(void *p, uint8_t kind) {
-  if (p == NULL) return;
+  if (p == NULL)
+    return;
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
     hak_large *hdr = hak_large_of(p, kind);
-    if (hdr == NULL) report_invalid("free()", p);
+    if (hdr == NULL)
+      report_invalid("free()", p);
     hak_large_free(hdr);
     return;
   }
@@ -131,9 +143,11 @@ static void __attribute__((noinline)) free_slow(void *p, uint8_t kind) {
 
 #if !HAKMEM_FASTCACHE
 static void __attribute__((noinline)) slab_free_slow(void *p, hak_slab *s) {
-  if (!HAKMEM_DEBUG && hak_check_full) hak_check_free_block("free()", s, p);
+  if (!HAKMEM_DEBUG && hak_check_full)
+    hak_check_free_block("free()", s, p);
   hak_heap *h = hak_tls.heap;
-  if (h == NULL && !hak_tls.exiting) h = hak_heap_get();
+  if (h == NULL && !hak_tls.exiting)
+    h = hak_heap_get();
   hak_slab_free_any(h, s, p);
 }
 #endif
@@ -149,7 +163,8 @@ void hak_free(void *p) {
 #endif
 #if HAKMEM_FASTCACHE
     unsigned cls = s->class_idx;
-    if (hak_likely(hak_tcache_push(p, cls))) return;
+    if (hak_likely(hak_tcache_push(p, cls)))
+      return;
     hak_tcache_free_slow(p, s, cls);
 #else
     hak_heap *h = hak_tls.heap;
@@ -181,7 +196,8 @@ size_t hak_usable_size(const void *p) {
   }
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
     hak_large *hdr = hak_large_of(p, kind);
-    if (hdr == NULL) report_invalid("malloc_usable_size()", p);
+    if (hdr == NULL)
+      report_invalid("malloc_usable_size()", p);
     return hdr->usable;
   }
   return 0;
@@ -197,14 +213,17 @@ void *hak_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > SMALL_LIMIT) return malloc_large(total, 0, true); // fresh maps skip the memset
+  if (total > SMALL_LIMIT)
+    return malloc_large(total, 0, true); // fresh maps skip the memset
   void *p = alloc_small(total, hak_size_class(total + HAK_TRAILER));
-  if (p != NULL) memset(p, 0, total);
+  if (p != NULL)
+    memset(p, 0, total);
   return p;
 }
 
 void *hak_realloc(void *p, size_t size) {
-  if (p == NULL) return hak_malloc(size);
+  if (p == NULL)
+    return hak_malloc(size);
   if (size == 0) {
     hak_free(p); // glibc frees and returns NULL
     return NULL;
@@ -229,14 +248,17 @@ void *hak_realloc(void *p, size_t size) {
     }
   } else if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
     hak_large *hdr = hak_large_of(p, kind);
-    if (hdr == NULL) report_invalid("realloc()", p);
+    if (hdr == NULL)
+      report_invalid("realloc()", p);
     old = hdr->usable;
-    if (size > SMALL_LIMIT && hak_large_resize(hdr, p, size) == 0) return p;
+    if (size > SMALL_LIMIT && hak_large_resize(hdr, p, size) == 0)
+      return p;
   } else {
     return __libc_realloc(p, size);
   }
   void *q = hak_malloc(size);
-  if (q == NULL) return NULL; // the old block stays valid, as C requires
+  if (q == NULL)
+    return NULL; // the old block stays valid, as C requires
   memcpy(q, p, old < size ? old : size);
   hak_free(p);
   return q;
@@ -257,10 +279,12 @@ static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 // align is a power of two.
 static void *aligned_impl(size_t align, size_t size) {
-  if (align <= 16) return hak_malloc(size);
+  if (align <= 16)
+    return hak_malloc(size);
   if (size <= SMALL_LIMIT && align <= HAK_PAGE_SIZE) {
     unsigned cls = hak_size_class_aligned(size + HAK_TRAILER, align);
-    if (cls < HAK_NUM_CLASSES) return alloc_small(size, cls);
+    if (cls < HAK_NUM_CLASSES)
+      return alloc_small(size, cls);
   }
   return malloc_large(size, align, false);
 }
@@ -274,7 +298,8 @@ void *hak_aligned_alloc(size_t align, size_t size) {
 }
 
 int hak_posix_memalign(void **out, size_t align, size_t size) {
-  if (!is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+  if (!is_pow2(align) || align % sizeof(void *) != 0)
+    return EINVAL;
   int saved = errno;
   void *p = aligned_impl(align, size);
   if (p == NULL) {
@@ -286,12 +311,14 @@ int hak_posix_memalign(void **out, size_t align, size_t size) {
 }
 
 void *hak_memalign(size_t align, size_t size) {
-  if (align <= 16) return hak_malloc(size);
+  if (align <= 16)
+    return hak_malloc(size);
   if (align > SIZE_MAX / 2 + 1) {
     errno = EINVAL;
     return NULL;
   }
-  if (!is_pow2(align)) align = (size_t)1 << (64 - __builtin_clzll(align)); // glibc rounds up
+  if (!is_pow2(align))
+    align = (size_t)1 << (64 - __builtin_clzll(align)); // glibc rounds up
   return aligned_impl(align, size);
 }
 
@@ -311,7 +338,8 @@ void *hak_pvalloc(size_t size) {
 void hak_thread_flush(void) {
 #if HAKMEM_FASTCACHE
   hak_heap *h = hak_tls.heap;
-  if (h != NULL) hak_tcache_drain(h, hak_tls.bins);
+  if (h != NULL)
+    hak_tcache_drain(h, hak_tls.bins);
 #endif
 }
 
@@ -325,7 +353,8 @@ int hak_trim(size_t pad) {
   return atomic_load_explicit(&hak_gstats.purged, memory_order_relaxed) != before;
 }
 
-#define HAK_ALIAS(name) extern __typeof(hak_##name) hak_i_##name __attribute__((alias("hak_" #name)))
+#define HAK_ALIAS(name)                                                                            \
+  extern __typeof(hak_##name) hak_i_##name __attribute__((alias("hak_" #name)))
 HAK_ALIAS(malloc);
 HAK_ALIAS(free);
 HAK_ALIAS(calloc);

@@ -17,8 +17,10 @@ static void publish(hak_large *hdr) {
 }
 
 void *hak_large_alloc(size_t size, size_t align, bool zero) {
-  if (align < 16) align = 16;
-  if (size == 0) size = 1; // a unique block still needs a byte of its own
+  if (align < 16)
+    align = 16;
+  if (size == 0)
+    size = 1; // a unique block still needs a byte of its own
   size_t offset = align > HAK_LARGE_HEADER_SIZE ? align : HAK_LARGE_HEADER_SIZE;
   if (size > HAK_MAX_REQUEST || offset > HAK_MAX_REQUEST - size) {
     errno = ENOMEM;
@@ -36,9 +38,11 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
     mapped = need;
     zeroed = true;
     base = hak_os_map_aligned(need, align);
-    if (base != NULL) hak_arena_account((int64_t)need);
+    if (base != NULL)
+      hak_arena_account((int64_t)need);
   }
-  if (base == NULL) return NULL;
+  if (base == NULL)
+    return NULL;
   hak_large *hdr = (hak_large *)base;
   hdr->magic = HAK_LARGE_MAGIC ^ (uintptr_t)hdr;
   hdr->map_size = mapped;
@@ -51,7 +55,8 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
     return NULL;
   }
   void *p = base + offset;
-  if (zero && !zeroed) memset(p, 0, size);
+  if (zero && !zeroed)
+    memset(p, 0, size);
   publish(hdr);
   return p;
 }
@@ -78,29 +83,35 @@ hak_large *hak_large_of(const void *p, uint8_t region_kind) {
     while (hak_segmap_kind((void *)(base - HAK_SS_SIZE)) == HAK_REGION_LARGE_TAIL)
       base -= HAK_SS_SIZE;
     base -= HAK_SS_SIZE;
-    if (hak_segmap_kind((void *)base) != HAK_REGION_LARGE) return NULL;
+    if (hak_segmap_kind((void *)base) != HAK_REGION_LARGE)
+      return NULL;
   }
   hak_large *hdr = (hak_large *)base;
-  if (hdr->magic != (HAK_LARGE_MAGIC ^ base)) return NULL;
-  if (base + hdr->offset != (uintptr_t)p) return NULL;
+  if (hdr->magic != (HAK_LARGE_MAGIC ^ base))
+    return NULL;
+  if (base + hdr->offset != (uintptr_t)p)
+    return NULL;
   return hdr;
 }
 
 int hak_large_resize(hak_large *hdr, void *p, size_t size) {
   (void)p;
-  if (size > HAK_MAX_REQUEST - hdr->offset) return -1;
+  if (size > HAK_MAX_REQUEST - hdr->offset)
+    return -1;
   size_t end = round_up(hdr->offset + size, HAK_PAGE_SIZE);
   size_t need = round_up(end, HAK_SS_SIZE);
   if (hdr->offset > HAK_SS_SIZE / 2) {
-    if (end > hdr->map_size) return -1;
+    if (end > hdr->map_size)
+      return -1;
     hdr->usable = end - hdr->offset;
     return 0;
   }
   if (need > hdr->map_size) {
     // Grow the mapping where it stands if the address space after it is free.
-    if (hak_os_resize_in_place(hdr, hdr->map_size, need) != 0) return -1;
-    if (hak_segmap_set((uint8_t *)hdr + hdr->map_size, need - hdr->map_size,
-                       HAK_REGION_LARGE_TAIL, HAK_REGION_LARGE_TAIL) != 0) {
+    if (hak_os_resize_in_place(hdr, hdr->map_size, need) != 0)
+      return -1;
+    if (hak_segmap_set((uint8_t *)hdr + hdr->map_size, need - hdr->map_size, HAK_REGION_LARGE_TAIL,
+                       HAK_REGION_LARGE_TAIL) != 0) {
       hak_os_resize_in_place(hdr, need, hdr->map_size);
       return -1;
     }

@@ -14,17 +14,17 @@
 
 extern "C" {
 void lg_init(void);
-unsigned lg_kind(const void* p);
-void* lg_of(const void* p);
-void* lg_of_kind(const void* p, unsigned kind);
-size_t lg_map_size(const void* hdr);
-size_t lg_offset(const void* hdr);
-size_t lg_usable(const void* hdr);
-void* lg_ptr(void* hdr);
-int lg_resize(void* hdr, void* p, size_t size);
-void* lg_alloc(size_t size, size_t align, int zero);
-void lg_free(void* hdr);
-void lg_donate(void* base, size_t size);
+unsigned lg_kind(const void *p);
+void *lg_of(const void *p);
+void *lg_of_kind(const void *p, unsigned kind);
+size_t lg_map_size(const void *hdr);
+size_t lg_offset(const void *hdr);
+size_t lg_usable(const void *hdr);
+void *lg_ptr(void *hdr);
+int lg_resize(void *hdr, void *p, size_t size);
+void *lg_alloc(size_t size, size_t align, int zero);
+void lg_free(void *hdr);
+void lg_donate(void *base, size_t size);
 uint64_t lg_allocs(void);
 uint64_t lg_frees(void);
 uint64_t lg_live_bytes(void);
@@ -45,35 +45,38 @@ constexpr size_t kKiB = size_t{1} << 10;
 constexpr size_t kMiB = size_t{1} << 20;
 constexpr size_t kRegion = 2 * kMiB;
 
-using Bytes = unsigned char*;
-Bytes B(void* p) { return static_cast<Bytes>(p); }
+using Bytes = unsigned char *;
+Bytes B(void *p) { return static_cast<Bytes>(p); }
 
-void Fill(void* p, size_t n, unsigned seed) {
-  auto* w = static_cast<uint32_t*>(p);
-  for (size_t i = 0; i < n / 4; ++i) w[i] = static_cast<uint32_t>(i * 2654435761u) ^ seed;
+void Fill(void *p, size_t n, unsigned seed) {
+  auto *w = static_cast<uint32_t *>(p);
+  for (size_t i = 0; i < n / 4; ++i)
+    w[i] = static_cast<uint32_t>(i * 2654435761u) ^ seed;
 }
 // Index of the first word that differs, or SIZE_MAX.
-size_t Check(const void* p, size_t n, unsigned seed) {
-  auto* w = static_cast<const uint32_t*>(p);
+size_t Check(const void *p, size_t n, unsigned seed) {
+  auto *w = static_cast<const uint32_t *>(p);
   for (size_t i = 0; i < n / 4; ++i) {
-    if (w[i] != (static_cast<uint32_t>(i * 2654435761u) ^ seed)) return i;
+    if (w[i] != (static_cast<uint32_t>(i * 2654435761u) ^ seed))
+      return i;
   }
   return SIZE_MAX;
 }
-size_t FirstNonZero(const void* p, size_t n) {
-  auto* b = static_cast<const unsigned char*>(p);
+size_t FirstNonZero(const void *p, size_t n) {
+  auto *b = static_cast<const unsigned char *>(p);
   for (size_t i = 0; i < n; ++i) {
-    if (b[i] != 0) return i;
+    if (b[i] != 0)
+      return i;
   }
   return SIZE_MAX;
 }
 
 class LargeTest : public ::testing::Test {
- protected:
+protected:
   void SetUp() override {
     lg_init();
     saved_decay_ = lg_decay_ms();
-    lg_set_decay_ms(60000);  // no time-based purging while a test runs
+    lg_set_decay_ms(60000); // no time-based purging while a test runs
   }
   void TearDown() override {
     lg_set_decay_ms(saved_decay_);
@@ -89,11 +92,11 @@ TEST_F(LargeTest, SizesFromJustAboveSlabsTo64MiB) {
   for (size_t size : sizes) {
     SCOPED_TRACE(size);
     const uint64_t allocs = lg_allocs(), frees = lg_frees(), live = lg_live_bytes();
-    void* p = hak_malloc(size);
+    void *p = hak_malloc(size);
     ASSERT_NE(p, nullptr);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);
     EXPECT_EQ(lg_kind(p), lg_region_large());
-    void* hdr = lg_of(p);
+    void *hdr = lg_of(p);
     ASSERT_NE(hdr, nullptr);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(hdr) % kRegion, 0u);
     EXPECT_EQ(lg_ptr(hdr), p);
@@ -123,10 +126,10 @@ TEST_F(LargeTest, SizesFromJustAboveSlabsTo64MiB) {
 }
 
 TEST_F(LargeTest, ManyLiveBlocksAreDisjoint) {
-  std::vector<std::pair<void*, size_t>> live;
+  std::vector<std::pair<void *, size_t>> live;
   for (unsigned i = 0; i < 24; ++i) {
     const size_t size = 130 * kKiB + i * 300 * kKiB;
-    void* p = hak_malloc(size);
+    void *p = hak_malloc(size);
     ASSERT_NE(p, nullptr);
     Fill(p, size, i);
     live.emplace_back(p, size);
@@ -134,14 +137,15 @@ TEST_F(LargeTest, ManyLiveBlocksAreDisjoint) {
   for (unsigned i = 0; i < live.size(); ++i) {
     EXPECT_EQ(Check(live[i].first, live[i].second, i), SIZE_MAX) << i;
   }
-  for (auto& [p, size] : live) hak_free(p);
+  for (auto &[p, size] : live)
+    hak_free(p);
 }
 
 TEST_F(LargeTest, AlignmentUpTo16MiB) {
   for (size_t align = 16; align <= 16 * kMiB; align *= 2) {
     for (size_t size : {size_t{200000}, 3 * kMiB + 5}) {
       SCOPED_TRACE(testing::Message() << "align " << align << " size " << size);
-      void* p = hak_aligned_alloc(align, size);
+      void *p = hak_aligned_alloc(align, size);
       ASSERT_NE(p, nullptr);
       EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u);
       const unsigned kind = lg_kind(p);
@@ -149,13 +153,14 @@ TEST_F(LargeTest, AlignmentUpTo16MiB) {
       // Blocks aligned to 2 MiB or more start one alignment unit into their
       // mapping, in a later region.
       EXPECT_EQ(kind, align >= kRegion ? lg_region_tail() : lg_region_large());
-      void* hdr = lg_of(p);
+      void *hdr = lg_of(p);
       ASSERT_NE(hdr, nullptr);
       EXPECT_EQ(lg_ptr(hdr), p);
       EXPECT_GE(lg_usable(hdr), size);
       EXPECT_EQ(hak_usable_size(p), lg_usable(hdr));
       const size_t end_off = static_cast<size_t>(B(p) + size - 1 - B(hdr));
-      EXPECT_EQ(lg_kind(B(p) + size - 1), end_off >= kRegion ? lg_region_tail() : lg_region_large());
+      EXPECT_EQ(lg_kind(B(p) + size - 1),
+                end_off >= kRegion ? lg_region_tail() : lg_region_large());
       std::memset(p, 0x11, size);
       hak_free(p);
       EXPECT_EQ(lg_kind(p), lg_region_none());
@@ -168,7 +173,7 @@ TEST_F(LargeTest, AlignmentUpTo16MiB) {
 TEST_F(LargeTest, OverAlignedSmallSizes) {
   for (size_t align = 8192; align <= 4 * kMiB; align *= 2) {
     SCOPED_TRACE(align);
-    void* p = nullptr;
+    void *p = nullptr;
     ASSERT_EQ(hak_posix_memalign(&p, align, 100), 0);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u);
     EXPECT_NE(lg_of(p), nullptr);
@@ -178,17 +183,17 @@ TEST_F(LargeTest, OverAlignedSmallSizes) {
 }
 
 TEST_F(LargeTest, LargeOfRejectsInteriorPointers) {
-  void* p = hak_malloc(5 * kMiB);
+  void *p = hak_malloc(5 * kMiB);
   ASSERT_NE(p, nullptr);
-  void* hdr = lg_of(p);
+  void *hdr = lg_of(p);
   ASSERT_NE(hdr, nullptr);
   const unsigned large = lg_region_large(), tail = lg_region_tail();
   EXPECT_EQ(lg_of_kind(p, large), hdr);
   EXPECT_EQ(lg_of_kind(B(p) + 16, large), nullptr);
   EXPECT_EQ(lg_of_kind(B(p) + 1, large), nullptr);
   EXPECT_EQ(lg_of_kind(B(p) + 4096, large), nullptr);
-  EXPECT_EQ(lg_of_kind(B(p) - 16, large), nullptr);  // inside the header
-  EXPECT_EQ(lg_of_kind(hdr, large), nullptr);        // the mapping's base
+  EXPECT_EQ(lg_of_kind(B(p) - 16, large), nullptr); // inside the header
+  EXPECT_EQ(lg_of_kind(hdr, large), nullptr);       // the mapping's base
   // Pointers in later regions of the mapping walk back to the header and
   // still are not the block.
   EXPECT_EQ(lg_of_kind(B(hdr) + kRegion, tail), nullptr);
@@ -196,9 +201,9 @@ TEST_F(LargeTest, LargeOfRejectsInteriorPointers) {
   EXPECT_EQ(lg_of_kind(B(p) + 4 * kMiB, tail), nullptr);
 
   // Over-aligned: the block is in a tail region, its header regions before.
-  void* q = hak_aligned_alloc(4 * kMiB, 300 * kKiB);
+  void *q = hak_aligned_alloc(4 * kMiB, 300 * kKiB);
   ASSERT_NE(q, nullptr);
-  void* qh = lg_of(q);
+  void *qh = lg_of(q);
   ASSERT_NE(qh, nullptr);
   EXPECT_EQ(lg_of_kind(q, tail), qh);
   EXPECT_EQ(lg_of_kind(B(q) + 64, tail), nullptr);
@@ -208,10 +213,10 @@ TEST_F(LargeTest, LargeOfRejectsInteriorPointers) {
 }
 
 TEST_F(LargeTest, ResizeInPlaceWithinMapping) {
-  void* p = hak_malloc(3 * kMiB);  // a 4 MiB mapping
+  void *p = hak_malloc(3 * kMiB); // a 4 MiB mapping
   ASSERT_NE(p, nullptr);
   Fill(p, 3 * kMiB, 7);
-  void* hdr = lg_of(p);
+  void *hdr = lg_of(p);
   const size_t map = lg_map_size(hdr);
   ASSERT_EQ(map, 4 * kMiB);
   const uint64_t mapped = lg_mapped();
@@ -227,13 +232,13 @@ TEST_F(LargeTest, ResizeInPlaceWithinMapping) {
 }
 
 TEST_F(LargeTest, ShrinkInPlaceReturnsRegions) {
-  void* p = hak_malloc(10 * kMiB);  // a 12 MiB mapping
+  void *p = hak_malloc(10 * kMiB); // a 12 MiB mapping
   ASSERT_NE(p, nullptr);
   Fill(p, 3 * kMiB, 9);
-  void* hdr = lg_of(p);
+  void *hdr = lg_of(p);
   ASSERT_EQ(lg_map_size(hdr), 12 * kMiB);
   const uint64_t mapped = lg_mapped(), live = lg_live_bytes();
-  void* q = hak_realloc(p, 3 * kMiB);
+  void *q = hak_realloc(p, 3 * kMiB);
   ASSERT_EQ(q, p) << "shrinking a large block keeps it in place";
   EXPECT_EQ(lg_map_size(hdr), 4 * kMiB);
   EXPECT_GE(lg_usable(hdr), 3 * kMiB);
@@ -250,27 +255,29 @@ TEST_F(LargeTest, ShrinkInPlaceReturnsRegions) {
 
 // Maps `total` bytes aligned to 2 MiB, keeps the first `keep` and unmaps the
 // rest, so that the address range after the kept part is free.
-void* MapWithHoleAfter(size_t keep, size_t total) {
-  void* raw = mmap(nullptr, total + kRegion, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
+void *MapWithHoleAfter(size_t keep, size_t total) {
+  void *raw =
+      mmap(nullptr, total + kRegion, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED)
+    return nullptr;
   const uintptr_t r = reinterpret_cast<uintptr_t>(raw);
   const uintptr_t base = (r + kRegion - 1) & ~(kRegion - 1);
-  if (base > r) munmap(raw, base - r);
-  munmap(reinterpret_cast<void*>(base + keep), r + total + kRegion - (base + keep));
-  return reinterpret_cast<void*>(base);
+  if (base > r)
+    munmap(raw, base - r);
+  munmap(reinterpret_cast<void *>(base + keep), r + total + kRegion - (base + keep));
+  return reinterpret_cast<void *>(base);
 }
 
 // Growth in place succeeds when the address space after the mapping is free:
 // the block is placed (through the arena's cache) where it can grow.
 TEST_F(LargeTest, GrowInPlaceIntoFreeAddressSpace) {
   lg_drop_cache();
-  void* base = MapWithHoleAfter(4 * kMiB, 32 * kMiB);
+  void *base = MapWithHoleAfter(4 * kMiB, 32 * kMiB);
   ASSERT_NE(base, nullptr);
   lg_donate(base, 4 * kMiB);
-  void* p = hak_malloc(3 * kMiB);
+  void *p = hak_malloc(3 * kMiB);
   ASSERT_NE(p, nullptr);
-  void* hdr = lg_of(p);
+  void *hdr = lg_of(p);
   ASSERT_EQ(hdr, base) << "the cached region was used";
   Fill(p, 3 * kMiB, 11);
   const uint64_t mapped = lg_mapped(), live = lg_live_bytes();
@@ -284,11 +291,11 @@ TEST_F(LargeTest, GrowInPlaceIntoFreeAddressSpace) {
     EXPECT_EQ(lg_kind(B(hdr) + off), lg_region_tail()) << off;
   }
   EXPECT_EQ(lg_kind(B(hdr) + 10 * kMiB), lg_region_none());
-  std::memset(B(p) + 3 * kMiB, 0x77, 6 * kMiB);  // the new part is usable
+  std::memset(B(p) + 3 * kMiB, 0x77, 6 * kMiB); // the new part is usable
   EXPECT_EQ(Check(p, 3 * kMiB, 11), SIZE_MAX);
 
   // Through realloc: grows in place again.
-  void* q = hak_realloc(p, 20 * kMiB);
+  void *q = hak_realloc(p, 20 * kMiB);
   EXPECT_EQ(q, p);
   EXPECT_EQ(lg_map_size(hdr), 22 * kMiB);
   EXPECT_EQ(Check(q, 3 * kMiB, 11), SIZE_MAX);
@@ -302,15 +309,15 @@ TEST_F(LargeTest, GrowInPlaceIntoFreeAddressSpace) {
 // cleanly and realloc moves the block.
 TEST_F(LargeTest, GrowInPlaceFailsWhenSpaceAfterIsTaken) {
   lg_drop_cache();
-  void* base = MapWithHoleAfter(6 * kMiB, 8 * kMiB);
+  void *base = MapWithHoleAfter(6 * kMiB, 8 * kMiB);
   ASSERT_NE(base, nullptr);
   // The last 2 MiB stay mapped (and inaccessible) by the test.
-  void* blocker = B(base) + 4 * kMiB;
+  void *blocker = B(base) + 4 * kMiB;
   ASSERT_EQ(mprotect(blocker, kRegion, PROT_NONE), 0);
   lg_donate(base, 4 * kMiB);
-  void* p = hak_malloc(3 * kMiB);
+  void *p = hak_malloc(3 * kMiB);
   ASSERT_NE(p, nullptr);
-  void* hdr = lg_of(p);
+  void *hdr = lg_of(p);
   ASSERT_EQ(hdr, base);
   Fill(p, 3 * kMiB, 12);
   const uint64_t mapped = lg_mapped();
@@ -320,21 +327,21 @@ TEST_F(LargeTest, GrowInPlaceFailsWhenSpaceAfterIsTaken) {
   EXPECT_EQ(lg_mapped(), mapped);
   EXPECT_EQ(lg_kind(blocker), lg_region_none());
 
-  void* q = hak_realloc(p, 5 * kMiB);
+  void *q = hak_realloc(p, 5 * kMiB);
   ASSERT_NE(q, nullptr);
   EXPECT_NE(q, p);
   EXPECT_EQ(Check(q, 3 * kMiB, 12), SIZE_MAX);
   EXPECT_EQ(lg_kind(p), lg_region_none());
   hak_free(q);
-  lg_drop_cache();  // unmaps the donated region
+  lg_drop_cache(); // unmaps the donated region
   munmap(blocker, kRegion);
 }
 
 TEST_F(LargeTest, ReallocToSlabSizeMoves) {
-  void* p = hak_malloc(1 * kMiB);
+  void *p = hak_malloc(1 * kMiB);
   ASSERT_NE(p, nullptr);
   Fill(p, 64 * kKiB, 3);
-  void* q = hak_realloc(p, 64 * kKiB);
+  void *q = hak_realloc(p, 64 * kKiB);
   ASSERT_NE(q, nullptr);
   EXPECT_NE(q, p);
   EXPECT_EQ(lg_of(q), nullptr) << "64 KiB lives in a slab";
@@ -349,13 +356,13 @@ TEST_F(LargeTest, CallocZeroesReusedDirtyMapping) {
   lg_drop_cache();
   for (size_t size : {300 * kKiB, 3 * kMiB, 6 * kMiB - 64}) {
     SCOPED_TRACE(size);
-    void* p = hak_malloc(size);
+    void *p = hak_malloc(size);
     ASSERT_NE(p, nullptr);
     std::memset(p, 0xab, hak_usable_size(p));
     const uint64_t cached_before = lg_cached();
     hak_free(p);
     ASSERT_GT(lg_cached(), cached_before) << "the mapping was cached";
-    void* q = hak_calloc(1, size);
+    void *q = hak_calloc(1, size);
     ASSERT_NE(q, nullptr);
     EXPECT_EQ(q, p) << "the cached mapping was reused";
     EXPECT_EQ(FirstNonZero(q, size), SIZE_MAX);
@@ -366,14 +373,14 @@ TEST_F(LargeTest, CallocZeroesReusedDirtyMapping) {
 // The reused mapping may be up to a quarter larger than needed.
 TEST_F(LargeTest, CallocZeroesReusedLargerMapping) {
   lg_drop_cache();
-  void* p = hak_malloc(10 * kMiB - 64);  // exactly a 10 MiB mapping
+  void *p = hak_malloc(10 * kMiB - 64); // exactly a 10 MiB mapping
   ASSERT_NE(p, nullptr);
   ASSERT_EQ(lg_map_size(lg_of(p)), 10 * kMiB);
   std::memset(p, 0xee, 10 * kMiB - 64);
   hak_free(p);
-  void* q = hak_calloc(8, kMiB - 8);  // needs 8 MiB, gets the 10 MiB one
+  void *q = hak_calloc(8, kMiB - 8); // needs 8 MiB, gets the 10 MiB one
   ASSERT_NE(q, nullptr);
-  void* hdr = lg_of(q);
+  void *hdr = lg_of(q);
   ASSERT_NE(hdr, nullptr);
   EXPECT_EQ(q, p);
   EXPECT_EQ(lg_map_size(hdr), 10 * kMiB);
@@ -383,11 +390,11 @@ TEST_F(LargeTest, CallocZeroesReusedLargerMapping) {
 
 TEST_F(LargeTest, CallocOfFreshMappingIsZero) {
   lg_drop_cache();
-  void* q = hak_calloc(3, kMiB);
+  void *q = hak_calloc(3, kMiB);
   ASSERT_NE(q, nullptr);
   EXPECT_EQ(FirstNonZero(q, 3 * kMiB), SIZE_MAX);
   hak_free(q);
-  void* z = lg_alloc(5 * kMiB, 4 * kMiB, 1);  // over-aligned, zeroed
+  void *z = lg_alloc(5 * kMiB, 4 * kMiB, 1); // over-aligned, zeroed
   ASSERT_NE(z, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(z) % (4 * kMiB), 0u);
   EXPECT_EQ(FirstNonZero(z, 5 * kMiB), SIZE_MAX);
@@ -402,7 +409,7 @@ TEST_F(LargeTest, ImpossibleSizesFailWithEnomem) {
   EXPECT_EQ(hak_malloc(SIZE_MAX / 2), nullptr);
   EXPECT_EQ(errno, ENOMEM);
   errno = 0;
-  EXPECT_EQ(hak_malloc(size_t{1} << 50), nullptr);  // more than the address space
+  EXPECT_EQ(hak_malloc(size_t{1} << 50), nullptr); // more than the address space
   EXPECT_EQ(errno, ENOMEM);
   errno = 0;
   // Beyond the 47-bit address space: fails whatever the overcommit policy.
@@ -412,19 +419,19 @@ TEST_F(LargeTest, ImpossibleSizesFailWithEnomem) {
   EXPECT_EQ(lg_alloc(SIZE_MAX - 100, 64, 0), nullptr);
   EXPECT_EQ(errno, ENOMEM);
   // The allocator still works.
-  void* p = hak_malloc(4 * kMiB);
+  void *p = hak_malloc(4 * kMiB);
   ASSERT_NE(p, nullptr);
   hak_free(p);
 }
 
 TEST_F(LargeTest, LargeAllocDirect) {
-  void* p = lg_alloc(0, 0, 0);  // a unique block even for size 0
+  void *p = lg_alloc(0, 0, 0); // a unique block even for size 0
   ASSERT_NE(p, nullptr);
-  void* hdr = lg_of(p);
+  void *hdr = lg_of(p);
   ASSERT_NE(hdr, nullptr);
   EXPECT_GE(lg_usable(hdr), 1u);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);
   lg_free(hdr);
 }
 
-}  // namespace
+} // namespace

@@ -11,7 +11,8 @@ void lg_init(void) { hak_init(); }
 unsigned lg_kind(const void *p) { return hak_segmap_kind(p); }
 void *lg_of(const void *p) {
   uint8_t kind = hak_segmap_kind(p);
-  if (kind != HAK_REGION_LARGE && kind != HAK_REGION_LARGE_TAIL) return NULL;
+  if (kind != HAK_REGION_LARGE && kind != HAK_REGION_LARGE_TAIL)
+    return NULL;
   return hak_large_of(p, kind);
 }
 // hak_large_of with a region kind given by the caller.
@@ -21,7 +22,9 @@ size_t lg_offset(const void *hdr) { return ((const hak_large *)hdr)->offset; }
 size_t lg_usable(const void *hdr) { return ((const hak_large *)hdr)->usable; }
 void *lg_ptr(void *hdr) { return hak_large_ptr(hdr); }
 int lg_resize(void *hdr, void *p, size_t size) { return hak_large_resize(hdr, p, size); }
-void *lg_alloc(size_t size, size_t align, int zero) { return hak_large_alloc(size, align, zero != 0); }
+void *lg_alloc(size_t size, size_t align, int zero) {
+  return hak_large_alloc(size, align, zero != 0);
+}
 void lg_free(void *hdr) { hak_large_free(hdr); }
 
 uint64_t lg_allocs(void) { return atomic_load(&hak_gstats.large_allocs); }

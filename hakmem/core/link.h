@@ -15,7 +15,8 @@
 
 // A link may be NULL or point at a 16-byte aligned address in a SuperSlab.
 static inline int hak_link_plausible(uintptr_t n) {
-  if (n == 0) return 1;
+  if (n == 0)
+    return 1;
   uint8_t kind = hak_segmap_kind((const void *)n);
   return (n & 15) == 0 && (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM);
 }
@@ -32,14 +33,16 @@ static inline void hak_link_set(void *b, void *next) {
 
 static inline void *hak_link_get(const void *b) {
   uintptr_t n = *(const uintptr_t *)b ^ hak_link_key ^ (uintptr_t)b;
-  if (hak_unlikely(!hak_link_plausible(n))) hak_link_corrupt(b);
+  if (hak_unlikely(!hak_link_plausible(n)))
+    hak_link_corrupt(b);
   return (void *)n;
 }
 #else
 static inline void hak_link_set(void *b, void *next) { *(void **)b = next; }
 static inline void *hak_link_get(const void *b) {
   void *n = *(void *const *)b;
-  if (HAKMEM_DEBUG && hak_unlikely(!hak_link_plausible((uintptr_t)n))) hak_link_corrupt(b);
+  if (HAKMEM_DEBUG && hak_unlikely(!hak_link_plausible((uintptr_t)n)))
+    hak_link_corrupt(b);
   return n;
 }
 #endif

@@ -16,7 +16,8 @@ typedef struct {
 } out_buf;
 
 static void put(out_buf *o, char c) {
-  if (o->len + 1 < o->cap) o->buf[o->len] = c;
+  if (o->len + 1 < o->cap)
+    o->buf[o->len] = c;
   o->len++;
 }
 
@@ -27,8 +28,10 @@ static void put_uint(out_buf *o, unsigned long long v, unsigned base, int width,
     tmp[n++] = "0123456789abcdef"[v % base];
     v /= base;
   } while (v != 0);
-  for (int i = n; i < width; i++) put(o, pad);
-  while (n > 0) put(o, tmp[--n]);
+  for (int i = n; i < width; i++)
+    put(o, pad);
+  while (n > 0)
+    put(o, tmp[--n]);
 }
 
 size_t hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
@@ -45,7 +48,8 @@ size_t hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
       pad = '0';
       p++;
     }
-    while (*p >= '0' && *p <= '9') width = width * 10 + (*p++ - '0');
+    while (*p >= '0' && *p <= '9')
+      width = width * 10 + (*p++ - '0');
     int lng = 0;
     while (*p == 'l' || *p == 'z') {
       lng = (*p == 'z') ? 2 : lng + 1;
@@ -54,9 +58,12 @@ size_t hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
     switch (*p) {
     case 'd':
     case 'i': {
-      long long v = lng >= 2 ? va_arg(ap, long long) : lng == 1 ? va_arg(ap, long) : va_arg(ap, int);
+      long long v = lng >= 2   ? va_arg(ap, long long)
+                    : lng == 1 ? va_arg(ap, long)
+                               : va_arg(ap, int);
       unsigned long long mag = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-      if (v < 0) put(&o, '-');
+      if (v < 0)
+        put(&o, '-');
       put_uint(&o, mag, 10, width, pad);
       break;
     }
@@ -75,11 +82,15 @@ size_t hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
       break;
     case 's': {
       const char *s = va_arg(ap, const char *);
-      if (s == NULL) s = "(null)";
+      if (s == NULL)
+        s = "(null)";
       size_t n = 0;
-      while (s[n] != '\0') n++;
-      for (int i = (int)n; i < width; i++) put(&o, ' '); // right-aligned, as printf does
-      for (size_t i = 0; i < n; i++) put(&o, s[i]);
+      while (s[n] != '\0')
+        n++;
+      for (int i = (int)n; i < width; i++)
+        put(&o, ' '); // right-aligned, as printf does
+      for (size_t i = 0; i < n; i++)
+        put(&o, s[i]);
       break;
     }
     case 'c':
@@ -97,7 +108,8 @@ size_t hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
       break;
     }
   }
-  if (cap > 0) buf[o.len < cap ? o.len : cap - 1] = '\0';
+  if (cap > 0)
+    buf[o.len < cap ? o.len : cap - 1] = '\0';
   return o.len < cap ? o.len : (cap > 0 ? cap - 1 : 0);
 }
 
@@ -113,8 +125,10 @@ void hak_write_all(int fd, const char *buf, size_t len) {
   int saved = errno;
   while (len > 0) {
     ssize_t w = write(fd, buf, len);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      break;
     buf += w;
     len -= (size_t)w;
   }

@@ -15,8 +15,7 @@ size_t hak_format(char *buf, size_t cap, const char *fmt, ...) HAK_INTERNAL
 size_t hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap) HAK_INTERNAL;
 
 // Writes a formatted message to fd; long messages are cut at 1 KiB.
-void hak_write_fmt(int fd, const char *fmt, ...) HAK_INTERNAL
-    __attribute__((format(printf, 2, 3)));
+void hak_write_fmt(int fd, const char *fmt, ...) HAK_INTERNAL __attribute__((format(printf, 2, 3)));
 // Writes all of buf to fd, retrying short writes.
 void hak_write_all(int fd, const char *buf, size_t len) HAK_INTERNAL;
 

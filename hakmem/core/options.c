@@ -22,14 +22,18 @@ void hak_options_defaults(hak_options *o) {
 
 // Parses a decimal integer in [lo, hi]; 0 on success.
 static int parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
-  if (*s == '\0') return -1;
+  if (*s == '\0')
+    return -1;
   uint64_t v = 0;
   for (; *s != '\0'; s++) {
-    if (*s < '0' || *s > '9') return -1;
-    if (v > (UINT64_MAX - 9) / 10) return -1;
+    if (*s < '0' || *s > '9')
+      return -1;
+    if (v > (UINT64_MAX - 9) / 10)
+      return -1;
     v = v * 10 + (uint64_t)(*s - '0');
   }
-  if (v < lo || v > hi) return -1;
+  if (v < lo || v > hi)
+    return -1;
   *out = v;
   return 0;
 }
@@ -42,29 +46,39 @@ static int apply(hak_options *o, const char *name, size_t name_len, const char *
       o->stats = HAK_STATS_JSON;
       return 0;
     }
-    if (parse_uint(value, 0, 1, &v) != 0) return -1;
+    if (parse_uint(value, 0, 1, &v) != 0)
+      return -1;
     o->stats = (int)v;
   } else if (IS("HAKMEM_STATS_FD")) {
-    if (parse_uint(value, 0, 1 << 20, &v) != 0) return -1;
+    if (parse_uint(value, 0, 1 << 20, &v) != 0)
+      return -1;
     o->stats_fd = (int)v;
   } else if (IS("HAKMEM_DECAY_MS")) {
-    if (parse_uint(value, 0, 3600u * 1000u, &v) != 0) return -1;
+    if (parse_uint(value, 0, 3600u * 1000u, &v) != 0)
+      return -1;
     o->decay_ms = (uint32_t)v;
   } else if (IS("HAKMEM_ARENA_CACHE_MB")) {
-    if (parse_uint(value, 0, 1u << 20, &v) != 0) return -1;
+    if (parse_uint(value, 0, 1u << 20, &v) != 0)
+      return -1;
     o->arena_cache_bytes = (size_t)v << 20;
   } else if (IS("HAKMEM_TCACHE_MAX")) {
-    if (parse_uint(value, 0, 65535, &v) != 0) return -1;
+    if (parse_uint(value, 0, 65535, &v) != 0)
+      return -1;
     o->tcache_max = (uint32_t)v;
   } else if (IS("HAKMEM_CHECK")) {
-    if (strcmp(value, "full") == 0 || strcmp(value, "1") == 0) o->check_full = 1;
-    else if (strcmp(value, "off") == 0 || strcmp(value, "0") == 0) o->check_full = HAKMEM_DEBUG != 0;
-    else return -1;
+    if (strcmp(value, "full") == 0 || strcmp(value, "1") == 0)
+      o->check_full = 1;
+    else if (strcmp(value, "off") == 0 || strcmp(value, "0") == 0)
+      o->check_full = HAKMEM_DEBUG != 0;
+    else
+      return -1;
   } else if (IS("HAKMEM_CRASH_REPORT")) {
-    if (parse_uint(value, 0, 1, &v) != 0) return -1;
+    if (parse_uint(value, 0, 1, &v) != 0)
+      return -1;
     o->crash_report = (int)v;
   } else if (IS("HAKMEM_VERBOSE")) {
-    if (parse_uint(value, 0, 9, &v) != 0) return -1;
+    if (parse_uint(value, 0, 9, &v) != 0)
+      return -1;
     o->verbose = (int)v;
   } else {
     return -2;
@@ -77,14 +91,17 @@ int hak_options_parse(hak_options *o, char *const *envp) {
   int rejected = 0;
   for (; envp != NULL && *envp != NULL; envp++) {
     const char *e = *envp;
-    if (strncmp(e, "HAKMEM_", 7) != 0) continue;
+    if (strncmp(e, "HAKMEM_", 7) != 0)
+      continue;
     const char *eq = strchr(e, '=');
-    if (eq == NULL) continue;
+    if (eq == NULL)
+      continue;
     int r = apply(o, e, (size_t)(eq - e), eq + 1);
     if (r == -2) {
       // Other tools share the HAKMEM_ prefix (test harnesses, scripts), so an
       // unknown name is only mentioned when asked for.
-      if (o->verbose) hak_write_fmt(2, "hakmem: unknown option %s (ignored)\n", e);
+      if (o->verbose)
+        hak_write_fmt(2, "hakmem: unknown option %s (ignored)\n", e);
       rejected++;
     } else if (r != 0) {
       hak_write_fmt(2, "hakmem: bad value in %s (default kept)\n", e);
@@ -101,7 +118,8 @@ void hak_options_load(void) {
     // Programs such as coreutils close stderr before exit; a private copy of
     // the descriptor keeps the exit report deliverable.
     int fd = fcntl(hak_opts.stats_fd, F_DUPFD_CLOEXEC, 64);
-    if (fd >= 0) hak_opts.stats_fd = fd;
+    if (fd >= 0)
+      hak_opts.stats_fd = fd;
   }
 #if !HAKMEM_BUILD_RELEASE
   hak_log_level = hak_opts.verbose;

@@ -25,11 +25,11 @@ struct opt_values {
   int check_full;
   int crash_report;
 };
-void opt_defaults(opt_values* v);
-int opt_parse(opt_values* v, char* const* envp, int start_from_v);
+void opt_defaults(opt_values *v);
+int opt_parse(opt_values *v, char *const *envp, int start_from_v);
 void opt_init(void);
 void opt_load(void);
-void opt_global(opt_values* v);
+void opt_global(opt_values *v);
 int opt_debug_build(void);
 int opt_stats_off(void);
 int opt_stats_text(void);
@@ -42,21 +42,21 @@ constexpr size_t kMiB = size_t{1} << 20;
 
 // An environment block built from string literals.
 class Env {
- public:
+public:
   Env(std::initializer_list<std::string> entries) : strings_(entries) {
-    for (auto& s : strings_) ptrs_.push_back(&s[0]);
+    for (auto &s : strings_)
+      ptrs_.push_back(&s[0]);
     ptrs_.push_back(nullptr);
   }
-  char* const* envp() { return ptrs_.data(); }
+  char *const *envp() { return ptrs_.data(); }
 
- private:
+private:
   std::vector<std::string> strings_;
-  std::vector<char*> ptrs_;
+  std::vector<char *> ptrs_;
 };
 
 // Runs fn with fd 2 sent to a memory file and returns what was written.
-template <typename Fn>
-std::string CaptureStderr(Fn fn) {
+template <typename Fn> std::string CaptureStderr(Fn fn) {
   const int mem = memfd_create("stderr", 0);
   const int saved = dup(2);
   dup2(mem, 2);
@@ -64,7 +64,8 @@ std::string CaptureStderr(Fn fn) {
   dup2(saved, 2);
   close(saved);
   std::string out(static_cast<size_t>(lseek(mem, 0, SEEK_END)), '\0');
-  if (!out.empty() && pread(mem, &out[0], out.size(), 0) < 0) out = "<read failed>";
+  if (!out.empty() && pread(mem, &out[0], out.size(), 0) < 0)
+    out = "<read failed>";
   close(mem);
   return out;
 }
@@ -88,11 +89,10 @@ opt_values Defaults() {
   return d;
 }
 
-bool Same(const opt_values& a, const opt_values& b) {
+bool Same(const opt_values &a, const opt_values &b) {
   return a.stats == b.stats && a.stats_fd == b.stats_fd && a.decay_ms == b.decay_ms &&
          a.arena_cache_bytes == b.arena_cache_bytes && a.tcache_max == b.tcache_max &&
-         a.verbose == b.verbose && a.check_full == b.check_full &&
-         a.crash_report == b.crash_report;
+         a.verbose == b.verbose && a.check_full == b.check_full && a.crash_report == b.crash_report;
 }
 
 TEST(Options, Defaults) {
@@ -100,7 +100,7 @@ TEST(Options, Defaults) {
   EXPECT_EQ(d.stats, opt_stats_off());
   EXPECT_EQ(d.stats_fd, 2);
   EXPECT_EQ(d.decay_ms, 500u);
-  EXPECT_EQ(d.arena_cache_bytes, 256 * kMiB);  // as the README's options table says
+  EXPECT_EQ(d.arena_cache_bytes, 256 * kMiB); // as the README's options table says
   EXPECT_EQ(d.tcache_max, 256u);
   EXPECT_EQ(d.verbose, 0);
   EXPECT_EQ(d.check_full, opt_debug_build()) << "full checks are on in debug builds only";
@@ -113,8 +113,8 @@ TEST(Options, Check) {
   // Turning checks off leaves debug builds checking.
   EXPECT_EQ(Parse({"HAKMEM_CHECK=full", "HAKMEM_CHECK=off"}).v.check_full, opt_debug_build());
   EXPECT_EQ(Parse({"HAKMEM_CHECK=1", "HAKMEM_CHECK=0"}).v.check_full, opt_debug_build());
-  for (const char* bad : {"HAKMEM_CHECK=", "HAKMEM_CHECK=2", "HAKMEM_CHECK=FULL",
-                          "HAKMEM_CHECK=on", "HAKMEM_CHECK=full "}) {
+  for (const char *bad : {"HAKMEM_CHECK=", "HAKMEM_CHECK=2", "HAKMEM_CHECK=FULL", "HAKMEM_CHECK=on",
+                          "HAKMEM_CHECK=full "}) {
     SCOPED_TRACE(bad);
     Parsed p = Parse({bad});
     EXPECT_EQ(p.rejected, 1);
@@ -126,8 +126,8 @@ TEST(Options, Check) {
 TEST(Options, CrashReport) {
   EXPECT_EQ(Parse({"HAKMEM_CRASH_REPORT=1"}).v.crash_report, 1);
   EXPECT_EQ(Parse({"HAKMEM_CRASH_REPORT=0"}).v.crash_report, 0);
-  for (const char* bad : {"HAKMEM_CRASH_REPORT=2", "HAKMEM_CRASH_REPORT=yes",
-                          "HAKMEM_CRASH_REPORT="}) {
+  for (const char *bad :
+       {"HAKMEM_CRASH_REPORT=2", "HAKMEM_CRASH_REPORT=yes", "HAKMEM_CRASH_REPORT="}) {
     SCOPED_TRACE(bad);
     Parsed p = Parse({bad});
     EXPECT_EQ(p.rejected, 1);
@@ -148,7 +148,7 @@ TEST(Options, Stats) {
   EXPECT_EQ(Parse({"HAKMEM_STATS=1"}).v.stats, opt_stats_text());
   EXPECT_EQ(Parse({"HAKMEM_STATS=0"}).v.stats, opt_stats_off());
   EXPECT_EQ(Parse({"HAKMEM_STATS=json"}).v.stats, opt_stats_json());
-  for (const char* bad : {"HAKMEM_STATS=2", "HAKMEM_STATS=", "HAKMEM_STATS=yes",
+  for (const char *bad : {"HAKMEM_STATS=2", "HAKMEM_STATS=", "HAKMEM_STATS=yes",
                           "HAKMEM_STATS=JSON", "HAKMEM_STATS=-1", "HAKMEM_STATS=1 "}) {
     SCOPED_TRACE(bad);
     Parsed p = Parse({bad});
@@ -161,25 +161,25 @@ TEST(Options, Stats) {
 // and the value it stores.
 TEST(Options, NumericBounds) {
   struct Case {
-    const char* name;
+    const char *name;
     uint64_t max;
-    uint64_t (*get)(const opt_values&);
+    uint64_t (*get)(const opt_values &);
     uint64_t scale;
   };
   const Case cases[] = {
       {"HAKMEM_STATS_FD", uint64_t{1} << 20,
-       [](const opt_values& v) { return static_cast<uint64_t>(v.stats_fd); }, 1},
+       [](const opt_values &v) { return static_cast<uint64_t>(v.stats_fd); }, 1},
       {"HAKMEM_DECAY_MS", 3600u * 1000u,
-       [](const opt_values& v) { return static_cast<uint64_t>(v.decay_ms); }, 1},
+       [](const opt_values &v) { return static_cast<uint64_t>(v.decay_ms); }, 1},
       {"HAKMEM_ARENA_CACHE_MB", uint64_t{1} << 20,
-       [](const opt_values& v) { return static_cast<uint64_t>(v.arena_cache_bytes); }, kMiB},
+       [](const opt_values &v) { return static_cast<uint64_t>(v.arena_cache_bytes); }, kMiB},
       {"HAKMEM_TCACHE_MAX", 65535,
-       [](const opt_values& v) { return static_cast<uint64_t>(v.tcache_max); }, 1},
-      {"HAKMEM_VERBOSE", 9, [](const opt_values& v) { return static_cast<uint64_t>(v.verbose); },
+       [](const opt_values &v) { return static_cast<uint64_t>(v.tcache_max); }, 1},
+      {"HAKMEM_VERBOSE", 9, [](const opt_values &v) { return static_cast<uint64_t>(v.verbose); },
        1},
   };
   const opt_values d = Defaults();
-  for (const Case& c : cases) {
+  for (const Case &c : cases) {
     SCOPED_TRACE(c.name);
     const std::string n = std::string(c.name) + "=";
     const uint64_t def = c.get(d);
@@ -191,7 +191,7 @@ TEST(Options, NumericBounds) {
     }
     // Leading zeros are still decimal.
     EXPECT_EQ(c.get(Parse({n + "007"}).v), 7 * c.scale);
-    for (const std::string& bad :
+    for (const std::string &bad :
          {std::to_string(c.max + 1), std::string("-1"), std::string(""), std::string("12x"),
           std::string("x12"), std::string(" 5"), std::string("5 "), std::string("+5"),
           std::string("0x10"), std::string("1e3"), std::string("99999999999999999999999"),
@@ -222,9 +222,9 @@ TEST(Options, LaterEntriesWinAndBadOnesKeepThePrevious) {
 }
 
 TEST(Options, SeveralOptionsTogether) {
-  Parsed p = Parse({"HOME=/root", "HAKMEM_STATS=json", "HAKMEM_STATS_FD=9", "HAKMEM_DECAY_MS=0",
-                    "HAKMEM_ARENA_CACHE_MB=0", "HAKMEM_TCACHE_MAX=0", "HAKMEM_VERBOSE=0",
-                    "TERM=xterm"});
+  Parsed p =
+      Parse({"HOME=/root", "HAKMEM_STATS=json", "HAKMEM_STATS_FD=9", "HAKMEM_DECAY_MS=0",
+             "HAKMEM_ARENA_CACHE_MB=0", "HAKMEM_TCACHE_MAX=0", "HAKMEM_VERBOSE=0", "TERM=xterm"});
   EXPECT_EQ(p.rejected, 0);
   EXPECT_EQ(p.v.stats, opt_stats_json());
   EXPECT_EQ(p.v.stats_fd, 9);
@@ -236,8 +236,8 @@ TEST(Options, SeveralOptionsTogether) {
 
 // Unknown HAKMEM_ names are counted; they are reported only when verbose.
 TEST(Options, UnknownNamesAreCounted) {
-  Parsed p = Parse({"HAKMEM_FOO=1", "HAKMEM_STATSX=1", "HAKMEM_STAT=1", "HAKMEM_=1",
-                    "HAKMEM_decay_ms=5"});
+  Parsed p =
+      Parse({"HAKMEM_FOO=1", "HAKMEM_STATSX=1", "HAKMEM_STAT=1", "HAKMEM_=1", "HAKMEM_decay_ms=5"});
   EXPECT_EQ(p.rejected, 5);
   EXPECT_TRUE(Same(p.v, Defaults()));
   EXPECT_EQ(p.err, "") << "quiet unless HAKMEM_VERBOSE is set";
@@ -249,18 +249,18 @@ TEST(Options, UnknownNamesAreCounted) {
 }
 
 TEST(Options, ForeignEntriesAreIgnored) {
-  Parsed p = Parse({"PATH=/bin", "XHAKMEM_STATS=1", "hakmem_stats=1", "HAKMEMSTATS=1",
-                    "HAKMEM_STATS", "HAKMEM_DECAY_MS", "HAKMEM", "", "=HAKMEM_STATS=1",
-                    " HAKMEM_STATS=1"});
+  Parsed p =
+      Parse({"PATH=/bin", "XHAKMEM_STATS=1", "hakmem_stats=1", "HAKMEMSTATS=1", "HAKMEM_STATS",
+             "HAKMEM_DECAY_MS", "HAKMEM", "", "=HAKMEM_STATS=1", " HAKMEM_STATS=1"});
   EXPECT_EQ(p.rejected, 0);
   EXPECT_TRUE(Same(p.v, Defaults()));
   EXPECT_EQ(p.err, "");
 }
 
 TEST(Options, CountsEveryRejection) {
-  Parsed p = Parse({"HAKMEM_DECAY_MS=1", "HAKMEM_DECAY_MS=bad", "HAKMEM_NOPE=1",
-                    "HAKMEM_TCACHE_MAX=65536", "HAKMEM_VERBOSE=10", "OTHER=1",
-                    "HAKMEM_ARENA_CACHE_MB=8"});
+  Parsed p =
+      Parse({"HAKMEM_DECAY_MS=1", "HAKMEM_DECAY_MS=bad", "HAKMEM_NOPE=1", "HAKMEM_TCACHE_MAX=65536",
+             "HAKMEM_VERBOSE=10", "OTHER=1", "HAKMEM_ARENA_CACHE_MB=8"});
   EXPECT_EQ(p.rejected, 4);
   EXPECT_EQ(p.v.decay_ms, 1u);
   EXPECT_EQ(p.v.arena_cache_bytes, 8 * kMiB);
@@ -291,4 +291,4 @@ TEST(Options, LoadReadsTheProcessEnvironment) {
   EXPECT_TRUE(Same(now, Defaults()) || Same(now, saved));
 }
 
-}  // namespace
+} // namespace

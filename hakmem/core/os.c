@@ -22,18 +22,22 @@ void *hak_os_map_aligned(size_t size, size_t align) {
     return NULL;
   }
   uint8_t *raw = hak_os_map(size + align);
-  if (raw == NULL) return NULL;
+  if (raw == NULL)
+    return NULL;
   uintptr_t base = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
   size_t head = base - (uintptr_t)raw;
   size_t tail = align - head;
-  if (head > 0) hak_os_unmap(raw, head);
-  if (tail > 0) hak_os_unmap((void *)(base + size), tail);
+  if (head > 0)
+    hak_os_unmap(raw, head);
+  if (tail > 0)
+    hak_os_unmap((void *)(base + size), tail);
   return (void *)base;
 }
 
 void hak_os_unmap(void *addr, size_t size) {
   int saved = errno;
-  if (munmap(addr, size) != 0) HAK_LOG("munmap(%p, %zu) failed: errno %d\n", addr, size, errno);
+  if (munmap(addr, size) != 0)
+    HAK_LOG("munmap(%p, %zu) failed: errno %d\n", addr, size, errno);
   errno = saved;
 }
 

@@ -14,11 +14,11 @@
 #include "gtest/gtest.h"
 
 extern "C" {
-void* os_map(size_t size);
-void* os_map_aligned(size_t size, size_t align);
-void os_unmap(void* addr, size_t size);
-void os_purge(void* addr, size_t size);
-int os_resize_in_place(void* addr, size_t old_size, size_t new_size);
+void *os_map(size_t size);
+void *os_map_aligned(size_t size, size_t align);
+void os_unmap(void *addr, size_t size);
+void os_purge(void *addr, size_t size);
+int os_resize_in_place(void *addr, size_t old_size, size_t new_size);
 uint64_t os_now_ms(void);
 }
 
@@ -27,15 +27,16 @@ namespace {
 constexpr size_t kPage = 4096;
 constexpr size_t kMiB = size_t{1} << 20;
 
-bool IsMapped(void* p, size_t size) {
+bool IsMapped(void *p, size_t size) {
   std::vector<unsigned char> vec((size + kPage - 1) / kPage);
   return mincore(p, size, vec.data()) == 0;
 }
 
-size_t FirstNonZero(const void* p, size_t n) {
-  auto* b = static_cast<const unsigned char*>(p);
+size_t FirstNonZero(const void *p, size_t n) {
+  auto *b = static_cast<const unsigned char *>(p);
   for (size_t i = 0; i < n; ++i) {
-    if (b[i] != 0) return i;
+    if (b[i] != 0)
+      return i;
   }
   return SIZE_MAX;
 }
@@ -43,7 +44,7 @@ size_t FirstNonZero(const void* p, size_t n) {
 TEST(Os, MapGivesZeroedWritablePages) {
   for (size_t size : {kPage, 3 * kPage, kMiB, 5 * kMiB}) {
     SCOPED_TRACE(size);
-    void* p = os_map(size);
+    void *p = os_map(size);
     ASSERT_NE(p, nullptr);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kPage, 0u);
     EXPECT_EQ(FirstNonZero(p, size), SIZE_MAX);
@@ -58,11 +59,11 @@ TEST(Os, MapAlignedForSeveralAlignments) {
   for (size_t align = kPage; align <= 64 * kMiB; align *= 4) {
     for (size_t size : {kPage, 2 * kMiB, 6 * kMiB + kPage}) {
       SCOPED_TRACE(testing::Message() << "align " << align << " size " << size);
-      void* p = os_map_aligned(size, align);
+      void *p = os_map_aligned(size, align);
       ASSERT_NE(p, nullptr);
       EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u);
       EXPECT_TRUE(IsMapped(p, size));
-      auto* b = static_cast<unsigned char*>(p);
+      auto *b = static_cast<unsigned char *>(p);
       b[0] = 1;
       b[size - 1] = 2;
       os_unmap(p, size);
@@ -78,9 +79,9 @@ TEST(Os, MapAlignedTrimsTheSlack) {
   for (size_t align : {64 * 1024 * size_t{1}, 2 * kMiB, 16 * kMiB}) {
     SCOPED_TRACE(align);
     const size_t size = 2 * kMiB;
-    void* p = os_map_aligned(size, align);
+    void *p = os_map_aligned(size, align);
     ASSERT_NE(p, nullptr);
-    auto* b = static_cast<unsigned char*>(p);
+    auto *b = static_cast<unsigned char *>(p);
     EXPECT_FALSE(IsMapped(b + size, kPage)) << "slack after the block left mapped";
     os_unmap(p, size);
   }
@@ -100,11 +101,11 @@ TEST(Os, ImpossibleMappingsFailWithEnomem) {
 
 TEST(Os, PurgeMakesPagesReadZero) {
   const size_t size = 64 * kPage;
-  void* p = os_map(size);
+  void *p = os_map(size);
   ASSERT_NE(p, nullptr);
   std::memset(p, 0xaa, size);
-  os_purge(static_cast<unsigned char*>(p) + 8 * kPage, 16 * kPage);
-  auto* b = static_cast<unsigned char*>(p);
+  os_purge(static_cast<unsigned char *>(p) + 8 * kPage, 16 * kPage);
+  auto *b = static_cast<unsigned char *>(p);
   EXPECT_EQ(b[8 * kPage - 1], 0xaa) << "before the purged range";
   EXPECT_EQ(FirstNonZero(b + 8 * kPage, 16 * kPage), SIZE_MAX);
   EXPECT_EQ(b[24 * kPage], 0xaa) << "after the purged range";
@@ -116,7 +117,7 @@ TEST(Os, PurgeMakesPagesReadZero) {
 }
 
 TEST(Os, UnmapAndPurgeKeepErrno) {
-  void* p = os_map(kPage);
+  void *p = os_map(kPage);
   ASSERT_NE(p, nullptr);
   errno = 1234;
   os_purge(p, kPage);
@@ -125,26 +126,26 @@ TEST(Os, UnmapAndPurgeKeepErrno) {
   EXPECT_EQ(errno, 1234);
   // A failing munmap (misaligned address) is logged, not fatal.
   errno = 4321;
-  os_unmap(reinterpret_cast<void*>(12345), kPage);
+  os_unmap(reinterpret_cast<void *>(12345), kPage);
   EXPECT_EQ(errno, 4321);
 }
 
 TEST(Os, ShrinkInPlaceSucceeds) {
-  void* p = os_map(16 * kPage);
+  void *p = os_map(16 * kPage);
   ASSERT_NE(p, nullptr);
   std::memset(p, 3, 16 * kPage);
   ASSERT_EQ(os_resize_in_place(p, 16 * kPage, 4 * kPage), 0);
   EXPECT_TRUE(IsMapped(p, 4 * kPage));
-  EXPECT_FALSE(IsMapped(static_cast<unsigned char*>(p) + 4 * kPage, 12 * kPage));
-  EXPECT_EQ(static_cast<unsigned char*>(p)[4 * kPage - 1], 3);
+  EXPECT_FALSE(IsMapped(static_cast<unsigned char *>(p) + 4 * kPage, 12 * kPage));
+  EXPECT_EQ(static_cast<unsigned char *>(p)[4 * kPage - 1], 3);
   os_unmap(p, 4 * kPage);
 }
 
 TEST(Os, GrowInPlaceIntoFreeSpace) {
-  void* p = os_map(16 * kPage);
+  void *p = os_map(16 * kPage);
   ASSERT_NE(p, nullptr);
-  auto* b = static_cast<unsigned char*>(p);
-  os_unmap(b + 8 * kPage, 8 * kPage);  // free address space after 8 pages
+  auto *b = static_cast<unsigned char *>(p);
+  os_unmap(b + 8 * kPage, 8 * kPage); // free address space after 8 pages
   std::memset(p, 4, 8 * kPage);
   ASSERT_EQ(os_resize_in_place(p, 8 * kPage, 16 * kPage), 0);
   EXPECT_TRUE(IsMapped(p, 16 * kPage));
@@ -155,9 +156,9 @@ TEST(Os, GrowInPlaceIntoFreeSpace) {
 }
 
 TEST(Os, GrowInPlaceFailsWhenSpaceIsTaken) {
-  void* p = os_map(16 * kPage);
+  void *p = os_map(16 * kPage);
   ASSERT_NE(p, nullptr);
-  auto* b = static_cast<unsigned char*>(p);
+  auto *b = static_cast<unsigned char *>(p);
   // Pages 8..15 become a mapping of a different kind: growth cannot merge.
   ASSERT_EQ(mprotect(b + 8 * kPage, 8 * kPage, PROT_NONE), 0);
   std::memset(p, 5, 8 * kPage);
@@ -182,4 +183,4 @@ TEST(Os, ClockIsMonotonicMilliseconds) {
   }
 }
 
-}  // namespace
+} // namespace

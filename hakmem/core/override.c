@@ -11,7 +11,9 @@ EXPORT void free(void *p) { hak_i_free(p); }
 EXPORT void *calloc(size_t n, size_t s) { return hak_i_calloc(n, s); }
 EXPORT void *realloc(void *p, size_t n) { return hak_i_realloc(p, n); }
 EXPORT void *reallocarray(void *p, size_t n, size_t s) { return hak_i_reallocarray(p, n, s); }
-EXPORT int posix_memalign(void **out, size_t a, size_t n) { return hak_i_posix_memalign(out, a, n); }
+EXPORT int posix_memalign(void **out, size_t a, size_t n) {
+  return hak_i_posix_memalign(out, a, n);
+}
 EXPORT void *aligned_alloc(size_t a, size_t n) { return hak_i_aligned_alloc(a, n); }
 EXPORT void *memalign(size_t a, size_t n) { return hak_i_memalign(a, n); }
 EXPORT void *valloc(size_t n) { return hak_i_valloc(n); }

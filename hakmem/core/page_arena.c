@@ -29,7 +29,8 @@ static uint32_t cached_count(void) { return __atomic_load_n(&g_arena.count, __AT
 
 static void remove_at(uint32_t i) {
   g_arena.bytes -= g_arena.entries[i].size;
-  for (uint32_t j = i + 1; j < g_arena.count; j++) g_arena.entries[j - 1] = g_arena.entries[j];
+  for (uint32_t j = i + 1; j < g_arena.count; j++)
+    g_arena.entries[j - 1] = g_arena.entries[j];
   __atomic_store_n(&g_arena.count, g_arena.count - 1, __ATOMIC_RELAXED);
 }
 
@@ -51,9 +52,12 @@ void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) {
     int best = -1;
     for (int i = (int)g_arena.count - 1; i >= 0; i--) {
       size_t s = g_arena.entries[i].size;
-      if (s < size) continue;
-      if (best < 0 || s < g_arena.entries[best].size) best = i;
-      if (s == size) break;
+      if (s < size)
+        continue;
+      if (best < 0 || s < g_arena.entries[best].size)
+        best = i;
+      if (s == size)
+        break;
     }
     if (best >= 0) {
       void *base = g_arena.entries[best].base;
@@ -78,7 +82,8 @@ void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) {
     // Idle regions may be what stands between us and the limit.
     hak_arena_decay(true);
     base = hak_os_map_aligned(size, HAK_SS_SIZE);
-    if (base == NULL) return NULL;
+    if (base == NULL)
+      return NULL;
   }
   hak_arena_account((int64_t)size);
   *mapped = size;
@@ -103,7 +108,8 @@ static void arena_put(void *base, size_t size, bool superslab) {
   hak_lock(&g_arena.lock);
   if (superslab) {
     uint32_t kept = 0;
-    for (uint32_t i = 0; i < g_arena.count; i++) kept += g_arena.entries[i].superslab;
+    for (uint32_t i = 0; i < g_arena.count; i++)
+      kept += g_arena.entries[i].superslab;
     if (kept >= ARENA_SUPERSLABS_KEPT) {
       pthread_mutex_unlock(&g_arena.lock);
       release_to_os(base, size);
@@ -126,7 +132,8 @@ static void arena_put(void *base, size_t size, bool superslab) {
 }
 
 void hak_arena_decay(bool force) {
-  if (cached_count() == 0) return;
+  if (cached_count() == 0)
+    return;
   uint64_t now = hak_os_now_ms();
   arena_entry expired[ARENA_SLOTS];
   uint32_t n = 0;
@@ -145,11 +152,13 @@ void hak_arena_decay(bool force) {
 }
 
 void hak_arena_tick(void) {
-  if (cached_count() == 0) return;
+  if (cached_count() == 0)
+    return;
   uint64_t now = hak_os_now_ms();
   uint64_t last = atomic_load_explicit(&g_arena.last_tick_ms, memory_order_relaxed);
   uint64_t period = hak_opts.decay_ms / 8 + 1;
-  if (now - last < period) return;
+  if (now - last < period)
+    return;
   if (!atomic_compare_exchange_strong_explicit(&g_arena.last_tick_ms, &last, now,
                                                memory_order_relaxed, memory_order_relaxed))
     return; // another thread is decaying

@@ -11,8 +11,8 @@
 #include "types.h"
 
 // Returns a region of at least size bytes (size a multiple of 2 MiB, at most
-// a quarter larger: a bigger idle region is trimmed to fit); *mapped gets its real size and *zeroed tells
-// whether it is freshly mapped. NULL with ENOMEM when the OS refuses.
+// a quarter larger: a bigger idle region is trimmed to fit); *mapped gets its real size and *zeroed
+// tells whether it is freshly mapped. NULL with ENOMEM when the OS refuses.
 void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) HAK_INTERNAL;
 // Takes back a region obtained from hak_arena_alloc.
 void hak_arena_free(void *base, size_t size) HAK_INTERNAL;

@@ -16,9 +16,9 @@
 
 extern "C" {
 void pa_init(void);
-void* pa_alloc(size_t size, size_t* mapped, int* zeroed);
-void pa_free(void* base, size_t size);
-void pa_free_superslab(void* base);
+void *pa_alloc(size_t size, size_t *mapped, int *zeroed);
+void pa_free(void *base, size_t size);
+void pa_free_superslab(void *base);
 void pa_decay(int force);
 void pa_tick(void);
 uint64_t pa_now_ms(void);
@@ -38,20 +38,20 @@ constexpr size_t kMiB = size_t{1} << 20;
 constexpr size_t kRegion = 2 * kMiB;
 
 // Whether [p, p + size) is mapped, asked of the kernel.
-bool IsMapped(void* p, size_t size) {
+bool IsMapped(void *p, size_t size) {
   std::vector<unsigned char> vec((size + 4095) / 4096);
   return mincore(p, size, vec.data()) == 0;
 }
 
 class PageArenaTest : public ::testing::Test {
- protected:
+protected:
   void SetUp() override {
-    pa_init();  // options are loaded here: set them only afterwards
+    pa_init(); // options are loaded here: set them only afterwards
     saved_decay_ = pa_decay_ms();
     saved_cache_ = pa_cache_bytes();
     pa_set_decay_ms(60000);
     pa_set_cache_bytes(64 * kMiB);
-    pa_decay(1);  // start with an empty cache
+    pa_decay(1); // start with an empty cache
     ASSERT_EQ(pa_cached(), 0u);
   }
   void TearDown() override {
@@ -60,12 +60,14 @@ class PageArenaTest : public ::testing::Test {
     pa_set_cache_bytes(saved_cache_);
   }
 
-  void* Alloc(size_t size, size_t* mapped = nullptr, int* zeroed = nullptr) {
+  void *Alloc(size_t size, size_t *mapped = nullptr, int *zeroed = nullptr) {
     size_t m = 0;
     int z = 0;
-    void* p = pa_alloc(size, &m, &z);
-    if (mapped) *mapped = m;
-    if (zeroed) *zeroed = z;
+    void *p = pa_alloc(size, &m, &z);
+    if (mapped)
+      *mapped = m;
+    if (zeroed)
+      *zeroed = z;
     return p;
   }
 
@@ -78,12 +80,12 @@ TEST_F(PageArenaTest, FreshRegionsAreAlignedAndZeroed) {
   for (size_t size : {kRegion, 3 * kRegion, 16 * kMiB}) {
     size_t got = 0;
     int zeroed = 0;
-    void* p = Alloc(size, &got, &zeroed);
+    void *p = Alloc(size, &got, &zeroed);
     ASSERT_NE(p, nullptr);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kRegion, 0u);
     EXPECT_EQ(got, size);
     EXPECT_TRUE(zeroed);
-    EXPECT_EQ(static_cast<unsigned char*>(p)[size - 1], 0);
+    EXPECT_EQ(static_cast<unsigned char *>(p)[size - 1], 0);
     EXPECT_EQ(pa_mapped(), mapped + size);
     EXPECT_GE(pa_mapped_peak(), pa_mapped());
     pa_free(p, size);
@@ -93,7 +95,7 @@ TEST_F(PageArenaTest, FreshRegionsAreAlignedAndZeroed) {
 }
 
 TEST_F(PageArenaTest, FreedRegionIsReusedAtSameAddress) {
-  void* a = Alloc(2 * kRegion);
+  void *a = Alloc(2 * kRegion);
   ASSERT_NE(a, nullptr);
   std::memset(a, 0x42, 2 * kRegion);
   const uint64_t mapped = pa_mapped();
@@ -104,19 +106,19 @@ TEST_F(PageArenaTest, FreedRegionIsReusedAtSameAddress) {
 
   size_t got = 0;
   int zeroed = 1;
-  void* b = Alloc(2 * kRegion, &got, &zeroed);
+  void *b = Alloc(2 * kRegion, &got, &zeroed);
   EXPECT_EQ(b, a);
   EXPECT_EQ(got, 2 * kRegion);
   EXPECT_FALSE(zeroed) << "a reused region is dirty";
-  EXPECT_EQ(static_cast<unsigned char*>(b)[12345], 0x42);
+  EXPECT_EQ(static_cast<unsigned char *>(b)[12345], 0x42);
   EXPECT_EQ(pa_cached(), 0u);
   EXPECT_EQ(pa_mapped(), mapped);
   pa_free(b, 2 * kRegion);
 }
 
 TEST_F(PageArenaTest, NewestOfEqualSizeFirst) {
-  void* a = Alloc(kRegion);
-  void* b = Alloc(kRegion);
+  void *a = Alloc(kRegion);
+  void *b = Alloc(kRegion);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   pa_free(a, kRegion);
@@ -130,24 +132,24 @@ TEST_F(PageArenaTest, NewestOfEqualSizeFirst) {
 // Exact size first; else the smallest cached region that fits, up to a
 // quarter larger as it is, and trimmed to the request when bigger than that.
 TEST_F(PageArenaTest, ExactSizePreferredThenSmallestFit) {
-  void* big = Alloc(10 * kMiB);
-  void* exact = Alloc(8 * kMiB);
+  void *big = Alloc(10 * kMiB);
+  void *exact = Alloc(8 * kMiB);
   ASSERT_NE(big, nullptr);
   ASSERT_NE(exact, nullptr);
   pa_free(exact, 8 * kMiB);
-  pa_free(big, 10 * kMiB);  // newer, but not exact
+  pa_free(big, 10 * kMiB); // newer, but not exact
   size_t got = 0;
   EXPECT_EQ(Alloc(8 * kMiB, &got), exact);
   EXPECT_EQ(got, 8 * kMiB);
   // Now only the 10 MiB region is cached: 8 MiB takes it (25% more)...
-  void* again = Alloc(8 * kMiB, &got);
+  void *again = Alloc(8 * kMiB, &got);
   EXPECT_EQ(again, big);
   EXPECT_EQ(got, 10 * kMiB) << "the caller learns the real size";
   pa_free(again, got);
   // ...and 6 MiB takes it too, trimmed: the 4 MiB tail goes back to the OS.
   const uint64_t mapped = pa_mapped(), purged = pa_purged();
   int zeroed = 1;
-  void* trimmed = Alloc(6 * kMiB, &got, &zeroed);
+  void *trimmed = Alloc(6 * kMiB, &got, &zeroed);
   EXPECT_EQ(trimmed, big);
   EXPECT_EQ(got, 6 * kMiB) << "never more than a quarter over the request";
   EXPECT_FALSE(zeroed);
@@ -155,10 +157,10 @@ TEST_F(PageArenaTest, ExactSizePreferredThenSmallestFit) {
   EXPECT_EQ(pa_mapped(), mapped - 4 * kMiB);
   EXPECT_EQ(pa_purged(), purged + 4 * kMiB);
   EXPECT_TRUE(IsMapped(big, 6 * kMiB));
-  EXPECT_FALSE(IsMapped(static_cast<unsigned char*>(big) + 6 * kMiB, 4 * kMiB));
+  EXPECT_FALSE(IsMapped(static_cast<unsigned char *>(big) + 6 * kMiB, 4 * kMiB));
   pa_free(trimmed, got);
   // A request larger than anything cached maps afresh.
-  void* larger = Alloc(12 * kMiB, &got, &zeroed);
+  void *larger = Alloc(12 * kMiB, &got, &zeroed);
   EXPECT_NE(larger, big);
   EXPECT_EQ(got, 12 * kMiB);
   EXPECT_TRUE(zeroed);
@@ -169,7 +171,7 @@ TEST_F(PageArenaTest, ExactSizePreferredThenSmallestFit) {
 
 TEST_F(PageArenaTest, DecayReturnsIdleRegionsAfterDecayTime) {
   pa_set_decay_ms(40);
-  void* a = Alloc(3 * kRegion);
+  void *a = Alloc(3 * kRegion);
   ASSERT_NE(a, nullptr);
   std::memset(a, 1, 3 * kRegion);
   const uint64_t mapped = pa_mapped(), purged = pa_purged();
@@ -188,14 +190,14 @@ TEST_F(PageArenaTest, DecayReturnsIdleRegionsAfterDecayTime) {
 
 TEST_F(PageArenaTest, TickDecaysOnItsOwn) {
   pa_set_decay_ms(20);
-  void* a = Alloc(kRegion);
-  void* b = Alloc(kRegion);
+  void *a = Alloc(kRegion);
+  void *b = Alloc(kRegion);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   const uint64_t mapped = pa_mapped(), purged = pa_purged();
   pa_free(a, kRegion);
   std::this_thread::sleep_for(std::chrono::milliseconds(80));
-  pa_free(b, kRegion);  // b is young
+  pa_free(b, kRegion); // b is young
   pa_tick();
   EXPECT_EQ(pa_mapped(), mapped - kRegion) << "only the old region went back";
   EXPECT_EQ(pa_purged(), purged + kRegion);
@@ -207,8 +209,9 @@ TEST_F(PageArenaTest, TickDecaysOnItsOwn) {
 }
 
 TEST_F(PageArenaTest, ForcedDecayReturnsEverything) {
-  std::vector<void*> regions;
-  for (int i = 0; i < 5; ++i) regions.push_back(Alloc(kRegion * (1 + i % 2)));
+  std::vector<void *> regions;
+  for (int i = 0; i < 5; ++i)
+    regions.push_back(Alloc(kRegion * (1 + i % 2)));
   const uint64_t mapped = pa_mapped(), purged = pa_purged();
   size_t total = 0;
   for (int i = 0; i < 5; ++i) {
@@ -221,7 +224,7 @@ TEST_F(PageArenaTest, ForcedDecayReturnsEverything) {
   EXPECT_EQ(pa_mapped(), mapped - total);
   EXPECT_EQ(pa_purged(), purged + total);
   // hak_trim does the same and says so.
-  void* c = Alloc(kRegion);
+  void *c = Alloc(kRegion);
   pa_free(c, kRegion);
   EXPECT_EQ(hak_trim(0), 1);
   EXPECT_EQ(pa_cached(), 0u);
@@ -230,7 +233,7 @@ TEST_F(PageArenaTest, ForcedDecayReturnsEverything) {
 
 TEST_F(PageArenaTest, ZeroDecayReturnsAtOnce) {
   pa_set_decay_ms(0);
-  void* a = Alloc(kRegion);
+  void *a = Alloc(kRegion);
   ASSERT_NE(a, nullptr);
   const uint64_t mapped = pa_mapped(), purged = pa_purged();
   pa_free(a, kRegion);
@@ -243,15 +246,15 @@ TEST_F(PageArenaTest, CacheByteBoundEvictsOldest) {
   pa_set_cache_bytes(8 * kMiB);
   const uint64_t purged0 = pa_purged();
   // A region over half the bound is never cached.
-  void* big = Alloc(6 * kMiB);
+  void *big = Alloc(6 * kMiB);
   ASSERT_NE(big, nullptr);
   pa_free(big, 6 * kMiB);
   EXPECT_EQ(pa_cached(), 0u);
   EXPECT_EQ(pa_purged(), purged0 + 6 * kMiB);
 
-  void* a = Alloc(4 * kMiB);
-  void* b = Alloc(4 * kMiB);
-  void* c = Alloc(2 * kMiB);
+  void *a = Alloc(4 * kMiB);
+  void *b = Alloc(4 * kMiB);
+  void *c = Alloc(2 * kMiB);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   ASSERT_NE(c, nullptr);
@@ -259,7 +262,7 @@ TEST_F(PageArenaTest, CacheByteBoundEvictsOldest) {
   pa_free(b, 4 * kMiB);
   EXPECT_EQ(pa_cached(), 8 * kMiB);
   const uint64_t purged1 = pa_purged();
-  pa_free(c, 2 * kMiB);  // over the bound: the oldest (a) goes
+  pa_free(c, 2 * kMiB); // over the bound: the oldest (a) goes
   EXPECT_EQ(pa_cached(), 6 * kMiB);
   EXPECT_EQ(pa_purged(), purged1 + 4 * kMiB);
   EXPECT_FALSE(IsMapped(a, 4 * kMiB));
@@ -275,14 +278,15 @@ TEST_F(PageArenaTest, CacheByteBoundEvictsOldest) {
 TEST_F(PageArenaTest, FewIdleSuperSlabRegionsAreKept) {
   pa_set_cache_bytes(size_t{1} << 30);
   constexpr int kRegions = 20;
-  std::vector<void*> regions;
+  std::vector<void *> regions;
   for (int i = 0; i < kRegions; ++i) {
-    void* p = Alloc(kRegion);
+    void *p = Alloc(kRegion);
     ASSERT_NE(p, nullptr);
     regions.push_back(p);
   }
   const uint64_t mapped = pa_mapped();
-  for (void* p : regions) pa_free_superslab(p);
+  for (void *p : regions)
+    pa_free_superslab(p);
   const uint64_t cached = pa_cached();
   EXPECT_EQ(cached, 8 * kRegion);
   EXPECT_EQ(pa_mapped(), mapped - (kRegions * kRegion - cached));
@@ -292,8 +296,10 @@ TEST_F(PageArenaTest, FewIdleSuperSlabRegionsAreKept) {
   pa_decay(true);
   // The same regions as large blocks' mappings are all kept.
   regions.clear();
-  for (int i = 0; i < kRegions; ++i) regions.push_back(Alloc(kRegion));
-  for (void* p : regions) pa_free(p, kRegion);
+  for (int i = 0; i < kRegions; ++i)
+    regions.push_back(Alloc(kRegion));
+  for (void *p : regions)
+    pa_free(p, kRegion);
   EXPECT_EQ(pa_cached(), kRegions * kRegion);
   pa_decay(true);
 }
@@ -302,15 +308,16 @@ TEST_F(PageArenaTest, FewIdleSuperSlabRegionsAreKept) {
 TEST_F(PageArenaTest, CacheSlotBoundEvictsOldest) {
   constexpr size_t kBig = 2 * kRegion;
   pa_set_cache_bytes(size_t{1} << 30);
-  constexpr int kRegions = 70;  // more than the cache has slots for
-  std::vector<void*> regions;
+  constexpr int kRegions = 70; // more than the cache has slots for
+  std::vector<void *> regions;
   for (int i = 0; i < kRegions; ++i) {
-    void* p = Alloc(kBig);
+    void *p = Alloc(kBig);
     ASSERT_NE(p, nullptr);
     regions.push_back(p);
   }
   const uint64_t mapped = pa_mapped();
-  for (void* p : regions) pa_free(p, kBig);
+  for (void *p : regions)
+    pa_free(p, kBig);
   const uint64_t cached = pa_cached();
   EXPECT_LT(cached, kRegions * kBig) << "the cache is bounded in entries";
   EXPECT_GE(cached, 32 * kBig);
@@ -327,7 +334,7 @@ TEST_F(PageArenaTest, CacheSlotBoundEvictsOldest) {
 TEST_F(PageArenaTest, AllocatorMemoryDecaysAfterFree) {
   pa_set_decay_ms(30);
   const uint64_t mapped = pa_mapped();
-  void* p = hak_malloc(5 * kMiB);
+  void *p = hak_malloc(5 * kMiB);
   ASSERT_NE(p, nullptr);
   std::memset(p, 9, 5 * kMiB);
   EXPECT_GE(pa_mapped(), mapped + 5 * kMiB);
@@ -349,23 +356,25 @@ TEST_F(PageArenaTest, ConcurrentAllocFree) {
         const size_t size = kRegion * (1 + (i + t) % 3);
         size_t got = 0;
         int zeroed = 0;
-        void* p = pa_alloc(size, &got, &zeroed);
+        void *p = pa_alloc(size, &got, &zeroed);
         ASSERT_NE(p, nullptr);
         ASSERT_GE(got, size);
-        auto* w = static_cast<volatile uint64_t*>(p);
+        auto *w = static_cast<volatile uint64_t *>(p);
         w[0] = static_cast<uint64_t>(t);
         w[got / 8 - 1] = static_cast<uint64_t>(t);
-        if (i % 50 == 0) pa_tick();
+        if (i % 50 == 0)
+          pa_tick();
         ASSERT_EQ(w[0], static_cast<uint64_t>(t));
         ASSERT_EQ(w[got / 8 - 1], static_cast<uint64_t>(t));
         pa_free(p, got);
       }
     });
   }
-  for (auto& th : threads) th.join();
+  for (auto &th : threads)
+    th.join();
   pa_decay(1);
   EXPECT_EQ(pa_cached(), 0u);
   EXPECT_EQ(pa_mapped(), mapped);
 }
 
-}  // namespace
+} // namespace

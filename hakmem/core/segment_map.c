@@ -9,9 +9,11 @@ _Atomic(uint8_t *) hak_segmap_l1[HAK_SEGMAP_L1_SIZE];
 static uint8_t *l2_for(uintptr_t region, int create) {
   _Atomic(uint8_t *) *slot = &hak_segmap_l1[region >> HAK_SEGMAP_L2_BITS];
   uint8_t *l2 = atomic_load_explicit(slot, memory_order_acquire);
-  if (l2 != NULL || !create) return l2;
+  if (l2 != NULL || !create)
+    return l2;
   uint8_t *fresh = hak_os_map(L2_SIZE);
-  if (fresh == NULL) return NULL;
+  if (fresh == NULL)
+    return NULL;
   if (atomic_compare_exchange_strong_explicit(slot, &l2, fresh, memory_order_acq_rel,
                                               memory_order_acquire))
     return fresh;
@@ -25,7 +27,8 @@ static int set_range(void *base, size_t size, uint8_t first_kind, uint8_t kind, 
   for (uintptr_t r = first; r <= last; r++) {
     uint8_t *l2 = l2_for(r, create);
     if (l2 == NULL) {
-      if (create) return -1;
+      if (create)
+        return -1;
       continue;
     }
     __atomic_store_n(&l2[r & (L2_SIZE - 1)], r == first ? first_kind : kind, __ATOMIC_RELEASE);
@@ -34,7 +37,8 @@ static int set_range(void *base, size_t size, uint8_t first_kind, uint8_t kind, 
 }
 
 int hak_segmap_set(void *base, size_t size, uint8_t first_kind, uint8_t kind) {
-  if (set_range(base, size, first_kind, kind, 1) == 0) return 0;
+  if (set_range(base, size, first_kind, kind, 1) == 0)
+    return 0;
   set_range(base, size, HAK_REGION_NONE, HAK_REGION_NONE, 0);
   return -1;
 }

@@ -19,9 +19,11 @@ extern _Atomic(uint8_t *) hak_segmap_l1[HAK_SEGMAP_L1_SIZE] HAK_INTERNAL;
 static inline uint8_t hak_segmap_kind(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t l1 = a >> (HAK_SS_SHIFT + HAK_SEGMAP_L2_BITS);
-  if (hak_unlikely(l1 >= HAK_SEGMAP_L1_SIZE)) return HAK_REGION_NONE;
+  if (hak_unlikely(l1 >= HAK_SEGMAP_L1_SIZE))
+    return HAK_REGION_NONE;
   uint8_t *l2 = atomic_load_explicit(&hak_segmap_l1[l1], memory_order_acquire);
-  if (l2 == NULL) return HAK_REGION_NONE;
+  if (l2 == NULL)
+    return HAK_REGION_NONE;
   return __atomic_load_n(&l2[(a >> HAK_SS_SHIFT) & (((uintptr_t)1 << HAK_SEGMAP_L2_BITS) - 1)],
                          __ATOMIC_RELAXED);
 }

@@ -12,9 +12,9 @@
 #include "hakmem.h"
 
 extern "C" {
-unsigned sm_kind(const void* p);
-int sm_set(void* base, size_t size, unsigned first_kind, unsigned kind);
-void sm_clear(void* base, size_t size);
+unsigned sm_kind(const void *p);
+int sm_set(void *base, size_t size, unsigned first_kind, unsigned kind);
+void sm_clear(void *base, size_t size);
 int sm_l1_present(size_t index);
 size_t sm_l1_size(void);
 size_t sm_region_size(void);
@@ -30,7 +30,7 @@ namespace {
 
 const size_t kRegion = sm_region_size();
 
-void* Addr(uintptr_t a) { return reinterpret_cast<void*>(a); }
+void *Addr(uintptr_t a) { return reinterpret_cast<void *>(a); }
 
 // The base of region `r` inside level-1 entry `l1`.
 uintptr_t RegionIn(size_t l1, size_t r) { return l1 * sm_l1_span() + r * kRegion; }
@@ -41,8 +41,10 @@ uintptr_t RegionIn(size_t l1, size_t r) { return l1 * sm_l1_span() + r * kRegion
 size_t FreshL1(size_t from, size_t count = 1) {
   for (size_t i = from; i + count <= sm_l1_size(); ++i) {
     bool fresh = true;
-    for (size_t j = 0; j < count; ++j) fresh = fresh && !sm_l1_present(i + j);
-    if (fresh) return i;
+    for (size_t j = 0; j < count; ++j)
+      fresh = fresh && !sm_l1_present(i + j);
+    if (fresh)
+      return i;
   }
   return 0;
 }
@@ -115,7 +117,8 @@ TEST(SegmentMap, FirstKindVersusKind) {
   EXPECT_EQ(sm_kind(Addr(base + 3 * kRegion)), sm_none());
   EXPECT_EQ(sm_kind(Addr(base + 6 * kRegion)), sm_none());
   sm_clear(Addr(base), 3 * kRegion);
-  for (size_t r = 0; r <= n; ++r) EXPECT_EQ(sm_kind(Addr(base + r * kRegion)), sm_none()) << r;
+  for (size_t r = 0; r <= n; ++r)
+    EXPECT_EQ(sm_kind(Addr(base + r * kRegion)), sm_none()) << r;
 }
 
 // A size that is not a multiple of 2 MiB covers every region it touches.
@@ -180,16 +183,16 @@ TEST(SegmentMap, HighestAndLowestRegions) {
 
 // What the allocator registers for its own blocks.
 TEST(SegmentMap, KindsOfRealBlocks) {
-  void* tiny = hak_malloc(64);
-  void* medium = hak_malloc(20000);
-  void* large = hak_malloc(5 << 20);
+  void *tiny = hak_malloc(64);
+  void *medium = hak_malloc(20000);
+  void *large = hak_malloc(5 << 20);
   ASSERT_NE(tiny, nullptr);
   ASSERT_NE(medium, nullptr);
   ASSERT_NE(large, nullptr);
   EXPECT_EQ(sm_kind(tiny), sm_small());
   EXPECT_EQ(sm_kind(medium), sm_medium());
   EXPECT_EQ(sm_kind(large), sm_large());
-  auto* lb = static_cast<unsigned char*>(large);
+  auto *lb = static_cast<unsigned char *>(large);
   EXPECT_EQ(sm_kind(lb + (3 << 20)), sm_large_tail());
   EXPECT_EQ(sm_kind(lb + (5 << 20) - 1), sm_large_tail());
   EXPECT_NE(hak_owns(tiny), 0);
@@ -220,18 +223,22 @@ TEST(SegmentMap, ConcurrentSetAndLookup) {
         start.ArriveAndWait();
         for (size_t i = 0; i < kPerThread; ++i) {
           const uintptr_t base = RegionIn(l1, t * kPerThread + i);
-          if (sm_set(Addr(base), kRegion, kind_for(t, i), kind_for(t, i)) != 0) bad++;
-          if (sm_kind(Addr(base + 777)) != kind_for(t, i)) bad++;
+          if (sm_set(Addr(base), kRegion, kind_for(t, i), kind_for(t, i)) != 0)
+            bad++;
+          if (sm_kind(Addr(base + 777)) != kind_for(t, i))
+            bad++;
           // Peek at the other threads' regions: empty or theirs, nothing else.
           for (int o = 0; o < kThreads; ++o) {
             const size_t j = (i * 7) % kPerThread;
             const unsigned k = sm_kind(Addr(RegionIn(l1, o * kPerThread + j)));
-            if (k != sm_none() && k != kind_for(o, j)) bad++;
+            if (k != sm_none() && k != kind_for(o, j))
+              bad++;
           }
         }
       });
     }
-    for (auto& th : threads) th.join();
+    for (auto &th : threads)
+      th.join();
     EXPECT_EQ(bad.load(), 0) << "round " << round;
     for (int t = 0; t < kThreads; ++t) {
       for (size_t i = 0; i < kPerThread; ++i) {
@@ -260,7 +267,8 @@ TEST(SegmentMap, LookupsDuringSetAndClear) {
           const unsigned k = sm_kind(Addr(base + r * kRegion + 64));
           const bool ok = r == 0 ? (k == sm_none() || k == sm_large())
                                  : (k == sm_none() || k == sm_large_tail());
-          if (!ok) bad++;
+          if (!ok)
+            bad++;
         }
       }
     });
@@ -270,8 +278,9 @@ TEST(SegmentMap, LookupsDuringSetAndClear) {
     sm_clear(Addr(base), 8 * kRegion);
   }
   stop = true;
-  for (auto& th : readers) th.join();
+  for (auto &th : readers)
+    th.join();
   EXPECT_EQ(bad.load(), 0);
 }
 
-}  // namespace
+} // namespace

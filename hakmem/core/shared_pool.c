@@ -37,23 +37,30 @@ static uint32_t full_mask(const hak_superslab *ss) {
 }
 
 static void avail_unlink(pool_kind *k, hak_superslab *ss) {
-  if (ss->prev) ss->prev->next = ss->next;
-  else k->avail = ss->next;
-  if (ss->next) ss->next->prev = ss->prev;
+  if (ss->prev)
+    ss->prev->next = ss->next;
+  else
+    k->avail = ss->next;
+  if (ss->next)
+    ss->next->prev = ss->prev;
   ss->next = ss->prev = NULL;
 }
 
 static void avail_push(pool_kind *k, hak_superslab *ss) {
   ss->prev = NULL;
   ss->next = k->avail;
-  if (k->avail) k->avail->prev = ss;
+  if (k->avail)
+    k->avail->prev = ss;
   k->avail = ss;
 }
 
 static void abandoned_unlink(abandoned_list *a, hak_slab *s) {
-  if (s->prev) s->prev->next = s->next;
-  else a->head = s->next;
-  if (s->next) s->next->prev = s->prev;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    a->head = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
   s->next = s->prev = NULL;
   atomic_fetch_sub_explicit(&a->count, 1, memory_order_relaxed);
   hak_stat_add(&hak_gstats.abandoned, -1);
@@ -62,7 +69,8 @@ static void abandoned_unlink(abandoned_list *a, hak_slab *s) {
 // Stage 1: take over a slab that an exited thread left with blocks out.
 static hak_slab *adopt(unsigned cls, hak_heap *heap) {
   abandoned_list *a = &g_abandoned[cls];
-  if (atomic_load_explicit(&a->count, memory_order_relaxed) == 0) return NULL;
+  if (atomic_load_explicit(&a->count, memory_order_relaxed) == 0)
+    return NULL;
   hak_lock(&a->lock);
   hak_slab *s = a->head;
   if (s != NULL) {
@@ -75,7 +83,8 @@ static hak_slab *adopt(unsigned cls, hak_heap *heap) {
     hak_slab_splice_remote(s, pending & ~HAK_REMOTE_ABANDONED);
   }
   pthread_mutex_unlock(&a->lock);
-  if (s != NULL) hak_stat_add(&hak_gstats.adopted, 1);
+  if (s != NULL)
+    hak_stat_add(&hak_gstats.adopted, 1);
   return s;
 }
 
@@ -85,7 +94,8 @@ hak_slab *hak_pool_acquire(unsigned cls, hak_heap *heap) {
   if (atomic_load_explicit(&hak_pool_sweep_wanted, memory_order_relaxed))
     hak_pool_sweep_abandoned(false);
   hak_slab *s = adopt(cls, heap);
-  if (s != NULL) return s;
+  if (s != NULL)
+    return s;
 
   uint8_t kind = hak_classes[cls].region_kind;
   pool_kind *k = &g_kinds[kind];
@@ -95,14 +105,16 @@ hak_slab *hak_pool_acquire(unsigned cls, hak_heap *heap) {
     // Map outside the lock so other threads keep acquiring slots meanwhile.
     pthread_mutex_unlock(&k->lock);
     hak_superslab *fresh = hak_superslab_create(kind);
-    if (fresh == NULL) return NULL;
+    if (fresh == NULL)
+      return NULL;
     hak_lock(&k->lock);
     avail_push(k, fresh);
     ss = k->avail;
   }
   unsigned slot = (unsigned)__builtin_ctz(ss->free_mask);
   ss->free_mask &= ~(1u << slot);
-  if (ss->free_mask == 0) avail_unlink(k, ss);
+  if (ss->free_mask == 0)
+    avail_unlink(k, ss);
   pthread_mutex_unlock(&k->lock);
 
   s = hak_superslab_init_slab(ss, slot, cls);
@@ -122,10 +134,12 @@ void hak_pool_release(hak_slab *s) {
   atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
   __atomic_store_n(&s->block_size, 0, __ATOMIC_RELAXED);
   hak_lock(&k->lock);
-  if (ss->free_mask == 0) avail_push(k, ss);
+  if (ss->free_mask == 0)
+    avail_push(k, ss);
   ss->free_mask |= 1u << s->slot;
   int empty = ss->free_mask == full_mask(ss);
-  if (empty) avail_unlink(k, ss);
+  if (empty)
+    avail_unlink(k, ss);
   pthread_mutex_unlock(&k->lock);
   // An empty SuperSlab goes to the page arena, whose cache makes reuse cheap
   // and whose decay returns it to the OS when it stays idle.
@@ -140,32 +154,38 @@ void hak_pool_abandon(hak_slab *s) {
   hak_lock(&a->lock);
   atomic_store_explicit(&s->owner, NULL, memory_order_release);
   HAK_SLAB_SET_STATE(s, HAK_SLAB_ABANDONED);
-  uintptr_t pending = atomic_exchange_explicit(&s->remote, HAK_REMOTE_ABANDONED, memory_order_acq_rel);
+  uintptr_t pending =
+      atomic_exchange_explicit(&s->remote, HAK_REMOTE_ABANDONED, memory_order_acq_rel);
   hak_slab_splice_remote(s, pending & ~HAK_REMOTE_ABANDONED);
   int empty = s->used == 0;
   if (!empty) {
     s->prev = NULL;
     s->next = a->head;
-    if (a->head) a->head->prev = s;
+    if (a->head)
+      a->head->prev = s;
     a->head = s;
     atomic_fetch_add_explicit(&a->count, 1, memory_order_relaxed);
     hak_stat_add(&hak_gstats.abandoned, 1);
   }
   pthread_mutex_unlock(&a->lock);
-  if (empty) hak_pool_release(s);
+  if (empty)
+    hak_pool_release(s);
 }
 
 void hak_pool_sweep_abandoned(bool force) {
-  if (!atomic_exchange_explicit(&hak_pool_sweep_wanted, 0, memory_order_acq_rel) && !force) return;
+  if (!atomic_exchange_explicit(&hak_pool_sweep_wanted, 0, memory_order_acq_rel) && !force)
+    return;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     abandoned_list *a = &g_abandoned[c];
-    if (atomic_load_explicit(&a->count, memory_order_relaxed) == 0) continue;
+    if (atomic_load_explicit(&a->count, memory_order_relaxed) == 0)
+      continue;
     hak_slab *empty = NULL;
     hak_lock(&a->lock);
     for (hak_slab *s = a->head, *next; s != NULL; s = next) {
       next = s->next;
       uintptr_t v = atomic_load_explicit(&s->remote, memory_order_relaxed);
-      if ((v & ~HAK_REMOTE_ABANDONED) == 0) continue;
+      if ((v & ~HAK_REMOTE_ABANDONED) == 0)
+        continue;
       // The lock holder stands in for the missing owner; the mark stays.
       v = atomic_exchange_explicit(&s->remote, HAK_REMOTE_ABANDONED, memory_order_acq_rel);
       hak_slab_splice_remote(s, v & ~HAK_REMOTE_ABANDONED);
@@ -190,7 +210,8 @@ void hak_pool_note_abandoned_free(void) {
   atomic_store_explicit(&hak_pool_sweep_wanted, 1, memory_order_relaxed);
   uint64_t now = hak_os_now_ms();
   uint64_t last = atomic_load_explicit(&last_sweep_ms, memory_order_relaxed);
-  if (now == last) return; // one sweep per clock tick at most
+  if (now == last)
+    return; // one sweep per clock tick at most
   if (!atomic_compare_exchange_strong_explicit(&last_sweep_ms, &last, now, memory_order_relaxed,
                                                memory_order_relaxed))
     return;
@@ -199,16 +220,22 @@ void hak_pool_note_abandoned_free(void) {
 
 // Fork: every lock, in one order (abandoned lists, then kinds).
 void hak_pool_lock_all(void) {
-  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) pthread_mutex_lock(&g_abandoned[c].lock);
-  for (unsigned k = 0; k < 3; k++) pthread_mutex_lock(&g_kinds[k].lock);
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+    pthread_mutex_lock(&g_abandoned[c].lock);
+  for (unsigned k = 0; k < 3; k++)
+    pthread_mutex_lock(&g_kinds[k].lock);
 }
 
 void hak_pool_unlock_all(void) {
-  for (unsigned k = 0; k < 3; k++) pthread_mutex_unlock(&g_kinds[k].lock);
-  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) pthread_mutex_unlock(&g_abandoned[c].lock);
+  for (unsigned k = 0; k < 3; k++)
+    pthread_mutex_unlock(&g_kinds[k].lock);
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+    pthread_mutex_unlock(&g_abandoned[c].lock);
 }
 
 void hak_pool_reset_locks(void) {
-  for (unsigned k = 0; k < 3; k++) pthread_mutex_init(&g_kinds[k].lock, NULL);
-  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) pthread_mutex_init(&g_abandoned[c].lock, NULL);
+  for (unsigned k = 0; k < 3; k++)
+    pthread_mutex_init(&g_kinds[k].lock, NULL);
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+    pthread_mutex_init(&g_abandoned[c].lock, NULL);
 }

@@ -17,7 +17,8 @@ void sp_release(void *s) {
 
 void *sp_slab_of(const void *p) {
   unsigned kind = hak_segmap_kind(p);
-  if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM) return NULL;
+  if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM)
+    return NULL;
   return hak_slab_of(p, kind);
 }
 void *sp_start(const void *s) { return ((const hak_slab *)s)->start; }

@@ -2,38 +2,37 @@
 
 // Fast-cache bound: about 32 KiB of blocks, at least 4 and at most 256.
 #define CAP(s) ((32768 / (s)) > 256 ? 256 : (32768 / (s)) < 4 ? 4 : (32768 / (s)))
-#define CLS(s) {(s), (s) <= HAK_SMALL_MAX ? HAK_REGION_SS_SMALL : HAK_REGION_SS_MEDIUM, CAP(s), (CAP(s) + 1) / 2}
+#define CLS(s)                                                                                     \
+  {                                                                                                \
+    (s), (s) <= HAK_SMALL_MAX ? HAK_REGION_SS_SMALL : HAK_REGION_SS_MEDIUM, CAP(s),                \
+        (CAP(s) + 1) / 2                                                                           \
+  }
 
 const hak_class_info hak_classes[HAK_NUM_CLASSES] = {
-    CLS(16), CLS(32), CLS(48), CLS(64),
-    CLS(80), CLS(96), CLS(112), CLS(128),
-    CLS(160), CLS(192), CLS(224), CLS(256),
-    CLS(320), CLS(384), CLS(448), CLS(512),
-    CLS(640), CLS(768), CLS(896), CLS(1024),
-    CLS(1280), CLS(1536), CLS(1792), CLS(2048),
-    CLS(2560), CLS(3072), CLS(3584), CLS(4096),
-    CLS(5120), CLS(6144), CLS(7168), CLS(8192),
-    CLS(10240), CLS(12288), CLS(14336), CLS(16384),
-    CLS(20480), CLS(24576), CLS(28672), CLS(32768),
-    CLS(40960), CLS(49152), CLS(57344), CLS(65536),
-    CLS(81920), CLS(98304), CLS(114688), CLS(131072),
+    CLS(16),    CLS(32),    CLS(48),    CLS(64),    CLS(80),     CLS(96),     CLS(112),
+    CLS(128),   CLS(160),   CLS(192),   CLS(224),   CLS(256),    CLS(320),    CLS(384),
+    CLS(448),   CLS(512),   CLS(640),   CLS(768),   CLS(896),    CLS(1024),   CLS(1280),
+    CLS(1536),  CLS(1792),  CLS(2048),  CLS(2560),  CLS(3072),   CLS(3584),   CLS(4096),
+    CLS(5120),  CLS(6144),  CLS(7168),  CLS(8192),  CLS(10240),  CLS(12288),  CLS(14336),
+    CLS(16384), CLS(20480), CLS(24576), CLS(28672), CLS(32768),  CLS(40960),  CLS(49152),
+    CLS(57344), CLS(65536), CLS(81920), CLS(98304), CLS(114688), CLS(131072),
 };
 
 const uint8_t hak_class_lookup[HAK_LOOKUP_MAX / 16 + 1] = {
-    0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11,
-    11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15,
-    15, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17,
-    17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19,
-    19,
+    0,  0,  1,  2,  3,  4,  5,  6,  7,  8,  8,  9,  9,  10, 10, 11, 11, 12, 12, 12, 12, 13,
+    13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17,
+    17, 17, 17, 17, 17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19,
 };
 
 unsigned hak_size_class_aligned(size_t size, size_t align) {
-  if (size > HAK_MEDIUM_MAX || align > HAK_PAGE_SIZE) return HAK_NUM_CLASSES;
+  if (size > HAK_MEDIUM_MAX || align > HAK_PAGE_SIZE)
+    return HAK_NUM_CLASSES;
   // Slab starts are page aligned, so a class whose size is a multiple of the
   // alignment has every block aligned; every power of two is a class.
   for (unsigned c = hak_size_class(size); c < HAK_NUM_CLASSES; c++) {
     size_t s = hak_classes[c].size;
-    if ((s & (align - 1)) == 0) return c;
+    if ((s & (align - 1)) == 0)
+      return c;
   }
   return HAK_NUM_CLASSES;
 }

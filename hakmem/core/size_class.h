@@ -21,7 +21,8 @@ extern const uint8_t hak_class_lookup[HAK_LOOKUP_MAX / 16 + 1] HAK_INTERNAL;
 
 // Class of a request of size bytes, 0 < size <= HAK_MEDIUM_MAX (0 maps to 0).
 static inline unsigned hak_size_class(size_t size) {
-  if (hak_likely(size <= HAK_LOOKUP_MAX)) return hak_class_lookup[(size + 15) >> 4];
+  if (hak_likely(size <= HAK_LOOKUP_MAX))
+    return hak_class_lookup[(size + 15) >> 4];
   size_t s = size - 1;
   unsigned k = 63u - (unsigned)__builtin_clzll(s); // 2^k <= s < 2^(k+1)
   return 8u + (k - 7u) * 4u + (unsigned)((s >> (k - 2u)) & 3u);

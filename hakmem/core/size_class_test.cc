@@ -79,8 +79,8 @@ TEST(SizeClass, EverySizeGetsSmallestFittingClass) {
       ++failures;
     }
     if (c > 0 && sc_class_size(c - 1) >= size) {
-      ADD_FAILURE() << "size " << size << " -> class " << c << " (" << cs << ") but class "
-                    << c - 1 << " (" << sc_class_size(c - 1) << ") fits";
+      ADD_FAILURE() << "size " << size << " -> class " << c << " (" << cs << ") but class " << c - 1
+                    << " (" << sc_class_size(c - 1) << ") fits";
       ++failures;
     }
   }
@@ -166,17 +166,18 @@ TEST(SizeClassAligned, AllocatedBlocksAreAligned) {
   const size_t sizes[] = {1, 17, 100, 1000, 3000, 5000, 20000, 100000};
   for (size_t align = 32; align <= sc_page_size(); align *= 2) {
     for (size_t size : sizes) {
-      void* blocks[6];
-      for (void*& b : blocks) {
+      void *blocks[6];
+      for (void *&b : blocks) {
         b = hak_aligned_alloc(align, size);
         ASSERT_NE(b, nullptr) << "align " << align << " size " << size;
         EXPECT_EQ(reinterpret_cast<uintptr_t>(b) % align, 0u)
             << "align " << align << " size " << size;
         EXPECT_GE(hak_usable_size(b), size);
       }
-      for (void* b : blocks) hak_free(b);
+      for (void *b : blocks)
+        hak_free(b);
     }
   }
 }
 
-}  // namespace
+} // namespace

@@ -19,14 +19,18 @@ hak_slab hak_empty_slab = {.state = HAK_SLAB_ACTIVE};
 static void list_push(hak_slab **head, hak_slab *s) {
   s->prev = NULL;
   s->next = *head;
-  if (*head) (*head)->prev = s;
+  if (*head)
+    (*head)->prev = s;
   *head = s;
 }
 
 static void list_unlink(hak_slab **head, hak_slab *s) {
-  if (s->prev) s->prev->next = s->next;
-  else *head = s->next;
-  if (s->next) s->next->prev = s->prev;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    *head = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
   s->next = s->prev = NULL;
 }
 
@@ -37,10 +41,12 @@ void hak_class_heaps_init(hak_heap *h) {
 }
 
 void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) {
-  if (chain == 0) return;
+  if (chain == 0)
+    return;
   void *first = (void *)chain, *last = first;
   uint32_t n = 1;
-  for (void *next; (next = hak_link_get(last)) != NULL; n++) last = next;
+  for (void *next; (next = hak_link_get(last)) != NULL; n++)
+    last = next;
   hak_link_set(last, s->free);
   s->free = first;
   HAK_ASSERT(s->used >= n);
@@ -50,7 +56,8 @@ void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) {
 // Takes the remote frees of an owned slab; returns non-zero if there were any.
 static int collect_remote(hak_slab *s) {
   uintptr_t v = atomic_load_explicit(&s->remote, memory_order_relaxed);
-  if ((v & ~HAK_REMOTE_ABANDONED) == 0) return 0;
+  if ((v & ~HAK_REMOTE_ABANDONED) == 0)
+    return 0;
   v = atomic_exchange_explicit(&s->remote, 0, memory_order_acquire);
   hak_slab_splice_remote(s, v & ~HAK_REMOTE_ABANDONED);
   return 1;
@@ -90,7 +97,8 @@ static void sweep_full(hak_heap *h, hak_class_heap *ch) {
 #if HAKMEM_HARDENED
 static uint32_t rng_below(uint32_t bound) {
   uint64_t x = hak_tls.rng;
-  if (x == 0) x = hak_free_key ^ (uintptr_t)&hak_tls; // per-thread seed
+  if (x == 0)
+    x = hak_free_key ^ (uintptr_t)&hak_tls; // per-thread seed
   x ^= x << 13;
   x ^= x >> 7;
   x ^= x << 17;
@@ -104,12 +112,15 @@ static uint32_t rng_below(uint32_t bound) {
 // variant, in a random order so that neighbours are not predictable.
 static void carve(hak_slab *s, uint32_t n) {
   uint32_t avail = (uint32_t)(s->capacity - s->carved);
-  if (n > avail) n = avail;
-  if (n > 256) n = 256;
+  if (n > avail)
+    n = avail;
+  if (n > 256)
+    n = 256;
   uint8_t *base = s->start + (size_t)s->carved * s->block_size;
 #if HAKMEM_HARDENED
   uint16_t order[256];
-  for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
+  for (uint32_t i = 0; i < n; i++)
+    order[i] = (uint16_t)i;
   for (uint32_t i = n; i > 1; i--) {
     uint32_t j = rng_below(i);
     uint16_t t = order[i - 1];
@@ -125,7 +136,8 @@ static void carve(hak_slab *s, uint32_t n) {
   for (uint32_t i = n; i > 0; i--) {
     void *b = base + (size_t)CARVE_INDEX(i - 1) * s->block_size;
     hak_link_set(b, head);
-    if (mark) hak_mark_free(b);
+    if (mark)
+      hak_mark_free(b);
     head = b;
   }
   s->free = head;
@@ -137,19 +149,22 @@ int hak_slab_refill(hak_heap *h, unsigned cls) {
   hak_class_heap *ch = &h->cls[cls];
   for (;;) {
     hak_slab *s = ch->active;
-    if (s->free != NULL) return 0;
+    if (s->free != NULL)
+      return 0;
     if (s->carved < s->capacity) {
       carve(s, hak_classes[cls].batch);
       return 0;
     }
     if (s != &hak_empty_slab) {
-      if (collect_remote(s)) continue;
+      if (collect_remote(s))
+        continue;
       HAK_SLAB_SET_STATE(s, HAK_SLAB_FULL);
       list_push(&ch->full, s);
       ch->nfull++;
       ch->active = &hak_empty_slab;
     }
-    if (ch->partial == NULL && ch->full != NULL) sweep_full(h, ch);
+    if (ch->partial == NULL && ch->full != NULL)
+      sweep_full(h, ch);
     if (ch->partial != NULL) {
       s = ch->partial;
       list_unlink(&ch->partial, s);
@@ -171,7 +186,8 @@ int hak_slab_refill(hak_heap *h, unsigned cls) {
 }
 
 uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) {
-  if (hak_slab_refill(h, cls) != 0) return 0;
+  if (hak_slab_refill(h, cls) != 0)
+    return 0;
   hak_slab *s = h->cls[cls].active;
   void *first = s->free, *last = first;
   uint32_t got = 1;
@@ -180,9 +196,11 @@ uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) {
   for (;; got++) {
     // Checked builds vet each link before following it or cutting the list
     // there: a write after free may have replaced it.
-    if (checked && rest != NULL && (!hak_link_plausible((uintptr_t)rest) || !hak_is_marked_free(rest)))
+    if (checked && rest != NULL &&
+        (!hak_link_plausible((uintptr_t)rest) || !hak_is_marked_free(rest)))
       hak_link_corrupt(last);
-    if (got >= n || rest == NULL) break;
+    if (got >= n || rest == NULL)
+      break;
     last = rest;
     rest = hak_link_get(last);
   }
@@ -231,7 +249,8 @@ void hak_slab_free_remote(hak_slab *s, void *first, void *last) {
                                                   memory_order_relaxed));
   // The slab cannot be touched after the push (its owner may free it); the
   // mark seen by the exchange says whether a sweep is due.
-  if (old & HAK_REMOTE_ABANDONED) hak_pool_note_abandoned_free();
+  if (old & HAK_REMOTE_ABANDONED)
+    hak_pool_note_abandoned_free();
 }
 
 void hak_slab_free_any(hak_heap *h, hak_slab *s, void *p) {

@@ -42,11 +42,13 @@ void hak_slab_abandon_all(hak_heap *h) HAK_INTERNAL;
 
 static inline void hak_slab_free_local(hak_heap *h, hak_slab *s, void *p) {
   // The cheap double-free check of builds without the fast cache.
-  if (hak_unlikely(p == s->free)) hak_slab_double_free(p);
+  if (hak_unlikely(p == s->free))
+    hak_slab_double_free(p);
   hak_link_set(p, s->free);
   s->free = p;
   s->used--;
-  if (hak_unlikely(HAK_SLAB_STATE(s) != HAK_SLAB_ACTIVE || s->used == 0)) hak_slab_local_transition(h, s);
+  if (hak_unlikely(HAK_SLAB_STATE(s) != HAK_SLAB_ACTIVE || s->used == 0))
+    hak_slab_local_transition(h, s);
 }
 
 #endif // HAKMEM_SLAB_H

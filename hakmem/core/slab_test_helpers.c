@@ -18,7 +18,8 @@ int sl_refill(void *h, unsigned cls) { return hak_slab_refill(h, cls); }
 
 void *sl_slab_of(const void *p) {
   unsigned kind = hak_segmap_kind(p);
-  if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM) return NULL;
+  if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM)
+    return NULL;
   return hak_slab_of(p, kind);
 }
 
@@ -42,7 +43,8 @@ int sl_hardened(void) { return HAKMEM_HARDENED; }
 
 static unsigned chain_len(void *p) {
   unsigned n = 0;
-  for (; p != NULL; p = hak_link_get(p)) n++;
+  for (; p != NULL; p = hak_link_get(p))
+    n++;
   return n;
 }
 unsigned sl_local_free_len(const void *s) { return chain_len(((const hak_slab *)s)->free); }
@@ -55,7 +57,8 @@ unsigned sl_remote_len(const void *s) {
 int sl_remote_has(const void *s, const void *p) {
   uintptr_t v = atomic_load(&((hak_slab *)s)->remote) & ~HAK_REMOTE_ABANDONED;
   for (void *q = (void *)v; q != NULL; q = hak_link_get(q))
-    if (q == p) return 1;
+    if (q == p)
+      return 1;
   return 0;
 }
 
@@ -66,12 +69,14 @@ void *sl_active(void *h, unsigned cls) {
 }
 static int list_has(const hak_slab *head, const void *s) {
   for (; head != NULL; head = head->next)
-    if (head == s) return 1;
+    if (head == s)
+      return 1;
   return 0;
 }
 static unsigned list_len(const hak_slab *head) {
   unsigned n = 0;
-  for (; head != NULL; head = head->next) n++;
+  for (; head != NULL; head = head->next)
+    n++;
   return n;
 }
 int sl_in_partial(void *h, unsigned cls, const void *s) { return list_has(ch(h, cls)->partial, s); }

@@ -12,17 +12,18 @@
 hak_global_stats hak_gstats;
 
 void hak_stat_gauge(_Atomic uint64_t *gauge, _Atomic uint64_t *peak, int64_t delta) {
-  uint64_t now = atomic_fetch_add_explicit(gauge, (uint64_t)delta, memory_order_relaxed) +
-                 (uint64_t)delta;
+  uint64_t now =
+      atomic_fetch_add_explicit(gauge, (uint64_t)delta, memory_order_relaxed) + (uint64_t)delta;
   uint64_t p = atomic_load_explicit(peak, memory_order_relaxed);
   while (now > p && !atomic_compare_exchange_weak_explicit(peak, &p, now, memory_order_relaxed,
-                                                            memory_order_relaxed)) {
+                                                           memory_order_relaxed)) {
   }
 }
 
 void hak_lock(pthread_mutex_t *m) {
   hak_stat_add(&hak_gstats.lock_acquires, 1);
-  if (pthread_mutex_trylock(m) == 0) return;
+  if (pthread_mutex_trylock(m) == 0)
+    return;
   hak_stat_add(&hak_gstats.lock_contended, 1);
   pthread_mutex_lock(m);
 }
@@ -108,7 +109,8 @@ void hak_stats_print(int fd) {
     th += k->fast_hits;
     tr += k->refills;
     trf += k->remote_frees;
-    if (k->allocs == 0 && k->frees == 0 && k->slabs == 0) continue;
+    if (k->allocs == 0 && k->frees == 0 && k->slabs == 0)
+      continue;
     emit(&r, "%5u %8llu %12llu %12llu %12llu %10llu %12llu %6llu\n", c,
          (unsigned long long)k->block_size, (unsigned long long)k->allocs,
          (unsigned long long)k->frees, (unsigned long long)k->fast_hits,
@@ -156,7 +158,8 @@ void hak_stats_print_json(int fd) {
   emit(&r, "\"superslabs\":%llu,\"superslabs_peak\":%llu,\"superslabs_total\":%llu,",
        (unsigned long long)s.superslabs, (unsigned long long)s.superslabs_peak,
        (unsigned long long)s.superslabs_total);
-  emit(&r, "\"mapped_bytes\":%llu,\"mapped_peak\":%llu,\"cached_bytes\":%llu,\"purged_bytes\":%llu,",
+  emit(&r,
+       "\"mapped_bytes\":%llu,\"mapped_peak\":%llu,\"cached_bytes\":%llu,\"purged_bytes\":%llu,",
        (unsigned long long)s.mapped_bytes, (unsigned long long)s.mapped_peak,
        (unsigned long long)s.cached_bytes, (unsigned long long)s.purged_bytes);
   emit(&r, "\"abandoned_slabs\":%llu,\"adopted_slabs\":%llu,\"threads_live\":%llu,",
@@ -170,6 +173,8 @@ void hak_stats_print_json(int fd) {
 
 // The exit report; a destructor rather than atexit, which may allocate.
 __attribute__((destructor)) static void stats_at_exit(void) {
-  if (hak_opts.stats == HAK_STATS_TEXT) hak_stats_print(hak_opts.stats_fd);
-  else if (hak_opts.stats == HAK_STATS_JSON) hak_stats_print_json(hak_opts.stats_fd);
+  if (hak_opts.stats == HAK_STATS_TEXT)
+    hak_stats_print(hak_opts.stats_fd);
+  else if (hak_opts.stats == HAK_STATS_JSON)
+    hak_stats_print_json(hak_opts.stats_fd);
 }

@@ -40,12 +40,14 @@ hak_stats Snapshot() {
 // Runs `print` against a memory file and returns what it wrote.
 std::string Capture(void (*print)(int)) {
   const int fd = memfd_create("hakmem-stats", 0);
-  if (fd < 0) return "<memfd_create failed>";
+  if (fd < 0)
+    return "<memfd_create failed>";
   print(fd);
   std::string out;
   const off_t len = lseek(fd, 0, SEEK_END);
   out.resize(static_cast<size_t>(len));
-  if (pread(fd, &out[0], out.size(), 0) != len) out = "<short read>";
+  if (pread(fd, &out[0], out.size(), 0) != len)
+    out = "<short read>";
   close(fd);
   return out;
 }
@@ -57,7 +59,7 @@ bool FastCacheOn() {
   const unsigned cls = st_class_of(size);
   const uint64_t before = Snapshot().classes[cls].fast_hits;
   RunInThread([&] {
-    void* p = hak_malloc(size);
+    void *p = hak_malloc(size);
     hak_free(p);
     p = hak_malloc(size);
     hak_free(p);
@@ -72,33 +74,35 @@ struct Json {
   bool boolean = false;
   double number = 0;
   std::string text;
-  std::vector<Json> items;                             // array
-  std::vector<std::pair<std::string, Json>> members;   // object, in order
+  std::vector<Json> items;                           // array
+  std::vector<std::pair<std::string, Json>> members; // object, in order
 
-  const Json* Get(const std::string& key) const {
-    for (const auto& [k, v] : members) {
-      if (k == key) return &v;
+  const Json *Get(const std::string &key) const {
+    for (const auto &[k, v] : members) {
+      if (k == key)
+        return &v;
     }
     return nullptr;
   }
 };
 
 class JsonReader {
- public:
-  explicit JsonReader(const std::string& s) : s_(s) {}
+public:
+  explicit JsonReader(const std::string &s) : s_(s) {}
 
   // Parses one value followed by optional whitespace; false on any error.
-  bool ParseDocument(Json* out) {
-    if (!Value(out)) return false;
+  bool ParseDocument(Json *out) {
+    if (!Value(out))
+      return false;
     Space();
     return pos_ == s_.size();
   }
   std::string Where() const { return "offset " + std::to_string(pos_); }
 
- private:
+private:
   void Space() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' ||
-                                s_[pos_] == '\r')) {
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' || s_[pos_] == '\r')) {
       ++pos_;
     }
   }
@@ -110,42 +114,52 @@ class JsonReader {
     }
     return false;
   }
-  bool Literal(const char* word) {
+  bool Literal(const char *word) {
     const size_t n = std::strlen(word);
-    if (s_.compare(pos_, n, word) != 0) return false;
+    if (s_.compare(pos_, n, word) != 0)
+      return false;
     pos_ += n;
     return true;
   }
-  bool String(std::string* out) {
-    if (!Eat('"')) return false;
+  bool String(std::string *out) {
+    if (!Eat('"'))
+      return false;
     while (pos_ < s_.size() && s_[pos_] != '"') {
-      if (s_[pos_] == '\\' || static_cast<unsigned char>(s_[pos_]) < 0x20) return false;
+      if (s_[pos_] == '\\' || static_cast<unsigned char>(s_[pos_]) < 0x20)
+        return false;
       out->push_back(s_[pos_++]);
     }
     return Eat('"');
   }
-  bool Number(double* out) {
+  bool Number(double *out) {
     const size_t start = pos_;
-    if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
+    if (pos_ < s_.size() && s_[pos_] == '-')
+      ++pos_;
     size_t digits = 0;
-    while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_, ++digits;
-    if (digits == 0) return false;
-    if (digits > 1 && s_[start + (s_[start] == '-')] == '0') return false;  // no leading 0
+    while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9')
+      ++pos_, ++digits;
+    if (digits == 0)
+      return false;
+    if (digits > 1 && s_[start + (s_[start] == '-')] == '0')
+      return false; // no leading 0
     *out = std::stod(s_.substr(start, pos_ - start));
     return true;
   }
-  bool Value(Json* out) {
+  bool Value(Json *out) {
     Space();
-    if (pos_ >= s_.size()) return false;
+    if (pos_ >= s_.size())
+      return false;
     const char c = s_[pos_];
     if (c == '{') {
       ++pos_;
       out->kind = Json::kObject;
-      if (Eat('}')) return true;
+      if (Eat('}'))
+        return true;
       do {
         std::string key;
         Json v;
-        if (!String(&key) || !Eat(':') || !Value(&v)) return false;
+        if (!String(&key) || !Eat(':') || !Value(&v))
+          return false;
         out->members.emplace_back(std::move(key), std::move(v));
       } while (Eat(','));
       return Eat('}');
@@ -153,10 +167,12 @@ class JsonReader {
     if (c == '[') {
       ++pos_;
       out->kind = Json::kArray;
-      if (Eat(']')) return true;
+      if (Eat(']'))
+        return true;
       do {
         Json v;
-        if (!Value(&v)) return false;
+        if (!Value(&v))
+          return false;
         out->items.push_back(std::move(v));
       } while (Eat(','));
       return Eat(']');
@@ -170,12 +186,13 @@ class JsonReader {
       out->boolean = c == 't';
       return Literal(c == 't' ? "true" : "false");
     }
-    if (c == 'n') return Literal("null");
+    if (c == 'n')
+      return Literal("null");
     out->kind = Json::kNumber;
     return Number(&out->number);
   }
 
-  const std::string& s_;
+  const std::string &s_;
   size_t pos_ = 0;
 };
 
@@ -201,12 +218,15 @@ TEST(Stats, ExitedThreadsAreCounted) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([] {
-      std::vector<void*> blocks;
-      for (uint64_t i = 0; i < kBlocks; ++i) blocks.push_back(hak_malloc(kSize));
-      for (void* p : blocks) hak_free(p);
+      std::vector<void *> blocks;
+      for (uint64_t i = 0; i < kBlocks; ++i)
+        blocks.push_back(hak_malloc(kSize));
+      for (void *p : blocks)
+        hak_free(p);
     });
   }
-  for (auto& th : threads) th.join();
+  for (auto &th : threads)
+    th.join();
   const hak_stats after = Snapshot();
   EXPECT_EQ(after.classes[cls].allocs - before.classes[cls].allocs, kThreads * kBlocks);
   EXPECT_EQ(after.classes[cls].frees - before.classes[cls].frees, kThreads * kBlocks);
@@ -223,18 +243,20 @@ TEST(Stats, LiveThreadsAreCounted) {
   constexpr size_t kSize = 9000;
   const unsigned cls = st_class_of(kSize);
   const hak_stats before = Snapshot();
-  std::vector<void*> blocks;
+  std::vector<void *> blocks;
   {
     Worker w;
     w.Run([&] {
-      for (int i = 0; i < 100; ++i) blocks.push_back(hak_malloc(kSize));
+      for (int i = 0; i < 100; ++i)
+        blocks.push_back(hak_malloc(kSize));
     });
     hak_stats mid = Snapshot();
     EXPECT_EQ(mid.classes[cls].allocs - before.classes[cls].allocs, 100u);
     EXPECT_EQ(mid.threads_live - before.threads_live, 1u);
     EXPECT_GT(mid.classes[cls].slabs, before.classes[cls].slabs);
     w.Run([&] {
-      for (void* p : blocks) hak_free(p);
+      for (void *p : blocks)
+        hak_free(p);
     });
   }
   const hak_stats after = Snapshot();
@@ -249,12 +271,14 @@ TEST(Stats, RemoteFreesAreCounted) {
   constexpr size_t kSize = 6500;
   const unsigned cls = st_class_of(kSize);
   const hak_stats before = Snapshot();
-  std::vector<void*> blocks;
+  std::vector<void *> blocks;
   RunInThread([&] {
-    for (int i = 0; i < 300; ++i) blocks.push_back(hak_malloc(kSize));
+    for (int i = 0; i < 300; ++i)
+      blocks.push_back(hak_malloc(kSize));
   });
   RunInThread([&] {
-    for (void* p : blocks) hak_free(p);
+    for (void *p : blocks)
+      hak_free(p);
   });
   hak_trim(0);
   const hak_stats after = Snapshot();
@@ -282,7 +306,8 @@ TEST(Stats, SnapshotsWhileThreadsRun) {
       // Several short-lived threads in turn, so exits happen mid-snapshot.
       for (int r = 0; r < kRounds; ++r) {
         RunInThread([] {
-          for (uint64_t i = 0; i < kPairs; ++i) hak_free(hak_malloc(kSize));
+          for (uint64_t i = 0; i < kPairs; ++i)
+            hak_free(hak_malloc(kSize));
         });
       }
       running--;
@@ -301,7 +326,8 @@ TEST(Stats, SnapshotsWhileThreadsRun) {
     last_frees = s.classes[cls].frees;
     last_exited = s.threads_exited;
   }
-  for (auto& th : threads) th.join();
+  for (auto &th : threads)
+    th.join();
   const hak_stats after = Snapshot();
   const uint64_t total = kThreads * kRounds * kPairs;
   EXPECT_EQ(after.classes[cls].allocs - before.classes[cls].allocs, total);
@@ -315,7 +341,7 @@ TEST(Stats, FastHitsMatchTheVariant) {
   const hak_stats before = Snapshot();
   RunInThread([&] {
     for (int i = 0; i < 100; ++i) {
-      void* p = hak_malloc(kSize);
+      void *p = hak_malloc(kSize);
       hak_free(p);
     }
   });
@@ -332,8 +358,8 @@ TEST(Stats, FastHitsMatchTheVariant) {
 
 TEST(Stats, LargeCounters) {
   const hak_stats before = Snapshot();
-  void* a = hak_malloc(3 << 20);
-  void* b = hak_malloc(300 << 10);
+  void *a = hak_malloc(3 << 20);
+  void *b = hak_malloc(300 << 10);
   const hak_stats mid = Snapshot();
   EXPECT_EQ(mid.large_allocs - before.large_allocs, 2u);
   EXPECT_EQ(mid.large_live_bytes - before.large_live_bytes, uint64_t{4 + 2} << 20);
@@ -368,7 +394,7 @@ TEST(Stats, ShapeOfSnapshot) {
 // Keeps one block of every class live on a worker thread, so that every
 // class has a row in the text report (a report longer than one buffer).
 class StatsReport : public ::testing::Test {
- protected:
+protected:
   void SetUp() override {
     worker_ = std::make_unique<Worker>();
     worker_->Run([this] {
@@ -381,22 +407,24 @@ class StatsReport : public ::testing::Test {
   }
   void TearDown() override {
     worker_->Run([this] {
-      for (void* p : blocks_) hak_free(p);
+      for (void *p : blocks_)
+        hak_free(p);
     });
     worker_.reset();
   }
   std::unique_ptr<Worker> worker_;
-  std::vector<void*> blocks_;
+  std::vector<void *> blocks_;
 };
 
-std::vector<std::string> Lines(const std::string& text) {
+std::vector<std::string> Lines(const std::string &text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(line);
   return lines;
 }
 
-bool StartsWith(const std::string& s, const std::string& prefix) {
+bool StartsWith(const std::string &s, const std::string &prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
 }
 
@@ -415,7 +443,8 @@ TEST_F(StatsReport, TextReport) {
       << lines[0];
   std::istringstream header(lines[1]);
   std::vector<std::string> columns;
-  for (std::string w; header >> w;) columns.push_back(w);
+  for (std::string w; header >> w;)
+    columns.push_back(w);
   EXPECT_EQ(columns, (std::vector<std::string>{"class", "size", "allocs", "frees", "fast_hits",
                                                "refills", "remote_frees", "slabs"}));
 
@@ -424,8 +453,7 @@ TEST_F(StatsReport, TextReport) {
   for (unsigned c = 0; c < st_num_classes(); ++c) {
     SCOPED_TRACE(c);
     std::istringstream row(lines[2 + c]);
-    uint64_t cls = 0, size = 0, allocs = 0, frees = 0, hits = 0, refills = 0, remote = 0,
-             slabs = 0;
+    uint64_t cls = 0, size = 0, allocs = 0, frees = 0, hits = 0, refills = 0, remote = 0, slabs = 0;
     ASSERT_TRUE(row >> cls >> size >> allocs >> frees >> hits >> refills >> remote >> slabs)
         << lines[2 + c];
     EXPECT_EQ(cls, c);
@@ -434,7 +462,7 @@ TEST_F(StatsReport, TextReport) {
     EXPECT_GE(slabs, 1u);
   }
   const std::vector<std::string> tail_prefixes = {
-      "total allocs ",   "large allocs ",    "superslabs now ", "mapped_bytes now ",
+      "total allocs ",    "large allocs ", "superslabs now ",    "mapped_bytes now ",
       "slabs abandoned ", "threads live ", "pool_lock acquires "};
   for (size_t i = 0; i < tail_prefixes.size(); ++i) {
     EXPECT_TRUE(StartsWith(lines[2 + st_num_classes() + i], tail_prefixes[i]))
@@ -442,17 +470,18 @@ TEST_F(StatsReport, TextReport) {
   }
   EXPECT_EQ(lines.size(), 2u + st_num_classes() + tail_prefixes.size());
   // Nothing allocated between the snapshot and the report: figures agree.
-  const std::string threads_line = "threads live " + std::to_string(s.threads_live) +
-                                   " exited " + std::to_string(s.threads_exited);
+  const std::string threads_line = "threads live " + std::to_string(s.threads_live) + " exited " +
+                                   std::to_string(s.threads_exited);
   EXPECT_EQ(lines[2 + st_num_classes() + 5], threads_line);
   const std::string large_line = "large allocs " + std::to_string(s.large_allocs) + " frees " +
                                  std::to_string(s.large_frees) + " live_bytes " +
                                  std::to_string(s.large_live_bytes);
   EXPECT_EQ(lines[2 + st_num_classes() + 1], large_line);
   uint64_t total_allocs = 0;
-  for (unsigned c = 0; c < s.num_classes; ++c) total_allocs += s.classes[c].allocs;
-  EXPECT_TRUE(StartsWith(lines[2 + st_num_classes()],
-                         "total allocs " + std::to_string(total_allocs) + " "))
+  for (unsigned c = 0; c < s.num_classes; ++c)
+    total_allocs += s.classes[c].allocs;
+  EXPECT_TRUE(
+      StartsWith(lines[2 + st_num_classes()], "total allocs " + std::to_string(total_allocs) + " "))
       << lines[2 + st_num_classes()];
 }
 
@@ -464,7 +493,8 @@ TEST(StatsReportQuiet, ClassesWithoutActivityAreLeftOut) {
   const std::vector<std::string> lines = Lines(text);
   size_t rows = 0;
   for (unsigned c = 0; c < s.num_classes; ++c) {
-    if (s.classes[c].allocs || s.classes[c].frees || s.classes[c].slabs) ++rows;
+    if (s.classes[c].allocs || s.classes[c].frees || s.classes[c].slabs)
+      ++rows;
   }
   EXPECT_EQ(lines.size(), 2 + rows + 7) << text;
 }
@@ -476,8 +506,10 @@ TEST_F(StatsReport, JsonReport) {
   EXPECT_EQ(text.back(), '\n');
   int depth = 0;
   for (char ch : text) {
-    if (ch == '{' || ch == '[') ++depth;
-    if (ch == '}' || ch == ']') --depth;
+    if (ch == '{' || ch == '[')
+      ++depth;
+    if (ch == '}' || ch == ']')
+      --depth;
     ASSERT_GE(depth, 0);
   }
   EXPECT_EQ(depth, 0) << "braces and brackets balance";
@@ -485,24 +517,23 @@ TEST_F(StatsReport, JsonReport) {
 
   Json doc;
   JsonReader reader(text);
-  ASSERT_TRUE(reader.ParseDocument(&doc)) << "invalid JSON at " << reader.Where() << ":\n"
-                                          << text;
+  ASSERT_TRUE(reader.ParseDocument(&doc)) << "invalid JSON at " << reader.Where() << ":\n" << text;
   ASSERT_EQ(doc.kind, Json::kObject);
-  const Json* pid = doc.Get("pid");
+  const Json *pid = doc.Get("pid");
   ASSERT_NE(pid, nullptr);
   EXPECT_EQ(pid->number, getpid());
-  const Json* fast = doc.Get("fast_cache");
+  const Json *fast = doc.Get("fast_cache");
   ASSERT_NE(fast, nullptr);
   EXPECT_EQ(fast->kind, Json::kBool);
   EXPECT_EQ(fast->boolean, FastCacheOn());
-  const Json* classes = doc.Get("classes");
+  const Json *classes = doc.Get("classes");
   ASSERT_NE(classes, nullptr);
   ASSERT_EQ(classes->kind, Json::kArray);
   ASSERT_EQ(classes->items.size(), st_num_classes());
   for (unsigned c = 0; c < st_num_classes(); ++c) {
-    const Json& k = classes->items[c];
+    const Json &k = classes->items[c];
     ASSERT_EQ(k.kind, Json::kObject);
-    for (const char* key :
+    for (const char *key :
          {"class", "size", "allocs", "frees", "fast_hits", "refills", "remote_frees", "slabs"}) {
       ASSERT_NE(k.Get(key), nullptr) << key;
       EXPECT_EQ(k.Get(key)->kind, Json::kNumber) << key;
@@ -511,12 +542,12 @@ TEST_F(StatsReport, JsonReport) {
     EXPECT_EQ(k.Get("size")->number, static_cast<double>(st_class_size(c)));
     EXPECT_GE(k.Get("allocs")->number, 1);
   }
-  for (const char* key :
+  for (const char *key :
        {"large_allocs", "large_frees", "large_live_bytes", "superslabs", "superslabs_peak",
         "superslabs_total", "mapped_bytes", "mapped_peak", "cached_bytes", "purged_bytes",
-        "abandoned_slabs", "adopted_slabs", "threads_live", "threads_exited",
-        "pool_lock_acquires", "pool_lock_contended"}) {
-    const Json* v = doc.Get(key);
+        "abandoned_slabs", "adopted_slabs", "threads_live", "threads_exited", "pool_lock_acquires",
+        "pool_lock_contended"}) {
+    const Json *v = doc.Get(key);
     ASSERT_NE(v, nullptr) << key;
     EXPECT_EQ(v->kind, Json::kNumber) << key;
   }
@@ -531,10 +562,11 @@ TEST(StatsReportPipe, TextThroughPipe) {
   close(fds[1]);
   std::string out;
   char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;)
+    out.append(buf, static_cast<size_t>(n));
   close(fds[0]);
   EXPECT_TRUE(StartsWith(out, "hakmem stats (pid ")) << out;
   EXPECT_NE(out.find("\npool_lock acquires "), std::string::npos) << out;
 }
 
-}  // namespace
+} // namespace

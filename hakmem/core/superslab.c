@@ -15,15 +15,18 @@ hak_superslab *hak_superslab_create(uint8_t region_kind) {
   size_t mapped;
   bool zeroed;
   hak_superslab *ss = hak_arena_alloc(HAK_SS_SIZE, &mapped, &zeroed);
-  if (ss == NULL) return NULL;
+  if (ss == NULL)
+    return NULL;
   HAK_ASSERT(mapped == HAK_SS_SIZE && ((uintptr_t)ss & HAK_SS_MASK) == 0);
-  if (!zeroed) memset(ss, 0, sizeof *ss);
+  if (!zeroed)
+    memset(ss, 0, sizeof *ss);
   ss->magic = HAK_SS_MAGIC ^ (uintptr_t)ss;
   ss->kind = region_kind;
   ss->slab_shift = (uint8_t)hak_slab_shift_of_kind(region_kind);
   ss->nslabs = (uint8_t)(HAK_SS_SIZE >> ss->slab_shift);
   ss->free_mask = ss->nslabs == 32 ? 0xffffffffu : (1u << ss->nslabs) - 1u;
-  for (unsigned i = 0; i < ss->nslabs; i++) ss->slabs[i].slot = (uint8_t)i;
+  for (unsigned i = 0; i < ss->nslabs; i++)
+    ss->slabs[i].slot = (uint8_t)i;
 #if HAKMEM_HARDENED
   // A guard page at the end of every SuperSlab stops a linear overflow
   // from running into the next one.
@@ -58,7 +61,8 @@ hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls
   hak_slab *s = &ss->slabs[slot];
   size_t slab_size = (size_t)1 << ss->slab_shift;
   size_t skip = slot == 0 ? HAK_SS_HEADER_SIZE : 0;
-  if (HAKMEM_HARDENED && slot == ss->nslabs - 1u) slab_size -= HAK_PAGE_SIZE; // the guard page
+  if (HAKMEM_HARDENED && slot == ss->nslabs - 1u)
+    slab_size -= HAK_PAGE_SIZE; // the guard page
   s->free = NULL;
   atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
@@ -78,9 +82,11 @@ hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls
 // fields the owner changes are read atomically.
 int hak_slab_is_block(const hak_slab *s, const void *p) {
   uint32_t bs = __atomic_load_n(&s->block_size, __ATOMIC_RELAXED);
-  if (HAK_SLAB_STATE(s) == HAK_SLAB_FREE || bs == 0) return 0;
+  if (HAK_SLAB_STATE(s) == HAK_SLAB_FREE || bs == 0)
+    return 0;
   uintptr_t carved = __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
   uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
-  if ((uintptr_t)p < (uintptr_t)s->start || off >= carved * bs) return 0;
+  if ((uintptr_t)p < (uintptr_t)s->start || off >= carved * bs)
+    return 0;
   return off % bs == 0;
 }

@@ -9,30 +9,30 @@
 
 extern "C" {
 void ss_init(void);
-void* ss_create(unsigned kind);
-void ss_destroy(void* ss);
-void* ss_of(const void* p);
-void* ss_slab_of(const void* p, unsigned kind);
-void* ss_slab_at(void* ss, unsigned i);
-int ss_magic_ok(const void* ss);
-unsigned ss_kind(const void* ss);
-unsigned ss_slab_shift(const void* ss);
-unsigned ss_nslabs(const void* ss);
-uint32_t ss_free_mask(const void* ss);
-void* ss_init_slab(void* ss, unsigned slot, unsigned cls);
-void* ss_slab_start(const void* s);
-unsigned ss_slab_capacity(const void* s);
-unsigned ss_slab_block_size(const void* s);
-unsigned ss_slab_carved(const void* s);
-unsigned ss_slab_used(const void* s);
-unsigned ss_slab_class(const void* s);
-unsigned ss_slab_slot(const void* s);
-unsigned ss_slab_state(const void* s);
-int ss_slab_has_free(const void* s);
-void ss_slab_set_carved(void* s, unsigned n);
-void ss_slab_set_state(void* s, unsigned state);
-int ss_is_block(const void* s, const void* p);
-unsigned ss_segmap_kind(const void* p);
+void *ss_create(unsigned kind);
+void ss_destroy(void *ss);
+void *ss_of(const void *p);
+void *ss_slab_of(const void *p, unsigned kind);
+void *ss_slab_at(void *ss, unsigned i);
+int ss_magic_ok(const void *ss);
+unsigned ss_kind(const void *ss);
+unsigned ss_slab_shift(const void *ss);
+unsigned ss_nslabs(const void *ss);
+uint32_t ss_free_mask(const void *ss);
+void *ss_init_slab(void *ss, unsigned slot, unsigned cls);
+void *ss_slab_start(const void *s);
+unsigned ss_slab_capacity(const void *s);
+unsigned ss_slab_block_size(const void *s);
+unsigned ss_slab_carved(const void *s);
+unsigned ss_slab_used(const void *s);
+unsigned ss_slab_class(const void *s);
+unsigned ss_slab_slot(const void *s);
+unsigned ss_slab_state(const void *s);
+int ss_slab_has_free(const void *s);
+void ss_slab_set_carved(void *s, unsigned n);
+void ss_slab_set_state(void *s, unsigned state);
+int ss_is_block(const void *s, const void *p);
+unsigned ss_segmap_kind(const void *p);
 uint64_t ss_count(void);
 uint64_t ss_total(void);
 int ss_hardened(void);
@@ -52,15 +52,15 @@ unsigned ss_state_active(void);
 
 namespace {
 
-using Bytes = unsigned char*;
+using Bytes = unsigned char *;
 
-Bytes B(void* p) { return static_cast<Bytes>(p); }
+Bytes B(void *p) { return static_cast<Bytes>(p); }
 
 // The hardened variant keeps the last page of every SuperSlab inaccessible.
 size_t GuardBytes() { return ss_hardened() ? 4096 : 0; }
 
 class SuperSlabTest : public ::testing::Test {
- protected:
+protected:
   void SetUp() override { ss_init(); }
 };
 
@@ -70,7 +70,7 @@ TEST_F(SuperSlabTest, HeaderLayout) {
   EXPECT_EQ(ss_size(), size_t{2} << 20);
 }
 
-void CheckFresh(void* ss, unsigned kind, unsigned shift, unsigned nslabs, uint32_t mask) {
+void CheckFresh(void *ss, unsigned kind, unsigned shift, unsigned nslabs, uint32_t mask) {
   ASSERT_NE(ss, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(ss) % ss_size(), 0u) << "not 2 MiB aligned";
   EXPECT_TRUE(ss_magic_ok(ss));
@@ -95,7 +95,7 @@ void CheckFresh(void* ss, unsigned kind, unsigned shift, unsigned nslabs, uint32
 
 TEST_F(SuperSlabTest, CreateSmall) {
   const uint64_t before = ss_count(), total_before = ss_total();
-  void* ss = ss_create(ss_small());
+  void *ss = ss_create(ss_small());
   CheckFresh(ss, ss_small(), 16, 32, 0xffffffffu);
   EXPECT_EQ(ss_count(), before + 1);
   EXPECT_EQ(ss_total(), total_before + 1);
@@ -105,7 +105,7 @@ TEST_F(SuperSlabTest, CreateSmall) {
 
 TEST_F(SuperSlabTest, CreateMedium) {
   const uint64_t before = ss_count();
-  void* ss = ss_create(ss_medium());
+  void *ss = ss_create(ss_medium());
   CheckFresh(ss, ss_medium(), 19, 4, 0xfu);
   EXPECT_EQ(ss_count(), before + 1);
   ss_destroy(ss);
@@ -114,14 +114,14 @@ TEST_F(SuperSlabTest, CreateMedium) {
 
 // Recreated from the arena's cache (dirty memory), a SuperSlab is still fresh.
 TEST_F(SuperSlabTest, RecreatedSuperSlabIsClean) {
-  void* a = ss_create(ss_small());
+  void *a = ss_create(ss_small());
   ASSERT_NE(a, nullptr);
   for (unsigned i = 0; i < 32; ++i) {
-    void* s = ss_init_slab(a, i, 3);
+    void *s = ss_init_slab(a, i, 3);
     ss_slab_set_carved(s, 10);
   }
   ss_destroy(a);
-  void* b = ss_create(ss_medium());
+  void *b = ss_create(ss_medium());
   EXPECT_EQ(b, a) << "the page arena should have handed the cached region back";
   CheckFresh(b, ss_medium(), 19, 4, 0xfu);
   for (unsigned i = 0; i < 4; ++i) {
@@ -134,18 +134,19 @@ TEST_F(SuperSlabTest, RecreatedSuperSlabIsClean) {
 // The hardened variant's guard page faults on access; the page before it
 // is ordinary memory.
 TEST_F(SuperSlabTest, GuardPageOfHardenedVariant) {
-  if (!ss_hardened()) GTEST_SKIP() << "no guard page in this variant";
+  if (!ss_hardened())
+    GTEST_SKIP() << "no guard page in this variant";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  void* ss = ss_create(ss_small());
+  void *ss = ss_create(ss_small());
   ASSERT_NE(ss, nullptr);
-  volatile unsigned char* b = B(ss);
+  volatile unsigned char *b = B(ss);
   b[ss_size() - 4096 - 1] = 1;
   EXPECT_DEATH(b[ss_size() - 4096] = 1, "");
   EXPECT_DEATH(b[ss_size() - 1] = 1, "");
   ss_destroy(ss);
   // Once destroyed, the region (cached by the page arena) is writable again:
   // a large block that reuses it can write its last byte.
-  void* big = hak_malloc(ss_size() - 64);
+  void *big = hak_malloc(ss_size() - 64);
   ASSERT_NE(big, nullptr);
   EXPECT_EQ(B(big) - 64, B(ss)) << "the cached region was reused";
   B(big)[ss_size() - 64 - 1] = 1;
@@ -154,7 +155,7 @@ TEST_F(SuperSlabTest, GuardPageOfHardenedVariant) {
 
 TEST_F(SuperSlabTest, DestroyClearsSegmentMap) {
   for (unsigned kind : {ss_small(), ss_medium()}) {
-    void* ss = ss_create(kind);
+    void *ss = ss_create(kind);
     ASSERT_NE(ss, nullptr);
     ASSERT_EQ(ss_segmap_kind(B(ss) + 100), kind);
     ss_destroy(ss);
@@ -168,7 +169,7 @@ TEST_F(SuperSlabTest, DestroyClearsSegmentMap) {
 // Masking finds the SuperSlab and the slab of every pointer in every slot.
 TEST_F(SuperSlabTest, SuperSlabAndSlabOfEveryPointer) {
   for (unsigned kind : {ss_small(), ss_medium()}) {
-    void* ss = ss_create(kind);
+    void *ss = ss_create(kind);
     ASSERT_NE(ss, nullptr);
     const size_t slab = size_t{1} << ss_slab_shift(ss);
     for (unsigned i = 0; i < ss_nslabs(ss); ++i) {
@@ -193,15 +194,16 @@ TEST_F(SuperSlabTest, SuperSlabAndSlabOfEveryPointer) {
 // header page.
 TEST_F(SuperSlabTest, InitSlabCapacityForEveryClass) {
   for (unsigned kind : {ss_small(), ss_medium()}) {
-    void* ss = ss_create(kind);
+    void *ss = ss_create(kind);
     ASSERT_NE(ss, nullptr);
     const size_t slab = size_t{1} << ss_slab_shift(ss);
     for (unsigned cls = 0; cls < ss_num_classes(); ++cls) {
-      if (ss_class_kind(cls) != kind) continue;
+      if (ss_class_kind(cls) != kind)
+        continue;
       const size_t bs = ss_class_size(cls);
       for (unsigned slot = 0; slot < ss_nslabs(ss); ++slot) {
         SCOPED_TRACE(testing::Message() << "class " << cls << " slot " << slot);
-        void* s = ss_init_slab(ss, slot, cls);
+        void *s = ss_init_slab(ss, slot, cls);
         ASSERT_EQ(s, ss_slab_at(ss, slot));
         const size_t skip = slot == 0 ? ss_header_size() : 0;
         const size_t guard = slot == ss_nslabs(ss) - 1 ? GuardBytes() : 0;
@@ -228,13 +230,13 @@ TEST_F(SuperSlabTest, InitSlabCapacityForEveryClass) {
 }
 
 TEST_F(SuperSlabTest, IsBlockStartsVersusInteriorPointers) {
-  void* ss = ss_create(ss_small());
+  void *ss = ss_create(ss_small());
   ASSERT_NE(ss, nullptr);
-  const unsigned cls = 9;  // 192-byte blocks: not a power of two
+  const unsigned cls = 9; // 192-byte blocks: not a power of two
   ASSERT_EQ(ss_class_size(cls), 192u);
   for (unsigned slot : {0u, 1u, 31u}) {
     SCOPED_TRACE(slot);
-    void* s = ss_init_slab(ss, slot, cls);
+    void *s = ss_init_slab(ss, slot, cls);
     const Bytes start = B(ss_slab_start(s));
     const unsigned cap = ss_slab_capacity(s);
     // Nothing carved yet: nothing is a block.
@@ -250,9 +252,9 @@ TEST_F(SuperSlabTest, IsBlockStartsVersusInteriorPointers) {
     }
     EXPECT_FALSE(ss_is_block(s, start - 192));
     EXPECT_FALSE(ss_is_block(s, start - 1));
-    EXPECT_FALSE(ss_is_block(s, start + cap * 192));  // past the last block
+    EXPECT_FALSE(ss_is_block(s, start + cap * 192)); // past the last block
     if (slot == 0) {
-      EXPECT_FALSE(ss_is_block(s, ss));  // the header
+      EXPECT_FALSE(ss_is_block(s, ss)); // the header
       EXPECT_FALSE(ss_is_block(s, B(ss) + 64));
     }
 
@@ -270,21 +272,24 @@ TEST_F(SuperSlabTest, IsBlockStartsVersusInteriorPointers) {
 
 TEST_F(SuperSlabTest, ManySuperSlabsAreDistinct) {
   const uint64_t before = ss_count();
-  std::vector<void*> all;
+  std::vector<void *> all;
   for (int i = 0; i < 24; ++i) {
-    void* ss = ss_create(i % 2 ? ss_small() : ss_medium());
+    void *ss = ss_create(i % 2 ? ss_small() : ss_medium());
     ASSERT_NE(ss, nullptr);
-    for (void* other : all) ASSERT_NE(ss, other);
+    for (void *other : all)
+      ASSERT_NE(ss, other);
     all.push_back(ss);
   }
   EXPECT_EQ(ss_count(), before + 24);
-  for (void* ss : all) {
+  for (void *ss : all) {
     EXPECT_EQ(ss_of(B(ss) + 12345), ss);
     EXPECT_TRUE(ss_magic_ok(ss));
   }
-  for (void* ss : all) ss_destroy(ss);
+  for (void *ss : all)
+    ss_destroy(ss);
   EXPECT_EQ(ss_count(), before);
-  for (void* ss : all) EXPECT_EQ(ss_segmap_kind(ss), ss_none());
+  for (void *ss : all)
+    EXPECT_EQ(ss_segmap_kind(ss), ss_none());
 }
 
 // The allocator's own blocks sit in SuperSlabs that these rules describe.
@@ -292,14 +297,14 @@ TEST_F(SuperSlabTest, RealBlocksFollowTheLayout) {
   // (Debug builds add a small trailer, so sizes stay below class limits.)
   for (size_t size : {size_t{16}, size_t{200}, size_t{5000}, size_t{20000}, size_t{130000}}) {
     SCOPED_TRACE(size);
-    void* p = hak_malloc(size);
+    void *p = hak_malloc(size);
     ASSERT_NE(p, nullptr);
-    void* ss = ss_of(p);
+    void *ss = ss_of(p);
     EXPECT_TRUE(ss_magic_ok(ss));
     const unsigned kind = ss_kind(ss);
     EXPECT_EQ(ss_segmap_kind(p), kind);
     EXPECT_EQ(kind, size <= 8192 ? ss_small() : ss_medium());
-    void* s = ss_slab_of(p, kind);
+    void *s = ss_slab_of(p, kind);
     EXPECT_TRUE(ss_is_block(s, p));
     EXPECT_FALSE(ss_is_block(s, B(p) + 8));
     EXPECT_GE(ss_slab_block_size(s), size);
@@ -309,4 +314,4 @@ TEST_F(SuperSlabTest, RealBlocksFollowTheLayout) {
   }
 }
 
-}  // namespace
+} // namespace

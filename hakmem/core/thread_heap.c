@@ -40,7 +40,8 @@ static void init_once(void) {
   hak_options_load();
   hak_check_init();
   hak_check_full = hak_opts.check_full != 0;
-  if (hak_opts.crash_report) hak_crash_install();
+  if (hak_opts.crash_report)
+    hak_crash_install();
   // The key's destructor is how a thread's exit reaches us; creating it does
   // not allocate.
   if (pthread_key_create(&g_exit_key, heap_destructor) != 0)
@@ -65,7 +66,8 @@ static hak_heap *heap_struct_alloc(void) {
   size_t need = (sizeof(hak_heap) + HAK_CACHELINE - 1) & ~(size_t)(HAK_CACHELINE - 1);
   if (g_reg.meta_left < need) {
     uint8_t *chunk = hak_os_map(META_CHUNK);
-    if (chunk == NULL) return NULL;
+    if (chunk == NULL)
+      return NULL;
     g_reg.meta_cur = chunk;
     g_reg.meta_left = META_CHUNK;
   }
@@ -77,10 +79,12 @@ static hak_heap *heap_struct_alloc(void) {
 
 hak_heap *hak_heap_get(void) {
   hak_heap *h = hak_tls.heap;
-  if (h != NULL) return h;
+  if (h != NULL)
+    return h;
   hak_init();
   h = hak_tls.heap; // initialisation may have allocated, creating it
-  if (h != NULL) return h;
+  if (h != NULL)
+    return h;
 
   hak_lock(&g_reg.lock);
   h = heap_struct_alloc();
@@ -95,7 +99,8 @@ hak_heap *hak_heap_get(void) {
   h->thread = pthread_self();
   h->live = true;
   h->next = g_reg.live;
-  if (g_reg.live) g_reg.live->prev = h;
+  if (g_reg.live)
+    g_reg.live->prev = h;
   g_reg.live = h;
   pthread_mutex_unlock(&g_reg.lock);
 
@@ -108,9 +113,12 @@ hak_heap *hak_heap_get(void) {
 }
 
 static void registry_unlink(hak_heap *h) {
-  if (h->prev) h->prev->next = h->next;
-  else g_reg.live = h->next;
-  if (h->next) h->next->prev = h->prev;
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    g_reg.live = h->next;
+  if (h->next)
+    h->next->prev = h->prev;
   h->prev = NULL;
 }
 
@@ -134,7 +142,8 @@ static void merge_counters(hak_heap *h, hak_tcache_bin *bins) {
 
 void hak_heap_thread_exit(void) {
   hak_heap *h = hak_tls.heap;
-  if (h == NULL) return;
+  if (h == NULL)
+    return;
   hak_tls.exiting = 1;
   // Caps first: a free during teardown must not refill the bins we drain.
   hak_tcache_set_caps(hak_tls.bins, false);
@@ -217,7 +226,8 @@ void hak_heap_fork_child(void) {
   hak_heap *self = hak_tls.heap;
   for (hak_heap *h = g_reg.live, *next; h != NULL; h = next) {
     next = h->next;
-    if (h == self) continue;
+    if (h == self)
+      continue;
     merge_counters(h, NULL);
     registry_unlink(h);
     h->live = false;

@@ -17,10 +17,12 @@ void hak_tcache_double_free(void *p) { hak_report("free()", p, "double free of")
 void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
   // Release builds run HAKMEM_CHECK=full on the slow paths, so the bins stay
   // empty and every call takes them.
-  if (!HAKMEM_DEBUG && hak_check_full) enabled = false;
+  if (!HAKMEM_DEBUG && hak_check_full)
+    enabled = false;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     uint32_t cap = hak_classes[c].cache_cap;
-    if (cap > hak_opts.tcache_max) cap = hak_opts.tcache_max;
+    if (cap > hak_opts.tcache_max)
+      cap = hak_opts.tcache_max;
     bins[c].cap = (enabled && HAKMEM_FASTCACHE) ? cap : 0;
   }
 }
@@ -34,11 +36,14 @@ void *hak_tcache_alloc_slow(unsigned cls) {
   hak_tcache_bin *bin = &hak_tls.bins[cls];
   hak_arena_tick(); // slow paths are where idle memory gets returned
   uint32_t want = hak_classes[cls].batch;
-  if (want > bin->cap) want = bin->cap;
-  if (want == 0) want = 1;
+  if (want > bin->cap)
+    want = bin->cap;
+  if (want == 0)
+    want = 1;
   void *list;
   uint32_t got = hak_slab_take(h, cls, want, &list);
-  if (got == 0) return NULL;
+  if (got == 0)
+    return NULL;
   HAK_COUNT(h->counters[cls].allocs, 1);
   HAK_COUNT(h->counters[cls].slow_allocs, 1);
   HAK_COUNT(h->counters[cls].refills, 1);
@@ -47,7 +52,8 @@ void *hak_tcache_alloc_slow(unsigned cls) {
     // The rest go under whatever the bin still holds; it is empty on a miss.
     void *rest = hak_link_get(b);
     void *tail = rest;
-    for (void *next; (next = hak_link_get(tail)) != NULL;) tail = next;
+    for (void *next; (next = hak_link_get(tail)) != NULL;)
+      tail = next;
     hak_link_set(tail, bin->head);
     bin->head = rest;
     bin->count += got - 1;
@@ -81,11 +87,13 @@ static void release_chain(hak_heap *h, void *list, uint32_t n) {
     }
     run_last = p;
   }
-  if (run_slab != NULL) hak_slab_free_remote(run_slab, run_first, run_last);
+  if (run_slab != NULL)
+    hak_slab_free_remote(run_slab, run_first, run_last);
 }
 
 void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
-  if (!HAKMEM_DEBUG && hak_check_full) hak_check_free_block("free()", s, p);
+  if (!HAKMEM_DEBUG && hak_check_full)
+    hak_check_free_block("free()", s, p);
   hak_heap *h = hak_tls.heap;
   hak_tcache_bin *bin = &hak_tls.bins[cls];
   if (h == NULL && !hak_tls.exiting) {
@@ -96,7 +104,8 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
     return;
   }
   if (bin->count < bin->cap) {
-    if (p == bin->head) hak_tcache_double_free(p);
+    if (p == bin->head)
+      hak_tcache_double_free(p);
     hak_link_set(p, bin->head);
     bin->head = p;
     bin->count++;
@@ -106,10 +115,12 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
   hak_arena_tick();
   // Full: hand back the top half, keeping the rest for the next mallocs.
   uint32_t n = hak_classes[cls].batch;
-  if (n > bin->count) n = bin->count;
+  if (n > bin->count)
+    n = bin->count;
   void *list = bin->head;
   void *cut = list;
-  for (uint32_t i = 1; i < n; i++) cut = hak_link_get(cut);
+  for (uint32_t i = 1; i < n; i++)
+    cut = hak_link_get(cut);
   bin->head = hak_link_get(cut);
   hak_link_set(cut, NULL);
   bin->count -= n;
@@ -123,7 +134,8 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
 void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     hak_tcache_bin *bin = &bins[c];
-    if (bin->count == 0) continue;
+    if (bin->count == 0)
+      continue;
     void *list = bin->head;
     uint32_t n = bin->count;
     bin->head = NULL;

@@ -33,10 +33,12 @@ void hak_tcache_double_free(void *p) HAK_INTERNAL __attribute__((noreturn, cold)
 
 static inline bool hak_tcache_push(void *p, unsigned cls) {
   hak_tcache_bin *bin = &hak_tls.bins[cls];
-  if (hak_unlikely(bin->count >= bin->cap)) return false;
+  if (hak_unlikely(bin->count >= bin->cap))
+    return false;
   // The cheap double-free check every build keeps: freeing the block that
   // was freed last.
-  if (hak_unlikely(p == bin->head)) hak_tcache_double_free(p);
+  if (hak_unlikely(p == bin->head))
+    hak_tcache_double_free(p);
   hak_link_set(p, bin->head);
   bin->head = p;
   bin->count++;

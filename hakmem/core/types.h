@@ -74,11 +74,11 @@ enum {
 // ---- slabs ------------------------------------------------------------------
 
 enum {
-  HAK_SLAB_FREE = 0,   // slot not in use, owned by the shared pool
-  HAK_SLAB_ACTIVE,     // the heap's current allocation slab for its class
-  HAK_SLAB_PARTIAL,    // owned, has local free blocks, on the partial list
-  HAK_SLAB_FULL,       // owned, no local free blocks (remote ones may wait)
-  HAK_SLAB_ABANDONED,  // its thread exited; waits in the shared pool to be adopted
+  HAK_SLAB_FREE = 0,  // slot not in use, owned by the shared pool
+  HAK_SLAB_ACTIVE,    // the heap's current allocation slab for its class
+  HAK_SLAB_PARTIAL,   // owned, has local free blocks, on the partial list
+  HAK_SLAB_FULL,      // owned, no local free blocks (remote ones may wait)
+  HAK_SLAB_ABANDONED, // its thread exited; waits in the shared pool to be adopted
 };
 
 // Low bit of a slab's remote word: the slab is abandoned, so a remote free
@@ -91,19 +91,19 @@ struct hak_heap;
 // Fields marked (owner) are touched only by the owning heap's thread, or by the
 // holder of the abandoned-list lock while the slab is abandoned.
 typedef struct hak_slab {
-  void *free;                    // (owner) local free list
-  _Atomic(uintptr_t) remote;     // MPSC stack of blocks freed by other threads
+  void *free;                     // (owner) local free list
+  _Atomic(uintptr_t) remote;      // MPSC stack of blocks freed by other threads
   struct hak_heap *_Atomic owner; // heap that allocates from it, NULL when abandoned
-  struct hak_slab *next;         // (owner) heap list or abandoned list links
+  struct hak_slab *next;          // (owner) heap list or abandoned list links
   struct hak_slab *prev;
-  uint8_t *start;                // first block
+  uint8_t *start; // first block
   uint32_t block_size;
-  uint16_t capacity;             // blocks that fit
-  uint16_t carved;               // blocks ever handed to the free list or out
-  uint16_t used;                 // (owner) blocks out, including ones in caches
+  uint16_t capacity; // blocks that fit
+  uint16_t carved;   // blocks ever handed to the free list or out
+  uint16_t used;     // (owner) blocks out, including ones in caches
   uint8_t class_idx;
-  uint8_t state;                 // HAK_SLAB_*
-  uint8_t slot;                  // index in its SuperSlab
+  uint8_t state; // HAK_SLAB_*
+  uint8_t slot;  // index in its SuperSlab
   uint8_t pad_[3];
 } hak_slab;
 
@@ -112,14 +112,14 @@ _Static_assert(sizeof(hak_slab) == 64, "slab metadata is one cache line");
 #define HAK_SS_MAGIC 0x68616b6d53534c42ULL // "hakmSSLB"
 
 typedef struct hak_superslab {
-  uint64_t magic;                       // HAK_SS_MAGIC ^ address
-  uint8_t kind;                         // HAK_REGION_SS_SMALL or _MEDIUM
+  uint64_t magic; // HAK_SS_MAGIC ^ address
+  uint8_t kind;   // HAK_REGION_SS_SMALL or _MEDIUM
   uint8_t slab_shift;
   uint8_t nslabs;
   uint8_t pad_[5];
-  uint32_t free_mask;                   // (pool lock) free slots
+  uint32_t free_mask; // (pool lock) free slots
   uint32_t pad2_;
-  struct hak_superslab *next, *prev;    // (pool lock) SuperSlabs with free slots
+  struct hak_superslab *next, *prev; // (pool lock) SuperSlabs with free slots
   uint8_t pad3_[HAK_CACHELINE - 40];
   hak_slab slabs[HAK_SS_MAX_SLABS];
 } hak_superslab;
@@ -132,10 +132,10 @@ _Static_assert(sizeof(hak_superslab) <= HAK_SS_HEADER_SIZE, "header fits its pag
 #define HAK_LARGE_HEADER_SIZE ((size_t)64)
 
 typedef struct hak_large {
-  uint64_t magic;   // HAK_LARGE_MAGIC ^ address
-  size_t map_size;  // bytes mapped from the base, a multiple of 2 MiB
-  size_t offset;    // user pointer = base + offset
-  size_t usable;    // bytes usable at the user pointer
+  uint64_t magic;  // HAK_LARGE_MAGIC ^ address
+  size_t map_size; // bytes mapped from the base, a multiple of 2 MiB
+  size_t offset;   // user pointer = base + offset
+  size_t usable;   // bytes usable at the user pointer
 } hak_large;
 
 // ---- per-thread -------------------------------------------------------------
@@ -144,8 +144,8 @@ typedef struct hak_large {
 typedef struct hak_tcache_bin {
   void *head;
   uint32_t count;
-  uint32_t cap;     // 0 until the thread's heap exists: every push goes slow
-  uint64_t allocs;  // blocks handed out through this thread for the class
+  uint32_t cap;    // 0 until the thread's heap exists: every push goes slow
+  uint64_t allocs; // blocks handed out through this thread for the class
   uint64_t frees;
 } hak_tcache_bin;
 
@@ -153,14 +153,14 @@ typedef struct hak_tcache_bin {
 typedef struct hak_class_counters {
   uint64_t allocs;
   uint64_t frees;
-  uint64_t slow_allocs;  // allocations that missed the fast cache
+  uint64_t slow_allocs; // allocations that missed the fast cache
   uint64_t refills;
   uint64_t remote_frees;
 } hak_class_counters;
 
 typedef struct hak_class_heap {
-  hak_slab *active;   // never NULL: an empty sentinel when there is none
-  hak_slab *partial;  // doubly linked, NULL-terminated
+  hak_slab *active;  // never NULL: an empty sentinel when there is none
+  hak_slab *partial; // doubly linked, NULL-terminated
   hak_slab *full;
   uint32_t nfull;
   uint32_t grown_since_scan; // slabs acquired since the full list was last swept
@@ -170,7 +170,7 @@ typedef struct hak_class_heap {
 typedef struct hak_heap {
   hak_class_heap cls[HAK_NUM_CLASSES];
   hak_class_counters counters[HAK_NUM_CLASSES];
-  hak_tcache_bin *tcache;   // the owning thread's bins (NULL once it exits)
+  hak_tcache_bin *tcache;       // the owning thread's bins (NULL once it exits)
   struct hak_heap *next, *prev; // registry of live heaps
   pthread_t thread;
   bool live;

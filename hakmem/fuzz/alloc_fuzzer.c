@@ -50,10 +50,10 @@ typedef struct {
 } reader;
 
 static slot g_slots[NSLOTS];
-static size_t g_live;     // sum of the sizes of the held blocks
-static uint64_t g_gen;    // per-input generation counter
-static unsigned g_opno;   // operation number, for failure reports
-static const char *g_op;  // its name
+static size_t g_live;    // sum of the sizes of the held blocks
+static uint64_t g_gen;   // per-input generation counter
+static unsigned g_opno;  // operation number, for failure reports
+static const char *g_op; // its name
 
 static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
@@ -87,30 +87,67 @@ static uint32_t u24(reader *r) {
 // SuperSlab kinds, the slab/large split (128 KiB, less the debug trailer),
 // and 2 MiB multiples of the large mappings.
 static const size_t k_edges[] = {
-    0,         1,          8,           16,          17,          64,
-    128,       129,        160,         256,         512,         1024,
-    1025,      2048,       4096,        8192,        8193,        10240,
-    16384,     65536,      131072 - 8,  131072,      131072 + 1,  (2u << 20) - 64,
-    2u << 20,  (2u << 20) + 1, (4u << 20) - 64, 4u << 20,
+    0,
+    1,
+    8,
+    16,
+    17,
+    64,
+    128,
+    129,
+    160,
+    256,
+    512,
+    1024,
+    1025,
+    2048,
+    4096,
+    8192,
+    8193,
+    10240,
+    16384,
+    65536,
+    131072 - 8,
+    131072,
+    131072 + 1,
+    (2u << 20) - 64,
+    2u << 20,
+    (2u << 20) + 1,
+    (4u << 20) - 64,
+    4u << 20,
 };
 
 static size_t read_size(reader *r) {
   uint8_t sel = u8(r);
   size_t n;
   switch (sel & 7) {
-  case 0: n = u8(r) % 129; break;                           // tiny
-  case 1: n = u16(r) % 1025; break;                         // table-lookup classes
-  case 2: n = u16(r) % 8193; break;                         // small SuperSlabs
-  case 3: n = 8192 + u24(r) % (131072 - 8192 + 1); break;   // medium SuperSlabs
-  case 4: {                                                 // an edge, give or take 16
+  case 0:
+    n = u8(r) % 129;
+    break; // tiny
+  case 1:
+    n = u16(r) % 1025;
+    break; // table-lookup classes
+  case 2:
+    n = u16(r) % 8193;
+    break; // small SuperSlabs
+  case 3:
+    n = 8192 + u24(r) % (131072 - 8192 + 1);
+    break;  // medium SuperSlabs
+  case 4: { // an edge, give or take 16
     size_t e = k_edges[u8(r) % (sizeof k_edges / sizeof k_edges[0])];
     int delta = (int)(sel >> 3) - 16;
     n = (delta < 0 && (size_t)-delta > e) ? 0 : e + (size_t)(ptrdiff_t)delta;
     break;
   }
-  case 5: n = 131072 + u24(r) % (4u << 20); break;          // large
-  case 6: n = (size_t)u8(r) << 16; break;                   // up to 16 MiB, 64 KiB steps
-  default: n = u8(r) % 17; break;                           // very small, zero included
+  case 5:
+    n = 131072 + u24(r) % (4u << 20);
+    break; // large
+  case 6:
+    n = (size_t)u8(r) << 16;
+    break; // up to 16 MiB, 64 KiB steps
+  default:
+    n = u8(r) % 17;
+    break; // very small, zero included
   }
   return n > MAX_SIZE ? MAX_SIZE : n;
 }
@@ -154,9 +191,11 @@ typedef void range_fn(unsigned char *p, size_t from, size_t to, uint64_t seed, u
 
 static void for_ranges(unsigned char *p, size_t size, size_t limit, uint64_t seed, unsigned s,
                        range_fn *fn) {
-  if (limit > size) limit = size;
+  if (limit > size)
+    limit = size;
   if (size <= FULL_FILL) {
-    if (limit > 0) fn(p, 0, limit, seed, s);
+    if (limit > 0)
+      fn(p, 0, limit, seed, s);
     return;
   }
   for (size_t off = 0; off < limit; off += PAGE) {
@@ -164,23 +203,26 @@ static void for_ranges(unsigned char *p, size_t size, size_t limit, uint64_t see
     fn(p, off, end, seed, s);
   }
   size_t tail = size - STRIPE;
-  if (tail < limit) fn(p, tail, limit, seed, s);
+  if (tail < limit)
+    fn(p, tail, limit, seed, s);
 }
 
 NO_COVERAGE static void fill_range(unsigned char *p, size_t from, size_t to, uint64_t seed,
                                    unsigned s) {
   (void)s;
   size_t i = from;
-  for (; i < to && (i & 7) != 0; i++) p[i] = pattern_byte(seed, i);
+  for (; i < to && (i & 7) != 0; i++)
+    p[i] = pattern_byte(seed, i);
   for (; i + 8 <= to; i += 8) {
     uint64_t w = pattern_word(seed, i >> 3);
     memcpy(p + i, &w, 8); // little-endian: byte j of the word lands at i + j
   }
-  for (; i < to; i++) p[i] = pattern_byte(seed, i);
+  for (; i < to; i++)
+    p[i] = pattern_byte(seed, i);
 }
 
-static void __attribute__((noinline)) bad_byte(unsigned char *p, size_t from, size_t to,
-                                               uint64_t seed, unsigned s) {
+static void __attribute__((noinline))
+bad_byte(unsigned char *p, size_t from, size_t to, uint64_t seed, unsigned s) {
   for (size_t i = from; i < to; i++) {
     uint8_t want = pattern_byte(seed, i);
     if (p[i] != want)
@@ -194,14 +236,17 @@ NO_COVERAGE static void check_range(unsigned char *p, size_t from, size_t to, ui
                                     unsigned s) {
   size_t i = from;
   for (; i < to && (i & 7) != 0; i++)
-    if (p[i] != pattern_byte(seed, i)) bad_byte(p, i, to, seed, s);
+    if (p[i] != pattern_byte(seed, i))
+      bad_byte(p, i, to, seed, s);
   for (; i + 8 <= to; i += 8) {
     uint64_t w;
     memcpy(&w, p + i, 8);
-    if (w != pattern_word(seed, i >> 3)) bad_byte(p, i, to, seed, s);
+    if (w != pattern_word(seed, i >> 3))
+      bad_byte(p, i, to, seed, s);
   }
   for (; i < to; i++)
-    if (p[i] != pattern_byte(seed, i)) bad_byte(p, i, to, seed, s);
+    if (p[i] != pattern_byte(seed, i))
+      bad_byte(p, i, to, seed, s);
 }
 
 static void fill_slot(unsigned s) {
@@ -220,21 +265,25 @@ static void check_slot(unsigned s) { check_slot_prefix(s, g_slots[s].size); }
 
 static void __attribute__((noinline)) bad_zero(const unsigned char *p, size_t from, size_t to) {
   for (size_t i = from; i < to; i++)
-    if (p[i] != 0) fail("calloc block %p: byte %zu is 0x%02x, not 0", (const void *)p, i, p[i]);
+    if (p[i] != 0)
+      fail("calloc block %p: byte %zu is 0x%02x, not 0", (const void *)p, i, p[i]);
   fail("calloc block %p: not zero in bytes %zu..%zu", (const void *)p, from, to);
 }
 
 NO_COVERAGE static void check_zero_range(const unsigned char *p, size_t from, size_t to) {
   size_t i = from;
   for (; i < to && (i & 7) != 0; i++)
-    if (p[i] != 0) bad_zero(p, i, to);
+    if (p[i] != 0)
+      bad_zero(p, i, to);
   for (; i + 8 <= to; i += 8) {
     uint64_t w;
     memcpy(&w, p + i, 8);
-    if (w != 0) bad_zero(p, i, to);
+    if (w != 0)
+      bad_zero(p, i, to);
   }
   for (; i < to; i++)
-    if (p[i] != 0) bad_zero(p, i, to);
+    if (p[i] != 0)
+      bad_zero(p, i, to);
 }
 
 static void check_zero(const unsigned char *p, size_t size) {
@@ -259,9 +308,11 @@ static int overlaps(const unsigned char *p, size_t n, unsigned except) {
   size_t len = n ? n : 1;
   for (unsigned s = 0; s < NSLOTS; s++) {
     const slot *b = &g_slots[s];
-    if (s == except || b->p == NULL) continue;
+    if (s == except || b->p == NULL)
+      continue;
     size_t blen = b->size ? b->size : 1;
-    if (p < b->p + blen && b->p < p + len) return (int)s;
+    if (p < b->p + blen && b->p < p + len)
+      return (int)s;
   }
   return -1;
 }
@@ -270,17 +321,21 @@ static int overlaps(const unsigned char *p, size_t n, unsigned except) {
 // in slot s (which must be empty).
 static void adopt(unsigned s, void *ptr, size_t size, size_t align) {
   unsigned char *p = ptr;
-  if (p == NULL) fail("NULL for %zu bytes (align %zu), errno %d", size, align, errno);
-  if ((uintptr_t)p % 16 != 0) fail("block %p for %zu bytes is not 16-byte aligned", ptr, size);
+  if (p == NULL)
+    fail("NULL for %zu bytes (align %zu), errno %d", size, align, errno);
+  if ((uintptr_t)p % 16 != 0)
+    fail("block %p for %zu bytes is not 16-byte aligned", ptr, size);
   if (align > 1 && (uintptr_t)p % align != 0)
     fail("block %p for %zu bytes is not aligned to %zu", ptr, size, align);
-  if (!hak_owns(p)) fail("hak_owns(%p) is 0 for a block hakmem just returned", ptr);
+  if (!hak_owns(p))
+    fail("hak_owns(%p) is 0 for a block hakmem just returned", ptr);
   size_t usable = hak_usable_size(p);
-  if (usable < size) fail("hak_usable_size(%p) = %zu < %zu requested", ptr, usable, size);
+  if (usable < size)
+    fail("hak_usable_size(%p) = %zu < %zu requested", ptr, usable, size);
   int other = overlaps(p, size, s);
   if (other >= 0)
-    fail("block %p (%zu bytes) overlaps the live block of slot %d (%p, %zu bytes)", ptr, size, other,
-         (void *)g_slots[other].p, g_slots[other].size);
+    fail("block %p (%zu bytes) overlaps the live block of slot %d (%p, %zu bytes)", ptr, size,
+         other, (void *)g_slots[other].p, g_slots[other].size);
   g_slots[s].p = p;
   g_slots[s].size = size;
   g_slots[s].align = align;
@@ -289,10 +344,12 @@ static void adopt(unsigned s, void *ptr, size_t size, size_t align) {
 
 static void release(unsigned s) {
   slot *b = &g_slots[s];
-  if (b->p == NULL) return;
+  if (b->p == NULL)
+    return;
   check_slot(s);
   size_t usable = hak_usable_size(b->p);
-  if (usable < b->size) fail("hak_usable_size(%p) = %zu < %zu before free", (void *)b->p, usable, b->size);
+  if (usable < b->size)
+    fail("hak_usable_size(%p) = %zu < %zu before free", (void *)b->p, usable, b->size);
   hak_free(b->p);
   g_live -= b->size;
   b->p = NULL;
@@ -308,7 +365,8 @@ static int fits(size_t n, unsigned s) {
 // ---- operations ----------------------------------------------------------------
 
 static void op_malloc(unsigned s, size_t n) {
-  if (!fits(n, s)) return;
+  if (!fits(n, s))
+    return;
   release(s);
   adopt(s, hak_malloc(n), n, 0);
   fill_slot(s);
@@ -316,7 +374,8 @@ static void op_malloc(unsigned s, size_t n) {
 
 static void op_calloc(unsigned s, size_t count, size_t each) {
   size_t n = count * each; // both small enough (see caller) not to overflow
-  if (!fits(n, s)) return;
+  if (!fits(n, s))
+    return;
   release(s);
   void *p = hak_calloc(count, each);
   adopt(s, p, n, 0);
@@ -327,7 +386,8 @@ static void op_calloc(unsigned s, size_t count, size_t each) {
 static void op_realloc(unsigned s, size_t n) {
   slot *b = &g_slots[s];
   if (b->p == NULL) { // realloc(NULL, n) is malloc(n)
-    if (!fits(n, s)) return;
+    if (!fits(n, s))
+      return;
     adopt(s, hak_realloc(NULL, n), n, 0);
     fill_slot(s);
     return;
@@ -336,16 +396,19 @@ static void op_realloc(unsigned s, size_t n) {
   if (n == 0) { // frees, returns NULL
     errno = 0;
     void *q = hak_realloc(b->p, 0);
-    if (q != NULL) fail("realloc(%p, 0) returned %p, not NULL", (void *)b->p, q);
+    if (q != NULL)
+      fail("realloc(%p, 0) returned %p, not NULL", (void *)b->p, q);
     g_live -= b->size;
     b->p = NULL;
     b->size = 0;
     return;
   }
-  if (!fits(n, s)) return;
+  if (!fits(n, s))
+    return;
   size_t old = b->size;
   unsigned char *q = hak_realloc(b->p, n);
-  if (q == NULL) fail("realloc(%p, %zu) returned NULL, errno %d", (void *)b->p, n, errno);
+  if (q == NULL)
+    fail("realloc(%p, %zu) returned NULL, errno %d", (void *)b->p, n, errno);
   // The old contents up to the smaller size come along.
   size_t keep = old < n ? old : n;
   for_ranges(q, old, keep, seed_of(s, b->gen), s, check_range);
@@ -357,13 +420,16 @@ static void op_realloc(unsigned s, size_t n) {
 }
 
 static void op_aligned(unsigned s, size_t align, size_t n, int posix) {
-  if (!fits(n + align, s)) return;
+  if (!fits(n + align, s))
+    return;
   release(s);
   void *p = NULL;
   if (posix) {
-    if (align < sizeof(void *)) align = sizeof(void *);
+    if (align < sizeof(void *))
+      align = sizeof(void *);
     int rc = hak_posix_memalign(&p, align, n);
-    if (rc != 0) fail("posix_memalign(%zu, %zu) returned %d", align, n, rc);
+    if (rc != 0)
+      fail("posix_memalign(%zu, %zu) returned %d", align, n, rc);
   } else {
     p = hak_aligned_alloc(align, n);
   }
@@ -375,14 +441,17 @@ static void op_memalign(unsigned s, size_t align, size_t n, int kind) {
   size_t want = align;
   if (kind == 0 && (align & (align - 1)) != 0) { // memalign rounds up
     want = 1;
-    while (want < align) want <<= 1;
+    while (want < align)
+      want <<= 1;
   }
-  if (kind == 1) want = PAGE; // valloc
-  if (kind == 2) {            // pvalloc: rounded up to whole pages
+  if (kind == 1)
+    want = PAGE;   // valloc
+  if (kind == 2) { // pvalloc: rounded up to whole pages
     want = PAGE;
     n = n == 0 ? PAGE : (n + PAGE - 1) & ~(size_t)(PAGE - 1);
   }
-  if (!fits(n + want, s)) return;
+  if (!fits(n + want, s))
+    return;
   release(s);
   void *p = kind == 0 ? hak_memalign(align, n) : kind == 1 ? hak_valloc(n) : hak_pvalloc(n);
   adopt(s, p, n, want);
@@ -401,20 +470,23 @@ static void op_impossible(reader *r) {
   case 0:
     g_op = "malloc(huge)";
     p = hak_malloc(huge);
-    if (p != NULL || errno != ENOMEM) fail("malloc(%zu) gave %p, errno %d", huge, p, errno);
+    if (p != NULL || errno != ENOMEM)
+      fail("malloc(%zu) gave %p, errno %d", huge, p, errno);
     break;
   case 1: { // count * size overflows
     g_op = "calloc(overflow)";
     size_t count = ((size_t)1 << 32) + k, each = ((size_t)1 << 32) + (what >> 4);
     p = hak_calloc(count, each);
-    if (p != NULL || errno != ENOMEM) fail("calloc(%zu, %zu) gave %p, errno %d", count, each, p, errno);
+    if (p != NULL || errno != ENOMEM)
+      fail("calloc(%zu, %zu) gave %p, errno %d", count, each, p, errno);
     break;
   }
   case 2: { // not a power of two
     g_op = "aligned_alloc(bad alignment)";
     size_t align = (size_t)3 << (k % 20);
     p = hak_aligned_alloc(align, 64);
-    if (p != NULL || errno != EINVAL) fail("aligned_alloc(%zu, 64) gave %p, errno %d", align, p, errno);
+    if (p != NULL || errno != EINVAL)
+      fail("aligned_alloc(%zu, 64) gave %p, errno %d", align, p, errno);
     break;
   }
   case 3: { // not a power of two, or below sizeof(void *): EINVAL, *out untouched
@@ -437,18 +509,22 @@ static void op_impossible(reader *r) {
   case 5: { // realloc to an impossible size: NULL, ENOMEM, old block kept
     g_op = "realloc(huge)";
     unsigned s = (unsigned)(k % NSLOTS);
-    if (g_slots[s].p == NULL) break;
+    if (g_slots[s].p == NULL)
+      break;
     p = hak_realloc(g_slots[s].p, huge);
-    if (p != NULL || errno != ENOMEM) fail("realloc(%p, %zu) gave %p, errno %d", (void *)g_slots[s].p, huge, p, errno);
+    if (p != NULL || errno != ENOMEM)
+      fail("realloc(%p, %zu) gave %p, errno %d", (void *)g_slots[s].p, huge, p, errno);
     check_slot(s);
     break;
   }
   default: { // reallocarray overflow
     g_op = "reallocarray(overflow)";
     unsigned s = (unsigned)(k % NSLOTS);
-    if (g_slots[s].p == NULL) break;
+    if (g_slots[s].p == NULL)
+      break;
     p = hak_reallocarray(g_slots[s].p, SIZE_MAX / 2, 3);
-    if (p != NULL || errno != ENOMEM) fail("reallocarray overflow gave %p, errno %d", p, errno);
+    if (p != NULL || errno != ENOMEM)
+      fail("reallocarray overflow gave %p, errno %d", p, errno);
     check_slot(s);
     break;
   }
@@ -462,7 +538,7 @@ static void op_impossible(reader *r) {
 // sweeping and adoption).
 
 typedef struct {
-  int alloc;             // 1: allocate into the slots, 0: free them
+  int alloc; // 1: allocate into the slots, 0: free them
   unsigned slots[8];
   size_t sizes[8];
   unsigned count;
@@ -490,11 +566,14 @@ static void op_thread(reader *r) {
   for (unsigned i = 0; i < want; i++) {
     unsigned s = u8(r) % NSLOTS;
     int dup = 0;
-    for (unsigned j = 0; j < job.count; j++) dup |= job.slots[j] == s;
-    if (dup) continue;
+    for (unsigned j = 0; j < job.count; j++)
+      dup |= job.slots[j] == s;
+    if (dup)
+      continue;
     if (job.alloc) {
       size_t n = read_size(r);
-      if (!fits(n, s)) continue;
+      if (!fits(n, s))
+        continue;
       release(s);
       job.slots[job.count] = s;
       job.sizes[job.count++] = n;
@@ -505,7 +584,8 @@ static void op_thread(reader *r) {
       job.slots[job.count++] = s;
     }
   }
-  if (job.count == 0) return;
+  if (job.count == 0)
+    return;
   pthread_t t;
   if (pthread_create(&t, NULL, thread_main, &job) != 0) {
     // No thread: do the same work here.
@@ -575,7 +655,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 3:
     case 4:
       g_op = "free";
-      if (g_slots[s].p == NULL) hak_free(NULL);
+      if (g_slots[s].p == NULL)
+        hak_free(NULL);
       release(s);
       break;
     case 5:
@@ -610,7 +691,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     case 11:
       g_op = "check";
-      if (g_slots[s].p != NULL) check_slot(s);
+      if (g_slots[s].p != NULL)
+        check_slot(s);
       break;
     case 12:
       g_op = "impossible";
@@ -622,19 +704,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     case 14:
       g_op = (s & 1) ? "hak_trim" : "hak_thread_flush";
-      if (s & 1) hak_trim(0);
-      else hak_thread_flush();
+      if (s & 1)
+        hak_trim(0);
+      else
+        hak_thread_flush();
       break;
     default: {
       g_op = "reallocarray";
       size_t count = 1 + u8(&r) % 64, each = read_size(&r) % 65537;
       slot *b = &g_slots[s];
       size_t n = count * each;
-      if (b->p == NULL || n == 0 || !fits(n, s)) break;
+      if (b->p == NULL || n == 0 || !fits(n, s))
+        break;
       size_t old = b->size;
       check_slot(s);
       unsigned char *q = hak_reallocarray(b->p, count, each);
-      if (q == NULL) fail("reallocarray(%p, %zu, %zu) returned NULL", (void *)b->p, count, each);
+      if (q == NULL)
+        fail("reallocarray(%p, %zu, %zu) returned NULL", (void *)b->p, count, each);
       for_ranges(q, old, old < n ? old : n, seed_of(s, b->gen), s, check_range);
       g_live -= old;
       b->p = NULL;
@@ -646,8 +732,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   }
   g_op = "final free";
-  for (unsigned s = 0; s < NSLOTS; s++) release(s);
-  if (g_live != 0) fail("bookkeeping: %zu live bytes after freeing every slot", g_live);
+  for (unsigned s = 0; s < NSLOTS; s++)
+    release(s);
+  if (g_live != 0)
+    fail("bookkeeping: %zu live bytes after freeing every slot", g_live);
   // Blocks still cached by this thread count as freed already; the check
   // holds whatever the cache holds.
   g_op = "final counters";

@@ -32,8 +32,8 @@ inline uint64_t PatternWord(uint64_t seed, size_t k) {
 // Byte `i` of the pattern is byte (i % 8) of PatternWord(seed, i / 8), so a
 // prefix of a filled buffer is the pattern of the shorter length: realloc
 // tests can verify the kept prefix with the same seed.
-inline void FillPattern(void* p, size_t n, uint64_t seed) {
-  unsigned char* b = static_cast<unsigned char*>(p);
+inline void FillPattern(void *p, size_t n, uint64_t seed) {
+  unsigned char *b = static_cast<unsigned char *>(p);
   size_t words = n / 8;
   for (size_t k = 0; k < words; ++k) {
     uint64_t w = PatternWord(seed, k);
@@ -46,14 +46,14 @@ inline void FillPattern(void* p, size_t n, uint64_t seed) {
 }
 
 // Offset of the first byte that differs from the pattern, or kNotFound.
-inline size_t FindPatternMismatch(const void* p, size_t n, uint64_t seed) {
-  const unsigned char* b = static_cast<const unsigned char*>(p);
+inline size_t FindPatternMismatch(const void *p, size_t n, uint64_t seed) {
+  const unsigned char *b = static_cast<const unsigned char *>(p);
   size_t words = n / 8;
   for (size_t k = 0; k < words; ++k) {
     uint64_t want = PatternWord(seed, k);
     if (std::memcmp(b + 8 * k, &want, 8) != 0) {
       for (size_t i = 0; i < 8; ++i) {
-        if (b[8 * k + i] != reinterpret_cast<const unsigned char*>(&want)[i]) {
+        if (b[8 * k + i] != reinterpret_cast<const unsigned char *>(&want)[i]) {
           return 8 * k + i;
         }
       }
@@ -62,7 +62,7 @@ inline size_t FindPatternMismatch(const void* p, size_t n, uint64_t seed) {
   if (n % 8 != 0) {
     uint64_t want = PatternWord(seed, words);
     for (size_t i = 0; i < n % 8; ++i) {
-      if (b[8 * words + i] != reinterpret_cast<const unsigned char*>(&want)[i]) {
+      if (b[8 * words + i] != reinterpret_cast<const unsigned char *>(&want)[i]) {
         return 8 * words + i;
       }
     }
@@ -71,27 +71,29 @@ inline size_t FindPatternMismatch(const void* p, size_t n, uint64_t seed) {
 }
 
 // Offset of the first non-zero byte, or kNotFound.
-inline size_t FindNonZero(const void* p, size_t n) {
-  const unsigned char* b = static_cast<const unsigned char*>(p);
+inline size_t FindNonZero(const void *p, size_t n) {
+  const unsigned char *b = static_cast<const unsigned char *>(p);
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     uint64_t w;
     std::memcpy(&w, b + i, 8);
-    if (w != 0) break;
+    if (w != 0)
+      break;
   }
   for (; i < n; ++i) {
-    if (b[i] != 0) return i;
+    if (b[i] != 0)
+      return i;
   }
   return kNotFound;
 }
 
 // A seed that depends on where a block lives and how big it is, so a block
 // that is handed out twice, or overlaps another, shows up as a mismatch.
-inline uint64_t SeedFor(const void* p, size_t n, uint64_t salt = 0) {
+inline uint64_t SeedFor(const void *p, size_t n, uint64_t salt = 0) {
   return Mix(reinterpret_cast<uintptr_t>(p) ^ Mix(n) ^ (salt << 1));
 }
 
-inline bool IsAligned(const void* p, size_t alignment) {
+inline bool IsAligned(const void *p, size_t alignment) {
   return reinterpret_cast<uintptr_t>(p) % alignment == 0;
 }
 
@@ -105,7 +107,7 @@ inline hak_stats StatsNow() {
 }
 
 // Blocks handed out, over all size classes and large mappings.
-inline uint64_t TotalAllocs(const hak_stats& s) {
+inline uint64_t TotalAllocs(const hak_stats &s) {
   uint64_t t = s.large_allocs;
   for (uint32_t c = 0; c < s.num_classes && c < HAK_STATS_MAX_CLASSES; ++c) {
     t += s.classes[c].allocs;
@@ -114,7 +116,7 @@ inline uint64_t TotalAllocs(const hak_stats& s) {
 }
 
 // Blocks given back, over all size classes and large mappings.
-inline uint64_t TotalFrees(const hak_stats& s) {
+inline uint64_t TotalFrees(const hak_stats &s) {
   uint64_t t = s.large_frees;
   for (uint32_t c = 0; c < s.num_classes && c < HAK_STATS_MAX_CLASSES; ++c) {
     t += s.classes[c].frees;
@@ -122,7 +124,7 @@ inline uint64_t TotalFrees(const hak_stats& s) {
   return t;
 }
 
-inline uint64_t TotalRemoteFrees(const hak_stats& s) {
+inline uint64_t TotalRemoteFrees(const hak_stats &s) {
   uint64_t t = 0;
   for (uint32_t c = 0; c < s.num_classes && c < HAK_STATS_MAX_CLASSES; ++c) {
     t += s.classes[c].remote_frees;
@@ -131,11 +133,10 @@ inline uint64_t TotalRemoteFrees(const hak_stats& s) {
 }
 
 // Blocks live now according to the counters (allocations minus frees).
-inline int64_t LiveBlocks(const hak_stats& s) {
-  return static_cast<int64_t>(TotalAllocs(s)) -
-         static_cast<int64_t>(TotalFrees(s));
+inline int64_t LiveBlocks(const hak_stats &s) {
+  return static_cast<int64_t>(TotalAllocs(s)) - static_cast<int64_t>(TotalFrees(s));
 }
 
-}  // namespace hakmem_test
+} // namespace hakmem_test
 
-#endif  // HAKMEM_TESTS_TEST_UTIL_H_
+#endif // HAKMEM_TESTS_TEST_UTIL_H_

@@ -58,18 +58,18 @@ typedef struct hak_class_stats {
 typedef struct hak_stats {
   uint32_t num_classes;
   hak_class_stats classes[HAK_STATS_MAX_CLASSES];
-  uint64_t large_allocs;      // blocks served by their own mapping
+  uint64_t large_allocs; // blocks served by their own mapping
   uint64_t large_frees;
-  uint64_t large_live_bytes;  // bytes in live large mappings
-  uint64_t superslabs;        // SuperSlabs in use now
+  uint64_t large_live_bytes; // bytes in live large mappings
+  uint64_t superslabs;       // SuperSlabs in use now
   uint64_t superslabs_peak;
-  uint64_t superslabs_total;  // SuperSlabs ever created
-  uint64_t mapped_bytes;      // bytes hakmem has mapped from the OS now
-  uint64_t mapped_peak;       // highest mapped_bytes seen
-  uint64_t cached_bytes;      // mapped but idle in the page arena
-  uint64_t purged_bytes;      // bytes given back to the OS by decay
-  uint64_t abandoned_slabs;   // slabs left by exited threads, not yet adopted
-  uint64_t adopted_slabs;     // slabs taken over from exited threads
+  uint64_t superslabs_total; // SuperSlabs ever created
+  uint64_t mapped_bytes;     // bytes hakmem has mapped from the OS now
+  uint64_t mapped_peak;      // highest mapped_bytes seen
+  uint64_t cached_bytes;     // mapped but idle in the page arena
+  uint64_t purged_bytes;     // bytes given back to the OS by decay
+  uint64_t abandoned_slabs;  // slabs left by exited threads, not yet adopted
+  uint64_t adopted_slabs;    // slabs taken over from exited threads
   uint64_t threads_live;
   uint64_t threads_exited;
   uint64_t pool_lock_acquires; // shared-pool lock statistics

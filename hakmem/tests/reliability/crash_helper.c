@@ -29,7 +29,8 @@ static void put(const char *s) {
   size_t n = strlen(s);
   while (n > 0) {
     ssize_t w = write(2, s, n);
-    if (w <= 0) return;
+    if (w <= 0)
+      return;
     s += w;
     n -= (size_t)w;
   }
@@ -46,7 +47,8 @@ static void put_hex(uintptr_t v) {
   int i = 0;
   buf[i++] = '0';
   buf[i++] = 'x';
-  while (n > 0) buf[i++] = tmp[--n];
+  while (n > 0)
+    buf[i++] = tmp[--n];
   buf[i] = '\0';
   put(buf);
 }
@@ -105,7 +107,8 @@ int main(int argc, char **argv) {
   }
 
   void *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (page == MAP_FAILED) return 12;
+  if (page == MAP_FAILED)
+    return 12;
   put("fault ");
   put_hex((uintptr_t)page);
   put("\n");

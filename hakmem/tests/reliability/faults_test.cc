@@ -38,14 +38,14 @@ const bool kThreadsafe = RegisterThreadsafeDeathTests();
 // For code running in a child process: on failure, say where and why, and
 // exit with status 1 (the parent's ExitedWithCode(0) then fails, showing
 // this child's stderr).
-#define CHILD_CHECK(cond, ...)                                     \
-  do {                                                             \
-    if (!(cond)) {                                                 \
-      Say("%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-      Say(__VA_ARGS__);                                            \
-      Say("\n");                                                   \
-      _exit(1);                                                    \
-    }                                                              \
+#define CHILD_CHECK(cond, ...)                                                                     \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      Say("%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                                 \
+      Say(__VA_ARGS__);                                                                            \
+      Say("\n");                                                                                   \
+      _exit(1);                                                                                    \
+    }                                                                                              \
   } while (0)
 
 // ============================================================================
@@ -54,8 +54,8 @@ const bool kThreadsafe = RegisterThreadsafeDeathTests();
 
 // Pointers kept in memory mapped before the limit is set.
 struct Held {
-  void** ptr = nullptr;
-  size_t* size = nullptr;
+  void **ptr = nullptr;
+  size_t *size = nullptr;
   size_t cap = 0;
   size_t n = 0;
   size_t bytes = 0;
@@ -63,11 +63,11 @@ struct Held {
 
 Held MapHeld(size_t cap) {
   Held h;
-  void* m = mmap(nullptr, cap * (sizeof(void*) + sizeof(size_t)), PROT_READ | PROT_WRITE,
+  void *m = mmap(nullptr, cap * (sizeof(void *) + sizeof(size_t)), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   CHILD_CHECK(m != MAP_FAILED, "mmap of %zu slots", cap);
-  h.ptr = static_cast<void**>(m);
-  h.size = reinterpret_cast<size_t*>(h.ptr + cap);
+  h.ptr = static_cast<void **>(m);
+  h.size = reinterpret_cast<size_t *>(h.ptr + cap);
   h.cap = cap;
   return h;
 }
@@ -77,18 +77,18 @@ inline unsigned char Mark(size_t i) { return static_cast<unsigned char>(i * 131 
 
 // Allocates blocks of the given sizes in turn until malloc returns NULL,
 // which it must do with ENOMEM. Returns the bytes obtained.
-size_t AllocateUntilNull(Held* h, const std::vector<size_t>& sizes) {
+size_t AllocateUntilNull(Held *h, const std::vector<size_t> &sizes) {
   size_t before = h->bytes;
   for (size_t i = 0;; i++) {
     CHILD_CHECK(h->n < h->cap, "more than %zu blocks without running out", h->cap);
     size_t n = sizes[i % sizes.size()];
     errno = 0;
-    void* p = Malloc(n);
+    void *p = Malloc(n);
     if (p == nullptr) {
       CHILD_CHECK(errno == ENOMEM, "malloc(%zu) returned NULL with errno %d", n, errno);
       return h->bytes - before;
     }
-    unsigned char* b = static_cast<unsigned char*>(p);
+    unsigned char *b = static_cast<unsigned char *>(p);
     b[0] = b[n - 1] = Mark(h->n);
     h->ptr[h->n] = p;
     h->size[h->n] = n;
@@ -97,11 +97,11 @@ size_t AllocateUntilNull(Held* h, const std::vector<size_t>& sizes) {
   }
 }
 
-void FreeAll(Held* h) {
+void FreeAll(Held *h) {
   for (size_t i = 0; i < h->n; i++) {
-    unsigned char* b = static_cast<unsigned char*>(h->ptr[i]);
-    CHILD_CHECK(b[0] == Mark(i) && b[h->size[i] - 1] == Mark(i), "block %zu (%p, %zu bytes) damaged",
-                i, h->ptr[i], h->size[i]);
+    unsigned char *b = static_cast<unsigned char *>(h->ptr[i]);
+    CHILD_CHECK(b[0] == Mark(i) && b[h->size[i] - 1] == Mark(i),
+                "block %zu (%p, %zu bytes) damaged", i, h->ptr[i], h->size[i]);
     free(b);
   }
   h->n = 0;
@@ -115,7 +115,7 @@ void ExpectEverythingBigFails() {
   CHILD_CHECK(Malloc(kBig) == nullptr && errno == ENOMEM, "malloc(64 MiB): errno %d", errno);
   errno = 0;
   CHILD_CHECK(Calloc(1, kBig) == nullptr && errno == ENOMEM, "calloc(1, 64 MiB): errno %d", errno);
-  void* q = nullptr;
+  void *q = nullptr;
   CHILD_CHECK(posix_memalign(&q, 4096, kBig) == ENOMEM && q == nullptr, "posix_memalign");
   errno = 0;
   CHILD_CHECK(AlignedAlloc(kSuperSlabSize, kBig) == nullptr && errno == ENOMEM,
@@ -124,7 +124,7 @@ void ExpectEverythingBigFails() {
 
 // hakmem's memory is back to what it was at `base`, give or take the slabs
 // each size class keeps active (one per class used, each in a SuperSlab).
-void ExpectNothingLeaked(const hak_stats& base, const char* phase, size_t classes_used) {
+void ExpectNothingLeaked(const hak_stats &base, const char *phase, size_t classes_used) {
   CHILD_CHECK(hak_trim(0) >= 0, "hak_trim");
   hak_stats now = StatsNow();
   CHILD_CHECK(now.superslabs <= base.superslabs + classes_used,
@@ -145,21 +145,24 @@ void ExpectNothingLeaked(const hak_stats& base, const char* phase, size_t classe
 // space is exhausted.
 __attribute__((noinline)) void ReserveStack() {
   volatile char pad[512 * 1024];
-  for (size_t i = 0; i < sizeof pad; i += kPageSize) pad[i] = 0;
+  for (size_t i = 0; i < sizeof pad; i += kPageSize)
+    pad[i] = 0;
 }
 
 // The headroom left in the address space when the limit is set.
 constexpr size_t kHeadroom = 192 * kMiB;
 
 void RunOutOfAddressSpace() {
-  const std::vector<size_t> kSmall = {48, 1000, 4000, 20000};  // three small classes, one medium
+  const std::vector<size_t> kSmall = {48, 1000, 4000, 20000}; // three small classes, one medium
   const std::vector<size_t> kLarge = {3 * kMiB, 1 * kMiB + 1};
   ReserveStack();
   Held held = MapHeld(size_t{1} << 20);
 
   // Every size once, so each class has its active slab before the baseline.
-  for (size_t n : kSmall) free(Malloc(n));
-  for (size_t n : kLarge) free(Malloc(n));
+  for (size_t n : kSmall)
+    free(Malloc(n));
+  for (size_t n : kLarge)
+    free(Malloc(n));
   hak_trim(0);
   const hak_stats base = StatsNow();
 
@@ -175,7 +178,7 @@ void RunOutOfAddressSpace() {
   // realloc that cannot grow keeps the old block.
   {
     errno = 0;
-    void* old = held.ptr[0];
+    void *old = held.ptr[0];
     CHILD_CHECK(Realloc(old, 64 * kMiB) == nullptr && errno == ENOMEM, "realloc: errno %d", errno);
   }
   FreeAll(&held);
@@ -205,10 +208,14 @@ void RunOutOfAddressSpace() {
   ExpectNothingLeaked(base, "second rounds", kSmall.size());
 
   // And ordinary use works again.
-  for (int i = 0; i < 32; i++) held.ptr[held.n++] = Malloc(1 * kMiB);
-  for (int i = 0; i < 16384; i++) held.ptr[held.n++] = Malloc(1000);
-  for (size_t i = 0; i < held.n; i++) CHILD_CHECK(held.ptr[i] != nullptr, "allocation %zu failed", i);
-  for (size_t i = 0; i < held.n; i++) free(held.ptr[i]);
+  for (int i = 0; i < 32; i++)
+    held.ptr[held.n++] = Malloc(1 * kMiB);
+  for (int i = 0; i < 16384; i++)
+    held.ptr[held.n++] = Malloc(1000);
+  for (size_t i = 0; i < held.n; i++)
+    CHILD_CHECK(held.ptr[i] != nullptr, "allocation %zu failed", i);
+  for (size_t i = 0; i < held.n; i++)
+    free(held.ptr[i]);
   Say("small %zu MiB, large %zu MiB, mixed %zu/%zu MiB\n", small1 / kMiB, large1 / kMiB,
       mixed1 / kMiB, mixed2 / kMiB);
   _exit(0);
@@ -229,31 +236,34 @@ constexpr int kInherited = 32;
 
 struct ForkShared {
   std::atomic<bool> stop{false};
-  std::atomic<void*> exchange[kExchangeSlots] = {};
+  std::atomic<void *> exchange[kExchangeSlots] = {};
   std::atomic<uint64_t> churn_ops{0};
 };
 
-size_t ChurnSize(Rng& rng) {
+size_t ChurnSize(Rng &rng) {
   size_t r = rng.Below(128);
-  if (r == 0) return 256 * kKiB + rng.Below(768 * kKiB);  // large
-  if (r < 16) return 8 * kKiB + rng.Below(56 * kKiB);     // small and medium classes near the top
+  if (r == 0)
+    return 256 * kKiB + rng.Below(768 * kKiB); // large
+  if (r < 16)
+    return 8 * kKiB + rng.Below(56 * kKiB); // small and medium classes near the top
   return 1 + rng.Below(1024);
 }
 
 // Allocates and frees without pause, trading blocks with the other churn
 // threads through `exchange` (so frees are often remote), until told to stop.
-void Churn(ForkShared* sh, unsigned id) {
+void Churn(ForkShared *sh, unsigned id) {
   Rng rng(id * 7919 + 1);
   constexpr size_t kMine = 128;
-  void* mine[kMine] = {};
+  void *mine[kMine] = {};
   uint64_t ops = 0;
   while (!sh->stop.load(std::memory_order_relaxed)) {
     size_t k = rng.Below(kMine);
     free(mine[k]);
     mine[k] = nullptr;
     size_t n = ChurnSize(rng);
-    void* p = Malloc(n);
-    if (p == nullptr) continue;
+    void *p = Malloc(n);
+    if (p == nullptr)
+      continue;
     memset(p, static_cast<int>(id), std::min<size_t>(n, 64));
     if (rng.Below(8) == 0) {
       free(sh->exchange[rng.Below(kExchangeSlots)].exchange(p, std::memory_order_acq_rel));
@@ -262,13 +272,15 @@ void Churn(ForkShared* sh, unsigned id) {
     }
     ops++;
   }
-  for (void* p : mine) free(p);
+  for (void *p : mine)
+    free(p);
   sh->churn_ops.fetch_add(ops);
 }
 
 // In the child: status 0, or a code saying what failed (and a line on stderr).
-int ForkChild(ForkShared* sh, void* const* inherited, const size_t* inherited_size, int fork_index) {
-  alarm(30);  // a deadlock in the child ends as SIGALRM, not as a hung test
+int ForkChild(ForkShared *sh, void *const *inherited, const size_t *inherited_size,
+              int fork_index) {
+  alarm(30); // a deadlock in the child ends as SIGALRM, not as a hung test
   // The forking thread's own blocks: intact, and freeable.
   for (int i = 0; i < kInherited; i++) {
     if (!IntactSparse(inherited[i], inherited_size[i], 1000 + i)) {
@@ -278,11 +290,12 @@ int ForkChild(ForkShared* sh, void* const* inherited, const size_t* inherited_si
     free(inherited[i]);
   }
   // Blocks of threads that do not exist in the child.
-  for (auto& slot : sh->exchange) free(slot.load(std::memory_order_relaxed));
+  for (auto &slot : sh->exchange)
+    free(slot.load(std::memory_order_relaxed));
 
   Rng rng(static_cast<uint64_t>(fork_index) * 104729 + 17);
   constexpr int kSlots = 256;
-  void* ptr[kSlots] = {};
+  void *ptr[kSlots] = {};
   size_t size[kSlots] = {};
   uint64_t seed[kSlots] = {};
   for (int op = 0; op < 2000; op++) {
@@ -295,7 +308,7 @@ int ForkChild(ForkShared* sh, void* const* inherited, const size_t* inherited_si
       if (op % 5 == 0) {
         // Grow or shrink it and check the kept prefix.
         size_t n = ChurnSize(rng);
-        void* q = Realloc(ptr[k], n);
+        void *q = Realloc(ptr[k], n);
         if (q == nullptr) {
           Say("child %d: realloc to %zu failed\n", fork_index, n);
           return 12;
@@ -315,7 +328,7 @@ int ForkChild(ForkShared* sh, void* const* inherited, const size_t* inherited_si
       ptr[k] = nullptr;
     }
     size_t n = (op % 199 == 0) ? 1 * kMiB + rng.Below(3 * kMiB) : ChurnSize(rng);
-    void* p = Malloc(n);
+    void *p = Malloc(n);
     if (p == nullptr) {
       Say("child %d: malloc(%zu) failed\n", fork_index, n);
       return 14;
@@ -326,7 +339,8 @@ int ForkChild(ForkShared* sh, void* const* inherited, const size_t* inherited_si
     FillSparse(p, n, seed[k]);
   }
   for (int k = 0; k < kSlots; k++) {
-    if (ptr[k] == nullptr) continue;
+    if (ptr[k] == nullptr)
+      continue;
     if (!IntactSparse(ptr[k], size[k], seed[k])) {
       Say("child %d: block of %zu bytes damaged at the end\n", fork_index, size[k]);
       return 15;
@@ -338,7 +352,7 @@ int ForkChild(ForkShared* sh, void* const* inherited, const size_t* inherited_si
 }
 
 TEST(ForkTest, ChildrenOfABusyMultithreadedProgramCanAllocate) {
-  void* inherited[kInherited];
+  void *inherited[kInherited];
   size_t inherited_size[kInherited];
   for (int i = 0; i < kInherited; i++) {
     inherited_size[i] = i == 0 ? 1 * kMiB : 16 + static_cast<size_t>(i) * 997;
@@ -349,16 +363,19 @@ TEST(ForkTest, ChildrenOfABusyMultithreadedProgramCanAllocate) {
 
   ForkShared shared;
   std::vector<std::thread> threads;
-  for (int t = 0; t < kChurnThreads; t++) threads.emplace_back(Churn, &shared, t);
+  for (int t = 0; t < kChurnThreads; t++)
+    threads.emplace_back(Churn, &shared, t);
 
   std::vector<std::string> failures;
   for (int f = 0; f < kForks; f++) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0) << "fork failed: " << strerror(errno);
-    if (pid == 0) _exit(ForkChild(&shared, inherited, inherited_size, f));
+    if (pid == 0)
+      _exit(ForkChild(&shared, inherited, inherited_size, f));
     int status = 0;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      continue;
     std::string what = "fork " + std::to_string(f) + ": ";
     if (WIFSIGNALED(status)) {
       what += "child killed by signal " + std::to_string(WTERMSIG(status)) +
@@ -369,8 +386,10 @@ TEST(ForkTest, ChildrenOfABusyMultithreadedProgramCanAllocate) {
     failures.push_back(what);
   }
   shared.stop = true;
-  for (auto& t : threads) t.join();
-  for (auto& slot : shared.exchange) free(slot.exchange(nullptr));
+  for (auto &t : threads)
+    t.join();
+  for (auto &slot : shared.exchange)
+    free(slot.exchange(nullptr));
 
   for (int i = 0; i < kInherited; i++) {
     EXPECT_TRUE(IntactSparse(inherited[i], inherited_size[i], 1000 + i)) << "block " << i;
@@ -394,23 +413,23 @@ constexpr size_t kMailboxSlots = 64;
 
 // The head of every block handed from thread to thread.
 struct Parcel {
-  Parcel* next;   // collector stack
-  uint64_t seed;  // the rest of the block is Fill(seed)
-  size_t size;    // of the whole block
+  Parcel *next;  // collector stack
+  uint64_t seed; // the rest of the block is Fill(seed)
+  size_t size;   // of the whole block
 };
 
 struct Churned {
-  std::atomic<Parcel*> mailbox[kMailboxSlots] = {};  // thread to thread
-  std::atomic<Parcel*> collector{nullptr};           // thread to the main thread
+  std::atomic<Parcel *> mailbox[kMailboxSlots] = {}; // thread to thread
+  std::atomic<Parcel *> collector{nullptr};          // thread to the main thread
   std::atomic<uint64_t> damaged{0};
   std::atomic<uint64_t> failed{0};
   std::atomic<uint64_t> handled{0};
 };
 
-Churned* g_churned;
+Churned *g_churned;
 
-Parcel* NewParcel(size_t size, uint64_t seed) {
-  Parcel* p = static_cast<Parcel*>(Malloc(size));
+Parcel *NewParcel(size_t size, uint64_t seed) {
+  Parcel *p = static_cast<Parcel *>(Malloc(size));
   if (p == nullptr) {
     g_churned->failed.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
@@ -422,8 +441,9 @@ Parcel* NewParcel(size_t size, uint64_t seed) {
   return p;
 }
 
-void Consume(Parcel* p) {
-  if (p == nullptr) return;
+void Consume(Parcel *p) {
+  if (p == nullptr)
+    return;
   if (!Intact(p + 1, p->size - sizeof(Parcel), p->seed)) {
     g_churned->damaged.fetch_add(1, std::memory_order_relaxed);
   }
@@ -431,19 +451,20 @@ void Consume(Parcel* p) {
   free(p);
 }
 
-void* ChurnedThread(void* arg) {
+void *ChurnedThread(void *arg) {
   const uint64_t i = reinterpret_cast<uintptr_t>(arg);
   static constexpr size_t kSizes[] = {32, 80, 200, 640, 1500, 4000, 12000};
   constexpr size_t kNumSizes = sizeof kSizes / sizeof kSizes[0];
-  Parcel* own = NewParcel(kSizes[i % kNumSizes], i * 3);
-  Parcel* to_peer = NewParcel(kSizes[(i + 2) % kNumSizes], i * 3 + 1);
-  Parcel* to_main = NewParcel(kSizes[(i + 5) % kNumSizes], i * 3 + 2);
+  Parcel *own = NewParcel(kSizes[i % kNumSizes], i * 3);
+  Parcel *to_peer = NewParcel(kSizes[(i + 2) % kNumSizes], i * 3 + 1);
+  Parcel *to_main = NewParcel(kSizes[(i + 5) % kNumSizes], i * 3 + 2);
   // Another thread (a later one) frees this; what it displaces is freed here.
   if (to_peer != nullptr) {
-    Consume(g_churned->mailbox[(i * 37) % kMailboxSlots].exchange(to_peer, std::memory_order_acq_rel));
+    Consume(
+        g_churned->mailbox[(i * 37) % kMailboxSlots].exchange(to_peer, std::memory_order_acq_rel));
   }
   if (to_main != nullptr) {
-    Parcel* head = g_churned->collector.load(std::memory_order_relaxed);
+    Parcel *head = g_churned->collector.load(std::memory_order_relaxed);
     do {
       to_main->next = head;
     } while (!g_churned->collector.compare_exchange_weak(head, to_main, std::memory_order_release,
@@ -454,16 +475,17 @@ void* ChurnedThread(void* arg) {
 }
 
 void DrainCollector() {
-  Parcel* p = g_churned->collector.exchange(nullptr, std::memory_order_acquire);
+  Parcel *p = g_churned->collector.exchange(nullptr, std::memory_order_acquire);
   while (p != nullptr) {
-    Parcel* next = p->next;
+    Parcel *next = p->next;
     Consume(p);
     p = next;
   }
 }
 
 void DrainMailbox() {
-  for (auto& slot : g_churned->mailbox) Consume(slot.exchange(nullptr));
+  for (auto &slot : g_churned->mailbox)
+    Consume(slot.exchange(nullptr));
 }
 
 // Runs n threads, at most kMaxAlive at once; returns the highest RSS seen.
@@ -475,10 +497,12 @@ size_t RunChurnedThreads(int first, int n) {
   size_t max_rss = 0;
   for (int i = 0; i < n; i++) {
     int slot = i % kMaxAlive;
-    if (i >= kMaxAlive) pthread_join(tids[slot], nullptr);
+    if (i >= kMaxAlive)
+      pthread_join(tids[slot], nullptr);
     int rc;
     while ((rc = pthread_create(&tids[slot], &attr, ChurnedThread,
-                                reinterpret_cast<void*>(static_cast<uintptr_t>(first + i)))) == EAGAIN) {
+                                reinterpret_cast<void *>(static_cast<uintptr_t>(first + i)))) ==
+           EAGAIN) {
       sched_yield();
     }
     if (rc != 0) {
@@ -487,9 +511,11 @@ size_t RunChurnedThreads(int first, int n) {
       break;
     }
     DrainCollector();
-    if (i % 1000 == 0) max_rss = std::max(max_rss, ReadStatm().rss_bytes);
+    if (i % 1000 == 0)
+      max_rss = std::max(max_rss, ReadStatm().rss_bytes);
   }
-  for (int i = std::max(0, n - kMaxAlive); i < n; i++) pthread_join(tids[i % kMaxAlive], nullptr);
+  for (int i = std::max(0, n - kMaxAlive); i < n; i++)
+    pthread_join(tids[i % kMaxAlive], nullptr);
   pthread_attr_destroy(&attr);
   DrainCollector();
   return std::max(max_rss, ReadStatm().rss_bytes);
@@ -542,7 +568,7 @@ TEST(ThreadChurnTest, HundredThousandShortLivedThreadsLoseNoSuperSlab) {
 
 const std::string kFault = Announced("fault");
 
-std::string CrashReport(const char* region) {
+std::string CrashReport(const char *region) {
   return "hakmem: crash report: signal 11 \\(SIGSEGV\\) at address \\2; in a hakmem region: " +
          Literal(region) + "\n";
 }
@@ -552,28 +578,28 @@ const std::string kAbortReport =
 
 // Writes to a page of its own that it made inaccessible.
 void FaultOnProtectedPage() {
-  void* page = mmap(nullptr, kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *page = mmap(nullptr, kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   CHILD_CHECK(page != MAP_FAILED, "mmap");
   Announce("fault", page);
-  *Launder(static_cast<volatile char*>(page)) = 1;
+  *Launder(static_cast<volatile char *>(page)) = 1;
   Say("no fault\n");
   _exit(13);
 }
 
 // Writes to a page inside a hakmem block of n bytes, made inaccessible.
 void FaultInsideBlock(size_t n) {
-  char* p = static_cast<char*>(Malloc(n));
-  char* page = reinterpret_cast<char*>((Addr(p) + kPageSize - 1) & ~(kPageSize - 1));
+  char *p = static_cast<char *>(Malloc(n));
+  char *page = reinterpret_cast<char *>((Addr(p) + kPageSize - 1) & ~(kPageSize - 1));
   CHILD_CHECK(page + kPageSize <= p + n, "block too small");
   CHILD_CHECK(mprotect(page, kPageSize, PROT_NONE) == 0, "mprotect: errno %d", errno);
   Announce("fault", page);
-  *Launder(static_cast<volatile char*>(page)) = 1;
+  *Launder(static_cast<volatile char *>(page)) = 1;
   Say("no fault\n");
   _exit(13);
 }
 
 class CrashReportTest : public testing::Test {
- protected:
+protected:
   ScopedEnv report_{"HAKMEM_CRASH_REPORT", "1"};
 };
 
@@ -606,7 +632,7 @@ TEST_F(CrashReportTest, AbortIsReportedAndStillKillsBySigabrt) {
 TEST_F(CrashReportTest, MisuseReportIsFollowedByCrashReport) {
   EXPECT_EXIT(
       {
-        char* p = static_cast<char*>(Malloc(1 * kMiB));
+        char *p = static_cast<char *>(Malloc(1 * kMiB));
         Announce("victim", p + 4096);
         free(p + 4096);
       },
@@ -618,7 +644,7 @@ TEST_F(CrashReportTest, MisuseReportIsFollowedByCrashReport) {
 
 // Without the option nothing is printed after the program's own last line.
 TEST(NoCrashReportTest, NothingIsPrintedWithoutTheOption) {
-  for (const char* value : {static_cast<const char*>(nullptr), "0"}) {
+  for (const char *value : {static_cast<const char *>(nullptr), "0"}) {
     SCOPED_TRACE(value == nullptr ? "HAKMEM_CRASH_REPORT unset" : "HAKMEM_CRASH_REPORT=0");
     ScopedEnv env("HAKMEM_CRASH_REPORT",
                   value == nullptr ? std::nullopt : std::optional<std::string>(value));
@@ -635,24 +661,28 @@ TEST(NoCrashReportTest, NothingIsPrintedWithoutTheOption) {
 // The crash helper (crash_helper.c, linked with this variant's override):
 // where Bazel put it.
 std::string CrashHelperPath() {
-  const char* rel = getenv("CRASH_HELPER");
-  if (rel == nullptr) return "";
-  if (access(rel, X_OK) == 0) return rel;
-  if (const char* srcdir = getenv("TEST_SRCDIR")) {
+  const char *rel = getenv("CRASH_HELPER");
+  if (rel == nullptr)
+    return "";
+  if (access(rel, X_OK) == 0)
+    return rel;
+  if (const char *srcdir = getenv("TEST_SRCDIR")) {
     std::string p = std::string(srcdir) + "/hakmem/" + rel;
-    if (access(p.c_str(), X_OK) == 0) return p;
+    if (access(p.c_str(), X_OK) == 0)
+      return p;
   }
   char exe[4096];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n > 0) {
     std::string p = std::string(exe, static_cast<size_t>(n)) + ".runfiles/hakmem/" + rel;
-    if (access(p.c_str(), X_OK) == 0) return p;
+    if (access(p.c_str(), X_OK) == 0)
+      return p;
   }
   return "";
 }
 
-[[noreturn]] void ExecCrashHelper(const std::string& path, const char* mode) {
-  execl(path.c_str(), path.c_str(), mode, static_cast<char*>(nullptr));
+[[noreturn]] void ExecCrashHelper(const std::string &path, const char *mode) {
+  execl(path.c_str(), path.c_str(), mode, static_cast<char *>(nullptr));
   Say("exec %s: %s\n", path.c_str(), strerror(errno));
   _exit(127);
 }
@@ -678,5 +708,5 @@ TEST(NoCrashReportTest, ProgramsOwnHandlerRunsAlone) {
               kFault + "user handler: signal 11 at \\2\n");
 }
 
-}  // namespace
-}  // namespace hakmem_reliability
+} // namespace
+} // namespace hakmem_reliability

@@ -29,15 +29,16 @@ namespace {
 const bool kThreadsafe = RegisterThreadsafeDeathTests();
 
 const std::string kLinkOverwritten =
-    Announced("victim") + ".*hakmem: heap corruption: the free-list link in block \\2 was overwritten\n";
+    Announced("victim") +
+    ".*hakmem: heap corruption: the free-list link in block \\2 was overwritten\n";
 
 // Frees a block and overwrites its first word (the encoded link), as a write
 // after free or an overflow from the block below would, then allocates from
 // its class until something follows the link.
 void OverwriteLinkThenAllocate(size_t n, uint64_t garbage, bool flush_first) {
-  void* keep = Malloc(n);  // so the slab stays in use whatever happens to p
-  void* p = Malloc(n);
-  void* alias = Launder(p);
+  void *keep = Malloc(n); // so the slab stays in use whatever happens to p
+  void *p = Malloc(n);
+  void *alias = Launder(p);
   Announce("victim", p);
   free(p);
   if (flush_first) {
@@ -49,7 +50,8 @@ void OverwriteLinkThenAllocate(size_t n, uint64_t garbage, bool flush_first) {
   // The block is reached within one slab's worth of allocations at most;
   // 64 MiB is many slabs of any class.
   for (size_t i = 0; i < 64 * kMiB / n; i++) {
-    if (Malloc(n) == nullptr) break;
+    if (Malloc(n) == nullptr)
+      break;
   }
   Say("the overwritten link was never noticed (%p)\n", keep);
   _exit(0);
@@ -80,14 +82,15 @@ TEST(HardenedTest, OverwrittenLinkOnSlabFreeListIsCaught) {
 TEST(HardenedTest, PlausiblePointerWrittenAsLinkIsCaught) {
   EXPECT_EXIT(
       {
-        void* other = Malloc(64);
-        void* p = Malloc(64);
-        void* alias = Launder(p);
+        void *other = Malloc(64);
+        void *p = Malloc(64);
+        void *alias = Launder(p);
         Announce("victim", p);
         free(p);
         memcpy(alias, &other, sizeof other);
         for (int i = 0; i < 100000; i++) {
-          if (Malloc(64) == nullptr) break;
+          if (Malloc(64) == nullptr)
+            break;
         }
         _exit(0);
       },
@@ -96,11 +99,11 @@ TEST(HardenedTest, PlausiblePointerWrittenAsLinkIsCaught) {
 
 // Touches `offset` bytes into the SuperSlab holding a fresh block of n bytes.
 void TouchSuperSlab(size_t n, size_t offset) {
-  char* p = static_cast<char*>(Malloc(n));
+  char *p = static_cast<char *>(Malloc(n));
   p[0] = 0;
-  char* base = reinterpret_cast<char*>(Addr(p) & ~(kSuperSlabSize - 1));
+  char *base = reinterpret_cast<char *>(Addr(p) & ~(kSuperSlabSize - 1));
   if (!hak_owns(p) || !hak_owns(base)) {
-    Say("hakmem does not own %p\n", static_cast<void*>(p));
+    Say("hakmem does not own %p\n", static_cast<void *>(p));
     _exit(77);
   }
   Announce("touching", base + offset);
@@ -125,24 +128,25 @@ TEST(HardenedTest, GuardPageEndsEverySuperSlab) {
 
 // The guard page is never handed out: no block of any slab class reaches it.
 TEST(HardenedTest, NoBlockOverlapsTheGuardPage) {
-  for (size_t n : {size_t{16}, size_t{64}, size_t{1000}, size_t{8000}, size_t{20000},
-                   size_t{100000}}) {
+  for (size_t n :
+       {size_t{16}, size_t{64}, size_t{1000}, size_t{8000}, size_t{20000}, size_t{100000}}) {
     SCOPED_TRACE(n);
     // Enough blocks to fill several SuperSlabs' worth of this class.
     size_t count = std::min<size_t>(3 * kSuperSlabSize / n + 16, 60000);
-    std::vector<char*> blocks;
+    std::vector<char *> blocks;
     blocks.reserve(count);
     for (size_t i = 0; i < count; i++) {
-      char* p = static_cast<char*>(Malloc(n));
+      char *p = static_cast<char *>(Malloc(n));
       ASSERT_NE(p, nullptr);
       uintptr_t offset_in_region = Addr(p) & (kSuperSlabSize - 1);
       ASSERT_LE(offset_in_region + n, kSuperSlabSize - kPageSize)
-          << "block " << static_cast<void*>(p) << " of " << n << " bytes reaches the guard page";
+          << "block " << static_cast<void *>(p) << " of " << n << " bytes reaches the guard page";
       p[0] = 1;
       p[n - 1] = 1;
       blocks.push_back(p);
     }
-    for (char* p : blocks) free(p);
+    for (char *p : blocks)
+      free(p);
   }
 }
 
@@ -150,10 +154,13 @@ TEST(HardenedTest, NoBlockOverlapsTheGuardPage) {
 std::vector<uintptr_t> FirstBlocksOfFreshThread(size_t n, size_t count) {
   std::vector<uintptr_t> addrs;
   std::thread([&] {
-    std::vector<void*> blocks;
-    for (size_t i = 0; i < count; i++) blocks.push_back(Malloc(n));
-    for (void* p : blocks) addrs.push_back(Addr(p));
-    for (void* p : blocks) free(p);
+    std::vector<void *> blocks;
+    for (size_t i = 0; i < count; i++)
+      blocks.push_back(Malloc(n));
+    for (void *p : blocks)
+      addrs.push_back(Addr(p));
+    for (void *p : blocks)
+      free(p);
   }).join();
   return addrs;
 }
@@ -172,5 +179,5 @@ TEST(HardenedTest, CarvingOrderIsNotSequential) {
   }
 }
 
-}  // namespace
-}  // namespace hakmem_reliability
+} // namespace
+} // namespace hakmem_reliability

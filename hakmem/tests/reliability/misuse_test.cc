@@ -36,14 +36,14 @@
 #include "hakmem.h"
 #include "hakmem/tests/reliability/reliability_util.h"
 
-extern "C" size_t malloc_usable_size(void* p);
+extern "C" size_t malloc_usable_size(void *p);
 
 namespace hakmem_reliability {
 namespace {
 
 const bool kThreadsafe = RegisterThreadsafeDeathTests();
 
-#define EXPECT_ABORT(statement, regex) \
+#define EXPECT_ABORT(statement, regex)                                                             \
   EXPECT_EXIT(statement, testing::KilledBySignal(SIGABRT), regex)
 
 // ---- the reports, as regexes whose \2 is the announced address -------------
@@ -52,12 +52,13 @@ const std::string kVictim = Announced("victim");
 
 // hakmem's full check (debug builds, HAKMEM_CHECK=full) of a slab pointer
 // that is not the start of a live block.
-std::string NotABlockFull(const char* what = "free()") {
-  return "hakmem: " + Literal(what) + ": invalid pointer \\(not a block hakmem handed out\\): \\2\n";
+std::string NotABlockFull(const char *what = "free()") {
+  return "hakmem: " + Literal(what) +
+         ": invalid pointer \\(not a block hakmem handed out\\): \\2\n";
 }
 
 // The cheap check (release builds; large blocks in every build).
-std::string NotABlockCheap(const char* what = "free()") {
+std::string NotABlockCheap(const char *what = "free()") {
   return "hakmem: " + Literal(what) + ": invalid pointer \\2 \\(not a block hakmem handed out\\)\n";
 }
 
@@ -71,7 +72,7 @@ std::string LinkOverwritten() {
   return "hakmem: heap corruption: the free-list link in block \\2 was overwritten\n";
 }
 
-std::string PastTheEnd(const char* what, size_t requested, size_t changed) {
+std::string PastTheEnd(const char *what, size_t requested, size_t changed) {
   return "hakmem: " + Literal(what) + ": write past the end of block \\2 \\(" +
          std::to_string(requested) + " bytes requested, byte " + std::to_string(changed) +
          " changed\\)\n";
@@ -83,19 +84,19 @@ const std::string kGlibcInvalidPointer = "(.*\n)?free\\(\\): invalid pointer\n";
 // ---- the misuses; each runs in a death-test child ---------------------------
 
 // Ends a child whose misuse went unnoticed, saying so.
-[[noreturn]] void Unnoticed(const char* what) {
+[[noreturn]] void Unnoticed(const char *what) {
   Say("misuse not detected: %s\n", what);
   _exit(0);
 }
 
-[[noreturn]] void PreconditionFailed(const char* what) {
+[[noreturn]] void PreconditionFailed(const char *what) {
   Say("test precondition failed: %s\n", what);
   _exit(77);
 }
 
 void DoubleFreeImmediately(size_t n) {
-  void* p = Malloc(n);
-  void* again = Launder(p);
+  void *p = Malloc(n);
+  void *again = Launder(p);
   Announce("victim", p);
   free(p);
   free(again);
@@ -103,9 +104,9 @@ void DoubleFreeImmediately(size_t n) {
 
 // a, b, a: the block freed twice is not the last one freed.
 void DoubleFreeLater(size_t n) {
-  void* a = Malloc(n);
-  void* b = Malloc(n);
-  void* again = Launder(a);
+  void *a = Malloc(n);
+  void *b = Malloc(n);
+  void *again = Launder(a);
   Announce("victim", a);
   free(a);
   free(b);
@@ -119,13 +120,13 @@ alignas(16) uint64_t g_global_words[4];
 
 void FreeStackAddress() {
   alignas(16) uint64_t words[4] = {0, 0, 0, 0};
-  void* p = Launder(static_cast<void*>(&words[2]));
+  void *p = Launder(static_cast<void *>(&words[2]));
   Announce("victim", p);
   free(p);
 }
 
 void FreeGlobalAddress() {
-  void* p = Launder(static_cast<void*>(&g_global_words[2]));
+  void *p = Launder(static_cast<void *>(&g_global_words[2]));
   Announce("victim", p);
   free(p);
 }
@@ -133,16 +134,19 @@ void FreeGlobalAddress() {
 // A page inside a mapping hakmem knows nothing about (the word before it is
 // mapped and 0).
 void FreeIntoForeignMapping() {
-  void* m = mmap(nullptr, 2 * kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) PreconditionFailed("mmap");
-  char* p = static_cast<char*>(m) + kPageSize;
-  if (hak_owns(p)) PreconditionFailed("hakmem claims a mapping it did not make");
+  void *m =
+      mmap(nullptr, 2 * kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED)
+    PreconditionFailed("mmap");
+  char *p = static_cast<char *>(m) + kPageSize;
+  if (hak_owns(p))
+    PreconditionFailed("hakmem claims a mapping it did not make");
   Announce("victim", p);
   free(p);
 }
 
 void FreeInteriorPointer(size_t n, size_t offset) {
-  char* p = static_cast<char*>(Malloc(n));
+  char *p = static_cast<char *>(Malloc(n));
   Announce("victim", p + offset);
   free(Launder(p + offset));
   Unnoticed("free of an interior pointer");
@@ -153,48 +157,52 @@ void FreeInteriorPointer(size_t n, size_t offset) {
 // flushed, and every slab of the class but the active one is released. The
 // first block is then freed again.
 void FreeIntoReleasedSlab() {
-  constexpr size_t kSize = 6000;  // the 6 KiB class: 10 blocks per 64 KiB slab
+  constexpr size_t kSize = 6000; // the 6 KiB class: 10 blocks per 64 KiB slab
   constexpr int kBlocks = 40;
-  void* blocks[kBlocks];
-  for (int i = 0; i < kBlocks; i++) blocks[i] = Malloc(kSize);
-  void* p = Launder(blocks[0]);
-  for (int i = 0; i < kBlocks; i++) free(blocks[i]);
+  void *blocks[kBlocks];
+  for (int i = 0; i < kBlocks; i++)
+    blocks[i] = Malloc(kSize);
+  void *p = Launder(blocks[0]);
+  for (int i = 0; i < kBlocks; i++)
+    free(blocks[i]);
   hak_thread_flush();
   // The SuperSlab must still be mapped (other slabs keep it), or the pointer
   // is simply foreign.
-  if (!hak_owns(p)) PreconditionFailed("the SuperSlab of the first slab was unmapped");
+  if (!hak_owns(p))
+    PreconditionFailed("the SuperSlab of the first slab was unmapped");
   Announce("victim", p);
   free(Launder(p));
   Unnoticed("free into a released slab");
 }
 
 void FreeAfterReallocMoved(size_t from, size_t to) {
-  void* p = Malloc(from);
-  void* old = Launder(p);
-  void* q = Realloc(p, to);
-  if (q == nullptr || q == old) PreconditionFailed("realloc did not move the block");
+  void *p = Malloc(from);
+  void *old = Launder(p);
+  void *q = Realloc(p, to);
+  if (q == nullptr || q == old)
+    PreconditionFailed("realloc did not move the block");
   Announce("victim", old);
   free(old);
   Unnoticed("free of the old block after realloc moved it");
 }
 
 void ReallocOfFreedBlock() {
-  void* p = Malloc(100);
-  void* again = Launder(p);
+  void *p = Malloc(100);
+  void *again = Launder(p);
   Announce("victim", p);
   free(p);
-  void* q = Realloc(again, 1000);
+  void *q = Realloc(again, 1000);
   Say("realloc returned %p\n", q);
   Unnoticed("realloc of a freed block");
 }
 
 // Changes byte k (>= n) of an n-byte block, then frees it.
 void WritePastEnd(size_t n, size_t k, bool by_realloc) {
-  unsigned char* p = static_cast<unsigned char*>(Malloc(n));
+  unsigned char *p = static_cast<unsigned char *>(Malloc(n));
   Announce("victim", p);
   Launder(p)[k] ^= 0xFF;
   if (by_realloc) {
-    void* q = Realloc(p, 4000);
+    void *q = Realloc(p, 4000);
     Say("realloc returned %p\n", q);
   } else {
     free(p);
@@ -205,13 +213,13 @@ void WritePastEnd(size_t n, size_t k, bool by_realloc) {
 // Overwrites 8 bytes at `offset` of a freed block, then asks for blocks of
 // its size class until the freed one is handed out again.
 void WriteAfterFree(size_t n, size_t offset) {
-  unsigned char* p = static_cast<unsigned char*>(Malloc(n));
-  unsigned char* alias = Launder(p);
+  unsigned char *p = static_cast<unsigned char *>(Malloc(n));
+  unsigned char *alias = Launder(p);
   Announce("victim", p);
   free(p);
   memset(alias + offset, 0x5A, 8);
-  void* a = Malloc(n);  // the block freed last comes back first
-  void* b = Malloc(n);
+  void *a = Malloc(n); // the block freed last comes back first
+  void *b = Malloc(n);
   Say("handed out %p and %p\n", a, b);
   Unnoticed("write after free");
 }
@@ -221,9 +229,10 @@ void WriteAfterFree(size_t n, size_t offset) {
 enum class Options { kAsBuilt, kCheckFull };
 
 class MisuseTest : public testing::TestWithParam<Options> {
- protected:
+protected:
   void SetUp() override {
-    if (GetParam() == Options::kCheckFull) env_.emplace("HAKMEM_CHECK", "full");
+    if (GetParam() == Options::kCheckFull)
+      env_.emplace("HAKMEM_CHECK", "full");
   }
 
   // Every free checked, every hand-out checked (debug builds, or HAKMEM_CHECK=full).
@@ -233,10 +242,10 @@ class MisuseTest : public testing::TestWithParam<Options> {
 };
 
 // Neither HAKMEM_CHECK=full nor a debug build: only the cheap checks run.
-#define SKIP_WITHOUT_FULL_CHECKS(what)                                                     \
-  if (!FullChecks()) {                                                                      \
-    GTEST_SKIP() << what << " is caught only in debug builds or with HAKMEM_CHECK=full (" \
-                 << BuildName() << " build, options as built)";                            \
+#define SKIP_WITHOUT_FULL_CHECKS(what)                                                             \
+  if (!FullChecks()) {                                                                             \
+    GTEST_SKIP() << what << " is caught only in debug builds or with HAKMEM_CHECK=full ("          \
+                 << BuildName() << " build, options as built)";                                    \
   }
 
 TEST_P(MisuseTest, ImmediateDoubleFreeOfSmallBlock) {
@@ -266,12 +275,12 @@ TEST_P(MisuseTest, DoubleFreeOfLargeBlockIsLeftToGlibc) {
 // instead. Either way it must not carry on.
 TEST_P(MisuseTest, DoubleFreeOfUnmappedLargeBlockStillKills) {
   ScopedEnv decay("HAKMEM_DECAY_MS", "0");
-  EXPECT_EXIT(DoubleFreeImmediately(1 * kMiB),
-              [](int status) {
-                return WIFSIGNALED(status) &&
-                       (WTERMSIG(status) == SIGABRT || WTERMSIG(status) == SIGSEGV);
-              },
-              kVictim);
+  EXPECT_EXIT(
+      DoubleFreeImmediately(1 * kMiB),
+      [](int status) {
+        return WIFSIGNALED(status) && (WTERMSIG(status) == SIGABRT || WTERMSIG(status) == SIGSEGV);
+      },
+      kVictim);
 }
 
 TEST_P(MisuseTest, FreeOfStackAddress) {
@@ -341,7 +350,7 @@ TEST_P(MisuseTest, WritePastTheEnd) {
 // trusting it stays inside the checked area; writing all of it is fine.
 TEST_P(MisuseTest, UsableSizeStaysInsideTheCheckedArea) {
   for (size_t n : {size_t{1}, size_t{20}, size_t{24}, size_t{100}, size_t{5000}, size_t{20000}}) {
-    unsigned char* p = static_cast<unsigned char*>(Malloc(n));
+    unsigned char *p = static_cast<unsigned char *>(Malloc(n));
     ASSERT_NE(p, nullptr);
     size_t usable = malloc_usable_size(p);
     if (kDebugChecks) {
@@ -373,7 +382,7 @@ TEST_P(MisuseTest, WriteAfterFreeIntoFirstWord) {
   EXPECT_ABORT(WriteAfterFree(48, 0), kVictim + ".*" + WrittenAfterFree());
 }
 
-std::string OptionsName(const testing::TestParamInfo<Options>& info) {
+std::string OptionsName(const testing::TestParamInfo<Options> &info) {
   return info.param == Options::kAsBuilt ? "as_built" : "check_full";
 }
 
@@ -384,7 +393,8 @@ INSTANTIATE_TEST_SUITE_P(Options, MisuseTest,
 // HAKMEM_CHECK=full the same a, b, a double free goes unnoticed (the process
 // carries on), so the deaths above under check_full come from the variable.
 TEST(ReleaseWithoutCheckFull, EarlierBlockDoubleFreeGoesUnnoticed) {
-  if (!kReleaseBuild) GTEST_SKIP() << "debug builds check every free";
+  if (!kReleaseBuild)
+    GTEST_SKIP() << "debug builds check every free";
   ScopedEnv unset("HAKMEM_CHECK", std::nullopt);
   EXPECT_EXIT(
       {
@@ -402,7 +412,8 @@ TEST(BuildProbe, LibraryWasBuiltAsTheTestAssumes) {
   close(fds[1]);
   std::string json;
   char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) json.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;)
+    json.append(buf, static_cast<size_t>(n));
   close(fds[0]);
   EXPECT_NE(json.find(kReleaseBuild ? "\"build\":\"release\"" : "\"build\":\"debug\""),
             std::string::npos)
@@ -412,5 +423,5 @@ TEST(BuildProbe, LibraryWasBuiltAsTheTestAssumes) {
       << json.substr(0, 120);
 }
 
-}  // namespace
-}  // namespace hakmem_reliability
+} // namespace
+} // namespace hakmem_reliability

@@ -53,17 +53,18 @@ namespace hakmem_reliability {
 
 constexpr size_t kKiB = size_t{1} << 10;
 constexpr size_t kMiB = size_t{1} << 20;
-constexpr size_t kSuperSlabSize = 2 * kMiB;  // also the alignment of every hakmem region
+constexpr size_t kSuperSlabSize = 2 * kMiB; // also the alignment of every hakmem region
 constexpr size_t kPageSize = 4096;
 
 // The build the test was compiled for (the same defines as the allocator).
-constexpr bool kDebugChecks = HAKMEM_DEBUG != 0;  // every free checked, overflow trailer
+constexpr bool kDebugChecks = HAKMEM_DEBUG != 0; // every free checked, overflow trailer
 constexpr bool kReleaseBuild = HAKMEM_BUILD_RELEASE != 0;
 constexpr bool kFastCache = HAKMEM_FASTCACHE != 0;
 constexpr bool kHardened = HAKMEM_HARDENED != 0;
 
-inline const char* BuildName() {
-  if (kReleaseBuild) return "release";
+inline const char *BuildName() {
+  if (kReleaseBuild)
+    return "release";
   return HAKMEM_DEBUG >= 2 ? "debug (HAKMEM_DEBUG=2)" : "default (HAKMEM_DEBUG=1)";
 }
 
@@ -71,7 +72,7 @@ inline const char* BuildName() {
 // in re-executed children alike). Registered from a static initialiser; the
 // environment's SetUp runs after gtest parsed its flags.
 class ThreadsafeDeathTests : public testing::Environment {
- public:
+public:
   void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
 };
 
@@ -80,8 +81,7 @@ inline bool RegisterThreadsafeDeathTests() {
   return true;
 }
 
-template <typename T>
-inline T* Launder(T* p) {
+template <typename T> inline T *Launder(T *p) {
   asm volatile("" : "+r"(p) : : "memory");
   return p;
 }
@@ -90,49 +90,53 @@ inline T* Launder(T* p) {
 // GCC removes an allocation it sees is never used (with its free) and then
 // folds `malloc(n) == nullptr` to false; at -O2 that deletes the very calls a
 // test is about.
-inline void* Malloc(size_t n) { return Launder(malloc(n)); }
-inline void* Calloc(size_t count, size_t n) { return Launder(calloc(count, n)); }
-inline void* Realloc(void* p, size_t n) { return Launder(realloc(p, n)); }
-inline void* AlignedAlloc(size_t align, size_t n) { return Launder(aligned_alloc(align, n)); }
+inline void *Malloc(size_t n) { return Launder(malloc(n)); }
+inline void *Calloc(size_t count, size_t n) { return Launder(calloc(count, n)); }
+inline void *Realloc(void *p, size_t n) { return Launder(realloc(p, n)); }
+inline void *AlignedAlloc(size_t align, size_t n) { return Launder(aligned_alloc(align, n)); }
 
-inline uintptr_t Addr(const void* p) { return reinterpret_cast<uintptr_t>(p); }
+inline uintptr_t Addr(const void *p) { return reinterpret_cast<uintptr_t>(p); }
 
 // Writes everything, retrying short writes; no allocation.
-inline void WriteAll(int fd, const char* s, size_t n) {
+inline void WriteAll(int fd, const char *s, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, s, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return;
     s += w;
     n -= static_cast<size_t>(w);
   }
 }
 
 // Formats into a stack buffer and writes it to stderr in one write(2).
-__attribute__((format(printf, 1, 2))) inline void Say(const char* fmt, ...) {
+__attribute__((format(printf, 1, 2))) inline void Say(const char *fmt, ...) {
   char buf[512];
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  if (n < 0) return;
+  if (n < 0)
+    return;
   WriteAll(2, buf, static_cast<size_t>(n) < sizeof buf ? static_cast<size_t>(n) : sizeof buf - 1);
 }
 
 // "<tag> 0x...\n" on stderr: the address a child is about to misuse.
-inline void Announce(const char* tag, const void* p) { Say("%s %p\n", tag, p); }
+inline void Announce(const char *tag, const void *p) { Say("%s %p\n", tag, p); }
 
 // Regex fragment matching Announce(tag, p), to start a death-test regex; the
 // address is group 2, so later parts refer to it as \2. (Group 1 is the tag:
 // gtest also compiles every regex wrapped as "^(...)$", where a \1 would
 // point into its own unclosed group and the regex would be rejected.)
-inline std::string Announced(const std::string& tag) { return "(" + tag + ") (0x[0-9a-f]+)\n"; }
+inline std::string Announced(const std::string &tag) { return "(" + tag + ") (0x[0-9a-f]+)\n"; }
 
 // Escapes ERE metacharacters so that a literal message can go into a regex.
-inline std::string Literal(const std::string& s) {
+inline std::string Literal(const std::string &s) {
   std::string out;
   for (char c : s) {
-    if (std::strchr(".[]()*+?{}|^$\\", c) != nullptr) out += '\\';
+    if (std::strchr(".[]()*+?{}|^$\\", c) != nullptr)
+      out += '\\';
     out += c;
   }
   return out;
@@ -144,10 +148,11 @@ inline std::string Literal(const std::string& s) {
 // initialises there; the parent's hakmem read its options long ago and is
 // unaffected.
 class ScopedEnv {
- public:
-  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
-    const char* old = getenv(name);
-    if (old != nullptr) old_ = std::string(old);
+public:
+  ScopedEnv(const char *name, std::optional<std::string> value) : name_(name) {
+    const char *old = getenv(name);
+    if (old != nullptr)
+      old_ = std::string(old);
     if (value.has_value()) {
       setenv(name, value->c_str(), 1);
     } else {
@@ -161,10 +166,10 @@ class ScopedEnv {
       unsetenv(name_.c_str());
     }
   }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  ScopedEnv(const ScopedEnv &) = delete;
+  ScopedEnv &operator=(const ScopedEnv &) = delete;
 
- private:
+private:
   std::string name_;
   std::optional<std::string> old_;
 };
@@ -178,14 +183,17 @@ struct Statm {
 inline Statm ReadStatm() {
   Statm m;
   int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return m;
+  if (fd < 0)
+    return m;
   char buf[256];
   ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
-  if (n <= 0) return m;
+  if (n <= 0)
+    return m;
   buf[n] = '\0';
   unsigned long long vm = 0, rss = 0;
-  if (sscanf(buf, "%llu %llu", &vm, &rss) != 2) return m;
+  if (sscanf(buf, "%llu %llu", &vm, &rss) != 2)
+    return m;
   size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   m.vm_bytes = static_cast<size_t>(vm) * page;
   m.rss_bytes = static_cast<size_t>(rss) * page;
@@ -201,9 +209,10 @@ inline hak_stats StatsNow() {
 
 // A small, fast generator (xorshift64*) for sizes and fill patterns.
 class Rng {
- public:
+public:
   explicit Rng(uint64_t seed) : x_(seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull) {
-    if (x_ == 0) x_ = 1;
+    if (x_ == 0)
+      x_ = 1;
   }
   uint64_t Next() {
     x_ ^= x_ >> 12;
@@ -214,7 +223,7 @@ class Rng {
   // Uniform enough in [0, n).
   size_t Below(size_t n) { return static_cast<size_t>((Next() >> 32) % n); }
 
- private:
+private:
   uint64_t x_;
 };
 
@@ -229,8 +238,8 @@ inline uint64_t PatternWord(uint64_t seed, size_t k) {
   return x;
 }
 
-inline void Fill(void* p, size_t n, uint64_t seed) {
-  unsigned char* b = static_cast<unsigned char*>(p);
+inline void Fill(void *p, size_t n, uint64_t seed) {
+  unsigned char *b = static_cast<unsigned char *>(p);
   size_t k = 0;
   for (; (k + 1) * 8 <= n; k++) {
     uint64_t w = PatternWord(seed, k);
@@ -240,12 +249,13 @@ inline void Fill(void* p, size_t n, uint64_t seed) {
   std::memcpy(b + 8 * k, &w, n - 8 * k);
 }
 
-inline bool Intact(const void* p, size_t n, uint64_t seed) {
-  const unsigned char* b = static_cast<const unsigned char*>(p);
+inline bool Intact(const void *p, size_t n, uint64_t seed) {
+  const unsigned char *b = static_cast<const unsigned char *>(p);
   size_t k = 0;
   for (; (k + 1) * 8 <= n; k++) {
     uint64_t w = PatternWord(seed, k);
-    if (std::memcmp(b + 8 * k, &w, 8) != 0) return false;
+    if (std::memcmp(b + 8 * k, &w, 8) != 0)
+      return false;
   }
   uint64_t w = PatternWord(seed, k);
   return std::memcmp(b + 8 * k, &w, n - 8 * k) == 0;
@@ -253,9 +263,10 @@ inline bool Intact(const void* p, size_t n, uint64_t seed) {
 
 // For large blocks, where filling every byte would only cost time: the first
 // and last 4 KiB and one word in every page.
-inline void FillSparse(void* p, size_t n, uint64_t seed) {
-  if (n <= 8 * kKiB) return Fill(p, n, seed);
-  unsigned char* b = static_cast<unsigned char*>(p);
+inline void FillSparse(void *p, size_t n, uint64_t seed) {
+  if (n <= 8 * kKiB)
+    return Fill(p, n, seed);
+  unsigned char *b = static_cast<unsigned char *>(p);
   Fill(b, 4 * kKiB, seed);
   Fill(b + n - 4 * kKiB, 4 * kKiB, ~seed);
   for (size_t off = 4 * kKiB; off + 8 <= n - 4 * kKiB; off += kPageSize) {
@@ -264,17 +275,20 @@ inline void FillSparse(void* p, size_t n, uint64_t seed) {
   }
 }
 
-inline bool IntactSparse(const void* p, size_t n, uint64_t seed) {
-  if (n <= 8 * kKiB) return Intact(p, n, seed);
-  const unsigned char* b = static_cast<const unsigned char*>(p);
-  if (!Intact(b, 4 * kKiB, seed) || !Intact(b + n - 4 * kKiB, 4 * kKiB, ~seed)) return false;
+inline bool IntactSparse(const void *p, size_t n, uint64_t seed) {
+  if (n <= 8 * kKiB)
+    return Intact(p, n, seed);
+  const unsigned char *b = static_cast<const unsigned char *>(p);
+  if (!Intact(b, 4 * kKiB, seed) || !Intact(b + n - 4 * kKiB, 4 * kKiB, ~seed))
+    return false;
   for (size_t off = 4 * kKiB; off + 8 <= n - 4 * kKiB; off += kPageSize) {
     uint64_t w = PatternWord(seed, off);
-    if (std::memcmp(b + off, &w, 8) != 0) return false;
+    if (std::memcmp(b + off, &w, 8) != 0)
+      return false;
   }
   return true;
 }
 
-}  // namespace hakmem_reliability
+} // namespace hakmem_reliability
 
-#endif  // HAKMEM_TESTS_RELIABILITY_RELIABILITY_UTIL_H_
+#endif // HAKMEM_TESTS_RELIABILITY_RELIABILITY_UTIL_H_
