@@ -69,6 +69,18 @@ static void release(hak_heap *h, hak_slab *s) {
   hak_pool_release(s);
 }
 
+// A full slab that got blocks back: released if all came back, else partial.
+static void leave_full(hak_heap *h, hak_class_heap *ch, hak_slab *s) {
+  list_unlink(&ch->full, s);
+  ch->nfull--;
+  if (s->used == 0) {
+    release(h, s);
+  } else {
+    HAK_SLAB_SET_STATE(s, HAK_SLAB_PARTIAL);
+    list_push(&ch->partial, s);
+  }
+}
+
 // Looks through full slabs for remote frees: a few each time, all of them once
 // the heap has grown by a quarter since the last full sweep (amortised O(1)).
 static void sweep_full(hak_heap *h, hak_class_heap *ch) {
@@ -80,16 +92,8 @@ static void sweep_full(hak_heap *h, hak_class_heap *ch) {
   hak_slab *s = ch->full;
   for (uint32_t i = 0; s != NULL && i < bound; i++) {
     hak_slab *next = s->next;
-    if (collect_remote(s)) {
-      list_unlink(&ch->full, s);
-      ch->nfull--;
-      if (s->used == 0) {
-        release(h, s);
-      } else {
-        HAK_SLAB_SET_STATE(s, HAK_SLAB_PARTIAL);
-        list_push(&ch->partial, s);
-      }
-    }
+    if (collect_remote(s))
+      leave_full(h, ch, s);
     s = next;
   }
 }
@@ -219,14 +223,7 @@ void hak_slab_local_transition(hak_heap *h, hak_slab *s) {
   case HAK_SLAB_ACTIVE:
     return; // an empty active slab is kept: the next allocation wants it
   case HAK_SLAB_FULL:
-    list_unlink(&ch->full, s);
-    ch->nfull--;
-    if (s->used == 0) {
-      release(h, s);
-    } else {
-      HAK_SLAB_SET_STATE(s, HAK_SLAB_PARTIAL);
-      list_push(&ch->partial, s);
-    }
+    leave_full(h, ch, s);
     return;
   case HAK_SLAB_PARTIAL:
     if (s->used == 0) {
