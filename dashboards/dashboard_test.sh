@@ -73,6 +73,9 @@ trap 'cleanup; [[ -n "$SHORT" ]] && rm -rf "$SHORT"' EXIT
 # start_server NAME [server flags...]: starts server.py, sets $URL.
 start_server() {
   local name="$1"; shift
+  # Created here: the background job opens them only when it gets to run.
+  : >"$TMP/$name.out"
+  : >"$TMP/$name.err"
   python3 "$DASH/server.py" --host 127.0.0.1 --port 0 --db "$TMP/dashboard.db" "$@" \
     >"$TMP/$name.out" 2>"$TMP/$name.err" &
   PIDS+=("$!")
