@@ -16,6 +16,14 @@ void *hak_os_map(size_t size) {
   return p;
 }
 
+void *hak_os_reserve(size_t size) {
+  int saved = errno;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? NULL : p;
+}
+
 void *hak_os_map_aligned(size_t size, size_t align) {
   if (size > SIZE_MAX - align) {
     errno = ENOMEM;

@@ -10,6 +10,9 @@
 
 // Maps size bytes (a page multiple) of zeroed, read-write memory.
 void *hak_os_map(size_t size) HAK_INTERNAL;
+// Reserves size bytes that read as zero and take memory only where written
+// (no commit charge); NULL on failure, errno unchanged.
+void *hak_os_reserve(size_t size) HAK_INTERNAL;
 // Maps size bytes aligned to align (a power of two >= the page size).
 void *hak_os_map_aligned(size_t size, size_t align) HAK_INTERNAL;
 void hak_os_unmap(void *addr, size_t size) HAK_INTERNAL;

@@ -2,6 +2,31 @@
 
 #include "os.h"
 
+static const uint8_t zero_entry;
+hak_classmap_t hak_classmap = {.mask = 0, .map = &zero_entry};
+static uint8_t *g_classmap_table;
+
+void hak_classmap_init(void) {
+  if (g_classmap_table != NULL)
+    return;
+  uint8_t *t = hak_os_reserve(HAK_CMAP_ENTRIES);
+  if (t == NULL)
+    return; // the slow paths find blocks through the segment map instead
+  g_classmap_table = t;
+  __atomic_store_n(&hak_classmap.map, t, __ATOMIC_RELAXED);
+  __atomic_store_n(&hak_classmap.mask, HAK_CMAP_ENTRIES - 1, __ATOMIC_RELEASE);
+}
+
+void hak_classmap_set(const void *start, size_t size, unsigned bin) {
+  uint8_t *t = g_classmap_table;
+  if (t == NULL)
+    return;
+  uintptr_t first = (uintptr_t)start >> HAK_CMAP_SHIFT;
+  uintptr_t last = ((uintptr_t)start + size - 1) >> HAK_CMAP_SHIFT;
+  for (uintptr_t i = first; i <= last; i++)
+    __atomic_store_n(&t[i], (uint8_t)bin, __ATOMIC_RELEASE);
+}
+
 _Atomic(uint8_t *) hak_segmap_l1[HAK_SEGMAP_L1_SIZE];
 
 #define L2_SIZE ((size_t)1 << HAK_SEGMAP_L2_BITS)

@@ -130,6 +130,7 @@ void hak_pool_release(hak_slab *s) {
   hak_superslab *ss = hak_superslab_of(s);
   pool_kind *k = &g_kinds[ss->kind];
   HAK_SLAB_SET_STATE(s, HAK_SLAB_FREE);
+  hak_superslab_unmap_slab(ss, s->slot);
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
   atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
   __atomic_store_n(&s->block_size, 0, __ATOMIC_RELAXED);

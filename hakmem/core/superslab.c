@@ -75,7 +75,14 @@ hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls
   s->class_idx = (uint8_t)cls;
   HAK_SLAB_SET_STATE(s, HAK_SLAB_ACTIVE);
   s->slot = (uint8_t)slot;
+  hak_classmap_set((uint8_t *)ss + ((size_t)slot << ss->slab_shift), (size_t)1 << ss->slab_shift,
+                   cls + 1);
   return s;
+}
+
+void hak_superslab_unmap_slab(hak_superslab *ss, unsigned slot) {
+  hak_classmap_set((uint8_t *)ss + ((size_t)slot << ss->slab_shift), (size_t)1 << ss->slab_shift,
+                   0);
 }
 
 // Any thread may ask (its free is checked against the owner's slab), so the

@@ -27,6 +27,8 @@ hak_superslab *hak_superslab_create(uint8_t region_kind) HAK_INTERNAL;
 void hak_superslab_destroy(hak_superslab *ss) HAK_INTERNAL;
 // Prepares free slot `slot` to hold blocks of class cls.
 hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls) HAK_INTERNAL;
+// Takes a slot that goes back to the pool out of the class map.
+void hak_superslab_unmap_slab(hak_superslab *ss, unsigned slot) HAK_INTERNAL;
 // Non-zero when p is the start of a block that slab s has handed out.
 int hak_slab_is_block(const hak_slab *s, const void *p) HAK_INTERNAL;
 

@@ -9,6 +9,7 @@
 #include "options.h"
 #include "os.h"
 #include "page_arena.h"
+#include "segment_map.h"
 #include "shared_pool.h"
 #include "slab.h"
 #include "stats.h"
@@ -40,6 +41,7 @@ static void init_once(void) {
   hak_options_load();
   hak_check_init();
   hak_check_full = hak_opts.check_full != 0;
+  hak_classmap_init();
   if (hak_opts.crash_report)
     hak_crash_install();
   // The key's destructor is how a thread's exit reaches us; creating it does
@@ -133,11 +135,14 @@ static void merge_counters(hak_heap *h, hak_tcache_bin *bins) {
     e->refills += k->refills;
     e->remote_frees += k->remote_frees;
     if (bins != NULL) {
-      g_reg.exited_fast_allocs[c] += bins[c].allocs;
-      g_reg.exited_fast_frees[c] += bins[c].frees;
-      bins[c].allocs = bins[c].frees = 0;
+      uint64_t a, f;
+      hak_tcache_counts(bins, c, &a, &f);
+      g_reg.exited_fast_allocs[c] += a;
+      g_reg.exited_fast_frees[c] += f;
     }
   }
+  if (bins != NULL)
+    hak_tcache_reset_counts(bins);
 }
 
 void hak_heap_thread_exit(void) {
@@ -145,9 +150,9 @@ void hak_heap_thread_exit(void) {
   if (h == NULL)
     return;
   hak_tls.exiting = 1;
-  // Caps first: a free during teardown must not refill the bins we drain.
-  hak_tcache_set_caps(hak_tls.bins, false);
+  // Empty the bins, then close them: frees from later destructors go slow.
   hak_tcache_drain(h, hak_tls.bins);
+  hak_tcache_set_caps(hak_tls.bins, false);
   hak_slab_abandon_all(h);
 
   hak_lock(&g_reg.lock);
@@ -194,8 +199,10 @@ void hak_heap_collect_counters(hak_class_counters merged[HAK_NUM_CLASSES],
       merged[c].refills += __atomic_load_n(&h->counters[c].refills, __ATOMIC_RELAXED);
       merged[c].remote_frees += __atomic_load_n(&h->counters[c].remote_frees, __ATOMIC_RELAXED);
       if (h->tcache != NULL) {
-        fast_allocs[c] += __atomic_load_n(&h->tcache[c].allocs, __ATOMIC_RELAXED);
-        fast_frees[c] += __atomic_load_n(&h->tcache[c].frees, __ATOMIC_RELAXED);
+        uint64_t a, f;
+        hak_tcache_counts(h->tcache, c, &a, &f);
+        fast_allocs[c] += a;
+        fast_frees[c] += f;
       }
     }
   }

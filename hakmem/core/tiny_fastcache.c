@@ -20,10 +20,29 @@ void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
   if (!HAKMEM_DEBUG && hak_check_full)
     enabled = false;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    hak_tcache_bin *bin = &bins[c + 1];
+    HAK_ASSERT(bin->head == NULL && hak_bin_count(bin) == 0); // set on empty bins only
     uint32_t cap = hak_classes[c].cache_cap;
     if (cap > hak_opts.tcache_max)
       cap = hak_opts.tcache_max;
-    bins[c].cap = (enabled && HAKMEM_FASTCACHE) ? cap : 0;
+    if (!enabled || !HAKMEM_FASTCACHE)
+      cap = 0;
+    hak_bin_add(bin, (uint64_t)cap - hak_bin_room(bin));
+    bin->cap = cap;
+  }
+}
+
+void hak_tcache_counts(const hak_tcache_bin *bins, unsigned cls, uint64_t *allocs,
+                       uint64_t *frees) {
+  *allocs = hak_bin_fast_allocs(&bins[cls + 1]);
+  *frees = __atomic_load_n(&bins[cls + 1].frees, __ATOMIC_RELAXED);
+}
+
+void hak_tcache_reset_counts(hak_tcache_bin *bins) {
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    hak_tcache_bin *bin = &bins[c + 1];
+    __atomic_store_n(&bin->word, (uint64_t)hak_bin_room(bin), __ATOMIC_RELAXED);
+    __atomic_store_n(&bin->frees, 0, __ATOMIC_RELAXED);
   }
 }
 
@@ -33,7 +52,7 @@ void *hak_tcache_alloc_slow(unsigned cls) {
     errno = ENOMEM;
     return NULL;
   }
-  hak_tcache_bin *bin = &hak_tls.bins[cls];
+  hak_tcache_bin *bin = hak_bin_of_class(cls);
   hak_arena_tick(); // slow paths are where idle memory gets returned
   uint32_t want = hak_classes[cls].batch;
   if (want > bin->cap)
@@ -50,13 +69,14 @@ void *hak_tcache_alloc_slow(unsigned cls) {
   void *b = list;
   if (got > 1) {
     // The rest go under whatever the bin still holds; it is empty on a miss.
+    HAK_ASSERT(got - 1 <= hak_bin_room(bin));
     void *rest = hak_link_get(b);
     void *tail = rest;
     for (void *next; (next = hak_link_get(tail)) != NULL;)
       tail = next;
     hak_link_set(tail, bin->head);
     bin->head = rest;
-    bin->count += got - 1;
+    hak_bin_add(bin, -(uint64_t)(got - 1));
   }
   return b;
 }
@@ -95,7 +115,9 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
   if (!HAKMEM_DEBUG && hak_check_full)
     hak_check_free_block("free()", s, p);
   hak_heap *h = hak_tls.heap;
-  hak_tcache_bin *bin = &hak_tls.bins[cls];
+  hak_tcache_bin *bin = hak_bin_of_class(cls);
+  if (p == bin->head && p != NULL)
+    hak_tcache_double_free(p);
   if (h == NULL && !hak_tls.exiting) {
     h = hak_heap_get(); // a thread whose first call is free gets its heap now
   }
@@ -103,43 +125,37 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
     hak_slab_free_any(h, s, p);
     return;
   }
-  if (bin->count < bin->cap) {
-    if (p == bin->head)
-      hak_tcache_double_free(p);
-    hak_link_set(p, bin->head);
-    bin->head = p;
-    bin->count++;
-    HAK_COUNT(bin->frees, 1);
-    return;
+  if (hak_bin_room(bin) == 0) {
+    hak_arena_tick();
+    // Full: hand back the top half, keeping the rest for the next mallocs.
+    uint32_t n = hak_classes[cls].batch;
+    uint32_t held = hak_bin_count(bin);
+    if (n > held)
+      n = held;
+    void *list = bin->head;
+    void *cut = list;
+    for (uint32_t i = 1; i < n; i++)
+      cut = hak_link_get(cut);
+    bin->head = hak_link_get(cut);
+    hak_link_set(cut, NULL);
+    hak_bin_add(bin, n);
+    release_chain(h, list, n);
   }
-  hak_arena_tick();
-  // Full: hand back the top half, keeping the rest for the next mallocs.
-  uint32_t n = hak_classes[cls].batch;
-  if (n > bin->count)
-    n = bin->count;
-  void *list = bin->head;
-  void *cut = list;
-  for (uint32_t i = 1; i < n; i++)
-    cut = hak_link_get(cut);
-  bin->head = hak_link_get(cut);
-  hak_link_set(cut, NULL);
-  bin->count -= n;
-  release_chain(h, list, n);
   hak_link_set(p, bin->head);
   bin->head = p;
-  bin->count++;
+  hak_bin_add(bin, (uint64_t)-1);
   HAK_COUNT(bin->frees, 1);
 }
 
 void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-    hak_tcache_bin *bin = &bins[c];
-    if (bin->count == 0)
+    hak_tcache_bin *bin = &bins[c + 1];
+    uint32_t n = hak_bin_count(bin);
+    if (n == 0)
       continue;
     void *list = bin->head;
-    uint32_t n = bin->count;
     bin->head = NULL;
-    bin->count = 0;
+    hak_bin_add(bin, n);
     release_chain(h, list, n);
   }
 }

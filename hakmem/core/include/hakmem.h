@@ -43,7 +43,7 @@ HAK_API int hak_trim(size_t pad);
 
 // ---- statistics ----------------------------------------------------------
 
-#define HAK_STATS_MAX_CLASSES 64
+#define HAK_STATS_MAX_CLASSES 128
 
 typedef struct hak_class_stats {
   uint64_t block_size;   // bytes per block of this class
