@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "check.h"
+#include "fastpath.h"
 #include "large.h"
 #include "log.h"
 #include "page_arena.h"
@@ -103,28 +104,13 @@ static void *__attribute__((noinline)) malloc_large(size_t size, size_t align, b
   return hak_large_alloc(size, align, zero);
 }
 
-static void *__attribute__((noinline)) malloc_miss(size_t size) {
+void *hak_malloc_miss(size_t size) {
   if (hak_likely(size <= SMALL_LIMIT))
     return alloc_small(size, hak_size_class(size + HAK_TRAILER));
   return malloc_large(size, 0, false);
 }
 
-// Release builds with the fast cache: for sizes up to 1 KiB the size names
-// the bin, so a hit is a bounds check, a pop and one add.
-void *hak_malloc(size_t size) {
-#if HAKMEM_FASTCACHE && !HAKMEM_DEBUG
-  if (hak_likely(size <= HAK_LOOKUP_MAX)) {
-    hak_tcache_bin *bin = &hak_tls.bins[(size + 15) >> 4];
-    void *b = bin->head;
-    if (hak_likely(b != NULL)) {
-      bin->head = hak_link_get(b);
-      hak_bin_add(bin, HAK_BIN_POP);
-      return b;
-    }
-  }
-#endif
-  return malloc_miss(size);
-}
+void *hak_malloc(size_t size) { return hak_malloc_hit(size); }
 
 // ---- free -------------------------------------------------------------------
 
@@ -169,11 +155,11 @@ static void __attribute__((noinline)) slab_free_slow(void *p, hak_slab *s) {
 }
 #endif
 
-#if HAKMEM_FASTCACHE && !HAKMEM_DEBUG
+#if HAK_INLINE_FAST_PATHS
 // Everything the fast path of free does not handle: foreign pointers, large
 // blocks, free slab slots (an invalid free), full or disabled bins, and a
 // block at the head of its bin (a double free).
-static void __attribute__((noinline)) free_miss(void *p, unsigned bin_index) {
+void hak_free_miss(void *p) {
   uint8_t kind = hak_segmap_kind(p);
   if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM) {
     free_slow(p, kind);
@@ -181,26 +167,10 @@ static void __attribute__((noinline)) free_miss(void *p, unsigned bin_index) {
   }
   hak_slab *s = hak_slab_of(p, kind);
   check_block("free()", s, p);
-  HAK_ASSERT(bin_index == 0 || bin_index == s->class_idx + 1u);
-  (void)bin_index;
   hak_tcache_free_slow(p, s, s->class_idx);
 }
 
-// The class map names the bin; a block of a free slot or of foreign memory
-// names bin 0, which never has room.
-void hak_free(void *p) {
-  unsigned bi = hak_classmap_bin(p);
-  hak_tcache_bin *bin = &hak_tls.bins[bi];
-  void *head = bin->head;
-  if (hak_likely(hak_bin_room(bin) != 0 && p != head)) {
-    hak_link_set(p, head);
-    bin->head = p;
-    hak_bin_add(bin, (uint64_t)-1);
-    HAK_COUNT(bin->frees, 1);
-    return;
-  }
-  free_miss(p, bi);
-}
+void hak_free(void *p) { hak_free_hit(p); }
 #else
 void hak_free(void *p) {
   uint8_t kind = hak_segmap_kind(p);

@@ -3,11 +3,17 @@
 #include <stddef.h>
 
 #include "api.h"
+#include "fastpath.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
+#if HAK_INLINE_FAST_PATHS
+EXPORT void *malloc(size_t n) { return hak_malloc_hit(n); }
+EXPORT void free(void *p) { hak_free_hit(p); }
+#else
 EXPORT void *malloc(size_t n) { return hak_i_malloc(n); }
 EXPORT void free(void *p) { hak_i_free(p); }
+#endif
 EXPORT void *calloc(size_t n, size_t s) { return hak_i_calloc(n, s); }
 EXPORT void *realloc(void *p, size_t n) { return hak_i_realloc(p, n); }
 EXPORT void *reallocarray(void *p, size_t n, size_t s) { return hak_i_reallocarray(p, n, s); }

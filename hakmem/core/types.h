@@ -191,7 +191,7 @@ typedef struct hak_heap {
 typedef struct hak_tls_state {
   hak_heap *heap;
   hak_tcache_bin bins[HAK_NUM_CLASSES + 1]; // bins[0] never holds blocks nor room
-  int exiting;  // set while the thread's heap is torn down
+  int exiting;                              // set while the thread's heap is torn down
   uint64_t rng; // xorshift state for randomised carving (hardened variant)
 } hak_tls_state;
 
