@@ -9,6 +9,7 @@
 
 #include "link.h"
 #include "segment_map.h"
+#include "size_class.h"
 #include "tiny_fastcache.h"
 #include "types.h"
 
@@ -22,11 +23,12 @@ void hak_free_miss(void *p) HAK_INTERNAL;
 
 static inline hak_tcache_bin *fast_bin_at(uintptr_t index) { return &hak_tls.bins[index]; }
 
-// For sizes up to 1 KiB the size names the bin: a hit is a bounds check, a
-// pop and one add (which counts the allocation and makes room).
+// For sizes up to 1 KiB one table load names the bin: a hit is a bounds
+// check, the lookup, a pop and one add (which counts the allocation and
+// makes room).
 static inline __attribute__((always_inline)) void *hak_malloc_hit(size_t size) {
   if (hak_likely(size <= HAK_LOOKUP_MAX)) {
-    hak_tcache_bin *bin = fast_bin_at((size + 15) >> 4);
+    hak_tcache_bin *bin = fast_bin_at(hak_bin_lookup[(size + 15) >> 4]);
     void *b = bin->head;
     if (hak_likely(b != NULL)) {
       bin->head = hak_link_get(b);

@@ -33,7 +33,7 @@ static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   hak_heap *h = hak_heap_get();
   if (h == NULL)
     return NULL;
-  if (hak_slab_refill(h, cls) != 0)
+  if (hak_slab_refill(h, cls, hak_classes[cls].batch) != 0)
     return NULL;
   hak_slab *s = h->cls[cls].active;
   void *b = s->free;

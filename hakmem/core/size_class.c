@@ -9,20 +9,19 @@
   }
 
 const hak_class_info hak_classes[HAK_NUM_CLASSES] = {
-    CLS(16),     CLS(32),    CLS(48),    CLS(64),    CLS(80),    CLS(96),    CLS(112),
-    CLS(128),    CLS(144),   CLS(160),   CLS(176),   CLS(192),   CLS(208),   CLS(224),
-    CLS(240),    CLS(256),   CLS(272),   CLS(288),   CLS(304),   CLS(320),   CLS(336),
-    CLS(352),    CLS(368),   CLS(384),   CLS(400),   CLS(416),   CLS(432),   CLS(448),
-    CLS(464),    CLS(480),   CLS(496),   CLS(512),   CLS(528),   CLS(544),   CLS(560),
-    CLS(576),    CLS(592),   CLS(608),   CLS(624),   CLS(640),   CLS(656),   CLS(672),
-    CLS(688),    CLS(704),   CLS(720),   CLS(736),   CLS(752),   CLS(768),   CLS(784),
-    CLS(800),    CLS(816),   CLS(832),   CLS(848),   CLS(864),   CLS(880),   CLS(896),
-    CLS(912),    CLS(928),   CLS(944),   CLS(960),   CLS(976),   CLS(992),   CLS(1008),
-    CLS(1024),   CLS(1280),  CLS(1536),  CLS(1792),  CLS(2048),  CLS(2560),  CLS(3072),
-    CLS(3584),   CLS(4096),  CLS(5120),  CLS(6144),  CLS(7168),  CLS(8192),  CLS(10240),
-    CLS(12288),  CLS(14336), CLS(16384), CLS(20480), CLS(24576), CLS(28672), CLS(32768),
-    CLS(40960),  CLS(49152), CLS(57344), CLS(65536), CLS(81920), CLS(98304), CLS(114688),
-    CLS(131072),
+    CLS(16),    CLS(32),    CLS(48),    CLS(64),    CLS(80),     CLS(96),     CLS(112),
+    CLS(128),   CLS(160),   CLS(192),   CLS(224),   CLS(256),    CLS(320),    CLS(384),
+    CLS(448),   CLS(512),   CLS(640),   CLS(768),   CLS(896),    CLS(1024),   CLS(1280),
+    CLS(1536),  CLS(1792),  CLS(2048),  CLS(2560),  CLS(3072),   CLS(3584),   CLS(4096),
+    CLS(5120),  CLS(6144),  CLS(7168),  CLS(8192),  CLS(10240),  CLS(12288),  CLS(14336),
+    CLS(16384), CLS(20480), CLS(24576), CLS(28672), CLS(32768),  CLS(40960),  CLS(49152),
+    CLS(57344), CLS(65536), CLS(81920), CLS(98304), CLS(114688), CLS(131072),
+};
+
+const uint8_t hak_bin_lookup[HAK_LOOKUP_MAX / 16 + 1] = {
+    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  9,  10, 10, 11, 11, 12, 12, 13, 13, 13, 13, 14,
+    14, 14, 14, 15, 15, 15, 15, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17, 17, 18, 18, 18,
+    18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19, 20, 20, 20, 20, 20, 20, 20, 20,
 };
 
 unsigned hak_size_class_aligned(size_t size, size_t align) {

@@ -1,7 +1,6 @@
-// Size classes: 16-byte steps up to 1 KiB, so that the size alone names the
-// fast-cache bin, then four classes per doubling up to 128 KiB (at most 25%
-// rounding waste). Classes up to 8 KiB live in 64 KiB slabs, larger ones in
-// 512 KiB slabs.
+// Size classes: 16-byte steps up to 128 bytes, then four classes per doubling
+// up to 128 KiB (at most 25% rounding waste). Classes up to 8 KiB live in
+// 64 KiB slabs, larger ones in 512 KiB slabs.
 #ifndef HAKMEM_SIZE_CLASS_H
 #define HAKMEM_SIZE_CLASS_H
 
@@ -18,14 +17,17 @@ typedef struct hak_class_info {
 } hak_class_info;
 
 extern const hak_class_info hak_classes[HAK_NUM_CLASSES] HAK_INTERNAL;
+// Bin index (class + 1) of sizes up to HAK_LOOKUP_MAX, by (size + 15) >> 4;
+// size 0 gets bin 0, which the fast path never finds blocks in.
+extern const uint8_t hak_bin_lookup[HAK_LOOKUP_MAX / 16 + 1] HAK_INTERNAL;
 
 // Class of a request of size bytes, 0 < size <= HAK_MEDIUM_MAX (0 maps to 0).
 static inline unsigned hak_size_class(size_t size) {
   if (hak_likely(size <= HAK_LOOKUP_MAX))
-    return size == 0 ? 0u : (unsigned)((size + 15) >> 4) - 1u;
+    return size == 0 ? 0u : hak_bin_lookup[(size + 15) >> 4] - 1u;
   size_t s = size - 1;
   unsigned k = 63u - (unsigned)__builtin_clzll(s); // 2^k <= s < 2^(k+1)
-  return 64u + (k - 10u) * 4u + (unsigned)((s >> (k - 2u)) & 3u);
+  return 8u + (k - 7u) * 4u + (unsigned)((s >> (k - 2u)) & 3u);
 }
 
 static inline size_t hak_class_size(unsigned cls) { return hak_classes[cls].size; }

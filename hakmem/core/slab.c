@@ -149,14 +149,14 @@ static void carve(hak_slab *s, uint32_t n) {
 #undef CARVE_INDEX
 }
 
-int hak_slab_refill(hak_heap *h, unsigned cls) {
+int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
   hak_class_heap *ch = &h->cls[cls];
   for (;;) {
     hak_slab *s = ch->active;
     if (s->free != NULL)
       return 0;
     if (s->carved < s->capacity) {
-      carve(s, hak_classes[cls].batch);
+      carve(s, want == 0 ? 1 : want); // only what is asked for: carving touches pages
       return 0;
     }
     if (s != &hak_empty_slab) {
@@ -190,7 +190,7 @@ int hak_slab_refill(hak_heap *h, unsigned cls) {
 }
 
 uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) {
-  if (hak_slab_refill(h, cls) != 0)
+  if (hak_slab_refill(h, cls, n) != 0)
     return 0;
   hak_slab *s = h->cls[cls].active;
   void *first = s->free, *last = first;

@@ -14,9 +14,9 @@ extern hak_slab hak_empty_slab HAK_INTERNAL;
 void hak_class_heaps_init(hak_heap *h) HAK_INTERNAL;
 
 // Makes the active slab of class cls have local free blocks, moving to another
-// slab (partial, swept, or from the shared pool) as needed. 0 on success, -1
-// with ENOMEM when no memory can be had.
-int hak_slab_refill(hak_heap *h, unsigned cls) HAK_INTERNAL;
+// slab (partial, swept, or from the shared pool) as needed and carving up to
+// want fresh blocks. 0 on success, -1 with ENOMEM when no memory can be had.
+int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) HAK_INTERNAL;
 
 // Takes up to n blocks of class cls as a NULL-terminated list; returns how
 // many (0 when memory is exhausted).

@@ -219,9 +219,9 @@ TEST(SlabLayer, TakeRefillAndCarveCounts) {
     ASSERT_NE(h, nullptr);
     EXPECT_EQ(sl_active(h, cls), nullptr) << "a new heap has no slab";
 
-    // The first take acquires a slab and carves one batch.
+    // The first take acquires a slab and carves what it asks for.
     void *list = nullptr;
-    uint32_t got = sl_take(h, cls, 1000, &list);
+    uint32_t got = sl_take(h, cls, batch, &list);
     EXPECT_EQ(got, batch);
     std::vector<void *> first = ListToVector(list);
     ASSERT_EQ(first.size(), got) << "list is NULL-terminated with `got` blocks";
@@ -250,21 +250,27 @@ TEST(SlabLayer, TakeRefillAndCarveCounts) {
     }
     EXPECT_EQ(have_first, want_first);
 
-    // A smaller take carves another batch and leaves the rest listed.
+    // A smaller take carves only that much: carving touches pages.
     got = sl_take(h, cls, 1, &list);
     EXPECT_EQ(got, 1u);
-    EXPECT_EQ(sl_carved(s), 2 * batch);
+    EXPECT_EQ(sl_carved(s), batch + 1);
     EXPECT_EQ(sl_used(s), batch + 1);
-    EXPECT_EQ(sl_local_free_len(s), batch - 1);
+    EXPECT_EQ(sl_local_free_len(s), 0u);
     got = sl_take(h, cls, batch - 1, &list);
     EXPECT_EQ(got, batch - 1);
-    EXPECT_EQ(sl_carved(s), 2 * batch) << "no carving while the free list has blocks";
+    EXPECT_EQ(sl_carved(s), 2 * batch);
     EXPECT_EQ(sl_local_free_len(s), 0u);
 
-    // Refill on a slab with blocks left carves without taking.
+    // Refill on a slab with blocks left carves a batch without taking, and
+    // takes list blocks before carving more.
     EXPECT_EQ(sl_refill(h, cls), 0);
     EXPECT_EQ(sl_used(s), 2 * batch);
     EXPECT_EQ(sl_local_free_len(s), std::min(batch, sl_capacity(s) - 2 * batch));
+    const unsigned carved_now = sl_carved(s);
+    got = sl_take(h, cls, 1, &list);
+    EXPECT_EQ(got, 1u);
+    EXPECT_EQ(sl_carved(s), carved_now) << "no carving while the free list has blocks";
+    sl_free(h, list);
 
     // Freeing through the slab layer pushes locally; the next take pops it.
     void *back = first[1];

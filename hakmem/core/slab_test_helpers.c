@@ -14,7 +14,7 @@ void *sl_current_heap(void) { return hak_heap_current(); }
 uint32_t sl_take(void *h, unsigned cls, uint32_t n, void **list) {
   return hak_slab_take(h, cls, n, list);
 }
-int sl_refill(void *h, unsigned cls) { return hak_slab_refill(h, cls); }
+int sl_refill(void *h, unsigned cls) { return hak_slab_refill(h, cls, hak_classes[cls].batch); }
 
 void *sl_slab_of(const void *p) {
   unsigned kind = hak_segmap_kind(p);

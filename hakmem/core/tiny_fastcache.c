@@ -14,6 +14,16 @@
 
 void hak_tcache_double_free(void *p) { hak_report("free()", p, "double free of"); }
 
+// A thread's first refill of a class asks for a page's worth of blocks, and
+// each later one for twice as many, up to the class's batch: a class a thread
+// barely uses costs it one page, not a batch.
+static uint32_t first_refill(unsigned cls) {
+  uint32_t n = (uint32_t)(HAK_PAGE_SIZE / hak_classes[cls].size);
+  if (n > hak_classes[cls].batch)
+    n = hak_classes[cls].batch;
+  return n == 0 ? 1 : n;
+}
+
 void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
   // Release builds run HAKMEM_CHECK=full on the slow paths, so the bins stay
   // empty and every call takes them.
@@ -29,6 +39,7 @@ void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
       cap = 0;
     hak_bin_add(bin, (uint64_t)cap - hak_bin_room(bin));
     bin->cap = cap;
+    bin->refill = first_refill(c);
   }
 }
 
@@ -54,11 +65,14 @@ void *hak_tcache_alloc_slow(unsigned cls) {
   }
   hak_tcache_bin *bin = hak_bin_of_class(cls);
   hak_arena_tick(); // slow paths are where idle memory gets returned
-  uint32_t want = hak_classes[cls].batch;
+  uint32_t want = bin->refill;
   if (want > bin->cap)
     want = bin->cap;
   if (want == 0)
     want = 1;
+  if (bin->refill < hak_classes[cls].batch)
+    bin->refill =
+        bin->refill * 2 < hak_classes[cls].batch ? bin->refill * 2 : hak_classes[cls].batch;
   void *list;
   uint32_t got = hak_slab_take(h, cls, want, &list);
   if (got == 0)

@@ -52,10 +52,10 @@
 #define HAK_SLAB_SHIFT_SMALL 16
 #define HAK_SLAB_SHIFT_MEDIUM 19
 
-#define HAK_NUM_CLASSES 92
+#define HAK_NUM_CLASSES 48
 #define HAK_SMALL_MAX ((size_t)8192)        // largest block in a small slab
 #define HAK_MEDIUM_MAX ((size_t)128 * 1024) // largest block in any slab
-#define HAK_LOOKUP_MAX ((size_t)1024)       // sizes whose class is (size + 15) / 16 - 1
+#define HAK_LOOKUP_MAX ((size_t)1024)       // sizes resolved by one table load
 
 // Sizes beyond this can never be satisfied (glibc's limit too).
 #define HAK_MAX_REQUEST ((size_t)PTRDIFF_MAX - 2 * HAK_SS_SIZE)
@@ -141,8 +141,7 @@ typedef struct hak_large {
 // ---- per-thread -------------------------------------------------------------
 
 // One fast-cache bin: a bounded stack of free blocks of one class. The bin of
-// class c is bins[c + 1], so that (size + 15) >> 4 indexes it directly for
-// sizes up to HAK_LOOKUP_MAX and the class map's byte does for frees.
+// class c is bins[c + 1], so that the class map's byte indexes it directly.
 // `word` packs the free room (low 16 bits) under the count of fast
 // allocations, so that a pop updates both with one add.
 #define HAK_BIN_ROOM_BITS 16
@@ -151,13 +150,13 @@ typedef struct hak_large {
 
 typedef struct hak_tcache_bin {
   void *head;
-  uint64_t word;  // fast allocations << 16 | room left (cap - blocks held)
-  uint32_t cap;   // 0 until the thread's heap exists: every push goes slow
-  uint32_t pad_;  // keeps the two counters apart (no vectorised update)
-  uint64_t frees; // fast frees
+  uint64_t word;   // fast allocations << 16 | room left (cap - blocks held)
+  uint32_t cap;    // 0 until the thread's heap exists: every push goes slow
+  uint32_t refill; // blocks the next refill asks for; grows from a page's worth
+  uint64_t frees;  // fast frees
 } hak_tcache_bin;
 
-_Static_assert(sizeof(hak_tcache_bin) == 32, "the malloc fast path scales (size + 15) & ~15 by 2");
+_Static_assert(sizeof(hak_tcache_bin) == 32, "bins are a power of two apart");
 
 // Per-class counters kept by a heap; merged into the totals at thread exit.
 typedef struct hak_class_counters {
