@@ -24,6 +24,7 @@ struct opt_values {
   int verbose;
   int check_full;
   int crash_report;
+  int purge_thread;
 };
 void opt_defaults(opt_values *v);
 int opt_parse(opt_values *v, char *const *envp, int start_from_v);
@@ -92,7 +93,8 @@ opt_values Defaults() {
 bool Same(const opt_values &a, const opt_values &b) {
   return a.stats == b.stats && a.stats_fd == b.stats_fd && a.decay_ms == b.decay_ms &&
          a.arena_cache_bytes == b.arena_cache_bytes && a.tcache_max == b.tcache_max &&
-         a.verbose == b.verbose && a.check_full == b.check_full && a.crash_report == b.crash_report;
+         a.verbose == b.verbose && a.check_full == b.check_full &&
+         a.crash_report == b.crash_report && a.purge_thread == b.purge_thread;
 }
 
 TEST(Options, Defaults) {
@@ -105,6 +107,7 @@ TEST(Options, Defaults) {
   EXPECT_EQ(d.verbose, 0);
   EXPECT_EQ(d.check_full, opt_debug_build()) << "full checks are on in debug builds only";
   EXPECT_EQ(d.crash_report, 0);
+  EXPECT_EQ(d.purge_thread, 1);
 }
 
 TEST(Options, Check) {
@@ -132,6 +135,18 @@ TEST(Options, CrashReport) {
     Parsed p = Parse({bad});
     EXPECT_EQ(p.rejected, 1);
     EXPECT_EQ(p.v.crash_report, 0);
+  }
+}
+
+TEST(Options, PurgeThread) {
+  EXPECT_EQ(Parse({"HAKMEM_PURGE_THREAD=0"}).v.purge_thread, 0);
+  EXPECT_EQ(Parse({"HAKMEM_PURGE_THREAD=1"}).v.purge_thread, 1);
+  for (const char *bad :
+       {"HAKMEM_PURGE_THREAD=2", "HAKMEM_PURGE_THREAD=off", "HAKMEM_PURGE_THREAD="}) {
+    SCOPED_TRACE(bad);
+    Parsed p = Parse({bad});
+    EXPECT_EQ(p.rejected, 1);
+    EXPECT_EQ(p.v.purge_thread, 1);
   }
 }
 

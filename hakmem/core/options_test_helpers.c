@@ -12,6 +12,7 @@ typedef struct {
   int verbose;
   int check_full;
   int crash_report;
+  int purge_thread;
 } opt_values;
 
 static void copy_out(const hak_options *o, opt_values *v) {
@@ -23,6 +24,7 @@ static void copy_out(const hak_options *o, opt_values *v) {
   v->verbose = o->verbose;
   v->check_full = o->check_full;
   v->crash_report = o->crash_report;
+  v->purge_thread = o->purge_thread;
 }
 
 void opt_defaults(opt_values *v) {
@@ -44,6 +46,7 @@ int opt_parse(opt_values *v, char *const *envp, int start_from_v) {
     o.verbose = v->verbose;
     o.check_full = v->check_full;
     o.crash_report = v->crash_report;
+    o.purge_thread = v->purge_thread;
   }
   int rejected = hak_options_parse(&o, envp);
   copy_out(&o, v);

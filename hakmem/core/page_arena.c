@@ -2,6 +2,7 @@
 
 #include "options.h"
 #include "os.h"
+#include "purge.h"
 #include "stats.h"
 
 #define ARENA_SLOTS 64
@@ -123,7 +124,9 @@ static void arena_put(void *base, size_t size, bool superslab) {
   g_arena.entries[g_arena.count] = (arena_entry){base, size, hak_os_now_ms(), superslab};
   __atomic_store_n(&g_arena.count, g_arena.count + 1, __ATOMIC_RELAXED);
   g_arena.bytes += size;
+  uint64_t due = g_arena.entries[0].idle_since_ms + hak_opts.decay_ms;
   pthread_mutex_unlock(&g_arena.lock);
+  hak_purge_wanted(due);
   hak_stat_add(&hak_gstats.cached, (int64_t)size);
   for (uint32_t i = 0; i < nevicted; i++) {
     hak_stat_add(&hak_gstats.cached, -(int64_t)evicted[i].size);
@@ -131,9 +134,9 @@ static void arena_put(void *base, size_t size, bool superslab) {
   }
 }
 
-void hak_arena_decay(bool force) {
+uint64_t hak_arena_decay_next(bool force) {
   if (cached_count() == 0)
-    return;
+    return 0;
   uint64_t now = hak_os_now_ms();
   arena_entry expired[ARENA_SLOTS];
   uint32_t n = 0;
@@ -144,17 +147,24 @@ void hak_arena_decay(bool force) {
     expired[n++] = g_arena.entries[0];
     remove_at(0);
   }
+  uint64_t next = g_arena.count > 0 ? g_arena.entries[0].idle_since_ms + hak_opts.decay_ms : 0;
   pthread_mutex_unlock(&g_arena.lock);
   for (uint32_t i = 0; i < n; i++) {
     hak_stat_add(&hak_gstats.cached, -(int64_t)expired[i].size);
     release_to_os(expired[i].base, expired[i].size);
   }
+  return next;
 }
 
-void hak_arena_tick(void) {
-  if (cached_count() == 0)
+void hak_arena_decay(bool force) { (void)hak_arena_decay_next(force); }
+
+void hak_arena_tick_nostart(void) {
+  uint64_t due = hak_purge_due();
+  if (due == 0)
     return;
   uint64_t now = hak_os_now_ms();
+  if (now < due)
+    return;
   uint64_t last = atomic_load_explicit(&g_arena.last_tick_ms, memory_order_relaxed);
   uint64_t period = hak_opts.decay_ms / 8 + 1;
   if (now - last < period)
@@ -162,7 +172,12 @@ void hak_arena_tick(void) {
   if (!atomic_compare_exchange_strong_explicit(&g_arena.last_tick_ms, &last, now,
                                                memory_order_relaxed, memory_order_relaxed))
     return; // another thread is decaying
-  hak_arena_decay(false);
+  hak_purge_try_run();
+}
+
+void hak_arena_tick(void) {
+  hak_arena_tick_nostart();
+  hak_purge_poll();
 }
 
 void hak_arena_lock_all(void) { pthread_mutex_lock(&g_arena.lock); }

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "types.h"
 
@@ -21,8 +22,16 @@ void hak_arena_free(void *base, size_t size) HAK_INTERNAL;
 void hak_arena_free_superslab(void *base) HAK_INTERNAL;
 // Returns idle regions older than the decay time (all of them when force).
 void hak_arena_decay(bool force) HAK_INTERNAL;
-// Cheap enough for every slow path: decays at most every few milliseconds.
+// The same; returns when the oldest region left expires (0: none left).
+uint64_t hak_arena_decay_next(bool force) HAK_INTERNAL;
+// Cheap enough for every slow path: purges what is due (idle regions, free
+// slots of SuperSlabs) at most every few milliseconds, and starts the purge
+// thread when memory waits. Call only where a nested malloc/free from this
+// thread is harmless (pthread_create allocates) and no hakmem lock is held.
 void hak_arena_tick(void) HAK_INTERNAL;
+// The tick without starting the purge thread, for slow paths that are in the
+// middle of changing a heap's or the pool's state.
+void hak_arena_tick_nostart(void) HAK_INTERNAL;
 // Accounts for a mapping that a caller obtained or resized itself.
 void hak_arena_account(int64_t delta) HAK_INTERNAL;
 

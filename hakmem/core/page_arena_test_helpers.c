@@ -6,7 +6,12 @@
 #include "stats.h"
 #include "thread_heap.h"
 
-void pa_init(void) { hak_init(); }
+void pa_init(void) {
+  hak_init();
+  // The test steers decay through ticks and changes options while it runs:
+  // no purge thread may decay (or read the options) behind its back.
+  hak_opts.purge_thread = 0;
+}
 void *pa_alloc(size_t size, size_t *mapped, int *zeroed) {
   bool z = false;
   void *p = hak_arena_alloc(size, mapped, &z);

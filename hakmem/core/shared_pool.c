@@ -2,7 +2,9 @@
 
 #include "log.h"
 #include "os.h"
+#include "options.h"
 #include "page_arena.h"
+#include "purge.h"
 #include "size_class.h"
 #include "slab.h"
 #include "stats.h"
@@ -31,6 +33,19 @@ static pool_kind g_kinds[3] = {
 static abandoned_list g_abandoned[HAK_NUM_CLASSES] = {
     [0 ... HAK_NUM_CLASSES - 1] = {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
 };
+
+// Free slots whose pages may still be resident. A free slot with carved != 0
+// is dirty: blocks were carved from it; a purge sets carved back to 0.
+static _Atomic int g_slots_dirty;
+static _Atomic uint64_t g_last_slot_release_ms;
+
+static void note_dirty_slots(void) {
+  uint64_t now = hak_os_now_ms();
+  atomic_store_explicit(&g_last_slot_release_ms, now, memory_order_relaxed);
+  if (!atomic_load_explicit(&g_slots_dirty, memory_order_relaxed))
+    atomic_store_explicit(&g_slots_dirty, 1, memory_order_relaxed);
+  hak_purge_wanted(now + hak_opts.decay_ms);
+}
 
 static uint32_t full_mask(const hak_superslab *ss) {
   return ss->nslabs == 32 ? 0xffffffffu : (1u << ss->nslabs) - 1u;
@@ -146,8 +161,96 @@ void hak_pool_release(hak_slab *s) {
   // and whose decay returns it to the OS when it stays idle.
   if (empty) {
     hak_superslab_destroy(ss);
-    hak_arena_tick();
+    hak_arena_tick_nostart();
+  } else {
+    note_dirty_slots();
   }
+}
+
+// The pages a free slot's blocks occupy (not the header, not a guard page).
+static void slot_range(hak_superslab *ss, unsigned slot, uint8_t **start, size_t *len) {
+  size_t size = (size_t)1 << ss->slab_shift;
+  size_t skip = slot == 0 ? HAK_SS_HEADER_SIZE : 0;
+  if (HAKMEM_HARDENED && slot == ss->nslabs - 1u)
+    size -= HAK_PAGE_SIZE;
+  *start = (uint8_t *)ss + ((size_t)slot << ss->slab_shift) + skip;
+  *len = size - skip;
+}
+
+#define PURGE_BATCH 16
+
+// Purges the dirty free slots of one kind's SuperSlabs, a batch at a time:
+// the batch's slots are taken out of free_mask under the lock (so nobody
+// acquires them), purged outside it, then put back.
+static void purge_kind(pool_kind *k) {
+  for (;;) {
+    hak_superslab *ss_of[PURGE_BATCH];
+    uint32_t mask_of[PURGE_BATCH];
+    unsigned n = 0;
+    hak_lock(&k->lock);
+    for (hak_superslab *ss = k->avail, *next; ss != NULL && n < PURGE_BATCH; ss = next) {
+      next = ss->next;
+      uint32_t dirty = 0;
+      for (uint32_t m = ss->free_mask; m != 0; m &= m - 1) {
+        unsigned slot = (unsigned)__builtin_ctz(m);
+        if (__atomic_load_n(&ss->slabs[slot].carved, __ATOMIC_RELAXED) != 0) {
+          dirty |= 1u << slot;
+          __atomic_store_n(&ss->slabs[slot].carved, 0, __ATOMIC_RELAXED);
+        }
+      }
+      if (dirty == 0)
+        continue;
+      ss->free_mask &= ~dirty;
+      if (ss->free_mask == 0)
+        avail_unlink(k, ss);
+      ss_of[n] = ss;
+      mask_of[n++] = dirty;
+    }
+    pthread_mutex_unlock(&k->lock);
+    if (n == 0)
+      return;
+    for (unsigned i = 0; i < n; i++) {
+      for (uint32_t m = mask_of[i]; m != 0; m &= m - 1) {
+        uint8_t *start;
+        size_t len;
+        slot_range(ss_of[i], (unsigned)__builtin_ctz(m), &start, &len);
+        hak_os_purge(start, len);
+        hak_stat_add(&hak_gstats.purged, (int64_t)len);
+      }
+    }
+    hak_superslab *empty[PURGE_BATCH];
+    unsigned nempty = 0;
+    hak_lock(&k->lock);
+    for (unsigned i = 0; i < n; i++) {
+      hak_superslab *ss = ss_of[i];
+      if (ss->free_mask == 0)
+        avail_push(k, ss);
+      ss->free_mask |= mask_of[i];
+      if (ss->free_mask == full_mask(ss)) {
+        avail_unlink(k, ss);
+        empty[nempty++] = ss;
+      }
+    }
+    pthread_mutex_unlock(&k->lock);
+    for (unsigned i = 0; i < nempty; i++)
+      hak_superslab_destroy(empty[i]);
+  }
+}
+
+uint64_t hak_pool_purge_slots(bool force) {
+  if (!atomic_load_explicit(&g_slots_dirty, memory_order_relaxed))
+    return 0;
+  uint64_t last = atomic_load_explicit(&g_last_slot_release_ms, memory_order_relaxed);
+  uint64_t now = hak_os_now_ms();
+  if (!force && now - last < hak_opts.decay_ms)
+    return last + hak_opts.decay_ms; // slots still churn: wait for a quiet spell
+  // Cleared first: a release during the pass sets it again.
+  atomic_store_explicit(&g_slots_dirty, 0, memory_order_relaxed);
+  purge_kind(&g_kinds[HAK_REGION_SS_SMALL]);
+  purge_kind(&g_kinds[HAK_REGION_SS_MEDIUM]);
+  if (!atomic_load_explicit(&g_slots_dirty, memory_order_relaxed))
+    return 0;
+  return atomic_load_explicit(&g_last_slot_release_ms, memory_order_relaxed) + hak_opts.decay_ms;
 }
 
 void hak_pool_abandon(hak_slab *s) {

@@ -15,6 +15,10 @@ void hak_pool_release(hak_slab *s) HAK_INTERNAL;
 void hak_pool_abandon(hak_slab *s) HAK_INTERNAL;
 // Releases abandoned slabs whose blocks have all been freed since.
 void hak_pool_sweep_abandoned(bool force) HAK_INTERNAL;
+// Gives back the pages of free slots in SuperSlabs that still hold other
+// slabs, once no slot has been released for the decay time (at once when
+// force). Returns when to look again (0: nothing dirty left).
+uint64_t hak_pool_purge_slots(bool force) HAK_INTERNAL;
 
 // Set by a remote free into an abandoned slab: there may be one to sweep.
 extern _Atomic int hak_pool_sweep_wanted HAK_INTERNAL;

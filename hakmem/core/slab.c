@@ -6,6 +6,7 @@
 #include "check.h"
 #include "log.h"
 #include "page_arena.h"
+#include "purge.h"
 #include "shared_pool.h"
 #include "size_class.h"
 #include "stats.h"
@@ -150,6 +151,8 @@ static void carve(hak_slab *s, uint32_t n) {
 }
 
 int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
+  // Nothing has changed yet, so the purge thread may start here (it allocates).
+  hak_purge_poll();
   hak_class_heap *ch = &h->cls[cls];
   for (;;) {
     hak_slab *s = ch->active;
@@ -176,7 +179,7 @@ int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
       ch->active = s;
       continue;
     }
-    hak_arena_tick();
+    hak_arena_tick_nostart(); // active is the empty slab: a nested malloc would lose one
     s = hak_pool_acquire(cls, h);
     if (s == NULL) {
       errno = ENOMEM;

@@ -9,6 +9,7 @@
 #include "options.h"
 #include "os.h"
 #include "page_arena.h"
+#include "purge.h"
 #include "segment_map.h"
 #include "shared_pool.h"
 #include "slab.h"
@@ -168,7 +169,7 @@ void hak_heap_thread_exit(void) {
   hak_stat_add(&hak_gstats.threads_live, -1);
   hak_stat_add(&hak_gstats.threads_exited, 1);
   hak_pool_sweep_abandoned(false); // only if a remote free asked for it
-  hak_arena_tick();
+  hak_arena_tick_nostart();        // a malloc now would give the exiting thread a heap
 }
 
 static void heap_destructor(void *arg) {
@@ -210,8 +211,9 @@ void hak_heap_collect_counters(hak_class_counters merged[HAK_NUM_CLASSES],
 }
 
 // Fork: every hakmem lock is held across fork() so the child inherits
-// consistent state; order: registry, pool, arena.
+// consistent state; order: purge pass, registry, pool, arena.
 void hak_heap_fork_prepare(void) {
+  hak_purge_fork_prepare();
   pthread_mutex_lock(&g_reg.lock);
   hak_pool_lock_all();
   hak_arena_lock_all();
@@ -221,9 +223,11 @@ void hak_heap_fork_parent(void) {
   hak_arena_unlock_all();
   hak_pool_unlock_all();
   pthread_mutex_unlock(&g_reg.lock);
+  hak_purge_fork_parent();
 }
 
 void hak_heap_fork_child(void) {
+  hak_purge_fork_child();
   hak_arena_reset_locks();
   hak_pool_reset_locks();
   pthread_mutex_init(&g_reg.lock, NULL);
