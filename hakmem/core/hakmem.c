@@ -368,6 +368,7 @@ int hak_trim(size_t pad) {
   (void)pad;
   hak_init();
   hak_thread_flush();
+  hak_heap_stash_expire(true);
   hak_pool_sweep_abandoned(true);
   uint64_t before = atomic_load_explicit(&hak_gstats.purged, memory_order_relaxed);
   hak_arena_decay(true);

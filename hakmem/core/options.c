@@ -19,6 +19,7 @@ void hak_options_defaults(hak_options *o) {
   o->check_full = HAKMEM_DEBUG != 0;
   o->crash_report = 0;
   o->purge_thread = 1;
+  o->heap_stash = 4;
 }
 
 // Parses a decimal integer in [lo, hi]; 0 on success.
@@ -77,6 +78,10 @@ static int apply(hak_options *o, const char *name, size_t name_len, const char *
     if (parse_uint(value, 0, 1, &v) != 0)
       return -1;
     o->crash_report = (int)v;
+  } else if (IS("HAKMEM_HEAP_STASH")) {
+    if (parse_uint(value, 0, HAK_HEAP_STASH_MAX, &v) != 0)
+      return -1;
+    o->heap_stash = (unsigned)v;
   } else if (IS("HAKMEM_PURGE_THREAD")) {
     if (parse_uint(value, 0, 1, &v) != 0)
       return -1;

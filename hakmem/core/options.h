@@ -19,6 +19,7 @@ typedef struct hak_options {
   int verbose;              // HAKMEM_VERBOSE: debug logging (non-release builds)
   int check_full;           // HAKMEM_CHECK: full misuse checks (always on in debug builds)
   int crash_report;         // HAKMEM_CRASH_REPORT: report SIGSEGV/SIGBUS/SIGABRT
+  unsigned heap_stash;      // HAKMEM_HEAP_STASH: exited threads' heaps kept for new ones
   int purge_thread;         // HAKMEM_PURGE_THREAD: purge idle memory in the background
 } hak_options;
 

@@ -25,6 +25,7 @@ struct opt_values {
   int check_full;
   int crash_report;
   int purge_thread;
+  unsigned heap_stash;
 };
 void opt_defaults(opt_values *v);
 int opt_parse(opt_values *v, char *const *envp, int start_from_v);
@@ -147,6 +148,18 @@ TEST(Options, PurgeThread) {
     Parsed p = Parse({bad});
     EXPECT_EQ(p.rejected, 1);
     EXPECT_EQ(p.v.purge_thread, 1);
+  }
+}
+
+TEST(Options, HeapStash) {
+  EXPECT_EQ(Parse({}).v.heap_stash, 4u);
+  EXPECT_EQ(Parse({"HAKMEM_HEAP_STASH=0"}).v.heap_stash, 0u);
+  EXPECT_EQ(Parse({"HAKMEM_HEAP_STASH=16"}).v.heap_stash, 16u);
+  for (const char *bad : {"HAKMEM_HEAP_STASH=17", "HAKMEM_HEAP_STASH=-1", "HAKMEM_HEAP_STASH="}) {
+    SCOPED_TRACE(bad);
+    Parsed p = Parse({bad});
+    EXPECT_EQ(p.rejected, 1);
+    EXPECT_EQ(p.v.heap_stash, 4u);
   }
 }
 

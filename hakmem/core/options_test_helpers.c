@@ -13,6 +13,7 @@ typedef struct {
   int check_full;
   int crash_report;
   int purge_thread;
+  unsigned heap_stash;
 } opt_values;
 
 static void copy_out(const hak_options *o, opt_values *v) {
@@ -25,6 +26,7 @@ static void copy_out(const hak_options *o, opt_values *v) {
   v->check_full = o->check_full;
   v->crash_report = o->crash_report;
   v->purge_thread = o->purge_thread;
+  v->heap_stash = o->heap_stash;
 }
 
 void opt_defaults(opt_values *v) {
@@ -47,6 +49,7 @@ int opt_parse(opt_values *v, char *const *envp, int start_from_v) {
     o.check_full = v->check_full;
     o.crash_report = v->crash_report;
     o.purge_thread = v->purge_thread;
+    o.heap_stash = v->heap_stash;
   }
   int rejected = hak_options_parse(&o, envp);
   copy_out(&o, v);

@@ -10,6 +10,7 @@
 #include "page_arena.h"
 #include "shared_pool.h"
 #include "stats.h"
+#include "thread_heap.h"
 
 // Quiet spell after which an idle purge thread exits, so that it never keeps
 // a process alive whose main thread called pthread_exit for long.
@@ -60,9 +61,12 @@ uint64_t hak_purge_due(void) {
 // that turns idle meanwhile sets it again, then set to what is left.
 static void purge_pass(void) {
   atomic_store_explicit(&g_purge.deadline, 0, memory_order_relaxed);
+  uint64_t t = hak_heap_stash_expire(false); // first: retiring a heap frees slabs
   uint64_t a = hak_arena_decay_next(false);
   uint64_t s = hak_pool_purge_slots(false);
   uint64_t next = a == 0 ? s : s == 0 ? a : (a < s ? a : s);
+  if (t != 0 && (next == 0 || t < next))
+    next = t;
   if (next != 0)
     hak_purge_wanted(next);
 }

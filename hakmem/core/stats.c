@@ -60,6 +60,7 @@ void hak_stats_get(hak_stats *out) {
   out->adopted_slabs = LOAD(adopted);
   out->threads_live = LOAD(threads_live);
   out->threads_exited = LOAD(threads_exited);
+  out->heaps_reused = LOAD(heaps_reused);
   out->pool_lock_acquires = LOAD(lock_acquires);
   out->pool_lock_contended = LOAD(lock_contended);
 }
@@ -129,8 +130,8 @@ void hak_stats_print(int fd) {
        (unsigned long long)s.cached_bytes, (unsigned long long)s.purged_bytes);
   emit(&r, "slabs abandoned %llu adopted %llu\n", (unsigned long long)s.abandoned_slabs,
        (unsigned long long)s.adopted_slabs);
-  emit(&r, "threads live %llu exited %llu\n", (unsigned long long)s.threads_live,
-       (unsigned long long)s.threads_exited);
+  emit(&r, "threads live %llu exited %llu heaps_reused %llu\n", (unsigned long long)s.threads_live,
+       (unsigned long long)s.threads_exited, (unsigned long long)s.heaps_reused);
   emit(&r, "pool_lock acquires %llu contended %llu\n", (unsigned long long)s.pool_lock_acquires,
        (unsigned long long)s.pool_lock_contended);
   flush(&r);
@@ -165,9 +166,11 @@ void hak_stats_print_json(int fd) {
   emit(&r, "\"abandoned_slabs\":%llu,\"adopted_slabs\":%llu,\"threads_live\":%llu,",
        (unsigned long long)s.abandoned_slabs, (unsigned long long)s.adopted_slabs,
        (unsigned long long)s.threads_live);
-  emit(&r, "\"threads_exited\":%llu,\"pool_lock_acquires\":%llu,\"pool_lock_contended\":%llu}\n",
+  emit(&r,
+       "\"threads_exited\":%llu,\"pool_lock_acquires\":%llu,\"pool_lock_contended\":%llu,"
+       "\"heaps_reused\":%llu}\n",
        (unsigned long long)s.threads_exited, (unsigned long long)s.pool_lock_acquires,
-       (unsigned long long)s.pool_lock_contended);
+       (unsigned long long)s.pool_lock_contended, (unsigned long long)s.heaps_reused);
   flush(&r);
 }
 

@@ -19,6 +19,7 @@
 #include "hakmem.h"
 
 extern "C" {
+unsigned st_set_heap_stash(unsigned n);
 void st_init(void);
 unsigned st_class_of(size_t size);
 size_t st_class_size(unsigned cls);
@@ -27,6 +28,18 @@ uint64_t st_lock_acquires(void);
 }
 
 namespace {
+
+// These tests follow the slabs of exited threads back to the pool; the heap
+// stash, which keeps them with their heap for a new thread, is off here
+// (thread_heap_test covers it).
+class NoHeapStash : public ::testing::Environment {
+public:
+  void SetUp() override {
+    st_set_heap_stash(0);
+    hak_trim(0);
+  }
+};
+::testing::Environment *const kNoHeapStash = ::testing::AddGlobalTestEnvironment(new NoHeapStash);
 
 using hakmem_box_test::RunInThread;
 using hakmem_box_test::Worker;
@@ -471,7 +484,8 @@ TEST_F(StatsReport, TextReport) {
   EXPECT_EQ(lines.size(), 2u + st_num_classes() + tail_prefixes.size());
   // Nothing allocated between the snapshot and the report: figures agree.
   const std::string threads_line = "threads live " + std::to_string(s.threads_live) + " exited " +
-                                   std::to_string(s.threads_exited);
+                                   std::to_string(s.threads_exited) + " heaps_reused " +
+                                   std::to_string(s.heaps_reused);
   EXPECT_EQ(lines[2 + st_num_classes() + 5], threads_line);
   const std::string large_line = "large allocs " + std::to_string(s.large_allocs) + " frees " +
                                  std::to_string(s.large_frees) + " live_bytes " +
@@ -546,7 +560,7 @@ TEST_F(StatsReport, JsonReport) {
        {"large_allocs", "large_frees", "large_live_bytes", "superslabs", "superslabs_peak",
         "superslabs_total", "mapped_bytes", "mapped_peak", "cached_bytes", "purged_bytes",
         "abandoned_slabs", "adopted_slabs", "threads_live", "threads_exited", "pool_lock_acquires",
-        "pool_lock_contended"}) {
+        "pool_lock_contended", "heaps_reused"}) {
     const Json *v = doc.Get(key);
     ASSERT_NE(v, nullptr) << key;
     EXPECT_EQ(v->kind, Json::kNumber) << key;

@@ -26,6 +26,10 @@ static struct {
   hak_heap *recycled; // heap structs of exited threads, linked through next
   uint8_t *meta_cur;  // bump region heap structs are carved from
   size_t meta_left;
+  // Heaps of exited threads kept whole, oldest first, for new threads.
+  hak_heap *stash[HAK_HEAP_STASH_MAX];
+  uint64_t stashed_at[HAK_HEAP_STASH_MAX];
+  unsigned nstash;
   hak_class_counters exited[HAK_NUM_CLASSES];
   uint64_t exited_fast_allocs[HAK_NUM_CLASSES];
   uint64_t exited_fast_frees[HAK_NUM_CLASSES];
@@ -90,14 +94,21 @@ hak_heap *hak_heap_get(void) {
     return h;
 
   hak_lock(&g_reg.lock);
-  h = heap_struct_alloc();
-  if (h == NULL) {
-    pthread_mutex_unlock(&g_reg.lock);
-    errno = ENOMEM;
-    return NULL;
+  // The heap an exited thread left, slabs and all: the new thread's first
+  // allocations find blocks at once, with no pool lock and no system call.
+  h = g_reg.nstash > 0 ? g_reg.stash[--g_reg.nstash] : NULL;
+  if (h != NULL) {
+    hak_stat_add(&hak_gstats.heaps_reused, 1);
+  } else {
+    h = heap_struct_alloc();
+    if (h == NULL) {
+      pthread_mutex_unlock(&g_reg.lock);
+      errno = ENOMEM;
+      return NULL;
+    }
+    memset(h, 0, sizeof *h);
+    hak_class_heaps_init(h);
   }
-  memset(h, 0, sizeof *h);
-  hak_class_heaps_init(h);
   h->tcache = hak_tls.bins;
   h->thread = pthread_self();
   h->live = true;
@@ -144,6 +155,39 @@ static void merge_counters(hak_heap *h, hak_tcache_bin *bins) {
   }
   if (bins != NULL)
     hak_tcache_reset_counts(bins);
+  memset(h->counters, 0, sizeof h->counters); // a stashed heap lives on
+}
+
+// Gives up a heap for good: its slabs to the pool (abandoned if in use), the
+// struct to the recycled list. No lock held.
+static void retire(hak_heap *h) {
+  hak_slab_abandon_all(h);
+  hak_lock(&g_reg.lock);
+  h->next = g_reg.recycled;
+  g_reg.recycled = h;
+  pthread_mutex_unlock(&g_reg.lock);
+}
+
+uint64_t hak_heap_stash_expire(bool force) {
+  hak_heap *old[HAK_HEAP_STASH_MAX];
+  unsigned n = 0;
+  uint64_t now = hak_os_now_ms(), next = 0;
+  hak_lock(&g_reg.lock);
+  while (n < g_reg.nstash && (force || g_reg.stashed_at[n] + hak_opts.decay_ms <= now)) {
+    old[n] = g_reg.stash[n];
+    n++;
+  }
+  for (unsigned i = n; i < g_reg.nstash; i++) {
+    g_reg.stash[i - n] = g_reg.stash[i];
+    g_reg.stashed_at[i - n] = g_reg.stashed_at[i];
+  }
+  g_reg.nstash -= n;
+  if (g_reg.nstash > 0)
+    next = g_reg.stashed_at[0] + hak_opts.decay_ms;
+  pthread_mutex_unlock(&g_reg.lock);
+  for (unsigned i = 0; i < n; i++)
+    retire(old[i]);
+  return next;
 }
 
 void hak_heap_thread_exit(void) {
@@ -154,16 +198,35 @@ void hak_heap_thread_exit(void) {
   // Empty the bins, then close them: frees from later destructors go slow.
   hak_tcache_drain(h, hak_tls.bins);
   hak_tcache_set_caps(hak_tls.bins, false);
-  hak_slab_abandon_all(h);
 
+  // The heap goes to the stash whole (the oldest one retires when it is
+  // full); it retires at once when the stash is off.
+  uint64_t now = hak_os_now_ms();
+  unsigned limit = hak_opts.heap_stash;
+  hak_heap *victim = h;
   hak_lock(&g_reg.lock);
   merge_counters(h, hak_tls.bins);
   registry_unlink(h);
   h->live = false;
   h->tcache = NULL;
-  h->next = g_reg.recycled;
-  g_reg.recycled = h;
+  if (limit > 0) {
+    victim = NULL;
+    if (g_reg.nstash >= limit) {
+      victim = g_reg.stash[0];
+      for (unsigned i = 1; i < g_reg.nstash; i++) {
+        g_reg.stash[i - 1] = g_reg.stash[i];
+        g_reg.stashed_at[i - 1] = g_reg.stashed_at[i];
+      }
+      g_reg.nstash--;
+    }
+    g_reg.stash[g_reg.nstash] = h;
+    g_reg.stashed_at[g_reg.nstash++] = now;
+  }
   pthread_mutex_unlock(&g_reg.lock);
+  if (victim != NULL)
+    retire(victim);
+  if (victim != h)
+    hak_purge_wanted(now + hak_opts.decay_ms); // an unclaimed heap retires when idle
 
   hak_tls.heap = NULL;
   hak_stat_add(&hak_gstats.threads_live, -1);

@@ -4,6 +4,8 @@
 #ifndef HAKMEM_THREAD_HEAP_H
 #define HAKMEM_THREAD_HEAP_H
 
+#include <stdbool.h>
+
 #include "types.h"
 
 // The calling thread's heap, created on first use; NULL only when memory for
@@ -13,6 +15,10 @@ static inline hak_heap *hak_heap_current(void) { return hak_tls.heap; }
 
 // Tears down the calling thread's heap now (also run at thread exit).
 void hak_heap_thread_exit(void) HAK_INTERNAL;
+
+// Retires stashed heaps (see HAKMEM_HEAP_STASH) idle for the decay time, or
+// all of them when force; returns when the next one is due (0: none left).
+uint64_t hak_heap_stash_expire(bool force) HAK_INTERNAL;
 
 // Counts a free made by a thread that has no heap (during its teardown).
 void hak_heap_orphan_free(unsigned cls) HAK_INTERNAL;

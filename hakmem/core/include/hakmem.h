@@ -74,6 +74,7 @@ typedef struct hak_stats {
   uint64_t threads_exited;
   uint64_t pool_lock_acquires; // shared-pool lock statistics
   uint64_t pool_lock_contended;
+  uint64_t heaps_reused; // new threads that took over an exited thread's heap
 } hak_stats;
 
 // Fills *out with process-wide totals, including threads that exited.
