@@ -168,12 +168,16 @@ static void retire(hak_heap *h) {
   pthread_mutex_unlock(&g_reg.lock);
 }
 
+// How long a stashed heap waits for a new thread: half the decay time, since
+// the SuperSlabs it frees when it retires then wait the decay time again.
+static uint64_t stash_wait_ms(void) { return hak_opts.decay_ms / 2; }
+
 uint64_t hak_heap_stash_expire(bool force) {
   hak_heap *old[HAK_HEAP_STASH_MAX];
   unsigned n = 0;
   uint64_t now = hak_os_now_ms(), next = 0;
   hak_lock(&g_reg.lock);
-  while (n < g_reg.nstash && (force || g_reg.stashed_at[n] + hak_opts.decay_ms <= now)) {
+  while (n < g_reg.nstash && (force || g_reg.stashed_at[n] + stash_wait_ms() <= now)) {
     old[n] = g_reg.stash[n];
     n++;
   }
@@ -183,7 +187,7 @@ uint64_t hak_heap_stash_expire(bool force) {
   }
   g_reg.nstash -= n;
   if (g_reg.nstash > 0)
-    next = g_reg.stashed_at[0] + hak_opts.decay_ms;
+    next = g_reg.stashed_at[0] + stash_wait_ms();
   pthread_mutex_unlock(&g_reg.lock);
   for (unsigned i = 0; i < n; i++)
     retire(old[i]);
@@ -226,7 +230,7 @@ void hak_heap_thread_exit(void) {
   if (victim != NULL)
     retire(victim);
   if (victim != h)
-    hak_purge_wanted(now + hak_opts.decay_ms); // an unclaimed heap retires when idle
+    hak_purge_wanted(now + stash_wait_ms()); // an unclaimed heap retires when idle
 
   hak_tls.heap = NULL;
   hak_stat_add(&hak_gstats.threads_live, -1);
