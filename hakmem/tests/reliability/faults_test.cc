@@ -10,6 +10,7 @@
 //      which must not change how the process dies nor hide the program's
 //      own handler.
 // Bounds and sizes suit a 2-core machine; nothing depends on timing.
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -690,6 +691,11 @@ std::string CrashHelperPath() {
 // A handler the program installed before hakmem initialised still runs,
 // after the report.
 TEST_F(CrashReportTest, ProgramsOwnHandlerStillRunsAfterTheReport) {
+  // The UBSan runtime allocates before main, so hakmem (and its report
+  // handler) is initialised before the helper can install its own handler:
+  // the order this case is about cannot be arranged under it.
+  if (dlsym(RTLD_DEFAULT, "__ubsan_handle_add_overflow") != nullptr)
+    GTEST_SKIP() << "built with UBSan: hakmem initialises before main";
   const std::string helper = CrashHelperPath();
   ASSERT_FALSE(helper.empty()) << "crash_helper not found (CRASH_HELPER="
                                << (getenv("CRASH_HELPER") ? getenv("CRASH_HELPER") : "unset")
