@@ -93,17 +93,25 @@ static size_t log_uniform(uint64_t *rng, size_t lo, size_t hi) {
   return s < lo ? lo : s > hi ? hi : s;
 }
 
-/* Resident bytes, read with read(2) so that sampling never allocates. */
-static uint64_t rss_bytes(void) {
-  char buf[128];
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+/* Reads a small /proc file into buf with read(2), so that sampling never
+ * allocates; 0 if it cannot. */
+static int read_proc(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
+  ssize_t n = read(fd, buf, size - 1);
   close(fd);
   if (n <= 0)
     return 0;
   buf[n] = '\0';
+  return 1;
+}
+
+/* Resident bytes. */
+static uint64_t rss_bytes(void) {
+  char buf[128];
+  if (!read_proc("/proc/self/statm", buf, sizeof buf))
+    return 0;
   const char *p = strchr(buf, ' ');
   if (p == NULL)
     return 0;
@@ -113,14 +121,8 @@ static uint64_t rss_bytes(void) {
 /* VmHWM (peak resident) in bytes. */
 static uint64_t peak_bytes(void) {
   char buf[4096];
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (!read_proc("/proc/self/status", buf, sizeof buf))
     return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = '\0';
   const char *p = strstr(buf, "VmHWM:");
   return p == NULL ? 0 : strtoull(p + 6, NULL, 10) * 1024u;
 }

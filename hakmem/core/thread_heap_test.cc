@@ -45,6 +45,17 @@ hak_stats Stats() {
   return s;
 }
 
+// Stash on and empty; a thread allocates one block and exits. Returns the
+// block, whose slab the stashed heap keeps.
+void *BlockLeftInStash() {
+  th_set_heap_stash(4);
+  hak_trim(0); // retires whatever earlier threads stashed
+  void *left = nullptr;
+  RunInThread([&] { left = hak_malloc(kSize); });
+  EXPECT_NE(th_state(th_slab_of(left)), th_state_abandoned());
+  return left;
+}
+
 TEST(HeapStash, NewThreadTakesOverTheExitedThreadsHeap) {
   th_set_heap_stash(4);
   hak_trim(0); // retires whatever earlier threads stashed
@@ -78,12 +89,8 @@ TEST(HeapStash, NewThreadTakesOverTheExitedThreadsHeap) {
 }
 
 TEST(HeapStash, TrimRetiresStashedHeaps) {
-  th_set_heap_stash(4);
-  hak_trim(0);
-  void *left = nullptr;
-  RunInThread([&] { left = hak_malloc(kSize); });
+  void *left = BlockLeftInStash();
   void *slab = th_slab_of(left);
-  EXPECT_NE(th_state(slab), th_state_abandoned());
   hak_trim(0);
   EXPECT_EQ(th_state(slab), th_state_abandoned()) << "trim gives the stashed heap's slabs up";
   EXPECT_EQ(th_owner(slab), nullptr);
@@ -103,12 +110,8 @@ TEST(HeapStash, OffMeansAbandonAtExit) {
 }
 
 TEST(HeapStash, StashedHeapRetiresWhenIdle) {
-  th_set_heap_stash(4);
-  hak_trim(0);
-  void *left = nullptr;
-  RunInThread([&] { left = hak_malloc(kSize); });
+  void *left = BlockLeftInStash();
   void *slab = th_slab_of(left);
-  EXPECT_NE(th_state(slab), th_state_abandoned());
   // The purge thread (or the next slow path) retires it after the decay
   // time (500 ms by default); allow a noisy machine ten times that.
   bool retired = false;
