@@ -24,9 +24,16 @@ unsigned sm_small(void);
 unsigned sm_medium(void);
 unsigned sm_large(void);
 unsigned sm_large_tail(void);
+unsigned sm_cmap_bin(const void *p);
+void sm_cmap_set(const void *start, size_t size, unsigned bin);
+size_t sm_cmap_granule(void);
+int sm_cmap_ready(void);
+unsigned sm_class_of(size_t size);
 }
 
 namespace {
+
+using hakmem_box_test::RunInThread;
 
 const size_t kRegion = sm_region_size();
 
@@ -281,6 +288,58 @@ TEST(SegmentMap, LookupsDuringSetAndClear) {
   for (auto &th : readers)
     th.join();
   EXPECT_EQ(bad.load(), 0);
+}
+
+// ---- the class map ----------------------------------------------------------
+
+TEST(ClassMap, NamesTheBinOfEveryLiveSlabBlockAndNothingElse) {
+  ASSERT_TRUE(sm_cmap_ready()) << "the class map could not be reserved";
+  int on_stack = 0;
+  EXPECT_EQ(sm_cmap_bin(nullptr), 0u);
+  EXPECT_EQ(sm_cmap_bin(&on_stack), 0u);
+  // Non-canonical and kernel addresses are masked into the table: no fault.
+  EXPECT_EQ(sm_cmap_bin(Addr(0xffff800000000000ull)), 0u);
+  EXPECT_EQ(sm_cmap_bin(Addr(~uintptr_t{0})), 0u);
+  for (size_t size : {1, 16, 100, 1000, 5000, 20000, 120000}) {
+    SCOPED_TRACE(size);
+    void *p = hak_malloc(size);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(sm_cmap_bin(p), sm_class_of(size) + 1);
+    EXPECT_EQ(sm_cmap_bin(static_cast<char *>(p) + size - 1), sm_class_of(size) + 1);
+    hak_free(p);
+  }
+  void *big = hak_malloc(1u << 20); // a large mapping: not in any slab
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(sm_cmap_bin(big), 0u);
+  hak_free(big);
+}
+
+TEST(ClassMap, SetCoversWholeGranulesAndClears) {
+  ASSERT_TRUE(sm_cmap_ready());
+  const size_t g = sm_cmap_granule();
+  // Far from anything mapped (the map is only read, never the memory).
+  const uintptr_t base = uintptr_t{21} << 40;
+  sm_cmap_set(Addr(base), 8 * g, 7);
+  for (size_t i = 0; i < 8; ++i)
+    EXPECT_EQ(sm_cmap_bin(Addr(base + i * g + g / 2)), 7u) << i;
+  EXPECT_EQ(sm_cmap_bin(Addr(base - 1)), 0u);
+  EXPECT_EQ(sm_cmap_bin(Addr(base + 8 * g)), 0u);
+  sm_cmap_set(Addr(base), 8 * g, 0);
+  for (size_t i = 0; i < 8; ++i)
+    EXPECT_EQ(sm_cmap_bin(Addr(base + i * g)), 0u) << i;
+}
+
+TEST(ClassMap, ReleasedSlabLeavesTheMap) {
+  ASSERT_TRUE(sm_cmap_ready());
+  void *p = nullptr;
+  // A thread allocates one block of a class nothing else here uses, frees
+  // it and exits; trim gives its slab back to the pool.
+  RunInThread([&] {
+    p = hak_malloc(3000);
+    hak_free(p);
+  });
+  hak_trim(0);
+  EXPECT_EQ(sm_cmap_bin(p), 0u) << "a free slab slot names no class";
 }
 
 } // namespace

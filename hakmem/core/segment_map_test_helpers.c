@@ -17,3 +17,19 @@ unsigned sm_small(void) { return HAK_REGION_SS_SMALL; }
 unsigned sm_medium(void) { return HAK_REGION_SS_MEDIUM; }
 unsigned sm_large(void) { return HAK_REGION_LARGE; }
 unsigned sm_large_tail(void) { return HAK_REGION_LARGE_TAIL; }
+
+// The class map.
+#include "check.h"
+#include "size_class.h"
+#include "thread_heap.h"
+
+unsigned sm_cmap_bin(const void *p) { return hak_classmap_bin(p); }
+void sm_cmap_set(const void *start, size_t size, unsigned bin) {
+  hak_classmap_set(start, size, bin);
+}
+size_t sm_cmap_granule(void) { return (size_t)1 << HAK_CMAP_SHIFT; }
+int sm_cmap_ready(void) {
+  hak_init();
+  return __atomic_load_n(&hak_classmap.mask, __ATOMIC_ACQUIRE) != 0;
+}
+unsigned sm_class_of(size_t size) { return hak_size_class(size + HAK_TRAILER); }
