@@ -5,7 +5,6 @@
 #include "purge.h"
 #include "stats.h"
 
-#define ARENA_SLOTS 64
 // Idle SuperSlabs kept: enough to absorb a heap that shrinks and grows again,
 // few enough that freeing everything leaves little resident memory behind.
 #define ARENA_SUPERSLABS_KEPT 8
@@ -21,7 +20,7 @@ static struct {
   pthread_mutex_t lock;
   uint32_t count;
   size_t bytes;
-  arena_entry entries[ARENA_SLOTS]; // oldest first
+  arena_entry entries[HAK_ARENA_SLOTS]; // oldest first
   _Atomic uint64_t last_tick_ms;
 } g_arena = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -104,7 +103,7 @@ static void arena_put(void *base, size_t size, bool superslab) {
     release_to_os(base, size);
     return;
   }
-  arena_entry evicted[ARENA_SLOTS];
+  arena_entry evicted[HAK_ARENA_SLOTS];
   uint32_t nevicted = 0;
   hak_lock(&g_arena.lock);
   if (superslab) {
@@ -117,7 +116,7 @@ static void arena_put(void *base, size_t size, bool superslab) {
       return;
     }
   }
-  while (g_arena.count > 0 && (g_arena.count == ARENA_SLOTS || g_arena.bytes + size > limit)) {
+  while (g_arena.count > 0 && (g_arena.count == HAK_ARENA_SLOTS || g_arena.bytes + size > limit)) {
     evicted[nevicted++] = g_arena.entries[0];
     remove_at(0);
   }
@@ -138,7 +137,7 @@ uint64_t hak_arena_decay_next(bool force) {
   if (cached_count() == 0)
     return 0;
   uint64_t now = hak_os_now_ms();
-  arena_entry expired[ARENA_SLOTS];
+  arena_entry expired[HAK_ARENA_SLOTS];
   uint32_t n = 0;
   hak_lock(&g_arena.lock);
   // Entries are oldest first, so the expired ones form a prefix.

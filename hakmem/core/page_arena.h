@@ -11,6 +11,11 @@
 
 #include "types.h"
 
+// Idle mappings the arena keeps at most (besides its byte bound): enough that
+// a program churning a few hundred large blocks reuses mappings instead of
+// mapping afresh (mtstress churn-large: 1.7M ops/s with 64, 2.7M with 128).
+#define HAK_ARENA_SLOTS 128
+
 // Returns a region of at least size bytes (size a multiple of 2 MiB, at most
 // a quarter larger: a bigger idle region is trimmed to fit); *mapped gets its real size and *zeroed
 // tells whether it is freshly mapped. NULL with ENOMEM when the OS refuses.

@@ -26,6 +26,7 @@ uint64_t pa_mapped(void);
 uint64_t pa_mapped_peak(void);
 uint64_t pa_cached(void);
 uint64_t pa_purged(void);
+unsigned pa_slots(void);
 uint32_t pa_decay_ms(void);
 void pa_set_decay_ms(uint32_t ms);
 size_t pa_cache_bytes(void);
@@ -308,9 +309,9 @@ TEST_F(PageArenaTest, FewIdleSuperSlabRegionsAreKept) {
 TEST_F(PageArenaTest, CacheSlotBoundEvictsOldest) {
   constexpr size_t kBig = 2 * kRegion;
   pa_set_cache_bytes(size_t{1} << 30);
-  constexpr int kRegions = 70; // more than the cache has slots for
+  const size_t kRegions = pa_slots() + 6; // more than the cache has slots for
   std::vector<void *> regions;
-  for (int i = 0; i < kRegions; ++i) {
+  for (size_t i = 0; i < kRegions; ++i) {
     void *p = Alloc(kBig);
     ASSERT_NE(p, nullptr);
     regions.push_back(p);

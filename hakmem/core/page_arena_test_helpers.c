@@ -33,3 +33,5 @@ uint32_t pa_decay_ms(void) { return hak_opts.decay_ms; }
 void pa_set_decay_ms(uint32_t ms) { hak_opts.decay_ms = ms; }
 size_t pa_cache_bytes(void) { return hak_opts.arena_cache_bytes; }
 void pa_set_cache_bytes(size_t bytes) { hak_opts.arena_cache_bytes = bytes; }
+
+unsigned pa_slots(void) { return HAK_ARENA_SLOTS; }
