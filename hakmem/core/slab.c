@@ -158,13 +158,24 @@ int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
     hak_slab *s = ch->active;
     if (s->free != NULL)
       return 0;
+    // Blocks already touched come before fresh ones: the active slab's
+    // remote frees, then a partial slab's free blocks, then carving.
+    if (s != &hak_empty_slab && collect_remote(s))
+      continue;
     if (s->carved < s->capacity) {
+      hak_slab *p = ch->partial;
+      if (p != NULL && p->free != NULL) {
+        list_unlink(&ch->partial, p);
+        HAK_SLAB_SET_STATE(s, HAK_SLAB_PARTIAL); // parked: it can still carve
+        list_push(&ch->partial, s);
+        HAK_SLAB_SET_STATE(p, HAK_SLAB_ACTIVE);
+        ch->active = p;
+        continue;
+      }
       carve(s, want == 0 ? 1 : want); // only what is asked for: carving touches pages
       return 0;
     }
     if (s != &hak_empty_slab) {
-      if (collect_remote(s))
-        continue;
       HAK_SLAB_SET_STATE(s, HAK_SLAB_FULL);
       list_push(&ch->full, s);
       ch->nfull++;

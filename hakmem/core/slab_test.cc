@@ -314,6 +314,66 @@ TEST(SlabLayer, TakeRefillAndCarveCounts) {
   EXPECT_EQ(sl_gslabs(cls), base);
 }
 
+// Blocks already touched come before fresh ones: the active slab's remote
+// frees are collected before it carves more.
+TEST(SlabLayer, RemoteFreesComeBeforeCarving) {
+  const unsigned cls = sl_class_of(kTakeSize);
+  RunInThread([&] {
+    void *h = sl_heap();
+    void *list = nullptr;
+    ASSERT_EQ(sl_take(h, cls, 4, &list), 4u);
+    std::vector<void *> blocks = ListToVector(list);
+    void *s = sl_slab_of(blocks[0]);
+    ASSERT_EQ(sl_carved(s), 4u);
+    ASSERT_LT(4u, sl_capacity(s));
+    std::thread([&] { sl_free(sl_heap(), blocks[2]); }).join(); // a remote free
+    ASSERT_EQ(sl_remote_len(s), 1u);
+    void *again = nullptr;
+    ASSERT_EQ(sl_take(h, cls, 1, &again), 1u);
+    EXPECT_EQ(again, blocks[2]);
+    EXPECT_EQ(sl_carved(s), 4u) << "nothing carved while a freed block waited";
+    blocks[2] = again;
+    for (void *b : blocks)
+      sl_free(h, b);
+  });
+}
+
+// ... and a partial slab's free blocks come before the active slab carves:
+// the active slab is parked on the partial list with its room.
+TEST(SlabLayer, PartialSlabsComeBeforeCarving) {
+  const unsigned cls = sl_class_of(kTakeSize);
+  RunInThread([&] {
+    void *h = sl_heap();
+    void *s1 = nullptr;
+    std::vector<void *> b1 = TakeWholeSlab(h, cls, &s1);
+    ASSERT_NE(s1, nullptr);
+    void *list = nullptr;
+    ASSERT_EQ(sl_take(h, cls, 1, &list), 1u);
+    void *s2 = sl_slab_of(list);
+    ASSERT_NE(s2, s1);
+    ASSERT_EQ(sl_carved(s2), 1u);
+    sl_free(h, b1[5]); // s1 becomes partial with one free block
+    ASSERT_TRUE(sl_in_partial(h, cls, s1));
+    void *next = nullptr;
+    ASSERT_EQ(sl_take(h, cls, 1, &next), 1u);
+    EXPECT_EQ(next, b1[5]);
+    EXPECT_EQ(sl_active(h, cls), s1);
+    EXPECT_EQ(sl_state(s2), sl_state_partial());
+    EXPECT_TRUE(sl_in_partial(h, cls, s2));
+    EXPECT_EQ(sl_carved(s2), 1u);
+    // The parked slab carves again once the partial blocks are gone.
+    void *more = nullptr;
+    ASSERT_EQ(sl_take(h, cls, 1, &more), 1u);
+    EXPECT_EQ(sl_slab_of(more), s2);
+    EXPECT_EQ(sl_carved(s2), 2u);
+    b1[5] = next;
+    for (void *b : b1)
+      sl_free(h, b);
+    sl_free(h, list);
+    sl_free(h, more);
+  });
+}
+
 TEST(SlabLayer, FullThenPartialThenReleased) {
   const unsigned cls = sl_class_of(kTakeSize);
   const uint64_t base = sl_gslabs(cls);
