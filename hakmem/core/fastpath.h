@@ -28,20 +28,17 @@ static inline hak_tcache_bin *fast_bin_at(uintptr_t index) { return &hak_tls.bin
 // makes room).
 static inline __attribute__((always_inline)) void *hak_malloc_hit(size_t size) {
   if (hak_likely(size <= HAK_LOOKUP_MAX)) {
-    hak_tcache_bin *bin = fast_bin_at(hak_bin_lookup[(size + 15) >> 4]);
-    void *b = bin->head;
-    if (hak_likely(b != NULL)) {
-      bin->head = hak_link_get(b);
-      hak_bin_add(bin, HAK_BIN_POP);
+    void *b = hak_tcache_pop(fast_bin_at(hak_bin_lookup[(size + 15) >> 4]));
+    if (hak_likely(b != NULL))
       return b;
-    }
   }
   return hak_malloc_miss(size);
 }
 
 // The class map names the bin; a block of a free slot or of foreign memory
-// names bin 0, which never has room. p == head is the double free that
-// every build catches.
+// names bin 0, which never has room. (Not hak_tcache_push: through it GCC
+// loads, tests and stores the packed word, 20 instructions instead of 18.) p == head is the double
+// free that every build catches.
 static inline __attribute__((always_inline)) void hak_free_hit(void *p) {
   hak_tcache_bin *bin = fast_bin_at(hak_classmap_bin(p));
   void *head = bin->head;

@@ -36,7 +36,6 @@ int sp_sweep_wanted(void);
 unsigned sp_class_of(size_t size);
 unsigned sp_num_classes(void);
 unsigned sp_state_active(void);
-unsigned sp_set_heap_stash(unsigned n);
 unsigned sp_state_abandoned(void);
 unsigned sp_state_free(void);
 uintptr_t sp_abandoned_mark(void);
@@ -44,17 +43,9 @@ uintptr_t sp_abandoned_mark(void);
 
 namespace {
 
-// These tests follow the slabs of exited threads to the abandoned lists; the
-// heap stash, which keeps them with their heap for a new thread, is off here
-// (thread_heap_test covers it).
-class NoHeapStash : public ::testing::Environment {
-public:
-  void SetUp() override {
-    sp_set_heap_stash(0);
-    hak_trim(0);
-  }
-};
-::testing::Environment *const kNoHeapStash = ::testing::AddGlobalTestEnvironment(new NoHeapStash);
+// The heap stash is off here (see NoHeapStash).
+::testing::Environment *const kNoHeapStash =
+    ::testing::AddGlobalTestEnvironment(new hakmem_box_test::NoHeapStash);
 
 using hakmem_box_test::Rng;
 using hakmem_box_test::RunInThread;

@@ -1,6 +1,5 @@
 // C shim for shared_pool_test.cc: slab acquisition and release, abandonment
 // counters and slab metadata, through plain functions.
-#include "options.h"
 #include "segment_map.h"
 #include "shared_pool.h"
 #include "size_class.h"
@@ -45,10 +44,3 @@ unsigned sp_state_active(void) { return HAK_SLAB_ACTIVE; }
 unsigned sp_state_abandoned(void) { return HAK_SLAB_ABANDONED; }
 unsigned sp_state_free(void) { return HAK_SLAB_FREE; }
 uintptr_t sp_abandoned_mark(void) { return HAK_REMOTE_ABANDONED; }
-
-unsigned sp_set_heap_stash(unsigned n) {
-  hak_init();
-  unsigned old = hak_opts.heap_stash;
-  hak_opts.heap_stash = n;
-  return old;
-}

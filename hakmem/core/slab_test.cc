@@ -12,7 +12,6 @@
 #include "hakmem.h"
 
 extern "C" {
-unsigned sl_set_heap_stash(unsigned n);
 void *sl_heap(void);
 void *sl_next(const void *p);
 int sl_hardened(void);
@@ -52,17 +51,9 @@ unsigned sl_state_full(void);
 
 namespace {
 
-// These tests follow the slabs of exited threads back to the pool; the heap
-// stash, which keeps them with their heap for a new thread, is off here
-// (thread_heap_test covers it).
-class NoHeapStash : public ::testing::Environment {
-public:
-  void SetUp() override {
-    sl_set_heap_stash(0);
-    hak_trim(0);
-  }
-};
-::testing::Environment *const kNoHeapStash = ::testing::AddGlobalTestEnvironment(new NoHeapStash);
+// The heap stash is off here (see NoHeapStash).
+::testing::Environment *const kNoHeapStash =
+    ::testing::AddGlobalTestEnvironment(new hakmem_box_test::NoHeapStash);
 
 using hakmem_box_test::RunInThread;
 using hakmem_box_test::Worker;

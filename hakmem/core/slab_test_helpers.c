@@ -1,6 +1,5 @@
 // C shim for slab_test.cc: a thread's heap, the slab functions, and the state
 // of slabs and class heaps, through plain functions.
-#include "options.h"
 #include "link.h"
 #include "segment_map.h"
 #include "size_class.h"
@@ -97,10 +96,3 @@ unsigned sl_state_free(void) { return HAK_SLAB_FREE; }
 unsigned sl_state_active(void) { return HAK_SLAB_ACTIVE; }
 unsigned sl_state_partial(void) { return HAK_SLAB_PARTIAL; }
 unsigned sl_state_full(void) { return HAK_SLAB_FULL; }
-
-unsigned sl_set_heap_stash(unsigned n) {
-  hak_init();
-  unsigned old = hak_opts.heap_stash;
-  hak_opts.heap_stash = n;
-  return old;
-}

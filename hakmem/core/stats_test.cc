@@ -19,7 +19,6 @@
 #include "hakmem.h"
 
 extern "C" {
-unsigned st_set_heap_stash(unsigned n);
 void st_init(void);
 unsigned st_class_of(size_t size);
 size_t st_class_size(unsigned cls);
@@ -29,17 +28,9 @@ uint64_t st_lock_acquires(void);
 
 namespace {
 
-// These tests follow the slabs of exited threads back to the pool; the heap
-// stash, which keeps them with their heap for a new thread, is off here
-// (thread_heap_test covers it).
-class NoHeapStash : public ::testing::Environment {
-public:
-  void SetUp() override {
-    st_set_heap_stash(0);
-    hak_trim(0);
-  }
-};
-::testing::Environment *const kNoHeapStash = ::testing::AddGlobalTestEnvironment(new NoHeapStash);
+// The heap stash is off here (see NoHeapStash).
+::testing::Environment *const kNoHeapStash =
+    ::testing::AddGlobalTestEnvironment(new hakmem_box_test::NoHeapStash);
 
 using hakmem_box_test::RunInThread;
 using hakmem_box_test::Worker;

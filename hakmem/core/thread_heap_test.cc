@@ -24,7 +24,6 @@
 #include "hakmem.h"
 
 extern "C" {
-unsigned th_set_heap_stash(unsigned n);
 void *th_heap(void);
 void *th_slab_of(const void *p);
 void *th_owner(const void *s);
@@ -48,7 +47,7 @@ hak_stats Stats() {
 // Stash on and empty; a thread allocates one block and exits. Returns the
 // block, whose slab the stashed heap keeps.
 void *BlockLeftInStash() {
-  th_set_heap_stash(4);
+  box_set_heap_stash(4);
   hak_trim(0); // retires whatever earlier threads stashed
   void *left = nullptr;
   RunInThread([&] { left = hak_malloc(kSize); });
@@ -57,7 +56,7 @@ void *BlockLeftInStash() {
 }
 
 TEST(HeapStash, NewThreadTakesOverTheExitedThreadsHeap) {
-  th_set_heap_stash(4);
+  box_set_heap_stash(4);
   hak_trim(0); // retires whatever earlier threads stashed
   std::vector<void *> kept;
   void *first_heap = nullptr;
@@ -99,13 +98,13 @@ TEST(HeapStash, TrimRetiresStashedHeaps) {
 }
 
 TEST(HeapStash, OffMeansAbandonAtExit) {
-  const unsigned old = th_set_heap_stash(0);
+  const unsigned old = box_set_heap_stash(0);
   hak_trim(0);
   void *left = nullptr;
   RunInThread([&] { left = hak_malloc(kSize); });
   EXPECT_EQ(th_state(th_slab_of(left)), th_state_abandoned());
   hak_free(left);
-  th_set_heap_stash(old);
+  box_set_heap_stash(old);
   hak_trim(0);
 }
 
@@ -204,7 +203,7 @@ int FirstCallsOfNewThread(void *(*fn)()) {
 
 // Target 6: a new thread's first allocation costs no system call.
 TEST(HeapStash, FirstAllocationOfANewThreadMakesNoSystemCall) {
-  th_set_heap_stash(4);
+  box_set_heap_stash(4);
   hak_trim(0);
   const int status = FirstCallsOfNewThread([]() -> void * { return hak_malloc(200); });
   if (status == 77)

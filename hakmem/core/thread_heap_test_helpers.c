@@ -1,17 +1,10 @@
-// C shim for thread_heap_test.cc: the heap stash option, the calling thread's
-// heap and the slab that holds a block.
-#include "options.h"
+// C shim for thread_heap_test.cc: the calling thread's heap and the slab that
+// holds a block.
 #include "segment_map.h"
 #include "stats.h"
 #include "superslab.h"
 #include "thread_heap.h"
 
-unsigned th_set_heap_stash(unsigned n) {
-  hak_init();
-  unsigned old = hak_opts.heap_stash;
-  hak_opts.heap_stash = n;
-  return old;
-}
 void *th_heap(void) { return hak_heap_get(); }
 void *th_slab_of(const void *p) {
   unsigned kind = hak_segmap_kind(p);
