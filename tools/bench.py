@@ -1203,6 +1203,17 @@ def _git(ws, *args):
     return p.stdout.strip() if p.returncode == 0 else None
 
 
+# The dashboard refuses strings longer than this (its MAX_STRING).
+SUBJECT_MAX = 200
+
+
+def short_subject(subject):
+    """A commit subject cut to what the dashboard stores, marked when cut."""
+    if len(subject) <= SUBJECT_MAX:
+        return subject
+    return subject[:SUBJECT_MAX - 3].rstrip() + "..."
+
+
 def git_meta(ws):
     commit = _git(ws, "rev-parse", "HEAD")
     if not commit:
@@ -1212,7 +1223,7 @@ def git_meta(ws):
     dirty = _git(ws, "status", "--porcelain", "--untracked-files=no")
     return {
         "commit": commit,
-        "commit_subject": _git(ws, "log", "-1", "--format=%s") or "",
+        "commit_subject": short_subject(_git(ws, "log", "-1", "--format=%s") or ""),
         "commit_time": _git(ws, "log", "-1", "--format=%cI") or "",
         "branch": "" if branch == "HEAD" else branch,
         "dirty": bool(dirty),

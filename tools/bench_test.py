@@ -812,3 +812,15 @@ class RunnerTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ShortSubjectTest(unittest.TestCase):
+    def test_long_subject_is_cut_to_the_dashboard_limit(self):
+        long = "x" * 250
+        cut = bench.short_subject(long)
+        self.assertEqual(len(cut), bench.SUBJECT_MAX)
+        self.assertTrue(cut.endswith("..."))
+
+    def test_short_subject_is_kept(self):
+        self.assertEqual(bench.short_subject("fix the thing"), "fix the thing")
+        self.assertEqual(bench.short_subject("y" * 200), "y" * 200)
