@@ -19,7 +19,7 @@ void hak_options_defaults(hak_options *o) {
   o->check_full = HAKMEM_DEBUG != 0;
   o->crash_report = 0;
   o->purge_thread = 1;
-  o->heap_stash = 1;
+  o->heap_stash = 0; // opt-in: see docs/PERFORMANCE.md (memory growth under thread churn)
 }
 
 // Parses a decimal integer in [lo, hi]; 0 on success.

@@ -152,14 +152,14 @@ TEST(Options, PurgeThread) {
 }
 
 TEST(Options, HeapStash) {
-  EXPECT_EQ(Parse({}).v.heap_stash, 1u);
+  EXPECT_EQ(Parse({}).v.heap_stash, 0u);
   EXPECT_EQ(Parse({"HAKMEM_HEAP_STASH=0"}).v.heap_stash, 0u);
   EXPECT_EQ(Parse({"HAKMEM_HEAP_STASH=16"}).v.heap_stash, 16u);
   for (const char *bad : {"HAKMEM_HEAP_STASH=17", "HAKMEM_HEAP_STASH=-1", "HAKMEM_HEAP_STASH="}) {
     SCOPED_TRACE(bad);
     Parsed p = Parse({bad});
     EXPECT_EQ(p.rejected, 1);
-    EXPECT_EQ(p.v.heap_stash, 1u);
+    EXPECT_EQ(p.v.heap_stash, 0u);
   }
 }
 
