@@ -45,7 +45,7 @@ void hak_report(const char *what, const void *p, const char *problem) {
 void hak_check_free_block(const char *what, const hak_slab *s, void *p) {
   if (!hak_slab_is_block(s, p))
     hak_report(what, p, "invalid pointer (not a block hakmem handed out):");
-  if (hak_is_marked_free(p))
+  if (hak_is_marked_free(p) || hak_slab_block_purged(s, p))
     hak_report(what, p, "double free of");
 #if HAKMEM_DEBUG
   hak_guard_check(what, p, s->block_size);

@@ -12,6 +12,7 @@
 #include "large.h"
 #include "log.h"
 #include "page_arena.h"
+#include "purge.h"
 #include "segment_map.h"
 #include "shared_pool.h"
 #include "size_class.h"
@@ -33,6 +34,7 @@ static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   hak_heap *h = hak_heap_get();
   if (h == NULL)
     return NULL;
+  hak_purge_poll(); // before the heap changes: starting the thread allocates
   if (hak_slab_refill(h, cls, hak_classes[cls].batch) != 0)
     return NULL;
   hak_slab *s = h->cls[cls].active;
@@ -368,6 +370,7 @@ int hak_trim(size_t pad) {
   (void)pad;
   hak_init();
   hak_thread_flush();
+  hak_purge_trim_heaps();
   hak_heap_stash_expire(true);
   hak_pool_sweep_abandoned(true);
   uint64_t before = atomic_load_explicit(&hak_gstats.purged, memory_order_relaxed);

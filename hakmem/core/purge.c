@@ -61,14 +61,23 @@ uint64_t hak_purge_due(void) {
 // that turns idle meanwhile sets it again, then set to what is left.
 static void purge_pass(void) {
   atomic_store_explicit(&g_purge.deadline, 0, memory_order_relaxed);
-  uint64_t t = hak_heap_stash_expire(false); // first: retiring a heap frees slabs
+  uint64_t h = hak_heap_trim_idle(false); // first: trimming and retiring heaps free slabs
+  uint64_t t = hak_heap_stash_expire(false);
   uint64_t a = hak_arena_decay_next(false);
   uint64_t s = hak_pool_purge_slots(false);
   uint64_t next = a == 0 ? s : s == 0 ? a : (a < s ? a : s);
   if (t != 0 && (next == 0 || t < next))
     next = t;
+  if (h != 0 && (next == 0 || h < next))
+    next = h;
   if (next != 0)
     hak_purge_wanted(next);
+}
+
+void hak_purge_trim_heaps(void) {
+  hak_lock(&g_purge.work);
+  hak_heap_trim_idle(true);
+  pthread_mutex_unlock(&g_purge.work);
 }
 
 void hak_purge_try_run(void) {

@@ -19,6 +19,9 @@ void hak_purge_wanted(uint64_t deadline_ms) HAK_INTERNAL;
 void hak_purge_poll(void) HAK_INTERNAL;
 // The earliest pending deadline, 0 when nothing waits.
 uint64_t hak_purge_due(void) HAK_INTERNAL;
+// Trims every live heap now (malloc_trim), as a pass: a slab released by the
+// trim may run the arena's tick, which must not start a nested pass.
+void hak_purge_trim_heaps(void) HAK_INTERNAL;
 // Purges what is due now, unless a pass is already running.
 void hak_purge_try_run(void) HAK_INTERNAL;
 

@@ -1,7 +1,8 @@
 #include "size_class.h"
 
-// Fast-cache bound: about 32 KiB of blocks, at least 4 and at most 256.
-#define CAP(s) ((32768 / (s)) > 256 ? 256 : (32768 / (s)) < 4 ? 4 : (32768 / (s)))
+// Fast-cache bound: about 32 KiB of blocks, at least 1 and at most 256 (an
+// idle thread keeps what its bins hold).
+#define CAP(s) ((32768 / (s)) > 256 ? 256 : (32768 / (s)) < 1 ? 1 : (32768 / (s)))
 #define CLS(s)                                                                                     \
   {                                                                                                \
     (s), (s) <= HAK_SMALL_MAX ? HAK_REGION_SS_SMALL : HAK_REGION_SS_MEDIUM, CAP(s),                \

@@ -51,8 +51,13 @@ TEST(SizeClassTable, RegionKindFollowsSmallLimit) {
 TEST(SizeClassTable, CacheBoundsAndBatches) {
   for (unsigned c = 0; c < sc_num_classes(); ++c) {
     SCOPED_TRACE(c);
-    EXPECT_GE(sc_cache_cap(c), 4u);
+    // About 32 KiB of blocks per bin (what an idle thread's bin can hold),
+    // at least one block, at most 256.
+    EXPECT_GE(sc_cache_cap(c), 1u);
     EXPECT_LE(sc_cache_cap(c), 256u);
+    if (sc_cache_cap(c) > 1u) {
+      EXPECT_LE(sc_cache_cap(c) * sc_class_size(c), 32768u);
+    }
     EXPECT_GE(sc_batch(c), 1u);
     EXPECT_LE(sc_batch(c), sc_cache_cap(c));
   }

@@ -5,11 +5,12 @@
 
 #include "check.h"
 #include "log.h"
+#include "os.h"
 #include "page_arena.h"
-#include "purge.h"
 #include "shared_pool.h"
 #include "size_class.h"
 #include "stats.h"
+#include "superslab.h"
 #include "thread_heap.h"
 
 hak_slab hak_empty_slab = {.state = HAK_SLAB_ACTIVE};
@@ -150,12 +151,108 @@ static void carve(hak_slab *s, uint32_t n) {
 #undef CARVE_INDEX
 }
 
+static uint64_t *purged_bits(hak_slab *s) { return hak_superslab_of(s)->purged_pages[s->slot]; }
+
+// Gives the OS the pages of a slab that stays (some of its blocks are out)
+// whose blocks are all free, and the never-carved pages past them. The free
+// blocks that start in a purged page leave the free list: their links are
+// gone. The slab's bits in the SuperSlab header remember those pages until
+// untrim() takes the blocks back. Returns the bytes purged.
+static size_t trim_slab(hak_slab *s) {
+  if (s->free == NULL)
+    return 0;
+  uintptr_t base = (uintptr_t)s->start;
+  size_t bs = s->block_size;
+  size_t carved_end = (size_t)s->carved * bs;
+  size_t npages = (carved_end + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE;
+  HAK_ASSERT(base % HAK_PAGE_SIZE == 0 && npages <= HAK_SLAB_MAX_PAGES);
+  uint32_t free_bytes[HAK_SLAB_MAX_PAGES] = {0};
+  for (void *b = s->free; b != NULL; b = hak_link_get(b)) {
+    size_t lo = (uintptr_t)b - base, hi = lo + bs;
+    for (size_t p = lo / HAK_PAGE_SIZE; p * HAK_PAGE_SIZE < hi; p++) {
+      size_t a = p * HAK_PAGE_SIZE > lo ? p * HAK_PAGE_SIZE : lo;
+      size_t z = (p + 1) * HAK_PAGE_SIZE < hi ? (p + 1) * HAK_PAGE_SIZE : hi;
+      free_bytes[p] += (uint32_t)(z - a);
+    }
+  }
+  // Pages whose carved bytes are all free.
+  uint64_t fresh[HAK_SLAB_MAX_PAGES / 64] = {0};
+  bool any = false;
+  for (size_t p = 0; p < npages; p++) {
+    size_t end = (p + 1) * HAK_PAGE_SIZE < carved_end ? (p + 1) * HAK_PAGE_SIZE : carved_end;
+    if (free_bytes[p] == end - p * HAK_PAGE_SIZE) {
+      fresh[p / 64] |= 1ull << (p % 64);
+      any = true;
+    }
+  }
+  size_t purged = 0;
+  if (any) {
+    // First the free list loses the blocks that start in those pages (their
+    // links are read before the purge erases them)...
+    void *keep = NULL;
+    for (void *b = s->free, *next; b != NULL; b = next) {
+      next = hak_link_get(b);
+      size_t p = ((uintptr_t)b - base) / HAK_PAGE_SIZE;
+      if (!(fresh[p / 64] >> (p % 64) & 1)) {
+        hak_link_set(b, keep);
+        keep = b;
+      }
+    }
+    s->free = keep;
+    // ...then the pages go, a run at a time, and the bits remember them.
+    // Atomic: checked builds read the bits from any thread.
+    uint64_t *bits = purged_bits(s);
+    for (size_t w = 0; w < HAK_SLAB_MAX_PAGES / 64; w++)
+      __atomic_fetch_or(&bits[w], fresh[w], __ATOMIC_RELAXED);
+    __atomic_store_n(&s->trimmed, 1, __ATOMIC_RELAXED);
+    for (size_t p = 0; p < npages;) {
+      size_t q = p;
+      while (q < npages && (fresh[q / 64] >> (q % 64) & 1))
+        q++;
+      if (q > p) {
+        hak_os_purge((void *)(base + p * HAK_PAGE_SIZE), (q - p) * HAK_PAGE_SIZE);
+        purged += (q - p) * HAK_PAGE_SIZE;
+      }
+      p = q + 1;
+    }
+  }
+  // Pages past the carved blocks may hold a former slab's data.
+  uintptr_t tail = base + npages * HAK_PAGE_SIZE;
+  uintptr_t slab_end = (base + (size_t)s->capacity * bs) & ~(HAK_PAGE_SIZE - 1);
+  if (slab_end > tail)
+    hak_os_purge((void *)tail, slab_end - tail);
+  return purged;
+}
+
+// Puts the free blocks of a trimmed slab's purged pages back on its free list
+// (touching those pages again) before the owner allocates from it.
+static void untrim(hak_slab *s) {
+  uint64_t *bits = purged_bits(s);
+  size_t bs = s->block_size;
+  bool mark = HAKMEM_DEBUG || hak_check_full; // checked blocks carry a free mark
+  void *head = s->free;
+  for (size_t i = s->carved; i > 0; i--) {
+    size_t p = (i - 1) * bs / HAK_PAGE_SIZE;
+    if (bits[p / 64] >> (p % 64) & 1) {
+      void *b = s->start + (i - 1) * bs;
+      hak_link_set(b, head);
+      if (mark)
+        hak_mark_free(b); // before the bits go: a double free is caught either way
+      head = b;
+    }
+  }
+  s->free = head;
+  for (size_t w = 0; w < HAK_SLAB_MAX_PAGES / 64; w++)
+    __atomic_store_n(&bits[w], 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->trimmed, 0, __ATOMIC_RELAXED);
+}
+
 int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
-  // Nothing has changed yet, so the purge thread may start here (it allocates).
-  hak_purge_poll();
   hak_class_heap *ch = &h->cls[cls];
   for (;;) {
     hak_slab *s = ch->active;
+    if (hak_unlikely(s->trimmed))
+      untrim(s);
     if (s->free != NULL)
       return 0;
     // Blocks already touched come before fresh ones: the active slab's
@@ -164,7 +261,7 @@ int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
       continue;
     if (s->carved < s->capacity) {
       hak_slab *p = ch->partial;
-      if (p != NULL && p->free != NULL) {
+      if (p != NULL && (p->free != NULL || p->trimmed)) {
         list_unlink(&ch->partial, p);
         HAK_SLAB_SET_STATE(s, HAK_SLAB_PARTIAL); // parked: it can still carve
         list_push(&ch->partial, s);
@@ -278,6 +375,46 @@ void hak_slab_free_any(hak_heap *h, hak_slab *s, void *p) {
     hak_heap_orphan_free(cls);
   }
   hak_slab_free_remote(s, p, p);
+}
+
+uint32_t hak_slab_trim(hak_heap *h) {
+  size_t purged = 0;
+  uint32_t before = 0, after = 0;
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    hak_class_heap *ch = &h->cls[c];
+    if (ch->nslabs == 0)
+      continue;
+    before += ch->nslabs;
+    for (hak_slab *s = ch->full, *next; s != NULL; s = next) {
+      next = s->next;
+      if (collect_remote(s))
+        leave_full(h, ch, s); // to the pool if every block came back
+    }
+    for (hak_slab *s = ch->partial, *next; s != NULL; s = next) {
+      next = s->next;
+      collect_remote(s);
+      if (s->used == 0) {
+        list_unlink(&ch->partial, s);
+        release(h, s);
+      } else {
+        purged += trim_slab(s);
+      }
+    }
+    hak_slab *a = ch->active;
+    if (a != &hak_empty_slab) {
+      collect_remote(a);
+      if (a->used == 0) {
+        ch->active = &hak_empty_slab; // the next refill takes a partial or a new slab
+        release(h, a);
+      } else {
+        purged += trim_slab(a);
+      }
+    }
+    after += ch->nslabs;
+  }
+  if (purged > 0)
+    hak_stat_add(&hak_gstats.purged, (int64_t)purged);
+  return before - after;
 }
 
 static void abandon_list(hak_heap *h, hak_slab *s) {

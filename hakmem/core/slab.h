@@ -37,6 +37,12 @@ void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) HAK_INTERNAL;
 // Frees block p of slab s from the calling thread, whose heap may be NULL.
 void hak_slab_free_any(hak_heap *h, hak_slab *s, void *p) HAK_INTERNAL;
 
+// Gives back what an idle heap holds without using it: remote frees are
+// collected and every slab with no block out goes to the pool, the active one
+// included; the slabs that stay give back the pages inside their free blocks.
+// The caller holds the heap's lock; returns the slabs released.
+uint32_t hak_slab_trim(hak_heap *h) HAK_INTERNAL;
+
 // Gives up every slab of h: empty ones to the pool, others abandoned.
 void hak_slab_abandon_all(hak_heap *h) HAK_INTERNAL;
 

@@ -61,6 +61,7 @@ void hak_stats_get(hak_stats *out) {
   out->threads_live = LOAD(threads_live);
   out->threads_exited = LOAD(threads_exited);
   out->heaps_reused = LOAD(heaps_reused);
+  out->slabs_trimmed = LOAD(slabs_trimmed);
   out->pool_lock_acquires = LOAD(lock_acquires);
   out->pool_lock_contended = LOAD(lock_contended);
 }
@@ -130,8 +131,9 @@ void hak_stats_print(int fd) {
        (unsigned long long)s.cached_bytes, (unsigned long long)s.purged_bytes);
   emit(&r, "slabs abandoned %llu adopted %llu\n", (unsigned long long)s.abandoned_slabs,
        (unsigned long long)s.adopted_slabs);
-  emit(&r, "threads live %llu exited %llu heaps_reused %llu\n", (unsigned long long)s.threads_live,
-       (unsigned long long)s.threads_exited, (unsigned long long)s.heaps_reused);
+  emit(&r, "threads live %llu exited %llu heaps_reused %llu slabs_trimmed %llu\n",
+       (unsigned long long)s.threads_live, (unsigned long long)s.threads_exited,
+       (unsigned long long)s.heaps_reused, (unsigned long long)s.slabs_trimmed);
   emit(&r, "pool_lock acquires %llu contended %llu\n", (unsigned long long)s.pool_lock_acquires,
        (unsigned long long)s.pool_lock_contended);
   flush(&r);
@@ -168,9 +170,10 @@ void hak_stats_print_json(int fd) {
        (unsigned long long)s.threads_live);
   emit(&r,
        "\"threads_exited\":%llu,\"pool_lock_acquires\":%llu,\"pool_lock_contended\":%llu,"
-       "\"heaps_reused\":%llu}\n",
+       "\"heaps_reused\":%llu,\"slabs_trimmed\":%llu}\n",
        (unsigned long long)s.threads_exited, (unsigned long long)s.pool_lock_acquires,
-       (unsigned long long)s.pool_lock_contended, (unsigned long long)s.heaps_reused);
+       (unsigned long long)s.pool_lock_contended, (unsigned long long)s.heaps_reused,
+       (unsigned long long)s.slabs_trimmed);
   flush(&r);
 }
 

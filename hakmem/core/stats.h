@@ -13,7 +13,7 @@ typedef struct hak_global_stats {
   _Atomic uint64_t mapped, mapped_peak, cached, purged;
   _Atomic uint64_t large_allocs, large_frees, large_live_bytes;
   _Atomic uint64_t abandoned, adopted;
-  _Atomic uint64_t threads_live, threads_exited, heaps_reused;
+  _Atomic uint64_t threads_live, threads_exited, heaps_reused, slabs_trimmed;
   _Atomic uint64_t lock_acquires, lock_contended;
   _Atomic uint64_t slabs[HAK_NUM_CLASSES];
 } hak_global_stats;

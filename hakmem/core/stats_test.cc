@@ -476,7 +476,8 @@ TEST_F(StatsReport, TextReport) {
   // Nothing allocated between the snapshot and the report: figures agree.
   const std::string threads_line = "threads live " + std::to_string(s.threads_live) + " exited " +
                                    std::to_string(s.threads_exited) + " heaps_reused " +
-                                   std::to_string(s.heaps_reused);
+                                   std::to_string(s.heaps_reused) + " slabs_trimmed " +
+                                   std::to_string(s.slabs_trimmed);
   EXPECT_EQ(lines[2 + st_num_classes() + 5], threads_line);
   const std::string large_line = "large allocs " + std::to_string(s.large_allocs) + " frees " +
                                  std::to_string(s.large_frees) + " live_bytes " +
@@ -551,7 +552,7 @@ TEST_F(StatsReport, JsonReport) {
        {"large_allocs", "large_frees", "large_live_bytes", "superslabs", "superslabs_peak",
         "superslabs_total", "mapped_bytes", "mapped_peak", "cached_bytes", "purged_bytes",
         "abandoned_slabs", "adopted_slabs", "threads_live", "threads_exited", "pool_lock_acquires",
-        "pool_lock_contended", "heaps_reused"}) {
+        "pool_lock_contended", "heaps_reused", "slabs_trimmed"}) {
     const Json *v = doc.Get(key);
     ASSERT_NE(v, nullptr) << key;
     EXPECT_EQ(v->kind, Json::kNumber) << key;

@@ -32,4 +32,15 @@ void hak_superslab_unmap_slab(hak_superslab *ss, unsigned slot) HAK_INTERNAL;
 // Non-zero when p is the start of a block that slab s has handed out.
 int hak_slab_is_block(const hak_slab *s, const void *p) HAK_INTERNAL;
 
+// Whether block p of slab s starts in a page a trim gave back: it is free,
+// off the free list until the owner takes the slab's blocks back. Any thread
+// may ask.
+static inline bool hak_slab_block_purged(const hak_slab *s, const void *p) {
+  if (__atomic_load_n(&s->trimmed, __ATOMIC_RELAXED) == 0)
+    return false;
+  size_t page = ((uintptr_t)p - (uintptr_t)s->start) / HAK_PAGE_SIZE;
+  const uint64_t *bits = hak_superslab_of(s)->purged_pages[s->slot];
+  return (__atomic_load_n(&bits[page / 64], __ATOMIC_RELAXED) >> (page % 64) & 1) != 0;
+}
+
 #endif // HAKMEM_SUPERSLAB_H

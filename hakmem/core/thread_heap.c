@@ -1,6 +1,7 @@
 #include "thread_heap.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "check.h"
@@ -124,6 +125,63 @@ hak_heap *hak_heap_get(void) {
   pthread_setspecific(g_exit_key, h);
   hak_stat_add(&hak_gstats.threads_live, 1);
   return h;
+}
+
+void hak_heap_lock_wait(hak_heap *h) {
+  for (unsigned spins = 0;; spins++) {
+    if (hak_heap_trylock(h))
+      return;
+    if (spins < 100)
+      __builtin_ia32_pause();
+    else
+      sched_yield(); // a trim holds it for microseconds; the owner may be preempted
+  }
+}
+
+static uint64_t trim_idle_ms(void);
+
+void hak_heap_note_slow(hak_heap *h) {
+  uint64_t now = hak_os_now_ms();
+  if (atomic_load_explicit(&h->last_slow_ms, memory_order_relaxed) == now)
+    return;
+  atomic_store_explicit(&h->last_slow_ms, now, memory_order_relaxed);
+  hak_purge_wanted(now + trim_idle_ms()); // cheap unless nothing else waits
+}
+
+// How long a live heap must go without a slow path before it is trimmed: half
+// the decay time, as for a stashed heap, since what it frees then waits the
+// decay time again in the pool and the page arena.
+static uint64_t trim_idle_ms(void) { return hak_opts.decay_ms / 2; }
+
+uint64_t hak_heap_trim_idle(bool force) {
+  // Without bins the owner allocates from its slabs with no lock to take.
+  if (!HAKMEM_FASTCACHE)
+    return 0;
+  uint64_t now = hak_os_now_ms(), next = 0;
+  uint32_t released = 0;
+  hak_lock(&g_reg.lock); // held throughout, so no heap leaves the registry mid-trim
+  for (hak_heap *h = g_reg.live; h != NULL; h = h->next) {
+    uint64_t last = atomic_load_explicit(&h->last_slow_ms, memory_order_relaxed);
+    if (last == h->trimmed_ms && !force)
+      continue; // no slow path since the last trim: nothing new to give back
+    uint64_t due = last + trim_idle_ms();
+    if (!force && now < due) {
+      if (next == 0 || due < next)
+        next = due;
+      continue;
+    }
+    if (!hak_heap_trylock(h))
+      continue; // the owner is on a slow path, so not idle; it will note it
+    released += hak_slab_trim(h);
+    h->trimmed_ms = last;
+    hak_heap_unlock(h);
+  }
+  pthread_mutex_unlock(&g_reg.lock);
+  if (released > 0) {
+    hak_stat_add(&hak_gstats.slabs_trimmed, (int64_t)released);
+    hak_pool_purge_slots(true); // these slots have been idle for the decay time already
+  }
+  return next;
 }
 
 static void registry_unlink(hak_heap *h) {
@@ -302,6 +360,10 @@ void hak_heap_fork_child(void) {
   // mid-update when fork() ran, so their memory is left alone (it stays
   // allocated in the child); they only leave the registry.
   hak_heap *self = hak_tls.heap;
+  // Trims run under the registry or purge lock, both held across fork(), so
+  // no trimmer holds this heap; its owner is here, outside any slow path.
+  if (self != NULL)
+    atomic_store_explicit(&self->lock, 0, memory_order_relaxed);
   for (hak_heap *h = g_reg.live, *next; h != NULL; h = next) {
     next = h->next;
     if (h == self)

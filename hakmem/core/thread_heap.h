@@ -4,6 +4,7 @@
 #ifndef HAKMEM_THREAD_HEAP_H
 #define HAKMEM_THREAD_HEAP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "types.h"
@@ -12,6 +13,34 @@
 // it cannot be had.
 hak_heap *hak_heap_get(void) HAK_INTERNAL;
 static inline hak_heap *hak_heap_current(void) { return hak_tls.heap; }
+
+// The heap lock: its owner takes it around slab-layer work on slow paths, the
+// purge thread to trim the heap while the owner is idle. Uncontended but for
+// a trim, so a spin with a yield is enough.
+void hak_heap_lock_wait(hak_heap *h) HAK_INTERNAL;
+static inline void hak_heap_lock(hak_heap *h) {
+  if (hak_likely(atomic_exchange_explicit(&h->lock, 1, memory_order_acquire) == 0))
+    return;
+  hak_heap_lock_wait(h);
+}
+static inline bool hak_heap_trylock(hak_heap *h) {
+  return atomic_load_explicit(&h->lock, memory_order_relaxed) == 0 &&
+         atomic_exchange_explicit(&h->lock, 1, memory_order_acquire) == 0;
+}
+static inline void hak_heap_unlock(hak_heap *h) {
+  atomic_store_explicit(&h->lock, 0, memory_order_release);
+}
+
+// Notes, on an owner's slow path that moved blocks between its bins and its
+// slabs, that the heap is busy; once it has been idle for the decay time the
+// purge thread trims it.
+void hak_heap_note_slow(hak_heap *h) HAK_INTERNAL;
+
+// Trims the slabs of live heaps idle for half the decay time (every heap when
+// force); returns when the next one is due (0: none waits). Heaps whose lock
+// is busy are skipped. Only inside a purge pass (the purge lock held): the
+// registry lock is held throughout, and a nested pass would take it again.
+uint64_t hak_heap_trim_idle(bool force) HAK_INTERNAL;
 
 // Tears down the calling thread's heap now (also run at thread exit).
 void hak_heap_thread_exit(void) HAK_INTERNAL;

@@ -6,6 +6,7 @@
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -16,6 +17,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -29,6 +31,7 @@ void *th_slab_of(const void *p);
 void *th_owner(const void *s);
 unsigned th_state(const void *s);
 unsigned th_state_abandoned(void);
+unsigned th_state_free(void);
 uint64_t th_superslabs_total(void);
 }
 
@@ -223,5 +226,189 @@ TEST(HeapStash, SystemCallCheckCatchesAMapping) {
   EXPECT_EQ(status, 10 + __NR_mmap % 100);
 }
 #endif
+
+} // namespace
+
+namespace {
+
+// ---- trimming idle heaps -----------------------------------------------------
+
+// Whether the page holding p is resident.
+bool Resident(const void *p) {
+  const uintptr_t page = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{4095};
+  unsigned char v = 0;
+  if (mincore(reinterpret_cast<void *>(page), 4096, &v) != 0) {
+    EXPECT_EQ(errno, ENOMEM);
+    return false; // unmapped: its SuperSlab went back to the OS
+  }
+  return (v & 1) != 0;
+}
+
+// Slabs still in use among those of the given blocks.
+size_t SlabsInUse(const std::vector<void *> &blocks) {
+  std::set<void *> slabs;
+  for (void *p : blocks) {
+    void *s = th_slab_of(p);
+    if (s != nullptr && th_state(s) != th_state_free()) // null: its SuperSlab went back
+      slabs.insert(s);
+  }
+  return slabs.size();
+}
+
+void Fill(void *p, size_t n, unsigned char v) { std::memset(p, v, n); }
+bool Holds(const void *p, size_t n, unsigned char v) {
+  const unsigned char *b = static_cast<const unsigned char *>(p);
+  for (size_t i = 0; i < n; i++)
+    if (b[i] != v)
+      return false;
+  return true;
+}
+
+// Builds without the fast cache allocate from their slabs with no lock, so no
+// other thread may trim them.
+#define SKIP_WITHOUT_FAST_CACHE()                                                                  \
+  if (!HAKMEM_FASTCACHE)                                                                           \
+  GTEST_SKIP() << "idle heaps are trimmed only with the fast cache"
+
+struct Group {
+  size_t size;
+  size_t count;
+  std::vector<void *> blocks;
+};
+
+// A parked thread (a Worker between jobs) whose blocks were freed, half by
+// itself and half by another thread: malloc_trim gives its empty slabs back,
+// remote frees included, and a later allocation finds every block again.
+TEST(IdleTrim, ParkedThreadsEmptySlabsGoBack) {
+  SKIP_WITHOUT_FAST_CACHE();
+  hakmem_box_test::Worker w;
+  std::vector<Group> groups = {{64, 20000, {}}, {3000, 400, {}}, {20 << 10, 200, {}}};
+  w.Run([&] {
+    for (Group &g : groups)
+      for (size_t i = 0; i < g.count; i++) {
+        void *p = hak_malloc(g.size);
+        ASSERT_NE(p, nullptr);
+        Fill(p, g.size, 0x5a);
+        g.blocks.push_back(p);
+      }
+  });
+  std::vector<size_t> before;
+  for (Group &g : groups) {
+    before.push_back(SlabsInUse(g.blocks));
+    for (size_t i = 0; i < g.count; i += 2)
+      hak_free(g.blocks[i]); // remote frees into the parked thread's slabs
+  }
+  w.Run([&] {
+    for (Group &g : groups)
+      for (size_t i = 1; i < g.count; i += 2)
+        hak_free(g.blocks[i]);
+  });
+  const uint64_t trimmed = Stats().slabs_trimmed;
+  hak_trim(0);
+  EXPECT_GT(Stats().slabs_trimmed, trimmed);
+  for (size_t k = 0; k < groups.size(); k++) {
+    SCOPED_TRACE(groups[k].size);
+    EXPECT_GE(before[k], 8u);
+    // What the thread's bin still holds (its first and its last frees, at
+    // most 32 KiB) keeps a few slabs.
+    EXPECT_LE(SlabsInUse(groups[k].blocks), 4u);
+  }
+  // A freed 20 KiB block's inner pages went back to the OS.
+  size_t gone = 0;
+  for (void *p : groups[2].blocks)
+    gone += !Resident(static_cast<char *>(p) + (10 << 10));
+  EXPECT_GE(gone, groups[2].count * 9 / 10);
+  w.Run([&] {
+    std::set<void *> seen;
+    for (Group &g : groups) {
+      for (size_t i = 0; i < g.count; i++) {
+        void *p = hak_malloc(g.size);
+        ASSERT_NE(p, nullptr);
+        EXPECT_TRUE(seen.insert(p).second) << p << " handed out twice";
+        Fill(p, g.size, 0x33);
+        g.blocks[i] = p;
+      }
+    }
+    for (Group &g : groups)
+      for (void *p : g.blocks) {
+        EXPECT_TRUE(Holds(p, g.size, 0x33)) << p;
+        hak_free(p);
+      }
+  });
+}
+
+// Slabs that still hold live blocks stay, but the pages of their free blocks
+// go back; the live blocks keep their contents, and the freed ones come back
+// (each once, none over a live block) when the thread allocates again.
+TEST(IdleTrim, SlabsWithLiveBlocksGiveBackTheirFreePages) {
+  SKIP_WITHOUT_FAST_CACHE();
+  hakmem_box_test::Worker w;
+  constexpr size_t kBig = 20 << 10, kCount = 200;
+  std::vector<void *> blocks;
+  w.Run([&] {
+    for (size_t i = 0; i < kCount; i++) {
+      void *p = hak_malloc(kBig);
+      ASSERT_NE(p, nullptr);
+      Fill(p, kBig, static_cast<unsigned char>(i));
+      blocks.push_back(p);
+    }
+  });
+  std::vector<void *> live, freed;
+  for (size_t i = 0; i < kCount; i++)
+    (i % 10 == 0 ? live : freed).push_back(blocks[i]);
+  for (void *p : freed)
+    hak_free(p); // remote frees: the parked thread's bins stay empty
+  const size_t slabs = SlabsInUse(live);
+  hak_trim(0);
+  EXPECT_EQ(SlabsInUse(live), slabs); // slabs with live blocks stay
+  size_t gone = 0;
+  for (void *p : freed)
+    gone += !Resident(static_cast<char *>(p) + (10 << 10));
+  EXPECT_GE(gone, freed.size() * 9 / 10);
+  for (size_t i = 0; i < kCount; i += 10)
+    EXPECT_TRUE(Holds(blocks[i], kBig, static_cast<unsigned char>(i))) << i;
+  w.Run([&] {
+    std::set<void *> seen(live.begin(), live.end());
+    std::vector<void *> again;
+    for (size_t i = 0; i < freed.size(); i++) {
+      void *p = hak_malloc(kBig);
+      ASSERT_NE(p, nullptr);
+      EXPECT_TRUE(seen.insert(p).second) << p << " handed out twice";
+      for (void *q : live)
+        EXPECT_FALSE(p < static_cast<char *>(q) + kBig && q < static_cast<char *>(p) + kBig);
+      Fill(p, kBig, 0xee);
+      again.push_back(p);
+    }
+    for (size_t i = 0; i < kCount; i += 10)
+      EXPECT_TRUE(Holds(blocks[i], kBig, static_cast<unsigned char>(i))) << i;
+    for (void *p : again)
+      hak_free(p);
+    for (void *p : live)
+      hak_free(p);
+  });
+}
+
+// Without malloc_trim: the purge thread trims a heap once it has been idle
+// for half of HAKMEM_DECAY_MS (500 ms by default).
+TEST(IdleTrim, PurgeThreadTrimsAParkedThreadsHeap) {
+  SKIP_WITHOUT_FAST_CACHE();
+  hakmem_box_test::Worker w;
+  std::vector<void *> blocks;
+  w.Run([&] {
+    for (size_t i = 0; i < 400; i++)
+      blocks.push_back(hak_malloc(20 << 10));
+  });
+  for (void *p : blocks)
+    hak_free(p);
+  hak_thread_flush(); // this thread's bin keeps none of them
+  const size_t before = SlabsInUse(blocks);
+  EXPECT_GE(before, 3u);
+  size_t now = before;
+  for (int ms = 0; ms < 5000 && now > 0; ms += 50) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    now = SlabsInUse(blocks);
+  }
+  EXPECT_EQ(now, 0u);
+}
 
 } // namespace

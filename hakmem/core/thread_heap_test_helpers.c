@@ -16,3 +16,4 @@ void *th_owner(const void *s) { return atomic_load(&((hak_slab *)s)->owner); }
 unsigned th_state(const void *s) { return HAK_SLAB_STATE((const hak_slab *)s); }
 unsigned th_state_abandoned(void) { return HAK_SLAB_ABANDONED; }
 uint64_t th_superslabs_total(void) { return atomic_load(&hak_gstats.superslabs_total); }
+unsigned th_state_free(void) { return HAK_SLAB_FREE; }

@@ -74,7 +74,10 @@ void *hak_tcache_alloc_slow(unsigned cls) {
     bin->refill =
         bin->refill * 2 < hak_classes[cls].batch ? bin->refill * 2 : hak_classes[cls].batch;
   void *list;
+  hak_heap_lock(h);
   uint32_t got = hak_slab_take(h, cls, want, &list);
+  hak_heap_unlock(h);
+  hak_heap_note_slow(h);
   if (got == 0)
     return NULL;
   HAK_COUNT(h->counters[cls].allocs, 1);
@@ -136,7 +139,14 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
     h = hak_heap_get(); // a thread whose first call is free gets its heap now
   }
   if (h == NULL || bin->cap == 0) {
+    if (h == NULL) {
+      hak_slab_free_any(h, s, p);
+      return;
+    }
+    hak_heap_lock(h);
     hak_slab_free_any(h, s, p);
+    hak_heap_unlock(h);
+    hak_heap_note_slow(h);
     return;
   }
   if (hak_bin_room(bin) == 0) {
@@ -153,7 +163,10 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
     bin->head = hak_link_get(cut);
     hak_link_set(cut, NULL);
     hak_bin_add(bin, n);
+    hak_heap_lock(h);
     release_chain(h, list, n);
+    hak_heap_unlock(h);
+    hak_heap_note_slow(h);
   }
   hak_link_set(p, bin->head);
   bin->head = p;
@@ -162,6 +175,7 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
 }
 
 void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) {
+  hak_heap_lock(h);
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     hak_tcache_bin *bin = &bins[c + 1];
     uint32_t n = hak_bin_count(bin);
@@ -172,4 +186,6 @@ void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) {
     hak_bin_add(bin, n);
     release_chain(h, list, n);
   }
+  hak_heap_unlock(h);
+  hak_heap_note_slow(h);
 }

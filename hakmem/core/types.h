@@ -51,6 +51,7 @@
 // Small SuperSlabs hold 32 slabs of 64 KiB, medium ones 4 slabs of 512 KiB.
 #define HAK_SLAB_SHIFT_SMALL 16
 #define HAK_SLAB_SHIFT_MEDIUM 19
+#define HAK_SLAB_MAX_PAGES (((size_t)1 << HAK_SLAB_SHIFT_MEDIUM) / HAK_PAGE_SIZE)
 
 #define HAK_NUM_CLASSES 48
 #define HAK_HEAP_STASH_MAX 16               // bound of HAKMEM_HEAP_STASH
@@ -103,9 +104,10 @@ typedef struct hak_slab {
   uint16_t carved;   // blocks ever handed to the free list or out
   uint16_t used;     // (owner) blocks out, including ones in caches
   uint8_t class_idx;
-  uint8_t state; // HAK_SLAB_*
-  uint8_t slot;  // index in its SuperSlab
-  uint8_t pad_[3];
+  uint8_t state;   // HAK_SLAB_*
+  uint8_t slot;    // index in its SuperSlab
+  uint8_t trimmed; // (owner) some free blocks sit in purged pages, off the free list
+  uint8_t pad_[2];
 } hak_slab;
 
 _Static_assert(sizeof(hak_slab) == 64, "slab metadata is one cache line");
@@ -123,6 +125,10 @@ typedef struct hak_superslab {
   struct hak_superslab *next, *prev; // (pool lock) SuperSlabs with free slots
   uint8_t pad3_[HAK_CACHELINE - 40];
   hak_slab slabs[HAK_SS_MAX_SLABS];
+  // (owner) per slab, its pages a trim gave back to the OS (bit i: page i
+  // from the slab's start); the free blocks that start in them are off the
+  // free list until the owner uses the slab again.
+  uint64_t purged_pages[HAK_SS_MAX_SLABS][HAK_SLAB_MAX_PAGES / 64];
 } hak_superslab;
 
 _Static_assert(sizeof(hak_superslab) <= HAK_SS_HEADER_SIZE, "header fits its page");
@@ -184,6 +190,11 @@ typedef struct hak_heap {
   struct hak_heap *next, *prev; // registry of live heaps
   pthread_t thread;
   bool live;
+  // Guards cls[] (the slab layer) against the purge thread's trim of an idle
+  // heap; the owner takes it on its slow paths only, never for a bin hit.
+  _Atomic int lock;
+  _Atomic uint64_t last_slow_ms; // when the owner last refilled or flushed
+  uint64_t trimmed_ms;           // (lock) last_slow_ms as of the last trim
 } hak_heap;
 
 // Thread-local state, in the initial-exec TLS model so that reaching it never
