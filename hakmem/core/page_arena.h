@@ -22,8 +22,8 @@
 void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) HAK_INTERNAL;
 // The same for a caller that will touch only the first want bytes (a
 // multiple of the page size): among idle regions of the chosen size it takes
-// the one whose resident extent fits want best, and gives back resident pages
-// beyond want when they are more than want again. *touched gets the
+// the one whose resident extent fits want best; if that extent is more than
+// three times want, pages past twice want are given back. *touched gets the
 // extent that may hold nonzero bytes (0: fresh); the region reads as zeros
 // beyond it.
 void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped,
@@ -32,7 +32,7 @@ void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped,
 void hak_arena_free(void *base, size_t size) HAK_INTERNAL;
 // The same when only the first touched bytes may have been written.
 void hak_arena_free_extent(void *base, size_t size, size_t touched) HAK_INTERNAL;
-// The same for an empty SuperSlab: only a few idle ones are kept, so that a
+// Takes back an empty SuperSlab: only a few idle ones are kept, so that a
 // heap that frees everything leaves little resident memory behind.
 void hak_arena_free_superslab(void *base) HAK_INTERNAL;
 // Returns idle regions older than the decay time (all of them when force).

@@ -211,8 +211,8 @@ TEST_F(PageArenaTest, BestFitByResidentExtent) {
     pa_free(p, kRegion);
 }
 
-// A reused region whose resident pages are more than twice what the new
-// block needs keeps half as much again and gives the rest back; its head
+// A reused region whose resident pages are more than three times what the
+// new block needs keeps twice the need and gives the rest back; its head
 // keeps its contents, the rest reads as zeros.
 TEST_F(PageArenaTest, ReuseGivesBackResidentPagesBeyondNeed) {
   constexpr size_t kKiB = 1024;
@@ -226,20 +226,20 @@ TEST_F(PageArenaTest, ReuseGivesBackResidentPagesBeyondNeed) {
   const uint64_t mapped = pa_mapped(), purged = pa_purged();
   void *b = pa_alloc_extent(kRegion, 256 * kKiB, &got, &touched);
   EXPECT_EQ(b, a);
-  EXPECT_EQ(touched, 384 * kKiB);
-  EXPECT_EQ(pa_purged(), purged + kRegion - 384 * kKiB);
+  EXPECT_EQ(touched, 512 * kKiB);
+  EXPECT_EQ(pa_purged(), purged + kRegion - 512 * kKiB);
   EXPECT_EQ(pa_mapped(), mapped) << "the region stays mapped";
-  EXPECT_EQ(ResidentPages(a, 384 * kKiB), 384 * kKiB / 4096);
-  EXPECT_EQ(ResidentPages(static_cast<unsigned char *>(a) + 384 * kKiB, kRegion - 384 * kKiB), 0u);
-  EXPECT_EQ(static_cast<unsigned char *>(a)[384 * kKiB - 1], 0x5a);
-  EXPECT_EQ(static_cast<unsigned char *>(a)[384 * kKiB], 0);
-  // Up to twice the need, the pages stay.
+  EXPECT_EQ(ResidentPages(a, 512 * kKiB), 512 * kKiB / 4096);
+  EXPECT_EQ(ResidentPages(static_cast<unsigned char *>(a) + 512 * kKiB, kRegion - 512 * kKiB), 0u);
+  EXPECT_EQ(static_cast<unsigned char *>(a)[512 * kKiB - 1], 0x5a);
+  EXPECT_EQ(static_cast<unsigned char *>(a)[512 * kKiB], 0);
+  // Up to three times the need, the pages stay.
   pa_free_extent(a, kRegion, touched);
-  void *c = pa_alloc_extent(kRegion, 192 * kKiB, &got, &touched);
+  void *c = pa_alloc_extent(kRegion, 176 * kKiB, &got, &touched);
   EXPECT_EQ(c, a);
-  EXPECT_EQ(touched, 384 * kKiB);
-  EXPECT_EQ(pa_purged(), purged + kRegion - 384 * kKiB);
-  EXPECT_EQ(ResidentPages(a, 384 * kKiB), 384 * kKiB / 4096);
+  EXPECT_EQ(touched, 512 * kKiB);
+  EXPECT_EQ(pa_purged(), purged + kRegion - 512 * kKiB);
+  EXPECT_EQ(ResidentPages(a, 512 * kKiB), 512 * kKiB / 4096);
   pa_free(c, kRegion);
 }
 
