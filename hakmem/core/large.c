@@ -26,17 +26,18 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
     errno = ENOMEM;
     return NULL;
   }
-  size_t need = round_up(offset + size, HAK_SS_SIZE);
+  size_t end = round_up(offset + size, HAK_PAGE_SIZE);
+  size_t need = round_up(end, HAK_SS_SIZE);
   uint8_t *base;
   size_t mapped;
-  bool zeroed;
+  size_t dirty; // bytes from base that may be nonzero; zeros beyond
   if (align <= HAK_SS_SIZE / 2) {
-    base = hak_arena_alloc(need, &mapped, &zeroed);
+    base = hak_arena_alloc_extent(need, end, &mapped, &dirty);
   } else {
     // Alignments of 2 MiB and more get a mapping of their own, aligned to
     // them; the block then starts one alignment unit in.
     mapped = need;
-    zeroed = true;
+    dirty = 0;
     base = hak_os_map_aligned(need, align);
     if (base != NULL)
       hak_arena_account((int64_t)need);
@@ -47,16 +48,18 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
   hdr->magic = HAK_LARGE_MAGIC ^ (uintptr_t)hdr;
   hdr->map_size = mapped;
   hdr->offset = offset;
-  hdr->usable = round_up(offset + size, HAK_PAGE_SIZE) - offset;
+  hdr->usable = end - offset;
+  hdr->touched = dirty > end ? dirty : end;
   if (hak_segmap_set(base, mapped, HAK_REGION_LARGE, HAK_REGION_LARGE_TAIL) != 0) {
     hdr->magic = 0;
-    hak_arena_free(base, mapped);
+    hak_arena_free_extent(base, mapped, hdr->touched);
     errno = ENOMEM;
     return NULL;
   }
   void *p = base + offset;
-  if (zero && !zeroed)
-    memset(p, 0, size);
+  // Only the part of the block below the dirty extent can be nonzero.
+  if (zero && dirty > offset)
+    memset(p, 0, dirty - offset < size ? dirty - offset : size);
   publish(hdr);
   return p;
 }
@@ -65,13 +68,14 @@ void hak_large_free(hak_large *hdr) {
   hak_stat_add(&hak_gstats.large_frees, 1);
   hak_stat_add(&hak_gstats.large_live_bytes, -(int64_t)hdr->map_size);
   size_t mapped = hdr->map_size;
+  size_t touched = hdr->touched;
   hak_segmap_clear(hdr, mapped);
   hdr->magic = 0;
   if (hdr->offset > HAK_SS_SIZE / 2) {
     hak_os_unmap(hdr, mapped); // over-aligned: not an arena-sized region
     hak_arena_account(-(int64_t)mapped);
   } else {
-    hak_arena_free(hdr, mapped);
+    hak_arena_free_extent(hdr, mapped, touched);
   }
   hak_arena_tick();
 }
@@ -103,6 +107,8 @@ int hak_large_resize(hak_large *hdr, void *p, size_t size) {
   if (hdr->offset > HAK_SS_SIZE / 2) {
     if (end > hdr->map_size)
       return -1;
+    if (hdr->touched < end)
+      hdr->touched = end;
     hdr->usable = end - hdr->offset;
     return 0;
   }
@@ -126,6 +132,10 @@ int hak_large_resize(hak_large *hdr, void *p, size_t size) {
     hak_stat_add(&hak_gstats.large_live_bytes, delta);
     hdr->map_size = need;
   }
+  if (hdr->touched > need)
+    hdr->touched = need; // the pages past need went with the unmapped tail
+  if (hdr->touched < end)
+    hdr->touched = end;
   hdr->usable = end - hdr->offset;
   return 0;
 }

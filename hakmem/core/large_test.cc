@@ -20,6 +20,7 @@ void *lg_of_kind(const void *p, unsigned kind);
 size_t lg_map_size(const void *hdr);
 size_t lg_offset(const void *hdr);
 size_t lg_usable(const void *hdr);
+size_t lg_touched(const void *hdr);
 void *lg_ptr(void *hdr);
 int lg_resize(void *hdr, void *p, size_t size);
 void *lg_alloc(size_t size, size_t align, int zero);
@@ -385,6 +386,47 @@ TEST_F(LargeTest, CallocZeroesReusedLargerMapping) {
   EXPECT_EQ(q, p);
   EXPECT_EQ(lg_map_size(hdr), 10 * kMiB);
   EXPECT_EQ(FirstNonZero(q, 8 * (kMiB - 8)), SIZE_MAX);
+  hak_free(q);
+}
+
+// A block's header records how far its mapping may be dirty: what the block
+// can write, or more when it reuses a region with more resident.
+TEST_F(LargeTest, TouchedExtentFollowsBlock) {
+  lg_drop_cache();
+  void *p = hak_malloc(300 * kKiB);
+  ASSERT_NE(p, nullptr);
+  void *hdr = lg_of(p);
+  ASSERT_NE(hdr, nullptr);
+  EXPECT_EQ(lg_touched(hdr), lg_offset(hdr) + lg_usable(hdr));
+  EXPECT_EQ(lg_resize(hdr, p, 900 * kKiB), 0);
+  EXPECT_EQ(lg_touched(hdr), lg_offset(hdr) + lg_usable(hdr)) << "grown in place";
+  EXPECT_EQ(lg_resize(hdr, p, 200 * kKiB), 0);
+  EXPECT_GE(lg_touched(hdr), lg_offset(hdr) + 900 * kKiB) << "shrinking leaves pages dirty";
+  std::memset(p, 0x11, lg_usable(hdr));
+  hak_free(p);
+  void *q = hak_malloc(700 * kKiB); // reuses the region, 900 KiB resident
+  ASSERT_EQ(q, p);
+  EXPECT_GE(lg_touched(lg_of(q)), lg_offset(hdr) + 900 * kKiB);
+  hak_free(q);
+}
+
+// calloc clears only the part of a reused region that may be dirty: beyond
+// the old block's extent, and where the arena gave pages back, the kernel's
+// zero pages are enough. Either way the block reads as zeros.
+TEST_F(LargeTest, CallocZeroesRegionWithSmallerDirtyExtent) {
+  lg_drop_cache();
+  void *p = hak_malloc(1900 * kKiB);
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 0xcd, 1900 * kKiB);
+  hak_free(p);
+  void *small = hak_malloc(200 * kKiB); // gives back all but ~400 KiB
+  ASSERT_EQ(small, p);
+  EXPECT_LT(lg_touched(lg_of(small)), kMiB);
+  std::memset(small, 0x77, 200 * kKiB);
+  hak_free(small);
+  void *q = hak_calloc(1, 1800 * kKiB);
+  ASSERT_EQ(q, p);
+  EXPECT_EQ(FirstNonZero(q, 1800 * kKiB), SIZE_MAX);
   hak_free(q);
 }
 

@@ -20,6 +20,7 @@ void *lg_of_kind(const void *p, unsigned kind) { return hak_large_of(p, (uint8_t
 size_t lg_map_size(const void *hdr) { return ((const hak_large *)hdr)->map_size; }
 size_t lg_offset(const void *hdr) { return ((const hak_large *)hdr)->offset; }
 size_t lg_usable(const void *hdr) { return ((const hak_large *)hdr)->usable; }
+size_t lg_touched(const void *hdr) { return ((const hak_large *)hdr)->touched; }
 void *lg_ptr(void *hdr) { return hak_large_ptr(hdr); }
 int lg_resize(void *hdr, void *p, size_t size) { return hak_large_resize(hdr, p, size); }
 void *lg_alloc(size_t size, size_t align, int zero) {

@@ -20,9 +20,19 @@
 // a quarter larger: a bigger idle region is trimmed to fit); *mapped gets its real size and *zeroed
 // tells whether it is freshly mapped. NULL with ENOMEM when the OS refuses.
 void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) HAK_INTERNAL;
-// Takes back a region obtained from hak_arena_alloc.
+// The same for a caller that will touch only the first want bytes (a
+// multiple of the page size): among idle regions of the chosen size it takes
+// the one whose resident extent fits want best; if that extent is more than
+// three times want, pages past twice want are given back. *touched gets the
+// extent that may hold nonzero bytes (0: fresh); the region reads as zeros
+// beyond it.
+void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped,
+                             size_t *touched) HAK_INTERNAL;
+// Takes back a region obtained from hak_arena_alloc, every page maybe dirty.
 void hak_arena_free(void *base, size_t size) HAK_INTERNAL;
-// The same for an empty SuperSlab: only a few idle ones are kept, so that a
+// The same when only the first touched bytes may have been written.
+void hak_arena_free_extent(void *base, size_t size, size_t touched) HAK_INTERNAL;
+// Takes back an empty SuperSlab: only a few idle ones are kept, so that a
 // heap that frees everything leaves little resident memory behind.
 void hak_arena_free_superslab(void *base) HAK_INTERNAL;
 // Returns idle regions older than the decay time (all of them when force).

@@ -17,7 +17,9 @@
 extern "C" {
 void pa_init(void);
 void *pa_alloc(size_t size, size_t *mapped, int *zeroed);
+void *pa_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *touched);
 void pa_free(void *base, size_t size);
+void pa_free_extent(void *base, size_t size, size_t touched);
 void pa_free_superslab(void *base);
 void pa_decay(int force);
 void pa_tick(void);
@@ -42,6 +44,17 @@ constexpr size_t kRegion = 2 * kMiB;
 bool IsMapped(void *p, size_t size) {
   std::vector<unsigned char> vec((size + 4095) / 4096);
   return mincore(p, size, vec.data()) == 0;
+}
+
+// Pages of [p, p + size) that are resident, asked of the kernel.
+size_t ResidentPages(void *p, size_t size) {
+  std::vector<unsigned char> vec((size + 4095) / 4096);
+  if (mincore(p, size, vec.data()) != 0)
+    return SIZE_MAX;
+  size_t n = 0;
+  for (unsigned char v : vec)
+    n += v & 1;
+  return n;
 }
 
 class PageArenaTest : public ::testing::Test {
@@ -168,6 +181,66 @@ TEST_F(PageArenaTest, ExactSizePreferredThenSmallestFit) {
   EXPECT_EQ(pa_cached(), 6 * kMiB);
   pa_free(larger, 12 * kMiB);
   pa_free(exact, 8 * kMiB);
+}
+
+// Among cached regions of one size, the one whose resident extent covers the
+// request with the least to spare; else the one with the most resident.
+TEST_F(PageArenaTest, BestFitByResidentExtent) {
+  constexpr size_t kKiB = 1024;
+  void *r[3];
+  for (void *&p : r) {
+    p = Alloc(kRegion);
+    ASSERT_NE(p, nullptr);
+  }
+  // Freed in an order where taking the newest would be wrong every time.
+  pa_free_extent(r[1], kRegion, 1024 * kKiB);
+  pa_free_extent(r[2], kRegion, 512 * kKiB);
+  pa_free_extent(r[0], kRegion, 256 * kKiB);
+  EXPECT_EQ(pa_cached(), 3 * kRegion);
+  size_t got = 0, touched = 0;
+  EXPECT_EQ(pa_alloc_extent(kRegion, 400 * kKiB, &got, &touched), r[2]);
+  EXPECT_EQ(got, kRegion);
+  EXPECT_EQ(touched, 512 * kKiB) << "a near fit keeps its pages";
+  EXPECT_EQ(pa_alloc_extent(kRegion, 2 * kMiB, &got, &touched), r[1])
+      << "nothing covers 2 MiB: the most resident";
+  EXPECT_EQ(touched, 1024 * kKiB);
+  EXPECT_EQ(pa_alloc_extent(kRegion, 128 * kKiB, &got, &touched), r[0]);
+  EXPECT_EQ(touched, 256 * kKiB);
+  EXPECT_EQ(pa_cached(), 0u);
+  for (void *p : r)
+    pa_free(p, kRegion);
+}
+
+// A reused region whose resident pages are more than three times what the
+// new block needs keeps twice the need and gives the rest back; its head
+// keeps its contents, the rest reads as zeros.
+TEST_F(PageArenaTest, ReuseGivesBackResidentPagesBeyondNeed) {
+  constexpr size_t kKiB = 1024;
+  size_t got = 0, touched = 1;
+  void *a = pa_alloc_extent(kRegion, kRegion, &got, &touched);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(touched, 0u) << "fresh";
+  std::memset(a, 0x5a, kRegion);
+  ASSERT_EQ(ResidentPages(a, kRegion), kRegion / 4096);
+  pa_free_extent(a, kRegion, kRegion);
+  const uint64_t mapped = pa_mapped(), purged = pa_purged();
+  void *b = pa_alloc_extent(kRegion, 256 * kKiB, &got, &touched);
+  EXPECT_EQ(b, a);
+  EXPECT_EQ(touched, 512 * kKiB);
+  EXPECT_EQ(pa_purged(), purged + kRegion - 512 * kKiB);
+  EXPECT_EQ(pa_mapped(), mapped) << "the region stays mapped";
+  EXPECT_EQ(ResidentPages(a, 512 * kKiB), 512 * kKiB / 4096);
+  EXPECT_EQ(ResidentPages(static_cast<unsigned char *>(a) + 512 * kKiB, kRegion - 512 * kKiB), 0u);
+  EXPECT_EQ(static_cast<unsigned char *>(a)[512 * kKiB - 1], 0x5a);
+  EXPECT_EQ(static_cast<unsigned char *>(a)[512 * kKiB], 0);
+  // Up to three times the need, the pages stay.
+  pa_free_extent(a, kRegion, touched);
+  void *c = pa_alloc_extent(kRegion, 176 * kKiB, &got, &touched);
+  EXPECT_EQ(c, a);
+  EXPECT_EQ(touched, 512 * kKiB);
+  EXPECT_EQ(pa_purged(), purged + kRegion - 512 * kKiB);
+  EXPECT_EQ(ResidentPages(a, 512 * kKiB), 512 * kKiB / 4096);
+  pa_free(c, kRegion);
 }
 
 TEST_F(PageArenaTest, DecayReturnsIdleRegionsAfterDecayTime) {

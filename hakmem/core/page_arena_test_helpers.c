@@ -18,7 +18,13 @@ void *pa_alloc(size_t size, size_t *mapped, int *zeroed) {
   *zeroed = z;
   return p;
 }
+void *pa_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *touched) {
+  return hak_arena_alloc_extent(size, want, mapped, touched);
+}
 void pa_free(void *base, size_t size) { hak_arena_free(base, size); }
+void pa_free_extent(void *base, size_t size, size_t touched) {
+  hak_arena_free_extent(base, size, touched);
+}
 void pa_free_superslab(void *base) { hak_arena_free_superslab(base); }
 void pa_decay(int force) { hak_arena_decay(force != 0); }
 void pa_tick(void) { hak_arena_tick(); }

@@ -143,6 +143,7 @@ typedef struct hak_large {
   size_t map_size; // bytes mapped from the base, a multiple of 2 MiB
   size_t offset;   // user pointer = base + offset
   size_t usable;   // bytes usable at the user pointer
+  size_t touched;  // bytes from the base that may be resident (arena-backed)
 } hak_large;
 
 // ---- per-thread -------------------------------------------------------------
