@@ -54,7 +54,7 @@ static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
 static inline void *alloc_class(unsigned cls) {
   void *b;
 #if HAKMEM_FASTCACHE
-  b = hak_tcache_pop(hak_bin_of_class(cls));
+  b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
   if (hak_unlikely(b == NULL)) {
     b = hak_tcache_alloc_slow(cls);
     if (!HAKMEM_DEBUG && hak_unlikely(hak_check_full) && b != NULL)
@@ -185,7 +185,7 @@ void hak_free(void *p) {
 #endif
 #if HAKMEM_FASTCACHE
     unsigned cls = s->class_idx;
-    if (hak_likely(hak_tcache_push(hak_bin_of_class(cls), p)))
+    if (hak_likely(hak_tcache_push(HAK_BIN_SLOT(hak_bin_of_class(cls)), p)))
       return;
     hak_tcache_free_slow(p, s, cls);
 #else

@@ -24,7 +24,7 @@ void hak_classmap_set(const void *start, size_t size, unsigned bin) {
   uintptr_t first = (uintptr_t)start >> HAK_CMAP_SHIFT;
   uintptr_t last = ((uintptr_t)start + size - 1) >> HAK_CMAP_SHIFT;
   for (uintptr_t i = first; i <= last; i++)
-    __atomic_store_n(&t[i], (uint8_t)bin, __ATOMIC_RELEASE);
+    __atomic_store_n(&t[i], (uint8_t)HAK_BIN_SLOT(bin), __ATOMIC_RELEASE);
 }
 
 _Atomic(uint8_t *) hak_segmap_l1[HAK_SEGMAP_L1_SIZE];

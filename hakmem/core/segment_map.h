@@ -29,11 +29,12 @@ static inline uint8_t hak_segmap_kind(const void *p) {
 }
 
 // ---- class map ---------------------------------------------------------------
-// One byte per 64 KiB of the address space: class + 1 where the 64 KiB lie in
-// a slab that is in use, 0 elsewhere (foreign memory, large blocks, free slab
-// slots). The free fast path reads it instead of the segment map and the
-// slab header: one load, from a table that stays in cache. It is reserved
-// at initialisation; until then (or if the reservation fails) the mask is 0,
+// One byte per 64 KiB of the address space: the slot of the bin of the class
+// (HAK_BIN_SLOT(class + 1), see hak_tcache_bin) where the 64 KiB lie in a slab
+// that is in use, 0 elsewhere (foreign memory, large blocks, free slab slots).
+// The free fast path reads it instead of the segment map and the slab header:
+// one load, from a table that stays in cache. It is reserved at
+// initialisation; until then (or if the reservation fails) the mask is 0,
 // every lookup reads the zero byte and frees take the slow path.
 #define HAK_CMAP_SHIFT 16
 #define HAK_CMAP_ENTRIES ((uintptr_t)1 << (47 - HAK_CMAP_SHIFT))
@@ -45,8 +46,8 @@ typedef struct hak_classmap_t {
 
 extern hak_classmap_t hak_classmap HAK_INTERNAL;
 
-// The bin index (class + 1) of the slab holding p, 0 if p is in none.
-static inline unsigned hak_classmap_bin(const void *p) {
+// The bin slot of the slab holding p, 0 (bin 0's) if p is in none.
+static inline unsigned hak_classmap_slot(const void *p) {
   uintptr_t i = (uintptr_t)p >> HAK_CMAP_SHIFT;
 #if defined(__SANITIZE_THREAD__)
   i &= __atomic_load_n(&hak_classmap.mask, __ATOMIC_ACQUIRE);
@@ -63,8 +64,8 @@ static inline unsigned hak_classmap_bin(const void *p) {
 
 // Reserves the class map; without it hakmem still works, only slower.
 void hak_classmap_init(void) HAK_INTERNAL;
-// Records that the slab at [start, start + size) (64 KiB aligned) holds
-// class cls, or, with bin 0, that it holds nothing.
+// Records that the slab at [start, start + size) (64 KiB aligned) holds the
+// class of bin (class + 1), or, with bin 0, that it holds nothing.
 void hak_classmap_set(const void *start, size_t size, unsigned bin) HAK_INTERNAL;
 
 // Marks [base, base + size) (2 MiB aligned) as kind; the first region gets

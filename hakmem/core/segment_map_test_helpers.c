@@ -23,7 +23,8 @@ unsigned sm_large_tail(void) { return HAK_REGION_LARGE_TAIL; }
 #include "size_class.h"
 #include "thread_heap.h"
 
-unsigned sm_cmap_bin(const void *p) { return hak_classmap_bin(p); }
+// The map holds bin slots; the test speaks of bins (class + 1).
+unsigned sm_cmap_bin(const void *p) { return hak_classmap_slot(p) / HAK_BIN_SLOT(1); }
 void sm_cmap_set(const void *start, size_t size, unsigned bin) {
   hak_classmap_set(start, size, bin);
 }

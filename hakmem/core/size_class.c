@@ -19,11 +19,15 @@ const hak_class_info hak_classes[HAK_NUM_CLASSES] = {
     CLS(57344), CLS(65536), CLS(81920), CLS(98304), CLS(114688), CLS(131072),
 };
 
-const uint8_t hak_bin_lookup[HAK_LOOKUP_MAX / 16 + 1] = {
-    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  9,  10, 10, 11, 11, 12, 12, 13, 13, 13, 13, 14,
-    14, 14, 14, 15, 15, 15, 15, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17, 17, 18, 18, 18,
-    18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19, 20, 20, 20, 20, 20, 20, 20, 20,
+// Sizes lo..hi go to class bin - 1.
+#define R(lo, hi, bin) [lo... hi] = HAK_BIN_SLOT(bin)
+const uint8_t hak_bin_lookup[HAK_LOOKUP_MAX + 1] = {
+    R(1, 16, 1),     R(17, 32, 2),    R(33, 48, 3),    R(49, 64, 4),    R(65, 80, 5),
+    R(81, 96, 6),    R(97, 112, 7),   R(113, 128, 8),  R(129, 160, 9),  R(161, 192, 10),
+    R(193, 224, 11), R(225, 256, 12), R(257, 320, 13), R(321, 384, 14), R(385, 448, 15),
+    R(449, 512, 16), R(513, 640, 17), R(641, 768, 18), R(769, 896, 19), R(897, 1024, 20),
 };
+#undef R
 
 unsigned hak_size_class_aligned(size_t size, size_t align) {
   if (size > HAK_MEDIUM_MAX || align > HAK_PAGE_SIZE)

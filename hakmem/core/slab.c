@@ -363,7 +363,8 @@ void hak_slab_free_remote(hak_slab *s, void *first, void *last) {
 
 void hak_slab_free_any(hak_heap *h, hak_slab *s, void *p) {
   unsigned cls = s->class_idx;
-  if (h != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == h) {
+  hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+  if (h != NULL && owner == h) {
     HAK_COUNT(h->counters[cls].frees, 1);
     hak_slab_free_local(h, s, p);
     return;
@@ -375,6 +376,7 @@ void hak_slab_free_any(hak_heap *h, hak_slab *s, void *p) {
     hak_heap_orphan_free(cls);
   }
   hak_slab_free_remote(s, p, p);
+  hak_heap_note_remote(owner);
 }
 
 uint32_t hak_slab_trim(hak_heap *h) {

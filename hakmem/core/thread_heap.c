@@ -141,6 +141,8 @@ void hak_heap_lock_wait(hak_heap *h) {
 static uint64_t trim_idle_ms(void);
 
 void hak_heap_note_slow(hak_heap *h) {
+  if (atomic_load_explicit(&h->idle_trimmed, memory_order_relaxed))
+    atomic_store_explicit(&h->idle_trimmed, 0, memory_order_relaxed); // busy again
   uint64_t now = hak_os_now_ms();
   if (atomic_load_explicit(&h->last_slow_ms, memory_order_relaxed) == now)
     return;
@@ -153,6 +155,19 @@ void hak_heap_note_slow(hak_heap *h) {
 // decay time again in the pool and the page arena.
 static uint64_t trim_idle_ms(void) { return hak_opts.decay_ms / 2; }
 
+void hak_heap_note_remote(hak_heap *owner) {
+  if (!HAKMEM_FASTCACHE || owner == NULL)
+    return; // without the fast cache heaps are never trimmed
+  // Orders the caller's push before the load: either this sees the trim's
+  // mark, or the trim, which marks before it collects, sees the push.
+  atomic_thread_fence(memory_order_seq_cst);
+  if (!atomic_load_explicit(&owner->idle_trimmed, memory_order_relaxed) ||
+      !atomic_exchange_explicit(&owner->idle_trimmed, 0, memory_order_relaxed))
+    return;
+  atomic_store_explicit(&owner->retrim, 1, memory_order_relaxed);
+  hak_purge_wanted(hak_os_now_ms() + trim_idle_ms());
+}
+
 uint64_t hak_heap_trim_idle(bool force) {
   // Without bins the owner allocates from its slabs with no lock to take.
   if (!HAKMEM_FASTCACHE)
@@ -162,8 +177,9 @@ uint64_t hak_heap_trim_idle(bool force) {
   hak_lock(&g_reg.lock); // held throughout, so no heap leaves the registry mid-trim
   for (hak_heap *h = g_reg.live; h != NULL; h = h->next) {
     uint64_t last = atomic_load_explicit(&h->last_slow_ms, memory_order_relaxed);
-    if (last == h->trimmed_ms && !force)
-      continue; // no slow path since the last trim: nothing new to give back
+    bool retrim = atomic_load_explicit(&h->retrim, memory_order_relaxed) != 0;
+    if (last == h->trimmed_ms && !retrim && !force)
+      continue; // no slow path or remote free since the last trim: nothing new
     uint64_t due = last + trim_idle_ms();
     if (!force && now < due) {
       if (next == 0 || due < next)
@@ -172,6 +188,9 @@ uint64_t hak_heap_trim_idle(bool force) {
     }
     if (!hak_heap_trylock(h))
       continue; // the owner is on a slow path, so not idle; it will note it
+    atomic_store_explicit(&h->retrim, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->idle_trimmed, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst); // the mark before the collection (note_remote)
     released += hak_slab_trim(h);
     h->trimmed_ms = last;
     hak_heap_unlock(h);

@@ -36,6 +36,11 @@ static inline void hak_heap_unlock(hak_heap *h) {
 // purge thread trims it.
 void hak_heap_note_slow(hak_heap *h) HAK_INTERNAL;
 
+// Called after pushing remote frees into a slab that owner (read before the
+// push; heap structs are never unmapped) owned: a heap trimmed while idle
+// asks for another trim, which collects them.
+void hak_heap_note_remote(hak_heap *owner) HAK_INTERNAL;
+
 // Trims the slabs of live heaps idle for half the decay time (every heap when
 // force); returns when the next one is due (0: none waits). Heaps whose lock
 // is busy are skipped. Only inside a purge pass (the purge lock held): the

@@ -411,4 +411,29 @@ TEST(IdleTrim, PurgeThreadTrimsAParkedThreadsHeap) {
   EXPECT_EQ(now, 0u);
 }
 
+// Blocks freed by another thread after the parked owner's heap was trimmed:
+// the first such remote free asks for another trim, which collects them.
+TEST(IdleTrim, RemoteFreesAfterATrimAreCollected) {
+  SKIP_WITHOUT_FAST_CACHE();
+  hakmem_box_test::Worker w;
+  std::vector<void *> blocks;
+  w.Run([&] {
+    for (size_t i = 0; i < 400; i++)
+      blocks.push_back(hak_malloc(20 << 10));
+  });
+  const uint64_t trimmed = Stats().slabs_trimmed;
+  hak_trim(0); // the owner's heap is trimmed with every block still out
+  EXPECT_GE(SlabsInUse(blocks), 8u);
+  for (void *p : blocks)
+    hak_free(p);
+  hak_thread_flush();
+  size_t now = SlabsInUse(blocks);
+  for (int ms = 0; ms < 5000 && now > 0; ms += 50) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    now = SlabsInUse(blocks);
+  }
+  EXPECT_EQ(now, 0u);
+  EXPECT_GT(Stats().slabs_trimmed, trimmed);
+}
+
 } // namespace

@@ -2,6 +2,7 @@
 #include "link.h"
 
 #include <errno.h>
+#include <sched.h>
 
 #include "check.h"
 #include "log.h"
@@ -24,37 +25,75 @@ static uint32_t first_refill(unsigned cls) {
   return n == 0 ? 1 : n;
 }
 
+// Opens and closes a window in which the owner changes words and biases of
+// its bins together; readers on other threads retry across it. Inside it the
+// stores are releases and the reader's loads acquires (plain moves on x86),
+// so a reader that sees any of them sees the odd count after (no fences:
+// ThreadSanitizer does not model them).
+static void seq_begin(hak_tcache_bin *bins) {
+  __atomic_store_n(&bins->seq, bins->seq + 1, __ATOMIC_RELAXED);
+}
+static void seq_end(hak_tcache_bin *bins) {
+  __atomic_store_n(&bins->seq, bins->seq + 1, __ATOMIC_RELEASE);
+}
+
+// Adds delta to bin i's room for blocks a slow path moved out (or, negative,
+// in) without a malloc or free: the bias moves with it, so the derived count
+// of fast frees stays as it was.
+static void bin_move(hak_tcache_bin *bins, unsigned i, uint64_t delta) {
+  seq_begin(bins);
+  __atomic_store_n(hak_bin_word(bins, i), *hak_bin_word(bins, i) + delta, __ATOMIC_RELEASE);
+  __atomic_store_n(&bins->bias[i], bins->bias[i] + delta, __ATOMIC_RELEASE);
+  seq_end(bins);
+}
+
 void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
   // Release builds run HAKMEM_CHECK=full on the slow paths, so the bins stay
   // empty and every call takes them.
   if (!HAKMEM_DEBUG && hak_check_full)
     enabled = false;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-    hak_tcache_bin *bin = &bins[c + 1];
-    HAK_ASSERT(bin->head == NULL && hak_bin_count(bin) == 0); // set on empty bins only
+    unsigned i = hak_bin_of_class(c);
+    // Set on empty bins only.
+    HAK_ASSERT(*hak_bin_head(bins, i) == NULL && hak_bin_count(bins, i) == 0);
     uint32_t cap = hak_classes[c].cache_cap;
     if (cap > hak_opts.tcache_max)
       cap = hak_opts.tcache_max;
     if (!enabled || !HAKMEM_FASTCACHE)
       cap = 0;
-    hak_bin_add(bin, (uint64_t)cap - hak_bin_room(bin));
-    bin->cap = cap;
-    bin->refill = first_refill(c);
+    bin_move(bins, i, (uint64_t)cap - hak_bin_room(bins, i));
+    bins->cap[i] = cap;
+    bins->refill[i] = first_refill(c);
   }
 }
 
 void hak_tcache_counts(const hak_tcache_bin *bins, unsigned cls, uint64_t *allocs,
                        uint64_t *frees) {
-  *allocs = hak_bin_fast_allocs(&bins[cls + 1]);
-  *frees = __atomic_load_n(&bins[cls + 1].frees, __ATOMIC_RELAXED);
+  unsigned i = hak_bin_of_class(cls);
+  for (;;) {
+    uint32_t seq = __atomic_load_n(&bins->seq, __ATOMIC_ACQUIRE);
+    uint64_t word = __atomic_load_n(&bins->hot.w.word[HAK_BIN_SLOT(i)], __ATOMIC_ACQUIRE);
+    uint64_t bias = __atomic_load_n(&bins->bias[i], __ATOMIC_ACQUIRE);
+    // The caller's own bins: it can only be inside its window from a signal
+    // handler, which must not wait for itself.
+    bool own = bins == hak_tls.bins;
+    if (own || ((seq & 1) == 0 && __atomic_load_n(&bins->seq, __ATOMIC_RELAXED) == seq)) {
+      *allocs = word >> HAK_BIN_ROOM_BITS;
+      *frees = bias + *allocs - (word & HAK_BIN_ROOM_MASK);
+      return;
+    }
+    sched_yield(); // the owner is inside a slow path, for a few instructions unless preempted
+  }
 }
 
 void hak_tcache_reset_counts(hak_tcache_bin *bins) {
+  seq_begin(bins);
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-    hak_tcache_bin *bin = &bins[c + 1];
-    __atomic_store_n(&bin->word, (uint64_t)hak_bin_room(bin), __ATOMIC_RELAXED);
-    __atomic_store_n(&bin->frees, 0, __ATOMIC_RELAXED);
+    unsigned i = hak_bin_of_class(c);
+    __atomic_store_n(hak_bin_word(bins, i), (uint64_t)hak_bin_room(bins, i), __ATOMIC_RELEASE);
+    __atomic_store_n(&bins->bias[i], (uint64_t)hak_bin_room(bins, i), __ATOMIC_RELEASE);
   }
+  seq_end(bins);
 }
 
 void *hak_tcache_alloc_slow(unsigned cls) {
@@ -63,16 +102,17 @@ void *hak_tcache_alloc_slow(unsigned cls) {
     errno = ENOMEM;
     return NULL;
   }
-  hak_tcache_bin *bin = hak_bin_of_class(cls);
+  hak_tcache_bin *bins = hak_tls.bins;
+  unsigned i = hak_bin_of_class(cls);
   hak_arena_tick(); // slow paths are where idle memory gets returned
-  uint32_t want = bin->refill;
-  if (want > bin->cap)
-    want = bin->cap;
+  uint32_t want = bins->refill[i];
+  if (want > bins->cap[i])
+    want = bins->cap[i];
   if (want == 0)
     want = 1;
-  if (bin->refill < hak_classes[cls].batch)
-    bin->refill =
-        bin->refill * 2 < hak_classes[cls].batch ? bin->refill * 2 : hak_classes[cls].batch;
+  if (bins->refill[i] < hak_classes[cls].batch)
+    bins->refill[i] =
+        bins->refill[i] * 2 < hak_classes[cls].batch ? bins->refill[i] * 2 : hak_classes[cls].batch;
   void *list;
   hak_heap_lock(h);
   uint32_t got = hak_slab_take(h, cls, want, &list);
@@ -86,14 +126,14 @@ void *hak_tcache_alloc_slow(unsigned cls) {
   void *b = list;
   if (got > 1) {
     // The rest go under whatever the bin still holds; it is empty on a miss.
-    HAK_ASSERT(got - 1 <= hak_bin_room(bin));
+    HAK_ASSERT(got - 1 <= hak_bin_room(bins, i));
     void *rest = hak_link_get(b);
     void *tail = rest;
     for (void *next; (next = hak_link_get(tail)) != NULL;)
       tail = next;
-    hak_link_set(tail, bin->head);
-    bin->head = rest;
-    hak_bin_add(bin, -(uint64_t)(got - 1));
+    hak_link_set(tail, *hak_bin_head(bins, i));
+    *hak_bin_head(bins, i) = rest;
+    bin_move(bins, i, -(uint64_t)(got - 1));
   }
   return b;
 }
@@ -102,6 +142,7 @@ void *hak_tcache_alloc_slow(unsigned cls) {
 // share a foreign slab into one remote push.
 static void release_chain(hak_heap *h, void *list, uint32_t n) {
   hak_slab *run_slab = NULL;
+  hak_heap *run_owner = NULL;
   void *run_first = NULL, *run_last = NULL;
   while (n-- > 0) {
     void *p = list;
@@ -109,36 +150,42 @@ static void release_chain(hak_heap *h, void *list, uint32_t n) {
     hak_slab *s = hak_slab_of(p, hak_superslab_of(p)->kind);
     if (s != run_slab && run_slab != NULL) {
       hak_slab_free_remote(run_slab, run_first, run_last);
+      hak_heap_note_remote(run_owner);
       run_slab = NULL;
     }
-    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == h) {
+    hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+    if (owner == h) {
       hak_slab_free_local(h, s, p);
       continue;
     }
     HAK_COUNT(h->counters[s->class_idx].remote_frees, 1);
     if (run_slab == NULL) {
       run_slab = s;
+      run_owner = owner;
       run_first = p;
     } else {
       hak_link_set(run_last, p);
     }
     run_last = p;
   }
-  if (run_slab != NULL)
+  if (run_slab != NULL) {
     hak_slab_free_remote(run_slab, run_first, run_last);
+    hak_heap_note_remote(run_owner);
+  }
 }
 
 void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
   if (!HAKMEM_DEBUG && hak_check_full)
     hak_check_free_block("free()", s, p);
   hak_heap *h = hak_tls.heap;
-  hak_tcache_bin *bin = hak_bin_of_class(cls);
-  if (p == bin->head && p != NULL)
+  hak_tcache_bin *bins = hak_tls.bins;
+  unsigned i = hak_bin_of_class(cls);
+  if (p == *hak_bin_head(bins, i) && p != NULL)
     hak_tcache_double_free(p);
   if (h == NULL && !hak_tls.exiting) {
     h = hak_heap_get(); // a thread whose first call is free gets its heap now
   }
-  if (h == NULL || bin->cap == 0) {
+  if (h == NULL || bins->cap[i] == 0) {
     if (h == NULL) {
       hak_slab_free_any(h, s, p);
       return;
@@ -149,41 +196,40 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
     hak_heap_note_slow(h);
     return;
   }
-  if (hak_bin_room(bin) == 0) {
+  if (hak_bin_room(bins, i) == 0) {
     hak_arena_tick();
     // Full: hand back the top half, keeping the rest for the next mallocs.
     uint32_t n = hak_classes[cls].batch;
-    uint32_t held = hak_bin_count(bin);
+    uint32_t held = hak_bin_count(bins, i);
     if (n > held)
       n = held;
-    void *list = bin->head;
+    void *list = *hak_bin_head(bins, i);
     void *cut = list;
-    for (uint32_t i = 1; i < n; i++)
+    for (uint32_t k = 1; k < n; k++)
       cut = hak_link_get(cut);
-    bin->head = hak_link_get(cut);
+    *hak_bin_head(bins, i) = hak_link_get(cut);
     hak_link_set(cut, NULL);
-    hak_bin_add(bin, n);
+    bin_move(bins, i, n);
     hak_heap_lock(h);
     release_chain(h, list, n);
     hak_heap_unlock(h);
     hak_heap_note_slow(h);
   }
-  hak_link_set(p, bin->head);
-  bin->head = p;
-  hak_bin_add(bin, (uint64_t)-1);
-  HAK_COUNT(bin->frees, 1);
+  hak_link_set(p, *hak_bin_head(bins, i));
+  *hak_bin_head(bins, i) = p;
+  HAK_COUNT(*hak_bin_word(bins, i), (uint64_t)-1); // a free, counted as on the fast path
 }
 
 void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) {
   hak_heap_lock(h);
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-    hak_tcache_bin *bin = &bins[c + 1];
-    uint32_t n = hak_bin_count(bin);
+    unsigned i = hak_bin_of_class(c);
+    uint32_t n = hak_bin_count(bins, i);
     if (n == 0)
       continue;
-    void *list = bin->head;
-    bin->head = NULL;
-    hak_bin_add(bin, n);
+    void *list = *hak_bin_head(bins, i);
+    *hak_bin_head(bins, i) = NULL;
+    bin_move(bins, i, n);
     release_chain(h, list, n);
   }
   hak_heap_unlock(h);

@@ -18,49 +18,57 @@ void hak_tcache_counts(const hak_tcache_bin *bins, unsigned cls, uint64_t *alloc
                        uint64_t *frees) HAK_INTERNAL;
 // Zeroes those counts (the thread's totals have been merged).
 void hak_tcache_reset_counts(hak_tcache_bin *bins) HAK_INTERNAL;
-// Returns every cached block of bins (a thread's array, HAK_NUM_CLASSES + 1
-// entries) to its slab.
+// Returns every cached block of bins (a thread's bins) to its slab.
 void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) HAK_INTERNAL;
 // Sets every bin's bound from the options (0 for a thread without a heap).
 void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) HAK_INTERNAL;
 
-// Accessors of a bin's packed word. The owner thread updates it; statistics
-// read it from other threads, so under ThreadSanitizer the update is an
-// atomic store.
-static inline uint32_t hak_bin_room(const hak_tcache_bin *bin) {
-  return (uint32_t)bin->word & HAK_BIN_ROOM_MASK;
+// Accessors of bin i of a thread's bins. The owner thread updates the packed
+// word; statistics read it from other threads, so under ThreadSanitizer the
+// update is an atomic store.
+static inline void **hak_bin_head(hak_tcache_bin *bins, unsigned i) {
+  return &bins->hot.head[HAK_BIN_SLOT(i)];
 }
-static inline void hak_bin_add(hak_tcache_bin *bin, uint64_t delta) { HAK_COUNT(bin->word, delta); }
-static inline uint64_t hak_bin_fast_allocs(const hak_tcache_bin *bin) {
-  return __atomic_load_n(&bin->word, __ATOMIC_RELAXED) >> HAK_BIN_ROOM_BITS;
+static inline uint64_t *hak_bin_word(hak_tcache_bin *bins, unsigned i) {
+  return &bins->hot.w.word[HAK_BIN_SLOT(i)];
 }
-static inline uint32_t hak_bin_count(const hak_tcache_bin *bin) {
-  return bin->cap - hak_bin_room(bin);
+static inline uint32_t hak_bin_room(hak_tcache_bin *bins, unsigned i) {
+  return (uint32_t)*hak_bin_word(bins, i) & HAK_BIN_ROOM_MASK;
 }
-static inline hak_tcache_bin *hak_bin_of_class(unsigned cls) { return &hak_tls.bins[cls + 1]; }
+static inline uint32_t hak_bin_count(hak_tcache_bin *bins, unsigned i) {
+  return bins->cap[i] - hak_bin_room(bins, i);
+}
+static inline unsigned hak_bin_of_class(unsigned cls) { return cls + 1; }
+
+// The calling thread's bins, by slot. The hit paths name them through
+// hak_tls directly, not through a pointer, so that with the slot in a
+// register GCC addresses a field as %fs:offset(tls, slot, 8) instead of first
+// computing the thread pointer plus the TLS offset.
+#define HAK_MY_HEAD(slot) (hak_tls.bins[0].hot.head[slot])
+#define HAK_MY_WORD(slot) (hak_tls.bins[0].hot.w.word[slot])
 
 #if HAKMEM_FASTCACHE
-static inline void *hak_tcache_pop(hak_tcache_bin *bin) {
-  void *b = bin->head;
+static inline void *hak_tcache_pop(uintptr_t slot) {
+  void *b = HAK_MY_HEAD(slot);
   if (hak_likely(b != NULL)) {
-    bin->head = hak_link_get(b);
-    hak_bin_add(bin, HAK_BIN_POP);
+    HAK_MY_HEAD(slot) = hak_link_get(b);
+    HAK_COUNT(HAK_MY_WORD(slot), HAK_BIN_POP);
   }
   return b;
 }
 
 void hak_tcache_double_free(void *p) HAK_INTERNAL __attribute__((noreturn, cold));
 
-// The cheap double-free check every build keeps is p == bin->head: freeing
-// the block that was freed last.
-static inline bool hak_tcache_push(hak_tcache_bin *bin, void *p) {
-  void *head = bin->head;
-  if (hak_unlikely(hak_bin_room(bin) == 0 || p == head))
+// The cheap double-free check every build keeps is p == head: freeing the
+// block that was freed last. The subtract both makes the push and counts the
+// free (see hak_tcache_bin).
+static inline bool hak_tcache_push(uintptr_t slot, void *p) {
+  void *head = HAK_MY_HEAD(slot);
+  if (hak_unlikely((uint16_t)HAK_MY_WORD(slot) == 0 || p == head))
     return false;
   hak_link_set(p, head);
-  bin->head = p;
-  hak_bin_add(bin, (uint64_t)-1);
-  HAK_COUNT(bin->frees, 1);
+  HAK_MY_HEAD(slot) = p;
+  HAK_COUNT(HAK_MY_WORD(slot), (uint64_t)-1);
   return true;
 }
 #endif

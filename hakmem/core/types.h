@@ -148,23 +148,44 @@ typedef struct hak_large {
 
 // ---- per-thread -------------------------------------------------------------
 
-// One fast-cache bin: a bounded stack of free blocks of one class. The bin of
-// class c is bins[c + 1], so that the class map's byte indexes it directly.
+// A thread's fast-cache bins: for each class a bounded stack of free blocks.
+// Bin i is class i - 1; bin 0 never holds blocks nor room, so that the
+// class map's 0 (no slab) names a bin every free misses.
+// The hit paths touch two fields per bin, its head and its packed word; they
+// sit side by side (one cache line per hit) in `hot`, at its slot
+// HAK_BIN_SLOT(i) = 2 * i: the head at hot.head[slot] and the word at
+// hot.w.word[slot], 8 bytes on. The size table and the class map hold slots,
+// so that a hit addresses both fields as %fs:offset(tls, slot, 8), with no
+// shift to scale the index and displacements small enough that GCC does not
+// spend an instruction on a shared base. The other fields are plain arrays by
+// bin. The type keeps the name hak_tcache_bin: thread_heap.c passes a
+// thread's bins around as a hak_tcache_bin *.
 // `word` packs the free room (low 16 bits) under the count of fast
-// allocations, so that a pop updates both with one add.
+// allocations, so that a pop updates both with one add and a push is one
+// subtract. Fast frees are not counted but derived, exactly: a pop and a push
+// each leave room - allocs + frees unchanged, so frees = bias + allocs - room,
+// where `bias` changes only when a slow path moves blocks in or out (refill,
+// flush, drain, new bounds). Those moves make `seq` odd while under way, so
+// that another thread reads a word and its bias as one.
+#define HAK_NUM_BINS (HAK_NUM_CLASSES + 1)
+#define HAK_BIN_SLOT(i) (2u * (i))
 #define HAK_BIN_ROOM_BITS 16
 #define HAK_BIN_ROOM_MASK ((1u << HAK_BIN_ROOM_BITS) - 1u)
 #define HAK_BIN_POP ((1ull << HAK_BIN_ROOM_BITS) + 1u) // one more alloc, one more room
 
 typedef struct hak_tcache_bin {
-  void *head;
-  uint64_t word;   // fast allocations << 16 | room left (cap - blocks held)
-  uint32_t cap;    // 0 until the thread's heap exists: every push goes slow
-  uint32_t refill; // blocks the next refill asks for; grows from a page's worth
-  uint64_t frees;  // fast frees
+  union {
+    void *head[2 * HAK_NUM_BINS]; // even entries: the heads
+    struct {
+      void *pad_;
+      uint64_t word[2 * HAK_NUM_BINS - 1]; // even entries: fast allocs << 16 | room left
+    } w;
+  } hot;
+  uint64_t bias[HAK_NUM_BINS];   // room - fast allocations + fast frees (mod 2^64)
+  uint32_t cap[HAK_NUM_BINS];    // 0 until the thread's heap exists: every push goes slow
+  uint32_t refill[HAK_NUM_BINS]; // blocks the next refill asks for; grows from a page's worth
+  uint32_t seq;                  // odd while a slow path changes words and biases together
 } hak_tcache_bin;
-
-_Static_assert(sizeof(hak_tcache_bin) == 32, "bins are a power of two apart");
 
 // Per-class counters kept by a heap; merged into the totals at thread exit.
 typedef struct hak_class_counters {
@@ -195,16 +216,20 @@ typedef struct hak_heap {
   // heap; the owner takes it on its slow paths only, never for a bin hit.
   _Atomic int lock;
   _Atomic uint64_t last_slow_ms; // when the owner last refilled or flushed
-  uint64_t trimmed_ms;           // (lock) last_slow_ms as of the last trim
+  uint64_t trimmed_ms;           // (registry lock) last_slow_ms as of the last trim
+  // Set by a trim: the next remote free into the heap asks for another
+  // (retrim), since nobody else would collect it while the owner stays idle.
+  _Atomic int idle_trimmed;
+  _Atomic int retrim;
 } hak_heap;
 
 // Thread-local state, in the initial-exec TLS model so that reaching it never
 // calls into the dynamic loader.
 typedef struct hak_tls_state {
   hak_heap *heap;
-  hak_tcache_bin bins[HAK_NUM_CLASSES + 1]; // bins[0] never holds blocks nor room
-  int exiting;                              // set while the thread's heap is torn down
-  uint64_t rng; // xorshift state for randomised carving (hardened variant)
+  hak_tcache_bin bins[1]; // one set of bins: an array so that hak_tls.bins is their address
+  int exiting;            // set while the thread's heap is torn down
+  uint64_t rng;           // xorshift state for randomised carving (hardened variant)
 } hak_tls_state;
 
 extern HAK_TLS hak_tls_state hak_tls HAK_INTERNAL;
