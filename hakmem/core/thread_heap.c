@@ -112,6 +112,9 @@ hak_heap *hak_heap_get(void) {
   }
   h->tcache = hak_tls.bins;
   h->thread = pthread_self();
+  h->trimmed_ms = 0; // a stashed heap starts its trim record afresh
+  atomic_store_explicit(&h->idle_trimmed, 0, memory_order_relaxed);
+  atomic_store_explicit(&h->retrim, 0, memory_order_relaxed);
   h->live = true;
   h->next = g_reg.live;
   if (g_reg.live)
@@ -186,8 +189,11 @@ uint64_t hak_heap_trim_idle(bool force) {
         next = due;
       continue;
     }
-    if (!hak_heap_trylock(h))
-      continue; // the owner is on a slow path, so not idle; it will note it
+    if (!hak_heap_trylock(h)) {
+      if (next == 0 || now + trim_idle_ms() < next)
+        next = now + trim_idle_ms(); // busy now: look again later
+      continue;
+    }
     atomic_store_explicit(&h->retrim, 0, memory_order_relaxed);
     atomic_store_explicit(&h->idle_trimmed, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst); // the mark before the collection (note_remote)

@@ -388,27 +388,42 @@ TEST(IdleTrim, SlabsWithLiveBlocksGiveBackTheirFreePages) {
   });
 }
 
-// Without malloc_trim: the purge thread trims a heap once it has been idle
-// for half of HAKMEM_DECAY_MS (500 ms by default).
-TEST(IdleTrim, PurgeThreadTrimsAParkedThreadsHeap) {
-  SKIP_WITHOUT_FAST_CACHE();
-  hakmem_box_test::Worker w;
+// 400 blocks of 20 KiB (a medium class, about 16 slabs) allocated by w.
+std::vector<void *> MediumBlocksOf(hakmem_box_test::Worker &w) {
   std::vector<void *> blocks;
   w.Run([&] {
     for (size_t i = 0; i < 400; i++)
       blocks.push_back(hak_malloc(20 << 10));
   });
+  return blocks;
+}
+
+// Frees blocks from this thread, leaving none in its own bins.
+void FreeHere(const std::vector<void *> &blocks) {
   for (void *p : blocks)
     hak_free(p);
-  hak_thread_flush(); // this thread's bin keeps none of them
-  const size_t before = SlabsInUse(blocks);
-  EXPECT_GE(before, 3u);
-  size_t now = before;
+  hak_thread_flush();
+}
+
+// Slabs of blocks still in use once the purge thread had up to 5 s.
+size_t SlabsInUseAfterWaiting(const std::vector<void *> &blocks) {
+  size_t now = SlabsInUse(blocks);
   for (int ms = 0; ms < 5000 && now > 0; ms += 50) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     now = SlabsInUse(blocks);
   }
-  EXPECT_EQ(now, 0u);
+  return now;
+}
+
+// Without malloc_trim: the purge thread trims a heap once it has been idle
+// for half of HAKMEM_DECAY_MS (500 ms by default).
+TEST(IdleTrim, PurgeThreadTrimsAParkedThreadsHeap) {
+  SKIP_WITHOUT_FAST_CACHE();
+  hakmem_box_test::Worker w;
+  std::vector<void *> blocks = MediumBlocksOf(w);
+  FreeHere(blocks);
+  EXPECT_GE(SlabsInUse(blocks), 3u);
+  EXPECT_EQ(SlabsInUseAfterWaiting(blocks), 0u);
 }
 
 // Blocks freed by another thread after the parked owner's heap was trimmed:
@@ -416,23 +431,12 @@ TEST(IdleTrim, PurgeThreadTrimsAParkedThreadsHeap) {
 TEST(IdleTrim, RemoteFreesAfterATrimAreCollected) {
   SKIP_WITHOUT_FAST_CACHE();
   hakmem_box_test::Worker w;
-  std::vector<void *> blocks;
-  w.Run([&] {
-    for (size_t i = 0; i < 400; i++)
-      blocks.push_back(hak_malloc(20 << 10));
-  });
+  std::vector<void *> blocks = MediumBlocksOf(w);
   const uint64_t trimmed = Stats().slabs_trimmed;
   hak_trim(0); // the owner's heap is trimmed with every block still out
   EXPECT_GE(SlabsInUse(blocks), 8u);
-  for (void *p : blocks)
-    hak_free(p);
-  hak_thread_flush();
-  size_t now = SlabsInUse(blocks);
-  for (int ms = 0; ms < 5000 && now > 0; ms += 50) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    now = SlabsInUse(blocks);
-  }
-  EXPECT_EQ(now, 0u);
+  FreeHere(blocks);
+  EXPECT_EQ(SlabsInUseAfterWaiting(blocks), 0u);
   EXPECT_GT(Stats().slabs_trimmed, trimmed);
 }
 
