@@ -151,8 +151,6 @@ static void carve(hak_slab *s, uint32_t n) {
 #undef CARVE_INDEX
 }
 
-static uint64_t *purged_bits(hak_slab *s) { return hak_superslab_of(s)->purged_pages[s->slot]; }
-
 // Gives the OS the pages of a slab that stays (some of its blocks are out)
 // whose blocks are all free, and the never-carved pages past them. The free
 // blocks that start in a purged page leave the free list: their links are
@@ -201,7 +199,7 @@ static size_t trim_slab(hak_slab *s) {
     s->free = keep;
     // ...then the pages go, a run at a time, and the bits remember them.
     // Atomic: checked builds read the bits from any thread.
-    uint64_t *bits = purged_bits(s);
+    uint64_t *bits = hak_slab_purged_bits(s);
     for (size_t w = 0; w < HAK_SLAB_MAX_PAGES / 64; w++)
       __atomic_fetch_or(&bits[w], fresh[w], __ATOMIC_RELAXED);
     __atomic_store_n(&s->trimmed, 1, __ATOMIC_RELAXED);
@@ -227,7 +225,7 @@ static size_t trim_slab(hak_slab *s) {
 // Puts the free blocks of a trimmed slab's purged pages back on its free list
 // (touching those pages again) before the owner allocates from it.
 static void untrim(hak_slab *s) {
-  uint64_t *bits = purged_bits(s);
+  uint64_t *bits = hak_slab_purged_bits(s);
   size_t bs = s->block_size;
   bool mark = HAKMEM_DEBUG || hak_check_full; // checked blocks carry a free mark
   void *head = s->free;
@@ -242,9 +240,7 @@ static void untrim(hak_slab *s) {
     }
   }
   s->free = head;
-  for (size_t w = 0; w < HAK_SLAB_MAX_PAGES / 64; w++)
-    __atomic_store_n(&bits[w], 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&s->trimmed, 0, __ATOMIC_RELAXED);
+  hak_slab_clear_purged(s);
 }
 
 int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {

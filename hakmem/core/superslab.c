@@ -75,10 +75,7 @@ hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls
   s->class_idx = (uint8_t)cls;
   HAK_SLAB_SET_STATE(s, HAK_SLAB_ACTIVE);
   s->slot = (uint8_t)slot;
-  // Atomic: checked builds read these from any thread (hak_slab_block_purged).
-  __atomic_store_n(&s->trimmed, 0, __ATOMIC_RELAXED);
-  for (size_t w = 0; w < HAK_SLAB_MAX_PAGES / 64; w++)
-    __atomic_store_n(&ss->purged_pages[slot][w], 0, __ATOMIC_RELAXED);
+  hak_slab_clear_purged(s);
   hak_classmap_set((uint8_t *)ss + ((size_t)slot << ss->slab_shift), (size_t)1 << ss->slab_shift,
                    cls + 1);
   return s;

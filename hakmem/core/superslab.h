@@ -32,6 +32,21 @@ void hak_superslab_unmap_slab(hak_superslab *ss, unsigned slot) HAK_INTERNAL;
 // Non-zero when p is the start of a block that slab s has handed out.
 int hak_slab_is_block(const hak_slab *s, const void *p) HAK_INTERNAL;
 
+// The bits of slab s's pages that a trim gave back (bit i: page i from the
+// slab's start), in its SuperSlab's header.
+static inline uint64_t *hak_slab_purged_bits(const hak_slab *s) {
+  return hak_superslab_of(s)->purged_pages[s->slot];
+}
+
+// Forgets them: the slab is fresh, or its blocks are back on its free list.
+// Atomic: checked builds read them from any thread (hak_slab_block_purged).
+static inline void hak_slab_clear_purged(hak_slab *s) {
+  uint64_t *bits = hak_slab_purged_bits(s);
+  for (size_t w = 0; w < HAK_SLAB_MAX_PAGES / 64; w++)
+    __atomic_store_n(&bits[w], 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->trimmed, 0, __ATOMIC_RELAXED);
+}
+
 // Whether block p of slab s starts in a page a trim gave back: it is free,
 // off the free list until the owner takes the slab's blocks back. Any thread
 // may ask.
@@ -39,7 +54,7 @@ static inline bool hak_slab_block_purged(const hak_slab *s, const void *p) {
   if (__atomic_load_n(&s->trimmed, __ATOMIC_RELAXED) == 0)
     return false;
   size_t page = ((uintptr_t)p - (uintptr_t)s->start) / HAK_PAGE_SIZE;
-  const uint64_t *bits = hak_superslab_of(s)->purged_pages[s->slot];
+  const uint64_t *bits = hak_slab_purged_bits(s);
   return (__atomic_load_n(&bits[page / 64], __ATOMIC_RELAXED) >> (page % 64) & 1) != 0;
 }
 

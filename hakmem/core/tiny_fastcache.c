@@ -47,6 +47,12 @@ static void bin_move(hak_tcache_bin *bins, unsigned i, uint64_t delta) {
   seq_end(bins);
 }
 
+// Ends an owner's slab-layer work on a slow path: the heap is busy, not idle.
+static void slab_work_done(hak_heap *h) {
+  hak_heap_unlock(h);
+  hak_heap_note_slow(h);
+}
+
 void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
   // Release builds run HAKMEM_CHECK=full on the slow paths, so the bins stay
   // empty and every call takes them.
@@ -116,8 +122,7 @@ void *hak_tcache_alloc_slow(unsigned cls) {
   void *list;
   hak_heap_lock(h);
   uint32_t got = hak_slab_take(h, cls, want, &list);
-  hak_heap_unlock(h);
-  hak_heap_note_slow(h);
+  slab_work_done(h);
   if (got == 0)
     return NULL;
   HAK_COUNT(h->counters[cls].allocs, 1);
@@ -185,15 +190,14 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
   if (h == NULL && !hak_tls.exiting) {
     h = hak_heap_get(); // a thread whose first call is free gets its heap now
   }
-  if (h == NULL || bins->cap[i] == 0) {
-    if (h == NULL) {
-      hak_slab_free_any(h, s, p);
-      return;
-    }
+  if (h == NULL) {
+    hak_slab_free_any(NULL, s, p); // no heap (exiting, or none to be had): a remote push
+    return;
+  }
+  if (bins->cap[i] == 0) {
     hak_heap_lock(h);
     hak_slab_free_any(h, s, p);
-    hak_heap_unlock(h);
-    hak_heap_note_slow(h);
+    slab_work_done(h);
     return;
   }
   if (hak_bin_room(bins, i) == 0) {
@@ -212,8 +216,7 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
     bin_move(bins, i, n);
     hak_heap_lock(h);
     release_chain(h, list, n);
-    hak_heap_unlock(h);
-    hak_heap_note_slow(h);
+    slab_work_done(h);
   }
   hak_link_set(p, *hak_bin_head(bins, i));
   *hak_bin_head(bins, i) = p;
@@ -232,6 +235,5 @@ void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) {
     bin_move(bins, i, n);
     release_chain(h, list, n);
   }
-  hak_heap_unlock(h);
-  hak_heap_note_slow(h);
+  slab_work_done(h);
 }
