@@ -42,17 +42,6 @@ void hak_report(const char *what, const void *p, const char *problem) {
   hak_fatal("%s: %s %p", what, problem, p);
 }
 
-void hak_check_free_block(const char *what, const hak_slab *s, void *p) {
-  if (!hak_slab_is_block(s, p))
-    hak_report(what, p, "invalid pointer (not a block hakmem handed out):");
-  if (hak_is_marked_free(p) || hak_slab_block_purged(s, p))
-    hak_report(what, p, "double free of");
-#if HAKMEM_DEBUG
-  hak_guard_check(what, p, s->block_size);
-#endif
-  hak_mark_free(p);
-}
-
 void hak_check_popped(void *p) {
   if (!hak_is_marked_free(p))
     hak_fatal("heap corruption: free block %p was written to after it was freed", p);
@@ -67,7 +56,7 @@ void hak_check_popped(void *p) {
   ((uintptr_t *)p)[1] = 0;
 }
 
-#if HAKMEM_DEBUG
+#if HAK_GUARD
 void hak_guard_arm(void *p, size_t block_size, size_t requested) {
   uint8_t *b = p;
   size_t room = block_size - HAK_TRAILER;

@@ -7,17 +7,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "link.h"
 #include "types.h"
-
-// A random per-process key. A free block carries key ^ address in its second
-// word, which user data is vanishingly unlikely to match by chance.
-extern uintptr_t hak_free_key HAK_INTERNAL;
 // HAKMEM_CHECK=full (always on in debug builds).
 extern bool hak_check_full HAK_INTERNAL;
 
-#if HAKMEM_DEBUG
-// Debug builds keep the requested size, masked with the key, in the last 8
-// bytes of each slab block and fill the slack before it with a pattern.
+// Debug and hardened builds keep the requested size, masked with the key, in
+// the last 8 bytes of each slab block (the canary) and fill the slack before
+// it with a pattern, checked when the block is freed: a write past the end.
+#define HAK_GUARD (HAKMEM_DEBUG || HAKMEM_HARDENED)
+#if HAK_GUARD
 #define HAK_TRAILER ((size_t)8)
 #else
 #define HAK_TRAILER ((size_t)0)
@@ -25,24 +24,15 @@ extern bool hak_check_full HAK_INTERNAL;
 
 void hak_check_init(void) HAK_INTERNAL;
 
-static inline void hak_mark_free(void *p) { ((uintptr_t *)p)[1] = hak_free_key ^ (uintptr_t)p; }
-
-static inline int hak_is_marked_free(const void *p) {
-  return ((const uintptr_t *)p)[1] == (hak_free_key ^ (uintptr_t)p);
-}
-
 // Reports misuse of p by what (e.g. "free()") and aborts.
 void hak_report(const char *what, const void *p, const char *problem) HAK_INTERNAL
     __attribute__((noreturn, cold));
 
-// Full checks of a block about to be freed: it must be a live block of s;
-// then it is marked free. Reports and aborts on misuse.
-void hak_check_free_block(const char *what, const hak_slab *s, void *p) HAK_INTERNAL;
 // Full checks of a block about to be handed out: it must still carry its free
 // mark (else something wrote into it after it was freed). Clears the mark.
 void hak_check_popped(void *p) HAK_INTERNAL;
 
-#if HAKMEM_DEBUG
+#if HAK_GUARD
 void hak_guard_arm(void *p, size_t block_size, size_t requested) HAK_INTERNAL;
 // The size requested for p, after checking that nothing wrote past it.
 size_t hak_guard_check(const char *what, const void *p, size_t block_size) HAK_INTERNAL;

@@ -13,7 +13,7 @@
 #include "tiny_fastcache.h"
 #include "types.h"
 
-#define HAK_INLINE_FAST_PATHS (HAKMEM_FASTCACHE && !HAKMEM_DEBUG)
+#define HAK_INLINE_FAST_PATHS HAK_INLINE_FREE_HIT
 
 // Everything else malloc does, for any size.
 void *hak_malloc_miss(size_t size) HAK_INTERNAL;
@@ -39,12 +39,44 @@ static inline __attribute__((always_inline)) void *hak_malloc_hit(size_t size) {
   return hak_malloc_miss(size);
 }
 
-// The class map names the bin (its slot); a block of a free slot or of
-// foreign memory names bin 0, which never has room. p == head is the double free that every
-// build catches.
+// The slow path of free when the bin was full: the hit path's subtract
+// wrapped its room to 0xffff, which this puts back before hak_free_miss.
+void hak_free_full(void *p, uintptr_t slot) HAK_INTERNAL;
+
+// The class map names the bin (its slot); foreign memory, large blocks, free
+// slab slots and medium slabs name bin 0 or a bin whose check never passes.
+// A hit then proves p is a block start of a small slab (one multiply, see
+// size_class.h) and not free (its second word is not the free mark), so an
+// interior pointer or a double free never enters a bin; the slow path says
+// which it was. The push stores the link and the mark.
 static inline __attribute__((always_inline)) void hak_free_hit(void *p) {
-  if (hak_likely(hak_tcache_push(hak_classmap_slot(p), p)))
-    return;
+  uintptr_t slot = hak_classmap_slot(p);
+  uint32_t off = (uint16_t)(uintptr_t)p;
+  if (hak_likely(off * HAK_MY_CHK(slot) < HAK_MY_CHK(slot + 1))) {
+    uintptr_t key = hak_free_key;
+    if (hak_likely(((const uintptr_t *)p)[1] != key)) {
+#if defined(__SANITIZE_THREAD__)
+      if (hak_likely((uint16_t)HAK_MY_WORD(slot) != 0)) {
+        HAK_COUNT(HAK_MY_WORD(slot), (uint64_t)-1);
+#else
+      // One subtract makes room for the push, counts the free (see
+      // hak_tcache_bin) and, going negative, says the bin was full (room
+      // never exceeds 256): GCC emits it as subw and js.
+      if (hak_likely((int16_t)--hak_tls.bins[0].hot.r.e[slot].room >= 0)) {
+#endif
+        hak_link_set(p, HAK_MY_HEAD(slot));
+        ((uintptr_t *)p)[1] = key;
+        HAK_MY_HEAD(slot) = p;
+        return;
+      }
+#if defined(__SANITIZE_THREAD__)
+      hak_free_miss(p);
+#else
+      hak_free_full(p, slot);
+#endif
+      return;
+    }
+  }
   hak_free_miss(p);
 }
 #else

@@ -9,6 +9,7 @@
 #include "api.h"
 #include "check.h"
 #include "fastpath.h"
+#include "foreign.h"
 #include "large.h"
 #include "log.h"
 #include "page_arena.h"
@@ -22,11 +23,6 @@
 #include "thread_heap.h"
 #include "tiny_fastcache.h"
 
-// glibc's own allocator, for pointers that hakmem did not hand out (memory
-// allocated before hakmem was in charge, or by code calling it directly).
-extern void __libc_free(void *p);
-extern void *__libc_realloc(void *p, size_t n);
-
 // ---- class allocation -------------------------------------------------------
 
 #if !HAKMEM_FASTCACHE
@@ -39,8 +35,9 @@ static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
     return NULL;
   hak_slab *s = h->cls[cls].active;
   void *b = s->free;
-  s->free = hak_link_get(b);
+  s->free = hak_link_next(b);
   s->used++;
+  hak_mark_clear(b);
   HAK_COUNT(h->counters[cls].allocs, 1);
   HAK_COUNT(h->counters[cls].slow_allocs, 1);
   HAK_COUNT(h->counters[cls].refills, 1);
@@ -67,8 +64,9 @@ static inline void *alloc_class(unsigned cls) {
     hak_slab *s = h->cls[cls].active;
     b = s->free;
     if (hak_likely(b != NULL)) {
-      s->free = hak_link_get(b);
+      s->free = hak_link_next(b);
       s->used++;
+      hak_mark_clear(b);
       HAK_COUNT(h->counters[cls].allocs, 1);
     }
   }
@@ -88,7 +86,7 @@ static inline void *alloc_class(unsigned cls) {
 // A slab block for a request of n bytes (debug builds add the trailer).
 static inline void *alloc_small(size_t n, unsigned cls) {
   void *b = alloc_class(cls);
-#if HAKMEM_DEBUG
+#if HAK_GUARD
   if (b != NULL)
     hak_guard_arm(b, hak_classes[cls].size, n);
 #else
@@ -121,19 +119,23 @@ report_invalid(const char *what, const void *p) {
   hak_fatal("%s: invalid pointer %p (not a block hakmem handed out)", what, p);
 }
 
-// Checks that p is the start of a live block of s: the full check in debug
-// builds, the cheap one (its slab is in use) otherwise.
-static inline void check_block(const char *what, const hak_slab *s, const void *p) {
-#if HAKMEM_DEBUG
+// The slab of p, once p is proven the start of a live block of it: every
+// build checks this on every path but the inlined hit of free, which proves
+// the same in its own way. Reports misuse by what and aborts.
+static hak_slab *vet_block(const char *what, const void *p, uint8_t kind) {
+  hak_slab *s = hak_slab_of(p, kind);
   if (hak_unlikely(!hak_slab_is_block(s, p)))
     report_invalid(what, p);
-#else
-  if (hak_unlikely(HAK_SLAB_STATE(s) == HAK_SLAB_FREE))
-    report_invalid(what, p);
+  if (hak_unlikely(hak_is_marked_free(p) || hak_slab_block_purged(s, p)))
+    hak_report(what, p, what[0] == 'f' ? "double free of" : "block already freed:");
+#if HAK_GUARD
+  hak_guard_check(what, p, s->block_size);
 #endif
+  return s;
 }
 
-static void __attribute__((noinline)) free_slow(void *p, uint8_t kind) {
+// Large blocks and pointers in no hakmem region.
+static void __attribute__((noinline)) free_other(void *p, uint8_t kind) {
   if (p == NULL)
     return;
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
@@ -143,13 +145,11 @@ static void __attribute__((noinline)) free_slow(void *p, uint8_t kind) {
     hak_large_free(hdr);
     return;
   }
-  __libc_free(p); // not ours: glibc frees it or reports it
+  hak_foreign_free(p);
 }
 
 #if !HAKMEM_FASTCACHE
 static void __attribute__((noinline)) slab_free_slow(void *p, hak_slab *s) {
-  if (!HAKMEM_DEBUG && hak_check_full)
-    hak_check_free_block("free()", s, p);
   hak_heap *h = hak_tls.heap;
   if (h == NULL && !hak_tls.exiting)
     h = hak_heap_get();
@@ -158,18 +158,22 @@ static void __attribute__((noinline)) slab_free_slow(void *p, hak_slab *s) {
 #endif
 
 #if HAK_INLINE_FAST_PATHS
-// Everything the fast path of free does not handle: foreign pointers, large
-// blocks, free slab slots (an invalid free), full or disabled bins, and a
-// block at the head of its bin (a double free).
+// Everything the hit path of free does not take: foreign pointers, large and
+// medium blocks, free slab slots, disabled bins, and whatever failed its
+// checks (an interior pointer, a double free), which this path names.
 void hak_free_miss(void *p) {
   uint8_t kind = hak_segmap_kind(p);
   if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM) {
-    free_slow(p, kind);
+    free_other(p, kind);
     return;
   }
-  hak_slab *s = hak_slab_of(p, kind);
-  check_block("free()", s, p);
+  hak_slab *s = vet_block("free()", p, kind);
   hak_tcache_free_slow(p, s, s->class_idx);
+}
+
+void hak_free_full(void *p, uintptr_t slot) {
+  hak_tls.bins[0].hot.r.e[slot].room += 1; // the hit path's subtract wrapped it
+  hak_free_miss(p);
 }
 
 void hak_free(void *p) { hak_free_hit(p); }
@@ -177,21 +181,16 @@ void hak_free(void *p) { hak_free_hit(p); }
 void hak_free(void *p) {
   uint8_t kind = hak_segmap_kind(p);
   if (hak_likely(kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM)) {
-    hak_slab *s = hak_slab_of(p, kind);
-#if HAKMEM_DEBUG
-    hak_check_free_block("free()", s, p);
-#else
-    check_block("free()", s, p);
-#endif
+    hak_slab *s = vet_block("free()", p, kind);
 #if HAKMEM_FASTCACHE
     unsigned cls = s->class_idx;
     if (hak_likely(hak_tcache_push(HAK_BIN_SLOT(hak_bin_of_class(cls)), p)))
       return;
     hak_tcache_free_slow(p, s, cls);
 #else
+    hak_mark_free(p);
     hak_heap *h = hak_tls.heap;
-    if (hak_likely(h != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == h &&
-                   !hak_check_full)) {
+    if (hak_likely(h != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
       HAK_COUNT(h->counters[s->class_idx].frees, 1);
       hak_slab_free_local(h, s, p);
       return;
@@ -200,7 +199,7 @@ void hak_free(void *p) {
 #endif
     return;
   }
-  free_slow(p, kind);
+  free_other(p, kind);
 }
 #endif
 
@@ -209,9 +208,8 @@ void hak_free(void *p) {
 size_t hak_usable_size(const void *p) {
   uint8_t kind = hak_segmap_kind(p);
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
-    hak_slab *s = hak_slab_of(p, kind);
-    check_block("malloc_usable_size()", s, p);
-#if HAKMEM_DEBUG
+    hak_slab *s = vet_block("malloc_usable_size()", p, kind);
+#if HAK_GUARD
     return hak_guard_check("malloc_usable_size()", p, s->block_size);
 #else
     return s->block_size;
@@ -223,10 +221,21 @@ size_t hak_usable_size(const void *p) {
       report_invalid("malloc_usable_size()", p);
     return hdr->usable;
   }
-  return 0;
+  if (p == NULL)
+    return 0;
+  return hak_foreign_usable_size(p);
 }
 
-int hak_owns(const void *p) { return hak_segmap_kind(p) != HAK_REGION_NONE; }
+int hak_owns(const void *p) {
+  uint8_t kind = hak_segmap_kind(p);
+  if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
+    hak_slab *s = hak_slab_of(p, kind);
+    return hak_slab_is_block(s, p) && !hak_is_marked_free(p) && !hak_slab_block_purged(s, p);
+  }
+  if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL)
+    return hak_large_of(p, kind) != NULL;
+  return 0;
+}
 
 // ---- calloc / realloc -------------------------------------------------------
 
@@ -254,17 +263,16 @@ void *hak_realloc(void *p, size_t size) {
   uint8_t kind = hak_segmap_kind(p);
   size_t old;
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
-    hak_slab *s = hak_slab_of(p, kind);
-    check_block("realloc()", s, p);
+    hak_slab *s = vet_block("realloc()", p, kind);
     size_t room = s->block_size - HAK_TRAILER;
-#if HAKMEM_DEBUG
+#if HAK_GUARD
     old = hak_guard_check("realloc()", p, s->block_size);
 #else
     old = room;
 #endif
     // Stay put unless the block would be more than half empty.
     if (size <= room && (size > s->block_size / 2 || s->block_size <= 64)) {
-#if HAKMEM_DEBUG
+#if HAK_GUARD
       hak_guard_arm(p, s->block_size, size);
 #endif
       return p;
@@ -277,7 +285,7 @@ void *hak_realloc(void *p, size_t size) {
     if (size > SMALL_LIMIT && hak_large_resize(hdr, p, size) == 0)
       return p;
   } else {
-    return __libc_realloc(p, size);
+    return hak_foreign_realloc(p, size);
   }
   void *q = hak_malloc(size);
   if (q == NULL)

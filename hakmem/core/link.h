@@ -21,6 +21,19 @@ static inline int hak_link_plausible(uintptr_t n) {
   return (n & 15) == 0 && (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM);
 }
 
+// A random per-process key (check.c). Every free block carries it in its
+// second word, the free mark, and every block handed out has that word
+// cleared: a block whose second word holds the key is free (user data can
+// only hold it by copying it out of freed memory). This is what makes every
+// double free detectable in O(1), in every build.
+extern uintptr_t hak_free_key HAK_INTERNAL;
+
+static inline void hak_mark_free(void *p) { ((uintptr_t *)p)[1] = hak_free_key; }
+static inline int hak_is_marked_free(const void *p) {
+  return ((const uintptr_t *)p)[1] == hak_free_key;
+}
+static inline void hak_mark_clear(void *p) { ((uintptr_t *)p)[1] = 0; }
+
 // Reports the damaged link of block and aborts.
 void hak_link_corrupt(const void *block) HAK_INTERNAL __attribute__((noreturn, cold));
 
@@ -46,5 +59,16 @@ static inline void *hak_link_get(const void *b) {
   return n;
 }
 #endif
+
+// The link of free block b, vetted before anyone follows it (the slow paths:
+// refills, flushes, remote splices, trims): NULL, or a 16-byte aligned
+// address in a SuperSlab whose block carries the free mark. Anything else
+// means b's first word was written after b was freed.
+static inline void *hak_link_next(const void *b) {
+  void *n = hak_link_get(b);
+  if (n != NULL && hak_unlikely(!hak_link_plausible((uintptr_t)n) || !hak_is_marked_free(n)))
+    hak_link_corrupt(b);
+  return n;
+}
 
 #endif // HAKMEM_LINK_H

@@ -47,9 +47,7 @@ static void note_dirty_slots(void) {
   hak_purge_wanted(now + hak_opts.decay_ms);
 }
 
-static uint32_t full_mask(const hak_superslab *ss) {
-  return ss->nslabs == 32 ? 0xffffffffu : (1u << ss->nslabs) - 1u;
-}
+static uint32_t full_mask(const hak_superslab *ss) { return hak_ss_slot_mask(ss); }
 
 static void avail_unlink(pool_kind *k, hak_superslab *ss) {
   if (ss->prev)

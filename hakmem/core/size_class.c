@@ -3,10 +3,14 @@
 // Fast-cache bound: about 32 KiB of blocks, at least 1 and at most 256 (an
 // idle thread keeps what its bins hold).
 #define CAP(s) ((32768 / (s)) > 256 ? 256 : (32768 / (s)) < 1 ? 1 : (32768 / (s)))
+#define SMALL(s) ((s) <= HAK_SMALL_MAX)
+#define CHK_MUL(s) ((uint32_t)(((uint64_t)1 << 32) / (s) + 1))
+#define CHK_LIM(s)                                                                                 \
+  ((65536u / (s)-1u) * (uint32_t)((uint64_t)CHK_MUL(s) * (s) - ((uint64_t)1 << 32)) + 1u)
 #define CLS(s)                                                                                     \
   {                                                                                                \
-    (s), (s) <= HAK_SMALL_MAX ? HAK_REGION_SS_SMALL : HAK_REGION_SS_MEDIUM, CAP(s),                \
-        (CAP(s) + 1) / 2                                                                           \
+    (s), SMALL(s) ? HAK_REGION_SS_SMALL : HAK_REGION_SS_MEDIUM, CAP(s), (CAP(s) + 1) / 2,          \
+        UINT64_MAX / (s) + 1, SMALL(s) ? CHK_MUL(s) : 0, SMALL(s) ? CHK_LIM(s) : 0                 \
   }
 
 const hak_class_info hak_classes[HAK_NUM_CLASSES] = {

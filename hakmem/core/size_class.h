@@ -14,6 +14,14 @@ typedef struct hak_class_info {
   uint8_t region_kind; // HAK_REGION_SS_SMALL or HAK_REGION_SS_MEDIUM
   uint16_t cache_cap;  // fast-cache bound, in blocks
   uint16_t batch;      // blocks moved per refill or flush
+  // off % size == 0 iff off * div_magic < div_magic, for off < 2^32
+  // (div_magic = ceil(2^64 / size); Lemire, Kaser and Kurz 2019).
+  uint64_t div_magic;
+  // Small classes: a granule offset off (< 64 KiB) is a block start iff
+  // (uint32_t)(off * chk_mul) < chk_lim, where chk_mul = 2^32 / size + 1 and
+  // chk_lim excludes the tail past the last whole block; 0 and 0 (never) for
+  // medium classes. Exhaustively tested in size_class_test.
+  uint32_t chk_mul, chk_lim;
 } hak_class_info;
 
 extern const hak_class_info hak_classes[HAK_NUM_CLASSES] HAK_INTERNAL;

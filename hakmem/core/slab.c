@@ -47,7 +47,7 @@ void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) {
     return;
   void *first = (void *)chain, *last = first;
   uint32_t n = 1;
-  for (void *next; (next = hak_link_get(last)) != NULL; n++)
+  for (void *next; (next = hak_link_next(last)) != NULL; n++)
     last = next;
   hak_link_set(last, s->free);
   s->free = first;
@@ -137,13 +137,11 @@ static void carve(hak_slab *s, uint32_t n) {
 #else
 #define CARVE_INDEX(i) (i)
 #endif
-  bool mark = HAKMEM_DEBUG || hak_check_full; // checked blocks carry a free mark
   void *head = s->free;
   for (uint32_t i = n; i > 0; i--) {
     void *b = base + (size_t)CARVE_INDEX(i - 1) * s->block_size;
     hak_link_set(b, head);
-    if (mark)
-      hak_mark_free(b);
+    hak_mark_free(b);
     head = b;
   }
   s->free = head;
@@ -165,7 +163,7 @@ static size_t trim_slab(hak_slab *s) {
   size_t npages = (carved_end + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE;
   HAK_ASSERT(base % HAK_PAGE_SIZE == 0 && npages <= HAK_SLAB_MAX_PAGES);
   uint32_t free_bytes[HAK_SLAB_MAX_PAGES] = {0};
-  for (void *b = s->free; b != NULL; b = hak_link_get(b)) {
+  for (void *b = s->free; b != NULL; b = hak_link_next(b)) {
     size_t lo = (uintptr_t)b - base, hi = lo + bs;
     for (size_t p = lo / HAK_PAGE_SIZE; p * HAK_PAGE_SIZE < hi; p++) {
       size_t a = p * HAK_PAGE_SIZE > lo ? p * HAK_PAGE_SIZE : lo;
@@ -189,7 +187,7 @@ static size_t trim_slab(hak_slab *s) {
     // links are read before the purge erases them)...
     void *keep = NULL;
     for (void *b = s->free, *next; b != NULL; b = next) {
-      next = hak_link_get(b);
+      next = hak_link_next(b);
       size_t p = ((uintptr_t)b - base) / HAK_PAGE_SIZE;
       if (!(fresh[p / 64] >> (p % 64) & 1)) {
         hak_link_set(b, keep);
@@ -223,19 +221,23 @@ static size_t trim_slab(hak_slab *s) {
 }
 
 // Puts the free blocks of a trimmed slab's purged pages back on its free list
-// (touching those pages again) before the owner allocates from it.
+// (touching those pages again) before the owner allocates from it. Those
+// pages read as zeros since the purge: a block whose first words are not
+// was freed again (it carries the free mark) or written to after its free.
 static void untrim(hak_slab *s) {
   uint64_t *bits = hak_slab_purged_bits(s);
   size_t bs = s->block_size;
-  bool mark = HAKMEM_DEBUG || hak_check_full; // checked blocks carry a free mark
   void *head = s->free;
   for (size_t i = s->carved; i > 0; i--) {
     size_t p = (i - 1) * bs / HAK_PAGE_SIZE;
     if (bits[p / 64] >> (p % 64) & 1) {
       void *b = s->start + (i - 1) * bs;
+      const uintptr_t *w = b;
+      if (hak_unlikely(w[0] != 0 || w[1] != 0))
+        hak_report("free()", b,
+                   hak_is_marked_free(b) ? "double free of" : "write after free into block");
       hak_link_set(b, head);
-      if (mark)
-        hak_mark_free(b); // before the bits go: a double free is caught either way
+      hak_mark_free(b);
       head = b;
     }
   }
@@ -302,18 +304,14 @@ uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) {
   hak_slab *s = h->cls[cls].active;
   void *first = s->free, *last = first;
   uint32_t got = 1;
-  void *rest = hak_link_get(last);
-  bool checked = HAKMEM_DEBUG || hak_check_full;
+  // Each link is vetted before it is followed or the list is cut there: a
+  // write after free may have replaced it.
+  void *rest = hak_link_next(last);
   for (;; got++) {
-    // Checked builds vet each link before following it or cutting the list
-    // there: a write after free may have replaced it.
-    if (checked && rest != NULL &&
-        (!hak_link_plausible((uintptr_t)rest) || !hak_is_marked_free(rest)))
-      hak_link_corrupt(last);
     if (got >= n || rest == NULL)
       break;
     last = rest;
-    rest = hak_link_get(last);
+    rest = hak_link_next(last);
   }
   s->free = rest;
   hak_link_set(last, NULL);

@@ -24,7 +24,7 @@ hak_superslab *hak_superslab_create(uint8_t region_kind) {
   ss->kind = region_kind;
   ss->slab_shift = (uint8_t)hak_slab_shift_of_kind(region_kind);
   ss->nslabs = (uint8_t)(HAK_SS_SIZE >> ss->slab_shift);
-  ss->free_mask = ss->nslabs == 32 ? 0xffffffffu : (1u << ss->nslabs) - 1u;
+  ss->free_mask = hak_ss_slot_mask(ss);
   for (unsigned i = 0; i < ss->nslabs; i++)
     ss->slabs[i].slot = (uint8_t)i;
 #if HAKMEM_HARDENED
@@ -47,7 +47,7 @@ hak_superslab *hak_superslab_create(uint8_t region_kind) {
 }
 
 void hak_superslab_destroy(hak_superslab *ss) {
-  HAK_ASSERT(ss->free_mask == (ss->nslabs == 32 ? 0xffffffffu : (1u << ss->nslabs) - 1u));
+  HAK_ASSERT(ss->free_mask == hak_ss_slot_mask(ss));
   hak_segmap_clear(ss, HAK_SS_SIZE);
   ss->magic = 0;
   hak_stat_add(&hak_gstats.superslabs, -1);
@@ -96,5 +96,7 @@ int hak_slab_is_block(const hak_slab *s, const void *p) {
   uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
   if ((uintptr_t)p < (uintptr_t)s->start || off >= carved * bs)
     return 0;
-  return off % bs == 0;
+  // off % bs == 0 without a division (offsets are far below 2^32).
+  uint64_t magic = hak_classes[__atomic_load_n(&s->class_idx, __ATOMIC_RELAXED)].div_magic;
+  return off * magic < magic;
 }

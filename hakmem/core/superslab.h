@@ -13,6 +13,15 @@ static inline unsigned hak_slab_shift_of_kind(unsigned region_kind) {
   return 13u + 3u * region_kind;
 }
 
+// The slots a SuperSlab lends out. A small one keeps slot 0 for its header,
+// so that every small slab fills a whole 64 KiB granule and its blocks start
+// at granule offsets that are multiples of the block size (the free hit
+// path's block check relies on it).
+static inline uint32_t hak_ss_slot_mask(const hak_superslab *ss) {
+  uint32_t all = ss->nslabs == 32 ? 0xffffffffu : (1u << ss->nslabs) - 1u;
+  return ss->kind == HAK_REGION_SS_SMALL ? all & ~1u : all;
+}
+
 // The slab holding block p, given the region kind the segment map reported.
 static inline hak_slab *hak_slab_of(const void *p, unsigned region_kind) {
   hak_superslab *ss = hak_superslab_of(p);

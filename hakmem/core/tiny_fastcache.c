@@ -13,8 +13,6 @@
 #include "superslab.h"
 #include "thread_heap.h"
 
-void hak_tcache_double_free(void *p) { hak_report("free()", p, "double free of"); }
-
 // A thread's first refill of a class asks for a page's worth of blocks, and
 // each later one for twice as many, up to the class's batch: a class a thread
 // barely uses costs it one page, not a batch.
@@ -69,6 +67,10 @@ void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
       cap = 0;
     bin_move(bins, i, (uint64_t)cap - hak_bin_room(bins, i));
     bins->cap[i] = cap;
+    // The hit path's block check: only bins that take frees there.
+    bool hit = cap > 0 && HAK_INLINE_FREE_HIT;
+    bins->chk[HAK_BIN_SLOT(i)] = hit ? hak_classes[c].chk_mul : 0;
+    bins->chk[HAK_BIN_SLOT(i) + 1] = hit ? hak_classes[c].chk_lim : 0;
     bins->refill[i] = first_refill(c);
   }
 }
@@ -132,14 +134,15 @@ void *hak_tcache_alloc_slow(unsigned cls) {
   if (got > 1) {
     // The rest go under whatever the bin still holds; it is empty on a miss.
     HAK_ASSERT(got - 1 <= hak_bin_room(bins, i));
-    void *rest = hak_link_get(b);
+    void *rest = hak_link_next(b);
     void *tail = rest;
-    for (void *next; (next = hak_link_get(tail)) != NULL;)
+    for (void *next; (next = hak_link_next(tail)) != NULL;)
       tail = next;
     hak_link_set(tail, *hak_bin_head(bins, i));
     *hak_bin_head(bins, i) = rest;
     bin_move(bins, i, -(uint64_t)(got - 1));
   }
+  hak_mark_clear(b);
   return b;
 }
 
@@ -151,7 +154,7 @@ static void release_chain(hak_heap *h, void *list, uint32_t n) {
   void *run_first = NULL, *run_last = NULL;
   while (n-- > 0) {
     void *p = list;
-    list = hak_link_get(p);
+    list = hak_link_next(p);
     hak_slab *s = hak_slab_of(p, hak_superslab_of(p)->kind);
     if (s != run_slab && run_slab != NULL) {
       hak_slab_free_remote(run_slab, run_first, run_last);
@@ -180,13 +183,10 @@ static void release_chain(hak_heap *h, void *list, uint32_t n) {
 }
 
 void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
-  if (!HAKMEM_DEBUG && hak_check_full)
-    hak_check_free_block("free()", s, p);
   hak_heap *h = hak_tls.heap;
   hak_tcache_bin *bins = hak_tls.bins;
   unsigned i = hak_bin_of_class(cls);
-  if (p == *hak_bin_head(bins, i) && p != NULL)
-    hak_tcache_double_free(p);
+  hak_mark_free(p); // vetted by the caller: a live block, now free
   if (h == NULL && !hak_tls.exiting) {
     h = hak_heap_get(); // a thread whose first call is free gets its heap now
   }
@@ -210,8 +210,8 @@ void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
     void *list = *hak_bin_head(bins, i);
     void *cut = list;
     for (uint32_t k = 1; k < n; k++)
-      cut = hak_link_get(cut);
-    *hak_bin_head(bins, i) = hak_link_get(cut);
+      cut = hak_link_next(cut);
+    *hak_bin_head(bins, i) = hak_link_next(cut);
     hak_link_set(cut, NULL);
     bin_move(bins, i, n);
     hak_heap_lock(h);

@@ -7,6 +7,10 @@
 #include "link.h"
 #include "types.h"
 
+// Whether the exported free's hit path is inlined (release builds with the
+// fast cache, hardened excepted: it vets every call in full).
+#define HAK_INLINE_FREE_HIT (HAKMEM_FASTCACHE && !HAKMEM_DEBUG && !HAKMEM_HARDENED)
+
 // Miss path of malloc for class cls (its bin is empty): refills the bin and
 // returns a block, or NULL with ENOMEM.
 void *hak_tcache_alloc_slow(unsigned cls) HAK_INTERNAL;
@@ -47,26 +51,35 @@ static inline unsigned hak_bin_of_class(unsigned cls) { return cls + 1; }
 #define HAK_MY_HEAD(slot) (hak_tls.bins[0].hot.head[slot])
 #define HAK_MY_WORD(slot) (hak_tls.bins[0].hot.w.word[slot])
 
+#define HAK_MY_CHK(slot) (hak_tls.bins[0].chk[slot])
+
 #if HAKMEM_FASTCACHE
+// A pop hands out the head and clears its free mark. The link it installs as
+// the new head is vetted first: release builds check its alignment (what a
+// write after free into the first word of a cached block usually breaks: a
+// counter, a string, a small integer), checked and hardened builds check it
+// in full.
 static inline void *hak_tcache_pop(uintptr_t slot) {
   void *b = HAK_MY_HEAD(slot);
   if (hak_likely(b != NULL)) {
-    HAK_MY_HEAD(slot) = hak_link_get(b);
+    void *n = (HAKMEM_DEBUG || HAKMEM_HARDENED) ? hak_link_next(b) : hak_link_get(b);
+    if (hak_unlikely((uintptr_t)n & 15))
+      hak_link_corrupt(b);
+    HAK_MY_HEAD(slot) = n;
     HAK_COUNT(HAK_MY_WORD(slot), HAK_BIN_POP);
+    hak_mark_clear(b);
   }
   return b;
 }
 
-void hak_tcache_double_free(void *p) HAK_INTERNAL __attribute__((noreturn, cold));
-
-// The cheap double-free check every build keeps is p == head: freeing the
-// block that was freed last. The subtract both makes the push and counts the
+// A push of a block the caller has vetted (a live block of the bin's class):
+// it gets the free mark. The subtract both makes the push and counts the
 // free (see hak_tcache_bin).
 static inline bool hak_tcache_push(uintptr_t slot, void *p) {
-  void *head = HAK_MY_HEAD(slot);
-  if (hak_unlikely((uint16_t)HAK_MY_WORD(slot) == 0 || p == head))
+  if (hak_unlikely((uint16_t)HAK_MY_WORD(slot) == 0))
     return false;
-  hak_link_set(p, head);
+  hak_link_set(p, HAK_MY_HEAD(slot));
+  hak_mark_free(p);
   HAK_MY_HEAD(slot) = p;
   HAK_COUNT(HAK_MY_WORD(slot), (uint64_t)-1);
   return true;

@@ -45,10 +45,12 @@
 #define HAK_SS_SHIFT 21 // a SuperSlab is 2 MiB, aligned to 2 MiB
 #define HAK_SS_SIZE ((size_t)1 << HAK_SS_SHIFT)
 #define HAK_SS_MASK (HAK_SS_SIZE - 1)
-#define HAK_SS_HEADER_SIZE ((size_t)4096) // slot 0 starts after the header page
+#define HAK_SS_HEADER_SIZE ((size_t)4096) // the header page at the SuperSlab's base
 #define HAK_SS_MAX_SLABS 32
 
-// Small SuperSlabs hold 32 slabs of 64 KiB, medium ones 4 slabs of 512 KiB.
+// Small SuperSlabs hold 31 slabs of 64 KiB (slot 0's granule is the header's:
+// only its first page is ever touched), medium ones 4 slabs of 512 KiB (slot 0
+// starts after the header page).
 #define HAK_SLAB_SHIFT_SMALL 16
 #define HAK_SLAB_SHIFT_MEDIUM 19
 #define HAK_SLAB_MAX_PAGES (((size_t)1 << HAK_SLAB_SHIFT_MEDIUM) / HAK_PAGE_SIZE)
@@ -180,11 +182,26 @@ typedef struct hak_tcache_bin {
       void *pad_;
       uint64_t word[2 * HAK_NUM_BINS - 1]; // even entries: fast allocs << 16 | room left
     } w;
+    // The words' low 16 bits (the room), for the free hit path's subtract:
+    // word[slot]'s is r.e[slot].room (x86-64 is little-endian).
+    struct {
+      void *pad_;
+      struct {
+        uint16_t room;
+        uint16_t rest_[3];
+      } e[2 * HAK_NUM_BINS - 1];
+    } r;
   } hot;
   uint64_t bias[HAK_NUM_BINS];   // room - fast allocations + fast frees (mod 2^64)
   uint32_t cap[HAK_NUM_BINS];    // 0 until the thread's heap exists: every push goes slow
   uint32_t refill[HAK_NUM_BINS]; // blocks the next refill asks for; grows from a page's worth
   uint32_t seq;                  // odd while a slow path changes words and biases together
+  // The free hit path's block check, at chk[HAK_BIN_SLOT(i)] and the entry
+  // after it (scale 4 from the slot): a pointer p of a small slab is the start
+  // of a block iff (uint32_t)((p & 0xffff) * chk[slot]) < chk[slot + 1]. Both
+  // 0 (every free goes slow) until the bin is enabled, for bin 0 and for
+  // medium classes, whose blocks span 64 KiB granules. See size_class.h.
+  uint32_t chk[2 * HAK_NUM_BINS];
 } hak_tcache_bin;
 
 // Per-class counters kept by a heap; merged into the totals at thread exit.
