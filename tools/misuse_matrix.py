@@ -383,8 +383,12 @@ def main(argv):
         print()
     else:
         print(markdown_table(case_names, run_names, results))
+        # The hakmem paths show the build mode (k8-opt is --config=release).
+        print("\nAllocators:")
+        for a in allocs:
+            print("  %-19s %s" % (a.name, a.preload or "(no preload: glibc's malloc)"))
         for name, reason in skipped.items():
-            print("\nskipped %s: %s" % (name, reason))
+            print("  %-19s skipped: %s" % (name, reason))
         print("\nCases:")
         for c, w in all_cases:
             if c in case_names:
