@@ -47,6 +47,11 @@ SCHEMA_VERSION = 1
 # What is measured.
 
 PEER_LIB_DIR = "/usr/lib/x86_64-linux-gnu"
+# scudo comes with libclang-rt-14-dev, outside PEER_LIB_DIR. Named relative to
+# it so that --peer-lib-dir (an empty one in the tests) still governs every peer.
+SCUDO_LIB = os.path.relpath(
+    "/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.scudo_standalone-x86_64.so",
+    PEER_LIB_DIR)
 
 # name -> (variant recorded in JSON, kind, library). kind "hakmem": library
 # relative to the bazel-bin directory; "peer": relative to the peer library
@@ -59,6 +64,8 @@ ALLOCATORS = [
     ("mimalloc", "", "peer", "libmimalloc.so.2"),
     ("jemalloc", "", "peer", "libjemalloc.so.2"),
     ("tcmalloc", "", "peer", "libtcmalloc_minimal.so.4"),
+    # A hardened allocator: the peer of hakmem-hardened, so not among PEER_NAMES.
+    ("scudo", "", "peer", SCUDO_LIB),
 ]
 ALLOCATOR_NAMES = [a[0] for a in ALLOCATORS]
 # "Best peer" is the best of these (hakmem's competition, glibc included).
@@ -232,7 +239,7 @@ def _url(text):
 def build_parser():
     p = argparse.ArgumentParser(
         prog="bench",
-        description="Compare hakmem with glibc, mimalloc, jemalloc and tcmalloc on Larson, "
+        description="Compare hakmem with glibc, mimalloc, jemalloc, tcmalloc and scudo on Larson, "
                     "mtstress and the micro benchmarks (release builds, same binary for "
                     "every allocator, LD_PRELOAD).",
         epilog="Benchmarks: all, larson, mtstress, micro, or one of %s. Allocators: all, %s. "

@@ -252,7 +252,7 @@ class FormatTest(unittest.TestCase):
         allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS]
         jobs = []
         ns = {"hakmem": 5.0, "hakmem-nofastcache": 6.0, "hakmem-hardened": 5.5, "glibc": 20.0, "mimalloc": 10.0,
-              "jemalloc": 12.0, "tcmalloc": 11.0}
+              "jemalloc": 12.0, "tcmalloc": 11.0, "scudo": 30.0}
         for r in (1, 2):
             for a in allocs:
                 j = bench.Job(len(jobs) + 1, case, a, r)
@@ -281,7 +281,8 @@ def fake_measurements():
     ops = {"hakmem": [190.0, 200.0, 210.0], "hakmem-nofastcache": [100.0, 120.0, 110.0],
            "hakmem-hardened": [160.0, 170.0, 180.0],
            "glibc": [100.0, 90.0, 110.0], "mimalloc": [150.0, 150.0, 150.0],
-           "jemalloc": [140.0, 145.0, 130.0], "tcmalloc": None}
+           "jemalloc": [140.0, 145.0, 130.0], "tcmalloc": None,
+           "scudo": [80.0, 85.0, 90.0]}
     jobs = []
     for r in range(3):
         for a in allocs:
@@ -435,7 +436,7 @@ class JsonTest(unittest.TestCase):
         self.assertEqual(sorted(by), [("glibc", ""), ("hakmem", "fastcache"),
                                       ("hakmem", "hardened"), ("hakmem", "nofastcache"),
                                       ("jemalloc", ""),
-                                      ("mimalloc", "")])
+                                      ("mimalloc", ""), ("scudo", "")])
         h = by[("hakmem", "fastcache")]
         self.assertEqual((h["median"], h["min"], h["max"]), (200.0, 190.0, 210.0))
         self.assertEqual(h["values"], [190.0, 200.0, 210.0])
@@ -712,7 +713,7 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(bench.validate_document(doc), [])
         self.assertEqual(doc["failures"], [])
         self.assertEqual(sorted(s["allocator"] for s in doc["skipped"]),
-                         ["jemalloc", "mimalloc", "tcmalloc"])
+                         ["jemalloc", "mimalloc", "scudo", "tcmalloc"])
         self.assertEqual(doc["config"]["rounds"], 2)
         self.assertEqual(doc["config"]["build"], "unknown")
         by = {(r["benchmark"], r["threads"], r["variant"]): r for r in doc["results"]}

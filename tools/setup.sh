@@ -14,7 +14,8 @@ PACKAGES=(
   libgmock-dev
   libbenchmark-dev
   libabsl-dev
-  # Tools (libclang-rt-14-dev: libFuzzer and the sanitizer runtimes).
+  # Tools (libclang-rt-14-dev: libFuzzer, the sanitizer runtimes, and scudo,
+  # a hardened allocator the benchmarks and the misuse matrix compare with).
   clang
   libclang-rt-14-dev
   clang-format
