@@ -18,5 +18,8 @@ extern __typeof(hak_valloc) hak_i_valloc HAK_INTERNAL;
 extern __typeof(hak_pvalloc) hak_i_pvalloc HAK_INTERNAL;
 extern __typeof(hak_usable_size) hak_i_usable_size HAK_INTERNAL;
 extern __typeof(hak_trim) hak_i_trim HAK_INTERNAL;
+// The exported malloc_usable_size(): like hak_usable_size, but a pointer in
+// no hakmem region must be one of glibc's, or it is reported.
+size_t hak_i_malloc_usable_size(const void *p) HAK_INTERNAL;
 
 #endif // HAKMEM_API_H

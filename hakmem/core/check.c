@@ -19,6 +19,10 @@ void hak_link_corrupt(const void *block) {
   hak_fatal("heap corruption: free block %p was written to after it was freed", block);
 }
 #endif
+void hak_block_written(const void *b) {
+  hak_fatal("heap corruption: free block %p was written to after it was freed", b);
+}
+
 bool hak_check_full = HAKMEM_DEBUG != 0;
 
 #define GUARD_BYTE 0xA5
@@ -40,20 +44,6 @@ void hak_check_init(void) {
 
 void hak_report(const char *what, const void *p, const char *problem) {
   hak_fatal("%s: %s %p", what, problem, p);
-}
-
-void hak_check_popped(void *p) {
-  if (!hak_is_marked_free(p))
-    hak_fatal("heap corruption: free block %p was written to after it was freed", p);
-  // Its link still names the next free block: that one must be plausible and
-  // carry its own mark, or p's first word was overwritten after the free.
-  uintptr_t next = *(const uintptr_t *)p;
-#if HAKMEM_HARDENED
-  next ^= hak_link_key ^ (uintptr_t)p;
-#endif
-  if (!hak_link_plausible(next) || (next != 0 && !hak_is_marked_free((void *)next)))
-    hak_link_corrupt(p);
-  ((uintptr_t *)p)[1] = 0;
 }
 
 #if HAK_GUARD

@@ -28,10 +28,6 @@ void hak_check_init(void) HAK_INTERNAL;
 void hak_report(const char *what, const void *p, const char *problem) HAK_INTERNAL
     __attribute__((noreturn, cold));
 
-// Full checks of a block about to be handed out: it must still carry its free
-// mark (else something wrote into it after it was freed). Clears the mark.
-void hak_check_popped(void *p) HAK_INTERNAL;
-
 #if HAK_GUARD
 void hak_guard_arm(void *p, size_t block_size, size_t requested) HAK_INTERNAL;
 // The size requested for p, after checking that nothing wrote past it.

@@ -37,7 +37,7 @@ static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   void *b = s->free;
   s->free = hak_link_next(b);
   s->used++;
-  hak_mark_clear(b);
+  hak_block_take(b, HAKMEM_DEBUG || HAKMEM_HARDENED || hak_check_full);
   HAK_COUNT(h->counters[cls].allocs, 1);
   HAK_COUNT(h->counters[cls].slow_allocs, 1);
   HAK_COUNT(h->counters[cls].refills, 1);
@@ -52,11 +52,8 @@ static inline void *alloc_class(unsigned cls) {
   void *b;
 #if HAKMEM_FASTCACHE
   b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
-  if (hak_unlikely(b == NULL)) {
+  if (hak_unlikely(b == NULL))
     b = hak_tcache_alloc_slow(cls);
-    if (!HAKMEM_DEBUG && hak_unlikely(hak_check_full) && b != NULL)
-      hak_check_popped(b);
-  }
 #else
   hak_heap *h = hak_tls.heap;
   b = NULL;
@@ -66,19 +63,12 @@ static inline void *alloc_class(unsigned cls) {
     if (hak_likely(b != NULL)) {
       s->free = hak_link_next(b);
       s->used++;
-      hak_mark_clear(b);
+      hak_block_take(b, HAKMEM_DEBUG || HAKMEM_HARDENED);
       HAK_COUNT(h->counters[cls].allocs, 1);
     }
   }
-  if (hak_unlikely(b == NULL)) {
+  if (hak_unlikely(b == NULL))
     b = slab_alloc_slow(cls);
-    if (!HAKMEM_DEBUG && hak_unlikely(hak_check_full) && b != NULL)
-      hak_check_popped(b);
-  }
-#endif
-#if HAKMEM_DEBUG
-  if (b != NULL)
-    hak_check_popped(b);
 #endif
   return b;
 }
@@ -221,21 +211,19 @@ size_t hak_usable_size(const void *p) {
       report_invalid("malloc_usable_size()", p);
     return hdr->usable;
   }
-  if (p == NULL)
-    return 0;
+  return 0; // not hakmem's: the API says so with 0, as for NULL
+}
+
+// malloc_usable_size() as exported: a pointer that is not hakmem's must be
+// glibc's, or it is reported.
+size_t hak_i_malloc_usable_size(const void *p) {
+  uint8_t kind = hak_segmap_kind(p);
+  if (kind != HAK_REGION_NONE || p == NULL)
+    return hak_usable_size(p);
   return hak_foreign_usable_size(p);
 }
 
-int hak_owns(const void *p) {
-  uint8_t kind = hak_segmap_kind(p);
-  if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
-    hak_slab *s = hak_slab_of(p, kind);
-    return hak_slab_is_block(s, p) && !hak_is_marked_free(p) && !hak_slab_block_purged(s, p);
-  }
-  if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL)
-    return hak_large_of(p, kind) != NULL;
-  return 0;
-}
+int hak_owns(const void *p) { return hak_segmap_kind(p) != HAK_REGION_NONE; }
 
 // ---- calloc / realloc -------------------------------------------------------
 

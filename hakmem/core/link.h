@@ -71,4 +71,16 @@ static inline void *hak_link_next(const void *b) {
   return n;
 }
 
+// Reports free block b, whose free mark is gone, and aborts.
+void hak_block_written(const void *b) HAK_INTERNAL __attribute__((noreturn, cold));
+
+// Hands out free block b: its mark goes. Checked callers first make sure the
+// mark survived, or b was written to after its free (or is no free block at
+// all: a link overwritten with a live block's address leads to one).
+static inline void hak_block_take(void *b, bool checked) {
+  if (checked && hak_unlikely(!hak_is_marked_free(b)))
+    hak_block_written(b);
+  hak_mark_clear(b);
+}
+
 #endif // HAKMEM_LINK_H

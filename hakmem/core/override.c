@@ -24,7 +24,7 @@ EXPORT void *aligned_alloc(size_t a, size_t n) { return hak_i_aligned_alloc(a, n
 EXPORT void *memalign(size_t a, size_t n) { return hak_i_memalign(a, n); }
 EXPORT void *valloc(size_t n) { return hak_i_valloc(n); }
 EXPORT void *pvalloc(size_t n) { return hak_i_pvalloc(n); }
-EXPORT size_t malloc_usable_size(void *p) { return hak_i_usable_size(p); }
+EXPORT size_t malloc_usable_size(void *p) { return hak_i_malloc_usable_size(p); }
 EXPORT int malloc_trim(size_t pad) { return hak_i_trim(pad); }
 // Old names some programs still call.
 EXPORT void cfree(void *p) { hak_i_free(p); }

@@ -142,7 +142,7 @@ void *hak_tcache_alloc_slow(unsigned cls) {
     *hak_bin_head(bins, i) = rest;
     bin_move(bins, i, -(uint64_t)(got - 1));
   }
-  hak_mark_clear(b);
+  hak_block_take(b, HAKMEM_DEBUG || HAKMEM_HARDENED || hak_check_full);
   return b;
 }
 

@@ -54,14 +54,17 @@ static inline unsigned hak_bin_of_class(unsigned cls) { return cls + 1; }
 #define HAK_MY_CHK(slot) (hak_tls.bins[0].chk[slot])
 
 #if HAKMEM_FASTCACHE
-// A pop hands out the head and clears its free mark. The link it installs as
-// the new head is vetted first: release builds check its alignment (what a
-// write after free into the first word of a cached block usually breaks: a
-// counter, a string, a small integer), checked and hardened builds check it
-// in full.
+// A pop hands out the head once it proves to be a free block (it carries
+// the free mark: a link overwritten with a live block's address fails here)
+// and clears the mark. The link it installs as the new head is vetted too:
+// release builds check its alignment (what a write after free into the first
+// word of a cached block usually breaks: a counter, a string, a small
+// integer), checked and hardened builds check it in full.
 static inline void *hak_tcache_pop(uintptr_t slot) {
   void *b = HAK_MY_HEAD(slot);
   if (hak_likely(b != NULL)) {
+    if (hak_unlikely(!hak_is_marked_free(b)))
+      hak_block_written(b);
     void *n = (HAKMEM_DEBUG || HAKMEM_HARDENED) ? hak_link_next(b) : hak_link_get(b);
     if (hak_unlikely((uintptr_t)n & 15))
       hak_link_corrupt(b);
