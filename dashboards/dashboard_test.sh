@@ -44,7 +44,8 @@ mkdir -p "$OUT"
 
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 NODE_MODULES="$DASH/node_modules"
-command -v python3 >/dev/null || fail "python3 not found"
+PY=/usr/bin/python3
+[[ -x "$PY" ]] || PY=python3  # Debian's python3 has python3-flask and friends; a pyenv one does not
 command -v node >/dev/null || fail "node not found (Debian: apt-get install nodejs)"
 [[ -x "$CHROMIUM" ]] || fail "$CHROMIUM not found: apt-get install chromium (or set CHROMIUM=...)"
 [[ -f "$NODE_MODULES/playwright-core/package.json" && -f "$NODE_MODULES/chart.js/dist/chart.umd.js" ]] ||
@@ -76,7 +77,7 @@ start_server() {
   # Created here: the background job opens them only when it gets to run.
   : >"$TMP/$name.out"
   : >"$TMP/$name.err"
-  python3 "$DASH/server.py" --host 127.0.0.1 --port 0 --db "$TMP/dashboard.db" "$@" \
+  "$PY" "$DASH/server.py" --host 127.0.0.1 --port 0 --db "$TMP/dashboard.db" "$@" \
     >"$TMP/$name.out" 2>"$TMP/$name.err" &
   PIDS+=("$!")
   local pid="$!" i
