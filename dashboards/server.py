@@ -20,6 +20,7 @@ import hmac
 import ipaddress
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -38,6 +39,7 @@ SCHEMA_VERSION = 1  # version of the database layout (schema_version table)
 MAX_BODY_BYTES = 10 * 1024 * 1024
 WAITRESS_BODY_LIMIT = 64 * 1024 * 1024  # above this waitress itself answers 413 without reading on
 MAX_STRING = 200
+MAX_RUN_ID = 2**63 - 1
 TOKEN_ENV = "HAKMEM_DASHBOARD_TOKEN"
 MIN_TOKEN_CHARS = 16  # a shorter secret is guessable
 NOISE_FLOOR = 0.03  # moves under 3% are never flagged, however tight the rounds
@@ -758,7 +760,7 @@ def create_app(store, static_dir=None, chartjs_path=None, token=None, quiet=True
         if len(value) > MAX_STRING:
             raise ApiError(400, "query parameter %s is too long" % name)
         if kind is int:
-            if not value.isdigit() or len(value) > 9:
+            if not re.fullmatch(r"[0-9]{1,9}", value):  # str.isdigit() also takes "²"
                 raise ApiError(400, "query parameter %s must be a positive integer, got %r" % (name, value))
             return int(value)
         return value
@@ -848,16 +850,22 @@ def create_app(store, static_dir=None, chartjs_path=None, token=None, quiet=True
     def list_runs():
         return json_response(200, store.list_runs())
 
+    def known_id(run_id):
+        """SQLite ids are 64-bit: a longer number names no run (and must not reach sqlite3)."""
+        if run_id > MAX_RUN_ID:
+            raise ApiError(404, "no run with id %d" % run_id)
+        return run_id
+
     @app.get("/api/runs/<int:run_id>")
     def get_run(run_id):
-        run = store.get_run(run_id)
+        run = store.get_run(known_id(run_id))
         if run is None:
             raise ApiError(404, "no run with id %d" % run_id)
         return json_response(200, run)
 
     @app.get("/api/runs/<int:run_id>/alerts")
     def get_alerts(run_id):
-        report = store.alerts(run_id)
+        report = store.alerts(known_id(run_id))
         if report is None:
             raise ApiError(404, "no run with id %d" % run_id)
         return json_response(200, report)
@@ -922,7 +930,7 @@ def create_app(store, static_dir=None, chartjs_path=None, token=None, quiet=True
     @app.delete("/api/runs/<int:run_id>")
     def delete(run_id):
         require_token("delete")
-        if not store.delete_run(run_id):
+        if not store.delete_run(known_id(run_id)):
             raise ApiError(404, "no run with id %d" % run_id)
         return json_response(200, {"deleted": run_id})
 
