@@ -269,7 +269,7 @@ def problems(doc, limit=None):
 
 
 def _known_fields():
-    schema = load_schema()
+    schema = validator().schema  # the one already loaded: no file read per push
     props = schema["properties"]
     return {
         "": set(props),
