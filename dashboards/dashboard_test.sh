@@ -12,7 +12,9 @@
 # else a temporary directory that is printed.
 #
 # It starts server.py twice on 127.0.0.1 with --port 0 over one temporary
-# database (the second without Chart.js), runs e2e/dashboard_e2e.mjs with
+# database (the first with a push token, the second without Chart.js), and
+# adds a pair of runs of their own machine where the second regresses hakmem
+# on purpose (the alert marks), then runs e2e/dashboard_e2e.mjs with
 # node (API checks, then the page in Debian's /usr/bin/chromium through
 # playwright-core), and stops both servers.
 #
@@ -44,7 +46,8 @@ mkdir -p "$OUT"
 
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 NODE_MODULES="$DASH/node_modules"
-command -v python3 >/dev/null || fail "python3 not found"
+PY=/usr/bin/python3
+[[ -x "$PY" ]] || PY=python3  # Debian's python3 has python3-flask and friends; a pyenv one does not
 command -v node >/dev/null || fail "node not found (Debian: apt-get install nodejs)"
 [[ -x "$CHROMIUM" ]] || fail "$CHROMIUM not found: apt-get install chromium (or set CHROMIUM=...)"
 [[ -f "$NODE_MODULES/playwright-core/package.json" && -f "$NODE_MODULES/chart.js/dist/chart.umd.js" ]] ||
@@ -76,7 +79,7 @@ start_server() {
   # Created here: the background job opens them only when it gets to run.
   : >"$TMP/$name.out"
   : >"$TMP/$name.err"
-  python3 "$DASH/server.py" --host 127.0.0.1 --port 0 --db "$TMP/dashboard.db" "$@" \
+  "$PY" "$DASH/server.py" --host 127.0.0.1 --port 0 --db "$TMP/dashboard.db" "$@" \
     >"$TMP/$name.out" 2>"$TMP/$name.err" &
   PIDS+=("$!")
   local pid="$!" i
@@ -91,7 +94,12 @@ start_server() {
   fail "server $name printed no URL within 15 s"
 }
 
-start_server main
+# The main server needs a token to push, like the CI one; its commit links
+# point at a made-up forge (nothing follows them).
+TOKEN_FILE="$TMP/token"
+"$PY" -c 'import secrets; print(secrets.token_hex(32))' >"$TOKEN_FILE"
+COMMIT_URL='https://git.invalid/hakmem/commit/{commit}'
+start_server main --token-file "$TOKEN_FILE" --commit-url "$COMMIT_URL"
 MAIN_URL="$URL"
 start_server nolib --chartjs "$TMP/no-such-dir/chart.umd.js" --quiet
 NOLIB_URL="$URL"
@@ -101,6 +109,7 @@ status=0
 node "$DASH/e2e/dashboard_e2e.mjs" \
   --url "$MAIN_URL" --nolib-url "$NOLIB_URL" --runs "$RUN_JSON" \
   --node-modules "$NODE_MODULES" --out "$OUT" --chromium "$CHROMIUM" \
+  --token-file "$TOKEN_FILE" --commit-url "$COMMIT_URL" \
   --profile "$(mktemp -d "$TMPDIR/profile.XXXXXX")" || status=$?
 
 cleanup

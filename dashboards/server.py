@@ -1,22 +1,24 @@
 #!/usr/bin/env python3
-"""hakmem performance dashboard: a small HTTP server over a SQLite database.
+"""hakmem performance dashboard: a Flask app over a SQLite database, served by waitress.
 
-Benchmark runs are pushed as JSON (POST /api/runs, see dashboards/README.md
-and dashboards/SCHEMA.md), stored in SQLite, and shown by the page in
+Benchmark runs are pushed as JSON (POST /api/runs; the format is
+run.schema.json, see dashboards/README.md and dashboards/SCHEMA.md), stored
+in SQLite, compared with the previous run of the same configuration on the
+same machine (regression alerts), and shown by the page in
 dashboards/static/, which compares hakmem with glibc, mimalloc, jemalloc and
 tcmalloc across commits.
 
-Python 3 standard library only (http.server, sqlite3, json).
+Debian packages: python3-flask, python3-waitress, python3-jsonschema.
 
-    dashboards/server.py [--host 127.0.0.1] [--port 8321] [--db PATH]
+    dashboards/server.py [--host 127.0.0.1] [--port 8321] [--db PATH] [--token-file FILE]
     bazel run //dashboards:serve -- [same flags]
 """
 
 import argparse
 import datetime
+import hmac
 import ipaddress
 import json
-import math
 import os
 import re
 import signal
@@ -24,24 +26,23 @@ import socket
 import sqlite3
 import sys
 import time
-import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+
+import flask
+import waitress
+from werkzeug.exceptions import HTTPException
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runschema.py beside this file
+import runschema  # noqa: E402
 
 SCHEMA_VERSION = 1  # version of the database layout (schema_version table)
-RUN_SCHEMA = 1  # version of the pushed run JSON ("schema" field)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # read and drop at most this much of a rejected body
-MAX_RESULTS = 100_000
+WAITRESS_BODY_LIMIT = 64 * 1024 * 1024  # above this waitress itself answers 413 without reading on
 MAX_STRING = 200
-MAX_MEASUREMENT = 1e13  # median/min/max/values, whatever the metric
-MAX_RSS_KB = 1e10
-MAX_SECONDS = 1e7  # wall_s, cpu_s
-MAX_VALUES = 10_000  # entries of one result's "values"
-MAX_CPUS = 1_000_000
-MAX_MEM_GB = 1e6
-MAX_ROUNDS = 1_000_000
+MAX_RUN_ID = 2**63 - 1
+TOKEN_ENV = "HAKMEM_DASHBOARD_TOKEN"
+MIN_TOKEN_CHARS = 16  # a shorter secret is guessable
+NOISE_FLOOR = 0.03  # moves under 3% are never flagged, however tight the rounds
 
 HAKMEM = "hakmem"
 BASELINE = "glibc"
@@ -50,263 +51,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))  # runfiles dir under Bazel
 REAL_HERE = os.path.dirname(os.path.realpath(__file__))  # the source tree
 CHARTJS_REL = os.path.join("node_modules", "chart.js", "dist", "chart.umd.js")
 
-
-# --------------------------------------------------------------------------
-# Validation of a pushed run
-# --------------------------------------------------------------------------
-
-
-class PushError(Exception):
-    """A pushed run is unacceptable; the message names the field."""
-
-    def __init__(self, field, message, index=None):
-        self.field = field
-        self.index = index
-        text = "%s: %s" % (field, message) if field else message
-        if index is not None:
-            text += " (result index %d)" % index
-        super().__init__(text)
-
-
-def json_type(value):
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def short_repr(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    text = json.dumps(value) if not isinstance(value, float) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-class Fields:
-    """Reads typed fields out of one JSON object, naming them in errors."""
-
-    def __init__(self, obj, path, index=None):
-        self.obj = obj
-        self.path = path
-        self.index = index
-        self.seen = set()
-
-    def name(self, key):
-        return "%s.%s" % (self.path, key) if self.path else key
-
-    def fail(self, key, message):
-        raise PushError(self.name(key), message, self.index)
-
-    def get(self, key, required):
-        self.seen.add(key)
-        if key not in self.obj:
-            if required:
-                self.fail(key, "missing required field")
-            return None
-        value = self.obj[key]
-        if value is None and required:
-            self.fail(key, "must not be null")
-        return value
-
-    def string(self, key, required=True, default="", allow_empty=False, pattern=None, hint=""):
-        value = self.get(key, required)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            self.fail(key, "expected a string, got %s" % json_type(value))
-        if len(value) > MAX_STRING:
-            self.fail(key, "string is %d characters long; the limit is %d" % (len(value), MAX_STRING))
-        if not allow_empty and not value.strip():
-            self.fail(key, "must not be empty")
-        if "\x00" in value:
-            self.fail(key, "must not contain NUL characters")
-        if pattern is not None and not re.fullmatch(pattern, value):
-            self.fail(key, "invalid value %s%s" % (short_repr(value), hint))
-        return value
-
-    def integer(self, key, lo, hi, required=True):
-        value = self.get(key, required)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(key, "expected an integer, got %s" % json_type(value))
-        if isinstance(value, float):
-            if not math.isfinite(value) or value != int(value):
-                self.fail(key, "expected an integer, got %s" % short_repr(value))
-            value = int(value)
-        if value < lo or value > hi:
-            self.fail(key, "%d is out of range (allowed %s..%s)" % (value, lo, hi))
-        return value
-
-    def number(self, key, hi, required=True, what="value"):
-        value = self.get(key, required)
-        if value is None:
-            return None
-        return check_number(value, self.name(key), hi, self.index, what)
-
-    def boolean(self, key, required=True):
-        value = self.get(key, required)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            self.fail(key, "expected true or false, got %s" % json_type(value))
-        return value
-
-    def obj_field(self, key, required=True):
-        value = self.get(key, required)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            self.fail(key, "expected an object, got %s" % json_type(value))
-        return value
-
-    def unknown(self):
-        return sorted(self.name(k) for k in self.obj if k not in self.seen)
-
-
-def check_number(value, field, hi, index=None, what="value"):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PushError(field, "expected a number, got %s" % json_type(value), index)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise PushError(field, "must be a finite number, got %s" % short_repr(value), index)
-    if value < 0:
-        raise PushError(field, "must not be negative, got %s" % short_repr(value), index)
-    if value > hi:
-        raise PushError(field, "absurd %s %s (the limit is %g)" % (what, short_repr(value), hi), index)
-    return value
-
-
-def normalize_time(text, field):
-    """ISO-8601 text -> 'YYYY-MM-DDTHH:MM:SS[.ffffff]Z' in UTC (naive = UTC)."""
-    candidate = text.strip()
-    if candidate[-1:] in ("Z", "z"):
-        candidate = candidate[:-1] + "+00:00"
-    try:
-        moment = datetime.datetime.fromisoformat(candidate)
-    except ValueError:
-        raise PushError(field, "not an ISO-8601 time: %s" % short_repr(text))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    moment = moment.astimezone(datetime.timezone.utc)
-    if not 2000 <= moment.year <= 2100:
-        raise PushError(field, "absurd time %s (year outside 2000..2100)" % short_repr(text))
-    out = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        out += ".%06d" % moment.microsecond
-    return out + "Z"
-
-
-def validate_run(doc):
-    """Checks a decoded run; returns (normalized run, list of ignored fields)."""
-    if not isinstance(doc, dict):
-        raise PushError("", "the body must be a JSON object (a run), got %s" % json_type(doc))
-    top = Fields(doc, "")
-    schema = top.integer("schema", 0, 1_000_000)
-    if schema != RUN_SCHEMA:
-        top.fail("schema", "unsupported run schema %d (this server accepts %d)" % (schema, RUN_SCHEMA))
-    run = {"schema": schema}
-    run["commit"] = top.string(
-        "commit", pattern=r"[0-9a-fA-F]{4,40}", hint=" (expected 4 to 40 hex digits)").lower()
-    run["commit_subject"] = top.string("commit_subject", required=False, allow_empty=True)
-    commit_time = top.string("commit_time", required=False, default=None, allow_empty=True)
-    run["commit_time"] = normalize_time(commit_time, "commit_time") if commit_time else None  # "" = unknown
-    run["time"] = normalize_time(top.string("time"), "time")
-    run["branch"] = top.string("branch", required=False, allow_empty=True)
-
-    machine = Fields(top.obj_field("machine"), "machine")
-    run["machine"] = {
-        "hostname": machine.string("hostname"),
-        "cpus": machine.integer("cpus", 1, MAX_CPUS, required=False),
-        "cpu_model": machine.string("cpu_model", required=False, allow_empty=True),
-        "kernel": machine.string("kernel", required=False, allow_empty=True),
-        "mem_gb": machine.number("mem_gb", MAX_MEM_GB, required=False, what="memory size"),
-    }
-    config = Fields(top.obj_field("config"), "config")
-    run["config"] = {
-        "mode": config.string("mode"),
-        "rounds": config.integer("rounds", 1, MAX_ROUNDS, required=False),
-        "build": config.string("build", required=False, allow_empty=True),
-    }
-
-    results = top.get("results", True)
-    if not isinstance(results, list):
-        top.fail("results", "expected an array, got %s" % json_type(results))
-    if not results:
-        top.fail("results", "must not be empty (a run needs at least one result)")
-    if len(results) > MAX_RESULTS:
-        top.fail("results", "%d results; the limit is %d per run" % (len(results), MAX_RESULTS))
-
-    ignored = set(top.unknown()) | set(machine.unknown()) | set(config.unknown())
-    seen_keys = {}
-    out = []
-    for i, item in enumerate(results):
-        path = "results[%d]" % i
-        if not isinstance(item, dict):
-            raise PushError(path, "expected an object, got %s" % json_type(item), i)
-        f = Fields(item, path, i)
-        r = {
-            "benchmark": f.string("benchmark"),
-            "params": f.string("params", required=False, allow_empty=True),
-            "threads": f.integer("threads", 1, 4096),
-            "allocator": f.string("allocator"),
-            "variant": f.string("variant", required=False, allow_empty=True),
-            "metric": f.string("metric"),
-            "unit": f.string("unit", required=False, allow_empty=True),
-            "higher_is_better": f.boolean("higher_is_better"),
-            "median": f.number("median", MAX_MEASUREMENT, what="measurement"),
-            "min": f.number("min", MAX_MEASUREMENT, required=False, what="measurement"),
-            "max": f.number("max", MAX_MEASUREMENT, required=False, what="measurement"),
-        }
-        values = f.get("values", False)
-        if values is None:
-            values = []
-        if not isinstance(values, list):
-            f.fail("values", "expected an array of numbers, got %s" % json_type(values))
-        if len(values) > MAX_VALUES:
-            f.fail("values", "%d values; the limit is %d" % (len(values), MAX_VALUES))
-        for j, v in enumerate(values):
-            check_number(v, "%s.values[%d]" % (path, j), MAX_MEASUREMENT, i, "measurement")
-        r["values"] = values
-        r["wall_s"] = f.number("wall_s", MAX_SECONDS, required=False, what="time")
-        r["cpu_s"] = f.number("cpu_s", MAX_SECONDS, required=False, what="time")
-        r["peak_rss_kb"] = f.number("peak_rss_kb", MAX_RSS_KB, required=False, what="peak RSS")
-
-        # min <= median <= max, and every value inside [min, max].
-        slack = 1e-9 * max(abs(r["median"]), 1.0)
-        if r["min"] is not None and r["min"] > r["median"] + slack:
-            f.fail("min", "min %s is greater than median %s" % (short_repr(r["min"]), short_repr(r["median"])))
-        if r["max"] is not None and r["max"] < r["median"] - slack:
-            f.fail("max", "max %s is less than median %s" % (short_repr(r["max"]), short_repr(r["median"])))
-        for j, v in enumerate(values):
-            lo_bad = r["min"] is not None and v < r["min"] - 1e-9 * max(abs(r["min"]), 1.0)
-            hi_bad = r["max"] is not None and v > r["max"] + 1e-9 * max(abs(r["max"]), 1.0)
-            if lo_bad or hi_bad:
-                raise PushError("%s.values[%d]" % (path, j), "value %s lies outside [min, max]" % short_repr(v), i)
-
-        key = (r["benchmark"], r["params"], r["threads"], r["allocator"], r["variant"], r["metric"])
-        if key in seen_keys:
-            raise PushError(path, "duplicates results[%d] (same benchmark, params, threads, allocator, "
-                            "variant and metric)" % seen_keys[key], i)
-        seen_keys[key] = i
-        for name in f.unknown():
-            ignored.add(re.sub(r"^results\[\d+\]", "results[*]", name))
-        out.append(r)
-    run["results"] = out
-    return run, sorted(ignored)
-
-
 # --------------------------------------------------------------------------
 # Storage
-# --------------------------------------------------------------------------
 
 DDL = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -410,17 +156,49 @@ class Store:
     # ---- writes -----------------------------------------------------------
 
     def insert_run(self, run):
+        """Stores run in one transaction; returns (run id, alert report against its predecessor).
+
+        Any failure (a refused run, a database error, the process dying) leaves
+        the file as it was: SQLite rolls back what COMMIT did not seal.
+        """
         conn = self.connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 run_id = self._insert(conn, run)
+                report = alert_report(conn, run_id)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            return run_id
+            return run_id, report
         finally:
+            conn.close()
+
+    def delete_run(self, run_id):
+        """Deletes a run and its results in one transaction; False if there was none."""
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                gone = conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return gone > 0
+        finally:
+            conn.close()
+
+    def alerts(self, run_id):
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN")  # one snapshot for the run and its predecessor
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                return None
+            return alert_report(conn, run_id)
+        finally:
+            conn.execute("COMMIT")
             conn.close()
 
     def _insert(self, conn, run):
@@ -503,29 +281,34 @@ class Store:
         conn = self.connect()
         try:
             rows = conn.execute(
-                "SELECT x.benchmark, x.threads, x.metric, r.mode, r.build, "
+                "SELECT x.benchmark, x.threads, x.metric, r.mode, r.build, r.hostname, "
                 "MAX(x.unit) AS unit, MAX(x.higher_is_better) AS hib, "
                 "COUNT(DISTINCT r.id) AS runs, MAX(r.run_time) AS last_time "
                 "FROM results x JOIN runs r ON r.id = x.run_id "
-                "GROUP BY x.benchmark, x.threads, x.metric, r.mode, r.build "
-                "ORDER BY x.benchmark, x.threads, x.metric, r.mode, r.build").fetchall()
+                "GROUP BY x.benchmark, x.threads, x.metric, r.mode, r.build, r.hostname "
+                "ORDER BY x.benchmark, x.threads, x.metric, r.mode, r.build, r.hostname").fetchall()
         finally:
             conn.close()
         items = []
-        configs = []
+        configs = set()
+        machines = set()
         for row in rows:
             config = config_label(row["mode"], row["build"])
-            if config not in configs:
-                configs.append(config)
+            configs.add(config)
+            machines.add(row["hostname"])
             items.append({"benchmark": row["benchmark"], "threads": row["threads"], "metric": row["metric"],
                           "mode": row["mode"], "build": row["build"], "config": config,
+                          "machine": row["hostname"],
                           "unit": row["unit"], "higher_is_better": bool(row["hib"]),
                           "runs": row["runs"], "last_time": row["last_time"]})
-        return {"benchmarks": items, "configs": sorted(configs)}
+        return {"benchmarks": items, "configs": sorted(configs), "machines": sorted(machines)}
 
-    def series(self, benchmark, threads=None, metric=None, config=None):
+    def series(self, benchmark, threads=None, metric=None, config=None, machine=None):
         where = ["x.benchmark = ?"]
         args = [benchmark]
+        if machine is not None:
+            where.append("r.hostname = ?")
+            args.append(machine)
         if threads is not None:
             where.append("x.threads = ?")
             args.append(threads)
@@ -535,11 +318,23 @@ class Store:
         where_config(config, where, args)
         conn = self.connect()
         try:
+            conn.execute("BEGIN")  # the rows and the alerts from one snapshot
             rows = conn.execute(
                 "SELECT r.id AS run_id, r.commit_sha, r.commit_subject, r.commit_time, r.run_time, "
                 "r.mode, r.build, r.hostname, x.* FROM results x JOIN runs r ON r.id = x.run_id "
                 "WHERE " + " AND ".join(where) +
                 " ORDER BY r.order_time, r.run_time, r.id, x.idx", args).fetchall()
+            alerts = []
+            seen_runs = []
+            for row in rows:
+                if row["run_id"] not in seen_runs:
+                    seen_runs.append(row["run_id"])
+            for index, run_id in enumerate(seen_runs):
+                report = alert_report(conn, run_id, benchmark, threads, metric)
+                for a in report["alerts"]:
+                    a["index"] = index
+                    alerts.append(a)
+            conn.execute("COMMIT")
         finally:
             conn.close()
         runs = []
@@ -586,12 +381,16 @@ class Store:
         unit = series[0]["unit"] if series else ""
         hib = series[0]["higher_is_better"] if series else True
         return {"benchmark": benchmark, "threads": threads, "metric": metric, "config": config,
-                "unit": unit, "higher_is_better": hib, "runs": runs, "series": series}
+                "machine": machine, "unit": unit, "higher_is_better": hib, "runs": runs, "series": series,
+                "ratios": ratio_series(rows, run_index, varying), "alerts": alerts}
 
-    def latest(self, config=None, benchmark=None, threads=None, metric=None):
+    def latest(self, config=None, benchmark=None, threads=None, metric=None, machine=None):
         where = ["1"]
         args = []
         where_config(config, where, args, prefix="r.")
+        if machine is not None:
+            where.append("r.hostname = ?")
+            args.append(machine)
         sub = []
         if benchmark is not None:
             sub.append("x.benchmark = ?")
@@ -614,7 +413,7 @@ class Store:
         if row is None:
             return {"run": None, "comparisons": [], "results": []}
         run = self.get_run(row["id"])
-        if run is None:  # deleted in between: cannot happen without a DELETE API
+        if run is None:  # deleted between the two reads
             return {"run": None, "comparisons": [], "results": []}
         results = run.pop("results")
         run["results_count"] = len(results)
@@ -709,8 +508,170 @@ def compare(results):
 
 
 # --------------------------------------------------------------------------
-# HTTP
+# Regression alerts
+#
+# A run is compared with the previous run (commit order) of the same
+# configuration (config.mode and config.build) on the same machine
+# (machine.hostname). Per benchmark group (benchmark, params, threads,
+# metric) and hakmem variant, three figures are compared: hakmem's median,
+# hakmem's peak RSS, and hakmem's ratio to the best peer of its own run. A
+# figure is flagged when it moved by more than the noise: half the sum of the
+# two runs' relative spreads ((max - min) / median; for the ratio, hakmem's
+# spread plus the best peer's), and at least NOISE_FLOOR.
+
+
+def previous_run(conn, run_id):
+    """The run before run_id in commit order with the same mode, build and hostname."""
+    return conn.execute(
+        "SELECT p.id, p.commit_sha FROM runs r JOIN runs p ON p.hostname = r.hostname "
+        "AND p.mode = r.mode AND p.build = r.build "
+        "AND (p.order_time, p.run_time, p.id) < (r.order_time, r.run_time, r.id) "
+        "WHERE r.id = ? ORDER BY p.order_time DESC, p.run_time DESC, p.id DESC LIMIT 1",
+        (run_id,)).fetchone()
+
+
+def _results_of(conn, run_id, benchmark=None, threads=None, metric=None):
+    where = ["run_id = ?"]
+    args = [run_id]
+    for column, value in (("benchmark", benchmark), ("threads", threads), ("metric", metric)):
+        if value is not None:
+            where.append(column + " = ?")
+            args.append(value)
+    return [result_json(x) for x in conn.execute(
+        "SELECT * FROM results WHERE " + " AND ".join(where) + " ORDER BY idx", args)]
+
+
+def spread(r):
+    """Relative spread of a result's rounds; 0 when min and max are unknown."""
+    if r["min"] is None or r["max"] is None or r["median"] <= 0:
+        return 0.0
+    return max(0.0, (r["max"] - r["min"]) / r["median"])
+
+
+def best_peer(rows, hib, key="median"):
+    best = None
+    for r in rows:
+        if r["allocator"] == HAKMEM or r[key] is None or r[key] <= 0:
+            continue
+        if best is None or (r[key] > best[key] if hib else r[key] < best[key]):
+            best = r
+    return best
+
+
+def figures(rows):
+    """{(benchmark, params, threads, metric, variant): {figure: (value, spread, higher_is_better, peer)}}."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["benchmark"], r["params"], r["threads"], r["metric"]), []).append(r)
+    out = {}
+    for key, group in groups.items():
+        hib = group[0]["higher_is_better"]
+        best = best_peer(group, hib)
+        for h in group:
+            if h["allocator"] != HAKMEM:
+                continue
+            f = {"median": (h["median"], spread(h), hib, None)}
+            if h["peak_rss_kb"] is not None:
+                f["peak_rss_kb"] = (h["peak_rss_kb"], 0.0, False, None)  # no per-round RSS: floor only
+            if best is not None:
+                f["vs_best_peer"] = (h["median"] / best["median"], spread(h) + spread(best), hib,
+                                     series_label(best["allocator"], best["variant"]))
+            out[key + (h["variant"],)] = f
+    return out
+
+
+def compare_runs(prev_rows, cur_rows):
+    """(regressions, improvements) of cur against prev, each a list of dicts."""
+    before = figures(prev_rows)
+    worse, better = [], []
+    for key, figs in figures(cur_rows).items():
+        old = before.get(key)
+        if old is None:
+            continue
+        for name, (value, cur_spread, hib, peer) in figs.items():
+            if name not in old:
+                continue
+            prev_value, prev_spread, _, prev_peer = old[name]
+            if prev_value <= 0:
+                continue
+            change = value / prev_value - 1.0
+            threshold = max(NOISE_FLOOR, (prev_spread + cur_spread) / 2.0)
+            if abs(change) <= threshold:
+                continue
+            benchmark, params, threads, metric, variant = key
+            entry = {"benchmark": benchmark, "params": params, "threads": threads, "metric": metric,
+                     "variant": variant, "label": series_label(HAKMEM, variant), "figure": name,
+                     "previous": prev_value, "current": value, "change": change, "threshold": threshold,
+                     "higher_is_better": hib}
+            if peer is not None:
+                entry["peer"] = peer
+                entry["previous_peer"] = prev_peer
+            (better if (change > 0) == hib else worse).append(entry)
+    order = lambda a: (a["benchmark"], a["threads"], a["metric"], a["params"], a["variant"], a["figure"])
+    return sorted(worse, key=order), sorted(better, key=order)
+
+
+def alert_report(conn, run_id, benchmark=None, threads=None, metric=None):
+    """Regressions and improvements of run_id against its previous run (optionally one benchmark)."""
+    prev = previous_run(conn, run_id)
+    report = {"previous_run": None, "alerts": [], "improvements": []}
+    if prev is None:
+        return report
+    cur = conn.execute("SELECT id, commit_sha FROM runs WHERE id = ?", (run_id,)).fetchone()
+    report["previous_run"] = {"id": prev["id"], "commit": prev["commit_sha"]}
+    worse, better = compare_runs(_results_of(conn, prev["id"], benchmark, threads, metric),
+                                 _results_of(conn, run_id, benchmark, threads, metric))
+    for a in worse + better:
+        a.update({"run_id": run_id, "commit": cur["commit_sha"],
+                  "previous_run_id": prev["id"], "previous_commit": prev["commit_sha"]})
+    report["alerts"] = worse
+    report["improvements"] = better
+    return report
+
+
+def ratio_series(rows, run_index, varying):
+    """hakmem / glibc and hakmem / best peer across commits, for the metric and for peak RSS."""
+    by_run = {}
+    for row in rows:
+        r = result_json(row)
+        by_run.setdefault((row["run_id"], r["threads"], r["metric"], r["params"]), []).append(r)
+    lines = {}
+    for (run_id, threads, metric, params), group in by_run.items():
+        hib = group[0]["higher_is_better"]
+        glibc = next((r for r in group if r["allocator"] == BASELINE), None)
+        peers = {
+            ("median", "glibc"): glibc,
+            ("median", "best"): best_peer(group, hib),
+            ("peak_rss_kb", "glibc"): glibc,
+            ("peak_rss_kb", "best"): best_peer(group, False, "peak_rss_kb"),
+        }
+        for h in group:
+            if h["allocator"] != HAKMEM:
+                continue
+            for (figure, kind), peer in peers.items():
+                if peer is None or h[figure] is None or not peer[figure]:
+                    continue
+                extra = []
+                if varying[2]:
+                    extra.append("%dT" % threads)
+                if varying[3]:
+                    extra.append(metric)
+                if varying[4]:
+                    extra.append(params or "default params")
+                label = "%s / %s" % (series_label(HAKMEM, h["variant"]), "glibc" if kind == "glibc" else "best peer")
+                if extra:
+                    label += " [" + ", ".join(extra) + "]"
+                line = lines.setdefault((figure, label), {
+                    "figure": figure, "kind": kind, "variant": h["variant"], "label": label,
+                    "threads": threads, "metric": metric, "params": params, "points": []})
+                line["points"].append({"index": run_index[run_id], "run_id": run_id,
+                                       "ratio": h[figure] / peer[figure],
+                                       "peer": series_label(peer["allocator"], peer["variant"])})
+    return [lines[k] for k in sorted(lines, key=lambda k: (k[0] != "median", k[1]))]
+
+
 # --------------------------------------------------------------------------
+# HTTP (Flask)
 
 STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -720,280 +681,264 @@ STATIC_TYPES = {
     ".png": "image/png",
     ".json": "application/json; charset=utf-8",
 }
+STATIC_FILES = ("index.html", "app.js", "style.css", "favicon.svg")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'")
 
 
-class HttpError(Exception):
-    def __init__(self, status, message, close=False):
+class ApiError(Exception):
+    """An answer other than 2xx, as {"error": message, ...extra}."""
+
+    def __init__(self, status, message, headers=None, **extra):
         self.status = status
         self.message = message
-        self.close = close
+        self.headers = headers or {}
+        self.extra = extra
         super().__init__(message)
 
 
-class DashboardServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address, family, store, static_dir, chartjs_path, quiet):
-        self.address_family = family
-        self.store = store
-        self.static_dir = static_dir
-        self.chartjs_path = chartjs_path
-        self.quiet = quiet
-        super().__init__(address, Handler)
+def json_response(status, obj, headers=None):
+    body = json.dumps(obj, allow_nan=False, ensure_ascii=False)
+    response = flask.Response(body, status=status, mimetype="application/json")
+    response.headers["Content-Type"] = "application/json; charset=utf-8"
+    for k, v in (headers or {}).items():
+        response.headers[k] = v
+    return response
 
 
-class Handler(BaseHTTPRequestHandler):
-    server_version = "hakmem-dashboard/1"
-    protocol_version = "HTTP/1.0"
-
-    # ---- plumbing -----------------------------------------------------------
-
-    def log_message(self, fmt, *args):  # http.server's own messages (errors)
-        sys.stderr.write("[dashboard] %s %s\n" % (self.client_address[0], fmt % args))
-
-    def log_request(self, code="-", size="-"):
-        self._status = code
-
-    def _log_done(self):
-        if self.server.quiet:
-            return
-        ms = (time.monotonic() - self._started) * 1000
-        sys.stderr.write("[dashboard] %s %s -> %s (%.1f ms)\n"
-                         % (self.command, self.path[:200], getattr(self, "_status", "-"), ms))
-
-    def _dispatch(self, method):
-        self._started = time.monotonic()
-        try:
-            url = urlsplit(self.path)
-            self._route(method, url.path, parse_qs(url.query, keep_blank_values=True))
-        except HttpError as e:
-            if e.close:
-                self.close_connection = True
-            self.send_json(e.status, {"error": e.message})
-        except PushError as e:
-            body = {"error": str(e), "field": e.field}
-            if e.index is not None:
-                body["index"] = e.index
-            self.send_json(400, body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-            return
-        except Exception:
-            traceback.print_exc()
-            try:
-                self.send_json(500, {"error": "internal server error (see the server log)"})
-            except OSError:
-                pass
-        self._log_done()
-
-    def do_GET(self):
-        self._dispatch("GET")
-
-    def do_HEAD(self):
-        self._dispatch("HEAD")
-
-    def do_POST(self):
-        self._dispatch("POST")
-
-    def do_PUT(self):
-        self._dispatch("PUT")
-
-    def do_DELETE(self):
-        self._dispatch("DELETE")
-
-    def do_PATCH(self):
-        self._dispatch("PATCH")
-
-    def send_bytes(self, status, body, content_type, extra=None):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Content-Security-Policy", CSP)
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def send_json(self, status, obj, extra=None):
-        body = json.dumps(obj, allow_nan=False, ensure_ascii=False).encode("utf-8")
-        self.send_bytes(status, body, "application/json; charset=utf-8", extra)
-
-    # ---- routing ------------------------------------------------------------
-
-    def _route(self, method, path, query):
-        if path.startswith("/api/") or path == "/healthz":
-            routes = [
-                (r"/healthz", {"GET": self.api_health}),
-                (r"/api/runs", {"GET": self.api_runs, "POST": self.api_push}),
-                (r"/api/runs/(\d{1,18})", {"GET": self.api_run}),
-                (r"/api/series", {"GET": self.api_series}),
-                (r"/api/latest", {"GET": self.api_latest}),
-                (r"/api/benchmarks", {"GET": self.api_benchmarks}),
-            ]
-            for pattern, methods in routes:
-                m = re.fullmatch(pattern, path)
-                if m:
-                    handler = methods.get("GET" if method == "HEAD" else method)
-                    if handler is None:
-                        self._drain_body()
-                        allow = ", ".join(sorted(methods))
-                        self.send_json(405, {"error": "%s is not allowed on %s (allowed: %s)"
-                                             % (method, path, allow)}, {"Allow": allow})
-                        return
-                    handler(query, *m.groups())
-                    return
-            raise HttpError(404, "no such API endpoint: %s" % path)
-        if method not in ("GET", "HEAD"):
-            self._drain_body()
-            self.send_json(405, {"error": "%s is not allowed on %s" % (method, path)}, {"Allow": "GET, HEAD"})
-            return
-        self.serve_static(path)
-
-    def _drain_body(self):
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.close_connection = True
-            return
-        if length > DRAIN_LIMIT_BYTES:
-            self.close_connection = True
-            return
-        while length > 0:
-            chunk = self.rfile.read(min(length, 1 << 20))
-            if not chunk:
-                break
-            length -= len(chunk)
-
-    # ---- static files ---------------------------------------------------------
-
-    def serve_static(self, path):
-        if path == "/vendor/chart.umd.js":
-            target = self.server.chartjs_path
-            if not target or not os.path.isfile(target):
-                msg = ("// Chart.js is not installed: run tools/setup.sh or npm ci --prefix dashboards\n")
-                self.send_bytes(404, msg.encode(), "text/javascript; charset=utf-8")
-                return
-        else:
-            name = "index.html" if path in ("/", "/index.html") else path.lstrip("/")
-            if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", name):
-                raise HttpError(404, "not found: %s" % path)
-            target = os.path.join(self.server.static_dir, name)
-            if not os.path.isfile(target):
-                raise HttpError(404, "not found: %s" % path)
-        ctype = STATIC_TYPES.get(os.path.splitext(target)[1], "application/octet-stream")
-        with open(target, "rb") as fh:
-            body = fh.read()
-        self.send_bytes(200, body, ctype)
-
-    # ---- API ----------------------------------------------------------------
-
-    @staticmethod
-    def _param(query, name, kind=str, required=False):
-        values = query.get(name)
-        if not values or values[-1] == "":
-            if required:
-                raise HttpError(400, "missing query parameter: %s" % name)
+def load_token(token_file=None):
+    """The push token from --token-file, else $HAKMEM_DASHBOARD_TOKEN, else None (open pushes)."""
+    if token_file:
+        with open(token_file, encoding="utf-8") as f:
+            token = f.read().strip()
+        source = token_file
+    else:
+        token = os.environ.get(TOKEN_ENV, "").strip()
+        source = "$" + TOKEN_ENV
+        if not token:
             return None
-        value = values[-1]
+    if len(token) < MIN_TOKEN_CHARS or any(c.isspace() for c in token):
+        raise ValueError("the token in %s must be at least %d characters with no white space "
+                         "(e.g. python3 -c 'import secrets; print(secrets.token_hex(32))')"
+                         % (source, MIN_TOKEN_CHARS))
+    return token
+
+
+def create_app(store, static_dir=None, chartjs_path=None, token=None, quiet=True, commit_url=""):
+    """The dashboard as a WSGI app; tests drive it with app.test_client()."""
+    app = flask.Flask(__name__, static_folder=None)
+    app.config["JSON_SORT_KEYS"] = False
+    static_dir = static_dir or default_static_dir()
+    chartjs_path = chartjs_path if chartjs_path is not None else default_chartjs_path()
+    expected = token.encode("utf-8") if token else None
+
+    def require_token(what):
+        """401 without credentials, 403 with wrong ones; open when the server has no token."""
+        if expected is None:
+            if what == "delete":  # deleting is never open: only a server with a token allows it
+                raise ApiError(403, "deleting runs needs a server started with --token-file or $%s"
+                               % TOKEN_ENV)
+            return
+        header = flask.request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if not header or scheme.lower() != "bearer" or not given.strip():
+            raise ApiError(401, "%s needs 'Authorization: Bearer <token>' (this server requires a token)"
+                           % ("pushing a run" if what == "push" else "deleting a run"),
+                           {"WWW-Authenticate": 'Bearer realm="hakmem-dashboard"'})
+        # compare_digest takes time independent of where the strings differ
+        if not hmac.compare_digest(given.strip().encode("utf-8"), expected):
+            raise ApiError(403, "wrong token")
+
+    def param(name, kind=str, required=False):
+        value = flask.request.args.getlist(name)
+        if not value or value[-1] == "":
+            if required:
+                raise ApiError(400, "missing query parameter: %s" % name)
+            return None
+        value = value[-1]
         if len(value) > MAX_STRING:
-            raise HttpError(400, "query parameter %s is too long" % name)
+            raise ApiError(400, "query parameter %s is too long" % name)
         if kind is int:
-            if not re.fullmatch(r"\d{1,9}", value):
-                raise HttpError(400, "query parameter %s must be a positive integer, got %r" % (name, value))
+            if not re.fullmatch(r"[0-9]{1,9}", value):  # str.isdigit() also takes "²"
+                raise ApiError(400, "query parameter %s must be a positive integer, got %r" % (name, value))
             return int(value)
         return value
 
-    def api_health(self, query):
-        conn = self.server.store.connect()
+    @app.errorhandler(ApiError)
+    def on_api_error(e):
+        return json_response(e.status, dict({"error": e.message}, **e.extra), e.headers)
+
+    @app.errorhandler(runschema.RunError)
+    def on_run_error(e):
+        body = {"error": str(e), "field": e.field}
+        if e.index is not None:
+            body["index"] = e.index
+        return json_response(400, body)
+
+    @app.errorhandler(HTTPException)
+    def on_http_error(e):
+        headers = {}
+        if e.code == 405:
+            allow = e.valid_methods or []
+            headers["Allow"] = ", ".join(sorted(allow))
+            message = "%s is not allowed on %s (allowed: %s)" % (
+                flask.request.method, flask.request.path, ", ".join(sorted(allow)))
+        elif e.code == 404:
+            what = "API endpoint" if flask.request.path.startswith("/api/") else "page"
+            message = "no such %s: %s" % (what, flask.request.path)
+        else:
+            message = e.description or e.name
+        return json_response(e.code, {"error": message}, headers)
+
+    @app.errorhandler(Exception)
+    def on_crash(e):
+        app.logger.exception("internal error on %s %s", flask.request.method, flask.request.path)
+        return json_response(500, {"error": "internal server error (see the server log)"})
+
+    @app.before_request
+    def started():
+        flask.g.started = time.monotonic()
+
+    @app.after_request
+    def headers_and_log(response):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = CSP
+        if not quiet:
+            ms = (time.monotonic() - flask.g.get("started", time.monotonic())) * 1000
+            sys.stderr.write("[dashboard] %s %s -> %d (%.1f ms)\n" % (
+                flask.request.method, flask.request.full_path.rstrip("?")[:200], response.status_code, ms))
+        return response
+
+    # ---- static files -------------------------------------------------------
+
+    def send_static(path):
+        ctype = STATIC_TYPES.get(os.path.splitext(path)[1], "application/octet-stream")
+        with open(path, "rb") as fh:
+            return flask.Response(fh.read(), status=200, content_type=ctype)
+
+    @app.get("/")
+    @app.get("/<name>")
+    def static_file(name="index.html"):
+        if name not in STATIC_FILES or not os.path.isfile(os.path.join(static_dir, name)):
+            flask.abort(404)
+        return send_static(os.path.join(static_dir, name))
+
+    @app.get("/vendor/chart.umd.js")
+    def chartjs():
+        if not chartjs_path or not os.path.isfile(chartjs_path):
+            msg = "// Chart.js is not installed: run tools/setup.sh or npm ci --prefix dashboards\n"
+            return flask.Response(msg, status=404, content_type="text/javascript; charset=utf-8")
+        return send_static(chartjs_path)
+
+    # ---- reads (open to everyone) -------------------------------------------
+
+    @app.get("/healthz")
+    def health():
+        conn = store.connect()
         try:
             runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
             version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
         finally:
             conn.close()
-        chartjs = bool(self.server.chartjs_path and os.path.isfile(self.server.chartjs_path))
-        self.send_json(200, {"ok": True, "runs": runs, "schema_version": version, "chartjs": chartjs})
+        chart = bool(chartjs_path and os.path.isfile(chartjs_path))
+        return json_response(200, {"ok": True, "runs": runs, "schema_version": version, "chartjs": chart,
+                                   "auth": expected is not None, "commit_url": commit_url})
 
-    def api_runs(self, query):
-        self.send_json(200, self.server.store.list_runs())
+    @app.get("/api/runs")
+    def list_runs():
+        return json_response(200, store.list_runs())
 
-    def api_run(self, query, run_id):
-        run = self.server.store.get_run(int(run_id))
+    def known_id(run_id):
+        """SQLite ids are 64-bit: a longer number names no run (and must not reach sqlite3)."""
+        if run_id > MAX_RUN_ID:
+            raise ApiError(404, "no run with id %d" % run_id)
+        return run_id
+
+    @app.get("/api/runs/<int:run_id>")
+    def get_run(run_id):
+        run = store.get_run(known_id(run_id))
         if run is None:
-            raise HttpError(404, "no run with id %s" % run_id)
-        self.send_json(200, run)
+            raise ApiError(404, "no run with id %d" % run_id)
+        return json_response(200, run)
 
-    def api_benchmarks(self, query):
-        self.send_json(200, self.server.store.benchmarks())
+    @app.get("/api/runs/<int:run_id>/alerts")
+    def get_alerts(run_id):
+        report = store.alerts(known_id(run_id))
+        if report is None:
+            raise ApiError(404, "no run with id %d" % run_id)
+        return json_response(200, report)
 
-    def api_series(self, query):
-        p = self._param
-        self.send_json(200, self.server.store.series(
-            p(query, "benchmark", required=True), p(query, "threads", int),
-            p(query, "metric"), p(query, "config")))
+    @app.get("/api/benchmarks")
+    def benchmarks():
+        return json_response(200, store.benchmarks())
 
-    def api_latest(self, query):
-        p = self._param
-        self.send_json(200, self.server.store.latest(
-            p(query, "config"), p(query, "benchmark"), p(query, "threads", int), p(query, "metric")))
+    @app.get("/api/series")
+    def series():
+        return json_response(200, store.series(
+            param("benchmark", required=True), param("threads", int), param("metric"), param("config"),
+            param("machine")))
 
-    def api_push(self, query):
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if self.headers.get("Transfer-Encoding"):
-            raise HttpError(400, "chunked request bodies are not supported: send Content-Length", close=True)
-        raw_length = self.headers.get("Content-Length")
-        if raw_length is None or not raw_length.strip().isdigit():
-            raise HttpError(400, "Content-Length header missing or invalid", close=True)
-        length = int(raw_length)
+    @app.get("/api/latest")
+    def latest():
+        return json_response(200, store.latest(
+            param("config"), param("benchmark"), param("threads", int), param("metric"), param("machine")))
+
+    # ---- writes (token when the server has one) ------------------------------
+
+    @app.post("/api/runs")
+    def push():
+        require_token("push")
+        req = flask.request
+        ctype = (req.mimetype or "").lower()
+        if req.content_length is None:
+            raise ApiError(400, "Content-Length header missing or invalid")
         if ctype != "application/json":
-            self._drain_body()
-            raise HttpError(400, "Content-Type must be application/json, got %s"
-                            % (ctype or "none"))
-        if length > MAX_BODY_BYTES:
-            self._drain_body()
-            raise HttpError(400, "request body too large: %d bytes; the limit is %d bytes (10 MiB)"
-                            % (length, MAX_BODY_BYTES), close=True)
-        if length == 0:
-            raise HttpError(400, "empty request body: expected a run as JSON")
-        body = self.rfile.read(length)
-        if len(body) != length:
-            raise HttpError(400, "request body shorter than Content-Length", close=True)
+            raise ApiError(400, "Content-Type must be application/json, got %s" % (ctype or "none"))
+        if req.content_length > MAX_BODY_BYTES:
+            raise ApiError(400, "request body too large: %d bytes; the limit is %d bytes (10 MiB)"
+                           % (req.content_length, MAX_BODY_BYTES))
+        body = req.get_data(cache=False)
+        if not body:
+            raise ApiError(400, "empty request body: expected a run as JSON")
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise HttpError(400, "malformed JSON: body is not valid UTF-8 (byte %d)" % e.start)
+            raise ApiError(400, "malformed JSON: body is not valid UTF-8 (byte %d)" % e.start)
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
-            raise HttpError(400, "malformed JSON: %s at line %d column %d" % (e.msg, e.lineno, e.colno))
+            raise ApiError(400, "malformed JSON: %s at line %d column %d" % (e.msg, e.lineno, e.colno))
         except RecursionError:
-            raise HttpError(400, "malformed JSON: nested too deeply")
-        run, ignored = validate_run(doc)
+            raise ApiError(400, "malformed JSON: nested too deeply")
+        run, ignored = runschema.check(doc)
         try:
-            run_id = self.server.store.insert_run(run)
+            run_id, report = store.insert_run(run)
         except DuplicateRun as e:
-            self.send_json(409, {"error": "duplicate run: commit %s at %s on %s is already stored as run %d; "
-                                          "nothing changed" % (run["commit"], run["time"],
-                                                               run["machine"]["hostname"], e.run_id),
-                                 "id": e.run_id})
-            return
-        except sqlite3.IntegrityError as e:  # validation should have caught it
-            raise HttpError(400, "rejected by the database: %s" % e)
+            raise ApiError(409, "duplicate run: commit %s at %s on %s is already stored as run %d; "
+                                "nothing changed" % (run["commit"], run["time"], run["machine"]["hostname"],
+                                                     e.run_id), id=e.run_id)
+        except sqlite3.IntegrityError as e:  # the checks should have caught it; nothing was stored
+            raise ApiError(400, "rejected by the database: %s" % e)
         reply = {"id": run_id, "results": len(run["results"])}
         if ignored:
             reply["ignored_fields"] = ignored
-        self.send_json(201, reply, {"Location": "/api/runs/%d" % run_id})
+        reply.update(report)
+        return json_response(201, reply, {"Location": "/api/runs/%d" % run_id})
+
+    @app.delete("/api/runs/<int:run_id>")
+    def delete(run_id):
+        require_token("delete")
+        if not store.delete_run(known_id(run_id)):
+            raise ApiError(404, "no run with id %d" % run_id)
+        return json_response(200, {"deleted": run_id})
+
+    return app
 
 
 # --------------------------------------------------------------------------
 # Command line
-# --------------------------------------------------------------------------
 
 
 def default_db_path():
@@ -1042,14 +987,20 @@ def parse_args(argv):
         prog="dashboards/server.py",
         description="hakmem performance dashboard: stores benchmark runs in SQLite and serves the page.")
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default 127.0.0.1; a non-loopback address needs --allow-remote)")
+                        help="address to bind (default 127.0.0.1; a non-loopback address needs a token)")
     parser.add_argument("--port", type=int, default=8321,
                         help="TCP port (default 8321; 0 picks a free port, printed on start)")
     parser.add_argument("--db", default=None,
                         help="SQLite database file (default: $HAKMEM_DASHBOARD_DB, else "
                              "<workspace>/dashboards/data/hakmem.db)")
-    parser.add_argument("--allow-remote", action="store_true",
-                        help="allow binding a non-loopback address (anyone who reaches it can push runs)")
+    parser.add_argument("--token-file", default=None, metavar="FILE",
+                        help="pushes and deletions must carry 'Authorization: Bearer <the token in FILE>' "
+                             "(default: $%s; without either, pushes are open and deletion is off)" % TOKEN_ENV)
+    parser.add_argument("--commit-url", default=os.environ.get("HAKMEM_DASHBOARD_COMMIT_URL", ""),
+                        metavar="TEMPLATE",
+                        help="link of a commit on the page, {commit} replaced by the sha "
+                             "(default $HAKMEM_DASHBOARD_COMMIT_URL; none: the run's JSON)")
+    parser.add_argument("--threads", type=int, default=4, help="waitress worker threads (default 4)")
     parser.add_argument("--static-dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--chartjs", default=None,
                         help="path of chart.umd.js (default: dashboards/node_modules/chart.js/dist/chart.umd.js)")
@@ -1057,13 +1008,23 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be in 0..65535")
-    if not args.allow_remote and not is_loopback(args.host):
-        parser.error("refusing to bind non-loopback host %r without --allow-remote" % args.host)
+    if not 1 <= args.threads <= 64:
+        parser.error("--threads must be in 1..64")
     return args
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        token = load_token(args.token_file)
+    except (OSError, ValueError) as e:
+        sys.stderr.write("hakmem dashboard: cannot use the token: %s\n" % e)
+        return 2
+    if token is None and not is_loopback(args.host):
+        sys.stderr.write("hakmem dashboard: refusing to listen on non-loopback address %r without a token: "
+                         "anyone who reaches it could push runs. Start it with --token-file FILE or $%s.\n"
+                         % (args.host, TOKEN_ENV))
+        return 2
     db = os.path.abspath(args.db or default_db_path())
     store = Store(db)
     try:
@@ -1073,16 +1034,18 @@ def main(argv=None):
         return 1
     static_dir = os.path.abspath(args.static_dir or default_static_dir())
     chartjs = args.chartjs if args.chartjs is not None else default_chartjs_path()
+    app = create_app(store, static_dir, chartjs, token, args.quiet, args.commit_url)
     try:
-        family = socket.getaddrinfo(args.host.strip("[]"), args.port, type=socket.SOCK_STREAM)[0][0]
-        server = DashboardServer((args.host.strip("[]"), args.port), family, store, static_dir, chartjs,
-                                 args.quiet)
-    except OSError as e:
+        server = waitress.create_server(app, host=args.host.strip("[]"), port=args.port, threads=args.threads,
+                                        max_request_body_size=WAITRESS_BODY_LIMIT, ident="hakmem-dashboard",
+                                        clear_untrusted_proxy_headers=True)
+    except (OSError, ValueError) as e:
         sys.stderr.write("hakmem dashboard: cannot listen on %s:%d: %s\n" % (args.host, args.port, e))
         return 1
-    host, port = server.server_address[:2]
+    host, port = server.effective_host, int(server.effective_port)
     shown = "[%s]" % host if ":" in host else host
     sys.stderr.write("[dashboard] database: %s\n" % db)
+    sys.stderr.write("[dashboard] pushes: %s\n" % ("need the token" if token else "open (no token)"))
     if not os.path.isfile(chartjs):
         sys.stderr.write("[dashboard] WARNING: Chart.js not found at %s; the page will show no charts. "
                          "Run tools/setup.sh (or: npm ci --prefix dashboards).\n" % chartjs)
@@ -1093,11 +1056,11 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        server.close()
     sys.stderr.write("[dashboard] stopped\n")
     return 0
 

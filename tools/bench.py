@@ -10,7 +10,8 @@ and a summary, writes the results as JSON (schema 1, the dashboard's) and can
 POST them to the dashboard. See README.md, "Benchmarks".
 
     bazel run //tools:bench -- [--quick | --full] [--rounds R] [--bench NAMES]
-        [--alloc NAMES] [--json OUT] [--push URL] [--bin-dir DIR] [--dry-run]
+        [--alloc NAMES] [--json OUT] [--push URL [--token-file FILE]] [--bin-dir DIR]
+        [--dry-run]
 
 Under `bazel run` the benchmarks and preload libraries are first built with
 --config=release in the workspace (a nested `bazel build`; `bazel run` has
@@ -19,7 +20,9 @@ that nested bazel come from the environment variable BENCH_BAZEL_STARTUP_OPTS
 (e.g. "--output_base=/tmp/bazel_bench"); without it the output base of the
 `bazel run` that started this script is reused. BAZEL names the bazel binary.
 
-Python 3 standard library only.
+Python 3 standard library, plus python3-jsonschema: the run is checked
+against dashboards/run.schema.json (through dashboards/runschema.py, which the
+dashboard server uses too) before it is written or pushed.
 """
 
 import argparse
@@ -41,7 +44,18 @@ import time
 import urllib.error
 import urllib.request
 
+# The run format and its checker live with the dashboard (source tree and
+# Bazel runfiles alike have dashboards/ next to tools/).
+DASHBOARDS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dashboards")
+sys.path.insert(0, DASHBOARDS_DIR)
+try:
+    import runschema
+except ImportError as _exc:  # reported when a run is checked, not at import
+    runschema = None
+    RUNSCHEMA_IMPORT_ERROR = str(_exc)
+
 SCHEMA_VERSION = 1
+TOKEN_ENV = "HAKMEM_DASHBOARD_TOKEN"
 
 # --------------------------------------------------------------------------
 # What is measured.
@@ -264,6 +278,9 @@ def build_parser():
                         "<workspace>/bench-results/run-<time>.json)")
     p.add_argument("--push", type=_type_from(_url), metavar="URL",
                    help="POST the JSON to URL/api/runs")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="the dashboard's push token, sent as 'Authorization: Bearer' "
+                        "(default: $%s)" % TOKEN_ENV)
     p.add_argument("--bin-dir", metavar="DIR",
                    help="use binaries from DIR (a bazel-bin) instead of building")
     p.add_argument("--peer-lib-dir", default=PEER_LIB_DIR, metavar="DIR",
@@ -1114,67 +1131,14 @@ def make_document(meta, machine, mode, rounds, build, results, failures, skipped
     }
 
 
-RESULT_FIELDS = {
-    "benchmark": str, "params": str, "threads": int, "allocator": str, "variant": str,
-    "metric": str, "unit": str, "higher_is_better": bool, "median": (int, float),
-    "min": (int, float), "max": (int, float), "values": list, "wall_s": (int, float),
-    "cpu_s": (int, float), "peak_rss_kb": int,
-}
-
-
 def validate_document(doc):
-    """Problems with doc against schema 1 (empty list if none)."""
-    probs = []
-
-    def need(obj, key, typ, where):
-        if key not in obj:
-            probs.append("%s: missing %r" % (where, key))
-            return False
-        v = obj[key]
-        types = typ if isinstance(typ, tuple) else (typ,)
-        if isinstance(v, bool) and bool not in types:
-            probs.append("%s.%s: %r is not %s" % (where, key, v, typ))
-            return False
-        if not isinstance(v, typ):
-            probs.append("%s.%s: %r is not %s" % (where, key, v, typ))
-            return False
-        return True
-
-    if doc.get("schema") != SCHEMA_VERSION:
-        probs.append("schema must be %d" % SCHEMA_VERSION)
-    for k in ("commit", "commit_subject", "commit_time", "time", "branch"):
-        need(doc, k, str, "doc")
-    if need(doc, "machine", dict, "doc"):
-        for k, t in (("hostname", str), ("cpus", int), ("cpu_model", str), ("kernel", str),
-                     ("mem_gb", (int, float))):
-            need(doc["machine"], k, t, "machine")
-    if need(doc, "config", dict, "doc"):
-        c = doc["config"]
-        if c.get("mode") not in ("quick", "full"):
-            probs.append("config.mode must be quick or full")
-        need(c, "rounds", int, "config")
-        need(c, "build", str, "config")
-    if need(doc, "results", list, "doc"):
-        for i, r in enumerate(doc["results"]):
-            where = "results[%d]" % i
-            if not isinstance(r, dict):
-                probs.append(where + ": not an object")
-                continue
-            ok = all([need(r, k, t, where) for k, t in RESULT_FIELDS.items()])
-            if not ok:
-                continue
-            if not (r["median"] > 0 and r["min"] > 0 and r["max"] > 0):
-                probs.append(where + ": non-positive value")
-            if not r["min"] <= r["median"] <= r["max"]:
-                probs.append(where + ": not min <= median <= max")
-            if not r["values"] or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                          and v > 0 for v in r["values"]):
-                probs.append(where + ": values must be positive numbers")
-            if r["threads"] < 1:
-                probs.append(where + ": threads < 1")
-    if "failures" in doc and not isinstance(doc["failures"], list):
-        probs.append("failures must be a list")
-    return probs
+    """Problems of doc against dashboards/run.schema.json, as strings (empty list if none)."""
+    if runschema is None:
+        return ["cannot load dashboards/runschema.py from %s: %s" % (DASHBOARDS_DIR, RUNSCHEMA_IMPORT_ERROR)]
+    try:
+        return [str(p) for p in runschema.problems(doc)]
+    except (RuntimeError, OSError, ValueError) as exc:  # jsonschema missing, schema file unreadable
+        return [str(exc)]
 
 
 # --------------------------------------------------------------------------
@@ -1435,31 +1399,91 @@ def run_job(job, binary, rounds):
         evaluate(job, run_process(argv, env, job.case.timeout_s))
 
 
-def push(url, doc):
-    """POST doc to url/api/runs; returns (ok, message)."""
+def read_token(path):
+    """The push token from path, else $HAKMEM_DASHBOARD_TOKEN, else None."""
+    if path:
+        with open(user_path(path), encoding="utf-8") as f:
+            token = f.read().strip()
+        if not token:
+            raise ValueError("the token file %s is empty" % path)
+        return token
+    return os.environ.get(TOKEN_ENV, "").strip() or None
+
+
+def push(url, doc, token=None):
+    """POST doc to url/api/runs; returns (ok, message, decoded reply or None)."""
     target = url.rstrip("/") + "/api/runs"
     data = json.dumps(doc).encode("utf-8")
-    req = urllib.request.Request(target, data=data, method="POST",
-                                 headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    req = urllib.request.Request(target, data=data, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             body = resp.read().decode("utf-8", "replace")
             code = resp.status
     except urllib.error.HTTPError as exc:
         body = exc.read().decode("utf-8", "replace")
-        return False, "push to %s failed: HTTP %d %s: %s" % (target, exc.code, exc.reason,
-                                                           body.strip()[:2000])
+        hint = ""
+        if exc.code in (401, 403):
+            hint = " (give the token with --token-file or $%s)" % TOKEN_ENV
+        return False, "push to %s failed: HTTP %d %s: %s%s" % (
+            target, exc.code, exc.reason, body.strip()[:2000], hint), None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return False, "push to %s failed: %s" % (target, reason)
+        return False, "push to %s failed: %s" % (target, reason), None
     if not 200 <= code < 300:
-        return False, "push to %s failed: HTTP %d: %s" % (target, code, body.strip()[:2000])
-    return True, "pushed to %s: HTTP %d: %s" % (target, code, body.strip()[:2000])
+        return False, "push to %s failed: HTTP %d: %s" % (target, code, body.strip()[:2000]), None
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        reply = None
+    shown = body.strip()
+    if isinstance(reply, dict):  # the alerts are printed on their own below
+        shown = json.dumps({k: v for k, v in reply.items() if k not in ("alerts", "improvements")})
+    return True, "pushed to %s: HTTP %d: %s" % (target, code, shown[:2000]), reply
+
+
+FIGURE_NAMES = {"median": None, "peak_rss_kb": "peak RSS", "vs_best_peer": "ratio to best peer"}
+
+
+def format_alerts(reply):
+    """Lines about the dashboard's regression alerts in a push reply."""
+    if not isinstance(reply, dict) or "alerts" not in reply:
+        return []
+    prev = reply.get("previous_run")
+    if not prev:
+        return ["alerts: no earlier run of this configuration on this machine to compare with"]
+    against = "run %s (commit %s)" % (prev.get("id"), str(prev.get("commit", ""))[:12])
+    alerts = reply.get("alerts") or []
+    if not alerts:
+        return ["alerts: nothing moved beyond the noise against %s" % against]
+    lines = ["REGRESSION ALERTS (%d) against %s, same machine and configuration:"
+             % (len(alerts), against)]
+    for a in alerts:
+        figure = FIGURE_NAMES.get(a.get("figure")) or a.get("metric", "")
+        if a.get("figure") == "vs_best_peer":
+            shown = "%s -> %s" % (fmt_ratio(a["previous"]), fmt_ratio(a["current"]))
+        elif a.get("figure") == "peak_rss_kb":
+            shown = "%d kB -> %d kB" % (a["previous"], a["current"])
+        else:
+            shown = "%s -> %s" % (fmt_si(a["previous"]), fmt_si(a["current"]))
+        lines.append("  %s t=%s %s %s: %s (%+.1f%%, noise %.1f%%)" % (
+            a.get("benchmark"), a.get("threads"), a.get("label", "hakmem"), figure, shown,
+            100.0 * a["change"], 100.0 * a["threshold"]))
+    return lines
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.time()
+    token = None
+    if args.push:
+        try:  # before the benchmarks: a bad token file should not cost a whole run
+            token = read_token(args.token_file)
+        except (OSError, ValueError) as exc:
+            eprint("error: cannot read the push token: %s" % exc)
+            return 1
     ws = workspace_dir()
     under_bazel_run = bool(os.environ.get("BUILD_WORKSPACE_DIRECTORY"))
     cases = make_cases(args.mode, args.bench)
@@ -1608,7 +1632,10 @@ def main(argv=None):
                         failures, skipped)
     problems = validate_document(doc)
     if problems:
-        eprint("internal error: the JSON does not match schema 1:\n  " + "\n  ".join(problems))
+        eprint("error: the run does not match dashboards/run.schema.json; nothing written:\n  "
+               + "\n  ".join(problems[:20]))
+        if meta["commit"] == "unknown":
+            eprint("(no git commit: run the benchmarks from a git checkout of hakmem)")
         return 1
     status = 1 if failures else 0
     out = None
@@ -1629,9 +1656,11 @@ def main(argv=None):
             eprint("error: cannot write %s: %s" % (out, exc))
             status = 1
     if args.push:
-        ok, msg = push(args.push, doc)
+        ok, msg, reply = push(args.push, doc, token)
         if ok:
             eprint(msg)
+            for line in format_alerts(reply):
+                print(line)
         else:
             eprint("error: " + msg)
             status = 1

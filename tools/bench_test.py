@@ -429,8 +429,9 @@ class JsonTest(unittest.TestCase):
         self.assertEqual(doc["config"], {"mode": "quick", "rounds": 3, "build": "release"})
         self.assertEqual(set(doc["machine"]), {"hostname", "cpus", "cpu_model", "kernel",
                                                "mem_gb"})
+        result_fields = bench.runschema.load_schema()["$defs"]["result"]["properties"]
         for r in doc["results"]:
-            self.assertEqual(set(r), set(bench.RESULT_FIELDS))
+            self.assertEqual(set(r), set(result_fields))
         by = {(r["allocator"], r["variant"]): r for r in doc["results"]}
         # The failed allocator is absent; the two hakmem variants are one allocator.
         self.assertEqual(sorted(by), [("glibc", ""), ("hakmem", "fastcache"),
@@ -451,21 +452,43 @@ class JsonTest(unittest.TestCase):
         json.loads(json.dumps(doc))  # serialisable
 
     def test_validation_catches_problems(self):
+        # The rules are dashboards/run.schema.json's (the server's): a zero median and a
+        # missing unit are allowed there, a negative median and a missing median are not.
         doc = self.doc()
-        doc["results"][0]["median"] = 0
-        self.assertTrue(any("non-positive" in p for p in bench.validate_document(doc)))
+        doc["results"][0]["median"] = -1
+        self.assertTrue(any("results[0].median: must not be negative" in p
+                            for p in bench.validate_document(doc)))
         doc = self.doc()
-        del doc["results"][1]["unit"]
-        self.assertTrue(any("missing 'unit'" in p for p in bench.validate_document(doc)))
+        del doc["results"][1]["median"]
+        self.assertTrue(any("results[1].median: missing required field" in p
+                            for p in bench.validate_document(doc)))
         doc = self.doc()
         doc["results"][0]["threads"] = True
-        self.assertTrue(bench.validate_document(doc))
+        self.assertTrue(any("threads: expected an integer, got boolean" in p
+                            for p in bench.validate_document(doc)))
         doc = self.doc()
-        doc["config"]["mode"] = "medium"
-        self.assertTrue(bench.validate_document(doc))
+        doc["config"]["mode"] = ""
+        self.assertTrue(any("config.mode: must not be empty" in p for p in bench.validate_document(doc)))
         doc = self.doc()
         doc["results"][0]["min"] = doc["results"][0]["median"] + 1
-        self.assertTrue(bench.validate_document(doc))
+        self.assertTrue(any("is greater than median" in p for p in bench.validate_document(doc)))
+        doc = self.doc()
+        doc["failures"] = {"not": "a list"}
+        self.assertTrue(any("failures: expected an array" in p for p in bench.validate_document(doc)))
+
+    def test_format_alerts(self):
+        self.assertEqual(bench.format_alerts({"id": 1}), [])
+        self.assertIn("no earlier run", bench.format_alerts({"alerts": [], "previous_run": None})[0])
+        self.assertIn("nothing moved beyond the noise against run 4 (commit abcdef012345)",
+                      bench.format_alerts({"alerts": [], "previous_run": {"id": 4, "commit": "abcdef0123456789"}})[0])
+        lines = bench.format_alerts({"previous_run": {"id": 4, "commit": "abc"}, "alerts": [
+            {"benchmark": "larson", "threads": 2, "label": "hakmem (fastcache)", "figure": "median",
+             "metric": "ops_per_sec", "previous": 1e8, "current": 8e7, "change": -0.2, "threshold": 0.03},
+            {"benchmark": "larson", "threads": 2, "label": "hakmem (fastcache)", "figure": "peak_rss_kb",
+             "metric": "ops_per_sec", "previous": 10000, "current": 11000, "change": 0.1, "threshold": 0.03}]})
+        self.assertEqual(lines[0], "REGRESSION ALERTS (2) against run 4 (commit abc), same machine and configuration:")
+        self.assertEqual(lines[1], "  larson t=2 hakmem (fastcache) ops_per_sec: 100M -> 80.0M (-20.0%, noise 3.0%)")
+        self.assertEqual(lines[2], "  larson t=2 hakmem (fastcache) peak RSS: 10000 kB -> 11000 kB (+10.0%, noise 3.0%)")
 
     def test_failures_json(self):
         case = bench.make_cases("quick", ["larson/t1", "micro"])
@@ -683,11 +706,17 @@ class RunnerTest(unittest.TestCase):
             shutil.copy(lib, os.path.join(self.bin, "hakmem", name))
         env = {k: v for k, v in os.environ.items()
                if k not in ("BUILD_WORKSPACE_DIRECTORY", "BUILD_WORKING_DIRECTORY",
-                            "LD_PRELOAD")}
+                            "LD_PRELOAD", bench.TOKEN_ENV)}
         self.env = mock.patch.dict(os.environ, env, clear=True)
         self.env.start()
+        # The Bazel sandbox has no .git: a run records this commit instead.
+        self.git = mock.patch.object(bench, "git_meta", return_value={
+            "commit": "0123456789abcdef0123456789abcdef01234567", "commit_subject": "test commit",
+            "commit_time": "2026-01-01T00:00:00+00:00", "branch": "main", "dirty": False})
+        self.git.start()
 
     def tearDown(self):
+        self.git.stop()
         self.env.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -748,6 +777,17 @@ class RunnerTest(unittest.TestCase):
                          [("mtstress/realloc", "nofastcache"), ("mtstress/realloc", "hardened"),
                           ("mtstress/realloc", "")])
 
+    def test_run_without_a_commit_is_not_written(self):
+        js = os.path.join(self.tmp, "r.json")
+        with mock.patch.object(bench, "git_meta", return_value={
+                "commit": "unknown", "commit_subject": "", "commit_time": "", "branch": "", "dirty": False}):
+            code, _, err = self.main("--bench", "larson/t1", "--rounds", "1", "--alloc", "glibc", "--json", js)
+        self.assertEqual(code, 1)
+        self.assertIn("does not match dashboards/run.schema.json; nothing written", err)
+        self.assertIn('commit: invalid value "unknown"', err)
+        self.assertIn("from a git checkout", err)
+        self.assertFalse(os.path.exists(js))
+
     def test_preload_that_does_not_load_fails(self):
         with open(os.path.join(self.bin, "hakmem", "libhakmem.so"), "w") as f:
             f.write("not an ELF file\n")
@@ -770,13 +810,23 @@ class RunnerTest(unittest.TestCase):
 
     def test_push(self):
         received = []
+        replies = [
+            (201, {"id": 7, "results": 1, "previous_run": {"id": 6, "commit": "0123456789abcdef"},
+                   "alerts": [{"benchmark": "larson", "threads": 1, "label": "hakmem (fastcache)",
+                               "figure": "median", "metric": "ops_per_sec", "previous": 4e6,
+                               "current": 3e6, "change": -0.25, "threshold": 0.05}],
+                   "improvements": []}),
+            (400, {"error": "bad run"}),
+            (401, {"error": "pushing a run needs 'Authorization: Bearer <token>'"}),
+        ]
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append((self.path, self.headers["Content-Type"], json.loads(body)))
-                status = 201 if len(received) == 1 else 400
-                reply = b'{"id": 7}' if status == 201 else b'{"error": "bad run"}'
+                received.append((self.path, self.headers["Content-Type"], json.loads(body),
+                                 self.headers.get("Authorization")))
+                status, obj = replies[min(len(received), len(replies)) - 1]
+                reply = json.dumps(obj).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
@@ -789,30 +839,49 @@ class RunnerTest(unittest.TestCase):
         server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
         t = threading.Thread(target=server.serve_forever, daemon=True)
         t.start()
+        token_file = os.path.join(self.tmp, "token")
+        with open(token_file, "w") as f:
+            f.write("secret-token-from-file\n")
         try:
             url = "http://127.0.0.1:%d/" % server.server_address[1]
-            code, _, err = self.main("--bench", "larson/t1", "--rounds", "1", "--push", url)
+            code, out, err = self.main("--bench", "larson/t1", "--rounds", "1", "--push", url,
+                                       "--token-file", token_file)
             self.assertEqual(code, 0, err)
-            self.assertIn('HTTP 201: {"id": 7}', err)
-            path, ctype, doc = received[0]
+            self.assertIn('HTTP 201: {"id": 7, "results": 1', err)
+            self.assertIn("REGRESSION ALERTS (1) against run 6 (commit 0123456789ab)", out)
+            self.assertIn("  larson t=1 hakmem (fastcache) ops_per_sec: 4.00M -> 3.00M (-25.0%, noise 5.0%)",
+                          out)
+            path, ctype, doc, auth = received[0]
             self.assertEqual(path, "/api/runs")
             self.assertEqual(ctype, "application/json")
+            self.assertEqual(auth, "Bearer secret-token-from-file")
             self.assertEqual(bench.validate_document(doc), [])
-            code, _, err = self.main("--bench", "larson/t1", "--rounds", "1", "--push", url)
+            with mock.patch.dict(os.environ, {bench.TOKEN_ENV: "secret-token-from-env"}):
+                code, _, err = self.main("--bench", "larson/t1", "--rounds", "1", "--push", url)
             self.assertEqual(code, 1)
+            self.assertEqual(received[1][3], "Bearer secret-token-from-env")
             self.assertIn("HTTP 400", err)
             self.assertIn("bad run", err)
+            code, _, err = self.main("--bench", "larson/t1", "--rounds", "1", "--push", url)
+            self.assertEqual(code, 1)
+            self.assertIsNone(received[2][3])  # no token anywhere: no header
+            self.assertIn("HTTP 401", err)
+            self.assertIn("give the token with --token-file", err)
+            # An unreadable token file stops before any benchmark runs.
+            code, out, err = self.main("--bench", "larson/t1", "--rounds", "1", "--push", url,
+                                       "--token-file", os.path.join(self.tmp, "missing"))
+            self.assertEqual(code, 1)
+            self.assertIn("cannot read the push token", err)
+            self.assertEqual(out, "")
+            self.assertEqual(len(received), 3)
         finally:
             server.shutdown()
             server.server_close()
         # Nobody listening any more.
-        ok, msg = bench.push(url, {"schema": 1})
+        ok, msg, reply = bench.push(url, {"schema": 1})
         self.assertFalse(ok)
+        self.assertIsNone(reply)
         self.assertIn("push to %sapi/runs failed" % url, msg)
-
-
-if __name__ == "__main__":
-    unittest.main()
 
 
 class ShortSubjectTest(unittest.TestCase):
@@ -825,3 +894,7 @@ class ShortSubjectTest(unittest.TestCase):
     def test_short_subject_is_kept(self):
         self.assertEqual(bench.short_subject("fix the thing"), "fix the thing")
         self.assertEqual(bench.short_subject("y" * 200), "y" * 200)
+
+
+if __name__ == "__main__":
+    unittest.main()

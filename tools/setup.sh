@@ -32,6 +32,10 @@ PACKAGES=(
   libjemalloc2
   libtcmalloc-minimal4
   # The dashboard: its page's packages come from npm; its test drives Chromium.
+  # Its server runs on Flask under waitress; runs are checked with jsonschema.
+  python3-flask
+  python3-waitress
+  python3-jsonschema
   nodejs
   chromium
   fonts-dejavu-core

@@ -3,9 +3,12 @@
 //
 // Run by dashboards/dashboard_test.sh, which starts the servers:
 //   node dashboard_e2e.mjs --url URL --nolib-url URL --runs FILE \
-//       --node-modules DIR --out DIR [--chromium PATH] [--profile DIR]
+//       --node-modules DIR --out DIR [--chromium PATH] [--profile DIR] \
+//       [--token-file FILE] [--commit-url TEMPLATE]
 //
 // --url        a server with an empty database (the test pushes into it)
+// --token-file the server's push token (sent as Authorization: Bearer)
+// --commit-url the server's --commit-url, to check the alert links
 // --nolib-url  a server on the same database whose Chart.js is missing
 // --runs       a run JSON (one object) or a JSON array of runs, pushed in order
 // --node-modules  dashboards/node_modules (playwright-core is loaded from it)
@@ -34,6 +37,7 @@ function parseArgs(argv) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
+const TOKEN = opts.tokenFile ? fs.readFileSync(opts.tokenFile, 'utf8').trim() : null;
 const requireFromDashboards = createRequire(path.join(path.dirname(path.resolve(opts.nodeModules)), 'package.json'));
 const { chromium } = requireFromDashboards('playwright-core');
 
@@ -87,7 +91,39 @@ function loadRuns(file) {
       r.peak_rss_kb = r.peak_rss_kb ?? null;
     }
   }
-  return runs;
+  return runs.concat(alertPair(runs[0]));
+}
+
+// Two runs of their own machine and configuration, made from the first run
+// with every round equal (no spread, so the 3% floor is the noise). The
+// second halves hakmem's figure (doubles it when lower is better) on every
+// other benchmark group and copies the rest: exactly those groups must be
+// flagged, on hakmem's figure and on its ratio to the best peer.
+const ALERT_HOST = 'e2e-alerts-host';
+function alertPair(base) {
+  const flat = (r, median) => ({ ...r, median, min: median, max: median, values: [median] });
+  const groupKey = (r) => JSON.stringify([r.benchmark, r.params, r.threads, r.metric]);
+  const keys = [...new Set(base.results.map(groupKey))].sort();
+  const regressed = new Set(keys.filter((k, i) => i % 2 === 0));
+  const make = (commit, time, change) => ({
+    ...clone(base), commit, commit_subject: `e2e alert run ${commit.slice(0, 7)}`, commit_time: time, time,
+    machine: { ...base.machine, hostname: ALERT_HOST },
+    config: { ...base.config, mode: 'alerts' },
+    results: base.results.map((r) => flat(r, change(r) ? (r.higher_is_better ? r.median / 2 : r.median * 2) : r.median)),
+  });
+  const first = make('a1e47a1000000000000000000000000000000001', '2099-01-01T00:00:00Z', () => false);
+  const second = make('a1e47b2000000000000000000000000000000002', '2099-01-02T00:00:00Z',
+    (r) => r.allocator === HAKMEM && regressed.has(groupKey(r)));
+  second.expectedAlerts = new Set();
+  for (const r of second.results) {
+    if (r.allocator !== HAKMEM || !regressed.has(groupKey(r))) continue;
+    second.expectedAlerts.add(JSON.stringify([r.benchmark, r.params, r.threads, r.metric, r.variant, 'median']));
+    if (second.results.some((p) => p.allocator !== HAKMEM && groupKey(p) === groupKey(r) && p.median > 0)) {
+      second.expectedAlerts.add(JSON.stringify([r.benchmark, r.params, r.threads, r.metric, r.variant, 'vs_best_peer']));
+    }
+  }
+  second.regressedGroups = regressed;
+  return [first, second];
 }
 
 // Runs in the dashboard's commit order: commit time (else run time), run time, id.
@@ -138,28 +174,45 @@ async function request(pathname, init) {
   return { status: response.status, text, body };
 }
 
-function push(body, contentType = 'application/json') {
-  return request('api/runs', { method: 'POST', headers: { 'Content-Type': contentType }, body });
+function push(body, contentType = 'application/json', token = TOKEN) {
+  const headers = { 'Content-Type': contentType };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return request('api/runs', { method: 'POST', headers, body });
 }
 
-const clone = (x) => JSON.parse(JSON.stringify(x));
+function clone(x) {
+  return JSON.parse(JSON.stringify(x, (k, v) => (k === 'expectedAlerts' || k === 'regressedGroups' ? undefined : v)));
+}
 
 async function apiChecks(runs) {
   const health = await request('healthz');
   mustHold(health.status === 200 && health.body.ok === true, 'GET /healthz answers ok');
   mustHold(health.body.runs === 0, 'the test database starts empty');
 
+  if (TOKEN) {
+    const res = await push(JSON.stringify(clone(runs[0])), 'application/json', null);
+    check(res.status === 401, `push without the token -> 401 (got ${res.status})`);
+    const wrong = await push(JSON.stringify(clone(runs[0])), 'application/json', TOKEN + 'x');
+    check(wrong.status === 403, `push with a wrong token -> 403 (got ${wrong.status})`);
+  }
   for (const run of runs) {
-    const res = await push(JSON.stringify(run));
+    const res = await push(JSON.stringify(clone(run)));
     mustHold(res.status === 201, `push of run ${run.commit.slice(0, 7)} -> 201 (got ${res.status}: ${res.text.slice(0, 300)})`);
     check(res.body.results === run.results.length, `201 reply counts ${run.results.length} results`);
     check(Number.isInteger(res.body.id), '201 reply carries the run id');
     run.id = res.body.id;
+    if (run.expectedAlerts) {
+      const got = new Set(res.body.alerts.map((a) => JSON.stringify([a.benchmark, a.params, a.threads, a.metric, a.variant, a.figure])));
+      check(got.size === run.expectedAlerts.size && [...got].every((a) => run.expectedAlerts.has(a)),
+        `push reply lists exactly the ${run.expectedAlerts.size} regressions made on purpose (got ${got.size}: ${[...got].slice(0, 4).join(' ')})`);
+      check(res.body.previous_run && res.body.previous_run.commit === runs[runs.indexOf(run) - 1].commit,
+        'the alerts compare with the previous run of the same machine and configuration');
+    }
   }
   log(`pushed ${runs.length} run(s), ${runs.reduce((n, r) => n + r.results.length, 0)} results`);
 
   const last = runs[runs.length - 1];
-  const dup = await push(JSON.stringify(last));
+  const dup = await push(JSON.stringify(clone(last)));
   check(dup.status === 409, `identical re-push -> 409 (got ${dup.status})`);
   check(dup.body && /duplicate/i.test(dup.body.error) && dup.body.id === last.id,
     `409 names the stored run: ${dup.text.slice(0, 200)}`);
@@ -263,12 +316,23 @@ async function apiChecks(runs) {
 async function pageSnapshot(page) {
   return page.evaluate(() => {
     const c = window.hakmemCharts;
-    const ds = (ch) => (ch ? ch.data.datasets.map((d) => ({ label: d.label, data: d.data.slice() })) : []);
+    const ds = (ch) => (ch ? ch.data.datasets.map((d) => ({
+      label: d.label, data: d.data.slice(),
+      alerts: d.hakmemAlerts ? d.hakmemAlerts.map((m) => (m ? m.map((a) => a.figure) : null)) : null,
+      pointStyle: Array.isArray(d.pointStyle) ? d.pointStyle.slice() : d.pointStyle,
+    })) : []);
     return {
       labels: c.throughput ? c.throughput.data.labels.slice() : [],
       rssLabels: c.rss ? c.rss.data.labels.slice() : [],
       tp: ds(c.throughput),
       rss: ds(c.rss),
+      ratio: ds(c.ratio),
+      rssRatio: ds(c.rssRatio),
+      alertItems: [...document.querySelectorAll('#alerts-list li')].map((li) => ({
+        figure: li.dataset.figure, variant: li.dataset.variant, run: li.dataset.run,
+        href: li.querySelector('a.commit').getAttribute('href'), text: li.textContent,
+      })),
+      alertsShown: !document.getElementById('alerts-section').hidden,
       barLabels: c.bars ? c.bars.data.labels.slice() : [],
       bars: c.bars && c.bars.data.datasets[0] ? c.bars.data.datasets[0].data.slice() : [],
       barTexts: c.bars ? c.bars.options.plugins.hakmemBarLabels.lines.map((ls) => ls.map((l) => l.text)) : [],
@@ -288,17 +352,18 @@ async function pageSnapshot(page) {
   });
 }
 
-async function selectCombo(page, combo) {
-  const key = JSON.stringify([combo.benchmark, combo.threads, combo.config, combo.metric]);
+async function selectCombo(page, combo, machine = '') {
+  const key = JSON.stringify([combo.benchmark, combo.threads, combo.config, combo.metric, machine]);
   await page.selectOption('#f-benchmark', combo.benchmark);
   await page.selectOption('#f-config', combo.config);
   await page.selectOption('#f-threads', String(combo.threads));
   await page.selectOption('#f-metric', combo.metric);
+  await page.selectOption('#f-machine', machine);
   await page.waitForFunction((k) => window.hakmemDashboard.renderedKey === k && !window.hakmemDashboard.loading,
     key, { timeout: 15000 });
 }
 
-function checkCombo(snap, exp, combo) {
+function checkCombo(snap, exp, combo, apiSeries) {
   const name = `${combo.benchmark} ${combo.threads}T ${combo.metric} ${combo.config}`;
   const shorts = exp.ordered.map((r) => r.commit.toLowerCase().slice(0, 7));
   check(snap.labels.length === shorts.length && snap.labels.every((l, i) => l.startsWith(shorts[i])),
@@ -326,6 +391,55 @@ function checkCombo(snap, exp, combo) {
   const extra = snap.tp.flatMap((d) => d.data.map((v, i) => (v !== null && !pushedAt.has(`${d.label}@${i}`) ? `${d.label}@${i}` : null)))
     .filter((x) => x);
   check(extra.length === 0, `${name}: no points beyond the pushed ones (${extra.join(', ')})`);
+
+  // History of hakmem / glibc, from the pushed medians.
+  if (exp.params.size === 1) {
+    let okRatio = true;
+    let nRatio = 0;
+    exp.ordered.forEach((run, index) => {
+      const rows = run.results.filter((r) => r.benchmark === combo.benchmark && r.threads === combo.threads && r.metric === combo.metric);
+      const glibc = rows.find((r) => r.allocator === 'glibc');
+      for (const h of rows.filter((r) => r.allocator === HAKMEM)) {
+        if (!glibc || !glibc.median) continue;
+        const d = snap.ratio.find((x) => x.label === `${seriesLabel(h.allocator, h.variant)} / glibc`);
+        nRatio += 1;
+        if (!d || !sameNumber(d.data[index], h.median / glibc.median)) {
+          okRatio = false;
+          console.log(`  ${name}: ${seriesLabel(h.allocator, h.variant)} / glibc at ${index}: chart ${d ? d.data[index] : 'no line'}, expected ${h.median / glibc.median}`);
+        }
+      }
+    });
+    check(okRatio, `${name}: ratio history holds hakmem / glibc at every commit (${nRatio} points)`);
+  }
+
+  // Alert marks: only the second run of the alert pair has them, only on regressed groups.
+  const alertRun = exp.ordered.find((r) => r.expectedAlerts);
+  const groupKey = JSON.stringify([combo.benchmark, exp.latestRows.length ? exp.latestRows[0].params : '', combo.threads, combo.metric]);
+  const hakmemLines = snap.tp.filter((d) => d.label.startsWith(HAKMEM));
+  if (alertRun && exp.params.size === 1) {
+    const i = exp.ordered.indexOf(alertRun);
+    const want = alertRun.regressedGroups.has(groupKey);
+    check(hakmemLines.length > 0 && hakmemLines.every((d) => want === Boolean(d.alerts && d.alerts[i] && d.alerts[i].includes('median'))),
+      `${name}: hakmem lines ${want ? 'carry' : 'carry no'} an alert mark at the regressed commit`);
+    check(hakmemLines.every((d) => (d.pointStyle[i] === 'triangle') === want), `${name}: the mark is drawn as a triangle`);
+    check(hakmemLines.every((d) => d.alerts.every((m, j) => j === i || m === null)), `${name}: no mark at other commits`);
+    const best = snap.ratio.filter((d) => d.label.endsWith('/ best peer'));
+    check(best.every((d) => Boolean(d.alerts && d.alerts[i] && d.alerts[i].includes('vs_best_peer')) === want),
+      `${name}: ratio-to-best-peer lines ${want ? 'carry' : 'carry no'} the alert mark`);
+    const items = snap.alertItems.filter((a) => a.run === String(alertRun.id));
+    check(snap.alertsShown === want && (items.length > 0) === want, `${name}: the alert list ${want ? 'shows' : 'does not show'} the regression`);
+    const link = opts.commitUrl ? opts.commitUrl.replace('{commit}', alertRun.commit) : `api/runs/${alertRun.id}`;
+    check(items.every((a) => a.href === link && a.text.includes(alertRun.commit.slice(0, 7))), `${name}: alerts link to the commit (${link})`);
+  }
+  // Every selection: the marks are exactly the alerts the API reports for it.
+  const want = new Set((apiSeries.alerts || []).filter((a) => a.figure === 'median')
+    .map((a) => `${seriesLabel(HAKMEM, a.variant)}@${a.index}`));
+  const got = new Set(hakmemLines.flatMap((d) => (d.alerts || []).map((m, j) => (m && m.includes('median') ? `${d.label}@${j}` : null)))
+    .filter((x) => x));
+  check(want.size === got.size && [...want].every((x) => got.has(x)),
+    `${name}: alert marks = the API's alerts (${[...want].join(', ') || 'none'}; page ${[...got].join(', ') || 'none'})`);
+  check(snap.alertItems.length === (apiSeries.alerts || []).length && snap.alertsShown === snap.alertItems.length > 0,
+    `${name}: the alert list has the API's ${(apiSeries.alerts || []).length} alerts`);
 
   if (exp.params.size > 1) return; // the bars show one params group; skip
   const rows = exp.latestRows;
@@ -419,11 +533,23 @@ async function browserChecks(runs, combos) {
     for (const combo of combos) {
       await selectCombo(page, combo);
       const snap = await pageSnapshot(page);
-      checkCombo(snap, expectedFor(runs, combo), combo);
+      const q = new URLSearchParams({ benchmark: combo.benchmark, threads: String(combo.threads), metric: combo.metric, config: combo.config });
+      checkCombo(snap, expectedFor(runs, combo), combo, (await request(`api/series?${q}`)).body);
       check(snap.rawRows === expectedFor(runs, combo).latest.results.length, `raw table lists every result of the latest run (${combo.benchmark})`);
       check(snap.summaryRows > 0, `summary table has rows (${combo.benchmark})`);
     }
     log(`${combos.length} selections checked in the page`);
+
+    // The machine filter: the alert runs' machine alone, then a machine with nothing for this config.
+    const alertCombo = combos.find((c) => c.config.startsWith('alerts'));
+    if (alertCombo) {
+      await selectCombo(page, alertCombo, ALERT_HOST);
+      const snap = await pageSnapshot(page);
+      check(snap.labels.length === 2, `machine filter ${ALERT_HOST}: the 2 alert runs (got ${snap.labels.length})`);
+      const options = await page.$$eval('#f-machine option', (os) => os.map((o) => o.value));
+      check(JSON.stringify(options) === JSON.stringify(['', ALERT_HOST]), `machine options for the alert config: ${JSON.stringify(options)}`);
+      await selectCombo(page, alertCombo, '');
+    }
 
     // Sorting the raw table by median.
     await page.click('#raw-table th[data-key="median"]');

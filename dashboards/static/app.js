@@ -3,7 +3,9 @@
 // Reads the JSON API of dashboards/server.py and draws with Chart.js (global
 // `Chart`, served at vendor/chart.umd.js). For tests and for poking around in
 // the console it exposes:
-//   window.hakmemCharts    = {throughput, rss, bars}   Chart.js instances
+//   window.hakmemCharts    = {throughput, rss, ratio, rssRatio, bars}   Chart.js instances;
+//                            a hakmem dataset's hakmemAlerts[i] lists the regression
+//                            alerts marked at commit i (null where there is none)
 //   window.hakmemDashboard = state: selection, last API answers, ready flag,
 //                            renderedKey (selection of the last finished render)
 'use strict';
@@ -20,12 +22,13 @@
     error: null,
     benchmarks: [],
     runs: [],
-    selection: { benchmark: null, threads: null, config: null, metric: null },
+    selection: { benchmark: null, threads: null, config: null, metric: null, machine: '' },
+    commitUrl: '',
     series: null,
     latest: null,
     sort: { key: null, dir: 1 },
   };
-  const charts = { throughput: null, rss: null, bars: null };
+  const charts = { throughput: null, rss: null, ratio: null, rssRatio: null, bars: null };
   window.hakmemDashboard = state;
   window.hakmemCharts = charts;
 
@@ -33,6 +36,8 @@
   const PEER_COLORS = { glibc: '#868e96', mimalloc: '#1c7ed6', jemalloc: '#2f9e44', tcmalloc: '#7048e8' };
   const HAKMEM_COLORS = ['#e8590c', '#c2255c', '#f59f00', '#9c36b5', '#d9480f'];
   const OTHER_COLORS = ['#0c8599', '#5c940d', '#364fc7', '#a61e4d', '#495057', '#e67700'];
+  const ALERT_COLOR = '#e03131';
+  const FIGURE_NAMES = { median: null, peak_rss_kb: 'peak RSS', vs_best_peer: 'ratio to best peer' };
   const colorByLabel = new Map();
   let hakmemColorNext = 0;
   let otherColorNext = 0;
@@ -153,7 +158,9 @@
       .map((r) => r.threads)).sort((x, y) => x - y);
     const metrics = unique(rowsFor((r) => r.benchmark === sel.benchmark && r.config === sel.config &&
       r.threads === sel.threads).map((r) => r.metric)).sort();
-    return { benchmarks, configs, threads, metrics };
+    const machines = [''].concat(unique(rowsFor((r) => r.benchmark === sel.benchmark && r.config === sel.config)
+      .map((r) => r.machine)).sort());
+    return { benchmarks, configs, threads, metrics, machines };
   }
 
   // Makes every part of the selection valid, keeping what still is.
@@ -172,6 +179,8 @@
     if (!o.threads.includes(out.threads)) out.threads = o.threads[o.threads.length - 1];
     o = optionsFor(out);
     if (!o.metrics.includes(out.metric)) out.metric = o.metrics[0];
+    if (!o.machines.includes(out.machine || '')) out.machine = '';
+    out.machine = out.machine || '';
     return out;
   }
 
@@ -203,10 +212,14 @@
     fillSelect($('f-config'), o.configs, s.config);
     fillSelect($('f-threads'), o.threads, s.threads);
     fillSelect($('f-metric'), o.metrics, s.metric);
+    const machine = $('f-machine');
+    machine.textContent = '';
+    for (const m of o.machines) machine.append(el('option', { value: m, text: m || 'all machines' }));
+    machine.value = s.machine || '';
   }
 
   function selectionKey(s) {
-    return JSON.stringify([s.benchmark, s.threads, s.config, s.metric]);
+    return JSON.stringify([s.benchmark, s.threads, s.config, s.metric, s.machine || '']);
   }
 
   function readHash() {
@@ -217,13 +230,14 @@
       threads: threads === null ? null : Number(threads),
       config: p.get('config'),
       metric: p.get('metric'),
+      machine: p.get('machine') || '',
     };
   }
 
   function writeHash() {
     const s = state.selection;
     const p = new URLSearchParams();
-    for (const k of ['benchmark', 'threads', 'config', 'metric']) if (s[k] !== null && s[k] !== undefined) p.set(k, s[k]);
+    for (const k of ['benchmark', 'threads', 'config', 'metric', 'machine']) if (s[k] !== null && s[k] !== undefined && s[k] !== '') p.set(k, s[k]);
     const hash = '#' + p.toString();
     if (window.location.hash !== hash) history.replaceState(null, '', hash);
   }
@@ -282,9 +296,24 @@
     };
     charts.throughput = new Chart($('chart-throughput'), { type: 'line', data: { labels: [], datasets: [] }, options: tp });
 
+    tp.plugins.tooltip.callbacks.footer = alertFooter;
+    tp.onClick = openAlertCommit;
     const rss = baseLineOptions('peak RSS', (v) => fmtKB(v));
     rss.plugins.tooltip.callbacks.label = (item) => `${item.dataset.label}: ${fmtKB(item.raw)}`;
+    rss.plugins.tooltip.callbacks.footer = alertFooter;
+    rss.onClick = openAlertCommit;
     charts.rss = new Chart($('chart-rss'), { type: 'line', data: { labels: [], datasets: [] }, options: rss });
+
+    for (const [key, canvas, title] of [['ratio', 'chart-ratio', 'hakmem / peer'], ['rssRatio', 'chart-rss-ratio', 'hakmem RSS / peer RSS']]) {
+      const o = baseLineOptions(title, (v) => fmtRatio(v));
+      o.plugins.tooltip.callbacks.label = (item) => {
+        const pt = item.dataset.hakmemPoints[item.dataIndex];
+        return pt ? `${item.dataset.label}: ${fmtRatio(pt.ratio)} (${pt.peer})` : `${item.dataset.label}: –`;
+      };
+      o.plugins.tooltip.callbacks.footer = alertFooter;
+      o.onClick = openAlertCommit;
+      charts[key] = new Chart($(canvas), { type: 'line', data: { labels: [], datasets: [] }, options: o });
+    }
 
     charts.bars = new Chart($('chart-bars'), {
       type: 'bar',
@@ -355,6 +384,94 @@
     };
   }
 
+  function commitHref(commit, runId) {
+    if (state.commitUrl) return state.commitUrl.split('{commit}').join(encodeURIComponent(commit));
+    return `api/runs/${runId}`;
+  }
+
+  function describeAlert(a) {
+    const what = FIGURE_NAMES[a.figure] || a.metric;
+    const fmt = a.figure === 'vs_best_peer' ? fmtRatio : a.figure === 'peak_rss_kb' ? fmtKB : fmtSI;
+    return `${a.label} ${what}: ${fmt(a.previous)} → ${fmt(a.current)} ` +
+      `(${a.change > 0 ? '+' : ''}${(100 * a.change).toFixed(1)}%, noise ${(100 * a.threshold).toFixed(1)}%)`;
+  }
+
+  // A click on an alert mark opens its commit.
+  function openAlertCommit(event, elements, chart) {
+    for (const e of elements) {
+      const marks = chart.data.datasets[e.datasetIndex].hakmemAlerts;
+      if (marks && marks[e.index]) {
+        window.open(commitHref(marks[e.index][0].commit, marks[e.index][0].run_id), '_blank', 'noopener');
+        return;
+      }
+    }
+  }
+
+  function alertFooter(items) {
+    const out = [];
+    for (const item of items) {
+      const marks = item.dataset.hakmemAlerts;
+      for (const a of (marks && marks[item.dataIndex]) || []) out.push(`▲ regression: ${describeAlert(a)}`);
+    }
+    return out;
+  }
+
+  // Marks the points of a hakmem line where an alert fired: a big red triangle.
+  function markAlerts(dataset, alerts, n) {
+    const marks = new Array(n).fill(null);
+    for (const a of alerts) (marks[a.index] = marks[a.index] || []).push(a);
+    const base = dataset.pointRadius;
+    const color = dataset.borderColor;
+    dataset.hakmemAlerts = marks;
+    dataset.pointStyle = marks.map((m) => (m ? 'triangle' : 'circle'));
+    dataset.pointRadius = marks.map((m) => (m ? 9 : base));
+    dataset.pointHoverRadius = marks.map((m) => (m ? 11 : 6));
+    dataset.pointBackgroundColor = marks.map((m) => (m ? ALERT_COLOR : color));
+    dataset.pointBorderColor = marks.map((m) => (m ? ALERT_COLOR : color));
+  }
+
+  const sameLine = (a, s) => a.variant === s.variant && a.threads === s.threads && a.metric === s.metric && a.params === s.params;
+
+  function ratioDataset(line, n) {
+    const data = new Array(n).fill(null);
+    const pts = new Array(n).fill(null);
+    for (const p of line.points) {
+      data[p.index] = p.ratio;
+      pts[p.index] = p;
+    }
+    const color = colorFor(HAKMEM, seriesLabel(HAKMEM, line.variant));
+    return {
+      label: line.label,
+      data,
+      borderColor: color,
+      backgroundColor: color,
+      borderWidth: line.kind === 'best' ? 3 : 2,
+      borderDash: line.kind === 'glibc' ? [6, 4] : [],
+      pointRadius: 4,
+      pointHoverRadius: 6,
+      tension: 0.15,
+      hakmemPoints: pts,
+      hakmemKind: line.kind,
+      hakmemVariant: line.variant,
+    };
+  }
+
+  function drawAlerts(series) {
+    const list = $('alerts-list');
+    list.textContent = '';
+    const alerts = series.alerts || [];
+    $('alerts-section').hidden = alerts.length === 0;
+    for (const a of alerts) {
+      const run = series.runs[a.index];
+      list.append(el('li', { 'data-run': String(a.run_id), 'data-figure': a.figure, 'data-variant': a.variant },
+        el('a', { class: 'commit', href: commitHref(a.commit, a.run_id), text: a.commit.slice(0, 7), target: '_blank', rel: 'noopener' }),
+        ` ${run ? '“' + run.subject + '” ' : ''}· ${a.benchmark} ${a.threads}T · ${a.label} ${FIGURE_NAMES[a.figure] || a.metric}: `,
+        el('span', { class: 'change', text: describeAlert(a).replace(/^.*?: /, '') }),
+        ' against ',
+        el('a', { href: commitHref(a.previous_commit, a.previous_run_id), text: a.previous_commit.slice(0, 7), target: '_blank', rel: 'noopener' })));
+    }
+  }
+
   function drawTrends(series) {
     const info = metricInfo(series.metric, series.unit, series.higher_is_better);
     $('throughput-title').textContent = `${info.title} across commits`;
@@ -374,9 +491,31 @@
       }
       const d = lineDataset(s, m, 'median');
       d.hakmemPoints = pts;
+      const dr = lineDataset(s, r, 'peak_rss_kb');
+      if (s.allocator === HAKMEM) {
+        const mine = (series.alerts || []).filter((a) => sameLine(a, s));
+        markAlerts(d, mine.filter((a) => a.figure === 'median'), labels.length);
+        markAlerts(dr, mine.filter((a) => a.figure === 'peak_rss_kb'), labels.length);
+      }
       medians.push(d);
-      rss.push(lineDataset(s, r, 'peak_rss_kb'));
+      rss.push(dr);
     }
+    const ratios = [];
+    const rssRatios = [];
+    for (const line of series.ratios || []) {
+      const d = ratioDataset(line, labels.length);
+      if (line.figure === 'median') {
+        markAlerts(d, line.kind === 'best'
+          ? (series.alerts || []).filter((a) => a.figure === 'vs_best_peer' && sameLine(a, line)) : [], labels.length);
+        ratios.push(d);
+      } else rssRatios.push(d);
+    }
+    charts.ratio.data.labels = labels.slice();
+    charts.ratio.data.datasets = ratios;
+    charts.ratio.update('none');
+    charts.rssRatio.data.labels = labels.slice();
+    charts.rssRatio.data.datasets = rssRatios;
+    charts.rssRatio.update('none');
     charts.throughput.data.labels = labels;
     charts.throughput.data.datasets = medians;
     charts.throughput.options.scales.y.title.text = `${info.axis} (${series.higher_is_better ? 'higher' : 'lower'} is better)`;
@@ -566,6 +705,7 @@
     const sel = { ...state.selection };
     state.loading = true;
     const q = new URLSearchParams({ benchmark: sel.benchmark, threads: String(sel.threads), metric: sel.metric, config: sel.config });
+    if (sel.machine) q.set('machine', sel.machine);
     let series;
     let latest;
     try {
@@ -578,6 +718,7 @@
     state.series = series;
     state.latest = latest;
     drawTrends(series);
+    drawAlerts(series);
     drawLatest(latest, sel);
     drawSummary(latest, sel);
     drawRaw(latest);
@@ -596,7 +737,9 @@
     let benchmarks;
     let runs;
     try {
-      [benchmarks, runs] = await Promise.all([api('api/benchmarks'), api('api/runs')]);
+      let health;
+      [benchmarks, runs, health] = await Promise.all([api('api/benchmarks'), api('api/runs'), api('healthz')]);
+      state.commitUrl = health.commit_url || '';
     } catch (e) {
       showError(`Could not reach the dashboard API: ${e.message}`);
       state.ready = true;
@@ -608,9 +751,9 @@
     if (!state.runs.length || !state.benchmarks.length) {
       $('push-url').textContent = new URL('api/runs', window.location.href).href;
       $('empty').hidden = false;
-      for (const id of ['trend-section', 'latest-section', 'summary-section', 'raw-section', 'runs-section']) $(id).hidden = true;
+      for (const id of ['trend-section', 'history-section', 'alerts-section', 'latest-section', 'summary-section', 'raw-section', 'runs-section']) $(id).hidden = true;
       $('run-info').textContent = 'No runs stored yet.';
-      for (const id of ['f-benchmark', 'f-threads', 'f-config', 'f-metric']) $(id).disabled = true;
+      for (const id of ['f-benchmark', 'f-threads', 'f-config', 'f-metric', 'f-machine']) $(id).disabled = true;
       state.ready = true;
       return;
     }
@@ -626,6 +769,7 @@
     $('f-config').addEventListener('change', (e) => select({ config: e.target.value }));
     $('f-threads').addEventListener('change', (e) => select({ threads: Number(e.target.value) }));
     $('f-metric').addEventListener('change', (e) => select({ metric: e.target.value }));
+    $('f-machine').addEventListener('change', (e) => select({ machine: e.target.value }));
     window.addEventListener('hashchange', () => select(readHash()));
     for (const th of $('raw-table').querySelectorAll('th[data-key]')) {
       th.addEventListener('click', () => {

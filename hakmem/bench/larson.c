@@ -291,6 +291,54 @@ static void sleep_seconds(unsigned long long secs) {
   }
 }
 
+/*
+ * What was measured: the build mode comes from //hakmem:copts.bzl's
+ * HAKMEM_DEFINES (BUILD passes them here too), the optimisation level from
+ * the compiler (fastbuild's -O1 is flagged by BUILD, since __OPTIMIZE__
+ * cannot tell -O1 from -O2).  A checked build runs hakmem's assertions on
+ * every call, so its throughput says nothing about hakmem's speed.
+ */
+#if defined(LARSON_OPT_O1)
+#define LARSON_OPT "-O1"
+#elif defined(__OPTIMIZE__)
+#define LARSON_OPT "-O2"
+#else
+#define LARSON_OPT "-O0"
+#endif
+#if defined(LARSON_LINKS_HAKMEM)
+#define LARSON_ALLOCATOR "hakmem, linked in"
+#else
+#define LARSON_ALLOCATOR "the system malloc, or what LD_PRELOAD puts in its place"
+#endif
+#if defined(HAKMEM_BUILD_RELEASE) && HAKMEM_BUILD_RELEASE
+#define LARSON_RELEASE 1
+#define LARSON_BUILD "release (" LARSON_OPT ", NDEBUG)"
+#elif defined(HAKMEM_DEBUG) && HAKMEM_DEBUG >= 2
+#define LARSON_RELEASE 0
+#define LARSON_BUILD "debug (HAKMEM_DEBUG=2, " LARSON_OPT ")"
+#elif defined(HAKMEM_DEBUG)
+#define LARSON_RELEASE 0
+#define LARSON_BUILD "checked (HAKMEM_DEBUG=1, " LARSON_OPT ")"
+#else
+#define LARSON_RELEASE 0
+#define LARSON_BUILD "unknown (built without hakmem's build defines, " LARSON_OPT ")"
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#undef LARSON_RELEASE
+#define LARSON_RELEASE 0 /* a sanitizer slows every access down */
+#define LARSON_SANITIZER " with a sanitizer"
+#else
+#define LARSON_SANITIZER ""
+#endif
+
+static void print_build(void) {
+  if (LARSON_RELEASE)
+    printf("build: " LARSON_BUILD LARSON_SANITIZER "; allocator: " LARSON_ALLOCATOR "\n");
+  else
+    printf("build: " LARSON_BUILD LARSON_SANITIZER " - not a performance figure; use "
+           "--config=release; allocator: " LARSON_ALLOCATOR "\n");
+}
+
 int main(int argc, char **argv) {
   static const char *const defaults[7] = {"3", "8", "1000", "5000", "100", "4141", "2"};
   const char *const *args;
@@ -367,6 +415,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)chunks; i++)
       fill_slot(&lanes[t], i);
 
+  print_build();
   printf("threads: %llu\n", nthreads);
   printf("block sizes: %llu..%llu bytes\n", min_size, max_size);
   printf("chunks per thread: %llu, rounds: %llu (%llu replacements per thread "
@@ -429,5 +478,8 @@ int main(int argc, char **argv) {
          (uint64_t)nthreads + total_spawns, nthreads, total_spawns);
   printf("Throughput = %" PRIu64 " operations per second\n",
          (uint64_t)((double)total_ops / elapsed + 0.5));
+  if (!LARSON_RELEASE) /* said again beside the figure, where people look */
+    printf("(" LARSON_BUILD LARSON_SANITIZER " build: not a performance figure; "
+           "bazel run --config=release //hakmem/bench:larson)\n");
   return 0;
 }

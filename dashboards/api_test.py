@@ -1,0 +1,593 @@
+#!/usr/bin/env python3
+"""API tests of the hakmem dashboard (//dashboards:api_test).
+
+Most tests drive the Flask app in-process with its test client; the last
+class starts server.py as a process (waitress) to check the command line and
+that a server killed with SIGKILL in the middle of a push loses nothing.
+
+    bazel test //dashboards:api_test
+    /usr/bin/python3 dashboards/api_test.py -v
+"""
+
+import copy
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import runschema  # noqa: E402
+import server  # noqa: E402
+
+TMP_ROOT = os.environ.get("TEST_TMPDIR") or None
+TOKEN = "test-token-0123456789abcdef"
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+PEERS = ("glibc", "mimalloc", "jemalloc", "tcmalloc")
+
+
+def result(benchmark, allocator, median, variant="", threads=2, spread=0.0, rss=10000,
+           metric="ops_per_sec", hib=True):
+    """One result whose rounds spread by `spread` (relative) around the median."""
+    lo, hi = median * (1 - spread / 2), median * (1 + spread / 2)
+    return {"benchmark": benchmark, "params": "p", "threads": threads, "allocator": allocator,
+            "variant": variant, "metric": metric, "unit": "ops/s" if hib else "ns",
+            "higher_is_better": hib, "median": median, "min": lo, "max": hi,
+            "values": [lo, median, hi], "wall_s": 1.0, "cpu_s": 2.0, "peak_rss_kb": rss}
+
+
+def group(benchmark, hakmem, peers=None, spread=0.0, rss=10000, **kw):
+    """hakmem (fastcache) and the four peers on one benchmark."""
+    peers = peers or {"glibc": 50.0, "mimalloc": 80.0, "jemalloc": 70.0, "tcmalloc": 75.0}
+    out = [result(benchmark, "hakmem", hakmem, "fastcache", spread=spread, rss=rss, **kw)]
+    out += [result(benchmark, name, value, spread=spread, **kw) for name, value in peers.items()]
+    return out
+
+
+def make_run(commit, when, results, host="host-a", mode="quick", build="release"):
+    return {"schema": 1, "commit": commit, "commit_subject": "subject of " + commit,
+            "commit_time": when, "time": when, "branch": "main",
+            "machine": {"hostname": host, "cpus": 2, "cpu_model": "cpu", "kernel": "6.1", "mem_gb": 8},
+            "config": {"mode": mode, "rounds": 3, "build": build}, "results": results}
+
+
+def base_results():
+    return (group("larson", 100.0) + group("mtstress/churn", 200.0, spread=0.02)
+            + group("mtstress/prodcons", 300.0, spread=0.30))
+
+
+class AppTest(unittest.TestCase):
+    token = None
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(dir=TMP_ROOT)
+        self.db = os.path.join(self.tmp, "dash.db")
+        self.store = server.Store(self.db)
+        self.store.init()
+        self.app = server.create_app(self.store, chartjs_path="", token=self.token)
+        self.client = self.app.test_client()
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def auth(self, token=None):
+        return {"Authorization": "Bearer " + (token or self.token)} if (token or self.token) else {}
+
+    def push(self, run, headers=None, client=None):
+        body = run if isinstance(run, (bytes, str)) else json.dumps(run)
+        return (client or self.client).post("/api/runs", data=body, content_type="application/json",
+                                            headers=self.auth() if headers is None else headers)
+
+    def snapshot(self):
+        """Everything the API shows, to prove a refused request changed nothing."""
+        out = {"runs": self.client.get("/api/runs").data, "benchmarks": self.client.get("/api/benchmarks").data}
+        for r in json.loads(out["runs"])["runs"]:
+            out[r["id"]] = self.client.get("/api/runs/%d" % r["id"]).data
+        return out
+
+    def count(self, table):
+        conn = sqlite3.connect(self.db)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM " + table).fetchone()[0]
+        finally:
+            conn.close()
+
+
+class PushTest(AppTest):
+    def test_push_and_read_back(self):
+        run = make_run("abc1234", "2026-01-01T00:00:00Z", base_results())
+        res = self.push(run)
+        self.assertEqual(res.status_code, 201, res.data)
+        body = res.get_json()
+        self.assertEqual(body["results"], 15)
+        self.assertEqual(body["alerts"], [])
+        self.assertIsNone(body["previous_run"])
+        self.assertEqual(res.headers["Location"], "/api/runs/%d" % body["id"])
+        got = self.client.get("/api/runs/%d" % body["id"]).get_json()
+        self.assertEqual(got["commit"], "abc1234")
+        self.assertEqual([(r["benchmark"], r["allocator"], r["median"]) for r in got["results"]],
+                         [(r["benchmark"], r["allocator"], r["median"]) for r in run["results"]])
+        self.assertEqual(self.push(run).status_code, 409)
+        self.assertEqual(self.count("runs"), 1)
+
+    def test_fixture_runs_validate(self):
+        with open(os.path.join(HERE, "testdata", "run_fixture.json")) as f:
+            for run in json.load(f):
+                self.assertEqual(runschema.problems(run), [])
+                self.assertEqual(self.push(run).status_code, 201)
+
+    def test_unknown_fields_are_reported(self):
+        run = make_run("abc1234", "2026-01-01T00:00:00Z", group("larson", 100.0))
+        run["extra"] = 1
+        run["results"][0]["note"] = "x"
+        body = self.push(run).get_json()
+        self.assertEqual(body["ignored_fields"], ["extra", "results[*].note"])
+
+    def test_reads_and_errors_are_json(self):
+        self.assertEqual(self.client.get("/api/nope").status_code, 404)
+        self.assertIn("no such API endpoint", self.client.get("/api/nope").get_json()["error"])
+        res = self.client.post("/api/latest", data="")
+        self.assertEqual(res.status_code, 405)
+        self.assertIn("GET", res.headers["Allow"])
+        self.assertEqual(self.client.get("/api/series").status_code, 400)
+        self.assertEqual(self.client.get("/api/series?benchmark=x&threads=two").status_code, 400)
+        self.assertEqual(self.client.get("/api/runs/77").status_code, 404)
+        self.assertEqual(self.client.get("/api/runs/%d" % 2**70).status_code, 404)
+        self.assertEqual(self.client.get("/api/runs/%d/alerts" % 2**70).status_code, 404)
+        self.assertEqual(self.client.get("/api/series?benchmark=x&threads=%C2%B2").status_code, 400)
+        self.assertEqual(self.client.head("/api/runs").status_code, 200)
+        self.assertEqual(self.client.get("/healthz").get_json()["runs"], 0)
+        res = self.client.get("/")
+        self.assertEqual(res.status_code, 200)
+        self.assertIn("default-src 'self'", res.headers["Content-Security-Policy"])
+        self.assertEqual(self.client.get("/../server.py").status_code, 404)
+        self.assertEqual(self.client.get("/vendor/chart.umd.js").status_code, 404)
+
+
+class SchemaRefusalTest(AppTest):
+    def setUp(self):
+        super().setUp()
+        self.good = make_run("abc1234", "2026-01-01T00:00:00Z", group("larson", 100.0))
+        self.assertEqual(self.push(self.good).status_code, 201)
+        self.before = self.snapshot()
+
+    def refused(self, doc, pattern, field=None, ctype="application/json"):
+        body = doc if isinstance(doc, (str, bytes)) else json.dumps(doc)
+        res = self.client.post("/api/runs", data=body, content_type=ctype, headers=self.auth())
+        self.assertEqual(res.status_code, 400, res.data)
+        message = res.get_json()["error"]
+        self.assertRegex(message, pattern)
+        if field is not None:
+            self.assertEqual(res.get_json()["field"], field)
+        self.assertEqual(self.snapshot(), self.before, "a refused push changed stored data")
+
+    def bad(self, change):
+        doc = copy.deepcopy(self.good)
+        doc["commit"] = "def5678"  # else a good body would be a 409, not a schema refusal
+        change(doc)
+        return doc
+
+    def test_refusals(self):
+        self.refused(b"{", r"^malformed JSON")
+        self.refused(b"\xff\xfe", r"not valid UTF-8")
+        self.refused("[1]", r"must be a JSON object")
+        self.refused(json.dumps(self.good), r"Content-Type must be application/json", ctype="text/plain")
+        self.refused(self.bad(lambda d: d.pop("time")), r"^time: missing required field", "time")
+        self.refused(self.bad(lambda d: d["results"][1].pop("median")),
+                     r"^results\[1\]\.median: missing required field \(result index 1\)", "results[1].median")
+        self.refused(self.bad(lambda d: d["results"][0].update(threads="2")),
+                     r"threads: expected an integer, got string")
+        self.refused(self.bad(lambda d: d["results"][0].update(threads=True)),
+                     r"threads: expected an integer, got boolean")
+        self.refused(self.bad(lambda d: d["results"][0].update(higher_is_better=1)),
+                     r"higher_is_better: expected true or false, got number")
+        self.refused(self.bad(lambda d: d["results"][2].update(median=-1)), r"must not be negative")
+        self.refused(self.bad(lambda d: d["results"][2].update(peak_rss_kb=2e10)), r"absurd peak RSS")
+        self.refused(self.bad(lambda d: d.update(commit="not-hex")), r"^commit: invalid value")
+        self.refused(self.bad(lambda d: d["machine"].update(hostname=" ")), r"^machine\.hostname: must not be empty")
+        self.refused(self.bad(lambda d: d["config"].update(mode="a\u0000b")), r"NUL")
+        self.refused(self.bad(lambda d: d.update(schema=2)), r"^schema: unsupported run schema 2")
+        self.refused(self.bad(lambda d: d.update(time="2026-13-01")), r"^time: not an ISO-8601 time")
+        self.refused(self.bad(lambda d: d.update(time="1999-01-01T00:00:00Z")), r"year outside 2000\.\.2100")
+        self.refused(self.bad(lambda d: d["results"][0].update(min=101.0, values=[])),
+                     r"min 101\.0 is greater than median")
+        self.refused(self.bad(lambda d: d["results"][0].update(values=[1.0])), r"values\[0\]: value 1\.0 lies outside")
+        self.refused(self.bad(lambda d: d["results"].append(dict(d["results"][0]))), r"duplicates results\[0\]")
+        self.refused(self.bad(lambda d: d.update(results=[])), r"^results: must not be empty")
+        self.refused(json.dumps(self.bad(lambda d: d["results"][0].update(max="NaN"))).replace('"NaN"', "NaN"),
+                     r"results\[0\]\.max: must be a finite number, got NaN")
+        self.refused(json.dumps({"schema": 1, "pad": "x" * (11 * 1024 * 1024)}), r"request body too large")
+
+    def test_problems_lists_every_schema_error(self):
+        doc = self.bad(lambda d: (d["results"][0].update(threads=0), d["results"][1].update(median="x")))
+        found = [str(p) for p in runschema.problems(doc)]
+        self.assertEqual(len(found), 2, found)
+        self.assertRegex(found[0], r"results\[0\]\.threads: 0 is out of range")
+        self.assertRegex(found[1], r"results\[1\]\.median: expected a number, got string")
+
+    def test_schema_file_is_a_valid_json_schema(self):
+        import jsonschema
+        schema = runschema.load_schema()
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+
+
+class AuthTest(AppTest):
+    token = TOKEN
+
+    def test_push_needs_the_token(self):
+        run = make_run("abc1234", "2026-01-01T00:00:00Z", group("larson", 100.0))
+        res = self.push(run, headers={})
+        self.assertEqual(res.status_code, 401)
+        self.assertIn("Bearer", res.headers["WWW-Authenticate"])
+        self.assertIn("Authorization: Bearer", res.get_json()["error"])
+        self.assertEqual(self.push(run, headers={"Authorization": "Basic " + TOKEN}).status_code, 401)
+        self.assertEqual(self.push(run, headers={"Authorization": "Bearer"}).status_code, 401)
+        res = self.push(run, headers={"Authorization": "Bearer " + TOKEN[:-1] + "X"})
+        self.assertEqual(res.status_code, 403)
+        self.assertEqual(res.get_json()["error"], "wrong token")
+        self.assertEqual(self.push(run, headers={"Authorization": "Bearer " + TOKEN + "X"}).status_code, 403)
+        self.assertEqual(self.count("runs"), 0)
+        # Auth comes first: a stranger learns nothing about the body's problems.
+        self.assertEqual(self.push(b"{", headers={}).status_code, 401)
+        self.assertEqual(self.push(run).status_code, 201)
+        self.assertEqual(self.count("runs"), 1)
+
+    def test_reads_stay_open(self):
+        self.push(make_run("abc1234", "2026-01-01T00:00:00Z", group("larson", 100.0)))
+        for path in ("/healthz", "/api/runs", "/api/runs/1", "/api/benchmarks", "/api/latest",
+                     "/api/series?benchmark=larson", "/api/runs/1/alerts", "/"):
+            self.assertEqual(self.client.get(path).status_code, 200, path)
+        self.assertTrue(self.client.get("/healthz").get_json()["auth"])
+
+    def test_load_token(self):
+        path = os.path.join(self.tmp, "token")
+        with open(path, "w") as f:
+            f.write(TOKEN + "\n")
+        self.assertEqual(server.load_token(path), TOKEN)
+        with open(path, "w") as f:
+            f.write("short\n")
+        with self.assertRaisesRegex(ValueError, "at least 16 characters"):
+            server.load_token(path)
+        old = os.environ.get(server.TOKEN_ENV)
+        try:
+            os.environ[server.TOKEN_ENV] = TOKEN
+            self.assertEqual(server.load_token(None), TOKEN)
+            os.environ[server.TOKEN_ENV] = ""
+            self.assertIsNone(server.load_token(None))
+        finally:
+            if old is None:
+                os.environ.pop(server.TOKEN_ENV, None)
+            else:
+                os.environ[server.TOKEN_ENV] = old
+
+
+class DeleteTest(AppTest):
+    token = TOKEN
+
+    def test_delete(self):
+        ids = [self.push(make_run(c, t, base_results())).get_json()["id"]
+               for c, t in (("aaa1111", "2026-01-01T00:00:00Z"), ("bbb2222", "2026-01-02T00:00:00Z"))]
+        self.assertEqual(self.client.delete("/api/runs/%d" % ids[0]).status_code, 401)
+        self.assertEqual(self.client.delete("/api/runs/%d" % ids[0],
+                                            headers=self.auth("x" * 20)).status_code, 403)
+        self.assertEqual(self.count("results"), 30)
+        res = self.client.delete("/api/runs/%d" % ids[0], headers=self.auth())
+        self.assertEqual(res.status_code, 200)
+        self.assertEqual(res.get_json(), {"deleted": ids[0]})
+        self.assertEqual(self.client.get("/api/runs/%d" % ids[0]).status_code, 404)
+        self.assertEqual(self.count("results"), 15)
+        self.assertEqual(self.client.delete("/api/runs/%d" % ids[0], headers=self.auth()).status_code, 404)
+        # The other run is untouched, and now has no predecessor to be compared with.
+        self.assertEqual(len(self.client.get("/api/runs/%d" % ids[1]).get_json()["results"]), 15)
+        self.assertIsNone(self.client.get("/api/runs/%d/alerts" % ids[1]).get_json()["previous_run"])
+
+    def test_delete_is_off_without_a_token(self):
+        app = server.create_app(self.store, chartjs_path="", token=None)
+        client = app.test_client()
+        self.push(make_run("aaa1111", "2026-01-01T00:00:00Z", base_results()), client=client, headers={})
+        res = client.delete("/api/runs/1")
+        self.assertEqual(res.status_code, 403)
+        self.assertIn("--token-file", res.get_json()["error"])
+        self.assertEqual(self.count("runs"), 1)
+
+
+class AlertTest(AppTest):
+    def alerts_of(self, body):
+        return sorted((a["benchmark"], a["figure"]) for a in body["alerts"])
+
+    def test_regressed_and_steady_benchmarks(self):
+        first = self.push(make_run("aaa1111", "2026-01-01T00:00:00Z", base_results())).get_json()
+        self.assertIsNone(first["previous_run"])
+        # larson: hakmem 100 -> 80 with tight rounds (a regression of its figure and of its
+        # ratio to the best peer); mtstress/churn: 200 -> 196 (-2%, inside the 3% floor);
+        # mtstress/prodcons: 300 -> 270 (-10%) with rounds spread by 30% (noise).
+        second = (group("larson", 80.0) + group("mtstress/churn", 196.0, spread=0.02)
+                  + group("mtstress/prodcons", 270.0, spread=0.30))
+        body = self.push(make_run("bbb2222", "2026-01-02T00:00:00Z", second)).get_json()
+        self.assertEqual(body["previous_run"], {"id": first["id"], "commit": "aaa1111"})
+        self.assertEqual(self.alerts_of(body), [("larson", "median"), ("larson", "vs_best_peer")])
+        self.assertEqual(body["improvements"], [])
+        a = next(a for a in body["alerts"] if a["figure"] == "median")
+        self.assertEqual((a["previous"], a["current"], a["threads"], a["variant"]), (100.0, 80.0, 2, "fastcache"))
+        self.assertAlmostEqual(a["change"], -0.2)
+        self.assertAlmostEqual(a["threshold"], 0.03)
+        self.assertEqual((a["commit"], a["previous_commit"], a["run_id"]), ("bbb2222", "aaa1111", body["id"]))
+        r = next(a for a in body["alerts"] if a["figure"] == "vs_best_peer")
+        self.assertAlmostEqual(r["previous"], 100.0 / 80.0)
+        self.assertAlmostEqual(r["current"], 80.0 / 80.0)
+        self.assertEqual(r["peer"], "mimalloc")
+        # The same report later, and on the charts' series.
+        self.assertEqual(self.client.get("/api/runs/%d/alerts" % body["id"]).get_json()["alerts"], body["alerts"])
+        series = self.client.get("/api/series?benchmark=larson&threads=2&metric=ops_per_sec").get_json()
+        self.assertEqual(sorted((a["index"], a["figure"]) for a in series["alerts"]),
+                         [(1, "median"), (1, "vs_best_peer")])
+        steady = self.client.get("/api/series?benchmark=mtstress/churn&threads=2").get_json()
+        self.assertEqual(steady["alerts"], [])
+
+    def test_noise_threshold_comes_from_both_runs(self):
+        self.push(make_run("aaa1111", "2026-01-01T00:00:00Z", group("larson", 100.0, spread=0.10)))
+        # -8%: more than the floor but less than the mean spread (10% and 10%).
+        body = self.push(make_run("bbb2222", "2026-01-02T00:00:00Z", group("larson", 92.0, spread=0.10))).get_json()
+        self.assertEqual(body["alerts"], [])
+        # -16% against 92: beyond (10% + 10%) / 2 for hakmem's own figure; its ratio to the best
+        # peer carries both allocators' spreads (20% per run), so it stays inside the noise.
+        body = self.push(make_run("ccc3333", "2026-01-03T00:00:00Z", group("larson", 77.0, spread=0.10))).get_json()
+        self.assertEqual(self.alerts_of(body), [("larson", "median")])
+        self.assertAlmostEqual(body["alerts"][0]["threshold"], 0.10)
+
+    def test_peak_rss_and_lower_is_better_metrics(self):
+        self.push(make_run("aaa1111", "2026-01-01T00:00:00Z",
+                           group("larson", 100.0) + group("micro/x", 5.0, metric="ns_per_op", hib=False,
+                                                          peers={"glibc": 6.0})))
+        body = self.push(make_run("bbb2222", "2026-01-02T00:00:00Z",
+                                  group("larson", 100.0, rss=11000) +
+                                  group("micro/x", 6.0, metric="ns_per_op", hib=False,
+                                        peers={"glibc": 6.0}))).get_json()
+        self.assertEqual(self.alerts_of(body), [("larson", "peak_rss_kb"), ("micro/x", "median"),
+                                                ("micro/x", "vs_best_peer")])
+        # And back: every figure improves, nothing is an alert.
+        body = self.push(make_run("ccc3333", "2026-01-03T00:00:00Z",
+                                  group("larson", 100.0) + group("micro/x", 5.0, metric="ns_per_op", hib=False,
+                                                                 peers={"glibc": 6.0}))).get_json()
+        self.assertEqual(body["alerts"], [])
+        self.assertEqual(sorted((a["benchmark"], a["figure"]) for a in body["improvements"]),
+                         [("larson", "peak_rss_kb"), ("micro/x", "median"), ("micro/x", "vs_best_peer")])
+
+    def test_only_same_machine_and_configuration(self):
+        self.push(make_run("aaa1111", "2026-01-01T00:00:00Z", group("larson", 100.0)))
+        for commit, host, mode, build in (("bbb2222", "host-b", "quick", "release"),
+                                          ("bbb2223", "host-a", "full", "release"),
+                                          ("bbb2224", "host-a", "quick", "debug")):
+            body = self.push(make_run(commit, "2026-01-02T00:00:00Z", group("larson", 50.0),
+                                      host=host, mode=mode, build=build)).get_json()
+            self.assertIsNone(body["previous_run"], (host, mode, build))
+            self.assertEqual(body["alerts"], [])
+        # A run of an older commit pushed late is compared with the run before it in commit order.
+        self.push(make_run("ccc3333", "2026-01-05T00:00:00Z", group("larson", 100.0)))
+        body = self.push(make_run("ddd4444", "2026-01-03T00:00:00Z", group("larson", 60.0))).get_json()
+        self.assertEqual(body["previous_run"]["commit"], "aaa1111")
+
+    def test_history_ratios(self):
+        self.push(make_run("aaa1111", "2026-01-01T00:00:00Z", group("larson", 100.0, rss=12000)))
+        self.push(make_run("bbb2222", "2026-01-02T00:00:00Z", group("larson", 120.0, rss=9000)))
+        s = self.client.get("/api/series?benchmark=larson&threads=2&metric=ops_per_sec&machine=host-a").get_json()
+        lines = {(r["figure"], r["kind"]): [(p["index"], round(p["ratio"], 6), p["peer"]) for p in r["points"]]
+                 for r in s["ratios"]}
+        self.assertEqual(lines[("median", "glibc")], [(0, 2.0, "glibc"), (1, 2.4, "glibc")])
+        self.assertEqual(lines[("median", "best")], [(0, 1.25, "mimalloc"), (1, 1.5, "mimalloc")])
+        self.assertEqual(lines[("peak_rss_kb", "glibc")], [(0, 1.2, "glibc"), (1, 0.9, "glibc")])
+        self.assertEqual(self.client.get("/api/series?benchmark=larson&machine=nobody").get_json()["runs"], [])
+        self.assertEqual(self.client.get("/api/benchmarks").get_json()["machines"], ["host-a"])
+
+
+class ConcurrencyTest(AppTest):
+    token = TOKEN
+
+    def test_concurrent_pushes(self):
+        runs = [make_run("%07x" % (0xa000000 + i), "2026-01-%02dT00:00:00Z" % (i + 1), base_results())
+                for i in range(8)]
+        statuses = [None] * len(runs)
+
+        def worker(i):
+            statuses[i] = self.push(runs[i], client=self.app.test_client()).status_code
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(runs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(statuses, [201] * len(runs))
+        listed = self.client.get("/api/runs").get_json()["runs"]
+        self.assertEqual(len(listed), 8)
+        self.assertTrue(all(r["results"] == 15 for r in listed))
+
+    def test_same_run_pushed_at_once_is_stored_once(self):
+        run = make_run("abc1234", "2026-01-01T00:00:00Z", base_results())
+        statuses = []
+        lock = threading.Lock()
+
+        def worker():
+            code = self.push(run, client=self.app.test_client()).status_code
+            with lock:
+                statuses.append(code)
+
+        threads = [threading.Thread(target=worker) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted(statuses), [201] + [409] * 5)
+        self.assertEqual(self.count("runs"), 1)
+        self.assertEqual(self.count("results"), 15)
+
+
+class RollbackTest(AppTest):
+    def test_failing_insert_rolls_back_everything(self):
+        self.push(make_run("aaa1111", "2026-01-01T00:00:00Z", base_results()))
+        before = self.snapshot()
+        machines = self.count("machines")
+        conn = sqlite3.connect(self.db)
+        # A database-level failure on the very last row, after the run and its machine were written.
+        conn.execute("CREATE TRIGGER boom BEFORE INSERT ON results WHEN NEW.benchmark = 'boom' "
+                     "BEGIN SELECT RAISE(ABORT, 'boom refused'); END")
+        conn.commit()
+        conn.close()
+        run = make_run("bbb2222", "2026-01-02T00:00:00Z", base_results() + group("boom", 1.0), host="new-host")
+        res = self.push(run)
+        self.assertEqual(res.status_code, 400)
+        self.assertIn("boom refused", res.get_json()["error"])
+        self.assertEqual(self.snapshot(), before)
+        self.assertEqual(self.count("machines"), machines)
+        self.assertEqual(self.count("results"), 15)
+
+
+class ProcessTest(unittest.TestCase):
+    """server.py as a process: command line, and SIGKILL in the middle of a push."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(dir=TMP_ROOT)
+        self.db = os.path.join(self.tmp, "dash.db")
+        self.token_file = os.path.join(self.tmp, "token")
+        with open(self.token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            p.stdout.close()
+            p.stderr.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start(self, *args):
+        env = {k: v for k, v in os.environ.items() if k != server.TOKEN_ENV}
+        p = subprocess.Popen([PYTHON, os.path.join(HERE, "server.py"), "--port", "0", "--db", self.db,
+                              "--quiet", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.procs.append(p)
+        line = p.stdout.readline().decode()
+        m = re.fullmatch(r"hakmem dashboard: (http://127\.0\.0\.1:\d+/)\n", line)
+        if not m:  # stderr is read only then: reading it waits for the server to exit
+            p.kill()
+            self.fail("no URL line on stdout: %r; stderr: %s" % (line, p.stderr.read().decode()[-2000:]))
+        return p, m.group(1)
+
+    def run_cli(self, *args, env=None):
+        full = {k: v for k, v in os.environ.items() if k != server.TOKEN_ENV}
+        full.update(env or {})
+        return subprocess.run([PYTHON, os.path.join(HERE, "server.py"), "--db", self.db, *args],
+                              capture_output=True, text=True, timeout=60, env=full)
+
+    def post(self, url, run, token=TOKEN):
+        req = urllib.request.Request(url + "api/runs", data=json.dumps(run).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": "Bearer " + token})
+        with urllib.request.urlopen(req, timeout=120) as res:
+            return res.status, json.loads(res.read())
+
+    def test_refuses_non_loopback_without_token(self):
+        p = self.run_cli("--host", "0.0.0.0", "--port", "0")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("refusing to listen on non-loopback address '0.0.0.0' without a token", p.stderr)
+        self.assertEqual(p.stdout, "")
+
+    def test_refuses_a_short_token(self):
+        with open(self.token_file, "w") as f:
+            f.write("abc\n")
+        p = self.run_cli("--port", "0", "--token-file", self.token_file)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("at least 16 characters", p.stderr)
+        p = self.run_cli("--port", "0", "--token-file", os.path.join(self.tmp, "missing"))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("cannot use the token", p.stderr)
+
+    def test_token_from_environment(self):
+        env = {server.TOKEN_ENV: TOKEN}
+        p = subprocess.Popen([PYTHON, os.path.join(HERE, "server.py"), "--port", "0", "--db", self.db, "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, **env))
+        self.procs.append(p)
+        url = re.search(r"http://\S+/", p.stdout.readline().decode()).group(0)
+        run = make_run("abc1234", "2026-01-01T00:00:00Z", group("larson", 100.0))
+        with self.assertRaises(urllib.error.HTTPError) as ctx:
+            self.post(url, run, token="wrong-token-wrong-token")
+        self.assertEqual(ctx.exception.code, 403)
+        self.assertEqual(self.post(url, run)[0], 201)
+
+    def test_sigkill_mid_push_loses_nothing(self):
+        p, url = self.start("--token-file", self.token_file)
+        stored = make_run("aaa1111", "2026-01-01T00:00:00Z", base_results())
+        self.assertEqual(self.post(url, stored)[0], 201)
+        before = self.dump()
+        # Big enough that SQLite spills uncommitted pages into the WAL before COMMIT: seeing the
+        # WAL grow means the transaction is open, and that is when the server gets SIGKILL.
+        big = make_run("bbb2222", "2026-01-02T00:00:00Z",
+                       [result("b%05d" % i, "glibc", 1.0 + i) for i in range(30000)])
+        wal = self.db + "-wal"
+        mid_transaction = False
+        for attempt in range(3):
+            base_size = os.path.getsize(wal) if os.path.exists(wal) else 0
+            sender = threading.Thread(target=self.post_quietly, args=(url, big), daemon=True)
+            sender.start()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if os.path.exists(wal) and os.path.getsize(wal) > base_size:
+                    break
+                time.sleep(0.001)
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+            sender.join(30)
+            after = self.dump()
+            ids = [r for r in after["runs"] if r[1] == "bbb2222"]
+            if ids:  # the kill came after COMMIT: then the run must be whole
+                self.assertEqual(after["counts"][ids[0][0]], 30000)
+                self.assertEqual(after["runs"][:1], before["runs"])
+            else:
+                mid_transaction = True
+                self.assertEqual(after, before)
+            if mid_transaction:
+                break
+            self.delete_run("bbb2222")
+            p, url = self.start("--token-file", self.token_file)
+        self.assertTrue(mid_transaction, "never caught the server inside the transaction")
+        # A restarted server opens the file and takes the push whole.
+        p, url = self.start("--token-file", self.token_file)
+        self.assertEqual(self.post(url, big)[0], 201)
+        self.assertEqual(self.dump()["counts"][2], 30000)
+
+    def post_quietly(self, url, run):
+        try:
+            self.post(url, run)
+        except OSError:  # the server died under it: expected
+            pass
+
+    def delete_run(self, commit):
+        conn = sqlite3.connect(self.db)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("DELETE FROM runs WHERE commit_sha = ?", (commit,))
+        conn.commit()
+        conn.close()
+
+    def dump(self):
+        conn = sqlite3.connect(self.db)
+        try:
+            self.assertEqual(conn.execute("PRAGMA integrity_check").fetchone()[0], "ok")
+            runs = conn.execute("SELECT id, commit_sha, run_time FROM runs ORDER BY id").fetchall()
+            counts = dict(conn.execute("SELECT run_id, COUNT(*) FROM results GROUP BY run_id").fetchall())
+            rows = conn.execute("SELECT * FROM results WHERE run_id = 1 ORDER BY idx").fetchall()
+            return {"runs": runs, "counts": counts, "rows": rows}
+        finally:
+            conn.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
