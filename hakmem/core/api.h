@@ -18,5 +18,11 @@ extern __typeof(hak_valloc) hak_i_valloc HAK_INTERNAL;
 extern __typeof(hak_pvalloc) hak_i_pvalloc HAK_INTERNAL;
 extern __typeof(hak_usable_size) hak_i_usable_size HAK_INTERNAL;
 extern __typeof(hak_trim) hak_i_trim HAK_INTERNAL;
+// Defined in introspect.c.
+extern __typeof(hak_mallinfo2) hak_i_mallinfo2 HAK_INTERNAL;
+extern __typeof(hak_mallinfo) hak_i_mallinfo HAK_INTERNAL;
+extern __typeof(hak_malloc_stats) hak_i_malloc_stats HAK_INTERNAL;
+extern __typeof(hak_malloc_info) hak_i_malloc_info HAK_INTERNAL;
+extern __typeof(hak_mallopt) hak_i_mallopt HAK_INTERNAL;
 
 #endif // HAKMEM_API_H
