@@ -430,6 +430,13 @@ bool hak_heap_collect_counters_try(hak_class_counters merged[HAK_NUM_CLASSES],
   return true;
 }
 
+void hak_heap_registry_hold(bool hold) {
+  if (hold)
+    reg_lock();
+  else
+    reg_unlock();
+}
+
 // Fork: every hakmem lock is held across fork() so the child inherits
 // consistent state; order: purge pass, registry, pool, arena.
 void hak_heap_fork_prepare(void) {

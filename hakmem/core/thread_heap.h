@@ -71,6 +71,10 @@ bool hak_heap_collect_counters_try(hak_class_counters merged[HAK_NUM_CLASSES],
                                    uint64_t fast_frees[HAK_NUM_CLASSES],
                                    uint32_t wait_ms) HAK_INTERNAL;
 
+// For tests: takes (hold) or releases the registry lock on this thread, as a
+// thread inside hak_heap_get or a statistics read holds it.
+void hak_heap_registry_hold(bool hold) HAK_INTERNAL;
+
 void hak_heap_fork_prepare(void) HAK_INTERNAL;
 void hak_heap_fork_parent(void) HAK_INTERNAL;
 void hak_heap_fork_child(void) HAK_INTERNAL;
