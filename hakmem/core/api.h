@@ -21,5 +21,11 @@ extern __typeof(hak_trim) hak_i_trim HAK_INTERNAL;
 // The exported malloc_usable_size(): like hak_usable_size, but a pointer in
 // no hakmem region must be one of glibc's, or it is reported.
 size_t hak_i_malloc_usable_size(const void *p) HAK_INTERNAL;
+// Defined in introspect.c.
+extern __typeof(hak_mallinfo2) hak_i_mallinfo2 HAK_INTERNAL;
+extern __typeof(hak_mallinfo) hak_i_mallinfo HAK_INTERNAL;
+extern __typeof(hak_malloc_stats) hak_i_malloc_stats HAK_INTERNAL;
+extern __typeof(hak_malloc_info) hak_i_malloc_info HAK_INTERNAL;
+extern __typeof(hak_mallopt) hak_i_mallopt HAK_INTERNAL;
 
 #endif // HAKMEM_API_H

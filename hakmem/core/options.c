@@ -1,7 +1,9 @@
 #include "options.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
@@ -19,6 +21,7 @@ void hak_options_defaults(hak_options *o) {
   o->check_full = HAKMEM_DEBUG != 0;
   o->crash_report = 0;
   o->purge_thread = 1;
+  o->stats_signal = 0;
   o->heap_stash = 0; // opt-in: see docs/PERFORMANCE.md (memory growth under thread churn)
 }
 
@@ -40,6 +43,49 @@ static int parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
   return 0;
 }
 
+static const struct {
+  const char *name;
+  int sig;
+} k_signal_names[] = {
+    {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"USR1", SIGUSR1},
+    {"USR2", SIGUSR2},     {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},   {"TERM", SIGTERM},
+    {"CHLD", SIGCHLD},     {"CONT", SIGCONT}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
+    {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
+    {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+    {"PWR", SIGPWR},
+};
+
+int hak_parse_signal(const char *value) {
+  if (strcmp(value, "0") == 0 || strcasecmp(value, "off") == 0)
+    return 0;
+  uint64_t v;
+  int sig = -1;
+  if (parse_uint(value, 1, 64, &v) == 0) {
+    sig = (int)v;
+  } else {
+    const char *name = strncasecmp(value, "SIG", 3) == 0 ? value + 3 : value;
+    for (size_t i = 0; i < sizeof k_signal_names / sizeof k_signal_names[0]; i++)
+      if (strcasecmp(name, k_signal_names[i].name) == 0)
+        sig = k_signal_names[i].sig;
+  }
+  switch (sig) {
+  case SIGKILL:
+  case SIGSTOP:
+  case SIGSEGV:
+  case SIGBUS:
+  case SIGFPE:
+  case SIGILL:
+  case SIGTRAP:
+  case SIGSYS:
+  case SIGABRT:
+  case 32: // glibc's own (thread cancellation, setxid)
+  case 33:
+    return -1;
+  default:
+    return sig;
+  }
+}
+
 static int apply(hak_options *o, const char *name, size_t name_len, const char *value) {
 #define IS(lit) (name_len == sizeof(lit) - 1 && memcmp(name, lit, name_len) == 0)
   uint64_t v;
@@ -55,6 +101,11 @@ static int apply(hak_options *o, const char *name, size_t name_len, const char *
     if (parse_uint(value, 0, 1 << 20, &v) != 0)
       return -1;
     o->stats_fd = (int)v;
+  } else if (IS("HAKMEM_STATS_SIGNAL")) {
+    int sig = hak_parse_signal(value);
+    if (sig < 0)
+      return -1;
+    o->stats_signal = sig;
   } else if (IS("HAKMEM_DECAY_MS")) {
     if (parse_uint(value, 0, 3600u * 1000u, &v) != 0)
       return -1;

@@ -21,11 +21,17 @@ typedef struct hak_options {
   int crash_report;         // HAKMEM_CRASH_REPORT: report SIGSEGV/SIGBUS/SIGABRT
   unsigned heap_stash;      // HAKMEM_HEAP_STASH: exited threads' heaps kept for new ones
   int purge_thread;         // HAKMEM_PURGE_THREAD: purge idle memory in the background
+  int stats_signal;         // HAKMEM_STATS_SIGNAL: signal that writes the report (0: none)
 } hak_options;
 
 extern hak_options hak_opts HAK_INTERNAL;
 
 void hak_options_defaults(hak_options *o) HAK_INTERNAL;
+// The signal HAKMEM_STATS_SIGNAL names: USR1, SIGUSR1 (any case) or a
+// number; 0 for "0" or "off"; -1 for anything else, or a signal that cannot
+// be caught or that a fault raises (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT),
+// or one glibc keeps for itself (32, 33).
+int hak_parse_signal(const char *value) HAK_INTERNAL;
 // Applies every HAKMEM_* entry of envp (NAME=value strings, NULL-terminated).
 // Bad values are reported on stderr (unknown names too with HAKMEM_VERBOSE)
 // and leave the default;

@@ -2,6 +2,7 @@
 // into a struct, with bounds, rejected values (default kept, counted and
 // reported), unknown names (counted) and foreign entries (ignored).
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@ struct opt_values {
   int crash_report;
   int purge_thread;
   unsigned heap_stash;
+  int stats_signal;
 };
 void opt_defaults(opt_values *v);
 int opt_parse(opt_values *v, char *const *envp, int start_from_v);
@@ -95,7 +97,8 @@ bool Same(const opt_values &a, const opt_values &b) {
   return a.stats == b.stats && a.stats_fd == b.stats_fd && a.decay_ms == b.decay_ms &&
          a.arena_cache_bytes == b.arena_cache_bytes && a.tcache_max == b.tcache_max &&
          a.verbose == b.verbose && a.check_full == b.check_full &&
-         a.crash_report == b.crash_report && a.purge_thread == b.purge_thread;
+         a.crash_report == b.crash_report && a.purge_thread == b.purge_thread &&
+         a.heap_stash == b.heap_stash && a.stats_signal == b.stats_signal;
 }
 
 TEST(Options, Defaults) {
@@ -109,6 +112,7 @@ TEST(Options, Defaults) {
   EXPECT_EQ(d.check_full, opt_debug_build()) << "full checks are on in debug builds only";
   EXPECT_EQ(d.crash_report, 0);
   EXPECT_EQ(d.purge_thread, 1);
+  EXPECT_EQ(d.stats_signal, 0);
 }
 
 TEST(Options, Check) {
@@ -182,6 +186,36 @@ TEST(Options, Stats) {
     Parsed p = Parse({bad});
     EXPECT_EQ(p.rejected, 1);
     EXPECT_EQ(p.v.stats, opt_stats_off());
+  }
+}
+
+TEST(Options, StatsSignal) {
+  // Names with or without SIG, in any case, and numbers.
+  EXPECT_EQ(Parse({"HAKMEM_STATS_SIGNAL=USR1"}).v.stats_signal, SIGUSR1);
+  EXPECT_EQ(Parse({"HAKMEM_STATS_SIGNAL=SIGUSR2"}).v.stats_signal, SIGUSR2);
+  EXPECT_EQ(Parse({"HAKMEM_STATS_SIGNAL=usr2"}).v.stats_signal, SIGUSR2);
+  EXPECT_EQ(Parse({"HAKMEM_STATS_SIGNAL=SigHup"}).v.stats_signal, SIGHUP);
+  EXPECT_EQ(Parse({"HAKMEM_STATS_SIGNAL=WINCH"}).v.stats_signal, SIGWINCH);
+  EXPECT_EQ(Parse({"HAKMEM_STATS_SIGNAL=10"}).v.stats_signal, 10);
+  EXPECT_EQ(Parse({"HAKMEM_STATS_SIGNAL=40"}).v.stats_signal, 40); // a real-time signal
+  EXPECT_EQ(Parse({"HAKMEM_STATS_SIGNAL=64"}).v.stats_signal, 64);
+  EXPECT_EQ(Parse({"HAKMEM_STATS_SIGNAL=USR1", "HAKMEM_STATS_SIGNAL=0"}).v.stats_signal, 0);
+  EXPECT_EQ(Parse({"HAKMEM_STATS_SIGNAL=USR1", "HAKMEM_STATS_SIGNAL=off"}).v.stats_signal, 0);
+  // Uncatchable, raised by faults, kept by glibc, or no signal at all.
+  for (const char *bad :
+       {"HAKMEM_STATS_SIGNAL=KILL", "HAKMEM_STATS_SIGNAL=9",    "HAKMEM_STATS_SIGNAL=SIGSTOP",
+        "HAKMEM_STATS_SIGNAL=19",   "HAKMEM_STATS_SIGNAL=SEGV", "HAKMEM_STATS_SIGNAL=11",
+        "HAKMEM_STATS_SIGNAL=BUS",  "HAKMEM_STATS_SIGNAL=ABRT", "HAKMEM_STATS_SIGNAL=6",
+        "HAKMEM_STATS_SIGNAL=FPE",  "HAKMEM_STATS_SIGNAL=ILL",  "HAKMEM_STATS_SIGNAL=TRAP",
+        "HAKMEM_STATS_SIGNAL=SYS",  "HAKMEM_STATS_SIGNAL=32",   "HAKMEM_STATS_SIGNAL=33",
+        "HAKMEM_STATS_SIGNAL=65",   "HAKMEM_STATS_SIGNAL=-10",  "HAKMEM_STATS_SIGNAL=",
+        "HAKMEM_STATS_SIGNAL=SIG",  "HAKMEM_STATS_SIGNAL=USR3", "HAKMEM_STATS_SIGNAL=USR1 ",
+        "HAKMEM_STATS_SIGNAL=on"}) {
+    SCOPED_TRACE(bad);
+    Parsed p = Parse({bad});
+    EXPECT_EQ(p.rejected, 1);
+    EXPECT_EQ(p.v.stats_signal, 0);
+    EXPECT_EQ(p.err, std::string("hakmem: bad value in ") + bad + " (default kept)\n");
   }
 }
 

@@ -14,6 +14,7 @@ typedef struct {
   int crash_report;
   int purge_thread;
   unsigned heap_stash;
+  int stats_signal;
 } opt_values;
 
 static void copy_out(const hak_options *o, opt_values *v) {
@@ -27,6 +28,7 @@ static void copy_out(const hak_options *o, opt_values *v) {
   v->crash_report = o->crash_report;
   v->purge_thread = o->purge_thread;
   v->heap_stash = o->heap_stash;
+  v->stats_signal = o->stats_signal;
 }
 
 void opt_defaults(opt_values *v) {
@@ -50,6 +52,7 @@ int opt_parse(opt_values *v, char *const *envp, int start_from_v) {
     o.crash_report = v->crash_report;
     o.purge_thread = v->purge_thread;
     o.heap_stash = v->heap_stash;
+    o.stats_signal = v->stats_signal;
   }
   int rejected = hak_options_parse(&o, envp);
   copy_out(&o, v);

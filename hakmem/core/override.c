@@ -1,6 +1,8 @@
 // Exports the C library's allocation functions, forwarding each to hakmem.
 // Linked (alwayslink) into programs or into the preloadable libhakmem.so.
+#include <malloc.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "api.h"
 #include "fastpath.h"
@@ -26,5 +28,11 @@ EXPORT void *valloc(size_t n) { return hak_i_valloc(n); }
 EXPORT void *pvalloc(size_t n) { return hak_i_pvalloc(n); }
 EXPORT size_t malloc_usable_size(void *p) { return hak_i_malloc_usable_size(p); }
 EXPORT int malloc_trim(size_t pad) { return hak_i_trim(pad); }
+// glibc's introspection calls, from hakmem's statistics (introspect.c).
+EXPORT struct mallinfo2 mallinfo2(void) { return hak_i_mallinfo2(); }
+EXPORT struct mallinfo mallinfo(void) { return hak_i_mallinfo(); }
+EXPORT void malloc_stats(void) { hak_i_malloc_stats(); }
+EXPORT int malloc_info(int options, FILE *fp) { return hak_i_malloc_info(options, fp); }
+EXPORT int mallopt(int param, int value) { return hak_i_mallopt(param, value); }
 // Old names some programs still call.
 EXPORT void cfree(void *p) { hak_i_free(p); }

@@ -133,6 +133,7 @@ hak_slab *hak_pool_acquire(unsigned cls, hak_heap *heap) {
   s = hak_superslab_init_slab(ss, slot, cls);
   atomic_store_explicit(&s->owner, heap, memory_order_release);
   hak_stat_add(&hak_gstats.slabs[cls], 1);
+  hak_stat_add(&hak_gstats.slab_blocks[cls], s->capacity);
   return s;
 }
 
@@ -140,6 +141,7 @@ void hak_pool_release(hak_slab *s) {
   HAK_ASSERT(s->used == 0);
   HAK_ASSERT((atomic_load_explicit(&s->remote, memory_order_relaxed) & ~HAK_REMOTE_ABANDONED) == 0);
   hak_stat_add(&hak_gstats.slabs[s->class_idx], -1);
+  hak_stat_add(&hak_gstats.slab_blocks[s->class_idx], -(int64_t)s->capacity);
   hak_superslab *ss = hak_superslab_of(s);
   pool_kind *k = &g_kinds[ss->kind];
   HAK_SLAB_SET_STATE(s, HAK_SLAB_FREE);

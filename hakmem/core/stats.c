@@ -30,12 +30,21 @@ void hak_lock(pthread_mutex_t *m) {
 
 #define LOAD(x) atomic_load_explicit(&hak_gstats.x, memory_order_relaxed)
 
-void hak_stats_get(hak_stats *out) {
+// How long a report written from a signal handler waits for the registry
+// lock, which another thread holds for microseconds, before it leaves live
+// threads' counters out.
+#define SIGNAL_LOCK_WAIT_MS 20
+
+bool hak_stats_collect(hak_stats *out, bool from_signal) {
   __builtin_memset(out, 0, sizeof *out);
   out->num_classes = HAK_NUM_CLASSES;
   hak_class_counters merged[HAK_NUM_CLASSES];
   uint64_t fast_allocs[HAK_NUM_CLASSES], fast_frees[HAK_NUM_CLASSES];
-  hak_heap_collect_counters(merged, fast_allocs, fast_frees);
+  bool complete = true;
+  if (from_signal)
+    complete = hak_heap_collect_counters_try(merged, fast_allocs, fast_frees, SIGNAL_LOCK_WAIT_MS);
+  else
+    hak_heap_collect_counters(merged, fast_allocs, fast_frees);
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     hak_class_stats *s = &out->classes[c];
     s->block_size = hak_classes[c].size;
@@ -45,6 +54,7 @@ void hak_stats_get(hak_stats *out) {
     s->refills = merged[c].refills;
     s->remote_frees = merged[c].remote_frees;
     s->slabs = LOAD(slabs[c]);
+    s->capacity = LOAD(slab_blocks[c]);
   }
   out->large_allocs = LOAD(large_allocs);
   out->large_frees = LOAD(large_frees);
@@ -64,7 +74,10 @@ void hak_stats_get(hak_stats *out) {
   out->slabs_trimmed = LOAD(slabs_trimmed);
   out->pool_lock_acquires = LOAD(lock_acquires);
   out->pool_lock_contended = LOAD(lock_contended);
+  return complete;
 }
+
+void hak_stats_get(hak_stats *out) { hak_stats_collect(out, false); }
 
 // Accumulates report text in a stack buffer and writes it in pieces.
 typedef struct {
@@ -95,13 +108,15 @@ static void flush(report *r) {
 
 static const char *build_name(void) { return HAKMEM_BUILD_RELEASE ? "release" : "debug"; }
 
-void hak_stats_print(int fd) {
+static void print_text(int fd, bool from_signal) {
   hak_stats s;
-  hak_stats_get(&s);
+  bool complete = hak_stats_collect(&s, from_signal);
   report r = {.fd = fd, .len = 0};
   uint64_t ta = 0, tf = 0, th = 0, tr = 0, trf = 0;
   emit(&r, "hakmem stats (pid %d, %s build, fast cache %s)\n", (int)getpid(), build_name(),
        HAKMEM_FASTCACHE ? "on" : "off");
+  if (!complete)
+    emit(&r, "partial: live threads' counters left out (the registry was busy)\n");
   emit(&r, "%5s %8s %12s %12s %12s %10s %12s %6s\n", "class", "size", "allocs", "frees",
        "fast_hits", "refills", "remote_frees", "slabs");
   for (unsigned c = 0; c < s.num_classes; c++) {
@@ -139,12 +154,12 @@ void hak_stats_print(int fd) {
   flush(&r);
 }
 
-void hak_stats_print_json(int fd) {
+static void print_json(int fd, bool from_signal) {
   hak_stats s;
-  hak_stats_get(&s);
+  bool complete = hak_stats_collect(&s, from_signal);
   report r = {.fd = fd, .len = 0};
-  emit(&r, "{\"pid\":%d,\"build\":\"%s\",\"fast_cache\":%s,\"classes\":[", (int)getpid(),
-       build_name(), HAKMEM_FASTCACHE ? "true" : "false");
+  emit(&r, "{\"pid\":%d,\"build\":\"%s\",\"fast_cache\":%s,%s\"classes\":[", (int)getpid(),
+       build_name(), HAKMEM_FASTCACHE ? "true" : "false", complete ? "" : "\"partial\":true,");
   for (unsigned c = 0; c < s.num_classes; c++) {
     hak_class_stats *k = &s.classes[c];
     emit(&r,
@@ -176,6 +191,16 @@ void hak_stats_print_json(int fd) {
        (unsigned long long)s.slabs_trimmed);
   flush(&r);
 }
+
+void hak_stats_write(int fd, bool json, bool from_signal) {
+  if (json)
+    print_json(fd, from_signal);
+  else
+    print_text(fd, from_signal);
+}
+
+void hak_stats_print(int fd) { print_text(fd, false); }
+void hak_stats_print_json(int fd) { print_json(fd, false); }
 
 // The exit report; a destructor rather than atexit, which may allocate.
 __attribute__((destructor)) static void stats_at_exit(void) {

@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "crash.h"
+#include "introspect.h"
 #include "log.h"
 #include "options.h"
 #include "os.h"
@@ -43,6 +44,24 @@ static _Atomic int g_atfork_registered;
 
 static void heap_destructor(void *arg);
 
+// Set while this thread holds the registry lock, so that a statistics report
+// written from a signal handler on this thread does not wait for it (see
+// hak_heap_collect_counters_try). The signal fences keep the compiler from
+// moving the stores across the lock, as seen from a handler on this thread.
+static HAK_TLS int t_reg_held;
+
+static void reg_lock(void) {
+  hak_lock(&g_reg.lock);
+  t_reg_held = 1;
+  atomic_signal_fence(memory_order_seq_cst);
+}
+
+static void reg_unlock(void) {
+  atomic_signal_fence(memory_order_seq_cst);
+  t_reg_held = 0;
+  pthread_mutex_unlock(&g_reg.lock);
+}
+
 static void init_once(void) {
   hak_options_load();
   hak_check_init();
@@ -50,6 +69,8 @@ static void init_once(void) {
   hak_classmap_init();
   if (hak_opts.crash_report)
     hak_crash_install();
+  if (hak_opts.stats_signal != 0 && hak_stats_signal_install(hak_opts.stats_signal) != 0)
+    hak_write_fmt(2, "hakmem: cannot install the HAKMEM_STATS_SIGNAL handler\n");
   // The key's destructor is how a thread's exit reaches us; creating it does
   // not allocate.
   if (pthread_key_create(&g_exit_key, heap_destructor) != 0)
@@ -94,7 +115,7 @@ hak_heap *hak_heap_get(void) {
   if (h != NULL)
     return h;
 
-  hak_lock(&g_reg.lock);
+  reg_lock();
   // The heap an exited thread left, slabs and all: the new thread's first
   // allocations find blocks at once, with no pool lock and no system call.
   h = g_reg.nstash > 0 ? g_reg.stash[--g_reg.nstash] : NULL;
@@ -103,7 +124,7 @@ hak_heap *hak_heap_get(void) {
   } else {
     h = heap_struct_alloc();
     if (h == NULL) {
-      pthread_mutex_unlock(&g_reg.lock);
+      reg_unlock();
       errno = ENOMEM;
       return NULL;
     }
@@ -120,7 +141,7 @@ hak_heap *hak_heap_get(void) {
   if (g_reg.live)
     g_reg.live->prev = h;
   g_reg.live = h;
-  pthread_mutex_unlock(&g_reg.lock);
+  reg_unlock();
 
   hak_tls.heap = h;
   hak_tls.exiting = 0;
@@ -177,7 +198,7 @@ uint64_t hak_heap_trim_idle(bool force) {
     return 0;
   uint64_t now = hak_os_now_ms(), next = 0;
   uint32_t released = 0;
-  hak_lock(&g_reg.lock); // held throughout, so no heap leaves the registry mid-trim
+  reg_lock(); // held throughout, so no heap leaves the registry mid-trim
   for (hak_heap *h = g_reg.live; h != NULL; h = h->next) {
     uint64_t last = atomic_load_explicit(&h->last_slow_ms, memory_order_relaxed);
     bool retrim = atomic_load_explicit(&h->retrim, memory_order_relaxed) != 0;
@@ -201,7 +222,7 @@ uint64_t hak_heap_trim_idle(bool force) {
     h->trimmed_ms = last;
     hak_heap_unlock(h);
   }
-  pthread_mutex_unlock(&g_reg.lock);
+  reg_unlock();
   if (released > 0) {
     hak_stat_add(&hak_gstats.slabs_trimmed, (int64_t)released);
     hak_pool_purge_slots(true); // these slots have been idle for the decay time already
@@ -245,10 +266,10 @@ static void merge_counters(hak_heap *h, hak_tcache_bin *bins) {
 // struct to the recycled list. No lock held.
 static void retire(hak_heap *h) {
   hak_slab_abandon_all(h);
-  hak_lock(&g_reg.lock);
+  reg_lock();
   h->next = g_reg.recycled;
   g_reg.recycled = h;
-  pthread_mutex_unlock(&g_reg.lock);
+  reg_unlock();
 }
 
 // How long a stashed heap waits for a new thread: half the decay time, since
@@ -259,7 +280,7 @@ uint64_t hak_heap_stash_expire(bool force) {
   hak_heap *old[HAK_HEAP_STASH_MAX];
   unsigned n = 0;
   uint64_t now = hak_os_now_ms(), next = 0;
-  hak_lock(&g_reg.lock);
+  reg_lock();
   while (n < g_reg.nstash && (force || g_reg.stashed_at[n] + stash_wait_ms() <= now)) {
     old[n] = g_reg.stash[n];
     n++;
@@ -271,7 +292,7 @@ uint64_t hak_heap_stash_expire(bool force) {
   g_reg.nstash -= n;
   if (g_reg.nstash > 0)
     next = g_reg.stashed_at[0] + stash_wait_ms();
-  pthread_mutex_unlock(&g_reg.lock);
+  reg_unlock();
   for (unsigned i = 0; i < n; i++)
     retire(old[i]);
   return next;
@@ -291,7 +312,7 @@ void hak_heap_thread_exit(void) {
   uint64_t now = hak_os_now_ms();
   unsigned limit = hak_opts.heap_stash;
   hak_heap *victim = h;
-  hak_lock(&g_reg.lock);
+  reg_lock();
   merge_counters(h, hak_tls.bins);
   registry_unlink(h);
   h->live = false;
@@ -309,7 +330,7 @@ void hak_heap_thread_exit(void) {
     g_reg.stash[g_reg.nstash] = h;
     g_reg.stashed_at[g_reg.nstash++] = now;
   }
-  pthread_mutex_unlock(&g_reg.lock);
+  reg_unlock();
   if (victim != NULL)
     retire(victim);
   if (victim != h)
@@ -331,16 +352,23 @@ void hak_heap_orphan_free(unsigned cls) {
   atomic_fetch_add_explicit(&g_orphan_frees[cls], 1, memory_order_relaxed);
 }
 
-void hak_heap_collect_counters(hak_class_counters merged[HAK_NUM_CLASSES],
-                               uint64_t fast_allocs[HAK_NUM_CLASSES],
-                               uint64_t fast_frees[HAK_NUM_CLASSES]) {
-  hak_lock(&g_reg.lock);
+// The exited totals and orphan frees; the registry lock held, or, from
+// hak_heap_collect_counters_try's fallback, a racy but memory-safe read.
+static void collect_exited(hak_class_counters merged[HAK_NUM_CLASSES],
+                           uint64_t fast_allocs[HAK_NUM_CLASSES],
+                           uint64_t fast_frees[HAK_NUM_CLASSES]) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     merged[c] = g_reg.exited[c];
     merged[c].frees += atomic_load_explicit(&g_orphan_frees[c], memory_order_relaxed);
     fast_allocs[c] = g_reg.exited_fast_allocs[c];
     fast_frees[c] = g_reg.exited_fast_frees[c];
   }
+}
+
+// Adds the counters of live heaps; the registry lock held.
+static void collect_live(hak_class_counters merged[HAK_NUM_CLASSES],
+                         uint64_t fast_allocs[HAK_NUM_CLASSES],
+                         uint64_t fast_frees[HAK_NUM_CLASSES]) {
   // Live threads' counters are read while they run: a snapshot, not a barrier.
   for (hak_heap *h = g_reg.live; h != NULL; h = h->next) {
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
@@ -357,7 +385,56 @@ void hak_heap_collect_counters(hak_class_counters merged[HAK_NUM_CLASSES],
       }
     }
   }
-  pthread_mutex_unlock(&g_reg.lock);
+}
+
+void hak_heap_collect_counters(hak_class_counters merged[HAK_NUM_CLASSES],
+                               uint64_t fast_allocs[HAK_NUM_CLASSES],
+                               uint64_t fast_frees[HAK_NUM_CLASSES]) {
+  reg_lock();
+  collect_exited(merged, fast_allocs, fast_frees);
+  collect_live(merged, fast_allocs, fast_frees);
+  reg_unlock();
+}
+
+bool hak_heap_collect_counters_try(hak_class_counters merged[HAK_NUM_CLASSES],
+                                   uint64_t fast_allocs[HAK_NUM_CLASSES],
+                                   uint64_t fast_frees[HAK_NUM_CLASSES], uint32_t wait_ms) {
+  // This thread, interrupted while it held the lock, would wait for itself.
+  bool got = false;
+  if (!t_reg_held) {
+    // Another thread holds it for microseconds, unless it waits for this
+    // one (a reader spinning on the bins this thread was changing when the
+    // signal came): hence the bound. pthread_mutex_trylock is one
+    // compare-and-swap, never a wait.
+    uint64_t deadline = hak_os_now_ms() + wait_ms;
+    for (unsigned spins = 0;; spins++) {
+      if (pthread_mutex_trylock(&g_reg.lock) == 0) {
+        got = true;
+        break;
+      }
+      if (hak_os_now_ms() > deadline)
+        break;
+      if (spins < 100)
+        __builtin_ia32_pause();
+      else
+        sched_yield();
+    }
+  }
+  collect_exited(merged, fast_allocs, fast_frees);
+  if (!got)
+    return false;
+  t_reg_held = 1;
+  atomic_signal_fence(memory_order_seq_cst);
+  collect_live(merged, fast_allocs, fast_frees);
+  reg_unlock();
+  return true;
+}
+
+void hak_heap_registry_hold(bool hold) {
+  if (hold)
+    reg_lock();
+  else
+    reg_unlock();
 }
 
 // Fork: every hakmem lock is held across fork() so the child inherits

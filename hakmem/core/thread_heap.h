@@ -62,6 +62,19 @@ void hak_heap_collect_counters(hak_class_counters merged[HAK_NUM_CLASSES],
                                uint64_t fast_allocs[HAK_NUM_CLASSES],
                                uint64_t fast_frees[HAK_NUM_CLASSES]) HAK_INTERNAL;
 
+// The same from a context that must not wait, a signal handler: the
+// registry lock is only tried, for up to wait_ms, and never when this thread
+// holds it. Without it only exited threads' counters and orphan frees are
+// summed, and false is returned.
+bool hak_heap_collect_counters_try(hak_class_counters merged[HAK_NUM_CLASSES],
+                                   uint64_t fast_allocs[HAK_NUM_CLASSES],
+                                   uint64_t fast_frees[HAK_NUM_CLASSES],
+                                   uint32_t wait_ms) HAK_INTERNAL;
+
+// For tests: takes (hold) or releases the registry lock on this thread, as a
+// thread inside hak_heap_get or a statistics read holds it.
+void hak_heap_registry_hold(bool hold) HAK_INTERNAL;
+
 void hak_heap_fork_prepare(void) HAK_INTERNAL;
 void hak_heap_fork_parent(void) HAK_INTERNAL;
 void hak_heap_fork_child(void) HAK_INTERNAL;

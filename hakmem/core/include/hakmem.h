@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,6 +54,7 @@ typedef struct hak_class_stats {
   uint64_t refills;      // fast-cache or slab refills from the slab layer
   uint64_t remote_frees; // frees of blocks owned by another thread
   uint64_t slabs;        // slabs currently holding this class
+  uint64_t capacity;     // blocks those slabs hold in all, handed out or free
 } hak_class_stats;
 
 typedef struct hak_stats {
@@ -84,6 +86,29 @@ HAK_API void hak_stats_get(hak_stats *out);
 HAK_API void hak_stats_print(int fd);
 // Writes the same figures as one JSON object to fd.
 HAK_API void hak_stats_print_json(int fd);
+
+// ---- glibc's introspection calls ------------------------------------------
+// What the exported mallinfo2, mallinfo, malloc_stats, malloc_info and
+// mallopt of the override library do (README.md defines every figure).
+// Include <malloc.h> for the structures and the M_* constants.
+
+struct mallinfo;
+struct mallinfo2;
+// glibc's fields from a statistics snapshot: arena = bytes of SuperSlabs in
+// use, uordblks = bytes of slab blocks handed out, fordblks = arena -
+// uordblks, smblks/fsmblks and ordblks = free blocks in slabs of classes up
+// to / over 128 bytes, hblks/hblkhd = large blocks and their mappings'
+// bytes, keepcost = idle mapped bytes malloc_trim would return, usmblks = 0.
+HAK_API struct mallinfo2 hak_mallinfo2(void);
+// The same with each field saturated at INT_MAX.
+HAK_API struct mallinfo hak_mallinfo(void);
+// glibc's malloc_stats report on stderr, with write(2); no allocation.
+HAK_API void hak_malloc_stats(void);
+// glibc's malloc_info XML on fp; options != 0 (or fp NULL): -1 with EINVAL.
+HAK_API int hak_malloc_info(int options, FILE *fp);
+// glibc's mallopt: its return values; M_TRIM_THRESHOLD sets the arena cache
+// bound (HAKMEM_ARENA_CACHE_MB), other parameters are accepted and ignored.
+HAK_API int hak_mallopt(int param, int value);
 
 #ifdef __cplusplus
 }

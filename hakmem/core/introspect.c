@@ -1,0 +1,267 @@
+// glibc's introspection calls from hakmem's statistics, and the statistics
+// report on a signal. Nothing here allocates: figures come from one
+// hak_stats snapshot on the stack, text is formatted with hak_format into
+// stack buffers. The one exception is malloc_info, which writes to a stream
+// the caller hands us (see there).
+#define _GNU_SOURCE
+#include "introspect.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "options.h"
+#include "stats.h"
+#include "thread_heap.h"
+
+// ---- mallinfo2 / mallinfo ----------------------------------------------------
+
+static uint64_t sub0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+// Free blocks of class c: the blocks its slabs hold less those handed out.
+// The counters are a snapshot taken while threads run, so the difference is
+// floored at 0.
+static uint64_t free_blocks(const hak_class_stats *k) {
+  return sub0(k->capacity, sub0(k->allocs, k->frees));
+}
+
+void hak_mallinfo2_of(const hak_stats *s, struct mallinfo2 *m) {
+  memset(m, 0, sizeof *m);
+  uint64_t used = 0;
+  for (unsigned c = 0; c < s->num_classes; c++) {
+    const hak_class_stats *k = &s->classes[c];
+    used += sub0(k->allocs, k->frees) * k->block_size;
+    uint64_t nfree = free_blocks(k);
+    if (k->block_size <= HAK_INTROSPECT_FAST_MAX) {
+      m->smblks += nfree;
+      m->fsmblks += nfree * k->block_size;
+    } else {
+      m->ordblks += nfree;
+    }
+  }
+  m->arena = s->superslabs * HAK_SS_SIZE;
+  m->uordblks = used;
+  m->fordblks = sub0(m->arena, used);
+  m->hblks = sub0(s->large_allocs, s->large_frees);
+  m->hblkhd = s->large_live_bytes;
+  m->usmblks = 0; // unused, as in glibc
+  m->keepcost = s->cached_bytes;
+}
+
+static int clamp_int(size_t v) { return v > (size_t)INT_MAX ? INT_MAX : (int)v; }
+
+void hak_mallinfo_clamp(const struct mallinfo2 *in, struct mallinfo *out) {
+  out->arena = clamp_int(in->arena);
+  out->ordblks = clamp_int(in->ordblks);
+  out->smblks = clamp_int(in->smblks);
+  out->hblks = clamp_int(in->hblks);
+  out->hblkhd = clamp_int(in->hblkhd);
+  out->usmblks = clamp_int(in->usmblks);
+  out->fsmblks = clamp_int(in->fsmblks);
+  out->uordblks = clamp_int(in->uordblks);
+  out->fordblks = clamp_int(in->fordblks);
+  out->keepcost = clamp_int(in->keepcost);
+}
+
+struct mallinfo2 hak_mallinfo2(void) {
+  hak_stats s;
+  hak_stats_get(&s);
+  struct mallinfo2 m;
+  hak_mallinfo2_of(&s, &m);
+  return m;
+}
+
+struct mallinfo hak_mallinfo(void) {
+  struct mallinfo2 m2 = hak_mallinfo2();
+  struct mallinfo m;
+  hak_mallinfo_clamp(&m2, &m);
+  return m;
+}
+
+// ---- malloc_stats ------------------------------------------------------------
+
+void hak_malloc_stats(void) {
+  hak_stats s;
+  hak_stats_get(&s);
+  struct mallinfo2 m;
+  hak_mallinfo2_of(&s, &m);
+  char buf[512];
+  // glibc's shape: one arena (hakmem's per-thread heaps are summed), then the
+  // totals including the large blocks' mappings.
+  size_t n = hak_format(
+      buf, sizeof buf,
+      "Arena 0:\n"
+      "system bytes     = %10llu\n"
+      "in use bytes     = %10llu\n"
+      "Total (incl. mmap):\n"
+      "system bytes     = %10llu\n"
+      "in use bytes     = %10llu\n"
+      "max mmap regions = %10llu\n"
+      "max mmap bytes   = %10llu\n",
+      (unsigned long long)m.arena, (unsigned long long)m.uordblks,
+      (unsigned long long)s.mapped_bytes, (unsigned long long)(m.uordblks + m.hblkhd),
+      (unsigned long long)(s.mapped_peak / HAK_SS_SIZE), (unsigned long long)s.mapped_peak);
+  hak_write_all(2, buf, n);
+}
+
+// ---- malloc_info -------------------------------------------------------------
+
+// The XML is formatted into a stack buffer with hak_format and handed to the
+// caller's stream with fwrite, never fprintf. fwrite may allocate (a stream's
+// buffer on first use, or an open_memstream growing): that is a plain call of
+// malloc, made while hakmem holds no lock of its own (the snapshot was taken
+// before), so it cannot deadlock or see hakmem half-updated; fprintf would
+// add its own work buffers and locale handling for nothing.
+typedef struct {
+  FILE *fp;
+  size_t len;
+  char buf[2048];
+} xml_out;
+
+static void xml_flush(xml_out *o) {
+  if (o->len > 0)
+    fwrite(o->buf, 1, o->len, o->fp);
+  o->len = 0;
+}
+
+static void xml(xml_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void xml(xml_out *o, const char *fmt, ...) {
+  char line[256];
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = hak_vformat(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (o->len + n > sizeof o->buf)
+    xml_flush(o);
+  memcpy(o->buf + o->len, line, n);
+  o->len += n;
+}
+
+int hak_malloc_info(int options, FILE *fp) {
+  // glibc's manual: nonzero options are reserved (EINVAL); a stream is needed.
+  if (options != 0 || fp == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  hak_stats s;
+  hak_stats_get(&s);
+  struct mallinfo2 m;
+  hak_mallinfo2_of(&s, &m);
+  xml_out o = {.fp = fp, .len = 0};
+  typedef unsigned long long ull;
+  xml(&o, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+  uint64_t prev = 0;
+  for (unsigned c = 0; c < s.num_classes; c++) {
+    const hak_class_stats *k = &s.classes[c];
+    uint64_t nfree = free_blocks(k);
+    if (nfree > 0)
+      xml(&o, "  <size from=\"%llu\" to=\"%llu\" total=\"%llu\" count=\"%llu\"/>\n",
+          (ull)(prev + 1), (ull)k->block_size, (ull)(nfree * k->block_size), (ull)nfree);
+    prev = k->block_size;
+  }
+  uint64_t rest_bytes = 0;
+  for (unsigned c = 0; c < s.num_classes; c++)
+    if (s.classes[c].block_size > HAK_INTROSPECT_FAST_MAX)
+      rest_bytes += free_blocks(&s.classes[c]) * s.classes[c].block_size;
+  uint64_t arena_peak = s.superslabs_peak * HAK_SS_SIZE;
+  xml(&o, "</sizes>\n");
+  xml(&o, "<total type=\"fast\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.smblks, (ull)m.fsmblks);
+  xml(&o, "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.ordblks, (ull)rest_bytes);
+  xml(&o, "<system type=\"current\" size=\"%llu\"/>\n", (ull)m.arena);
+  xml(&o, "<system type=\"max\" size=\"%llu\"/>\n", (ull)arena_peak);
+  xml(&o, "<aspace type=\"total\" size=\"%llu\"/>\n", (ull)m.arena);
+  xml(&o, "<aspace type=\"mprotect\" size=\"%llu\"/>\n", (ull)m.arena);
+  xml(&o, "</heap>\n");
+  xml(&o, "<total type=\"fast\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.smblks, (ull)m.fsmblks);
+  xml(&o, "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.ordblks, (ull)rest_bytes);
+  xml(&o, "<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.hblks, (ull)m.hblkhd);
+  xml(&o, "<system type=\"current\" size=\"%llu\"/>\n", (ull)s.mapped_bytes);
+  xml(&o, "<system type=\"max\" size=\"%llu\"/>\n", (ull)s.mapped_peak);
+  xml(&o, "<aspace type=\"total\" size=\"%llu\"/>\n", (ull)s.mapped_bytes);
+  xml(&o, "<aspace type=\"mprotect\" size=\"%llu\"/>\n", (ull)s.mapped_bytes);
+  xml(&o, "</malloc>\n");
+  xml_flush(&o);
+  return 0;
+}
+
+// ---- mallopt -----------------------------------------------------------------
+
+// Return values are glibc's (2.36, checked against it): 0 only for an
+// M_MXFAST outside [0, 160]; 1 for everything else, parameters glibc does
+// not know included. See README.md for what each parameter does in hakmem.
+int hak_mallopt(int param, int value) {
+  hak_init(); // so that loading HAKMEM_* later cannot undo this
+  switch (param) {
+  case M_MXFAST:
+    return value >= 0 && value <= HAK_INTROSPECT_MXFAST_MAX;
+  case M_TRIM_THRESHOLD:
+    // Idle memory kept beyond this goes back to the OS at once: the arena
+    // cache bound. A negative value converts as glibc converts it, to a huge
+    // size_t: no bound but the arena's slots.
+    __atomic_store_n(&hak_opts.arena_cache_bytes, (size_t)(long)value, __ATOMIC_RELAXED);
+    return 1;
+  default:
+    // M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX, M_ARENA_TEST, M_ARENA_MAX,
+    // M_PERTURB, M_CHECK_ACTION and the rest: accepted, no effect.
+    return 1;
+  }
+}
+
+// ---- the statistics report on a signal ----------------------------------------
+
+// The handler each signal had before ours, called after the report.
+static struct sigaction g_previous[_NSIG];
+// Set while a report is being written: a second signal meanwhile (on another
+// thread) is not reported again, so two reports never interleave.
+static _Atomic int g_reporting;
+
+static void on_stats_signal(int sig, siginfo_t *info, void *uctx) {
+  int saved = errno;
+  if (atomic_exchange_explicit(&g_reporting, 1, memory_order_acquire) == 0) {
+    // Async-signal-safe: write(2) only, stack buffers, and the registry lock
+    // only tried (hak_stats_collect with from_signal).
+    hak_stats_write(hak_opts.stats_fd, hak_opts.stats == HAK_STATS_JSON, true);
+    atomic_store_explicit(&g_reporting, 0, memory_order_release);
+  }
+  errno = saved;
+  const struct sigaction *prev = &g_previous[sig];
+  if (prev->sa_flags & SA_SIGINFO) {
+    if (prev->sa_sigaction != NULL)
+      prev->sa_sigaction(sig, info, uctx);
+  } else if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+    prev->sa_handler(sig);
+  }
+  // With no handler of the program's, the signal's default action (often
+  // termination) is replaced: naming the signal asked for the report instead.
+}
+
+int hak_stats_signal_install(int sig) {
+  if (sig <= 0 || sig >= _NSIG)
+    return -1;
+  struct sigaction old;
+  if (sigaction(sig, NULL, &old) != 0)
+    return -1;
+  if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == on_stats_signal)
+    return 0;
+  g_previous[sig] = old;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_stats_signal;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  return sigaction(sig, &sa, NULL) == 0 ? 0 : -1;
+}
+
+// Hidden aliases for the override layer (see api.h).
+#define HAK_ALIAS(name)                                                                            \
+  extern __typeof(hak_##name) hak_i_##name __attribute__((alias("hak_" #name)))
+HAK_ALIAS(mallinfo2);
+HAK_ALIAS(mallinfo);
+HAK_ALIAS(malloc_stats);
+HAK_ALIAS(malloc_info);
+HAK_ALIAS(mallopt);
