@@ -67,10 +67,9 @@ HAKMEM_NAMES = [a[0] for a in ALLOCATORS if a[1] == "hakmem"]
 RELEASE_NAMES = ("hakmem", "hakmem-nofastcache")
 # Cases only the hardened variant is expected to catch.
 HARDENED_ONLY = ("uaf-write-middle", "overflow-neighbour")
-# What hakmem does not catch yet, though it should: the hardened variant's
-# poison-on-free and quarantine are not built (issue 10, part 2). Listed here
-# so the gap is printed with every run; remove an entry once it is caught.
-KNOWN_GAPS = {("hakmem-hardened", "uaf-write-middle")}
+# What hakmem does not catch yet, though it should: printed with every run;
+# an entry goes once it is caught. None today.
+KNOWN_GAPS = set()
 
 PROGRAM = "hakmem/tests/reliability/misuse_matrix"
 

@@ -26,6 +26,30 @@ void hak_block_written(const void *b) {
 bool hak_check_full = HAKMEM_DEBUG != 0;
 
 #define GUARD_BYTE 0xA5
+#define POISON_BYTE 0xDB
+
+// The poisoned bytes of a block: after its link and mark, before its trailer.
+static size_t poison_end(size_t block_size) {
+  size_t end = block_size - HAK_TRAILER;
+  return end < HAK_POISON_MAX ? end : HAK_POISON_MAX;
+}
+
+void hak_poison(void *p, size_t block_size) {
+  size_t end = poison_end(block_size);
+  if (end > 16)
+    memset((uint8_t *)p + 16, POISON_BYTE, end - 16);
+}
+
+void hak_poison_check(const void *p, size_t block_size) {
+  const uint8_t *b = p;
+  size_t end = poison_end(block_size);
+  for (size_t i = 16; i < end; i++) {
+    if (b[i] != POISON_BYTE)
+      hak_fatal("heap corruption: free block %p was written to after it was freed (byte %zu "
+                "changed)",
+                p, i);
+  }
+}
 
 void hak_check_init(void) {
   // The kernel's 16 random bytes at exec: random without a system call.

@@ -24,6 +24,14 @@ extern bool hak_check_full HAK_INTERNAL;
 
 void hak_check_init(void) HAK_INTERNAL;
 
+// Hardened builds fill a free block past its link and mark, up to
+// HAK_POISON_MAX bytes from its start, with a pattern, and check it when the
+// block is handed out again: a write after free there is reported then.
+#define HAK_POISON HAKMEM_HARDENED
+#define HAK_POISON_MAX ((size_t)256)
+void hak_poison(void *p, size_t block_size) HAK_INTERNAL;
+void hak_poison_check(const void *p, size_t block_size) HAK_INTERNAL;
+
 // Reports misuse of p by what (e.g. "free()") and aborts.
 void hak_report(const char *what, const void *p, const char *problem) HAK_INTERNAL
     __attribute__((noreturn, cold));

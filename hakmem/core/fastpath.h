@@ -26,14 +26,15 @@ void hak_free_miss(void *p) HAK_INTERNAL;
 // counts the allocation and makes room).
 static inline __attribute__((always_inline)) void *hak_malloc_hit(size_t size) {
   if (hak_likely(size <= HAK_LOOKUP_MAX)) {
-    void *b = hak_tcache_pop(hak_bin_lookup[size]);
+    uintptr_t slot = hak_bin_lookup[size];
+    void *b = HAK_MY_HEAD(slot);
     if (hak_likely(b != NULL)) {
 #if defined(__x86_64__)
       // No code: it asks for the block in the return register, which GCC
       // then loads it into, instead of loading it elsewhere and moving it.
       __asm__("" : "+a"(b));
 #endif
-      return b;
+      return hak_tcache_take(slot, b);
     }
   }
   return hak_malloc_miss(size);

@@ -76,6 +76,8 @@ static inline void *alloc_class(unsigned cls) {
 // A slab block for a request of n bytes (debug builds add the trailer).
 static inline void *alloc_small(size_t n, unsigned cls) {
   void *b = alloc_class(cls);
+  if (HAK_POISON && b != NULL)
+    hak_poison_check(b, hak_classes[cls].size);
 #if HAK_GUARD
   if (b != NULL)
     hak_guard_arm(b, hak_classes[cls].size, n);
@@ -172,6 +174,8 @@ void hak_free(void *p) {
   uint8_t kind = hak_segmap_kind(p);
   if (hak_likely(kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM)) {
     hak_slab *s = vet_block("free()", p, kind);
+    if (HAK_POISON)
+      hak_poison(p, s->block_size);
 #if HAKMEM_FASTCACHE
     unsigned cls = s->class_idx;
     if (hak_likely(hak_tcache_push(HAK_BIN_SLOT(hak_bin_of_class(cls)), p)))

@@ -142,6 +142,8 @@ static void carve(hak_slab *s, uint32_t n) {
     void *b = base + (size_t)CARVE_INDEX(i - 1) * s->block_size;
     hak_link_set(b, head);
     hak_mark_free(b);
+    if (HAK_POISON)
+      hak_poison(b, s->block_size);
     head = b;
   }
   s->free = head;
@@ -227,6 +229,12 @@ static size_t trim_slab(hak_slab *s) {
 static void untrim(hak_slab *s) {
   uint64_t *bits = hak_slab_purged_bits(s);
   size_t bs = s->block_size;
+  // A free block that stayed on the list may reach into a purged page, whose
+  // zeros would read as a write after free: its poison is laid anew.
+  if (HAK_POISON) {
+    for (void *b = s->free; b != NULL; b = hak_link_next(b))
+      hak_poison(b, bs);
+  }
   void *head = s->free;
   for (size_t i = s->carved; i > 0; i--) {
     size_t p = (i - 1) * bs / HAK_PAGE_SIZE;
@@ -238,6 +246,8 @@ static void untrim(hak_slab *s) {
                    hak_is_marked_free(b) ? "double free of" : "write after free into block");
       hak_link_set(b, head);
       hak_mark_free(b);
+      if (HAK_POISON)
+        hak_poison(b, bs);
       head = b;
     }
   }

@@ -13,6 +13,12 @@
 #include "superslab.h"
 #include "thread_heap.h"
 
+void *hak_tcache_pop_bad(void *b) {
+  if (!hak_is_marked_free(b))
+    hak_block_written(b);
+  hak_link_corrupt(b);
+}
+
 // A thread's first refill of a class asks for a page's worth of blocks, and
 // each later one for twice as many, up to the class's batch: a class a thread
 // barely uses costs it one page, not a batch.

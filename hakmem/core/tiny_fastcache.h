@@ -60,19 +60,26 @@ static inline unsigned hak_bin_of_class(unsigned cls) { return cls + 1; }
 // release builds check its alignment (what a write after free into the first
 // word of a cached block usually breaks: a counter, a string, a small
 // integer), checked and hardened builds check it in full.
+// Reports the bad head b of a bin. It never returns, but is not declared so:
+// the hit path then reaches it with a jump and needs no stack frame.
+void *hak_tcache_pop_bad(void *b) HAK_INTERNAL;
+
+// Takes b, the non-empty head of bin slot, out of it and hands it out.
+static inline void *hak_tcache_take(uintptr_t slot, void *b) {
+  void *n = (HAKMEM_DEBUG || HAKMEM_HARDENED) ? hak_link_next(b) : hak_link_get(b);
+  if (hak_unlikely(!hak_is_marked_free(b)))
+    return hak_tcache_pop_bad(b);
+  if (hak_unlikely((uintptr_t)n & 15))
+    return hak_tcache_pop_bad(b);
+  HAK_MY_HEAD(slot) = n;
+  HAK_COUNT(HAK_MY_WORD(slot), HAK_BIN_POP);
+  hak_mark_clear(b);
+  return b;
+}
+
 static inline void *hak_tcache_pop(uintptr_t slot) {
   void *b = HAK_MY_HEAD(slot);
-  if (hak_likely(b != NULL)) {
-    if (hak_unlikely(!hak_is_marked_free(b)))
-      hak_block_written(b);
-    void *n = (HAKMEM_DEBUG || HAKMEM_HARDENED) ? hak_link_next(b) : hak_link_get(b);
-    if (hak_unlikely((uintptr_t)n & 15))
-      hak_link_corrupt(b);
-    HAK_MY_HEAD(slot) = n;
-    HAK_COUNT(HAK_MY_WORD(slot), HAK_BIN_POP);
-    hak_mark_clear(b);
-  }
-  return b;
+  return hak_likely(b != NULL) ? hak_tcache_take(slot, b) : NULL;
 }
 
 // A push of a block the caller has vetted (a live block of the bin's class):
