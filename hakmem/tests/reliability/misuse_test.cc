@@ -73,8 +73,8 @@ std::string PastTheEnd(const char *what, size_t requested, size_t changed) {
 
 // hakmem's verdict on a pointer in no hakmem region that glibc does not
 // vouch for either (it is never handed to glibc's free).
-const std::string kForeignInvalidPointer =
-    ".*hakmem: free\\(\\): invalid pointer \\2 \\(not a live block of hakmem's, nor of glibc's\\)\n";
+const std::string kForeignInvalidPointer = ".*hakmem: free\\(\\): invalid pointer \\2 \\(not a "
+                                           "live block of hakmem's, nor of glibc's\\)\n";
 
 // ---- the misuses; each runs in a death-test child ---------------------------
 
@@ -231,9 +231,7 @@ protected:
   }
 
   // Every free checked, every hand-out checked (debug builds, or HAKMEM_CHECK=full).
-  bool FullChecks() const {
-    return kDebugChecks || kHardened || GetParam() == Options::kCheckFull;
-  }
+  bool FullChecks() const { return kDebugChecks || kHardened || GetParam() == Options::kCheckFull; }
 
   std::optional<ScopedEnv> env_;
 };
@@ -300,8 +298,7 @@ TEST_P(MisuseTest, FreeOfInteriorPointerOfLargeBlock) {
 
 // Every build: the slab of the block is no longer in use.
 TEST_P(MisuseTest, FreeIntoReleasedSlab) {
-  EXPECT_ABORT(FreeIntoReleasedSlab(),
-               kVictim + ".*" + NotABlockCheap());
+  EXPECT_ABORT(FreeIntoReleasedSlab(), kVictim + ".*" + NotABlockCheap());
 }
 
 // The old block was freed by realloc: freeing it again is an immediate
@@ -319,8 +316,8 @@ TEST_P(MisuseTest, ReallocOfFreedBlock) {
 
 TEST_P(MisuseTest, WritePastTheEnd) {
   if (!kDebugChecks && !kHardened) {
-    GTEST_SKIP() << "the overflow trailer exists only in debug and hardened builds ("
-                 << BuildName() << " build)";
+    GTEST_SKIP() << "the overflow trailer exists only in debug and hardened builds (" << BuildName()
+                 << " build)";
   }
   // 20 bytes in a 32-byte block (24 usable + the 8-byte size record).
   EXPECT_ABORT(WritePastEnd(20, 20, false), kVictim + ".*" + PastTheEnd("free()", 20, 20));
