@@ -15,9 +15,7 @@ void hak_link_corrupt(const void *block) {
   hak_fatal("heap corruption: the free-list link in block %p was overwritten", block);
 }
 #else
-void hak_link_corrupt(const void *block) {
-  hak_fatal("heap corruption: free block %p was written to after it was freed", block);
-}
+void hak_link_corrupt(const void *block) { hak_block_written(block); }
 #endif
 void hak_block_written(const void *b) {
   hak_fatal("heap corruption: free block %p was written to after it was freed", b);

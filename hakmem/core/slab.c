@@ -330,8 +330,6 @@ uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) {
   return got;
 }
 
-void hak_slab_double_free(void *p) { hak_report("free()", p, "double free of"); }
-
 void hak_slab_local_transition(hak_heap *h, hak_slab *s) {
   hak_class_heap *ch = &h->cls[s->class_idx];
   switch (HAK_SLAB_STATE(s)) {

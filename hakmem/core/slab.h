@@ -25,7 +25,6 @@ uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) HAK_I
 // Frees p into s, which h owns; handles the slab's change of state.
 static inline void hak_slab_free_local(hak_heap *h, hak_slab *s, void *p);
 void hak_slab_local_transition(hak_heap *h, hak_slab *s) HAK_INTERNAL;
-void hak_slab_double_free(void *p) HAK_INTERNAL __attribute__((noreturn, cold));
 
 // Pushes the chain first..last (n blocks, linked through their first word)
 // onto the remote stack of s, which another thread owns or nobody does.
@@ -47,9 +46,6 @@ uint32_t hak_slab_trim(hak_heap *h) HAK_INTERNAL;
 void hak_slab_abandon_all(hak_heap *h) HAK_INTERNAL;
 
 static inline void hak_slab_free_local(hak_heap *h, hak_slab *s, void *p) {
-  // The cheap double-free check of builds without the fast cache.
-  if (hak_unlikely(p == s->free))
-    hak_slab_double_free(p);
   hak_link_set(p, s->free);
   s->free = p;
   s->used--;
