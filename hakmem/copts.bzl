@@ -42,14 +42,17 @@ HAKMEM_TEST_COPTS = _WARNINGS + _OPT_COPTS
 HAKMEM_DEFINES = select({
     "//hakmem:release": [
         "HAKMEM_BUILD_RELEASE=1",
+        "HAKMEM_CHECK_DEFAULT=1",  # cheap
         "NDEBUG",
     ],
     "//hakmem:debug": [
         "HAKMEM_BUILD_RELEASE=0",
-        "HAKMEM_DEBUG=2",
+        "HAKMEM_CHECK_DEFAULT=2",  # full
+        "HAKMEM_DEBUG=1",
     ],
     "//conditions:default": [
         "HAKMEM_BUILD_RELEASE=0",
+        "HAKMEM_CHECK_DEFAULT=2",  # full
         "HAKMEM_DEBUG=1",
     ],
 })

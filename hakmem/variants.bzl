@@ -4,11 +4,11 @@ Each variant compiles the same sources with different preprocessor defines.
 The defines are applied to the variant's own compilation (local_defines), so
 code that only includes the public headers does not need them.
 
-Targets made by hakmem_core_libraries() in //hakmem/core:
-    core, override                            (variant "fastcache", default)
-    core_nofastcache, override_nofastcache    (variant "nofastcache")
-    core_hardened, override_hardened          (variant "hardened")
-    internal_headers                          (filegroup of the private .h)
+Targets made in //hakmem/core, for each variant (suffix "", "_nofastcache",
+"_hardened"):
+    <box><suffix>        one cc_library per box (hakmem_box)
+    core<suffix>         every box, and include/hakmem.h
+    override<suffix>     core plus malloc/free/... (override.c)
 """
 
 load("//hakmem:copts.bzl", "HAKMEM_COPTS", "HAKMEM_DEFINES", "HAKMEM_TEST_COPTS")
@@ -72,48 +72,57 @@ def _expand(value, variant):
 def _variant_defines(variant):
     return variant["defines"] + HAKMEM_DEFINES
 
-def hakmem_core_libraries(srcs, hdrs, override_srcs, deps = [], visibility = ["//visibility:public"]):
+_BOX_VISIBILITY = ["//hakmem:__subpackages__"]
+
+def hakmem_box(name, hdrs, srcs = [], deps = [], includes = [], alwayslink = False):
+    """One box of the allocator: a cc_library per variant (name + suffix).
+
+    deps name boxes of the same package (":os"); each variant's library
+    depends on the same variant of each, so the boxes' graph is the same in
+    every variant and Bazel refuses a cycle in it. Visible inside //hakmem
+    only: code outside links //hakmem/core:core (or :override) and includes
+    hakmem.h.
+    """
+    for variant in HAKMEM_VARIANTS:
+        native.cc_library(
+            name = name + variant["suffix"],
+            srcs = srcs,
+            hdrs = hdrs,
+            includes = includes,
+            copts = HAKMEM_COPTS,
+            local_defines = _variant_defines(variant),
+            linkopts = ["-lpthread"] if srcs else [],
+            deps = [d + variant["suffix"] for d in deps],
+            # Static only: internal symbols are hidden (-fvisibility=hidden).
+            linkstatic = True,
+            alwayslink = alwayslink,
+            visibility = _BOX_VISIBILITY,
+        )
+
+def hakmem_core_libraries(boxes, public_hdrs_box, override_srcs, visibility = ["//visibility:public"]):
     """Creates core<suffix> and override<suffix> for every variant.
 
     Args:
-      srcs: the allocator's sources and private headers.
-      hdrs: public headers, under include/ (which goes on the include path).
+      boxes: every box (made with hakmem_box) that the allocator links.
+      public_hdrs_box: the box holding include/hakmem.h.
       override_srcs: sources that define malloc/free/...; linked with
         alwayslink so that a binary or .so gets them even if nothing calls them.
-      deps: extra dependencies of core.
-      visibility: of all targets created.
+      visibility: of core and override.
     """
-    private_hdrs = [s for s in srcs if s.endswith(".h")]
-
-    # The private headers, for tests that reach into the allocator's internals
-    # (hakmem_variant_test adds this to every test's srcs).
-    native.filegroup(
-        name = "internal_headers",
-        srcs = private_hdrs,
-        visibility = visibility,
-    )
     for variant in HAKMEM_VARIANTS:
         suffix = variant["suffix"]
         native.cc_library(
             name = "core" + suffix,
-            srcs = srcs,
-            hdrs = hdrs,
-            includes = ["include"],
-            copts = HAKMEM_COPTS,
-            local_defines = _variant_defines(variant),
-            linkopts = ["-lpthread"],
-            deps = deps,
-            # Static only: internal symbols are hidden (-fvisibility=hidden),
-            # so a shared libcore.so/liboverride.so could not link.
+            deps = [":" + b + suffix for b in boxes + [public_hdrs_box]],
             linkstatic = True,
             visibility = visibility,
         )
         native.cc_library(
             name = "override" + suffix,
-            srcs = override_srcs + private_hdrs,
+            srcs = override_srcs,
             copts = HAKMEM_COPTS,
             local_defines = _variant_defines(variant),
-            deps = [":core" + suffix],
+            deps = [":api" + suffix, ":introspect" + suffix, ":core" + suffix],
             alwayslink = True,
             linkstatic = True,
             visibility = visibility,
@@ -123,6 +132,8 @@ def hakmem_variant_test(
         name,
         srcs,
         deps = [],
+        boxes = [],
+        link_core = True,
         override = False,
         data = [],
         args = [],
@@ -137,12 +148,13 @@ def hakmem_variant_test(
     Creates cc_test `<name>_fastcache`, `<name>_nofastcache`, ... and a
     test_suite `<name>` holding them.
 
-    The test links //hakmem/core:core<suffix>, or :override<suffix> (malloc
-    replaced) when override = True, plus `deps`. Add @system_libs//:gtest_main
-    to deps for GoogleTest. It is compiled with the variant's defines
-    (HAKMEM_FASTCACHE=...) and the build-mode defines, so it may include
-    the allocator's private headers (as "hakmem/core/foo.h"), seeing them as
-    the library does.
+    The test links the boxes named in `boxes` (e.g. ["slab"]: that box and
+    the boxes below it, whose headers it may include as "hakmem/core/slab.h")
+    and, when link_core is True, //hakmem/core:core<suffix>, or
+    :override<suffix> (malloc replaced) when override = True; plus `deps`.
+    Add @system_libs//:gtest_main to deps for GoogleTest. It is compiled with
+    the variant's defines (HAKMEM_FASTCACHE=...) and the build-mode defines,
+    so it sees the internal headers as the boxes do.
 
     In deps, data, args and env values, "{suffix}" becomes the variant's
     target suffix ("" or "_nofastcache") and "{variant}" its short name.
@@ -156,8 +168,10 @@ def hakmem_variant_test(
         lib = "override" if override else "core"
         native.cc_test(
             name = test_name,
-            srcs = srcs + [_CORE_PACKAGE + ":internal_headers"],
-            deps = [_CORE_PACKAGE + ":" + lib + variant["suffix"]] + _expand(deps, variant),
+            srcs = srcs,
+            deps = [_CORE_PACKAGE + ":" + b + variant["suffix"] for b in boxes] +
+                   ([_CORE_PACKAGE + ":" + lib + variant["suffix"]] if link_core else []) +
+                   _expand(deps, variant),
             copts = HAKMEM_TEST_COPTS + copts,
             local_defines = _variant_defines(variant),
             data = _expand(data, variant),

@@ -6,6 +6,8 @@
 #include "hakmem.h"
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 extern __typeof(hak_malloc) hak_i_malloc HAK_INTERNAL;
 extern __typeof(hak_free) hak_i_free HAK_INTERNAL;
 extern __typeof(hak_calloc) hak_i_calloc HAK_INTERNAL;
@@ -27,5 +29,7 @@ extern __typeof(hak_mallinfo) hak_i_mallinfo HAK_INTERNAL;
 extern __typeof(hak_malloc_stats) hak_i_malloc_stats HAK_INTERNAL;
 extern __typeof(hak_malloc_info) hak_i_malloc_info HAK_INTERNAL;
 extern __typeof(hak_mallopt) hak_i_mallopt HAK_INTERNAL;
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_API_H

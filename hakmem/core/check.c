@@ -21,7 +21,7 @@ void hak_block_written(const void *b) {
   hak_fatal("heap corruption: free block %p was written to after it was freed", b);
 }
 
-bool hak_check_full = HAKMEM_DEBUG != 0;
+int hak_check_level = HAKMEM_CHECK_DEFAULT;
 
 #define GUARD_BYTE 0xA5
 #define POISON_BYTE 0xDB
@@ -69,6 +69,10 @@ void hak_check_init(void) {
 #if HAKMEM_HARDENED
   hak_link_key = (uintptr_t)((k * 0xd6e8feb86659fd93ULL) ^ r[1]);
 #endif
+  int level = hak_opts.check_level;
+  if (HAKMEM_HARDENED && level < HAK_CHECK_CHEAP)
+    level = HAK_CHECK_CHEAP; // what the hardened build is for cannot be turned off
+  hak_check_level = level;
 }
 
 void hak_report(const char *what, const void *p, const char *problem) {
@@ -92,6 +96,8 @@ size_t hak_guard_check(const char *what, const void *p, size_t block_size) {
   uint64_t t;
   memcpy(&t, b + room, sizeof t);
   size_t requested = (size_t)(t ^ ~(uint64_t)(hak_free_key ^ (uintptr_t)p));
+  if (hak_check_level == HAK_CHECK_OFF)
+    return requested <= room ? requested : room;
   if (requested > room)
     hak_report(what, p, "write past the end of block (size record damaged):");
   for (size_t i = requested; i < room; i++) {

@@ -8,9 +8,23 @@
 #include <stdint.h>
 
 #include "link.h"
+#include "options.h"
 #include "types.h"
-// HAKMEM_CHECK=full (always on in debug builds).
-extern bool hak_check_full HAK_INTERNAL;
+
+HAK_EXTERN_C_BEGIN
+
+// The checking level in force (HAK_CHECK_*, options.h), set at init from
+// HAKMEM_CHECK or the build's default; hardened builds never go below cheap.
+//   off:   only the checks built into the fast paths (the free mark, the
+//          block-start proof); slow paths follow links unvetted, and the
+//          guard trailer of debug builds is not checked.
+//   cheap: also every link a slow path follows, every hand-out from a bin,
+//          and the guard trailer and poison where the build has them.
+//   full:  also every block handed out by any path; in release builds the
+//          fast cache is bypassed, so every free and malloc is vetted.
+// (hak_check_level itself is declared in link.h, whose slow-path vetting
+// reads it.)
+#define HAK_CHECK_IS_FULL (hak_check_level == HAK_CHECK_FULL)
 
 // Debug and hardened builds keep the requested size, masked with the key, in
 // the last 8 bytes of each slab block (the canary) and fill the slack before
@@ -41,5 +55,7 @@ void hak_guard_arm(void *p, size_t block_size, size_t requested) HAK_INTERNAL;
 // The size requested for p, after checking that nothing wrote past it.
 size_t hak_guard_check(const char *what, const void *p, size_t block_size) HAK_INTERNAL;
 #endif
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_CHECK_H

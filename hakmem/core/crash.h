@@ -6,6 +6,10 @@
 
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 void hak_crash_install(void) HAK_INTERNAL;
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_CRASH_H

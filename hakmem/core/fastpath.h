@@ -13,6 +13,8 @@
 #include "tiny_fastcache.h"
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 #define HAK_INLINE_FAST_PATHS HAK_INLINE_FREE_HIT
 
 // Everything else malloc does, for any size.
@@ -83,5 +85,7 @@ static inline __attribute__((always_inline)) void hak_free_hit(void *p) {
 #else
 static inline void *hak_malloc_hit(size_t size) { return hak_malloc_miss(size); }
 #endif
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_FASTPATH_H

@@ -10,6 +10,8 @@
 
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 // Whether p is a block glibc's malloc handed out and still counts as in use;
 // if so, *usable gets its usable size.
 bool hak_foreign_is_glibc(const void *p, size_t *usable) HAK_INTERNAL;
@@ -19,5 +21,7 @@ bool hak_foreign_is_glibc(const void *p, size_t *usable) HAK_INTERNAL;
 void hak_foreign_free(void *p) HAK_INTERNAL;
 void *hak_foreign_realloc(void *p, size_t size) HAK_INTERNAL;
 size_t hak_foreign_usable_size(const void *p) HAK_INTERNAL;
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_FOREIGN_H

@@ -12,6 +12,7 @@
 #include "foreign.h"
 #include "large.h"
 #include "log.h"
+#include "maintenance.h"
 #include "page_arena.h"
 #include "purge.h"
 #include "segment_map.h"
@@ -25,9 +26,28 @@
 
 // ---- class allocation -------------------------------------------------------
 
+// The calling thread's heap for a slow path, created (and hakmem initialised)
+// on its first one; NULL when no memory can be had.
+static hak_heap *slow_heap(void) {
+  hak_heap *h = hak_tls.heap;
+  if (hak_likely(h != NULL))
+    return h;
+  hak_init();
+  return hak_heap_get();
+}
+
+// The same for a free: a thread whose first call is free gets its heap now,
+// but one whose heap is being torn down frees without one.
+static hak_heap *free_heap(void) {
+  hak_heap *h = hak_tls.heap;
+  if (hak_likely(h != NULL) || hak_tls.exiting)
+    return h;
+  return slow_heap();
+}
+
 #if !HAKMEM_FASTCACHE
 static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
-  hak_heap *h = hak_heap_get();
+  hak_heap *h = slow_heap();
   if (h == NULL)
     return NULL;
   hak_purge_poll(); // before the heap changes: starting the thread allocates
@@ -37,7 +57,7 @@ static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   void *b = s->free;
   s->free = hak_link_next(b);
   s->used++;
-  hak_block_take(b, HAKMEM_DEBUG || HAKMEM_HARDENED || hak_check_full);
+  hak_block_take(b, HAKMEM_HARDENED || HAK_CHECK_IS_FULL);
   HAK_COUNT(h->counters[cls].allocs, 1);
   HAK_COUNT(h->counters[cls].slow_allocs, 1);
   HAK_COUNT(h->counters[cls].refills, 1);
@@ -53,11 +73,11 @@ static inline void *alloc_class(unsigned cls) {
 #if HAKMEM_FASTCACHE
   b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
   if (hak_unlikely(b == NULL))
-    b = hak_tcache_alloc_slow(cls);
+    b = hak_tcache_alloc_slow(slow_heap(), cls);
 #else
   hak_heap *h = hak_tls.heap;
   b = NULL;
-  if (hak_likely(h != NULL && !hak_check_full)) {
+  if (hak_likely(h != NULL && !HAK_CHECK_IS_FULL)) {
     hak_slab *s = h->cls[cls].active;
     b = s->free;
     if (hak_likely(b != NULL)) {
@@ -142,10 +162,7 @@ static void __attribute__((noinline)) free_other(void *p, uint8_t kind) {
 
 #if !HAKMEM_FASTCACHE
 static void __attribute__((noinline)) slab_free_slow(void *p, hak_slab *s) {
-  hak_heap *h = hak_tls.heap;
-  if (h == NULL && !hak_tls.exiting)
-    h = hak_heap_get();
-  hak_slab_free_any(h, s, p);
+  hak_slab_free_any(free_heap(), s, p);
 }
 #endif
 
@@ -160,7 +177,7 @@ void hak_free_miss(void *p) {
     return;
   }
   hak_slab *s = vet_block("free()", p, kind);
-  hak_tcache_free_slow(p, s, s->class_idx);
+  hak_tcache_free_slow(free_heap(), p, s, s->class_idx);
 }
 
 void hak_free_full(void *p, uintptr_t slot) {
@@ -180,7 +197,7 @@ void hak_free(void *p) {
     unsigned cls = s->class_idx;
     if (hak_likely(hak_tcache_push(HAK_BIN_SLOT(hak_bin_of_class(cls)), p)))
       return;
-    hak_tcache_free_slow(p, s, cls);
+    hak_tcache_free_slow(free_heap(), p, s, cls);
 #else
     hak_mark_free(p);
     hak_heap *h = hak_tls.heap;
@@ -368,14 +385,7 @@ void hak_thread_flush(void) {
 
 int hak_trim(size_t pad) {
   (void)pad;
-  hak_init();
-  hak_thread_flush();
-  hak_purge_trim_heaps();
-  hak_heap_stash_expire(true);
-  hak_pool_sweep_abandoned(true);
-  uint64_t before = atomic_load_explicit(&hak_gstats.purged, memory_order_relaxed);
-  hak_arena_decay(true);
-  return atomic_load_explicit(&hak_gstats.purged, memory_order_relaxed) != before;
+  return hak_maintenance_trim();
 }
 
 #define HAK_ALIAS(name)                                                                            \

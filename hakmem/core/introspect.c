@@ -17,7 +17,8 @@
 #include "log.h"
 #include "options.h"
 #include "stats.h"
-#include "thread_heap.h"
+#include "maintenance.h"
+#include "stats_report.h"
 
 // ---- mallinfo2 / mallinfo ----------------------------------------------------
 
@@ -210,51 +211,6 @@ int hak_mallopt(int param, int value) {
     // M_PERTURB, M_CHECK_ACTION and the rest: accepted, no effect.
     return 1;
   }
-}
-
-// ---- the statistics report on a signal ----------------------------------------
-
-// The handler each signal had before ours, called after the report.
-static struct sigaction g_previous[_NSIG];
-// Set while a report is being written: a second signal meanwhile (on another
-// thread) is not reported again, so two reports never interleave.
-static _Atomic int g_reporting;
-
-static void on_stats_signal(int sig, siginfo_t *info, void *uctx) {
-  int saved = errno;
-  if (atomic_exchange_explicit(&g_reporting, 1, memory_order_acquire) == 0) {
-    // Async-signal-safe: write(2) only, stack buffers, and the registry lock
-    // only tried (hak_stats_collect with from_signal).
-    hak_stats_write(hak_opts.stats_fd, hak_opts.stats == HAK_STATS_JSON, true);
-    atomic_store_explicit(&g_reporting, 0, memory_order_release);
-  }
-  errno = saved;
-  const struct sigaction *prev = &g_previous[sig];
-  if (prev->sa_flags & SA_SIGINFO) {
-    if (prev->sa_sigaction != NULL)
-      prev->sa_sigaction(sig, info, uctx);
-  } else if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
-    prev->sa_handler(sig);
-  }
-  // With no handler of the program's, the signal's default action (often
-  // termination) is replaced: naming the signal asked for the report instead.
-}
-
-int hak_stats_signal_install(int sig) {
-  if (sig <= 0 || sig >= _NSIG)
-    return -1;
-  struct sigaction old;
-  if (sigaction(sig, NULL, &old) != 0)
-    return -1;
-  if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == on_stats_signal)
-    return 0;
-  g_previous[sig] = old;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = on_stats_signal;
-  sa.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  return sigaction(sig, &sa, NULL) == 0 ? 0 : -1;
 }
 
 // Hidden aliases for the override layer (see api.h).

@@ -11,6 +11,8 @@
 #include "hakmem.h"
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 // Blocks of classes up to this size count as glibc's "fast" blocks (smblks,
 // fsmblks, malloc_info's type="fast"): glibc's default M_MXFAST on 64-bit.
 #define HAK_INTROSPECT_FAST_MAX ((size_t)128)
@@ -22,10 +24,6 @@ void hak_mallinfo2_of(const hak_stats *s, struct mallinfo2 *out) HAK_INTERNAL;
 // mallinfo's int fields from mallinfo2's: each saturates at INT_MAX.
 void hak_mallinfo_clamp(const struct mallinfo2 *in, struct mallinfo *out) HAK_INTERNAL;
 
-// Makes sig write the statistics report (text, or JSON with HAKMEM_STATS=json)
-// to HAKMEM_STATS_FD. A handler the program had installed is kept and called
-// after the report. 0 on success (or if it is installed already), -1 if
-// sigaction refuses.
-int hak_stats_signal_install(int sig) HAK_INTERNAL;
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_INTROSPECT_H

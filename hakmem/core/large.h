@@ -8,6 +8,8 @@
 
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 // A block of at least size bytes aligned to align (a power of two; 0 means
 // 16). Zeroed when zero is set. NULL with ENOMEM on failure.
 void *hak_large_alloc(size_t size, size_t align, bool zero) HAK_INTERNAL;
@@ -19,5 +21,7 @@ hak_large *hak_large_of(const void *p, uint8_t region_kind) HAK_INTERNAL;
 int hak_large_resize(hak_large *hdr, void *p, size_t size) HAK_INTERNAL;
 
 static inline void *hak_large_ptr(hak_large *hdr) { return (uint8_t *)hdr + hdr->offset; }
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_LARGE_H

@@ -7,11 +7,9 @@
 
 #include "types.h"
 
-#ifndef HAKMEM_HARDENED
-#define HAKMEM_HARDENED 0
-#endif
-
 #include "segment_map.h"
+
+HAK_EXTERN_C_BEGIN
 
 // A link may be NULL or point at a 16-byte aligned address in a SuperSlab.
 static inline int hak_link_plausible(uintptr_t n) {
@@ -27,6 +25,8 @@ static inline int hak_link_plausible(uintptr_t n) {
 // only hold it by copying it out of freed memory). This is what makes every
 // double free detectable in O(1), in every build.
 extern uintptr_t hak_free_key HAK_INTERNAL;
+// The checking level (check.h); links are vetted unless it is off (0).
+extern int hak_check_level HAK_INTERNAL;
 
 static inline void hak_mark_free(void *p) { ((uintptr_t *)p)[1] = hak_free_key; }
 static inline int hak_is_marked_free(const void *p) {
@@ -66,7 +66,8 @@ static inline void *hak_link_get(const void *b) {
 // means b's first word was written after b was freed.
 static inline void *hak_link_next(const void *b) {
   void *n = hak_link_get(b);
-  if (n != NULL && hak_unlikely(!hak_link_plausible((uintptr_t)n) || !hak_is_marked_free(n)))
+  if (n != NULL && (HAKMEM_HARDENED || hak_check_level != 0) &&
+      hak_unlikely(!hak_link_plausible((uintptr_t)n) || !hak_is_marked_free(n)))
     hak_link_corrupt(b);
   return n;
 }
@@ -82,5 +83,7 @@ static inline void hak_block_take(void *b, bool checked) {
     hak_block_written(b);
   hak_mark_clear(b);
 }
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_LINK_H

@@ -8,6 +8,8 @@
 
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 // Formats into buf (always NUL-terminated), supporting %s %c %d %i %u %x %p %%
 // with the l, ll and z length modifiers and a field width. Returns the length.
 size_t hak_format(char *buf, size_t cap, const char *fmt, ...) HAK_INTERNAL
@@ -43,5 +45,7 @@ extern int hak_log_level HAK_INTERNAL;
       hak_write_fmt(2, "hakmem: " __VA_ARGS__);                                                    \
   } while (0)
 #endif
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_LOG_H

@@ -18,7 +18,7 @@ void hak_options_defaults(hak_options *o) {
   o->arena_cache_bytes = (size_t)256 << 20;
   o->tcache_max = 256;
   o->verbose = 0;
-  o->check_full = HAKMEM_DEBUG != 0;
+  o->check_level = HAKMEM_CHECK_DEFAULT;
   o->crash_report = 0;
   o->purge_thread = 1;
   o->stats_signal = 0;
@@ -119,10 +119,12 @@ static int apply(hak_options *o, const char *name, size_t name_len, const char *
       return -1;
     o->tcache_max = (uint32_t)v;
   } else if (IS("HAKMEM_CHECK")) {
-    if (strcmp(value, "full") == 0 || strcmp(value, "1") == 0)
-      o->check_full = 1;
-    else if (strcmp(value, "off") == 0 || strcmp(value, "0") == 0)
-      o->check_full = HAKMEM_DEBUG != 0;
+    if (strcmp(value, "off") == 0)
+      o->check_level = HAK_CHECK_OFF;
+    else if (strcmp(value, "cheap") == 0)
+      o->check_level = HAK_CHECK_CHEAP;
+    else if (strcmp(value, "full") == 0)
+      o->check_level = HAK_CHECK_FULL;
     else
       return -1;
   } else if (IS("HAKMEM_CRASH_REPORT")) {

@@ -8,6 +8,18 @@
 
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
+// The misuse-checking levels (HAKMEM_CHECK); check.h says what each runs.
+#define HAK_CHECK_OFF 0
+#define HAK_CHECK_CHEAP 1
+#define HAK_CHECK_FULL 2
+// The build's level (copts.bzl: full in debug and default builds, cheap in
+// release); HAKMEM_CHECK overrides it at run time.
+#ifndef HAKMEM_CHECK_DEFAULT
+#define HAKMEM_CHECK_DEFAULT HAK_CHECK_CHEAP
+#endif
+
 enum { HAK_STATS_OFF = 0, HAK_STATS_TEXT = 1, HAK_STATS_JSON = 2 };
 
 typedef struct hak_options {
@@ -17,7 +29,7 @@ typedef struct hak_options {
   size_t arena_cache_bytes; // HAKMEM_ARENA_CACHE_MB: idle mappings kept for reuse
   uint32_t tcache_max;      // HAKMEM_TCACHE_MAX: per-class fast-cache bound (0 = off)
   int verbose;              // HAKMEM_VERBOSE: debug logging (non-release builds)
-  int check_full;           // HAKMEM_CHECK: full misuse checks (always on in debug builds)
+  int check_level;          // HAKMEM_CHECK: HAK_CHECK_OFF, _CHEAP or _FULL (see check.h)
   int crash_report;         // HAKMEM_CRASH_REPORT: report SIGSEGV/SIGBUS/SIGABRT
   unsigned heap_stash;      // HAKMEM_HEAP_STASH: exited threads' heaps kept for new ones
   int purge_thread;         // HAKMEM_PURGE_THREAD: purge idle memory in the background
@@ -39,5 +51,7 @@ int hak_parse_signal(const char *value) HAK_INTERNAL;
 int hak_options_parse(hak_options *o, char *const *envp) HAK_INTERNAL;
 // Defaults, then the process environment.
 void hak_options_load(void) HAK_INTERNAL;
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_OPTIONS_H

@@ -62,6 +62,10 @@ int hak_os_resize_in_place(void *addr, size_t old_size, size_t new_size) {
   return p == MAP_FAILED ? -1 : 0;
 }
 
+int hak_os_protect(void *addr, size_t size, bool writable) {
+  return mprotect(addr, size, writable ? PROT_READ | PROT_WRITE : PROT_NONE);
+}
+
 uint64_t hak_os_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);

@@ -8,6 +8,8 @@
 
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 // Maps size bytes (a page multiple) of zeroed, read-write memory.
 void *hak_os_map(size_t size) HAK_INTERNAL;
 // Reserves size bytes that read as zero and take memory only where written
@@ -20,7 +22,12 @@ void hak_os_unmap(void *addr, size_t size) HAK_INTERNAL;
 void hak_os_purge(void *addr, size_t size) HAK_INTERNAL;
 // Grows or shrinks a mapping without moving it; 0 on success.
 int hak_os_resize_in_place(void *addr, size_t old_size, size_t new_size) HAK_INTERNAL;
+// Makes the pages unreachable (a guard, writable false) or read-write again; 0
+// on success.
+int hak_os_protect(void *addr, size_t size, bool writable) HAK_INTERNAL;
 // Monotonic milliseconds from the vDSO clock (no system call).
 uint64_t hak_os_now_ms(void) HAK_INTERNAL;
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_OS_H

@@ -76,7 +76,7 @@ static uint64_t fit_cost(size_t touched, size_t want) {
 
 void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *touched) {
   if (cached_count() > 0) {
-    hak_lock(&g_arena.lock);
+    hak_mutex_lock(&g_arena.lock);
     // The smallest region that fits, then the best fit of its resident pages;
     // among equals the newest, since its pages are most likely still in cache.
     int best = -1;
@@ -159,7 +159,7 @@ static void arena_put(void *base, size_t size, size_t touched, bool superslab) {
   arena_entry evicted[HAK_ARENA_SLOTS];
   uint32_t nevicted = 0;
   uint64_t now = hak_os_now_ms();
-  hak_lock(&g_arena.lock);
+  hak_mutex_lock(&g_arena.lock);
   if (superslab && g_arena.superslabs >= ARENA_SUPERSLABS_KEPT) {
     pthread_mutex_unlock(&g_arena.lock);
     release_to_os(base, size);
@@ -192,7 +192,7 @@ uint64_t hak_arena_decay_next(bool force) {
   uint64_t now = hak_os_now_ms();
   arena_entry expired[HAK_ARENA_SLOTS];
   uint32_t n = 0;
-  hak_lock(&g_arena.lock);
+  hak_mutex_lock(&g_arena.lock);
   uint64_t oldest = UINT64_MAX;
   for (uint32_t i = 0; i < g_arena.count;) {
     const arena_entry *e = &g_arena.entries[i];

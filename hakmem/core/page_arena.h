@@ -11,6 +11,8 @@
 
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 // Idle mappings the arena keeps at most (besides its byte bound): enough that
 // a program churning a few hundred large blocks reuses mappings instead of
 // mapping afresh (mtstress churn-large: 1.7M ops/s with 64, 2.7M with 128).
@@ -53,5 +55,7 @@ void hak_arena_account(int64_t delta) HAK_INTERNAL;
 void hak_arena_lock_all(void) HAK_INTERNAL;
 void hak_arena_unlock_all(void) HAK_INTERNAL;
 void hak_arena_reset_locks(void) HAK_INTERNAL;
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_PAGE_ARENA_H

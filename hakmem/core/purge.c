@@ -7,10 +7,7 @@
 #include "log.h"
 #include "options.h"
 #include "os.h"
-#include "page_arena.h"
-#include "shared_pool.h"
 #include "stats.h"
-#include "thread_heap.h"
 
 // Quiet spell after which an idle purge thread exits, so that it never keeps
 // a process alive whose main thread called pthread_exit for long.
@@ -43,7 +40,7 @@ void hak_purge_wanted(uint64_t deadline_ms) {
   uint64_t d = atomic_load_explicit(&g_purge.deadline, memory_order_relaxed);
   if (d != 0 && d <= deadline_ms)
     return; // the thread (or the next poll) looks no later than that anyway
-  hak_lock(&g_purge.lock);
+  hak_mutex_lock(&g_purge.lock);
   d = atomic_load_explicit(&g_purge.deadline, memory_order_relaxed);
   if (d == 0 || deadline_ms < d) {
     atomic_store_explicit(&g_purge.deadline, deadline_ms, memory_order_relaxed);
@@ -57,26 +54,24 @@ uint64_t hak_purge_due(void) {
   return atomic_load_explicit(&g_purge.deadline, memory_order_relaxed);
 }
 
+// The pass, registered by the box at the top that knows every holder of idle
+// memory (maintenance); NULL until then, when there is nothing to purge.
+static hak_purge_pass_fn g_pass;
+
+void hak_purge_set_pass(hak_purge_pass_fn pass) { g_pass = pass; }
+
 // One pass over what is due; the deadline is cleared first, so that memory
 // that turns idle meanwhile sets it again, then set to what is left.
 static void purge_pass(void) {
   atomic_store_explicit(&g_purge.deadline, 0, memory_order_relaxed);
-  uint64_t h = hak_heap_trim_idle(false); // first: trimming and retiring heaps free slabs
-  uint64_t t = hak_heap_stash_expire(false);
-  uint64_t a = hak_arena_decay_next(false);
-  uint64_t s = hak_pool_purge_slots(false);
-  uint64_t next = a == 0 ? s : s == 0 ? a : (a < s ? a : s);
-  if (t != 0 && (next == 0 || t < next))
-    next = t;
-  if (h != 0 && (next == 0 || h < next))
-    next = h;
+  uint64_t next = g_pass != NULL ? g_pass() : 0;
   if (next != 0)
     hak_purge_wanted(next);
 }
 
-void hak_purge_trim_heaps(void) {
-  hak_lock(&g_purge.work);
-  hak_heap_trim_idle(true);
+void hak_purge_exclusive(void (*fn)(void)) {
+  hak_mutex_lock(&g_purge.work);
+  fn();
   pthread_mutex_unlock(&g_purge.work);
 }
 
@@ -94,7 +89,7 @@ static void to_timespec(uint64_t ms, struct timespec *ts) {
 
 static void *purge_main(void *arg) {
   (void)arg;
-  hak_lock(&g_purge.lock);
+  hak_mutex_lock(&g_purge.lock);
   atomic_store_explicit(&g_purge.state, PURGE_RUNNING, memory_order_relaxed);
   uint64_t quiet_since = hak_os_now_ms();
   for (;;) {
@@ -102,10 +97,10 @@ static void *purge_main(void *arg) {
     uint64_t d = atomic_load_explicit(&g_purge.deadline, memory_order_relaxed);
     if (d != 0 && d <= now) {
       pthread_mutex_unlock(&g_purge.lock);
-      hak_lock(&g_purge.work);
+      hak_mutex_lock(&g_purge.work);
       purge_pass();
       pthread_mutex_unlock(&g_purge.work);
-      hak_lock(&g_purge.lock);
+      hak_mutex_lock(&g_purge.lock);
       quiet_since = hak_os_now_ms();
       continue;
     }
@@ -134,7 +129,7 @@ void hak_purge_poll(void) {
   if (!atomic_compare_exchange_strong_explicit(&g_purge.state, &expected, PURGE_STARTING,
                                                memory_order_acq_rel, memory_order_relaxed))
     return;
-  hak_lock(&g_purge.lock);
+  hak_mutex_lock(&g_purge.lock);
   if (!g_purge.cond_ready)
     cond_init();
   pthread_mutex_unlock(&g_purge.lock);

@@ -1,13 +1,16 @@
 // The purge thread: returns idle memory to the OS while the program sleeps.
-// Boxes that hold idle memory (the page arena, free slots of SuperSlabs) say
-// when it becomes purgeable; the thread is started lazily from a safe point,
-// sleeps until the earliest deadline, purges, and exits after a quiet spell.
+// Boxes that hold idle memory (the page arena, free slots of SuperSlabs, idle
+// heaps) say when it becomes purgeable; the thread is started lazily from a
+// safe point, sleeps until the earliest deadline, runs the pass that the top
+// box registered, and exits after a quiet spell. This box knows no holder.
 #ifndef HAKMEM_PURGE_H
 #define HAKMEM_PURGE_H
 
 #include <stdint.h>
 
 #include "types.h"
+
+HAK_EXTERN_C_BEGIN
 
 // Something becomes purgeable at deadline_ms (hak_os_now_ms time). Never
 // allocates; callable with hakmem locks held. Cheap when the thread already
@@ -19,14 +22,19 @@ void hak_purge_wanted(uint64_t deadline_ms) HAK_INTERNAL;
 void hak_purge_poll(void) HAK_INTERNAL;
 // The earliest pending deadline, 0 when nothing waits.
 uint64_t hak_purge_due(void) HAK_INTERNAL;
-// Trims every live heap now (malloc_trim), as a pass: a slab released by the
-// trim may run the arena's tick, which must not start a nested pass.
-void hak_purge_trim_heaps(void) HAK_INTERNAL;
+// The pass: returns what is due and when the next thing falls due (0: none).
+typedef uint64_t (*hak_purge_pass_fn)(void);
+void hak_purge_set_pass(hak_purge_pass_fn pass) HAK_INTERNAL;
+// Runs fn as a pass would (malloc_trim's work): a slab that fn releases may
+// run the arena's tick, which must not start a nested pass.
+void hak_purge_exclusive(void (*fn)(void)) HAK_INTERNAL;
 // Purges what is due now, unless a pass is already running.
 void hak_purge_try_run(void) HAK_INTERNAL;
 
 void hak_purge_fork_prepare(void) HAK_INTERNAL;
 void hak_purge_fork_parent(void) HAK_INTERNAL;
 void hak_purge_fork_child(void) HAK_INTERNAL;
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_PURGE_H

@@ -8,11 +8,13 @@
 
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 // User-space addresses have 47 bits: 26 bits of region index, split 10 / 16.
 #define HAK_SEGMAP_L2_BITS 16
 #define HAK_SEGMAP_L1_SIZE ((size_t)1 << (47 - HAK_SS_SHIFT - HAK_SEGMAP_L2_BITS))
 
-extern _Atomic(uint8_t *) hak_segmap_l1[HAK_SEGMAP_L1_SIZE] HAK_INTERNAL;
+extern HAK_ATOMIC(uint8_t *) hak_segmap_l1[HAK_SEGMAP_L1_SIZE] HAK_INTERNAL;
 
 // The HAK_REGION_* kind of the region holding p; HAK_REGION_NONE for foreign
 // memory, NULL, and non-canonical addresses.
@@ -72,5 +74,7 @@ void hak_classmap_set(const void *start, size_t size, unsigned bin) HAK_INTERNAL
 // first_kind. Returns 0, or -1 when the map itself could not be allocated.
 int hak_segmap_set(void *base, size_t size, uint8_t first_kind, uint8_t kind) HAK_INTERNAL;
 void hak_segmap_clear(void *base, size_t size) HAK_INTERNAL;
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_SEGMENT_MAP_H

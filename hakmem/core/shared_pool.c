@@ -6,7 +6,6 @@
 #include "page_arena.h"
 #include "purge.h"
 #include "size_class.h"
-#include "slab.h"
 #include "stats.h"
 #include "superslab.h"
 
@@ -84,7 +83,7 @@ static hak_slab *adopt(unsigned cls, hak_heap *heap) {
   abandoned_list *a = &g_abandoned[cls];
   if (atomic_load_explicit(&a->count, memory_order_relaxed) == 0)
     return NULL;
-  hak_lock(&a->lock);
+  hak_mutex_lock(&a->lock);
   hak_slab *s = a->head;
   if (s != NULL) {
     abandoned_unlink(a, s);
@@ -112,7 +111,7 @@ hak_slab *hak_pool_acquire(unsigned cls, hak_heap *heap) {
 
   uint8_t kind = hak_classes[cls].region_kind;
   pool_kind *k = &g_kinds[kind];
-  hak_lock(&k->lock);
+  hak_mutex_lock(&k->lock);
   hak_superslab *ss = k->avail;
   if (ss == NULL) {
     // Map outside the lock so other threads keep acquiring slots meanwhile.
@@ -120,7 +119,7 @@ hak_slab *hak_pool_acquire(unsigned cls, hak_heap *heap) {
     hak_superslab *fresh = hak_superslab_create(kind);
     if (fresh == NULL)
       return NULL;
-    hak_lock(&k->lock);
+    hak_mutex_lock(&k->lock);
     avail_push(k, fresh);
     ss = k->avail;
   }
@@ -149,7 +148,7 @@ void hak_pool_release(hak_slab *s) {
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
   atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
   __atomic_store_n(&s->block_size, 0, __ATOMIC_RELAXED);
-  hak_lock(&k->lock);
+  hak_mutex_lock(&k->lock);
   if (ss->free_mask == 0)
     avail_push(k, ss);
   ss->free_mask |= 1u << s->slot;
@@ -187,7 +186,7 @@ static void purge_kind(pool_kind *k) {
     hak_superslab *ss_of[PURGE_BATCH];
     uint32_t mask_of[PURGE_BATCH];
     unsigned n = 0;
-    hak_lock(&k->lock);
+    hak_mutex_lock(&k->lock);
     for (hak_superslab *ss = k->avail, *next; ss != NULL && n < PURGE_BATCH; ss = next) {
       next = ss->next;
       uint32_t dirty = 0;
@@ -220,7 +219,7 @@ static void purge_kind(pool_kind *k) {
     }
     hak_superslab *empty[PURGE_BATCH];
     unsigned nempty = 0;
-    hak_lock(&k->lock);
+    hak_mutex_lock(&k->lock);
     for (unsigned i = 0; i < n; i++) {
       hak_superslab *ss = ss_of[i];
       if (ss->free_mask == 0)
@@ -255,7 +254,7 @@ uint64_t hak_pool_purge_slots(bool force) {
 
 void hak_pool_abandon(hak_slab *s) {
   abandoned_list *a = &g_abandoned[s->class_idx];
-  hak_lock(&a->lock);
+  hak_mutex_lock(&a->lock);
   atomic_store_explicit(&s->owner, NULL, memory_order_release);
   HAK_SLAB_SET_STATE(s, HAK_SLAB_ABANDONED);
   uintptr_t pending =
@@ -284,7 +283,7 @@ void hak_pool_sweep_abandoned(bool force) {
     if (atomic_load_explicit(&a->count, memory_order_relaxed) == 0)
       continue;
     hak_slab *empty = NULL;
-    hak_lock(&a->lock);
+    hak_mutex_lock(&a->lock);
     for (hak_slab *s = a->head, *next; s != NULL; s = next) {
       next = s->next;
       uintptr_t v = atomic_load_explicit(&s->remote, memory_order_relaxed);

@@ -6,6 +6,8 @@
 
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 // A slab of class cls owned by heap, ready to allocate from (its remote frees
 // collected). NULL with ENOMEM when memory is exhausted.
 hak_slab *hak_pool_acquire(unsigned cls, hak_heap *heap) HAK_INTERNAL;
@@ -21,7 +23,7 @@ void hak_pool_sweep_abandoned(bool force) HAK_INTERNAL;
 uint64_t hak_pool_purge_slots(bool force) HAK_INTERNAL;
 
 // Set by a remote free into an abandoned slab: there may be one to sweep.
-extern _Atomic int hak_pool_sweep_wanted HAK_INTERNAL;
+extern HAK_ATOMIC(int) hak_pool_sweep_wanted HAK_INTERNAL;
 // Called after a remote free into an abandoned slab (the caller holds no
 // lock): asks for a sweep, and sweeps now unless one ran in the last few ms,
 // so that slabs emptied by the threads that outlive their owners go back.
@@ -30,5 +32,7 @@ void hak_pool_note_abandoned_free(void) HAK_INTERNAL;
 void hak_pool_lock_all(void) HAK_INTERNAL;
 void hak_pool_unlock_all(void) HAK_INTERNAL;
 void hak_pool_reset_locks(void) HAK_INTERNAL;
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_SHARED_POOL_H

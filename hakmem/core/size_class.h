@@ -9,6 +9,8 @@
 
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 typedef struct hak_class_info {
   uint32_t size;       // block size in bytes
   uint8_t region_kind; // HAK_REGION_SS_SMALL or HAK_REGION_SS_MEDIUM
@@ -47,5 +49,7 @@ static inline size_t hak_class_size(unsigned cls) { return hak_classes[cls].size
 // Smallest class of at least size bytes whose blocks are all aligned to
 // align (a power of two <= HAK_PAGE_SIZE), or HAK_NUM_CLASSES if none.
 unsigned hak_size_class_aligned(size_t size, size_t align) HAK_INTERNAL;
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_SIZE_CLASS_H

@@ -11,7 +11,7 @@
 #include "size_class.h"
 #include "stats.h"
 #include "superslab.h"
-#include "thread_heap.h"
+#include "heap.h"
 
 hak_slab hak_empty_slab = {.state = HAK_SLAB_ACTIVE};
 
@@ -40,19 +40,6 @@ void hak_class_heaps_init(hak_heap *h) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     h->cls[c] = (hak_class_heap){.active = &hak_empty_slab};
   }
-}
-
-void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) {
-  if (chain == 0)
-    return;
-  void *first = (void *)chain, *last = first;
-  uint32_t n = 1;
-  for (void *next; (next = hak_link_next(last)) != NULL; n++)
-    last = next;
-  hak_link_set(last, s->free);
-  s->free = first;
-  HAK_ASSERT(s->used >= n);
-  s->used = (uint16_t)(s->used - n);
 }
 
 // Takes the remote frees of an owned slab; returns non-zero if there were any.

@@ -7,6 +7,8 @@
 #include "link.h"
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 // An empty slab that every class heap points at before it has a real one, so
 // the allocation path needs no NULL test.
 extern hak_slab hak_empty_slab HAK_INTERNAL;
@@ -30,9 +32,6 @@ void hak_slab_local_transition(hak_heap *h, hak_slab *s) HAK_INTERNAL;
 // onto the remote stack of s, which another thread owns or nobody does.
 void hak_slab_free_remote(hak_slab *s, void *first, void *last) HAK_INTERNAL;
 
-// Moves a detached remote chain onto the local free list.
-void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) HAK_INTERNAL;
-
 // Frees block p of slab s from the calling thread, whose heap may be NULL.
 void hak_slab_free_any(hak_heap *h, hak_slab *s, void *p) HAK_INTERNAL;
 
@@ -52,5 +51,7 @@ static inline void hak_slab_free_local(hak_heap *h, hak_slab *s, void *p) {
   if (hak_unlikely(HAK_SLAB_STATE(s) != HAK_SLAB_ACTIVE || s->used == 0))
     hak_slab_local_transition(h, s);
 }
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_SLAB_H

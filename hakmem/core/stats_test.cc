@@ -444,8 +444,8 @@ TEST(Stats, ShapeOfSnapshot) {
   }
   EXPECT_GE(s.superslabs_peak, s.superslabs);
   EXPECT_GE(s.superslabs_total, s.superslabs);
-  EXPECT_GE(s.pool_lock_acquires, s.pool_lock_contended);
-  EXPECT_LE(s.pool_lock_acquires, st_lock_acquires());
+  EXPECT_GE(s.mutex_acquires, s.mutex_contended);
+  EXPECT_LE(s.mutex_acquires, st_lock_acquires());
 }
 
 // ---- reports ----------------------------------------------------------------
@@ -606,8 +606,8 @@ TEST_F(StatsReport, JsonReport) {
   for (const char *key :
        {"large_allocs", "large_frees", "large_live_bytes", "superslabs", "superslabs_peak",
         "superslabs_total", "mapped_bytes", "mapped_peak", "cached_bytes", "purged_bytes",
-        "abandoned_slabs", "adopted_slabs", "threads_live", "threads_exited", "pool_lock_acquires",
-        "pool_lock_contended", "heaps_reused", "slabs_trimmed"}) {
+        "abandoned_slabs", "adopted_slabs", "threads_live", "threads_exited", "mutex_acquires",
+        "mutex_contended", "heaps_reused", "slabs_trimmed"}) {
     const Json *v = doc.Get(key);
     ASSERT_NE(v, nullptr) << key;
     EXPECT_EQ(v->kind, Json::kNumber) << key;

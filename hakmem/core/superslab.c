@@ -2,10 +2,10 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "link.h"
 #include "log.h"
+#include "os.h"
 #include "page_arena.h"
 #include "segment_map.h"
 #include "size_class.h"
@@ -30,7 +30,7 @@ hak_superslab *hak_superslab_create(uint8_t region_kind) {
 #if HAKMEM_HARDENED
   // A guard page at the end of every SuperSlab stops a linear overflow
   // from running into the next one.
-  if (mprotect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, PROT_NONE) != 0) {
+  if (hak_os_protect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, false) != 0) {
     hak_arena_free(ss, HAK_SS_SIZE);
     errno = ENOMEM;
     return NULL;
@@ -52,7 +52,7 @@ void hak_superslab_destroy(hak_superslab *ss) {
   ss->magic = 0;
   hak_stat_add(&hak_gstats.superslabs, -1);
 #if HAKMEM_HARDENED
-  mprotect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, PROT_READ | PROT_WRITE);
+  hak_os_protect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, true);
 #endif
   hak_arena_free_superslab(ss);
 }
@@ -99,4 +99,17 @@ int hak_slab_is_block(const hak_slab *s, const void *p) {
   // off % bs == 0 without a division (offsets are far below 2^32).
   uint64_t magic = hak_classes[__atomic_load_n(&s->class_idx, __ATOMIC_RELAXED)].div_magic;
   return off * magic < magic;
+}
+
+void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) {
+  if (chain == 0)
+    return;
+  void *first = (void *)chain, *last = first;
+  uint32_t n = 1;
+  for (void *next; (next = hak_link_next(last)) != NULL; n++)
+    last = next;
+  hak_link_set(last, s->free);
+  s->free = first;
+  HAK_ASSERT(s->used >= n);
+  s->used = (uint16_t)(s->used - n);
 }

@@ -5,6 +5,8 @@
 
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 static inline hak_superslab *hak_superslab_of(const void *p) {
   return (hak_superslab *)((uintptr_t)p & ~(uintptr_t)HAK_SS_MASK);
 }
@@ -38,6 +40,9 @@ void hak_superslab_destroy(hak_superslab *ss) HAK_INTERNAL;
 hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls) HAK_INTERNAL;
 // Takes a slot that goes back to the pool out of the class map.
 void hak_superslab_unmap_slab(hak_superslab *ss, unsigned slot) HAK_INTERNAL;
+// Moves a detached remote chain (blocks freed by other threads) onto the
+// local free list of s.
+void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) HAK_INTERNAL;
 // Non-zero when p is the start of a block that slab s has handed out.
 int hak_slab_is_block(const hak_slab *s, const void *p) HAK_INTERNAL;
 
@@ -66,5 +71,7 @@ static inline bool hak_slab_block_purged(const hak_slab *s, const void *p) {
   const uint64_t *bits = hak_slab_purged_bits(s);
   return (__atomic_load_n(&bits[page / 64], __ATOMIC_RELAXED) >> (page % 64) & 1) != 0;
 }
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_SUPERSLAB_H

@@ -4,21 +4,15 @@
 #include <sched.h>
 #include <string.h>
 
-#include "check.h"
-#include "crash.h"
-#include "introspect.h"
 #include "log.h"
 #include "options.h"
 #include "os.h"
 #include "page_arena.h"
 #include "purge.h"
-#include "segment_map.h"
 #include "shared_pool.h"
 #include "slab.h"
 #include "stats.h"
 #include "tiny_fastcache.h"
-
-HAK_TLS hak_tls_state hak_tls;
 
 #define META_CHUNK ((size_t)256 << 10)
 
@@ -37,10 +31,7 @@ static struct {
   uint64_t exited_fast_frees[HAK_NUM_CLASSES];
 } g_reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static _Atomic uint64_t g_orphan_frees[HAK_NUM_CLASSES];
 static pthread_key_t g_exit_key;
-static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
-static _Atomic int g_atfork_registered;
 
 static void heap_destructor(void *arg);
 
@@ -51,7 +42,7 @@ static void heap_destructor(void *arg);
 static HAK_TLS int t_reg_held;
 
 static void reg_lock(void) {
-  hak_lock(&g_reg.lock);
+  hak_mutex_lock(&g_reg.lock);
   t_reg_held = 1;
   atomic_signal_fence(memory_order_seq_cst);
 }
@@ -62,28 +53,10 @@ static void reg_unlock(void) {
   pthread_mutex_unlock(&g_reg.lock);
 }
 
-static void init_once(void) {
-  hak_options_load();
-  hak_check_init();
-  hak_check_full = hak_opts.check_full != 0;
-  hak_classmap_init();
-  if (hak_opts.crash_report)
-    hak_crash_install();
-  if (hak_opts.stats_signal != 0 && hak_stats_signal_install(hak_opts.stats_signal) != 0)
-    hak_write_fmt(2, "hakmem: cannot install the HAKMEM_STATS_SIGNAL handler\n");
+int hak_heap_registry_init(void) {
   // The key's destructor is how a thread's exit reaches us; creating it does
   // not allocate.
-  if (pthread_key_create(&g_exit_key, heap_destructor) != 0)
-    hak_fatal("cannot create the thread-exit key");
-}
-
-void hak_init(void) {
-  pthread_once(&g_init_once, init_once);
-  // pthread_atfork may allocate, so it runs after the once-block, and a
-  // nested malloc from inside it finds initialisation complete.
-  if (atomic_load_explicit(&g_atfork_registered, memory_order_acquire) == 0 &&
-      atomic_exchange_explicit(&g_atfork_registered, 1, memory_order_acq_rel) == 0)
-    pthread_atfork(hak_heap_fork_prepare, hak_heap_fork_parent, hak_heap_fork_child);
+  return pthread_key_create(&g_exit_key, heap_destructor);
 }
 
 static hak_heap *heap_struct_alloc(void) {
@@ -108,10 +81,6 @@ static hak_heap *heap_struct_alloc(void) {
 
 hak_heap *hak_heap_get(void) {
   hak_heap *h = hak_tls.heap;
-  if (h != NULL)
-    return h;
-  hak_init();
-  h = hak_tls.heap; // initialisation may have allocated, creating it
   if (h != NULL)
     return h;
 
@@ -151,47 +120,6 @@ hak_heap *hak_heap_get(void) {
   return h;
 }
 
-void hak_heap_lock_wait(hak_heap *h) {
-  for (unsigned spins = 0;; spins++) {
-    if (hak_heap_trylock(h))
-      return;
-    if (spins < 100)
-      __builtin_ia32_pause();
-    else
-      sched_yield(); // a trim holds it for microseconds; the owner may be preempted
-  }
-}
-
-static uint64_t trim_idle_ms(void);
-
-void hak_heap_note_slow(hak_heap *h) {
-  if (atomic_load_explicit(&h->idle_trimmed, memory_order_relaxed))
-    atomic_store_explicit(&h->idle_trimmed, 0, memory_order_relaxed); // busy again
-  uint64_t now = hak_os_now_ms();
-  if (atomic_load_explicit(&h->last_slow_ms, memory_order_relaxed) == now)
-    return;
-  atomic_store_explicit(&h->last_slow_ms, now, memory_order_relaxed);
-  hak_purge_wanted(now + trim_idle_ms()); // cheap unless nothing else waits
-}
-
-// How long a live heap must go without a slow path before it is trimmed: half
-// the decay time, as for a stashed heap, since what it frees then waits the
-// decay time again in the pool and the page arena.
-static uint64_t trim_idle_ms(void) { return hak_opts.decay_ms / 2; }
-
-void hak_heap_note_remote(hak_heap *owner) {
-  if (!HAKMEM_FASTCACHE || owner == NULL)
-    return; // without the fast cache heaps are never trimmed
-  // Orders the caller's push before the load: either this sees the trim's
-  // mark, or the trim, which marks before it collects, sees the push.
-  atomic_thread_fence(memory_order_seq_cst);
-  if (!atomic_load_explicit(&owner->idle_trimmed, memory_order_relaxed) ||
-      !atomic_exchange_explicit(&owner->idle_trimmed, 0, memory_order_relaxed))
-    return;
-  atomic_store_explicit(&owner->retrim, 1, memory_order_relaxed);
-  hak_purge_wanted(hak_os_now_ms() + trim_idle_ms());
-}
-
 uint64_t hak_heap_trim_idle(bool force) {
   // Without bins the owner allocates from its slabs with no lock to take.
   if (!HAKMEM_FASTCACHE)
@@ -204,15 +132,15 @@ uint64_t hak_heap_trim_idle(bool force) {
     bool retrim = atomic_load_explicit(&h->retrim, memory_order_relaxed) != 0;
     if (last == h->trimmed_ms && !retrim && !force)
       continue; // no slow path or remote free since the last trim: nothing new
-    uint64_t due = last + trim_idle_ms();
+    uint64_t due = last + hak_heap_idle_ms();
     if (!force && now < due) {
       if (next == 0 || due < next)
         next = due;
       continue;
     }
     if (!hak_heap_trylock(h)) {
-      if (next == 0 || now + trim_idle_ms() < next)
-        next = now + trim_idle_ms(); // busy now: look again later
+      if (next == 0 || now + hak_heap_idle_ms() < next)
+        next = now + hak_heap_idle_ms(); // busy now: look again later
       continue;
     }
     atomic_store_explicit(&h->retrim, 0, memory_order_relaxed);
@@ -348,10 +276,6 @@ static void heap_destructor(void *arg) {
   hak_heap_thread_exit();
 }
 
-void hak_heap_orphan_free(unsigned cls) {
-  atomic_fetch_add_explicit(&g_orphan_frees[cls], 1, memory_order_relaxed);
-}
-
 // The exited totals and orphan frees; the registry lock held, or, from
 // hak_heap_collect_counters_try's fallback, a racy but memory-safe read.
 static void collect_exited(hak_class_counters merged[HAK_NUM_CLASSES],
@@ -359,7 +283,7 @@ static void collect_exited(hak_class_counters merged[HAK_NUM_CLASSES],
                            uint64_t fast_frees[HAK_NUM_CLASSES]) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     merged[c] = g_reg.exited[c];
-    merged[c].frees += atomic_load_explicit(&g_orphan_frees[c], memory_order_relaxed);
+    merged[c].frees += hak_heap_orphan_frees(c);
     fast_allocs[c] = g_reg.exited_fast_allocs[c];
     fast_frees[c] = g_reg.exited_fast_frees[c];
   }
@@ -437,26 +361,13 @@ void hak_heap_registry_hold(bool hold) {
     reg_unlock();
 }
 
-// Fork: every hakmem lock is held across fork() so the child inherits
-// consistent state; order: purge pass, registry, pool, arena.
-void hak_heap_fork_prepare(void) {
-  hak_purge_fork_prepare();
-  pthread_mutex_lock(&g_reg.lock);
-  hak_pool_lock_all();
-  hak_arena_lock_all();
-}
+// Fork: the registry lock is held across fork() (maintenance orders it among
+// the other boxes' locks), so the child inherits a consistent registry.
+void hak_heap_fork_prepare(void) { pthread_mutex_lock(&g_reg.lock); }
 
-void hak_heap_fork_parent(void) {
-  hak_arena_unlock_all();
-  hak_pool_unlock_all();
-  pthread_mutex_unlock(&g_reg.lock);
-  hak_purge_fork_parent();
-}
+void hak_heap_fork_parent(void) { pthread_mutex_unlock(&g_reg.lock); }
 
 void hak_heap_fork_child(void) {
-  hak_purge_fork_child();
-  hak_arena_reset_locks();
-  hak_pool_reset_locks();
   pthread_mutex_init(&g_reg.lock, NULL);
   // Other threads do not exist in the child. Their heaps may have been
   // mid-update when fork() ran, so their memory is left alone (it stays

@@ -11,7 +11,7 @@
 #include "size_class.h"
 #include "slab.h"
 #include "superslab.h"
-#include "thread_heap.h"
+#include "heap.h"
 
 void *hak_tcache_pop_bad(void *b) {
   if (!hak_is_marked_free(b))
@@ -60,7 +60,7 @@ static void slab_work_done(hak_heap *h) {
 void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
   // Release builds run HAKMEM_CHECK=full on the slow paths, so the bins stay
   // empty and every call takes them.
-  if (!HAKMEM_DEBUG && hak_check_full)
+  if (!HAKMEM_DEBUG && HAK_CHECK_IS_FULL)
     enabled = false;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     unsigned i = hak_bin_of_class(c);
@@ -110,8 +110,7 @@ void hak_tcache_reset_counts(hak_tcache_bin *bins) {
   seq_end(bins);
 }
 
-void *hak_tcache_alloc_slow(unsigned cls) {
-  hak_heap *h = hak_heap_get();
+void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) {
   if (h == NULL) {
     errno = ENOMEM;
     return NULL;
@@ -148,7 +147,7 @@ void *hak_tcache_alloc_slow(unsigned cls) {
     *hak_bin_head(bins, i) = rest;
     bin_move(bins, i, -(uint64_t)(got - 1));
   }
-  hak_block_take(b, HAKMEM_DEBUG || HAKMEM_HARDENED || hak_check_full);
+  hak_block_take(b, HAKMEM_HARDENED || HAK_CHECK_IS_FULL);
   return b;
 }
 
@@ -188,14 +187,10 @@ static void release_chain(hak_heap *h, void *list, uint32_t n) {
   }
 }
 
-void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) {
-  hak_heap *h = hak_tls.heap;
+void hak_tcache_free_slow(hak_heap *h, void *p, hak_slab *s, unsigned cls) {
   hak_tcache_bin *bins = hak_tls.bins;
   unsigned i = hak_bin_of_class(cls);
   hak_mark_free(p); // vetted by the caller: a live block, now free
-  if (h == NULL && !hak_tls.exiting) {
-    h = hak_heap_get(); // a thread whose first call is free gets its heap now
-  }
   if (h == NULL) {
     hak_slab_free_any(NULL, s, p); // no heap (exiting, or none to be had): a remote push
     return;

@@ -7,16 +7,19 @@
 #include "link.h"
 #include "types.h"
 
+HAK_EXTERN_C_BEGIN
+
 // Whether the exported free's hit path is inlined (release builds with the
 // fast cache, hardened excepted: it vets every call in full).
 #define HAK_INLINE_FREE_HIT (HAKMEM_FASTCACHE && !HAKMEM_DEBUG && !HAKMEM_HARDENED)
 
-// Miss path of malloc for class cls (its bin is empty): refills the bin and
-// returns a block, or NULL with ENOMEM.
-void *hak_tcache_alloc_slow(unsigned cls) HAK_INTERNAL;
+// Miss path of malloc for class cls (its bin is empty): refills the bin of h,
+// the calling thread's heap, and returns a block; NULL with ENOMEM when h is
+// NULL or memory is exhausted.
+void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) HAK_INTERNAL;
 // Slow path of free for block p of class cls in slab s: the bin is full or
-// off, or p is at its head (a double free).
-void hak_tcache_free_slow(void *p, hak_slab *s, unsigned cls) HAK_INTERNAL;
+// off. h is the calling thread's heap, NULL when it has none (exiting).
+void hak_tcache_free_slow(hak_heap *h, void *p, hak_slab *s, unsigned cls) HAK_INTERNAL;
 // Fast allocations and frees of class cls made through bins.
 void hak_tcache_counts(const hak_tcache_bin *bins, unsigned cls, uint64_t *allocs,
                        uint64_t *frees) HAK_INTERNAL;
@@ -95,5 +98,7 @@ static inline bool hak_tcache_push(uintptr_t slot, void *p) {
   return true;
 }
 #endif
+
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_TINY_FASTCACHE_H

@@ -4,13 +4,48 @@
 #define HAKMEM_TYPES_H
 
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+// The same headers compile as C11 and as C++17, so that tests include the box
+// they test: in C++ an atomic is std::atomic<T> (same layout for lock-free T)
+// and the C11 generic functions are std's of the same name.
+#ifdef __cplusplus
+#include <atomic>
+#define HAK_ATOMIC(T) std::atomic<T>
+#define hak_static_assert static_assert
+using std::atomic_compare_exchange_strong_explicit;
+using std::atomic_compare_exchange_weak_explicit;
+using std::atomic_exchange_explicit;
+using std::atomic_fetch_add_explicit;
+using std::atomic_fetch_and_explicit;
+using std::atomic_fetch_or_explicit;
+using std::atomic_fetch_sub_explicit;
+using std::atomic_load_explicit;
+using std::atomic_signal_fence;
+using std::atomic_store_explicit;
+using std::atomic_thread_fence;
+using std::memory_order_acq_rel;
+using std::memory_order_acquire;
+using std::memory_order_relaxed;
+using std::memory_order_release;
+using std::memory_order_seq_cst;
+#define HAK_EXTERN_C_BEGIN extern "C" {
+#define HAK_EXTERN_C_END }
+#else
+#include <stdatomic.h>
+#include <stdbool.h>
+#define HAK_ATOMIC(T) _Atomic(T)
+#define hak_static_assert _Static_assert
+#define HAK_EXTERN_C_BEGIN
+#define HAK_EXTERN_C_END
+#endif
+
 #ifndef HAKMEM_FASTCACHE
 #define HAKMEM_FASTCACHE 1
+#endif
+#ifndef HAKMEM_HARDENED
+#define HAKMEM_HARDENED 0
 #endif
 #ifndef HAKMEM_BUILD_RELEASE
 #define HAKMEM_BUILD_RELEASE 0
@@ -96,8 +131,8 @@ struct hak_heap;
 // holder of the abandoned-list lock while the slab is abandoned.
 typedef struct hak_slab {
   void *free;                     // (owner) local free list
-  _Atomic(uintptr_t) remote;      // MPSC stack of blocks freed by other threads
-  struct hak_heap *_Atomic owner; // heap that allocates from it, NULL when abandoned
+  HAK_ATOMIC(uintptr_t) remote;      // MPSC stack of blocks freed by other threads
+  HAK_ATOMIC(struct hak_heap *) owner; // heap that allocates from it, NULL when abandoned
   struct hak_slab *next;          // (owner) heap list or abandoned list links
   struct hak_slab *prev;
   uint8_t *start; // first block
@@ -112,7 +147,7 @@ typedef struct hak_slab {
   uint8_t pad_[2];
 } hak_slab;
 
-_Static_assert(sizeof(hak_slab) == 64, "slab metadata is one cache line");
+hak_static_assert(sizeof(hak_slab) == 64, "slab metadata is one cache line");
 
 #define HAK_SS_MAGIC 0x68616b6d53534c42ULL // "hakmSSLB"
 
@@ -133,7 +168,7 @@ typedef struct hak_superslab {
   uint64_t purged_pages[HAK_SS_MAX_SLABS][HAK_SLAB_MAX_PAGES / 64];
 } hak_superslab;
 
-_Static_assert(sizeof(hak_superslab) <= HAK_SS_HEADER_SIZE, "header fits its page");
+hak_static_assert(sizeof(hak_superslab) <= HAK_SS_HEADER_SIZE, "header fits its page");
 
 // ---- large blocks -----------------------------------------------------------
 
@@ -231,13 +266,13 @@ typedef struct hak_heap {
   bool live;
   // Guards cls[] (the slab layer) against the purge thread's trim of an idle
   // heap; the owner takes it on its slow paths only, never for a bin hit.
-  _Atomic int lock;
-  _Atomic uint64_t last_slow_ms; // when the owner last refilled or flushed
+  HAK_ATOMIC(int) lock;
+  HAK_ATOMIC(uint64_t) last_slow_ms; // when the owner last refilled or flushed
   uint64_t trimmed_ms;           // (registry lock) last_slow_ms as of the last trim
   // Set by a trim: the next remote free into the heap asks for another
   // (retrim), since nobody else would collect it while the owner stays idle.
-  _Atomic int idle_trimmed;
-  _Atomic int retrim;
+  HAK_ATOMIC(int) idle_trimmed;
+  HAK_ATOMIC(int) retrim;
 } hak_heap;
 
 // Thread-local state, in the initial-exec TLS model so that reaching it never
@@ -249,6 +284,8 @@ typedef struct hak_tls_state {
   uint64_t rng;           // xorshift state for randomised carving (hardened variant)
 } hak_tls_state;
 
+HAK_EXTERN_C_BEGIN
 extern HAK_TLS hak_tls_state hak_tls HAK_INTERNAL;
+HAK_EXTERN_C_END
 
 #endif // HAKMEM_TYPES_H

@@ -668,7 +668,7 @@ TEST(StatsSignal, ReportsFromAThreadThatIsAllocating) {
   for (int i = 0; i < 20; i++) {
     std::string text = ReportFrom([] { raise(SIGUSR2); });
     EXPECT_EQ(text.compare(0, 13, "hakmem stats "), 0) << text;
-    EXPECT_NE(text.find("pool_lock acquires "), std::string::npos) << text;
+    EXPECT_NE(text.find("mutexes acquired "), std::string::npos) << text;
   }
   stop = 1;
   pthread_join(t, nullptr);
@@ -738,8 +738,8 @@ TEST(StatsSignal, SignalsIntoAThreadReadingTheStatisticsNeverDeadlock) {
   EXPECT_EQ(reports, kSignals);
   // Every report is whole: its last line is there.
   int ends = 0;
-  for (size_t at = text.find("\npool_lock acquires "); at != std::string::npos;
-       at = text.find("\npool_lock acquires ", at + 1))
+  for (size_t at = text.find("\nmutexes acquired "); at != std::string::npos;
+       at = text.find("\nmutexes acquired ", at + 1))
     ends++;
   EXPECT_EQ(ends, kSignals);
   RecordProperty("partial_reports", partial);

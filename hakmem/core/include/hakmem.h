@@ -74,8 +74,8 @@ typedef struct hak_stats {
   uint64_t adopted_slabs;    // slabs taken over from exited threads
   uint64_t threads_live;
   uint64_t threads_exited;
-  uint64_t pool_lock_acquires; // shared-pool lock statistics
-  uint64_t pool_lock_contended;
+  uint64_t mutex_acquires; // every hakmem mutex: pool, arena, heap registry, purge
+  uint64_t mutex_contended;
   uint64_t heaps_reused;  // new threads that took over an exited thread's heap
   uint64_t slabs_trimmed; // slabs idle threads' heaps gave back (see HAKMEM_DECAY_MS)
 } hak_stats;

@@ -1,0 +1,91 @@
+#include "maintenance.h"
+
+#include <pthread.h>
+
+#include "check.h"
+#include "crash.h"
+#include "log.h"
+#include "options.h"
+#include "page_arena.h"
+#include "purge.h"
+#include "segment_map.h"
+#include "shared_pool.h"
+#include "stats.h"
+#include "stats_report.h"
+#include "thread_heap.h"
+#include "tiny_fastcache.h"
+
+static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
+static _Atomic int g_atfork_registered;
+
+static uint64_t earliest(uint64_t a, uint64_t b) {
+  if (a == 0)
+    return b;
+  return b == 0 || a < b ? a : b;
+}
+
+uint64_t hak_maintenance_pass(void) {
+  uint64_t next = hak_heap_trim_idle(false); // first: trimming and retiring heaps free slabs
+  next = earliest(next, hak_heap_stash_expire(false));
+  next = earliest(next, hak_arena_decay_next(false));
+  return earliest(next, hak_pool_purge_slots(false));
+}
+
+static void trim_all_heaps(void) { hak_heap_trim_idle(true); }
+
+bool hak_maintenance_trim(void) {
+  hak_init();
+  if (HAKMEM_FASTCACHE && hak_tls.heap != NULL)
+    hak_tcache_drain(hak_tls.heap, hak_tls.bins);
+  hak_purge_exclusive(trim_all_heaps);
+  hak_heap_stash_expire(true);
+  hak_pool_sweep_abandoned(true);
+  uint64_t before = atomic_load_explicit(&hak_gstats.purged, memory_order_relaxed);
+  hak_arena_decay(true);
+  return atomic_load_explicit(&hak_gstats.purged, memory_order_relaxed) != before;
+}
+
+// Fork: every hakmem lock is held across fork() so the child inherits
+// consistent state; order: purge pass, heap registry, pool, arena.
+static void fork_prepare(void) {
+  hak_purge_fork_prepare();
+  hak_heap_fork_prepare();
+  hak_pool_lock_all();
+  hak_arena_lock_all();
+}
+
+static void fork_parent(void) {
+  hak_arena_unlock_all();
+  hak_pool_unlock_all();
+  hak_heap_fork_parent();
+  hak_purge_fork_parent();
+}
+
+static void fork_child(void) {
+  hak_purge_fork_child();
+  hak_arena_reset_locks();
+  hak_pool_reset_locks();
+  hak_heap_fork_child();
+}
+
+static void init_once(void) {
+  hak_options_load();
+  hak_check_init();
+  hak_classmap_init();
+  if (hak_opts.crash_report)
+    hak_crash_install();
+  if (hak_opts.stats_signal != 0 && hak_stats_signal_install(hak_opts.stats_signal) != 0)
+    hak_write_fmt(2, "hakmem: cannot install the HAKMEM_STATS_SIGNAL handler\n");
+  if (hak_heap_registry_init() != 0)
+    hak_fatal("cannot create the thread-exit key");
+  hak_purge_set_pass(hak_maintenance_pass);
+}
+
+void hak_init(void) {
+  pthread_once(&g_init_once, init_once);
+  // pthread_atfork may allocate, so it runs after the once-block, and a
+  // nested malloc from inside it finds initialisation complete.
+  if (atomic_load_explicit(&g_atfork_registered, memory_order_acquire) == 0 &&
+      atomic_exchange_explicit(&g_atfork_registered, 1, memory_order_acq_rel) == 0)
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}

@@ -1,0 +1,240 @@
+#include "stats_report.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "options.h"
+#include "size_class.h"
+#include "stats.h"
+#include "thread_heap.h"
+
+#define LOAD(x) atomic_load_explicit(&hak_gstats.x, memory_order_relaxed)
+
+// How long a report written from a signal handler waits for the registry
+// lock, which another thread holds for microseconds, before it leaves live
+// threads' counters out.
+#define SIGNAL_LOCK_WAIT_MS 20
+
+bool hak_stats_collect(hak_stats *out, bool from_signal) {
+  __builtin_memset(out, 0, sizeof *out);
+  out->num_classes = HAK_NUM_CLASSES;
+  hak_class_counters merged[HAK_NUM_CLASSES];
+  uint64_t fast_allocs[HAK_NUM_CLASSES], fast_frees[HAK_NUM_CLASSES];
+  bool complete = true;
+  if (from_signal)
+    complete = hak_heap_collect_counters_try(merged, fast_allocs, fast_frees, SIGNAL_LOCK_WAIT_MS);
+  else
+    hak_heap_collect_counters(merged, fast_allocs, fast_frees);
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    hak_class_stats *s = &out->classes[c];
+    s->block_size = hak_classes[c].size;
+    s->allocs = merged[c].allocs + fast_allocs[c];
+    s->frees = merged[c].frees + fast_frees[c];
+    s->fast_hits = fast_allocs[c];
+    s->refills = merged[c].refills;
+    s->remote_frees = merged[c].remote_frees;
+    s->slabs = LOAD(slabs[c]);
+    s->capacity = LOAD(slab_blocks[c]);
+  }
+  out->large_allocs = LOAD(large_allocs);
+  out->large_frees = LOAD(large_frees);
+  out->large_live_bytes = LOAD(large_live_bytes);
+  out->superslabs = LOAD(superslabs);
+  out->superslabs_peak = LOAD(superslabs_peak);
+  out->superslabs_total = LOAD(superslabs_total);
+  out->mapped_bytes = LOAD(mapped);
+  out->mapped_peak = LOAD(mapped_peak);
+  out->cached_bytes = LOAD(cached);
+  out->purged_bytes = LOAD(purged);
+  out->abandoned_slabs = LOAD(abandoned);
+  out->adopted_slabs = LOAD(adopted);
+  out->threads_live = LOAD(threads_live);
+  out->threads_exited = LOAD(threads_exited);
+  out->heaps_reused = LOAD(heaps_reused);
+  out->slabs_trimmed = LOAD(slabs_trimmed);
+  out->mutex_acquires = LOAD(mutex_acquires);
+  out->mutex_contended = LOAD(mutex_contended);
+  return complete;
+}
+
+void hak_stats_get(hak_stats *out) { hak_stats_collect(out, false); }
+
+// Accumulates report text in a stack buffer and writes it in pieces.
+typedef struct {
+  int fd;
+  size_t len;
+  char buf[2048];
+} report;
+
+static void emit(report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(report *r, const char *fmt, ...) {
+  char line[256];
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = hak_vformat(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (r->len + n > sizeof r->buf) {
+    hak_write_all(r->fd, r->buf, r->len);
+    r->len = 0;
+  }
+  __builtin_memcpy(r->buf + r->len, line, n);
+  r->len += n;
+}
+
+static void flush(report *r) {
+  hak_write_all(r->fd, r->buf, r->len);
+  r->len = 0;
+}
+
+static const char *build_name(void) { return HAKMEM_BUILD_RELEASE ? "release" : "debug"; }
+
+static void print_text(int fd, bool from_signal) {
+  hak_stats s;
+  bool complete = hak_stats_collect(&s, from_signal);
+  report r = {.fd = fd, .len = 0};
+  uint64_t ta = 0, tf = 0, th = 0, tr = 0, trf = 0;
+  emit(&r, "hakmem stats (pid %d, %s build, fast cache %s)\n", (int)getpid(), build_name(),
+       HAKMEM_FASTCACHE ? "on" : "off");
+  if (!complete)
+    emit(&r, "partial: live threads' counters left out (the registry was busy)\n");
+  emit(&r, "%5s %8s %12s %12s %12s %10s %12s %6s\n", "class", "size", "allocs", "frees",
+       "fast_hits", "refills", "remote_frees", "slabs");
+  for (unsigned c = 0; c < s.num_classes; c++) {
+    hak_class_stats *k = &s.classes[c];
+    ta += k->allocs;
+    tf += k->frees;
+    th += k->fast_hits;
+    tr += k->refills;
+    trf += k->remote_frees;
+    if (k->allocs == 0 && k->frees == 0 && k->slabs == 0)
+      continue;
+    emit(&r, "%5u %8llu %12llu %12llu %12llu %10llu %12llu %6llu\n", c,
+         (unsigned long long)k->block_size, (unsigned long long)k->allocs,
+         (unsigned long long)k->frees, (unsigned long long)k->fast_hits,
+         (unsigned long long)k->refills, (unsigned long long)k->remote_frees,
+         (unsigned long long)k->slabs);
+  }
+  emit(&r, "total allocs %llu frees %llu fast_hits %llu refills %llu remote_frees %llu\n",
+       (unsigned long long)ta, (unsigned long long)tf, (unsigned long long)th,
+       (unsigned long long)tr, (unsigned long long)trf);
+  emit(&r, "large allocs %llu frees %llu live_bytes %llu\n", (unsigned long long)s.large_allocs,
+       (unsigned long long)s.large_frees, (unsigned long long)s.large_live_bytes);
+  emit(&r, "superslabs now %llu peak %llu total %llu\n", (unsigned long long)s.superslabs,
+       (unsigned long long)s.superslabs_peak, (unsigned long long)s.superslabs_total);
+  emit(&r, "mapped_bytes now %llu peak %llu cached %llu purged %llu\n",
+       (unsigned long long)s.mapped_bytes, (unsigned long long)s.mapped_peak,
+       (unsigned long long)s.cached_bytes, (unsigned long long)s.purged_bytes);
+  emit(&r, "slabs abandoned %llu adopted %llu\n", (unsigned long long)s.abandoned_slabs,
+       (unsigned long long)s.adopted_slabs);
+  emit(&r, "threads live %llu exited %llu heaps_reused %llu slabs_trimmed %llu\n",
+       (unsigned long long)s.threads_live, (unsigned long long)s.threads_exited,
+       (unsigned long long)s.heaps_reused, (unsigned long long)s.slabs_trimmed);
+  emit(&r, "mutexes acquired %llu contended %llu\n", (unsigned long long)s.mutex_acquires,
+       (unsigned long long)s.mutex_contended);
+  flush(&r);
+}
+
+static void print_json(int fd, bool from_signal) {
+  hak_stats s;
+  bool complete = hak_stats_collect(&s, from_signal);
+  report r = {.fd = fd, .len = 0};
+  emit(&r, "{\"pid\":%d,\"build\":\"%s\",\"fast_cache\":%s,%s\"classes\":[", (int)getpid(),
+       build_name(), HAKMEM_FASTCACHE ? "true" : "false", complete ? "" : "\"partial\":true,");
+  for (unsigned c = 0; c < s.num_classes; c++) {
+    hak_class_stats *k = &s.classes[c];
+    emit(&r,
+         "%s{\"class\":%u,\"size\":%llu,\"allocs\":%llu,\"frees\":%llu,\"fast_hits\":%llu,"
+         "\"refills\":%llu,\"remote_frees\":%llu,\"slabs\":%llu}",
+         c == 0 ? "" : ",", c, (unsigned long long)k->block_size, (unsigned long long)k->allocs,
+         (unsigned long long)k->frees, (unsigned long long)k->fast_hits,
+         (unsigned long long)k->refills, (unsigned long long)k->remote_frees,
+         (unsigned long long)k->slabs);
+  }
+  emit(&r, "],\"large_allocs\":%llu,\"large_frees\":%llu,\"large_live_bytes\":%llu,",
+       (unsigned long long)s.large_allocs, (unsigned long long)s.large_frees,
+       (unsigned long long)s.large_live_bytes);
+  emit(&r, "\"superslabs\":%llu,\"superslabs_peak\":%llu,\"superslabs_total\":%llu,",
+       (unsigned long long)s.superslabs, (unsigned long long)s.superslabs_peak,
+       (unsigned long long)s.superslabs_total);
+  emit(&r,
+       "\"mapped_bytes\":%llu,\"mapped_peak\":%llu,\"cached_bytes\":%llu,\"purged_bytes\":%llu,",
+       (unsigned long long)s.mapped_bytes, (unsigned long long)s.mapped_peak,
+       (unsigned long long)s.cached_bytes, (unsigned long long)s.purged_bytes);
+  emit(&r, "\"abandoned_slabs\":%llu,\"adopted_slabs\":%llu,\"threads_live\":%llu,",
+       (unsigned long long)s.abandoned_slabs, (unsigned long long)s.adopted_slabs,
+       (unsigned long long)s.threads_live);
+  emit(&r,
+       "\"threads_exited\":%llu,\"mutex_acquires\":%llu,\"mutex_contended\":%llu,"
+       "\"heaps_reused\":%llu,\"slabs_trimmed\":%llu}\n",
+       (unsigned long long)s.threads_exited, (unsigned long long)s.mutex_acquires,
+       (unsigned long long)s.mutex_contended, (unsigned long long)s.heaps_reused,
+       (unsigned long long)s.slabs_trimmed);
+  flush(&r);
+}
+
+void hak_stats_write(int fd, bool json, bool from_signal) {
+  if (json)
+    print_json(fd, from_signal);
+  else
+    print_text(fd, from_signal);
+}
+
+void hak_stats_print(int fd) { print_text(fd, false); }
+void hak_stats_print_json(int fd) { print_json(fd, false); }
+
+// The exit report; a destructor rather than atexit, which may allocate.
+__attribute__((destructor)) static void stats_at_exit(void) {
+  if (hak_opts.stats == HAK_STATS_TEXT)
+    hak_stats_print(hak_opts.stats_fd);
+  else if (hak_opts.stats == HAK_STATS_JSON)
+    hak_stats_print_json(hak_opts.stats_fd);
+}
+
+// ---- the statistics report on a signal ----------------------------------------
+
+// The handler each signal had before ours, called after the report.
+static struct sigaction g_previous[_NSIG];
+// Set while a report is being written: a second signal meanwhile (on another
+// thread) is not reported again, so two reports never interleave.
+static _Atomic int g_reporting;
+
+static void on_stats_signal(int sig, siginfo_t *info, void *uctx) {
+  int saved = errno;
+  if (atomic_exchange_explicit(&g_reporting, 1, memory_order_acquire) == 0) {
+    // Async-signal-safe: write(2) only, stack buffers, and the registry lock
+    // only tried (hak_stats_collect with from_signal).
+    hak_stats_write(hak_opts.stats_fd, hak_opts.stats == HAK_STATS_JSON, true);
+    atomic_store_explicit(&g_reporting, 0, memory_order_release);
+  }
+  errno = saved;
+  const struct sigaction *prev = &g_previous[sig];
+  if (prev->sa_flags & SA_SIGINFO) {
+    if (prev->sa_sigaction != NULL)
+      prev->sa_sigaction(sig, info, uctx);
+  } else if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+    prev->sa_handler(sig);
+  }
+  // With no handler of the program's, the signal's default action (often
+  // termination) is replaced: naming the signal asked for the report instead.
+}
+
+int hak_stats_signal_install(int sig) {
+  if (sig <= 0 || sig >= _NSIG)
+    return -1;
+  struct sigaction old;
+  if (sigaction(sig, NULL, &old) != 0)
+    return -1;
+  if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == on_stats_signal)
+    return 0;
+  g_previous[sig] = old;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_stats_signal;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  return sigaction(sig, &sa, NULL) == 0 ? 0 : -1;
+}
