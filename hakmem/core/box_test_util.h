@@ -16,23 +16,8 @@
 #include <utility>
 
 #include "gtest/gtest.h"
-#include "hakmem.h"
-
-// box_test_shim.c: sets HAKMEM_HEAP_STASH at run time, returns the old value.
-extern "C" unsigned box_set_heap_stash(unsigned n);
 
 namespace hakmem_box_test {
-
-// For tests that follow the slabs of exited threads back to the pool: the
-// heap stash, which keeps them with their heap for a new thread, is off
-// (thread_heap_test covers it).
-class NoHeapStash : public ::testing::Environment {
-public:
-  void SetUp() override {
-    box_set_heap_stash(0);
-    hak_trim(0);
-  }
-};
 
 // A thread of its own (so a heap of its own) that runs closures one at a
 // time, in order, each Run() returning when its closure has finished. The
