@@ -246,9 +246,10 @@ class Layering:
 # ---- check: cycles -------------------------------------------------------------
 
 
-def find_cycles(nodes, edges):
+def find_cycles(nodes, edges, components_out=None):
     """One cycle (a list of nodes, first == last) per strongly connected
-    component that has one, in a deterministic order.
+    component that has one, in a deterministic order. If components_out is a
+    list, each cycle's whole component (sorted) is appended to it.
 
     nodes: iterable of hashable, sortable nodes; edges: {node: [node, ...]}.
     Tarjan's algorithm, iterative; then a shortest cycle inside each component
@@ -334,6 +335,8 @@ def find_cycles(nodes, edges):
         # path is first <- ... read backwards: reverse the middle.
         cycle = [first] + list(reversed(path[1:-1])) + [first]
         cycles.append(cycle)
+        if components_out is not None:
+            components_out.append(component)
     return cycles
 
 
@@ -349,8 +352,16 @@ def dep_edges(layering, labels):
 def check_cycles(layering):
     labels = layering.default_libs()
     findings = []
-    for cycle in find_cycles(labels, dep_edges(layering, labels)):
-        findings.append("dependency cycle: " + " -> ".join(cycle))
+    components = []
+    cycles = find_cycles(labels, dep_edges(layering, labels), components)
+    for cycle, component in zip(cycles, components):
+        finding = "dependency cycle: " + " -> ".join(cycle)
+        if len(component) > len(cycle) - 1:
+            # Breaking this cycle alone may leave others among these.
+            finding += " (one of the cycles among %s)" % ", ".join(
+                short(layering, c) for c in component
+            )
+        findings.append(finding)
     return findings
 
 

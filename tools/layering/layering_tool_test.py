@@ -183,6 +183,23 @@ class CycleTest(unittest.TestCase):
             [["a", "b", "a"], ["x", "y", "z", "x"]],
         )
 
+    def test_components(self):
+        edges = {"a": ["b", "c"], "b": ["a"], "c": ["a"], "d": ["d"]}
+        components = []
+        cycles = layering.find_cycles(edges.keys(), edges, components)
+        self.assertEqual(cycles, [["a", "b", "a"], ["d", "d"]])
+        self.assertEqual(components, [["a", "b", "c"], ["d"]])
+        m = model(
+            lib("a", deps=["b", "c"]), lib("b", deps=["a"]), lib("c", deps=["a"]), suffixes=[""]
+        )
+        self.assertEqual(
+            layering.check_cycles(m),
+            [
+                "dependency cycle: //hakmem/core:a -> //hakmem/core:b -> //hakmem/core:a "
+                "(one of the cycles among :a, :b, :c)"
+            ],
+        )
+
     def test_edges_outside_nodes_ignored(self):
         self.assertEqual(layering.find_cycles("ab", {"a": ["b", "q"], "q": ["a"]}), [])
 
