@@ -1,0 +1,2 @@
+#pragma once
+void hak_log(const char *msg);

@@ -1,0 +1,2 @@
+#include "size_class.h"
+int hak_size_class(size_t n) { return (int)(n / 16); }

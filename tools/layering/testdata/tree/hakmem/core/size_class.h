@@ -1,0 +1,3 @@
+#pragma once
+#include "types.h"
+int hak_size_class(size_t n);

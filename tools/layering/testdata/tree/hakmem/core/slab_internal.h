@@ -1,0 +1,3 @@
+#pragma once
+/* Private to :slab (in its srcs). */
+#define HAK_SLAB_BATCH 8

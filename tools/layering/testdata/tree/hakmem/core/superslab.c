@@ -1,0 +1,5 @@
+#include "superslab.h"
+
+#include "log.h"
+#include "os.h"
+void *hak_superslab_new(void) { hak_log("superslab"); return hak_os_map(1 << 21); }

@@ -1,0 +1,3 @@
+#pragma once
+#include "types.h"
+void *hak_superslab_new(void);
