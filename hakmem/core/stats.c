@@ -1,6 +1,5 @@
 #include "stats.h"
 
-
 hak_global_stats hak_gstats;
 
 void hak_stat_gauge(_Atomic uint64_t *gauge, _Atomic uint64_t *peak, int64_t delta) {

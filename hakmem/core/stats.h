@@ -23,16 +23,16 @@ typedef struct hak_global_stats {
 
 extern hak_global_stats hak_gstats HAK_INTERNAL;
 
-static inline void hak_stat_add(HAK_ATOMIC(uint64_t) *c, int64_t delta) {
+static inline void hak_stat_add(HAK_ATOMIC(uint64_t) * c, int64_t delta) {
   atomic_fetch_add_explicit(c, (uint64_t)delta, memory_order_relaxed);
 }
 
 // Adds delta to a gauge and raises its peak when passed.
-void hak_stat_gauge(HAK_ATOMIC(uint64_t) *gauge, HAK_ATOMIC(uint64_t) *peak, int64_t delta) HAK_INTERNAL;
+void hak_stat_gauge(HAK_ATOMIC(uint64_t) * gauge, HAK_ATOMIC(uint64_t) * peak,
+                    int64_t delta) HAK_INTERNAL;
 
 // Takes a pthread mutex, counting acquisitions and contention.
 void hak_mutex_lock(pthread_mutex_t *m) HAK_INTERNAL;
-
 
 HAK_EXTERN_C_END
 

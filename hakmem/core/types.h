@@ -130,10 +130,10 @@ struct hak_heap;
 // Fields marked (owner) are touched only by the owning heap's thread, or by the
 // holder of the abandoned-list lock while the slab is abandoned.
 typedef struct hak_slab {
-  void *free;                     // (owner) local free list
-  HAK_ATOMIC(uintptr_t) remote;      // MPSC stack of blocks freed by other threads
+  void *free;                          // (owner) local free list
+  HAK_ATOMIC(uintptr_t) remote;        // MPSC stack of blocks freed by other threads
   HAK_ATOMIC(struct hak_heap *) owner; // heap that allocates from it, NULL when abandoned
-  struct hak_slab *next;          // (owner) heap list or abandoned list links
+  struct hak_slab *next;               // (owner) heap list or abandoned list links
   struct hak_slab *prev;
   uint8_t *start; // first block
   uint32_t block_size;
@@ -268,7 +268,7 @@ typedef struct hak_heap {
   // heap; the owner takes it on its slow paths only, never for a bin hit.
   HAK_ATOMIC(int) lock;
   HAK_ATOMIC(uint64_t) last_slow_ms; // when the owner last refilled or flushed
-  uint64_t trimmed_ms;           // (registry lock) last_slow_ms as of the last trim
+  uint64_t trimmed_ms;               // (registry lock) last_slow_ms as of the last trim
   // Set by a trim: the next remote free into the heap asks for another
   // (retrim), since nobody else would collect it while the owner stays idle.
   HAK_ATOMIC(int) idle_trimmed;

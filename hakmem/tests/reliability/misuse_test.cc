@@ -385,6 +385,46 @@ TEST(ReleaseWithoutCheckFull, EarlierBlockDoubleFreeIsCaught) {
   EXPECT_ABORT(DoubleFreeLater(3000), kVictim + ".*" + DoubleFree());
 }
 
+// The checking level (HAKMEM_CHECK) decides whether the overflow trailer is
+// checked: at cheap and full it is; at off it is not, except in the hardened
+// variant, which never goes below cheap.
+TEST(CheckLevel, TrailerIsCheckedAtCheapAndFullNotAtOff) {
+  if (!kDebugChecks && !kHardened) {
+    GTEST_SKIP() << "the overflow trailer exists only in debug and hardened builds (" << BuildName()
+                 << " build)";
+  }
+  for (const char *level : {"cheap", "full"}) {
+    ScopedEnv env("HAKMEM_CHECK", level);
+    EXPECT_ABORT(WritePastEnd(100, 103, false), kVictim + ".*" + PastTheEnd("free()", 100, 103))
+        << "HAKMEM_CHECK=" << level;
+  }
+  ScopedEnv off("HAKMEM_CHECK", "off");
+  if (kHardened) {
+    EXPECT_ABORT(WritePastEnd(100, 103, false), kVictim + ".*" + PastTheEnd("free()", 100, 103));
+  } else {
+    EXPECT_EXIT(WritePastEnd(100, 103, false), testing::ExitedWithCode(0),
+                "misuse not detected: write past the end");
+  }
+}
+
+// Every level still catches what the fast paths check: a double free.
+TEST(CheckLevel, EveryLevelCatchesADoubleFree) {
+  for (const char *level : {"off", "cheap", "full"}) {
+    ScopedEnv env("HAKMEM_CHECK", level);
+    EXPECT_ABORT(DoubleFreeLater(48), kVictim + ".*" + DoubleFree()) << "HAKMEM_CHECK=" << level;
+  }
+}
+
+// A value hakmem does not know is refused with a warning; the build's level
+// stays (so a debug build still reports the overflow).
+TEST(CheckLevel, UnknownValueKeepsTheDefault) {
+  if (!kDebugChecks && !kHardened)
+    GTEST_SKIP() << "needs the overflow trailer (" << BuildName() << " build)";
+  ScopedEnv env("HAKMEM_CHECK", "paranoid");
+  EXPECT_ABORT(WritePastEnd(100, 103, false),
+               "bad value in HAKMEM_CHECK.*" + kVictim + ".*" + PastTheEnd("free()", 100, 103));
+}
+
 // The test's compile-time view of the build must be the library's.
 TEST(BuildProbe, LibraryWasBuiltAsTheTestAssumes) {
   int fds[2];

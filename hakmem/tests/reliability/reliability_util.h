@@ -57,7 +57,7 @@ constexpr size_t kSuperSlabSize = 2 * kMiB; // also the alignment of every hakme
 constexpr size_t kPageSize = 4096;
 
 // The build the test was compiled for (the same defines as the allocator).
-constexpr bool kDebugChecks = HAKMEM_DEBUG != 0; // every free checked, overflow trailer
+constexpr bool kDebugChecks = HAKMEM_DEBUG != 0; // checking level full by default, overflow trailer
 constexpr bool kReleaseBuild = HAKMEM_BUILD_RELEASE != 0;
 constexpr bool kFastCache = HAKMEM_FASTCACHE != 0;
 constexpr bool kHardened = HAKMEM_HARDENED != 0;
@@ -65,7 +65,11 @@ constexpr bool kHardened = HAKMEM_HARDENED != 0;
 inline const char *BuildName() {
   if (kReleaseBuild)
     return "release";
-  return HAKMEM_DEBUG >= 2 ? "debug (HAKMEM_DEBUG=2)" : "default (HAKMEM_DEBUG=1)";
+#ifdef __OPTIMIZE__
+  return "default (-O1, HAKMEM_DEBUG=1)";
+#else
+  return "debug (-O0, HAKMEM_DEBUG=1)";
+#endif
 }
 
 // Sets the death-test style for every test in the binary (in the parent and
