@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -118,30 +117,7 @@ void hak_malloc_stats(void) {
 // malloc, made while hakmem holds no lock of its own (the snapshot was taken
 // before), so it cannot deadlock or see hakmem half-updated; fprintf would
 // add its own work buffers and locale handling for nothing.
-typedef struct {
-  FILE *fp;
-  size_t len;
-  char buf[2048];
-} xml_out;
-
-static void xml_flush(xml_out *o) {
-  if (o->len > 0)
-    fwrite(o->buf, 1, o->len, o->fp);
-  o->len = 0;
-}
-
-static void xml(xml_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void xml(xml_out *o, const char *fmt, ...) {
-  char line[256];
-  va_list ap;
-  va_start(ap, fmt);
-  size_t n = hak_vformat(line, sizeof line, fmt, ap);
-  va_end(ap);
-  if (o->len + n > sizeof o->buf)
-    xml_flush(o);
-  memcpy(o->buf + o->len, line, n);
-  o->len += n;
-}
+static void file_sink(void *ctx, const char *s, size_t n) { fwrite(s, 1, n, (FILE *)ctx); }
 
 int hak_malloc_info(int options, FILE *fp) {
   // glibc's manual: nonzero options are reserved (EINVAL); a stream is needed.
@@ -153,16 +129,16 @@ int hak_malloc_info(int options, FILE *fp) {
   hak_stats_get(&s);
   struct mallinfo2 m;
   hak_mallinfo2_of(&s, &m);
-  xml_out o = {.fp = fp, .len = 0};
+  hak_text o = {.sink = file_sink, .ctx = fp, .len = 0};
   typedef unsigned long long ull;
-  xml(&o, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+  hak_text_add(&o, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
   uint64_t prev = 0;
   for (unsigned c = 0; c < s.num_classes; c++) {
     const hak_class_stats *k = &s.classes[c];
     uint64_t nfree = free_blocks(k);
     if (nfree > 0)
-      xml(&o, "  <size from=\"%llu\" to=\"%llu\" total=\"%llu\" count=\"%llu\"/>\n",
-          (ull)(prev + 1), (ull)k->block_size, (ull)(nfree * k->block_size), (ull)nfree);
+      hak_text_add(&o, "  <size from=\"%llu\" to=\"%llu\" total=\"%llu\" count=\"%llu\"/>\n",
+                   (ull)(prev + 1), (ull)k->block_size, (ull)(nfree * k->block_size), (ull)nfree);
     prev = k->block_size;
   }
   uint64_t rest_bytes = 0;
@@ -170,23 +146,28 @@ int hak_malloc_info(int options, FILE *fp) {
     if (s.classes[c].block_size > HAK_INTROSPECT_FAST_MAX)
       rest_bytes += free_blocks(&s.classes[c]) * s.classes[c].block_size;
   uint64_t arena_peak = s.superslabs_peak * HAK_SS_SIZE;
-  xml(&o, "</sizes>\n");
-  xml(&o, "<total type=\"fast\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.smblks, (ull)m.fsmblks);
-  xml(&o, "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.ordblks, (ull)rest_bytes);
-  xml(&o, "<system type=\"current\" size=\"%llu\"/>\n", (ull)m.arena);
-  xml(&o, "<system type=\"max\" size=\"%llu\"/>\n", (ull)arena_peak);
-  xml(&o, "<aspace type=\"total\" size=\"%llu\"/>\n", (ull)m.arena);
-  xml(&o, "<aspace type=\"mprotect\" size=\"%llu\"/>\n", (ull)m.arena);
-  xml(&o, "</heap>\n");
-  xml(&o, "<total type=\"fast\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.smblks, (ull)m.fsmblks);
-  xml(&o, "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.ordblks, (ull)rest_bytes);
-  xml(&o, "<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.hblks, (ull)m.hblkhd);
-  xml(&o, "<system type=\"current\" size=\"%llu\"/>\n", (ull)s.mapped_bytes);
-  xml(&o, "<system type=\"max\" size=\"%llu\"/>\n", (ull)s.mapped_peak);
-  xml(&o, "<aspace type=\"total\" size=\"%llu\"/>\n", (ull)s.mapped_bytes);
-  xml(&o, "<aspace type=\"mprotect\" size=\"%llu\"/>\n", (ull)s.mapped_bytes);
-  xml(&o, "</malloc>\n");
-  xml_flush(&o);
+  hak_text_add(&o, "</sizes>\n");
+  hak_text_add(&o, "<total type=\"fast\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.smblks,
+               (ull)m.fsmblks);
+  hak_text_add(&o, "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.ordblks,
+               (ull)rest_bytes);
+  hak_text_add(&o, "<system type=\"current\" size=\"%llu\"/>\n", (ull)m.arena);
+  hak_text_add(&o, "<system type=\"max\" size=\"%llu\"/>\n", (ull)arena_peak);
+  hak_text_add(&o, "<aspace type=\"total\" size=\"%llu\"/>\n", (ull)m.arena);
+  hak_text_add(&o, "<aspace type=\"mprotect\" size=\"%llu\"/>\n", (ull)m.arena);
+  hak_text_add(&o, "</heap>\n");
+  hak_text_add(&o, "<total type=\"fast\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.smblks,
+               (ull)m.fsmblks);
+  hak_text_add(&o, "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.ordblks,
+               (ull)rest_bytes);
+  hak_text_add(&o, "<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n", (ull)m.hblks,
+               (ull)m.hblkhd);
+  hak_text_add(&o, "<system type=\"current\" size=\"%llu\"/>\n", (ull)s.mapped_bytes);
+  hak_text_add(&o, "<system type=\"max\" size=\"%llu\"/>\n", (ull)s.mapped_peak);
+  hak_text_add(&o, "<aspace type=\"total\" size=\"%llu\"/>\n", (ull)s.mapped_bytes);
+  hak_text_add(&o, "<aspace type=\"mprotect\" size=\"%llu\"/>\n", (ull)s.mapped_bytes);
+  hak_text_add(&o, "</malloc>\n");
+  hak_text_flush(&o);
   return 0;
 }
 

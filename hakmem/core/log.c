@@ -155,3 +155,25 @@ void hak_fatal(const char *fmt, ...) {
   hak_write_all(2, buf, n);
   abort();
 }
+
+void hak_text_add(hak_text *t, const char *fmt, ...) {
+  char line[256];
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = hak_vformat(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (t->len + n > sizeof t->buf)
+    hak_text_flush(t);
+  __builtin_memcpy(t->buf + t->len, line, n);
+  t->len += n;
+}
+
+void hak_text_flush(hak_text *t) {
+  if (t->len > 0)
+    t->sink(t->ctx, t->buf, t->len);
+  t->len = 0;
+}
+
+void hak_text_fd_sink(void *ctx, const char *s, size_t n) {
+  hak_write_all((int)(intptr_t)ctx, s, n);
+}

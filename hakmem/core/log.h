@@ -21,6 +21,22 @@ void hak_write_fmt(int fd, const char *fmt, ...) HAK_INTERNAL __attribute__((for
 // Writes all of buf to fd, retrying short writes.
 void hak_write_all(int fd, const char *buf, size_t len) HAK_INTERNAL;
 
+// Text gathered line by line in a stack buffer and handed to a sink in
+// pieces: the one formatter of the statistics reports and of malloc_info.
+typedef struct hak_text {
+  void (*sink)(void *ctx, const char *s, size_t n);
+  void *ctx;
+  size_t len;
+  char buf[2048];
+} hak_text;
+// Appends a formatted line (cut at 256 bytes), handing the buffer on first
+// when it is full; hak_text_flush hands on what is left.
+void hak_text_add(hak_text *t, const char *fmt, ...) HAK_INTERNAL
+    __attribute__((format(printf, 2, 3)));
+void hak_text_flush(hak_text *t) HAK_INTERNAL;
+// A sink writing to the file descriptor ctx holds ((void *)(intptr_t)fd).
+void hak_text_fd_sink(void *ctx, const char *s, size_t n) HAK_INTERNAL;
+
 // Reports misuse ("hakmem: <message>") on stderr and aborts.
 void hak_fatal(const char *fmt, ...) HAK_INTERNAL __attribute__((noreturn, format(printf, 1, 2)));
 

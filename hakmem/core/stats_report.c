@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -63,46 +62,19 @@ bool hak_stats_collect(hak_stats *out, bool from_signal) {
 
 void hak_stats_get(hak_stats *out) { hak_stats_collect(out, false); }
 
-// Accumulates report text in a stack buffer and writes it in pieces.
-typedef struct {
-  int fd;
-  size_t len;
-  char buf[2048];
-} report;
-
-static void emit(report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void emit(report *r, const char *fmt, ...) {
-  char line[256];
-  va_list ap;
-  va_start(ap, fmt);
-  size_t n = hak_vformat(line, sizeof line, fmt, ap);
-  va_end(ap);
-  if (r->len + n > sizeof r->buf) {
-    hak_write_all(r->fd, r->buf, r->len);
-    r->len = 0;
-  }
-  __builtin_memcpy(r->buf + r->len, line, n);
-  r->len += n;
-}
-
-static void flush(report *r) {
-  hak_write_all(r->fd, r->buf, r->len);
-  r->len = 0;
-}
-
 static const char *build_name(void) { return HAKMEM_BUILD_RELEASE ? "release" : "debug"; }
 
 static void print_text(int fd, bool from_signal) {
   hak_stats s;
   bool complete = hak_stats_collect(&s, from_signal);
-  report r = {.fd = fd, .len = 0};
+  hak_text r = {.sink = hak_text_fd_sink, .ctx = (void *)(intptr_t)fd, .len = 0};
   uint64_t ta = 0, tf = 0, th = 0, tr = 0, trf = 0;
-  emit(&r, "hakmem stats (pid %d, %s build, fast cache %s)\n", (int)getpid(), build_name(),
-       HAKMEM_FASTCACHE ? "on" : "off");
+  hak_text_add(&r, "hakmem stats (pid %d, %s build, fast cache %s)\n", (int)getpid(), build_name(),
+               HAKMEM_FASTCACHE ? "on" : "off");
   if (!complete)
-    emit(&r, "partial: live threads' counters left out (the registry was busy)\n");
-  emit(&r, "%5s %8s %12s %12s %12s %10s %12s %6s\n", "class", "size", "allocs", "frees",
-       "fast_hits", "refills", "remote_frees", "slabs");
+    hak_text_add(&r, "partial: live threads' counters left out (the registry was busy)\n");
+  hak_text_add(&r, "%5s %8s %12s %12s %12s %10s %12s %6s\n", "class", "size", "allocs", "frees",
+               "fast_hits", "refills", "remote_frees", "slabs");
   for (unsigned c = 0; c < s.num_classes; c++) {
     hak_class_stats *k = &s.classes[c];
     ta += k->allocs;
@@ -112,68 +84,70 @@ static void print_text(int fd, bool from_signal) {
     trf += k->remote_frees;
     if (k->allocs == 0 && k->frees == 0 && k->slabs == 0)
       continue;
-    emit(&r, "%5u %8llu %12llu %12llu %12llu %10llu %12llu %6llu\n", c,
-         (unsigned long long)k->block_size, (unsigned long long)k->allocs,
-         (unsigned long long)k->frees, (unsigned long long)k->fast_hits,
-         (unsigned long long)k->refills, (unsigned long long)k->remote_frees,
-         (unsigned long long)k->slabs);
+    hak_text_add(&r, "%5u %8llu %12llu %12llu %12llu %10llu %12llu %6llu\n", c,
+                 (unsigned long long)k->block_size, (unsigned long long)k->allocs,
+                 (unsigned long long)k->frees, (unsigned long long)k->fast_hits,
+                 (unsigned long long)k->refills, (unsigned long long)k->remote_frees,
+                 (unsigned long long)k->slabs);
   }
-  emit(&r, "total allocs %llu frees %llu fast_hits %llu refills %llu remote_frees %llu\n",
-       (unsigned long long)ta, (unsigned long long)tf, (unsigned long long)th,
-       (unsigned long long)tr, (unsigned long long)trf);
-  emit(&r, "large allocs %llu frees %llu live_bytes %llu\n", (unsigned long long)s.large_allocs,
-       (unsigned long long)s.large_frees, (unsigned long long)s.large_live_bytes);
-  emit(&r, "superslabs now %llu peak %llu total %llu\n", (unsigned long long)s.superslabs,
-       (unsigned long long)s.superslabs_peak, (unsigned long long)s.superslabs_total);
-  emit(&r, "mapped_bytes now %llu peak %llu cached %llu purged %llu\n",
-       (unsigned long long)s.mapped_bytes, (unsigned long long)s.mapped_peak,
-       (unsigned long long)s.cached_bytes, (unsigned long long)s.purged_bytes);
-  emit(&r, "slabs abandoned %llu adopted %llu\n", (unsigned long long)s.abandoned_slabs,
-       (unsigned long long)s.adopted_slabs);
-  emit(&r, "threads live %llu exited %llu heaps_reused %llu slabs_trimmed %llu\n",
-       (unsigned long long)s.threads_live, (unsigned long long)s.threads_exited,
-       (unsigned long long)s.heaps_reused, (unsigned long long)s.slabs_trimmed);
-  emit(&r, "mutexes acquired %llu contended %llu\n", (unsigned long long)s.mutex_acquires,
-       (unsigned long long)s.mutex_contended);
-  flush(&r);
+  hak_text_add(&r, "total allocs %llu frees %llu fast_hits %llu refills %llu remote_frees %llu\n",
+               (unsigned long long)ta, (unsigned long long)tf, (unsigned long long)th,
+               (unsigned long long)tr, (unsigned long long)trf);
+  hak_text_add(&r, "large allocs %llu frees %llu live_bytes %llu\n",
+               (unsigned long long)s.large_allocs, (unsigned long long)s.large_frees,
+               (unsigned long long)s.large_live_bytes);
+  hak_text_add(&r, "superslabs now %llu peak %llu total %llu\n", (unsigned long long)s.superslabs,
+               (unsigned long long)s.superslabs_peak, (unsigned long long)s.superslabs_total);
+  hak_text_add(&r, "mapped_bytes now %llu peak %llu cached %llu purged %llu\n",
+               (unsigned long long)s.mapped_bytes, (unsigned long long)s.mapped_peak,
+               (unsigned long long)s.cached_bytes, (unsigned long long)s.purged_bytes);
+  hak_text_add(&r, "slabs abandoned %llu adopted %llu\n", (unsigned long long)s.abandoned_slabs,
+               (unsigned long long)s.adopted_slabs);
+  hak_text_add(&r, "threads live %llu exited %llu heaps_reused %llu slabs_trimmed %llu\n",
+               (unsigned long long)s.threads_live, (unsigned long long)s.threads_exited,
+               (unsigned long long)s.heaps_reused, (unsigned long long)s.slabs_trimmed);
+  hak_text_add(&r, "mutexes acquired %llu contended %llu\n", (unsigned long long)s.mutex_acquires,
+               (unsigned long long)s.mutex_contended);
+  hak_text_flush(&r);
 }
 
 static void print_json(int fd, bool from_signal) {
   hak_stats s;
   bool complete = hak_stats_collect(&s, from_signal);
-  report r = {.fd = fd, .len = 0};
-  emit(&r, "{\"pid\":%d,\"build\":\"%s\",\"fast_cache\":%s,%s\"classes\":[", (int)getpid(),
-       build_name(), HAKMEM_FASTCACHE ? "true" : "false", complete ? "" : "\"partial\":true,");
+  hak_text r = {.sink = hak_text_fd_sink, .ctx = (void *)(intptr_t)fd, .len = 0};
+  hak_text_add(&r, "{\"pid\":%d,\"build\":\"%s\",\"fast_cache\":%s,%s\"classes\":[", (int)getpid(),
+               build_name(), HAKMEM_FASTCACHE ? "true" : "false",
+               complete ? "" : "\"partial\":true,");
   for (unsigned c = 0; c < s.num_classes; c++) {
     hak_class_stats *k = &s.classes[c];
-    emit(&r,
-         "%s{\"class\":%u,\"size\":%llu,\"allocs\":%llu,\"frees\":%llu,\"fast_hits\":%llu,"
-         "\"refills\":%llu,\"remote_frees\":%llu,\"slabs\":%llu}",
-         c == 0 ? "" : ",", c, (unsigned long long)k->block_size, (unsigned long long)k->allocs,
-         (unsigned long long)k->frees, (unsigned long long)k->fast_hits,
-         (unsigned long long)k->refills, (unsigned long long)k->remote_frees,
-         (unsigned long long)k->slabs);
+    hak_text_add(&r,
+                 "%s{\"class\":%u,\"size\":%llu,\"allocs\":%llu,\"frees\":%llu,\"fast_hits\":%llu,"
+                 "\"refills\":%llu,\"remote_frees\":%llu,\"slabs\":%llu}",
+                 c == 0 ? "" : ",", c, (unsigned long long)k->block_size,
+                 (unsigned long long)k->allocs, (unsigned long long)k->frees,
+                 (unsigned long long)k->fast_hits, (unsigned long long)k->refills,
+                 (unsigned long long)k->remote_frees, (unsigned long long)k->slabs);
   }
-  emit(&r, "],\"large_allocs\":%llu,\"large_frees\":%llu,\"large_live_bytes\":%llu,",
-       (unsigned long long)s.large_allocs, (unsigned long long)s.large_frees,
-       (unsigned long long)s.large_live_bytes);
-  emit(&r, "\"superslabs\":%llu,\"superslabs_peak\":%llu,\"superslabs_total\":%llu,",
-       (unsigned long long)s.superslabs, (unsigned long long)s.superslabs_peak,
-       (unsigned long long)s.superslabs_total);
-  emit(&r,
-       "\"mapped_bytes\":%llu,\"mapped_peak\":%llu,\"cached_bytes\":%llu,\"purged_bytes\":%llu,",
-       (unsigned long long)s.mapped_bytes, (unsigned long long)s.mapped_peak,
-       (unsigned long long)s.cached_bytes, (unsigned long long)s.purged_bytes);
-  emit(&r, "\"abandoned_slabs\":%llu,\"adopted_slabs\":%llu,\"threads_live\":%llu,",
-       (unsigned long long)s.abandoned_slabs, (unsigned long long)s.adopted_slabs,
-       (unsigned long long)s.threads_live);
-  emit(&r,
-       "\"threads_exited\":%llu,\"mutex_acquires\":%llu,\"mutex_contended\":%llu,"
-       "\"heaps_reused\":%llu,\"slabs_trimmed\":%llu}\n",
-       (unsigned long long)s.threads_exited, (unsigned long long)s.mutex_acquires,
-       (unsigned long long)s.mutex_contended, (unsigned long long)s.heaps_reused,
-       (unsigned long long)s.slabs_trimmed);
-  flush(&r);
+  hak_text_add(&r, "],\"large_allocs\":%llu,\"large_frees\":%llu,\"large_live_bytes\":%llu,",
+               (unsigned long long)s.large_allocs, (unsigned long long)s.large_frees,
+               (unsigned long long)s.large_live_bytes);
+  hak_text_add(&r, "\"superslabs\":%llu,\"superslabs_peak\":%llu,\"superslabs_total\":%llu,",
+               (unsigned long long)s.superslabs, (unsigned long long)s.superslabs_peak,
+               (unsigned long long)s.superslabs_total);
+  hak_text_add(
+      &r, "\"mapped_bytes\":%llu,\"mapped_peak\":%llu,\"cached_bytes\":%llu,\"purged_bytes\":%llu,",
+      (unsigned long long)s.mapped_bytes, (unsigned long long)s.mapped_peak,
+      (unsigned long long)s.cached_bytes, (unsigned long long)s.purged_bytes);
+  hak_text_add(&r, "\"abandoned_slabs\":%llu,\"adopted_slabs\":%llu,\"threads_live\":%llu,",
+               (unsigned long long)s.abandoned_slabs, (unsigned long long)s.adopted_slabs,
+               (unsigned long long)s.threads_live);
+  hak_text_add(&r,
+               "\"threads_exited\":%llu,\"mutex_acquires\":%llu,\"mutex_contended\":%llu,"
+               "\"heaps_reused\":%llu,\"slabs_trimmed\":%llu}\n",
+               (unsigned long long)s.threads_exited, (unsigned long long)s.mutex_acquires,
+               (unsigned long long)s.mutex_contended, (unsigned long long)s.heaps_reused,
+               (unsigned long long)s.slabs_trimmed);
+  hak_text_flush(&r);
 }
 
 void hak_stats_write(int fd, bool json, bool from_signal) {
