@@ -7,22 +7,6 @@
 #include "log.h"
 #include "superslab.h"
 
-uintptr_t hak_free_key;
-#if HAKMEM_HARDENED
-uintptr_t hak_link_key;
-
-void hak_link_corrupt(const void *block) {
-  hak_fatal("heap corruption: the free-list link in block %p was overwritten", block);
-}
-#else
-void hak_link_corrupt(const void *block) { hak_block_written(block); }
-#endif
-void hak_block_written(const void *b) {
-  hak_fatal("heap corruption: free block %p was written to after it was freed", b);
-}
-
-int hak_check_level = HAKMEM_CHECK_DEFAULT;
-
 #define GUARD_BYTE 0xA5
 #define POISON_BYTE 0xDB
 
