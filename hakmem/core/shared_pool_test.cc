@@ -1,10 +1,16 @@
 // Unit test of the shared pool: slab slots handed out to many threads at once
 // (never one slot to two holders), SuperSlabs returned when their slots are,
-// and the slabs of exited threads abandoned, swept and adopted.
+// and abandoned slabs swept and adopted. The test stands in for the slab
+// layer above the pool: it builds heap structs itself, "carves" blocks by
+// setting a slab's counts, and frees remotely by pushing onto a slab's remote
+// stack as slab.c does.
+#include "hakmem/core/shared_pool.h"
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <set>
@@ -14,60 +20,105 @@
 
 #include "box_test_util.h"
 #include "gtest/gtest.h"
-#include "hakmem.h"
-
-extern "C" {
-void *sp_heap(void);
-void *sp_acquire(unsigned cls, void *heap);
-void sp_release(void *s);
-void *sp_slab_of(const void *p);
-void *sp_start(const void *s);
-size_t sp_span(const void *s);
-unsigned sp_used(const void *s);
-unsigned sp_state(const void *s);
-unsigned sp_class(const void *s);
-void *sp_owner(const void *s);
-uintptr_t sp_remote_word(const void *s);
-uint64_t sp_superslabs(void);
-uint64_t sp_gslabs(unsigned cls);
-uint64_t sp_abandoned(void);
-uint64_t sp_adopted(void);
-int sp_sweep_wanted(void);
-unsigned sp_class_of(size_t size);
-unsigned sp_num_classes(void);
-unsigned sp_state_active(void);
-unsigned sp_state_abandoned(void);
-unsigned sp_state_free(void);
-uintptr_t sp_abandoned_mark(void);
-}
+#include "hakmem/core/check.h"
+#include "hakmem/core/link.h"
+#include "hakmem/core/options.h"
+#include "hakmem/core/segment_map.h"
+#include "hakmem/core/size_class.h"
+#include "hakmem/core/stats.h"
+#include "hakmem/core/superslab.h"
 
 namespace {
-
-// The heap stash is off here (see NoHeapStash).
-::testing::Environment *const kNoHeapStash =
-    ::testing::AddGlobalTestEnvironment(new hakmem_box_test::NoHeapStash);
 
 using hakmem_box_test::Rng;
 using hakmem_box_test::RunInThread;
 using hakmem_box_test::StartLine;
-using hakmem_box_test::Worker;
+
+// A heap as the registry would make one: only its address matters here.
+std::unique_ptr<hak_heap> NewHeap() { return std::unique_ptr<hak_heap>(new hak_heap{}); }
+
+uint64_t SuperSlabs() { return hak_gstats.superslabs.load(); }
+uint64_t GSlabs(unsigned cls) { return hak_gstats.slabs[cls].load(); }
+uint64_t Abandoned() { return hak_gstats.abandoned.load(); }
+uint64_t Adopted() { return hak_gstats.adopted.load(); }
+size_t Span(const hak_slab *s) { return size_t{s->capacity} * s->block_size; }
+
+// Gives an empty slab back as the slab layer does: the owner goes first.
+void Release(hak_slab *s) {
+  s->owner.store(nullptr);
+  hak_pool_release(s);
+}
+
+// Hands out the next n blocks of s, as carving does.
+std::vector<void *> Carve(hak_slab *s, unsigned n) {
+  std::vector<void *> out;
+  for (unsigned i = 0; i < n && s->carved < s->capacity; ++i) {
+    out.push_back(s->start + size_t{s->carved} * s->block_size);
+    s->carved++;
+    s->used++;
+  }
+  return out;
+}
+
+// A free by a thread that does not own b's slab (hak_slab_free_remote): b
+// gets the free mark and goes on the slab's remote stack; a push into an
+// abandoned slab asks the pool for a sweep.
+void RemoteFree(void *b) {
+  hak_slab *s = hak_slab_of(b, hak_segmap_kind(b));
+  hak_mark_free(b);
+  uintptr_t old = s->remote.load(std::memory_order_relaxed);
+  uintptr_t next;
+  do {
+    hak_link_set(b, reinterpret_cast<void *>(old & ~HAK_REMOTE_ABANDONED));
+    next = reinterpret_cast<uintptr_t>(b) | (old & HAK_REMOTE_ABANDONED);
+  } while (!s->remote.compare_exchange_weak(old, next, std::memory_order_release,
+                                            std::memory_order_relaxed));
+  if (old & HAK_REMOTE_ABANDONED)
+    hak_pool_note_abandoned_free();
+}
+
+// What an owner does with the remote frees of its slab (collect_remote).
+void Collect(hak_slab *s) {
+  uintptr_t v = s->remote.exchange(0, std::memory_order_acquire);
+  hak_slab_splice_remote(s, v & ~HAK_REMOTE_ABANDONED);
+}
+
+std::set<void *> FreeList(const hak_slab *s) {
+  std::set<void *> out;
+  for (void *b = s->free; b != nullptr; b = hak_link_next(b))
+    out.insert(b);
+  return out;
+}
+
+class SharedPool : public ::testing::Test {
+protected:
+  void SetUp() override {
+    // What hak_init does for the boxes below the pool.
+    static std::once_flag once;
+    std::call_once(once, [] {
+      hak_options_load();
+      hak_check_init();
+      hak_classmap_init();
+    });
+    // What hak_trim does to the pool: nothing abandoned is left over.
+    hak_pool_sweep_abandoned(true);
+  }
+};
 
 struct Stamp {
   uint64_t thread;
   uint64_t serial;
 };
 
-void WriteStamp(void *s, const Stamp &st) {
-  auto *start = static_cast<unsigned char *>(sp_start(s));
-  std::memcpy(start, &st, sizeof st);
-  std::memcpy(start + sp_span(s) - sizeof st, &st, sizeof st);
+void WriteStamp(hak_slab *s, const Stamp &st) {
+  std::memcpy(s->start, &st, sizeof st);
+  std::memcpy(s->start + Span(s) - sizeof st, &st, sizeof st);
 }
 
-bool StampIntact(void *s, const Stamp &st) {
-  auto *start = static_cast<unsigned char *>(sp_start(s));
+bool StampIntact(hak_slab *s, const Stamp &st) {
   Stamp head, tail;
-  std::memcpy(&head, start, sizeof head);
-  std::memcpy(&tail, start + sp_span(s) - sizeof tail, sizeof tail);
+  std::memcpy(&head, s->start, sizeof head);
+  std::memcpy(&tail, s->start + Span(s) - sizeof tail, sizeof tail);
   return head.thread == st.thread && head.serial == st.serial && tail.thread == st.thread &&
          tail.serial == st.serial;
 }
@@ -76,31 +127,30 @@ bool StampIntact(void *s, const Stamp &st) {
 // once. Each holder stamps its slab's memory and checks the stamp before
 // giving the slab back, and a registry of held slabs catches any slot handed
 // to two holders at the same time.
-TEST(SharedPool, ConcurrentAcquireReleaseNeverSharesASlot) {
-  hak_trim(0);
-  ASSERT_EQ(sp_abandoned(), 0u) << "adoptable slabs would make this test's slabs non-empty";
-  const unsigned classes[] = {sp_class_of(48),    sp_class_of(700),   sp_class_of(4000),
-                              sp_class_of(8192),  sp_class_of(12000), sp_class_of(40000),
-                              sp_class_of(131072)};
-  const uint64_t ss_base = sp_superslabs();
+TEST_F(SharedPool, ConcurrentAcquireReleaseNeverSharesASlot) {
+  ASSERT_EQ(Abandoned(), 0u) << "adoptable slabs would make this test's slabs non-empty";
+  const unsigned classes[] = {hak_size_class(48),    hak_size_class(700),   hak_size_class(4000),
+                              hak_size_class(8192),  hak_size_class(12000), hak_size_class(40000),
+                              hak_size_class(131072)};
+  const uint64_t ss_base = SuperSlabs();
   std::vector<uint64_t> slab_base;
-  for (unsigned c = 0; c < sp_num_classes(); ++c)
-    slab_base.push_back(sp_gslabs(c));
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; ++c)
+    slab_base.push_back(GSlabs(c));
 
   constexpr int kThreads = 8;
   constexpr int kCycles = 20000;
   constexpr size_t kMaxHeld = 6;
   std::mutex mu;
-  std::unordered_map<void *, uint64_t> holders; // slab -> thread
+  std::unordered_map<hak_slab *, uint64_t> holders; // slab -> thread
   std::atomic<int> errors{0};
   StartLine start(kThreads);
 
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      void *heap = sp_heap();
+      std::unique_ptr<hak_heap> heap = NewHeap();
       auto rng = Rng(static_cast<uint64_t>(t));
-      std::vector<std::pair<void *, Stamp>> held;
+      std::vector<std::pair<hak_slab *, Stamp>> held;
       start.ArriveAndWait();
       auto release_one = [&](size_t i) {
         auto [s, st] = held[i];
@@ -116,7 +166,7 @@ TEST(SharedPool, ConcurrentAcquireReleaseNeverSharesASlot) {
           if (it != holders.end())
             holders.erase(it);
         }
-        sp_release(s);
+        Release(s);
       };
       for (int i = 0; i < kCycles; ++i) {
         const bool acquire =
@@ -127,13 +177,13 @@ TEST(SharedPool, ConcurrentAcquireReleaseNeverSharesASlot) {
         }
         const unsigned cls =
             classes[std::uniform_int_distribution<size_t>(0, std::size(classes) - 1)(rng)];
-        void *s = sp_acquire(cls, heap);
+        hak_slab *s = hak_pool_acquire(cls, heap.get());
         if (s == nullptr) {
           errors++;
           continue;
         }
-        if (sp_class(s) != cls || sp_used(s) != 0 || sp_owner(s) != heap ||
-            sp_state(s) != sp_state_active()) {
+        if (s->class_idx != cls || s->used != 0 || s->owner.load() != heap.get() ||
+            s->state != HAK_SLAB_ACTIVE) {
           errors++;
         }
         const Stamp st{static_cast<uint64_t>(t) + 1, static_cast<uint64_t>(i)};
@@ -153,209 +203,247 @@ TEST(SharedPool, ConcurrentAcquireReleaseNeverSharesASlot) {
     th.join();
   EXPECT_EQ(errors.load(), 0);
   EXPECT_TRUE(holders.empty());
-  EXPECT_EQ(sp_superslabs(), ss_base) << "every SuperSlab emptied by the test is returned";
-  for (unsigned c = 0; c < sp_num_classes(); ++c)
-    EXPECT_EQ(sp_gslabs(c), slab_base[c]) << c;
+  EXPECT_EQ(SuperSlabs(), ss_base) << "every SuperSlab emptied by the test is returned";
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; ++c)
+    EXPECT_EQ(GSlabs(c), slab_base[c]) << c;
 }
 
 // Slots of one SuperSlab are handed out once each; releasing them all
 // returns the SuperSlab.
-TEST(SharedPool, MediumSuperSlabFillsAndEmpties) {
-  hak_trim(0);
-  const unsigned cls = sp_class_of(131072);
-  const uint64_t ss_base = sp_superslabs();
-  RunInThread([&] {
-    void *heap = sp_heap();
-    std::vector<void *> held;
-    std::set<void *> distinct;
-    for (int i = 0; i < 12; ++i) { // three medium SuperSlabs' worth
-      void *s = sp_acquire(cls, heap);
-      ASSERT_NE(s, nullptr);
-      EXPECT_TRUE(distinct.insert(s).second);
-      held.push_back(s);
-    }
-    EXPECT_GE(sp_superslabs(), ss_base + 3);
-    EXPECT_LE(sp_superslabs(), ss_base + 3 + 1);
-    for (void *s : held) {
-      sp_release(s);
-      EXPECT_EQ(sp_state(s), sp_state_free());
-    }
-    EXPECT_EQ(sp_superslabs(), ss_base);
-  });
+TEST_F(SharedPool, MediumSuperSlabFillsAndEmpties) {
+  const unsigned cls = hak_size_class(131072);
+  const uint64_t ss_base = SuperSlabs();
+  std::unique_ptr<hak_heap> heap = NewHeap();
+  std::vector<hak_slab *> held;
+  std::set<hak_slab *> distinct;
+  for (int i = 0; i < 12; ++i) { // three medium SuperSlabs' worth
+    hak_slab *s = hak_pool_acquire(cls, heap.get());
+    ASSERT_NE(s, nullptr);
+    EXPECT_TRUE(distinct.insert(s).second);
+    held.push_back(s);
+  }
+  EXPECT_GE(SuperSlabs(), ss_base + 3);
+  EXPECT_LE(SuperSlabs(), ss_base + 3 + 1);
+  for (hak_slab *s : held) {
+    Release(s);
+    EXPECT_EQ(s->state, HAK_SLAB_FREE);
+  }
+  EXPECT_EQ(SuperSlabs(), ss_base);
+}
+
+// The slabs the pool hands out for each size follow the SuperSlab layout
+// (moved here from superslab_test, where it went through hak_malloc).
+TEST_F(SharedPool, SlabsFollowTheSuperSlabLayout) {
+  std::unique_ptr<hak_heap> heap = NewHeap();
+  for (size_t size : {size_t{16}, size_t{200}, size_t{5000}, size_t{20000}, size_t{130000}}) {
+    SCOPED_TRACE(size);
+    hak_slab *s = hak_pool_acquire(hak_size_class(size), heap.get());
+    ASSERT_NE(s, nullptr);
+    void *p = Carve(s, 1).at(0);
+    hak_superslab *ss = hak_superslab_of(p);
+    EXPECT_EQ(ss->magic, HAK_SS_MAGIC ^ reinterpret_cast<uintptr_t>(ss));
+    const unsigned kind = ss->kind;
+    EXPECT_EQ(hak_segmap_kind(p), kind);
+    EXPECT_EQ(kind, size <= HAK_SMALL_MAX ? HAK_REGION_SS_SMALL : HAK_REGION_SS_MEDIUM);
+    EXPECT_EQ(hak_slab_of(p, kind), s);
+    EXPECT_TRUE(hak_slab_is_block(s, p));
+    EXPECT_FALSE(hak_slab_is_block(s, static_cast<uint8_t *>(p) + 8));
+    EXPECT_GE(s->block_size, size);
+    s->used = 0;
+    Release(s);
+  }
 }
 
 // A thread exits with blocks out: its slabs are abandoned. Another thread
-// frees the blocks (remote frees into abandoned slabs); hak_trim sweeps them
-// and every count returns to where it was.
-TEST(SharedPool, AbandonedSlabsAreSweptByTrim) {
-  // Sizes here stay below their class size: debug builds add a trailer.
-  constexpr size_t kSize = 500;
-  constexpr int kBlocks = 300; // about three slabs
-  const unsigned cls = sp_class_of(kSize);
-  hak_trim(0);
-  const uint64_t slabs_base = sp_gslabs(cls);
-  const uint64_t abandoned_base = sp_abandoned();
-  const uint64_t ss_base = sp_superslabs();
+// frees the blocks (remote frees into abandoned slabs); a forced sweep (what
+// hak_trim runs) releases them and every count returns to where it was.
+TEST_F(SharedPool, AbandonedSlabsAreSweptWhenForced) {
+  const unsigned cls = hak_size_class(500);
+  const uint64_t slabs_base = GSlabs(cls);
+  const uint64_t abandoned_base = Abandoned();
+  const uint64_t ss_base = SuperSlabs();
 
   std::vector<void *> blocks;
+  std::set<hak_slab *> slabs;
   RunInThread([&] {
-    for (int i = 0; i < kBlocks; ++i) {
-      void *p = hak_malloc(kSize);
-      ASSERT_NE(p, nullptr);
-      std::memset(p, 0x5a, kSize);
-      blocks.push_back(p);
+    std::unique_ptr<hak_heap> heap = NewHeap();
+    for (int i = 0; i < 3; ++i) {
+      hak_slab *s = hak_pool_acquire(cls, heap.get());
+      ASSERT_NE(s, nullptr);
+      slabs.insert(s);
+      for (void *p : Carve(s, 100)) {
+        std::memset(p, 0x5a, 500);
+        blocks.push_back(p);
+      }
     }
+    for (hak_slab *s : slabs)
+      hak_pool_abandon(s); // what the thread's exit does with slabs in use
   });
-  ASSERT_EQ(blocks.size(), static_cast<size_t>(kBlocks));
-  std::set<void *> slabs;
-  for (void *p : blocks)
-    slabs.insert(sp_slab_of(p));
-  EXPECT_GE(slabs.size(), 3u);
-  EXPECT_EQ(sp_abandoned(), abandoned_base + slabs.size());
-  EXPECT_EQ(sp_gslabs(cls), slabs_base + slabs.size());
-  for (void *s : slabs) {
-    EXPECT_EQ(sp_state(s), sp_state_abandoned());
-    EXPECT_EQ(sp_owner(s), nullptr);
-    EXPECT_EQ(sp_remote_word(s), sp_abandoned_mark());
+  ASSERT_EQ(slabs.size(), 3u);
+  EXPECT_EQ(Abandoned(), abandoned_base + slabs.size());
+  EXPECT_EQ(GSlabs(cls), slabs_base + slabs.size());
+  for (hak_slab *s : slabs) {
+    EXPECT_EQ(s->state, HAK_SLAB_ABANDONED);
+    EXPECT_EQ(s->owner.load(), nullptr);
+    EXPECT_EQ(s->remote.load(), HAK_REMOTE_ABANDONED);
+    EXPECT_EQ(s->used, 100u);
   }
 
   // The blocks survived their thread.
   for (void *p : blocks) {
     ASSERT_EQ(static_cast<unsigned char *>(p)[0], 0x5a);
-    ASSERT_EQ(static_cast<unsigned char *>(p)[kSize - 1], 0x5a);
+    ASSERT_EQ(static_cast<unsigned char *>(p)[499], 0x5a);
   }
 
   RunInThread([&] {
     for (void *p : blocks)
-      hak_free(p);
+      RemoteFree(p);
   });
   // Remote frees into abandoned slabs sweep at once, at most once per clock
-  // tick, so some slabs may already be back; hak_trim finishes the job.
-  EXPECT_LE(sp_gslabs(cls), slabs_base + slabs.size());
+  // tick, so some slabs may already be back; the forced sweep finishes.
+  EXPECT_LE(GSlabs(cls), slabs_base + slabs.size());
 
-  hak_trim(0);
-  EXPECT_EQ(sp_gslabs(cls), slabs_base);
-  EXPECT_EQ(sp_abandoned(), abandoned_base);
-  EXPECT_EQ(sp_superslabs(), ss_base);
+  hak_pool_sweep_abandoned(true);
+  EXPECT_EQ(GSlabs(cls), slabs_base);
+  EXPECT_EQ(Abandoned(), abandoned_base);
+  EXPECT_EQ(SuperSlabs(), ss_base);
   // (The slabs' SuperSlabs may be unmapped now: their metadata is not read.)
 }
 
-// Without hak_trim, the next slab acquisition (any class) runs the sweep.
-TEST(SharedPool, AbandonedSlabsAreSweptByNextAcquire) {
-  constexpr size_t kSize = 440;
-  const unsigned cls = sp_class_of(kSize);
-  hak_trim(0);
-  const uint64_t slabs_base = sp_gslabs(cls);
-  const uint64_t abandoned_base = sp_abandoned();
+// Without a forced sweep, the next slab acquisition (any class) runs it.
+TEST_F(SharedPool, AbandonedSlabsAreSweptByNextAcquire) {
+  const unsigned cls = hak_size_class(440);
+  const uint64_t slabs_base = GSlabs(cls);
+  const uint64_t abandoned_base = Abandoned();
   std::vector<void *> blocks;
   RunInThread([&] {
-    for (int i = 0; i < 200; ++i)
-      blocks.push_back(hak_malloc(kSize));
+    std::unique_ptr<hak_heap> heap = NewHeap();
+    std::vector<hak_slab *> mine;
+    for (int i = 0; i < 2; ++i) {
+      hak_slab *s = hak_pool_acquire(cls, heap.get());
+      ASSERT_NE(s, nullptr);
+      mine.push_back(s);
+      for (void *p : Carve(s, 100))
+        blocks.push_back(p);
+    }
+    for (hak_slab *s : mine)
+      hak_pool_abandon(s);
   });
-  EXPECT_GT(sp_abandoned(), abandoned_base);
+  EXPECT_EQ(Abandoned(), abandoned_base + 2);
   RunInThread([&] {
     for (void *p : blocks)
-      hak_free(p);
+      RemoteFree(p);
   });
   RunInThread([&] {
-    void *p = hak_malloc(6000); // a class no heap holds a slab of yet
-    hak_free(p);
+    std::unique_ptr<hak_heap> heap = NewHeap();
+    hak_slab *s = hak_pool_acquire(hak_size_class(6000), heap.get()); // no one abandoned it
+    ASSERT_NE(s, nullptr);
+    Release(s);
   });
-  EXPECT_EQ(sp_gslabs(cls), slabs_base);
-  EXPECT_EQ(sp_abandoned(), abandoned_base);
+  EXPECT_EQ(hak_pool_sweep_wanted.load(), 0);
+  EXPECT_EQ(GSlabs(cls), slabs_base);
+  EXPECT_EQ(Abandoned(), abandoned_base);
 }
 
-// A thread allocating the class of an abandoned slab adopts it: its blocks
-// come from that slab, and it frees the exited thread's blocks locally.
-TEST(SharedPool, AdoptionByAnotherThread) {
-  constexpr size_t kSize = 600; // one class with or without the debug trailer
-  const unsigned cls = sp_class_of(kSize);
-  hak_trim(0);
-  const uint64_t slabs_base = sp_gslabs(cls);
-  const uint64_t abandoned_base = sp_abandoned();
-  const uint64_t adopted_base = sp_adopted();
+// A heap acquiring the class of an abandoned slab adopts it, with the remote
+// frees that came meanwhile.
+TEST_F(SharedPool, AdoptionByAnotherHeap) {
+  const unsigned cls = hak_size_class(600);
+  const uint64_t slabs_base = GSlabs(cls);
+  const uint64_t abandoned_base = Abandoned();
+  const uint64_t adopted_base = Adopted();
 
   std::vector<void *> left; // blocks the exited thread leaves behind
+  hak_slab *slab = nullptr;
   RunInThread([&] {
-    for (int i = 0; i < 10; ++i)
-      left.push_back(hak_malloc(kSize));
+    std::unique_ptr<hak_heap> heap = NewHeap();
+    slab = hak_pool_acquire(cls, heap.get());
+    ASSERT_NE(slab, nullptr);
+    left = Carve(slab, 10);
+    hak_pool_abandon(slab);
   });
-  void *slab = sp_slab_of(left[0]);
+  ASSERT_NE(slab, nullptr);
   for (void *p : left)
-    ASSERT_EQ(sp_slab_of(p), slab);
-  ASSERT_EQ(sp_state(slab), sp_state_abandoned());
-  EXPECT_EQ(sp_abandoned(), abandoned_base + 1);
-  EXPECT_EQ(sp_used(slab), 10u) << "cached blocks went back to the slab at exit";
+    ASSERT_EQ(hak_slab_of(p, hak_segmap_kind(p)), slab);
+  ASSERT_EQ(slab->state, HAK_SLAB_ABANDONED);
+  EXPECT_EQ(Abandoned(), abandoned_base + 1);
+  EXPECT_EQ(slab->used, 10u);
 
   // Two blocks come back remotely while the slab is abandoned.
   RunInThread([&] {
-    hak_free(left[8]);
-    hak_free(left[9]);
+    RemoteFree(left[8]);
+    RemoteFree(left[9]);
   });
-  left.resize(8);
 
   RunInThread([&] {
-    void *p = hak_malloc(kSize);
-    ASSERT_NE(p, nullptr);
-    EXPECT_EQ(sp_slab_of(p), slab) << "the abandoned slab was adopted";
-    EXPECT_EQ(sp_adopted(), adopted_base + 1);
-    EXPECT_EQ(sp_abandoned(), abandoned_base);
-    EXPECT_EQ(sp_owner(slab), sp_heap());
-    EXPECT_EQ(sp_state(slab), sp_state_active());
-    EXPECT_EQ(sp_remote_word(slab) & sp_abandoned_mark(), 0u);
-    EXPECT_EQ(sp_gslabs(cls), slabs_base + 1) << "no new slab";
-    // The pending remote frees were taken over: 8 left + 1 new (+ cached).
-    hak_thread_flush();
-    EXPECT_EQ(sp_used(slab), 9u);
-    for (void *q : left)
-      hak_free(q);
-    hak_free(p);
-    hak_thread_flush();
-    EXPECT_EQ(sp_used(slab), 0u);
+    std::unique_ptr<hak_heap> heap = NewHeap();
+    hak_slab *s = hak_pool_acquire(cls, heap.get());
+    ASSERT_EQ(s, slab) << "the abandoned slab was adopted";
+    EXPECT_EQ(Adopted(), adopted_base + 1);
+    EXPECT_EQ(Abandoned(), abandoned_base);
+    EXPECT_EQ(s->owner.load(), heap.get());
+    EXPECT_EQ(s->state, HAK_SLAB_ACTIVE);
+    EXPECT_EQ(s->remote.load() & HAK_REMOTE_ABANDONED, 0u);
+    EXPECT_EQ(GSlabs(cls), slabs_base + 1) << "no new slab";
+    // The pending remote frees were taken over: 8 left, 2 on the free list.
+    EXPECT_EQ(s->used, 8u);
+    EXPECT_EQ(FreeList(s), (std::set<void *>{left[8], left[9]}));
+    s->used = 0; // the new owner frees the rest locally
+    Release(s);
   });
-  EXPECT_EQ(sp_gslabs(cls), slabs_base);
-  EXPECT_EQ(sp_abandoned(), abandoned_base);
+  EXPECT_EQ(GSlabs(cls), slabs_base);
+  EXPECT_EQ(Abandoned(), abandoned_base);
 }
 
-// Threads exit with live blocks while others free them and others allocate
-// the same class (adopting): every block is freed exactly once, and at the
-// end nothing of the class is left.
-TEST(SharedPool, AbandonFreeAndAdoptConcurrently) {
-  constexpr size_t kSize = 300;
-  const unsigned cls = sp_class_of(kSize);
-  hak_trim(0);
-  const uint64_t slabs_base = sp_gslabs(cls);
-  const uint64_t abandoned_base = sp_abandoned();
+// Threads exit with blocks out while others free them remotely and others
+// acquire the same class (adopting): every block is freed exactly once, and at
+// the end nothing of the class is left.
+TEST_F(SharedPool, AbandonFreeAndAdoptConcurrently) {
+  const unsigned cls = hak_size_class(300);
+  const uint64_t slabs_base = GSlabs(cls);
+  const uint64_t abandoned_base = Abandoned();
 
   std::mutex mu;
-  std::vector<void *> handoff; // blocks whose allocating thread exits
+  std::vector<void *> handoff; // blocks whose slabs' heap is gone
   std::atomic<bool> producers_done{false};
+  std::atomic<int> errors{0};
   std::vector<std::thread> producers, consumers;
   for (int t = 0; t < 3; ++t) {
     producers.emplace_back([&, t] {
       for (int round = 0; round < 20; ++round) {
-        // Each round runs on a thread of its own, which exits holding blocks.
-        std::thread inner([&, t, round] {
-          std::vector<void *> mine;
-          for (int i = 0; i < 150; ++i) {
-            void *p = hak_malloc(kSize);
-            if (p == nullptr)
-              continue;
-            std::memset(p, static_cast<int>(t * 20 + round), 8);
+        // Each round is a heap of its own, gone with blocks out.
+        std::unique_ptr<hak_heap> heap = NewHeap();
+        std::vector<void *> mine;
+        std::vector<hak_slab *> slabs;
+        while (mine.size() < 150) {
+          hak_slab *s = hak_pool_acquire(cls, heap.get());
+          if (s == nullptr) {
+            errors++;
+            break;
+          }
+          if (s->owner.load() != heap.get() || s->state != HAK_SLAB_ACTIVE)
+            errors++;
+          slabs.push_back(s);
+          // An adopted slab's free blocks stay on its free list: carve anew.
+          for (void *p : Carve(s, static_cast<unsigned>(150 - mine.size()))) {
+            std::memset(p, t * 20 + round, 8);
             mine.push_back(p);
           }
-          std::lock_guard<std::mutex> lock(mu);
-          handoff.insert(handoff.end(), mine.begin(), mine.end());
-        });
-        inner.join();
+        }
+        for (hak_slab *s : slabs)
+          hak_pool_abandon(s);
+        std::lock_guard<std::mutex> lock(mu);
+        handoff.insert(handoff.end(), mine.begin(), mine.end());
       }
     });
   }
   std::atomic<size_t> freed{0};
+  std::mutex owned_mu;
+  std::vector<hak_slab *> owned; // adopted by consumers, handed back at the end
   for (int t = 0; t < 2; ++t) {
     consumers.emplace_back([&, t] {
+      std::unique_ptr<hak_heap> heap = NewHeap();
       auto rng = Rng(100 + static_cast<uint64_t>(t));
-      std::vector<void *> own;
       for (;;) {
         std::vector<void *> batch;
         {
@@ -365,22 +453,27 @@ TEST(SharedPool, AbandonFreeAndAdoptConcurrently) {
         if (batch.empty() && producers_done.load())
           break;
         for (void *p : batch) {
-          hak_free(p);
+          RemoteFree(p);
           freed++;
-          // Allocate the same class now and then, adopting abandoned slabs.
-          if (std::bernoulli_distribution(0.3)(rng))
-            own.push_back(hak_malloc(kSize));
-          if (own.size() > 64) {
-            for (void *q : own)
-              hak_free(q);
-            own.clear();
+          // Acquire the same class now and then, adopting abandoned slabs.
+          if (!std::bernoulli_distribution(0.3)(rng))
+            continue;
+          hak_slab *s = hak_pool_acquire(cls, heap.get());
+          if (s == nullptr || s->owner.load() != heap.get() || s->state != HAK_SLAB_ACTIVE) {
+            errors++;
+            continue;
           }
+          Collect(s);
+          if (s->used == 0) {
+            Release(s);
+            continue;
+          }
+          std::lock_guard<std::mutex> lock(owned_mu);
+          owned.push_back(s);
         }
         if (batch.empty())
           std::this_thread::yield();
       }
-      for (void *q : own)
-        hak_free(q);
     });
   }
   for (auto &th : producers)
@@ -388,10 +481,18 @@ TEST(SharedPool, AbandonFreeAndAdoptConcurrently) {
   producers_done = true;
   for (auto &th : consumers)
     th.join();
+  EXPECT_EQ(errors.load(), 0);
   EXPECT_EQ(freed.load(), size_t{3 * 20 * 150});
-  hak_trim(0);
-  EXPECT_EQ(sp_gslabs(cls), slabs_base);
-  EXPECT_EQ(sp_abandoned(), abandoned_base);
+  // Every block is free now: the adopted slabs' owners (gone) would have
+  // collected the last remote frees and given the slabs back.
+  for (hak_slab *s : owned) {
+    Collect(s);
+    EXPECT_EQ(s->used, 0u);
+    Release(s);
+  }
+  hak_pool_sweep_abandoned(true);
+  EXPECT_EQ(GSlabs(cls), slabs_base);
+  EXPECT_EQ(Abandoned(), abandoned_base);
 }
 
 } // namespace
