@@ -1,7 +1,6 @@
 #include "check.h"
 
 #include <string.h>
-#include <sys/auxv.h>
 
 #include "link.h"
 #include "log.h"
@@ -41,18 +40,7 @@ void hak_poison_check(const void *p, size_t block_size) {
 }
 
 void hak_check_init(void) {
-  // The kernel's 16 random bytes at exec: random without a system call.
-  // The bytes need not be 8-byte aligned: copy them out.
-  const void *at_random = (const void *)getauxval(AT_RANDOM);
-  uint64_t r[2] = {0, 0};
-  if (at_random != NULL)
-    memcpy(r, at_random, sizeof r);
-  uint64_t k = r[0] ^ (r[1] << 1);
-  k ^= (uint64_t)(uintptr_t)&hak_free_key * 0x9e3779b97f4a7c15ULL;
-  hak_free_key = (uintptr_t)(k | 1); // never 0, so a zeroed word never matches
-#if HAKMEM_HARDENED
-  hak_link_key = (uintptr_t)((k * 0xd6e8feb86659fd93ULL) ^ r[1]);
-#endif
+  hak_link_init();
   int level = hak_opts.check_level;
   if (HAKMEM_HARDENED && level < HAK_CHECK_CHEAP)
     level = HAK_CHECK_CHEAP; // what the hardened build is for cannot be turned off

@@ -34,6 +34,10 @@ static inline int hak_is_marked_free(const void *p) {
 }
 static inline void hak_mark_clear(void *p) { ((uintptr_t *)p)[1] = 0; }
 
+// Draws the keys (the free mark's, and the link key of hardened builds) from
+// the kernel's random bytes; once, before the first block is marked.
+void hak_link_init(void) HAK_INTERNAL;
+
 // Reports the damaged link of block and aborts.
 void hak_link_corrupt(const void *block) HAK_INTERNAL __attribute__((noreturn, cold));
 

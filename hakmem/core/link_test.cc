@@ -8,7 +8,6 @@
 #include <mutex>
 
 #include "gtest/gtest.h"
-#include "hakmem/core/check.h"
 #include "hakmem/core/options.h"
 #include "hakmem/core/os.h"
 #include "hakmem/core/segment_map.h"
@@ -20,7 +19,7 @@ protected:
   static void SetUpTestSuite() {
     // The free key, the link key and the checking level, as init sets them.
     hak_options_load();
-    hak_check_init();
+    hak_link_init();
     region_ = static_cast<unsigned char *>(hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE));
     ASSERT_NE(region_, nullptr);
     ASSERT_EQ(hak_segmap_set(region_, HAK_SS_SIZE, HAK_REGION_SS_SMALL, HAK_REGION_SS_SMALL), 0);

@@ -20,7 +20,6 @@
 
 #include "box_test_util.h"
 #include "gtest/gtest.h"
-#include "hakmem/core/check.h"
 #include "hakmem/core/link.h"
 #include "hakmem/core/options.h"
 #include "hakmem/core/segment_map.h"
@@ -97,7 +96,7 @@ protected:
     static std::once_flag once;
     std::call_once(once, [] {
       hak_options_load();
-      hak_check_init();
+      hak_link_init();
       hak_classmap_init();
     });
     // What hak_trim does to the pool: nothing abandoned is left over.

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "hakmem/core/check.h"
 #include "hakmem/core/link.h"
 #include "hakmem/core/options.h"
 #include "hakmem/core/page_arena.h"
@@ -36,7 +35,7 @@ protected:
     static std::once_flag once;
     std::call_once(once, [] {
       hak_options_load();
-      hak_check_init();
+      hak_link_init();
       hak_classmap_init();
     });
   }
