@@ -426,8 +426,8 @@ TEST(FastCacheSlowPaths, DrainEmptiesEveryBin) {
   });
 }
 
-// The counts survive a reset of the words only as zeros: the thread's
-// totals have been merged elsewhere.
+// A reset zeroes the counts (the thread's totals were merged elsewhere) and
+// keeps each bin's room.
 TEST(FastCacheCounts, ResetZeroesTheCountsAndKeepsTheRoom) {
   RunInThread([] {
     hak_heap *h = ThreadHeap();
