@@ -1,6 +1,14 @@
-// The heap stash: a thread that exits leaves its heap whole, and the next new
-// thread takes it over, so that its first allocation finds blocks at once,
-// takes no pool lock and makes no system call.
+// The registry of thread heaps: a heap per thread, created on first use and
+// torn down at exit (counters merged, slabs handed back or abandoned); the
+// heap stash, which keeps an exited thread's heap whole for the next new
+// thread, so that its first allocation finds blocks at once, takes no pool
+// lock and makes no system call; the trims of idle heaps; the counters.
+//
+// The test sets up what hak_init would (options, checks, the class map, the
+// thread-exit key) and registers a purge pass of the registry's own work;
+// it allocates and frees through the fast cache's paths, as malloc does.
+#include "hakmem/core/thread_heap.h"
+
 #include <linux/filter.h>
 #include <linux/futex.h>
 #include <linux/seccomp.h>
@@ -15,6 +23,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <set>
@@ -23,109 +32,188 @@
 
 #include "box_test_util.h"
 #include "gtest/gtest.h"
-#include "hakmem.h"
-
-extern "C" {
-void *th_heap(void);
-void *th_slab_of(const void *p);
-void *th_owner(const void *s);
-unsigned th_state(const void *s);
-unsigned th_state_abandoned(void);
-unsigned th_state_free(void);
-uint64_t th_superslabs_total(void);
-}
+#include "hakmem/core/check.h"
+#include "hakmem/core/options.h"
+#include "hakmem/core/os.h"
+#include "hakmem/core/page_arena.h"
+#include "hakmem/core/purge.h"
+#include "hakmem/core/segment_map.h"
+#include "hakmem/core/shared_pool.h"
+#include "hakmem/core/size_class.h"
+#include "hakmem/core/stats.h"
+#include "hakmem/core/superslab.h"
+#include "hakmem/core/tiny_fastcache.h"
 
 namespace {
+
+uint64_t Earliest(uint64_t a, uint64_t b) {
+  if (a == 0)
+    return b;
+  return b == 0 || a < b ? a : b;
+}
+
+// The purge pass as far as the registry goes (maintenance's pass also decays
+// the arena and the pool's free slots).
+uint64_t RegistryPass() {
+  return Earliest(hak_heap_trim_idle(false), hak_heap_stash_expire(false));
+}
+
+// What hak_init does for the boxes up to the registry.
+class RegistryEnvironment : public ::testing::Environment {
+public:
+  void SetUp() override {
+    hak_options_load();
+    hak_check_init();
+    hak_classmap_init();
+    ASSERT_EQ(hak_heap_registry_init(), 0);
+    hak_purge_set_pass(RegistryPass);
+  }
+};
+::testing::Environment *const kEnvironment =
+    ::testing::AddGlobalTestEnvironment(new RegistryEnvironment);
+
+hak_slab *SlabOf(const void *p) {
+  const unsigned kind = hak_segmap_kind(p);
+  if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM)
+    return nullptr;
+  return hak_slab_of(p, kind);
+}
+hak_heap *Owner(const hak_slab *s) { return s->owner.load(std::memory_order_relaxed); }
+unsigned State(const hak_slab *s) { return HAK_SLAB_STATE(s); }
+
+// malloc and free of a slab block as the API does them, by class: a bin's
+// hit, else the fast cache's slow path (which, with no bins, goes to the
+// slabs).
+void *Alloc(size_t size) {
+  const unsigned cls = hak_size_class(size);
+  hak_heap *h = hak_heap_get();
+  void *b = nullptr;
+#if HAKMEM_FASTCACHE
+  b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
+#endif
+  return b != nullptr ? b : hak_tcache_alloc_slow(h, cls);
+}
+
+void Free(void *p) {
+  hak_slab *s = SlabOf(p);
+  const unsigned cls = s->class_idx;
+#if HAKMEM_FASTCACHE
+  if (hak_tcache_push(HAK_BIN_SLOT(hak_bin_of_class(cls)), p))
+    return;
+#endif
+  hak_tcache_free_slow(hak_heap_get(), p, s, cls);
+}
+
+// Empties this thread's bins into their slabs (hak_thread_flush).
+void FlushMyBins() {
+  if (hak_tls.heap != nullptr)
+    hak_tcache_drain(hak_tls.heap, hak_tls.bins);
+}
+
+// malloc_trim's work (maintenance's trim): this thread's bins, every heap's
+// trim, the stash, abandoned slabs, idle regions.
+void TrimAll() {
+  FlushMyBins();
+  hak_purge_exclusive([] { hak_heap_trim_idle(true); });
+  hak_heap_stash_expire(true);
+  hak_pool_sweep_abandoned(true);
+  hak_arena_decay(true);
+}
+
+// Sets HAKMEM_HEAP_STASH at run time; returns the old value.
+unsigned SetHeapStash(unsigned n) {
+  const unsigned old = hak_opts.heap_stash;
+  hak_opts.heap_stash = n;
+  return old;
+}
+
+uint64_t Stat(const std::atomic<uint64_t> &c) { return c.load(); }
 
 using hakmem_box_test::RunInThread;
 
 constexpr size_t kSize = 200;
 
-hak_stats Stats() {
-  hak_stats s;
-  hak_stats_get(&s);
-  return s;
-}
-
 // Stash on and empty; a thread allocates one block and exits. Returns the
 // block, whose slab the stashed heap keeps.
 void *BlockLeftInStash() {
-  box_set_heap_stash(4);
-  hak_trim(0); // retires whatever earlier threads stashed
+  SetHeapStash(4);
+  TrimAll(); // retires whatever earlier threads stashed
   void *left = nullptr;
-  RunInThread([&] { left = hak_malloc(kSize); });
-  EXPECT_NE(th_state(th_slab_of(left)), th_state_abandoned());
+  RunInThread([&] { left = Alloc(kSize); });
+  EXPECT_NE(State(SlabOf(left)), HAK_SLAB_ABANDONED);
   return left;
 }
 
 TEST(HeapStash, NewThreadTakesOverTheExitedThreadsHeap) {
-  box_set_heap_stash(4);
-  hak_trim(0); // retires whatever earlier threads stashed
+  SetHeapStash(4);
+  TrimAll(); // retires whatever earlier threads stashed
   std::vector<void *> kept;
-  void *first_heap = nullptr;
+  hak_heap *first_heap = nullptr;
   RunInThread([&] {
-    first_heap = th_heap();
+    first_heap = hak_heap_get();
     for (int i = 0; i < 20; ++i)
-      kept.push_back(hak_malloc(kSize));
+      kept.push_back(Alloc(kSize));
   });
-  void *slab = th_slab_of(kept[0]);
+  hak_slab *slab = SlabOf(kept[0]);
   ASSERT_NE(slab, nullptr);
-  EXPECT_EQ(th_owner(slab), first_heap) << "the exited thread's slab stays with its heap";
-  EXPECT_NE(th_state(slab), th_state_abandoned());
-  const hak_stats before = Stats();
+  EXPECT_EQ(Owner(slab), first_heap) << "the exited thread's slab stays with its heap";
+  EXPECT_NE(State(slab), HAK_SLAB_ABANDONED);
+  const uint64_t reused = Stat(hak_gstats.heaps_reused);
+  const uint64_t superslabs = Stat(hak_gstats.superslabs_total);
+  const uint64_t abandoned = Stat(hak_gstats.abandoned);
+  const uint64_t adopted = Stat(hak_gstats.adopted);
 
   RunInThread([&] {
-    void *p = hak_malloc(kSize);
+    void *p = Alloc(kSize);
     ASSERT_NE(p, nullptr);
-    EXPECT_EQ(th_heap(), first_heap) << "the new thread took the stashed heap";
-    EXPECT_EQ(th_slab_of(p), slab) << "and allocates from its slab at once";
-    hak_free(p);
+    EXPECT_EQ(hak_heap_get(), first_heap) << "the new thread took the stashed heap";
+    EXPECT_EQ(SlabOf(p), slab) << "and allocates from its slab at once";
+    Free(p);
   });
-  const hak_stats after = Stats();
-  EXPECT_EQ(after.heaps_reused - before.heaps_reused, 1u);
-  EXPECT_EQ(after.superslabs_total, before.superslabs_total);
-  EXPECT_EQ(after.abandoned_slabs, before.abandoned_slabs);
-  EXPECT_EQ(after.adopted_slabs, before.adopted_slabs);
+  EXPECT_EQ(Stat(hak_gstats.heaps_reused) - reused, 1u);
+  EXPECT_EQ(Stat(hak_gstats.superslabs_total), superslabs);
+  EXPECT_EQ(Stat(hak_gstats.abandoned), abandoned);
+  EXPECT_EQ(Stat(hak_gstats.adopted), adopted);
   for (void *p : kept)
-    hak_free(p);
+    Free(p);
 }
 
 TEST(HeapStash, TrimRetiresStashedHeaps) {
   void *left = BlockLeftInStash();
-  void *slab = th_slab_of(left);
-  hak_trim(0);
-  EXPECT_EQ(th_state(slab), th_state_abandoned()) << "trim gives the stashed heap's slabs up";
-  EXPECT_EQ(th_owner(slab), nullptr);
-  hak_free(left);
-  hak_trim(0);
+  hak_slab *slab = SlabOf(left);
+  TrimAll();
+  EXPECT_EQ(State(slab), HAK_SLAB_ABANDONED) << "trim gives the stashed heap's slabs up";
+  EXPECT_EQ(Owner(slab), nullptr);
+  Free(left);
+  TrimAll();
 }
 
 TEST(HeapStash, OffMeansAbandonAtExit) {
-  const unsigned old = box_set_heap_stash(0);
-  hak_trim(0);
+  const unsigned old = SetHeapStash(0);
+  TrimAll();
   void *left = nullptr;
-  RunInThread([&] { left = hak_malloc(kSize); });
-  EXPECT_EQ(th_state(th_slab_of(left)), th_state_abandoned());
-  hak_free(left);
-  box_set_heap_stash(old);
-  hak_trim(0);
+  RunInThread([&] { left = Alloc(kSize); });
+  EXPECT_EQ(State(SlabOf(left)), HAK_SLAB_ABANDONED);
+  Free(left);
+  SetHeapStash(old);
+  TrimAll();
 }
 
 TEST(HeapStash, StashedHeapRetiresWhenIdle) {
   void *left = BlockLeftInStash();
-  void *slab = th_slab_of(left);
+  hak_slab *slab = SlabOf(left);
   // The purge thread (or the next slow path) retires it after the decay
   // time (500 ms by default); allow a noisy machine ten times that.
   bool retired = false;
   for (int i = 0; i < 500 && !retired; ++i) {
     usleep(10000);
-    void *p = hak_malloc(100000); // a slow path, in case the purge thread is off
-    hak_free(p);
-    retired = th_state(slab) == th_state_abandoned();
+    void *p = Alloc(100000); // a slow path, in case the purge thread is off
+    Free(p);
+    retired = State(slab) == HAK_SLAB_ABANDONED;
   }
   EXPECT_TRUE(retired);
-  hak_free(left);
-  hak_trim(0);
+  Free(left);
+  TrimAll();
 }
 
 #if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
@@ -168,7 +256,7 @@ int FirstCallsOfNewThread(void *(*fn)()) {
   if (pid == 0) {
     std::thread([] {
       for (size_t n : {16, 100, 200, 1000, 5000})
-        hak_free(hak_malloc(n));
+        Free(Alloc(n));
     }).join();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -206,9 +294,9 @@ int FirstCallsOfNewThread(void *(*fn)()) {
 
 // Target 6: a new thread's first allocation costs no system call.
 TEST(HeapStash, FirstAllocationOfANewThreadMakesNoSystemCall) {
-  box_set_heap_stash(4);
-  hak_trim(0);
-  const int status = FirstCallsOfNewThread([]() -> void * { return hak_malloc(200); });
+  SetHeapStash(4);
+  TrimAll();
+  const int status = FirstCallsOfNewThread([]() -> void * { return Alloc(200); });
   if (status == 77)
     GTEST_SKIP() << "seccomp filters are not available here";
   EXPECT_EQ(status, 0)
@@ -218,7 +306,7 @@ TEST(HeapStash, FirstAllocationOfANewThreadMakesNoSystemCall) {
 // The check above can fail: a call that needs the OS is caught.
 TEST(HeapStash, SystemCallCheckCatchesAMapping) {
   const int status = FirstCallsOfNewThread([]() -> void * {
-    void *p = hak_malloc(64u << 20); // a fresh large mapping: mmap
+    void *p = hak_os_map(64u << 20); // a fresh mapping: mmap
     return p != nullptr ? p : reinterpret_cast<void *>(1);
   });
   if (status == 77)
@@ -246,10 +334,10 @@ bool Resident(const void *p) {
 
 // Slabs still in use among those of the given blocks.
 size_t SlabsInUse(const std::vector<void *> &blocks) {
-  std::set<void *> slabs;
+  std::set<hak_slab *> slabs;
   for (void *p : blocks) {
-    void *s = th_slab_of(p);
-    if (s != nullptr && th_state(s) != th_state_free()) // null: its SuperSlab went back
+    hak_slab *s = SlabOf(p);
+    if (s != nullptr && State(s) != HAK_SLAB_FREE) // null: its SuperSlab went back
       slabs.insert(s);
   }
   return slabs.size();
@@ -286,7 +374,7 @@ TEST(IdleTrim, ParkedThreadsEmptySlabsGoBack) {
   w.Run([&] {
     for (Group &g : groups)
       for (size_t i = 0; i < g.count; i++) {
-        void *p = hak_malloc(g.size);
+        void *p = Alloc(g.size);
         ASSERT_NE(p, nullptr);
         Fill(p, g.size, 0x5a);
         g.blocks.push_back(p);
@@ -296,16 +384,16 @@ TEST(IdleTrim, ParkedThreadsEmptySlabsGoBack) {
   for (Group &g : groups) {
     before.push_back(SlabsInUse(g.blocks));
     for (size_t i = 0; i < g.count; i += 2)
-      hak_free(g.blocks[i]); // remote frees into the parked thread's slabs
+      Free(g.blocks[i]); // remote frees into the parked thread's slabs
   }
   w.Run([&] {
     for (Group &g : groups)
       for (size_t i = 1; i < g.count; i += 2)
-        hak_free(g.blocks[i]);
+        Free(g.blocks[i]);
   });
-  const uint64_t trimmed = Stats().slabs_trimmed;
-  hak_trim(0);
-  EXPECT_GT(Stats().slabs_trimmed, trimmed);
+  const uint64_t trimmed = Stat(hak_gstats.slabs_trimmed);
+  TrimAll();
+  EXPECT_GT(Stat(hak_gstats.slabs_trimmed), trimmed);
   for (size_t k = 0; k < groups.size(); k++) {
     SCOPED_TRACE(groups[k].size);
     EXPECT_GE(before[k], 8u);
@@ -322,7 +410,7 @@ TEST(IdleTrim, ParkedThreadsEmptySlabsGoBack) {
     std::set<void *> seen;
     for (Group &g : groups) {
       for (size_t i = 0; i < g.count; i++) {
-        void *p = hak_malloc(g.size);
+        void *p = Alloc(g.size);
         ASSERT_NE(p, nullptr);
         EXPECT_TRUE(seen.insert(p).second) << p << " handed out twice";
         Fill(p, g.size, 0x33);
@@ -332,7 +420,7 @@ TEST(IdleTrim, ParkedThreadsEmptySlabsGoBack) {
     for (Group &g : groups)
       for (void *p : g.blocks) {
         EXPECT_TRUE(Holds(p, g.size, 0x33)) << p;
-        hak_free(p);
+        Free(p);
       }
   });
 }
@@ -347,7 +435,7 @@ TEST(IdleTrim, SlabsWithLiveBlocksGiveBackTheirFreePages) {
   std::vector<void *> blocks;
   w.Run([&] {
     for (size_t i = 0; i < kCount; i++) {
-      void *p = hak_malloc(kBig);
+      void *p = Alloc(kBig);
       ASSERT_NE(p, nullptr);
       Fill(p, kBig, static_cast<unsigned char>(i));
       blocks.push_back(p);
@@ -357,9 +445,9 @@ TEST(IdleTrim, SlabsWithLiveBlocksGiveBackTheirFreePages) {
   for (size_t i = 0; i < kCount; i++)
     (i % 10 == 0 ? live : freed).push_back(blocks[i]);
   for (void *p : freed)
-    hak_free(p); // remote frees: the parked thread's bins stay empty
+    Free(p); // remote frees: the parked thread's bins stay empty
   const size_t slabs = SlabsInUse(live);
-  hak_trim(0);
+  TrimAll();
   EXPECT_EQ(SlabsInUse(live), slabs); // slabs with live blocks stay
   size_t gone = 0;
   for (void *p : freed)
@@ -371,7 +459,7 @@ TEST(IdleTrim, SlabsWithLiveBlocksGiveBackTheirFreePages) {
     std::set<void *> seen(live.begin(), live.end());
     std::vector<void *> again;
     for (size_t i = 0; i < freed.size(); i++) {
-      void *p = hak_malloc(kBig);
+      void *p = Alloc(kBig);
       ASSERT_NE(p, nullptr);
       EXPECT_TRUE(seen.insert(p).second) << p << " handed out twice";
       for (void *q : live)
@@ -382,9 +470,9 @@ TEST(IdleTrim, SlabsWithLiveBlocksGiveBackTheirFreePages) {
     for (size_t i = 0; i < kCount; i += 10)
       EXPECT_TRUE(Holds(blocks[i], kBig, static_cast<unsigned char>(i))) << i;
     for (void *p : again)
-      hak_free(p);
+      Free(p);
     for (void *p : live)
-      hak_free(p);
+      Free(p);
   });
 }
 
@@ -393,7 +481,7 @@ std::vector<void *> MediumBlocksOf(hakmem_box_test::Worker &w) {
   std::vector<void *> blocks;
   w.Run([&] {
     for (size_t i = 0; i < 400; i++)
-      blocks.push_back(hak_malloc(20 << 10));
+      blocks.push_back(Alloc(20 << 10));
   });
   return blocks;
 }
@@ -401,8 +489,8 @@ std::vector<void *> MediumBlocksOf(hakmem_box_test::Worker &w) {
 // Frees blocks from this thread, leaving none in its own bins.
 void FreeHere(const std::vector<void *> &blocks) {
   for (void *p : blocks)
-    hak_free(p);
-  hak_thread_flush();
+    Free(p);
+  FlushMyBins();
 }
 
 // Slabs of blocks still in use once the purge thread had up to 5 s.
@@ -432,12 +520,105 @@ TEST(IdleTrim, RemoteFreesAfterATrimAreCollected) {
   SKIP_WITHOUT_FAST_CACHE();
   hakmem_box_test::Worker w;
   std::vector<void *> blocks = MediumBlocksOf(w);
-  const uint64_t trimmed = Stats().slabs_trimmed;
-  hak_trim(0); // the owner's heap is trimmed with every block still out
+  const uint64_t trimmed = Stat(hak_gstats.slabs_trimmed);
+  TrimAll(); // the owner's heap is trimmed with every block still out
   EXPECT_GE(SlabsInUse(blocks), 8u);
   FreeHere(blocks);
   EXPECT_EQ(SlabsInUseAfterWaiting(blocks), 0u);
-  EXPECT_GT(Stats().slabs_trimmed, trimmed);
+  EXPECT_GT(Stat(hak_gstats.slabs_trimmed), trimmed);
+}
+
+// ---- teardown and counters ---------------------------------------------------
+
+// Allocations and frees of class cls so far, as hak_stats_get sums them:
+// slow-path counts and bins' counts, live and exited heaps.
+struct Totals {
+  uint64_t allocs, frees, remote_frees;
+};
+Totals Collect(unsigned cls) {
+  hak_class_counters merged[HAK_NUM_CLASSES];
+  uint64_t fast_allocs[HAK_NUM_CLASSES], fast_frees[HAK_NUM_CLASSES];
+  hak_heap_collect_counters(merged, fast_allocs, fast_frees);
+  return {merged[cls].allocs + fast_allocs[cls], merged[cls].frees + fast_frees[cls],
+          merged[cls].remote_frees};
+}
+
+// A live thread's counts are summed while it runs, and kept once it exits;
+// frees by another thread count as that thread's remote frees.
+TEST(HeapCounters, LiveAndExitedThreadsAreSummed) {
+  constexpr size_t kClassSize = 448; // a class no other test here uses
+  constexpr int kBlocks = 300;
+  const unsigned cls = hak_size_class(kClassSize);
+  const Totals before = Collect(cls);
+  std::vector<void *> blocks;
+  {
+    hakmem_box_test::Worker w;
+    w.Run([&] {
+      for (int i = 0; i < kBlocks; ++i)
+        blocks.push_back(Alloc(kClassSize));
+      for (int i = 0; i < kBlocks / 2; ++i)
+        Free(blocks[i]);
+    });
+    Totals live = Collect(cls);
+    EXPECT_EQ(live.allocs - before.allocs, static_cast<uint64_t>(kBlocks));
+    EXPECT_EQ(live.frees - before.frees, static_cast<uint64_t>(kBlocks / 2));
+    EXPECT_EQ(live.remote_frees, before.remote_frees);
+    RunInThread([&] {
+      for (int i = kBlocks / 2; i < kBlocks; ++i)
+        Free(blocks[i]);
+    }); // its exit drains its bins into the worker's slabs
+  }
+  const Totals after = Collect(cls);
+  EXPECT_EQ(after.allocs - before.allocs, static_cast<uint64_t>(kBlocks));
+  EXPECT_EQ(after.frees - before.frees, static_cast<uint64_t>(kBlocks));
+  EXPECT_EQ(after.remote_frees - before.remote_frees, static_cast<uint64_t>(kBlocks / 2));
+}
+
+// hak_heap_thread_exit tears the heap down at once; the thread gets a new
+// one on its next use.
+TEST(HeapTeardown, ExitNowAndAgain) {
+  const unsigned old = SetHeapStash(0);
+  TrimAll();
+  RunInThread([&] {
+    const uint64_t live = Stat(hak_gstats.threads_live);
+    const uint64_t exited = Stat(hak_gstats.threads_exited);
+    hak_heap *h = hak_heap_get();
+    ASSERT_NE(h, nullptr);
+    EXPECT_EQ(hak_tls.heap, h);
+    EXPECT_EQ(h->tcache, hak_tls.bins);
+    EXPECT_TRUE(h->live);
+    EXPECT_EQ(Stat(hak_gstats.threads_live), live + 1);
+    void *p = Alloc(kSize);
+    hak_slab *s = SlabOf(p);
+    EXPECT_EQ(Owner(s), h);
+    hak_heap_thread_exit();
+    EXPECT_EQ(hak_tls.heap, nullptr);
+    EXPECT_FALSE(h->live);
+    EXPECT_EQ(Stat(hak_gstats.threads_live), live);
+    EXPECT_EQ(Stat(hak_gstats.threads_exited), exited + 1);
+    // With the stash off the slab, which holds p, was abandoned.
+    EXPECT_EQ(State(s), HAK_SLAB_ABANDONED);
+    EXPECT_EQ(Owner(s), nullptr);
+    EXPECT_EQ(hak_tls.bins->cap[hak_bin_of_class(hak_size_class(kSize))], 0u)
+        << "the bins are closed: later frees go slow";
+    Free(p); // gets the thread a heap again
+    EXPECT_NE(hak_tls.heap, nullptr);
+    EXPECT_EQ(Stat(hak_gstats.threads_live), live + 1);
+  });
+  SetHeapStash(old);
+  TrimAll();
+}
+
+// A reader that must not wait (a signal handler) gives up on the registry
+// lock when its own thread holds it, and still sums the exited threads.
+TEST(HeapCounters, TryLeavesLiveThreadsOutWhenItsThreadHoldsTheLock) {
+  hak_class_counters merged[HAK_NUM_CLASSES];
+  uint64_t fast_allocs[HAK_NUM_CLASSES], fast_frees[HAK_NUM_CLASSES];
+  hak_heap_registry_hold(true);
+  const bool got = hak_heap_collect_counters_try(merged, fast_allocs, fast_frees, 10);
+  hak_heap_registry_hold(false);
+  EXPECT_FALSE(got);
+  EXPECT_TRUE(hak_heap_collect_counters_try(merged, fast_allocs, fast_frees, 10));
 }
 
 } // namespace

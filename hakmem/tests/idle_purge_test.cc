@@ -16,8 +16,8 @@
 
 #include "gtest/gtest.h"
 #include "hakmem.h"
-
-extern "C" void ip_set_purge_thread(int on);
+#include "hakmem/core/maintenance.h"
+#include "hakmem/core/options.h"
 
 namespace {
 
@@ -208,7 +208,8 @@ int ForkChildCase() {
 }
 
 int SlowPathOnlyCase() {
-  ip_set_purge_thread(0);
+  hak_init(); // loads the options: switch this one only afterwards
+  hak_opts.purge_thread = 0;
   uint64_t start = RssBytes();
   LargeRoundTrip(100);
   SleepMs(kIdleLimitMs);

@@ -27,18 +27,45 @@
 
 #include "gtest/gtest.h"
 #include "hakmem.h"
+#include "hakmem/core/introspect.h"
+#include "hakmem/core/maintenance.h"
+#include "hakmem/core/options.h"
+#include "hakmem/core/stats_report.h"
+#include "hakmem/core/thread_heap.h"
 #include "hakmem/tests/test_util.h"
 
-extern "C" {
-int it_stats_signal(void);
-int it_stats_fd(void);
-int it_set_stats_json(int json);
-size_t it_arena_cache_bytes(void);
-void it_set_arena_cache_bytes(size_t bytes);
-int it_install(int sig);
-void it_hold_registry(int hold);
-void it_clamp(const struct mallinfo2 *in, struct mallinfo *out);
+namespace {
+
+// The options are loaded by hak_init: read or switch them only afterwards.
+int StatsSignal() {
+  hak_init();
+  return hak_opts.stats_signal;
 }
+
+int StatsFd() {
+  hak_init();
+  return hak_opts.stats_fd;
+}
+
+// Sets the report format (JSON or text); returns whether it was JSON.
+bool SetStatsJson(bool json) {
+  hak_init();
+  const bool old = hak_opts.stats == HAK_STATS_JSON;
+  hak_opts.stats = json ? HAK_STATS_JSON : HAK_STATS_OFF;
+  return old;
+}
+
+// The arena reads its bound from any thread: atomic accesses.
+size_t ArenaCacheBytes() {
+  hak_init();
+  return __atomic_load_n(&hak_opts.arena_cache_bytes, __ATOMIC_RELAXED);
+}
+
+void SetArenaCacheBytes(size_t bytes) {
+  __atomic_store_n(&hak_opts.arena_cache_bytes, bytes, __ATOMIC_RELAXED);
+}
+
+} // namespace
 
 namespace hakmem_test {
 namespace {
@@ -213,7 +240,7 @@ TEST(Mallinfo, EveryFieldSaturatesAtIntMax) {
   in.fordblks = size_t{INT_MAX} - 1;
   in.keepcost = size_t{8} << 30;
   struct mallinfo out;
-  it_clamp(&in, &out);
+  hak_mallinfo_clamp(&in, &out);
   EXPECT_EQ(out.arena, INT_MAX);
   EXPECT_EQ(out.ordblks, INT_MAX);
   EXPECT_EQ(out.smblks, INT_MAX);
@@ -499,23 +526,23 @@ TEST(Mallopt, ReturnValuesAreGlibcs) {
 }
 
 TEST(Mallopt, TrimThresholdIsTheArenaCacheBound) {
-  const size_t saved = it_arena_cache_bytes();
+  const size_t saved = ArenaCacheBytes();
   EXPECT_EQ(mallopt(M_TRIM_THRESHOLD, 64 << 20), 1);
-  EXPECT_EQ(it_arena_cache_bytes(), size_t{64} << 20);
+  EXPECT_EQ(ArenaCacheBytes(), size_t{64} << 20);
   // -1 converts to SIZE_MAX, as in glibc: no bound.
   EXPECT_EQ(mallopt(M_TRIM_THRESHOLD, -1), 1);
-  EXPECT_EQ(it_arena_cache_bytes(), SIZE_MAX);
+  EXPECT_EQ(ArenaCacheBytes(), SIZE_MAX);
   // 0: idle mappings go back to the OS at once, so a freed large block adds
   // nothing to keepcost.
   EXPECT_EQ(mallopt(M_TRIM_THRESHOLD, 0), 1);
-  EXPECT_EQ(it_arena_cache_bytes(), 0u);
+  EXPECT_EQ(ArenaCacheBytes(), 0u);
   size_t before = mallinfo2().keepcost;
   void *p = malloc(5 * kMiB);
   ASSERT_NE(p, nullptr);
   memset(p, 1, 5 * kMiB);
   free(p);
   EXPECT_LE(mallinfo2().keepcost, before);
-  it_set_arena_cache_bytes(saved);
+  SetArenaCacheBytes(saved);
 }
 
 // ---- HAKMEM_STATS_SIGNAL -------------------------------------------------------
@@ -539,8 +566,8 @@ template <typename Fn> std::string ReportFrom(Fn fn) {
 }
 
 TEST(StatsSignal, OptionsFromTheEnvironment) {
-  EXPECT_EQ(it_stats_signal(), SIGUSR2);
-  EXPECT_EQ(it_stats_fd(), kReportFd);
+  EXPECT_EQ(StatsSignal(), SIGUSR2);
+  EXPECT_EQ(StatsFd(), kReportFd);
   struct sigaction now;
   ASSERT_EQ(sigaction(SIGUSR2, nullptr, &now), 0);
   EXPECT_TRUE(now.sa_flags & SA_SIGINFO) << "hakmem's handler is installed at init";
@@ -560,9 +587,9 @@ TEST(StatsSignal, TextReportOnRaise) {
 }
 
 TEST(StatsSignal, JsonReportWithHakmemStatsJson) {
-  int old = it_set_stats_json(1);
+  const bool old = SetStatsJson(true);
   std::string text = ReportFrom([] { kill(getpid(), SIGUSR2); });
-  it_set_stats_json(old);
+  SetStatsJson(old);
   ASSERT_GT(text.size(), 2u);
   EXPECT_EQ(text.compare(0, 7, "{\"pid\":"), 0) << text;
   EXPECT_EQ(text.substr(text.size() - 2), "}\n") << text;
@@ -575,31 +602,31 @@ TEST(StatsSignal, HandlerOnItsOwnThreadWhileItHoldsTheRegistryDoesNotWait) {
   // hak_heap_get or a statistics read): the report leaves live threads out,
   // says so, and returns instead of waiting for itself.
   std::string text = ReportFrom([] {
-    it_hold_registry(1);
+    hak_heap_registry_hold(true);
     raise(SIGUSR2);
-    it_hold_registry(0);
+    hak_heap_registry_hold(false);
   });
   EXPECT_EQ(text.compare(0, 13, "hakmem stats "), 0) << text;
   EXPECT_NE(text.find("partial: live threads' counters left out"), std::string::npos) << text;
   EXPECT_NE(text.find("total allocs "), std::string::npos) << text;
 
-  int old = it_set_stats_json(1);
+  const bool old = SetStatsJson(true);
   text = ReportFrom([] {
-    it_hold_registry(1);
+    hak_heap_registry_hold(true);
     raise(SIGUSR2);
-    it_hold_registry(0);
+    hak_heap_registry_hold(false);
   });
-  it_set_stats_json(old);
+  SetStatsJson(old);
   EXPECT_NE(text.find("\"partial\":true"), std::string::npos) << text;
 }
 
 void *HoldRegistry(void *arg) {
-  it_hold_registry(1);
+  hak_heap_registry_hold(true);
   auto *go = static_cast<volatile int *>(arg);
   *go = 1;
   while (*go == 1)
     usleep(1000);
-  it_hold_registry(0);
+  hak_heap_registry_hold(false);
   return nullptr;
 }
 
@@ -624,8 +651,8 @@ TEST(StatsSignal, AHandlerTheProgramSetBeforeIsKeptAndCalled) {
   program.sa_handler = ProgramHandler;
   sigemptyset(&program.sa_mask);
   ASSERT_EQ(sigaction(SIGUSR1, &program, &saved), 0);
-  ASSERT_EQ(it_install(SIGUSR1), 0);
-  ASSERT_EQ(it_install(SIGUSR1), 0); // a second install changes nothing
+  ASSERT_EQ(hak_stats_signal_install(SIGUSR1), 0);
+  ASSERT_EQ(hak_stats_signal_install(SIGUSR1), 0); // a second install changes nothing
   g_program_handler_calls = 0;
   std::string text = ReportFrom([] { raise(SIGUSR1); });
   EXPECT_EQ(g_program_handler_calls, 1);
@@ -700,7 +727,7 @@ TEST(StatsSignal, SignalsIntoAThreadReadingTheStatisticsNeverDeadlock) {
   program.sa_handler = CountingHandler;
   sigemptyset(&program.sa_mask);
   ASSERT_EQ(sigaction(SIGUSR1, &program, &saved), 0);
-  ASSERT_EQ(it_install(SIGUSR1), 0);
+  ASSERT_EQ(hak_stats_signal_install(SIGUSR1), 0);
   const int mem = memfd_create("stats-signal", 0); // never blocks a writer
   ASSERT_GE(mem, 0);
   ASSERT_EQ(dup2(mem, kReportFd), kReportFd);
