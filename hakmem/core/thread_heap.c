@@ -110,13 +110,15 @@ hak_heap *hak_heap_get(void) {
   if (g_reg.live)
     g_reg.live->prev = h;
   g_reg.live = h;
+  // Counted under the registry lock, which fork holds: a child never sees a
+  // heap in the registry that the count misses (or the other way round).
+  hak_stat_add(&hak_gstats.threads_live, 1);
   reg_unlock();
 
   hak_tls.heap = h;
   hak_tls.exiting = 0;
   hak_tcache_set_caps(hak_tls.bins, true);
   pthread_setspecific(g_exit_key, h);
-  hak_stat_add(&hak_gstats.threads_live, 1);
   return h;
 }
 
@@ -258,6 +260,8 @@ void hak_heap_thread_exit(void) {
     g_reg.stash[g_reg.nstash] = h;
     g_reg.stashed_at[g_reg.nstash++] = now;
   }
+  hak_stat_add(&hak_gstats.threads_live, -1); // under the lock, as in hak_heap_get
+  hak_stat_add(&hak_gstats.threads_exited, 1);
   reg_unlock();
   if (victim != NULL)
     retire(victim);
@@ -265,8 +269,6 @@ void hak_heap_thread_exit(void) {
     hak_purge_wanted(now + stash_wait_ms()); // an unclaimed heap retires when idle
 
   hak_tls.heap = NULL;
-  hak_stat_add(&hak_gstats.threads_live, -1);
-  hak_stat_add(&hak_gstats.threads_exited, 1);
   hak_pool_sweep_abandoned(false); // only if a remote free asked for it
   hak_arena_tick_nostart();        // a malloc now would give the exiting thread a heap
 }
