@@ -244,7 +244,18 @@ size_t hak_i_malloc_usable_size(const void *p) {
   return hak_foreign_usable_size(p);
 }
 
-int hak_owns(const void *p) { return hak_segmap_kind(p) != HAK_REGION_NONE; }
+int hak_owns(const void *p) {
+  uint8_t kind = hak_segmap_kind(p);
+  if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
+    hak_slab *s = hak_slab_of(p, kind);
+    // A block start of a slab in use, neither free (marked) nor in a page a
+    // trim gave back: reading its second word is safe, the slab is mapped.
+    return hak_slab_is_block(s, p) && !hak_is_marked_free(p) && !hak_slab_block_purged(s, p);
+  }
+  if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL)
+    return hak_large_of(p, kind) != NULL;
+  return 0;
+}
 
 // ---- calloc / realloc -------------------------------------------------------
 

@@ -704,6 +704,22 @@ TEST_P(ConformanceTest, HakOwnsEveryBlockItHandsOut) {
   EXPECT_FALSE(hak_owns(&in_data)) << "a static variable";
 }
 
+// hak_owns answers for live blocks: not for an interior pointer, and not once
+// the block is freed, though its memory stays hakmem's.
+TEST_P(ConformanceTest, OwnsIsTrueForLiveBlocksOnly) {
+  for (size_t n : {size_t{16}, size_t{100}, size_t{5000}, size_t{70000}, 3 * kMiB}) {
+    char *p = static_cast<char *>(api().malloc_fn(n));
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(hak_owns(p)) << n;
+    EXPECT_FALSE(hak_owns(p + 16)) << "interior pointer of a " << n << "-byte block";
+    char *keep = static_cast<char *>(api().malloc_fn(n)); // keeps a slab's region mapped
+    api().free_fn(p);
+    EXPECT_FALSE(hak_owns(p)) << "freed " << n << "-byte block";
+    EXPECT_TRUE(hak_owns(keep));
+    api().free_fn(keep);
+  }
+}
+
 } // namespace hakmem_test
 
 #endif // HAKMEM_TESTS_CONFORMANCE_CASES_H_

@@ -31,7 +31,10 @@ HAK_API void *hak_pvalloc(size_t size);
 // Bytes usable at ptr (>= the size asked for); 0 for NULL or a pointer
 // hakmem did not hand out.
 HAK_API size_t hak_usable_size(const void *ptr);
-// Non-zero when ptr lies in memory hakmem manages.
+// Non-zero when ptr is a live block that hakmem handed out (its start, not
+// yet freed); 0 for anything else: NULL, a freed block, an interior pointer,
+// another allocator's memory. A query, not a lock: another thread may free
+// the block right after.
 HAK_API int hak_owns(const void *ptr);
 
 // Returns the calling thread's cached blocks to their slabs; called at

@@ -19,6 +19,7 @@
 
 #include "gtest/gtest.h"
 #include "hakmem.h"
+#include "hakmem/core/segment_map.h"
 #include "hakmem/tests/reliability/reliability_util.h"
 
 static_assert(HAKMEM_HARDENED, "hardened_test is built against the hardened variant only");
@@ -102,7 +103,7 @@ void TouchSuperSlab(size_t n, size_t offset) {
   char *p = static_cast<char *>(Malloc(n));
   p[0] = 0;
   char *base = reinterpret_cast<char *>(Addr(p) & ~(kSuperSlabSize - 1));
-  if (!hak_owns(p) || !hak_owns(base)) {
+  if (!hak_owns(p) || hak_segmap_kind(base) == HAK_REGION_NONE) {
     Say("hakmem does not own %p\n", static_cast<void *>(p));
     _exit(77);
   }

@@ -34,6 +34,7 @@
 
 #include "gtest/gtest.h"
 #include "hakmem.h"
+#include "hakmem/core/segment_map.h"
 #include "hakmem/tests/reliability/reliability_util.h"
 
 extern "C" size_t malloc_usable_size(void *p);
@@ -134,7 +135,7 @@ void FreeIntoForeignMapping() {
   if (m == MAP_FAILED)
     PreconditionFailed("mmap");
   char *p = static_cast<char *>(m) + kPageSize;
-  if (hak_owns(p))
+  if (hak_segmap_kind(p) != HAK_REGION_NONE)
     PreconditionFailed("hakmem claims a mapping it did not make");
   Announce("victim", p);
   free(p);
@@ -163,7 +164,7 @@ void FreeIntoReleasedSlab() {
   hak_thread_flush();
   // The SuperSlab must still be mapped (other slabs keep it), or the pointer
   // is simply foreign.
-  if (!hak_owns(p))
+  if (hak_segmap_kind(p) == HAK_REGION_NONE)
     PreconditionFailed("the SuperSlab of the first slab was unmapped");
   Announce("victim", p);
   free(Launder(p));
