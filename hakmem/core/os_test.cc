@@ -1,14 +1,15 @@
 // Unit test of the OS box: mappings, aligned mappings, reservations, purging,
-// guards, in-place resizing and the clock. Failures must come back as NULL / -1, not crashes.
+// guards, in-place resizing and the clock. Failures must come back as NULL
+// or -1, not crashes.
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cinttypes>
-#include <cstdio>
 #include <chrono>
+#include <cinttypes>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
