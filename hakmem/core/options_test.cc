@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -14,31 +15,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-
-extern "C" {
-struct opt_values {
-  int stats;
-  int stats_fd;
-  uint32_t decay_ms;
-  size_t arena_cache_bytes;
-  uint32_t tcache_max;
-  int verbose;
-  int check_full;
-  int crash_report;
-  int purge_thread;
-  unsigned heap_stash;
-  int stats_signal;
-};
-void opt_defaults(opt_values *v);
-int opt_parse(opt_values *v, char *const *envp, int start_from_v);
-void opt_init(void);
-void opt_load(void);
-void opt_global(opt_values *v);
-int opt_debug_build(void);
-int opt_stats_off(void);
-int opt_stats_text(void);
-int opt_stats_json(void);
-}
+#include "hakmem/core/log.h"
+#include "hakmem/core/options.h"
 
 namespace {
 
@@ -75,7 +53,7 @@ template <typename Fn> std::string CaptureStderr(Fn fn) {
 }
 
 struct Parsed {
-  opt_values v;
+  hak_options v;
   int rejected;
   std::string err;
 };
@@ -83,50 +61,59 @@ struct Parsed {
 Parsed Parse(std::initializer_list<std::string> entries) {
   Env env(entries);
   Parsed p{};
-  p.err = CaptureStderr([&] { p.rejected = opt_parse(&p.v, env.envp(), 0); });
+  hak_options_defaults(&p.v);
+  p.err = CaptureStderr([&] { p.rejected = hak_options_parse(&p.v, env.envp()); });
   return p;
 }
 
-opt_values Defaults() {
-  opt_values d{};
-  opt_defaults(&d);
+hak_options Defaults() {
+  hak_options d{};
+  hak_options_defaults(&d);
   return d;
 }
 
-bool Same(const opt_values &a, const opt_values &b) {
+bool Same(const hak_options &a, const hak_options &b) {
   return a.stats == b.stats && a.stats_fd == b.stats_fd && a.decay_ms == b.decay_ms &&
          a.arena_cache_bytes == b.arena_cache_bytes && a.tcache_max == b.tcache_max &&
-         a.verbose == b.verbose && a.check_full == b.check_full &&
+         a.verbose == b.verbose && a.check_level == b.check_level &&
          a.crash_report == b.crash_report && a.purge_thread == b.purge_thread &&
          a.heap_stash == b.heap_stash && a.stats_signal == b.stats_signal;
 }
 
 TEST(Options, Defaults) {
-  const opt_values d = Defaults();
-  EXPECT_EQ(d.stats, opt_stats_off());
+  const hak_options d = Defaults();
+  EXPECT_EQ(d.stats, HAK_STATS_OFF);
   EXPECT_EQ(d.stats_fd, 2);
   EXPECT_EQ(d.decay_ms, 500u);
   EXPECT_EQ(d.arena_cache_bytes, 256 * kMiB); // as the README's options table says
   EXPECT_EQ(d.tcache_max, 256u);
   EXPECT_EQ(d.verbose, 0);
-  EXPECT_EQ(d.check_full, opt_debug_build()) << "full checks are on in debug builds only";
+  EXPECT_EQ(d.check_level, HAKMEM_CHECK_DEFAULT);
+  EXPECT_EQ(d.check_level, HAKMEM_BUILD_RELEASE ? HAK_CHECK_CHEAP : HAK_CHECK_FULL)
+      << "full checks in debug and default builds, cheap ones in release";
+  EXPECT_EQ(d.heap_stash, 0u);
   EXPECT_EQ(d.crash_report, 0);
   EXPECT_EQ(d.purge_thread, 1);
   EXPECT_EQ(d.stats_signal, 0);
 }
 
 TEST(Options, Check) {
-  EXPECT_EQ(Parse({"HAKMEM_CHECK=full"}).v.check_full, 1);
-  EXPECT_EQ(Parse({"HAKMEM_CHECK=1"}).v.check_full, 1);
-  // Turning checks off leaves debug builds checking.
-  EXPECT_EQ(Parse({"HAKMEM_CHECK=full", "HAKMEM_CHECK=off"}).v.check_full, opt_debug_build());
-  EXPECT_EQ(Parse({"HAKMEM_CHECK=1", "HAKMEM_CHECK=0"}).v.check_full, opt_debug_build());
-  for (const char *bad : {"HAKMEM_CHECK=", "HAKMEM_CHECK=2", "HAKMEM_CHECK=FULL", "HAKMEM_CHECK=on",
-                          "HAKMEM_CHECK=full "}) {
+  EXPECT_EQ(Parse({"HAKMEM_CHECK=off"}).v.check_level, HAK_CHECK_OFF);
+  EXPECT_EQ(Parse({"HAKMEM_CHECK=cheap"}).v.check_level, HAK_CHECK_CHEAP);
+  EXPECT_EQ(Parse({"HAKMEM_CHECK=full"}).v.check_level, HAK_CHECK_FULL);
+  // Any level may replace any other, in debug builds too (hak_check_init,
+  // not the parser, keeps hardened builds at cheap or above).
+  EXPECT_EQ(Parse({"HAKMEM_CHECK=full", "HAKMEM_CHECK=off"}).v.check_level, HAK_CHECK_OFF);
+  EXPECT_EQ(Parse({"HAKMEM_CHECK=off", "HAKMEM_CHECK=cheap"}).v.check_level, HAK_CHECK_CHEAP);
+  EXPECT_EQ(Parse({"HAKMEM_CHECK=cheap", "HAKMEM_CHECK=full"}).v.check_level, HAK_CHECK_FULL);
+  // Only the three names: the numbers the old on/off option took are refused.
+  for (const char *bad :
+       {"HAKMEM_CHECK=", "HAKMEM_CHECK=0", "HAKMEM_CHECK=1", "HAKMEM_CHECK=2", "HAKMEM_CHECK=FULL",
+        "HAKMEM_CHECK=Cheap", "HAKMEM_CHECK=on", "HAKMEM_CHECK=full ", "HAKMEM_CHECK=cheapest"}) {
     SCOPED_TRACE(bad);
     Parsed p = Parse({bad});
     EXPECT_EQ(p.rejected, 1);
-    EXPECT_EQ(p.v.check_full, opt_debug_build());
+    EXPECT_EQ(p.v.check_level, HAKMEM_CHECK_DEFAULT);
     EXPECT_EQ(p.err, std::string("hakmem: bad value in ") + bad + " (default kept)\n");
   }
 }
@@ -168,8 +155,9 @@ TEST(Options, HeapStash) {
 }
 
 TEST(Options, EmptyAndNullEnvironments) {
-  opt_values v{};
-  EXPECT_EQ(opt_parse(&v, nullptr, 0), 0);
+  hak_options v{};
+  hak_options_defaults(&v);
+  EXPECT_EQ(hak_options_parse(&v, nullptr), 0);
   EXPECT_TRUE(Same(v, Defaults()));
   Parsed p = Parse({});
   EXPECT_EQ(p.rejected, 0);
@@ -177,15 +165,15 @@ TEST(Options, EmptyAndNullEnvironments) {
 }
 
 TEST(Options, Stats) {
-  EXPECT_EQ(Parse({"HAKMEM_STATS=1"}).v.stats, opt_stats_text());
-  EXPECT_EQ(Parse({"HAKMEM_STATS=0"}).v.stats, opt_stats_off());
-  EXPECT_EQ(Parse({"HAKMEM_STATS=json"}).v.stats, opt_stats_json());
+  EXPECT_EQ(Parse({"HAKMEM_STATS=1"}).v.stats, HAK_STATS_TEXT);
+  EXPECT_EQ(Parse({"HAKMEM_STATS=0"}).v.stats, HAK_STATS_OFF);
+  EXPECT_EQ(Parse({"HAKMEM_STATS=json"}).v.stats, HAK_STATS_JSON);
   for (const char *bad : {"HAKMEM_STATS=2", "HAKMEM_STATS=", "HAKMEM_STATS=yes",
                           "HAKMEM_STATS=JSON", "HAKMEM_STATS=-1", "HAKMEM_STATS=1 "}) {
     SCOPED_TRACE(bad);
     Parsed p = Parse({bad});
     EXPECT_EQ(p.rejected, 1);
-    EXPECT_EQ(p.v.stats, opt_stats_off());
+    EXPECT_EQ(p.v.stats, HAK_STATS_OFF);
   }
 }
 
@@ -225,22 +213,22 @@ TEST(Options, NumericBounds) {
   struct Case {
     const char *name;
     uint64_t max;
-    uint64_t (*get)(const opt_values &);
+    uint64_t (*get)(const hak_options &);
     uint64_t scale;
   };
   const Case cases[] = {
       {"HAKMEM_STATS_FD", uint64_t{1} << 20,
-       [](const opt_values &v) { return static_cast<uint64_t>(v.stats_fd); }, 1},
+       [](const hak_options &v) { return static_cast<uint64_t>(v.stats_fd); }, 1},
       {"HAKMEM_DECAY_MS", 3600u * 1000u,
-       [](const opt_values &v) { return static_cast<uint64_t>(v.decay_ms); }, 1},
+       [](const hak_options &v) { return static_cast<uint64_t>(v.decay_ms); }, 1},
       {"HAKMEM_ARENA_CACHE_MB", uint64_t{1} << 20,
-       [](const opt_values &v) { return static_cast<uint64_t>(v.arena_cache_bytes); }, kMiB},
+       [](const hak_options &v) { return static_cast<uint64_t>(v.arena_cache_bytes); }, kMiB},
       {"HAKMEM_TCACHE_MAX", 65535,
-       [](const opt_values &v) { return static_cast<uint64_t>(v.tcache_max); }, 1},
-      {"HAKMEM_VERBOSE", 9, [](const opt_values &v) { return static_cast<uint64_t>(v.verbose); },
+       [](const hak_options &v) { return static_cast<uint64_t>(v.tcache_max); }, 1},
+      {"HAKMEM_VERBOSE", 9, [](const hak_options &v) { return static_cast<uint64_t>(v.verbose); },
        1},
   };
-  const opt_values d = Defaults();
+  const hak_options d = Defaults();
   for (const Case &c : cases) {
     SCOPED_TRACE(c.name);
     const std::string n = std::string(c.name) + "=";
@@ -276,10 +264,10 @@ TEST(Options, LaterEntriesWinAndBadOnesKeepThePrevious) {
   p = Parse({"HAKMEM_DECAY_MS=5", "HAKMEM_DECAY_MS=abc"});
   EXPECT_EQ(p.rejected, 1);
   EXPECT_EQ(p.v.decay_ms, 5u);
-  opt_values v = Defaults();
+  hak_options v = Defaults();
   v.tcache_max = 12;
   Env env({"HAKMEM_TCACHE_MAX=70000"});
-  EXPECT_EQ(opt_parse(&v, env.envp(), 1), 1);
+  EXPECT_EQ(hak_options_parse(&v, env.envp()), 1);
   EXPECT_EQ(v.tcache_max, 12u);
 }
 
@@ -288,7 +276,7 @@ TEST(Options, SeveralOptionsTogether) {
       Parse({"HOME=/root", "HAKMEM_STATS=json", "HAKMEM_STATS_FD=9", "HAKMEM_DECAY_MS=0",
              "HAKMEM_ARENA_CACHE_MB=0", "HAKMEM_TCACHE_MAX=0", "HAKMEM_VERBOSE=0", "TERM=xterm"});
   EXPECT_EQ(p.rejected, 0);
-  EXPECT_EQ(p.v.stats, opt_stats_json());
+  EXPECT_EQ(p.v.stats, HAK_STATS_JSON);
   EXPECT_EQ(p.v.stats_fd, 9);
   EXPECT_EQ(p.v.decay_ms, 0u);
   EXPECT_EQ(p.v.arena_cache_bytes, 0u);
@@ -332,15 +320,13 @@ TEST(Options, CountsEveryRejection) {
 
 // hak_options_load reads the process environment over the defaults.
 TEST(Options, LoadReadsTheProcessEnvironment) {
-  opt_init();
-  opt_values saved{};
-  opt_global(&saved);
+  hak_options_load();
+  const hak_options saved = hak_opts;
   ASSERT_EQ(setenv("HAKMEM_DECAY_MS", "1234", 1), 0);
   ASSERT_EQ(setenv("HAKMEM_ARENA_CACHE_MB", "3", 1), 0);
   ASSERT_EQ(setenv("HAKMEM_TCACHE_MAX", "oops", 1), 0);
-  std::string err = CaptureStderr([] { opt_load(); });
-  opt_values now{};
-  opt_global(&now);
+  std::string err = CaptureStderr([] { hak_options_load(); });
+  hak_options now = hak_opts;
   EXPECT_EQ(now.decay_ms, 1234u);
   EXPECT_EQ(now.arena_cache_bytes, 3 * kMiB);
   EXPECT_EQ(now.tcache_max, Defaults().tcache_max);
@@ -348,9 +334,61 @@ TEST(Options, LoadReadsTheProcessEnvironment) {
   unsetenv("HAKMEM_DECAY_MS");
   unsetenv("HAKMEM_ARENA_CACHE_MB");
   unsetenv("HAKMEM_TCACHE_MAX");
-  opt_load();
-  opt_global(&now);
+  hak_options_load();
+  now = hak_opts;
   EXPECT_TRUE(Same(now, Defaults()) || Same(now, saved));
+}
+
+// With a report asked for, the loaded options hold a private copy of the
+// report's descriptor (close-on-exec, out of the way of the program's low
+// numbers), so a program closing stderr still gets its exit report.
+TEST(Options, LoadKeepsAPrivateCopyOfTheStatsDescriptor) {
+  const int target = memfd_create("stats", 0);
+  ASSERT_GE(target, 0);
+  ASSERT_EQ(setenv("HAKMEM_STATS", "1", 1), 0);
+  ASSERT_EQ(setenv("HAKMEM_STATS_FD", std::to_string(target).c_str(), 1), 0);
+  hak_options_load();
+  const hak_options loaded = hak_opts;
+  unsetenv("HAKMEM_STATS");
+  unsetenv("HAKMEM_STATS_FD");
+  hak_options_load();
+  EXPECT_EQ(loaded.stats, HAK_STATS_TEXT);
+  ASSERT_GE(loaded.stats_fd, 64);
+  EXPECT_NE(fcntl(loaded.stats_fd, F_GETFD) & FD_CLOEXEC, 0);
+  struct stat a {
+  }, b{};
+  ASSERT_EQ(fstat(target, &a), 0);
+  ASSERT_EQ(fstat(loaded.stats_fd, &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino) << "the copy names the same file";
+  close(loaded.stats_fd);
+  close(target);
+  EXPECT_EQ(hak_opts.stats_fd, 2) << "no copy without a report";
+}
+
+#if !HAKMEM_BUILD_RELEASE
+// HAKMEM_VERBOSE turns on the debug log (compiled out of release builds).
+TEST(Options, LoadSetsTheLogLevel) {
+  ASSERT_EQ(setenv("HAKMEM_VERBOSE", "3", 1), 0);
+  std::string err = CaptureStderr([] { hak_options_load(); });
+  EXPECT_EQ(hak_log_level, 3);
+  unsetenv("HAKMEM_VERBOSE");
+  hak_options_load();
+  EXPECT_EQ(hak_log_level, 0);
+}
+#endif
+
+// hak_parse_signal, which HAKMEM_STATS_SIGNAL uses, on its own.
+TEST(Options, ParseSignal) {
+  EXPECT_EQ(hak_parse_signal("0"), 0);
+  EXPECT_EQ(hak_parse_signal("off"), 0);
+  EXPECT_EQ(hak_parse_signal("OFF"), 0);
+  EXPECT_EQ(hak_parse_signal("usr1"), SIGUSR1);
+  EXPECT_EQ(hak_parse_signal("SIGPWR"), SIGPWR);
+  EXPECT_EQ(hak_parse_signal("sigio"), SIGIO);
+  EXPECT_EQ(hak_parse_signal("1"), 1);
+  EXPECT_EQ(hak_parse_signal("34"), 34);
+  for (const char *bad : {"", "SIG", "sigkill", "STOP", "00x", "65", "100", "-1", "USR1x", "32"})
+    EXPECT_EQ(hak_parse_signal(bad), -1) << bad;
 }
 
 } // namespace
