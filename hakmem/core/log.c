@@ -21,15 +21,22 @@ static void put(out_buf *o, char c) {
   o->len++;
 }
 
-static void put_uint(out_buf *o, unsigned long long v, unsigned base, int width, char pad) {
+// As printf: the sign counts toward the width, and goes before zero padding
+// but after space padding.
+static void put_num(out_buf *o, unsigned long long v, bool neg, unsigned base, int width,
+                    char pad) {
   char tmp[24];
   int n = 0;
   do {
     tmp[n++] = "0123456789abcdef"[v % base];
     v /= base;
   } while (v != 0);
-  for (int i = n; i < width; i++)
+  if (neg && pad == '0')
+    put(o, '-');
+  for (int i = n + (neg ? 1 : 0); i < width; i++)
     put(o, pad);
+  if (neg && pad != '0')
+    put(o, '-');
   while (n > 0)
     put(o, tmp[--n]);
 }
@@ -62,9 +69,7 @@ size_t hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
                     : lng == 1 ? va_arg(ap, long)
                                : va_arg(ap, int);
       unsigned long long mag = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-      if (v < 0)
-        put(&o, '-');
-      put_uint(&o, mag, 10, width, pad);
+      put_num(&o, mag, v < 0, 10, width, pad);
       break;
     }
     case 'u':
@@ -72,13 +77,13 @@ size_t hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
       unsigned long long v = lng >= 2   ? va_arg(ap, unsigned long long)
                              : lng == 1 ? va_arg(ap, unsigned long)
                                         : va_arg(ap, unsigned int);
-      put_uint(&o, v, *p == 'x' ? 16 : 10, width, pad);
+      put_num(&o, v, false, *p == 'x' ? 16 : 10, width, pad);
       break;
     }
     case 'p':
       put(&o, '0');
       put(&o, 'x');
-      put_uint(&o, (uintptr_t)va_arg(ap, void *), 16, 0, '0');
+      put_num(&o, (uintptr_t)va_arg(ap, void *), false, 16, 0, '0');
       break;
     case 's': {
       const char *s = va_arg(ap, const char *);

@@ -57,6 +57,8 @@ TEST(Format, AgreesWithPrintf) {
   EXPECT_LIKE_PRINTF("[%2d] [%02u] [%1s]", 12345, 678u, "wide");
   EXPECT_LIKE_PRINTF("100%% %s", "sure");
   EXPECT_LIKE_PRINTF("%10llu|%012llx", 123ull, 0xabcull);
+  // Negative numbers with a width: the sign counts, and goes before zeros.
+  EXPECT_LIKE_PRINTF("[%5d] [%05d] [%3d] [%2d] [%010lld]", -42, -42, -42, -123, -77ll);
 }
 
 TEST(Format, WhatPrintfWritesOtherwise) {
