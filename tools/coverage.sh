@@ -12,7 +12,7 @@ set -euo pipefail
 
 usage() {
   cat <<USAGE
-Usage: tools/coverage.sh [--html DIR] [--tracefile FILE] [--help]
+Usage: tools/coverage.sh [--html DIR] [--tracefile FILE] [--help] [-- BAZEL_ARGS...]
 
 Runs 'bazel coverage //hakmem/...' and prints the line coverage of
 hakmem/core/*.c (not the tests' files), as a whole and per file.
@@ -22,6 +22,10 @@ Options:
                     headers) to DIR (genhtml)
   --tracefile FILE  also copy the combined lcov tracefile of //hakmem/... to FILE
   --help            show this help
+  -- BAZEL_ARGS...  passed to bazel coverage before the targets: options, and
+                    targets to leave out as -//pattern (e.g.
+                    -- --test_timeout=300,1800,3600,3600
+                    -- -//hakmem/tests/programs:python_test_fastcache)
 USAGE
 }
 
@@ -46,7 +50,16 @@ while (($#)); do
       tracefile="$2"; shift 2 ;;
     --tracefile=*)
       tracefile="${1#*=}"; [[ -n "$tracefile" ]] || die_usage "--tracefile needs a file name"; shift ;;
+    --) shift; break ;;
     *) die_usage "unknown argument: $1" ;;
+  esac
+done
+bazel_options=()
+excluded=()
+for arg in "$@"; do
+  case "$arg" in
+    -//*) excluded+=("$arg") ;;
+    *) bazel_options+=("$arg") ;;
   esac
 done
 
@@ -74,7 +87,8 @@ bazel coverage \
   --instrumentation_filter='^//hakmem[/:]' \
   --build_tests_only \
   --keep_going \
-  //hakmem/...
+  "${bazel_options[@]}" \
+  -- //hakmem/... "${excluded[@]}"
 
 report="$(bazel info output_path 2>/dev/null)/_coverage/_coverage_report.dat"
 [[ -s "$report" ]] || { echo "tools/coverage.sh: no combined report at $report" >&2; exit 1; }
