@@ -6,8 +6,9 @@
 #   --output_file=FILE    the combined lcov tracefile to write
 #                         (bazel-out/_coverage/_coverage_report.dat)
 # Other arguments are ignored. The tracefiles are merged with Debian's lcov
-# (`lcov -a`), which adds up the counts of every test; empty ones (a test
-# that failed, or one that ran no instrumented code) are skipped.
+# (`lcov -a`), which adds up the counts of every test; files without line
+# counts (a test that failed, one that ran no instrumented code, Bazel's
+# baseline_coverage.dat) are skipped.
 set -euo pipefail
 
 reports_file=""
@@ -29,7 +30,8 @@ command -v lcov >/dev/null 2>&1 \
 args=()
 while IFS= read -r dat || [[ -n "$dat" ]]; do
   [[ -n "$dat" ]] || continue
-  if [[ -s "$dat" ]] && grep -q '^SF:' "$dat"; then
+  # baseline_coverage.dat files (Bazel lists them too) name files, no lines.
+  if [[ -s "$dat" ]] && grep -q '^DA:' "$dat"; then
     args+=(-a "$dat")
   fi
 done <"$reports_file"
