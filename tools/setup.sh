@@ -20,6 +20,8 @@ PACKAGES=(
   libclang-rt-14-dev
   clang-format
   valgrind
+  # Coverage (tools/coverage.sh, `bazel coverage`): gcov comes with gcc.
+  lcov
   python3
   libpython3.11-testsuite
   git
