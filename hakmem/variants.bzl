@@ -214,9 +214,12 @@ def hakmem_variant_sh_test(
     In deps, data, args and env values, "{suffix}" becomes the variant's
     target suffix and "{variant}" its short name, e.g.
     data = ["//hakmem/bench:larson"] or args = ["$(rootpath //hakmem:libhakmem{suffix}.so)"].
-    Skipped under --config=asan and --config=tsan.
+    Skipped under --config=asan and --config=tsan. Tagged "preload", so a run
+    can leave them out (tools/coverage.sh does: a preloaded program's own
+    coverage data is not the tests').
     """
     tests = []
+    tags = tags + ["preload"]
     for variant in HAKMEM_VARIANTS:
         test_name = name + "_" + variant["short_name"]
         so = "//hakmem:libhakmem" + variant["suffix"] + ".so"
