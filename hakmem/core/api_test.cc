@@ -239,18 +239,23 @@ TEST(ApiBlocks, KindsOfRealBlocks) {
 }
 
 // hak_owns is the segment map's answer (from segment_map_test).
-TEST(ApiBlocks, OwnsNothingForeign) {
+TEST(ApiBlocks, OwnsLiveBlocksOnly) {
   int local = 0;
   EXPECT_EQ(hak_owns(&local), 0);
   EXPECT_EQ(hak_owns(nullptr), 0);
-  // A region registered and cleared again is not owned.
-  const uintptr_t base = uintptr_t{23} << 40;
-  ASSERT_EQ(hak_segmap_set(reinterpret_cast<void *>(base), HAK_SS_SIZE, HAK_REGION_SS_SMALL,
-                           HAK_REGION_SS_SMALL),
-            0);
-  EXPECT_NE(hak_owns(reinterpret_cast<void *>(base + 100)), 0);
-  hak_segmap_clear(reinterpret_cast<void *>(base), HAK_SS_SIZE);
-  EXPECT_EQ(hak_owns(reinterpret_cast<void *>(base + 100)), 0);
+  // A block start while it is live; not an interior pointer, not once freed.
+  for (size_t size : {16, 3000, 100000, 3 << 20}) {
+    SCOPED_TRACE(size);
+    char *p = static_cast<char *>(hak_malloc(size));
+    char *keep = static_cast<char *>(hak_malloc(size)); // keeps the region mapped
+    ASSERT_NE(p, nullptr);
+    EXPECT_NE(hak_owns(p), 0);
+    EXPECT_EQ(hak_owns(p + 16), 0);
+    hak_free(p);
+    EXPECT_EQ(hak_owns(p), 0);
+    EXPECT_NE(hak_owns(keep), 0);
+    hak_free(keep);
+  }
 }
 
 // The class map names the bin of every live slab block, and nothing for a
