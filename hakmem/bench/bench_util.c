@@ -8,14 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The fill and check loops run over megabytes per fuzzer input: libFuzzer's
- * comparison tracing there would cost most of the time and steer nothing. */
-#if defined(__clang__)
-#define BENCH_NO_COVERAGE __attribute__((no_sanitize("coverage")))
-#else
-#define BENCH_NO_COVERAGE
-#endif
-
 uint64_t bench_stream_seed(uint64_t seed, uint64_t index) {
   return bench_mix64(seed ^ bench_mix64(index + 0x632be59bd9b4e019ull));
 }
@@ -34,40 +26,12 @@ void bench_size_dist_init(bench_size_dist *d, size_t lo, size_t hi) {
   d->span = octave_pos((uint64_t)d->hi + 1) - d->x0;
 }
 
-BENCH_NO_COVERAGE void bench_fill(void *p, size_t from, size_t to, uint64_t seed) {
-  unsigned char *b = (unsigned char *)p;
-  size_t i = from;
-  for (; i < to && (i & 7) != 0; i++)
-    b[i] = bench_pattern_byte(seed, i);
-  for (; i + 8 <= to; i += 8) {
-    uint64_t w = bench_pattern_word(seed, i >> 3);
-    memcpy(b + i, &w, 8); /* little-endian: byte j of the word lands at i + j */
-  }
-  for (; i < to; i++)
-    b[i] = bench_pattern_byte(seed, i);
-}
-
-/* The slow search, only once a word or byte is known to differ. */
-static size_t first_bad_byte(const unsigned char *b, size_t from, size_t to, uint64_t seed) {
+size_t bench_first_bad_byte(const void *p, size_t from, size_t to, uint64_t seed) {
+  const unsigned char *b = (const unsigned char *)p;
   for (size_t i = from; i < to; i++)
     if (b[i] != bench_pattern_byte(seed, i))
       return i;
   return BENCH_NO_MISMATCH;
-}
-
-BENCH_NO_COVERAGE size_t bench_check(const void *p, size_t from, size_t to, uint64_t seed) {
-  const unsigned char *b = (const unsigned char *)p;
-  size_t i = from;
-  for (; i < to && (i & 7) != 0; i++)
-    if (b[i] != bench_pattern_byte(seed, i))
-      return i;
-  for (; i + 8 <= to; i += 8) {
-    uint64_t w;
-    memcpy(&w, b + i, 8);
-    if (w != bench_pattern_word(seed, i >> 3))
-      return first_bad_byte(b, i, i + 8, seed);
-  }
-  return first_bad_byte(b, i, to, seed);
 }
 
 BENCH_NO_COVERAGE size_t bench_find_nonzero(const void *p, size_t from, size_t to) {
@@ -86,43 +50,6 @@ BENCH_NO_COVERAGE size_t bench_find_nonzero(const void *p, size_t from, size_t t
     if (b[i] != 0)
       return i;
   return BENCH_NO_MISMATCH;
-}
-
-void bench_fill_block(void *p, size_t size, uint64_t seed, const bench_coverage *how) {
-  if (size <= how->full || size <= 2 * how->edge) {
-    bench_fill(p, 0, size, seed);
-    return;
-  }
-  size_t tail = size - how->edge;
-  bench_fill(p, 0, how->edge, seed);
-  if (how->stripe > 0)
-    for (size_t o = how->stride; o < tail; o += how->stride)
-      bench_fill(p, o, o + how->stripe < tail ? o + how->stripe : tail, seed);
-  bench_fill(p, tail, size, seed);
-}
-
-/* bench_check over [from, to) clipped to limit. */
-static size_t check_clipped(const void *p, size_t from, size_t to, size_t limit, uint64_t seed) {
-  if (to > limit)
-    to = limit;
-  return from < to ? bench_check(p, from, to, seed) : BENCH_NO_MISMATCH;
-}
-
-size_t bench_check_block(const void *p, size_t size, size_t limit, uint64_t seed,
-                         const bench_coverage *how) {
-  if (limit > size)
-    limit = size;
-  if (size <= how->full || size <= 2 * how->edge)
-    return bench_check(p, 0, limit, seed);
-  size_t tail = size - how->edge;
-  size_t bad = check_clipped(p, 0, how->edge, limit, seed);
-  if (how->stripe > 0)
-    for (size_t o = how->stride; bad == BENCH_NO_MISMATCH && o < tail && o < limit;
-         o += how->stride)
-      bad = check_clipped(p, o, o + how->stripe < tail ? o + how->stripe : tail, limit, seed);
-  if (bad == BENCH_NO_MISMATCH)
-    bad = check_clipped(p, tail, size, limit, seed);
-  return bad;
 }
 
 uint64_t bench_now_ns(void) {

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,32 +77,102 @@ static inline size_t bench_size_draw(const bench_size_dist *d, bench_rng *r) {
 /* What the check functions return when every byte matched. */
 #define BENCH_NO_MISMATCH SIZE_MAX
 
+/* The fill and check loops run over megabytes per fuzzer input: libFuzzer's
+ * comparison tracing there would cost most of the time and steer nothing. */
+#if defined(__clang__)
+#define BENCH_NO_COVERAGE __attribute__((no_sanitize("coverage")))
+#else
+#define BENCH_NO_COVERAGE
+#endif
+
 /*
  * A pattern seed tied to where a block lives and how big it is, so that a
  * block handed out twice, or overlapping another, shows up as a mismatch.
  */
 static inline uint64_t bench_pattern_seed(const void *addr, size_t size, uint64_t salt) {
-  return bench_mix64((uint64_t)(uintptr_t)addr ^ bench_mix64((uint64_t)size) ^ (salt << 1));
+  return bench_mix64(salt ^ ((uint64_t)(uintptr_t)addr * 0x9e3779b97f4a7c15ull) ^
+                     ((uint64_t)size * 0xd1b54a32d192ed03ull));
 }
 
 /*
  * Byte i of a block filled with `seed` is byte i % 8 (little-endian) of word
- * i / 8: a prefix of a filled block is the pattern of the shorter block, so
- * realloc's preserved prefix checks with the same seed.
+ * i / 8, and word k is seed ^ k * (an odd constant): one multiply a word, so
+ * the pattern costs little next to the allocator; every word differs. A
+ * prefix of a filled block is the pattern of the shorter block, so realloc's
+ * preserved prefix checks with the same seed.
  */
 static inline uint64_t bench_pattern_word(uint64_t seed, size_t k) {
-  return bench_mix64(seed ^ ((uint64_t)k * 0xd6e8feb86659fd93ull));
+  return seed ^ ((uint64_t)k * 0x9e3779b97f4a7c15ull);
 }
 
 static inline uint8_t bench_pattern_byte(uint64_t seed, size_t i) {
   return (uint8_t)(bench_pattern_word(seed, i >> 3) >> ((i & 7) * 8));
 }
 
-/* Writes the pattern into bytes [from, to) of block p. */
-void bench_fill(void *p, size_t from, size_t to, uint64_t seed);
+/* The 8 pattern bytes that start at byte i, as a little-endian word. */
+static inline uint64_t bench_pattern_at(uint64_t seed, size_t i) {
+  unsigned r = (unsigned)(i & 7) * 8;
+  uint64_t lo = bench_pattern_word(seed, i >> 3);
+  return r == 0 ? lo : (lo >> r) | (bench_pattern_word(seed, (i >> 3) + 1) << (64 - r));
+}
+
+/*
+ * Writes the pattern into bytes [from, to) of block p: 8 bytes at a time,
+ * the first and the last store overlapping the aligned ones when the range
+ * is not aligned (no byte loops: Larson tags two unaligned words per block).
+ */
+BENCH_NO_COVERAGE static inline void bench_fill(void *p, size_t from, size_t to, uint64_t seed) {
+  unsigned char *b = (unsigned char *)p;
+  uint64_t w;
+  if (to <= from)
+    return;
+  if (to - from < 8) {
+    for (size_t i = from; i < to; i++)
+      b[i] = bench_pattern_byte(seed, i);
+    return;
+  }
+  w = bench_pattern_at(seed, from);
+  memcpy(b + from, &w, 8);
+  size_t i = (from + 8) & ~(size_t)7;
+  for (; i + 8 <= to; i += 8) {
+    w = bench_pattern_word(seed, i >> 3);
+    memcpy(b + i, &w, 8);
+  }
+  if (i < to && to - 8 != from) {
+    w = bench_pattern_at(seed, to - 8);
+    memcpy(b + to - 8, &w, 8);
+  }
+}
+
+/* Offset of the first byte in [from, to) that differs from the pattern
+ * (the slow search, once a difference is known), or BENCH_NO_MISMATCH. */
+size_t bench_first_bad_byte(const void *p, size_t from, size_t to, uint64_t seed);
 
 /* Offset of the first byte in [from, to) that differs, or BENCH_NO_MISMATCH. */
-size_t bench_check(const void *p, size_t from, size_t to, uint64_t seed);
+BENCH_NO_COVERAGE static inline size_t bench_check(const void *p, size_t from, size_t to,
+                                                   uint64_t seed) {
+  const unsigned char *b = (const unsigned char *)p;
+  uint64_t got;
+  if (to <= from)
+    return BENCH_NO_MISMATCH;
+  if (to - from < 8)
+    return bench_first_bad_byte(p, from, to, seed);
+  memcpy(&got, b + from, 8);
+  if (got != bench_pattern_at(seed, from))
+    return bench_first_bad_byte(p, from, from + 8, seed);
+  size_t i = (from + 8) & ~(size_t)7;
+  for (; i + 8 <= to; i += 8) {
+    memcpy(&got, b + i, 8);
+    if (got != bench_pattern_word(seed, i >> 3))
+      return bench_first_bad_byte(p, i, i + 8, seed);
+  }
+  if (i < to && to - 8 != from) {
+    memcpy(&got, b + to - 8, 8);
+    if (got != bench_pattern_at(seed, to - 8))
+      return bench_first_bad_byte(p, i, to, seed); /* [to - 8, i) checked already */
+  }
+  return BENCH_NO_MISMATCH;
+}
 
 /* Offset of the first non-zero byte in [from, to), or BENCH_NO_MISMATCH. */
 size_t bench_find_nonzero(const void *p, size_t from, size_t to);
@@ -119,15 +190,49 @@ typedef struct bench_coverage {
 } bench_coverage;
 
 /* Fills the covered bytes of a block of `size` bytes. */
-void bench_fill_block(void *p, size_t size, uint64_t seed, const bench_coverage *how);
+static inline void bench_fill_block(void *p, size_t size, uint64_t seed,
+                                    const bench_coverage *how) {
+  if (size <= how->full || size <= 2 * how->edge) {
+    bench_fill(p, 0, size, seed);
+    return;
+  }
+  size_t tail = size - how->edge;
+  bench_fill(p, 0, how->edge, seed);
+  if (how->stripe > 0)
+    for (size_t o = how->stride; o < tail; o += how->stride)
+      bench_fill(p, o, o + how->stripe < tail ? o + how->stripe : tail, seed);
+  bench_fill(p, tail, size, seed);
+}
+
+/* bench_check over [from, to) clipped to limit. */
+static inline size_t bench_check_clipped(const void *p, size_t from, size_t to, size_t limit,
+                                         uint64_t seed) {
+  if (to > limit)
+    to = limit;
+  return from < to ? bench_check(p, from, to, seed) : BENCH_NO_MISMATCH;
+}
 
 /*
  * Checks the covered bytes of a block filled for `size` bytes, looking only
  * below `limit` (realloc's preserved prefix); returns the first bad offset or
  * BENCH_NO_MISMATCH.
  */
-size_t bench_check_block(const void *p, size_t size, size_t limit, uint64_t seed,
-                         const bench_coverage *how);
+static inline size_t bench_check_block(const void *p, size_t size, size_t limit, uint64_t seed,
+                                       const bench_coverage *how) {
+  if (limit > size)
+    limit = size;
+  if (size <= how->full || size <= 2 * how->edge)
+    return bench_check(p, 0, limit, seed);
+  size_t tail = size - how->edge;
+  size_t bad = bench_check_clipped(p, 0, how->edge, limit, seed);
+  if (how->stripe > 0)
+    for (size_t o = how->stride; bad == BENCH_NO_MISMATCH && o < tail && o < limit;
+         o += how->stride)
+      bad = bench_check_clipped(p, o, o + how->stripe < tail ? o + how->stripe : tail, limit, seed);
+  if (bad == BENCH_NO_MISMATCH)
+    bad = bench_check_clipped(p, tail, size, limit, seed);
+  return bad;
+}
 
 /* ---- time ---------------------------------------------------------------- */
 

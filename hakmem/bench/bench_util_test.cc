@@ -2,6 +2,7 @@
 // the header is usable from GoogleTest.
 #include "hakmem/bench/bench_util.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -79,6 +80,29 @@ TEST(BenchPattern, PrefixAndUnalignedRanges) {
   bench_fill(b.data(), 3, 211, 5);
   EXPECT_EQ(std::memcmp(a.data() + 3, b.data() + 3, 208), 0);
   EXPECT_EQ(bench_check(a.data(), 0, 123, 5), BENCH_NO_MISMATCH);
+}
+
+TEST(BenchPattern, EveryRangeMatchesTheWholePattern) {
+  std::vector<unsigned char> whole(64), part(64);
+  bench_fill(whole.data(), 0, 64, 21);
+  for (size_t from = 0; from < 20; ++from) {
+    for (size_t to = from; to <= 40; ++to) {
+      std::fill(part.begin(), part.end(), 0xcc);
+      bench_fill(part.data(), from, to, 21);
+      ASSERT_EQ(std::memcmp(part.data() + from, whole.data() + from, to - from), 0)
+          << from << ".." << to;
+      if (from > 0) {
+        ASSERT_EQ(part[from - 1], 0xcc) << "wrote before the range";
+      }
+      ASSERT_EQ(part[to], 0xcc) << "wrote past the range";
+      ASSERT_EQ(bench_check(part.data(), from, to, 21), BENCH_NO_MISMATCH);
+      for (size_t bad = from; bad < to; ++bad) {
+        part[bad] ^= 0x10;
+        ASSERT_EQ(bench_check(part.data(), from, to, 21), bad) << from << ".." << to;
+        part[bad] ^= 0x10;
+      }
+    }
+  }
 }
 
 TEST(BenchPattern, SeedDependsOnAddressAndSize) {
