@@ -54,6 +54,12 @@ except ImportError as _exc:  # reported when a run is checked, not at import
     runschema = None
     RUNSCHEMA_IMPORT_ERROR = str(_exc)
 
+# hakmem's variants come from hakmem/variants.bzl, through tools/variants.py.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import variants  # noqa: E402
+
+HAKMEM_VARIANTS = variants.load()
+
 SCHEMA_VERSION = 1
 TOKEN_ENV = "HAKMEM_DASHBOARD_TOKEN"
 
@@ -71,9 +77,9 @@ SCUDO_LIB = os.path.relpath(
 # relative to the bazel-bin directory; "peer": relative to the peer library
 # directory; "none": no LD_PRELOAD.
 ALLOCATORS = [
-    ("hakmem", "fastcache", "hakmem", "hakmem/libhakmem.so"),
-    ("hakmem-nofastcache", "nofastcache", "hakmem", "hakmem/libhakmem_nofastcache.so"),
-    ("hakmem-hardened", "hardened", "hakmem", "hakmem/libhakmem_hardened.so"),
+    (variants.allocator_name(v), v["short_name"], "hakmem", variants.library(v))
+    for v in HAKMEM_VARIANTS
+] + [
     ("glibc", "", "none", None),
     ("mimalloc", "", "peer", "libmimalloc.so.2"),
     ("jemalloc", "", "peer", "libjemalloc.so.2"),
@@ -84,7 +90,8 @@ ALLOCATORS = [
 ALLOCATOR_NAMES = [a[0] for a in ALLOCATORS]
 # "Best peer" is the best of these (hakmem's competition, glibc included).
 PEER_NAMES = ("glibc", "mimalloc", "jemalloc", "tcmalloc")
-HAKMEM_NAMES = ("hakmem", "hakmem-nofastcache", "hakmem-hardened")
+# The default variant first.
+HAKMEM_NAMES = tuple(variants.allocator_name(v) for v in HAKMEM_VARIANTS)
 
 LARSON_THREADS = (1, 2, 4)
 LARSON_ARGS = "8 1000 5000 100 4141"  # after <seconds>; threads come last
@@ -111,11 +118,7 @@ BINARY_TARGETS = {
     "mtstress": "//hakmem/bench:mtstress_system",
     "micro": "//hakmem/bench:micro_system",
 }
-LIBRARY_TARGETS = {
-    "hakmem": "//hakmem:libhakmem.so",
-    "hakmem-nofastcache": "//hakmem:libhakmem_nofastcache.so",
-    "hakmem-hardened": "//hakmem:libhakmem_hardened.so",
-}
+LIBRARY_TARGETS = {variants.allocator_name(v): variants.library_target(v) for v in HAKMEM_VARIANTS}
 
 THROUGHPUT_RE = re.compile(r"^\s*Throughput\s*=\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)"
                            r"\s+operations per second\s*$")
@@ -920,7 +923,10 @@ def group_table(title, case, ms, rounds):
 
 
 # Short column names for the micro matrix.
-SHORT_NAMES = {"hakmem-nofastcache": "nofastcache", "hakmem-hardened": "hardened"}
+SHORT_NAMES = {variants.allocator_name(v): v["short_name"] for v in HAKMEM_VARIANTS
+               if v["suffix"] != ""}
+# "nofastcache, hardened = hakmem-nofastcache, hakmem-hardened", for the notes.
+SHORT_NAMES_NOTE = "%s = %s" % (", ".join(SHORT_NAMES.values()), ", ".join(SHORT_NAMES))
 
 
 def micro_table(case, groups, allocs, rounds):
@@ -963,8 +969,7 @@ def micro_table(case, groups, allocs, rounds):
     head = ("micro  [micro_system %s; ns per op = CPU time per item, lower is better; %s]"
             % (case.params, _plural(rounds, "round")))
     notes = ["hakmem/best and hakmem/glibc are speed-ups (reference ns / hakmem ns): >1 means "
-             "hakmem is faster; nofastcache, hardened = hakmem-nofastcache, hakmem-hardened; spread = largest "
-             "(max-min)/median in the row"]
+             "hakmem is faster; %s; spread = largest (max-min)/median in the row" % SHORT_NAMES_NOTE]
     if marks:
         notes.append("* some runs of that allocator failed; the median is over the rest")
     return "\n".join([head, format_table(header, rows)] + notes)
@@ -1040,7 +1045,7 @@ def summary_table(groups):
     rows.append(["geometric mean", ""] + [fmt_ratio(geomean(c)) for c in cols])
     title = ("summary: hakmem against the best peer (best of %s per benchmark) and glibc; "
              ">1 means hakmem is better (more ops/s, fewer ns per op); "
-             "nofastcache, hardened = hakmem-nofastcache, hakmem-hardened" % ", ".join(PEER_NAMES))
+             "%s" % (", ".join(PEER_NAMES), SHORT_NAMES_NOTE))
     return title + "\n" + format_table(header, rows)
 
 
@@ -1623,7 +1628,7 @@ def main(argv=None):
         for f in failures:
             print("  %s t=%s round %s %s%s: %s" % (
                 f["benchmark"], f["threads"], f["round"], f["allocator"],
-                "-" + f["variant"] if f["variant"] in ("nofastcache", "hardened") else "",
+                "-" + f["variant"] if f["variant"] in SHORT_NAMES.values() else "",
                 f["error"]))
     sys.stdout.flush()
 

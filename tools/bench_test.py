@@ -116,6 +116,19 @@ class ArgumentTest(unittest.TestCase):
         self.assertEqual(p.stdout, "")
 
 
+class VariantsTest(unittest.TestCase):
+    def test_hakmem_allocators_come_from_variants_bzl(self):
+        vs = bench.variants.load()
+        self.assertEqual(bench.HAKMEM_NAMES[0], "hakmem")
+        self.assertEqual(len(bench.HAKMEM_NAMES), len(vs))
+        by_name = {a[0]: a for a in bench.ALLOCATORS}
+        for v in vs:
+            name = bench.variants.allocator_name(v)
+            self.assertEqual(by_name[name], (name, v["short_name"], "hakmem",
+                                             "hakmem/libhakmem%s.so" % v["suffix"]))
+            self.assertEqual(bench.LIBRARY_TARGETS[name], "//hakmem:libhakmem%s.so" % v["suffix"])
+
+
 class CaseTest(unittest.TestCase):
     def test_quick_cases(self):
         cases = bench.make_cases("quick", bench.all_case_ids())

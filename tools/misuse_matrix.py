@@ -43,6 +43,12 @@ import signal
 import subprocess
 import sys
 
+# hakmem's variants come from hakmem/variants.bzl, through tools/variants.py.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import variants  # noqa: E402
+
+HAKMEM_VARIANTS = variants.load()
+
 PEER_LIB_DIR = "/usr/lib/x86_64-linux-gnu"
 # libclang-rt-14-dev (tools/setup.sh); the glob is for another LLVM version.
 SCUDO_LIB = "/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.scudo_standalone-x86_64.so"
@@ -52,9 +58,8 @@ SCUDO_GLOB = "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.scudo_standalone
 # relative to the peer library directory (an absolute path stays as it is);
 # "none": no LD_PRELOAD.
 ALLOCATORS = [
-    ("hakmem", "hakmem", "hakmem/libhakmem.so"),
-    ("hakmem-nofastcache", "hakmem", "hakmem/libhakmem_nofastcache.so"),
-    ("hakmem-hardened", "hakmem", "hakmem/libhakmem_hardened.so"),
+    (variants.allocator_name(v), "hakmem", variants.library(v)) for v in HAKMEM_VARIANTS
+] + [
     ("glibc", "none", None),
     ("mimalloc", "peer", "libmimalloc.so.2"),
     ("jemalloc", "peer", "libjemalloc.so.2"),
@@ -64,7 +69,8 @@ ALLOCATORS = [
 ALLOCATOR_NAMES = [a[0] for a in ALLOCATORS]
 HAKMEM_NAMES = [a[0] for a in ALLOCATORS if a[1] == "hakmem"]
 # The variants without hardening: they need not catch the hardened-only cases.
-RELEASE_NAMES = ("hakmem", "hakmem-nofastcache")
+RELEASE_NAMES = tuple(variants.allocator_name(v) for v in HAKMEM_VARIANTS
+                      if "HAKMEM_HARDENED=1" not in v["defines"])
 # Cases only the hardened variant is expected to catch.
 HARDENED_ONLY = ("uaf-write-middle", "overflow-neighbour")
 # What hakmem does not catch yet, though it should: printed with every run;

@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hakmem/bench/bench_util.h"
+
 #define SAMPLE_MS 25
 #define MAX_SAMPLES 4096
 #define SMALL_MIN 16u
@@ -53,7 +55,7 @@ struct block {
 struct worker {
   pthread_t thread;
   unsigned index;
-  uint64_t rng;
+  bench_rng rng;
   struct block *blocks;
   size_t n;
   size_t cap;
@@ -77,74 +79,6 @@ static _Noreturn void die(const char *msg) {
   exit(1);
 }
 
-static uint64_t rng_next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-/* Log-uniform in [lo, hi]: a uniform octave, then uniform within it. */
-static size_t log_uniform(uint64_t *rng, size_t lo, size_t hi) {
-  unsigned lo_bit = 63u - (unsigned)__builtin_clzll(lo);
-  unsigned hi_bit = 63u - (unsigned)__builtin_clzll(hi);
-  unsigned k = lo_bit + (unsigned)(rng_next(rng) % (hi_bit - lo_bit + 1));
-  size_t s = ((size_t)1 << k) + (size_t)(rng_next(rng) % ((size_t)1 << k));
-  return s < lo ? lo : s > hi ? hi : s;
-}
-
-/* Reads a small /proc file into buf with read(2), so that sampling never
- * allocates; 0 if it cannot. */
-static int read_proc(const char *path, char *buf, size_t size) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
-  ssize_t n = read(fd, buf, size - 1);
-  close(fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = '\0';
-  return 1;
-}
-
-/* Resident bytes. */
-static uint64_t rss_bytes(void) {
-  char buf[128];
-  if (!read_proc("/proc/self/statm", buf, sizeof buf))
-    return 0;
-  const char *p = strchr(buf, ' ');
-  if (p == NULL)
-    return 0;
-  return strtoull(p + 1, NULL, 10) * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
-/* VmHWM (peak resident) in bytes. */
-static uint64_t peak_bytes(void) {
-  char buf[4096];
-  if (!read_proc("/proc/self/status", buf, sizeof buf))
-    return 0;
-  const char *p = strstr(buf, "VmHWM:");
-  return p == NULL ? 0 : strtoull(p + 6, NULL, 10) * 1024u;
-}
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static void sleep_until_ms(double t) {
-  struct timespec ts;
-  ts.tv_sec = (time_t)(t / 1e3);
-  ts.tv_nsec = (long)((t - (double)ts.tv_sec * 1e3) * 1e6);
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-  }
-}
-
 static void push(struct worker *w, void *p, size_t size) {
   if (w->n == w->cap) {
     w->cap = w->cap ? 2 * w->cap : 4096;
@@ -155,13 +89,13 @@ static void push(struct worker *w, void *p, size_t size) {
   w->blocks[w->n++] = (struct block){p, size};
 }
 
-static void free_half(struct worker *w, size_t from, uint64_t *rng) {
+static void free_half(struct worker *w, size_t from, bench_rng *rng) {
   /* Shuffle the half, then free it: a random order across size classes. */
   size_t n = w->n / 2;
   struct block *b = w->blocks + (from ? n : 0);
   size_t cnt = from ? w->n - n : n;
   for (size_t i = cnt; i > 1; i--) {
-    size_t j = (size_t)(rng_next(rng) % i);
+    size_t j = (size_t)bench_rng_below(rng, i);
     struct block t = b[i - 1];
     b[i - 1] = b[j];
     b[j] = t;
@@ -174,8 +108,10 @@ static void *worker_main(void *arg) {
   struct worker *w = arg;
   uint64_t budget = (g_mib << 20) / g_threads;
   uint64_t big_budget = budget / 4, small_budget = budget - big_budget;
+  bench_size_dist small;
+  bench_size_dist_init(&small, SMALL_MIN, SMALL_MAX);
   for (uint64_t got = 0; got < small_budget;) {
-    size_t s = log_uniform(&w->rng, SMALL_MIN, SMALL_MAX);
+    size_t s = bench_size_draw(&small, &w->rng);
     void *p = malloc(s);
     if (p == NULL)
       die("malloc returned NULL");
@@ -184,7 +120,7 @@ static void *worker_main(void *arg) {
     got += s;
   }
   for (uint64_t got = 0; got < big_budget;) {
-    size_t s = BIG_MIN + (size_t)(rng_next(&w->rng) % (BIG_MAX - BIG_MIN + 1));
+    size_t s = (size_t)bench_rng_range(&w->rng, BIG_MIN, BIG_MAX);
     void *p = malloc(s);
     if (p == NULL)
       die("malloc returned NULL");
@@ -194,7 +130,7 @@ static void *worker_main(void *arg) {
   }
   /* Mix large blocks in among the small ones before the halves are cut. */
   for (size_t i = w->n; i > 1; i--) {
-    size_t j = (size_t)(rng_next(&w->rng) % i);
+    size_t j = (size_t)bench_rng_below(&w->rng, i);
     struct block t = w->blocks[i - 1];
     w->blocks[i - 1] = w->blocks[j];
     w->blocks[j] = t;
@@ -295,7 +231,7 @@ int main(int argc, char **argv) {
          g_threads, g_mib, SMALL_MIN, SMALL_MAX >> 10, BIG_MIN >> 20, BIG_MAX >> 20);
   fflush(stdout);
 
-  uint64_t start = rss_bytes();
+  uint64_t start = bench_rss_bytes();
   static uint64_t samples[MAX_SAMPLES];
   static double at[MAX_SAMPLES];
   g_workers = calloc(g_threads, sizeof *g_workers);
@@ -304,12 +240,12 @@ int main(int argc, char **argv) {
   pthread_barrier_init(&g_phase, NULL, g_threads + 1);
   for (unsigned i = 0; i < g_threads; i++) {
     g_workers[i].index = i;
-    g_workers[i].rng = g_seed * 1000003u + i;
+    bench_rng_init(&g_workers[i].rng, bench_stream_seed(g_seed, i));
     if (pthread_create(&g_workers[i].thread, NULL, worker_main, &g_workers[i]) != 0)
       die("pthread_create failed");
   }
   pthread_barrier_wait(&g_phase);
-  uint64_t full = rss_bytes();
+  uint64_t full = bench_rss_bytes();
   pthread_barrier_wait(&g_phase);
   pthread_barrier_wait(&g_phase);
   pthread_barrier_wait(&g_phase);
@@ -318,17 +254,17 @@ int main(int argc, char **argv) {
       pthread_join(g_workers[i].thread, NULL);
 
   /* Idle: no allocator call until the sampling ends. */
-  double t0 = now_ms();
+  uint64_t t0 = bench_now_ns();
   unsigned n = g_idle_ms / SAMPLE_MS + 1;
   for (unsigned i = 0; i < n; i++) {
-    sleep_until_ms(t0 + (double)i * SAMPLE_MS);
-    at[i] = now_ms() - t0;
-    samples[i] = rss_bytes();
+    bench_sleep_until_ns(t0 + (uint64_t)i * SAMPLE_MS * 1000000u);
+    at[i] = (double)(bench_now_ns() - t0) * 1e-6;
+    samples[i] = bench_rss_bytes();
   }
   void *probe = malloc(64);
   free(probe);
-  uint64_t after_call = rss_bytes();
-  uint64_t peak = peak_bytes();
+  uint64_t after_call = bench_rss_bytes();
+  uint64_t peak = bench_peak_rss_bytes();
 
   pthread_mutex_lock(&g_park_mu);
   g_release = 1;

@@ -32,6 +32,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "hakmem/bench/bench_util.h"
+
 /* Check the stop flag at least this often (in replacements). */
 #define STOP_CHECK_INTERVAL 256u
 
@@ -59,7 +61,7 @@ struct lane {
    * pthread_create (happens-before the successor's start) and read by the
    * main thread only after it has joined the chain's last thread. */
   struct slot *slots;
-  uint64_t rng;
+  bench_rng rng;
   uint64_t next_gen;
   uint64_t ops;
   uint64_t spawns;
@@ -101,81 +103,37 @@ static _Noreturn void die(const char *fmt, ...) {
   exit(1);
 }
 
-/* ------------------------------------------------------------------ */
-/* Random numbers: splitmix64 for seeding, xorshift64* for the stream. */
-
-static uint64_t splitmix64(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static inline uint64_t rng_next(uint64_t *s) {
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 0x2545f4914f6cdd1dull;
-}
-
-/* Uniform-ish value in [0, n) by multiply-high (n >= 1). */
-static inline uint64_t rng_below(uint64_t *s, uint64_t n) {
-  return (uint64_t)(((unsigned __int128)rng_next(s) * n) >> 64);
-}
-
 static inline size_t random_size(struct lane *ln) {
-  return ln->min_size + (size_t)rng_below(&ln->rng, (uint64_t)(ln->max_size - ln->min_size) + 1);
+  return (size_t)bench_rng_range(&ln->rng, ln->min_size, ln->max_size);
 }
 
 /* ------------------------------------------------------------------ */
-/* Block tags. */
+/* Block tags: the first and the last 8 bytes of every block (all of a block
+ * of up to 16 bytes) carry a pattern tied to the block's address, size, lane,
+ * slot and generation. */
 
-static inline uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 33)) * 0xff51afd7ed558ccdull;
-  z = (z ^ (z >> 33)) * 0xc4ceb9fe1a85ec53ull;
-  return z ^ (z >> 33);
+static const bench_coverage TAG_COVERAGE = {.full = 16, .edge = 8, .stride = SIZE_MAX, .stripe = 0};
+
+static inline uint64_t tag_seed(const struct lane *ln, size_t i) {
+  const struct slot *s = &ln->slots[i];
+  uint64_t salt =
+      ((uint64_t)ln->index << 40) ^ ((uint64_t)i << 8) ^ (s->gen * 0x9e3779b97f4a7c15ull);
+  return bench_pattern_seed(s->ptr, s->size, salt);
 }
-
-static inline uint64_t head_tag(unsigned lane, size_t slot, uint64_t gen) {
-  return mix64(((uint64_t)lane << 40) ^ ((uint64_t)slot << 8) ^ (gen * 0x9e3779b97f4a7c15ull));
-}
-
-static inline uint64_t tail_tag(uint64_t head) { return ~head ^ 0x5a5a5a5a5a5a5a5aull; }
 
 static void write_tag(const struct lane *ln, size_t i) {
   const struct slot *s = &ln->slots[i];
-  uint64_t h = head_tag(ln->index, i, s->gen);
-  memcpy(s->ptr, &h, s->size < 8 ? s->size : 8);
-  if (s->size >= 16) {
-    uint64_t t = tail_tag(h);
-    memcpy((char *)s->ptr + s->size - 8, &t, 8);
-  }
+  bench_fill_block(s->ptr, s->size, tag_seed(ln, i), &TAG_COVERAGE);
 }
 
 static void check_tag(const struct lane *ln, size_t i) {
   const struct slot *s = &ln->slots[i];
-  uint64_t want = head_tag(ln->index, i, s->gen);
-  uint64_t got = 0, want_cmp = want;
-  size_t n = s->size < 8 ? s->size : 8;
-  memcpy(&got, s->ptr, n);
-  if (n < 8) {
-    want_cmp = 0;
-    memcpy(&want_cmp, &want, n);
-  }
-  if (got != want_cmp)
+  size_t bad = bench_check_block(s->ptr, s->size, s->size, tag_seed(ln, i), &TAG_COVERAGE);
+  if (bad != BENCH_NO_MISMATCH)
     die("heap corruption: lane %u slot %zu (block %p, size %zu, gen %" PRIu64
-        "): head tag 0x%016" PRIx64 ", expected 0x%016" PRIx64,
-        ln->index, i, s->ptr, s->size, s->gen, got, want_cmp);
-  if (s->size >= 16) {
-    uint64_t t;
-    memcpy(&t, (const char *)s->ptr + s->size - 8, 8);
-    if (t != tail_tag(want))
-      die("heap corruption: lane %u slot %zu (block %p, size %zu, gen %" PRIu64
-          "): tail tag 0x%016" PRIx64 ", expected 0x%016" PRIx64,
-          ln->index, i, s->ptr, s->size, s->gen, t, tail_tag(want));
-  }
+        "): byte %zu is 0x%02x, expected 0x%02x",
+        ln->index, i, s->ptr, s->size, s->gen, bad, ((const unsigned char *)s->ptr)[bad],
+        bench_pattern_byte(tag_seed(ln, i), bad));
 }
 
 static void fill_slot(struct lane *ln, size_t i) {
@@ -224,7 +182,7 @@ static void *worker(void *arg) {
       stopped = 1;
       break;
     }
-    size_t i = (size_t)rng_below(&ln->rng, chunks);
+    size_t i = (size_t)bench_rng_below(&ln->rng, chunks);
     check_tag(ln, i);
     free(ln->slots[i].ptr);
     fill_slot(ln, i);
@@ -275,20 +233,6 @@ static int parse_u64(const char *s, unsigned long long lo, unsigned long long hi
     return -1;
   *out = v;
   return 0;
-}
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_seconds(unsigned long long secs) {
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += (time_t)secs;
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {
-  }
 }
 
 /*
@@ -391,7 +335,6 @@ int main(int argc, char **argv) {
   if (lanes == NULL)
     die("out of memory allocating %llu lanes", nthreads);
 
-  uint64_t seed_state = (uint64_t)seed;
   for (unsigned t = 0; t < nthreads; t++) {
     struct lane *ln = &lanes[t];
     ln->index = t;
@@ -399,9 +342,7 @@ int main(int argc, char **argv) {
     ln->min_size = (size_t)min_size;
     ln->max_size = (size_t)max_size;
     ln->ops_per_generation = (uint64_t)rounds * (uint64_t)chunks;
-    ln->rng = splitmix64(&seed_state) ^ ((uint64_t)t * 0xd1b54a32d192ed03ull);
-    if (ln->rng == 0)
-      ln->rng = 0x853c49e6748fea9bull; /* xorshift must not be 0 */
+    bench_rng_init(&ln->rng, bench_stream_seed((uint64_t)seed, t));
     ln->next_gen = 1;
     pthread_mutex_init(&ln->mu, NULL);
     pthread_cond_init(&ln->cv, NULL);
@@ -425,7 +366,7 @@ int main(int argc, char **argv) {
   fflush(stdout);
 
   atomic_store(&g_stop, 0);
-  double t0 = now_seconds();
+  uint64_t t0 = bench_now_ns();
   for (unsigned t = 0; t < nthreads; t++) {
     struct lane *ln = &lanes[t];
     pthread_mutex_lock(&ln->mu);
@@ -435,7 +376,7 @@ int main(int argc, char **argv) {
       die("pthread_create (worker %u) failed: %s", t, strerror(rc));
   }
 
-  sleep_seconds(seconds);
+  bench_sleep_until_ns(t0 + (uint64_t)seconds * BENCH_NS_PER_SEC);
   atomic_store(&g_stop, 1);
 
   for (unsigned t = 0; t < nthreads; t++) {
@@ -449,7 +390,7 @@ int main(int argc, char **argv) {
     if (rc != 0)
       die("pthread_join (lane %u) failed: %s", t, strerror(rc));
   }
-  double elapsed = now_seconds() - t0;
+  double elapsed = (double)(bench_now_ns() - t0) * 1e-9;
 
   uint64_t total_ops = 0, total_spawns = 0;
   for (unsigned t = 0; t < nthreads; t++) {

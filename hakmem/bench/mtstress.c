@@ -32,6 +32,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "hakmem/bench/bench_util.h"
+
 #define MAX_THREADS 1024u
 #define MAX_SECONDS 86400.0
 #define MAX_LIVE (1u << 24)
@@ -96,136 +98,24 @@ static void *xalloc_lines(size_t n) {
 }
 
 /* ------------------------------------------------------------------ */
-/* Random numbers: a splitmix64 stream per thread. */
-
-static inline uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static inline uint64_t rng_next(uint64_t *state) {
-  *state += 0x9e3779b97f4a7c15ull;
-  return mix64(*state);
-}
-
-/* Uniform in [0, n), n >= 1 (multiply-high; the bias is negligible here). */
-static inline uint64_t rng_below(uint64_t *state, uint64_t n) {
-  return (uint64_t)(((unsigned __int128)rng_next(state) * n) >> 64);
-}
-
-/* Seed of stream `index` derived from the user's seed. */
-static uint64_t stream_seed(uint64_t seed, uint64_t index) {
-  return mix64(seed ^ mix64(index + 0x632be59bd9b4e019ull));
-}
-
 /*
- * Log-uniform sizes, octave by octave: the position x runs uniformly over
- * [g(lo), g(hi + 1)), where g(s) = k + s / 2^k - 1 for 2^k <= s < 2^(k+1),
- * and the size is floor(2^k * (1 + frac(x))) for k = floor(x).  So every
- * power-of-two octave inside the range is equally likely and sizes are
- * uniform within an octave: the piecewise-linear version of a log-uniform
- * distribution, with no libm calls on the hot path.
- */
-struct size_dist {
-  double x0, span;
-  size_t lo, hi;
-};
-
-static double octave_pos(uint64_t s) {
-  int k = 63 - __builtin_clzll(s);
-  return (double)k + (double)s / (double)((uint64_t)1 << k) - 1.0;
-}
-
-static void size_dist_init(struct size_dist *d, size_t lo, size_t hi) {
-  d->lo = lo;
-  d->hi = hi;
-  d->x0 = octave_pos(lo);
-  d->span = octave_pos((uint64_t)hi + 1) - d->x0;
-}
-
-static inline size_t size_draw(const struct size_dist *d, uint64_t *rng) {
-  double u = (double)(rng_next(rng) >> 11) * 0x1p-53;
-  double x = d->x0 + u * d->span;
-  int k = (int)x;
-  double f = x - (double)k;
-  size_t s = (size_t)((1.0 + f) * (double)((uint64_t)1 << k));
-  if (s < d->lo)
-    s = d->lo;
-  if (s > d->hi)
-    s = d->hi;
-  return s;
-}
-
-/* ------------------------------------------------------------------ */
-/*
- * Block contents.  The word at byte offset o of a block is
- * base ^ (o * K), base = mix(seed, address, size); ranges that do not end
- * on a word boundary store the low bytes of that word.  Which bytes are
- * written ("covered"):
+ * Block contents: the pattern of bench_util.h, seeded from the block's
+ * address, size and a random seed.  Which bytes are written ("covered"):
  *   size <= 256:  all of them;
  *   larger:       the first 64 and the last 64 bytes, and the 8-byte word
  *                 at every multiple of the stride (4 KiB; 64 KiB in mode
- *                 large) that lies wholly between those two ranges.
+ *                 large) between those two ranges.
  */
 
-#define OFFSET_MUL 0xd6e8feb86659fd93ull
-
-static inline uint64_t pattern_base(uintptr_t addr, size_t size, uint64_t seed) {
-  return mix64(seed ^ ((uint64_t)addr * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)size << 17));
-}
-
-static inline uint64_t pattern_word(uint64_t base, size_t off) {
-  return base ^ ((uint64_t)off * OFFSET_MUL);
-}
-
-static inline void fill_range(unsigned char *p, size_t off, size_t len, uint64_t base) {
-  size_t end = off + len;
-  size_t o = off;
-  for (; o + 8 <= end; o += 8) {
-    uint64_t v = pattern_word(base, o);
-    memcpy(p + o, &v, 8);
-  }
-  if (o < end) {
-    uint64_t v = pattern_word(base, o);
-    memcpy(p + o, &v, end - o);
-  }
-}
-
-/* Returns the offset of the first wrong byte in [off, off + len), or
- * SIZE_MAX; *want gets the byte expected there. */
-static inline size_t check_range(const unsigned char *p, size_t off, size_t len, uint64_t base,
-                                 unsigned *want) {
-  size_t end = off + len;
-  for (size_t o = off; o < end; o += 8) {
-    size_t n = end - o < 8 ? end - o : 8;
-    uint64_t v = pattern_word(base, o), got = 0, exp = 0;
-    memcpy(&got, p + o, n);
-    memcpy(&exp, &v, n);
-    if (got != exp) {
-      for (size_t b = 0; b < n; b++) {
-        if (p[o + b] != ((const unsigned char *)&exp)[b]) {
-          *want = ((const unsigned char *)&exp)[b];
-          return o + b;
-        }
-      }
-    }
-  }
-  return SIZE_MAX;
+static inline bench_coverage coverage(size_t stride) {
+  bench_coverage how = {.full = FULL_FILL_MAX, .edge = EDGE_BYTES, .stride = stride, .stripe = 8};
+  return how;
 }
 
 /* Fills block p (size bytes) with the pattern for (addr, size, seed). */
 static inline void fill_block(void *p, uintptr_t addr, size_t size, uint64_t seed, size_t stride) {
-  unsigned char *b = p;
-  uint64_t base = pattern_base(addr, size, seed);
-  if (size <= FULL_FILL_MAX) {
-    fill_range(b, 0, size, base);
-    return;
-  }
-  fill_range(b, 0, EDGE_BYTES, base);
-  for (size_t o = stride; o + 8 <= size - EDGE_BYTES; o += stride)
-    fill_range(b, o, 8, base);
-  fill_range(b, size - EDGE_BYTES, EDGE_BYTES, base);
+  bench_coverage how = coverage(stride);
+  bench_fill_block(p, size, bench_pattern_seed((const void *)addr, size, seed), &how);
 }
 
 /*
@@ -236,23 +126,14 @@ static inline void fill_block(void *p, uintptr_t addr, size_t size, uint64_t see
  */
 static void check_block(const void *p, uintptr_t addr, size_t size, uint64_t seed, size_t stride,
                         const char *what) {
-  const unsigned char *b = p;
-  uint64_t base = pattern_base(addr, size, seed);
-  unsigned want = 0;
-  size_t bad;
-  if (size <= FULL_FILL_MAX) {
-    bad = check_range(b, 0, size, base, &want);
-  } else {
-    bad = check_range(b, 0, EDGE_BYTES, base, &want);
-    for (size_t o = stride; bad == SIZE_MAX && o + 8 <= size - EDGE_BYTES; o += stride)
-      bad = check_range(b, o, 8, base, &want);
-    if (bad == SIZE_MAX)
-      bad = check_range(b, size - EDGE_BYTES, EDGE_BYTES, base, &want);
-  }
-  if (bad != SIZE_MAX)
+  bench_coverage how = coverage(stride);
+  uint64_t pseed = bench_pattern_seed((const void *)addr, size, seed);
+  size_t bad = bench_check_block(p, size, size, pseed, &how);
+  if (bad != BENCH_NO_MISMATCH)
     die("heap corruption %s: block %p (size %zu, written at %p): byte %zu is "
         "0x%02x, expected 0x%02x",
-        what, p, size, (void *)addr, bad, b[bad], want);
+        what, p, size, (void *)addr, bad, ((const unsigned char *)p)[bad],
+        bench_pattern_byte(pseed, bad));
 }
 
 /* ------------------------------------------------------------------ */
@@ -285,7 +166,7 @@ struct config {
   uint64_t seed;
   size_t max_size;
   unsigned live;
-  struct size_dist dist;
+  bench_size_dist dist;
 };
 
 static struct config g_cfg;
@@ -302,19 +183,19 @@ struct slot {
 struct worker {
   alignas(CACHELINE) unsigned index;
   pthread_t thread;
-  uint64_t rng;
+  bench_rng rng;
   uint64_t ops;
   struct slot *slots;
   pthread_barrier_t *start;
 };
 
-static void slot_fill_new(struct slot *s, size_t size, uint64_t *rng, size_t stride) {
+static void slot_fill_new(struct slot *s, size_t size, bench_rng *rng, size_t stride) {
   void *p = malloc(size);
   if (p == NULL)
     die("malloc(%zu) returned NULL", size);
   s->ptr = p;
   s->size = size;
-  s->seed = rng_next(rng);
+  s->seed = bench_rng_next(rng);
   fill_block(p, (uintptr_t)p, size, s->seed, stride);
 }
 
@@ -327,10 +208,10 @@ static void *churn_worker(void *arg) {
   const struct config *c = &g_cfg;
   const size_t stride = MODES[c->mode].stride;
   const unsigned live = c->live;
-  uint64_t rng = w->rng;
+  bench_rng rng = w->rng;
 
   for (unsigned i = 0; i < live; i++)
-    slot_fill_new(&w->slots[i], size_draw(&c->dist, &rng), &rng, stride);
+    slot_fill_new(&w->slots[i], bench_size_draw(&c->dist, &rng), &rng, stride);
   pthread_barrier_wait(w->start);
 
   /* Large blocks take long enough to check the flag every time. */
@@ -339,10 +220,10 @@ static void *churn_worker(void *arg) {
   for (;;) {
     if ((ops & check_mask) == 0 && atomic_load_explicit(&g_stop, memory_order_relaxed))
       break;
-    struct slot *s = &w->slots[live == 1 ? 0 : rng_below(&rng, live)];
+    struct slot *s = &w->slots[live == 1 ? 0 : bench_rng_below(&rng, live)];
     slot_check(s, stride);
     free(s->ptr);
-    slot_fill_new(s, size_draw(&c->dist, &rng), &rng, stride);
+    slot_fill_new(s, bench_size_draw(&c->dist, &rng), &rng, stride);
     ops++;
   }
   w->ops = ops;
@@ -358,7 +239,7 @@ static void *realloc_worker(void *arg) {
   const size_t start = MODES[c->mode].min_size;
   const size_t final = c->max_size;
   const unsigned live = c->live;
-  uint64_t rng = w->rng;
+  bench_rng rng = w->rng;
 
   for (unsigned i = 0; i < live; i++)
     slot_fill_new(&w->slots[i], start, &rng, stride);
@@ -368,7 +249,7 @@ static void *realloc_worker(void *arg) {
   for (;;) {
     if ((ops & (STOP_CHECK_EVERY - 1)) == 0 && atomic_load_explicit(&g_stop, memory_order_relaxed))
       break;
-    struct slot *s = &w->slots[live == 1 ? 0 : rng_below(&rng, live)];
+    struct slot *s = &w->slots[live == 1 ? 0 : bench_rng_below(&rng, live)];
     if (s->size >= final) {
       /* Fully grown: verify, free, start again (not counted). */
       slot_check(s, stride);
@@ -387,7 +268,7 @@ static void *realloc_worker(void *arg) {
     check_block(q, old_addr, s->size, s->seed, stride, "in the prefix preserved by realloc");
     s->ptr = q;
     s->size = grown;
-    s->seed = rng_next(&rng);
+    s->seed = bench_rng_next(&rng);
     fill_block(q, (uintptr_t)q, grown, s->seed, stride);
     ops++;
   }
@@ -415,7 +296,7 @@ struct ring {
   size_t head_seen;
   atomic_int producer_done;
   uint64_t produced;
-  uint64_t rng;
+  bench_rng rng;
   pthread_barrier_t *start;
   alignas(CACHELINE) struct msg buf[RING_CAP];
 };
@@ -442,7 +323,7 @@ static void *producer(void *arg) {
   struct ring *r = arg;
   const struct config *c = &g_cfg;
   const size_t stride = MODES[c->mode].stride;
-  uint64_t rng = r->rng;
+  bench_rng rng = r->rng;
   uint64_t produced = 0;
   size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
   size_t head_seen = r->head_seen;
@@ -450,11 +331,11 @@ static void *producer(void *arg) {
   pthread_barrier_wait(r->start);
   while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
     struct msg m;
-    m.size = size_draw(&c->dist, &rng);
+    m.size = bench_size_draw(&c->dist, &rng);
     m.ptr = malloc(m.size);
     if (m.ptr == NULL)
       die("malloc(%zu) returned NULL", m.size);
-    m.seed = rng_next(&rng);
+    m.seed = bench_rng_next(&rng);
     fill_block(m.ptr, (uintptr_t)m.ptr, m.size, m.seed, stride);
 
     unsigned spins = 0;
@@ -562,7 +443,7 @@ struct spawner {
   pthread_t thread;
   struct survivor *survivors;
   struct ephemeral *slots; /* g_cfg.threads of them */
-  uint64_t rng;
+  bench_rng rng;
   uint64_t created;
   uint64_t freed_self;
   uint64_t handed;
@@ -575,18 +456,19 @@ static void *ephemeral_main(void *arg) {
   struct ephemeral *e = arg;
   const struct config *c = &g_cfg;
   const size_t stride = MODES[c->mode].stride;
-  uint64_t rng = e->seed;
-  size_t n = TC_MIN_BLOCKS + (size_t)rng_below(&rng, TC_MAX_BLOCKS - TC_MIN_BLOCKS + 1);
+  bench_rng rng;
+  bench_rng_init(&rng, e->seed);
+  size_t n = TC_MIN_BLOCKS + (size_t)bench_rng_below(&rng, TC_MAX_BLOCKS - TC_MIN_BLOCKS + 1);
   size_t keep = n / 2;
   struct msg local[TC_MAX_BLOCKS];
 
   for (size_t i = 0; i < n; i++) {
     struct msg *m = &local[i];
-    m->size = size_draw(&c->dist, &rng);
+    m->size = bench_size_draw(&c->dist, &rng);
     m->ptr = malloc(m->size);
     if (m->ptr == NULL)
       die("malloc(%zu) returned NULL", m->size);
-    m->seed = rng_next(&rng);
+    m->seed = bench_rng_next(&rng);
     fill_block(m->ptr, (uintptr_t)m->ptr, m->size, m->seed, stride);
   }
 
@@ -640,7 +522,7 @@ static void *spawner_main(void *arg) {
     struct ephemeral *e = &sp->slots[next];
     if (e->running)
       reap(sp, e);
-    e->seed = rng_next(&sp->rng);
+    e->seed = bench_rng_next(&sp->rng);
     e->survivor = (unsigned)(sp->created % SURVIVORS);
     e->freed_self = 0;
     e->handed = 0;
@@ -696,23 +578,6 @@ static void *survivor_main(void *arg) {
 /* ------------------------------------------------------------------ */
 /* Timing. */
 
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_for(double seconds) {
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  double whole = (double)(time_t)seconds;
-  long nsec = until.tv_nsec + (long)((seconds - whole) * 1e9);
-  until.tv_sec += (time_t)whole + nsec / 1000000000L;
-  until.tv_nsec = nsec % 1000000000L;
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {
-  }
-}
-
 static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *what) {
   int rc = pthread_create(t, NULL, fn, arg);
   if (rc != 0)
@@ -729,11 +594,11 @@ static void join_thread(pthread_t t, const char *what) {
  * join_all); returns the elapsed seconds from release to the last join. */
 static double timed_run(pthread_barrier_t *start, void (*join_all)(void *), void *ctx) {
   pthread_barrier_wait(start);
-  double t0 = now_seconds();
-  sleep_for(g_cfg.seconds);
+  uint64_t t0 = bench_now_ns();
+  bench_sleep_until_ns(t0 + (uint64_t)(g_cfg.seconds * 1e9));
   atomic_store(&g_stop, 1);
   join_all(ctx);
-  double elapsed = now_seconds() - t0;
+  double elapsed = (double)(bench_now_ns() - t0) * 1e-9;
   return elapsed > 0 ? elapsed : 1e-9;
 }
 
@@ -762,7 +627,7 @@ static uint64_t run_slots(double *elapsed) {
   for (unsigned i = 0; i < c->threads; i++) {
     struct worker *w = &ws[i];
     w->index = i;
-    w->rng = stream_seed(c->seed, i);
+    bench_rng_init(&w->rng, bench_stream_seed(c->seed, i));
     w->slots = xmalloc(c->live * sizeof *w->slots);
     w->start = &start;
     start_thread(&w->thread, c->mode == M_REALLOC ? realloc_worker : churn_worker, w, "worker");
@@ -817,7 +682,7 @@ static uint64_t run_prodcons(double *elapsed) {
     atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
     atomic_init(&r->producer_done, 0);
-    r->rng = stream_seed(c->seed, i);
+    bench_rng_init(&r->rng, bench_stream_seed(c->seed, i));
     r->start = &start;
     rings[i] = r;
     start_thread(&threads[2 * i], producer, r, "producer");
@@ -876,7 +741,7 @@ static uint64_t run_threadchurn(double *elapsed) {
   struct spawner *sp = xalloc_lines(sizeof *sp);
   sp->survivors = sv;
   sp->slots = xalloc_lines(c->threads * sizeof *sp->slots);
-  sp->rng = stream_seed(c->seed, 0);
+  bench_rng_init(&sp->rng, bench_stream_seed(c->seed, 0));
   sp->start = &start;
   start_thread(&sp->thread, spawner_main, sp, "spawner");
 
@@ -1060,7 +925,7 @@ static void parse_args(int argc, char **argv) {
     bad_usage("--live does not apply to mode %s", mi->name);
   c->live = have_live ? (unsigned)live : mi->live;
 
-  size_dist_init(&c->dist, mi->min_size, c->max_size);
+  bench_size_dist_init(&c->dist, mi->min_size, c->max_size);
 }
 
 int main(int argc, char **argv) {

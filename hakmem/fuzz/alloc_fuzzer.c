@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "hakmem.h"
+#include "hakmem/bench/bench_util.h"
 
 #define NSLOTS 64
 #define LIVE_CAP ((size_t)64 << 20)  // most bytes held at once
@@ -157,133 +158,45 @@ static size_t read_align(reader *r) { return (size_t)1 << (u8(r) % 23); }
 
 // ---- patterns ----------------------------------------------------------------
 
-static uint64_t mix(uint64_t x) {
-  x ^= x >> 31;
-  x *= 0x7fb5d329728ea185ull;
-  x ^= x >> 27;
-  x *= 0x81dadef4bc2dd44dull;
-  return x ^ (x >> 33);
+// Every block's pattern is bench_util.h's, seeded by its slot and generation
+// (so a block handed out twice shows up in one of the two slots).
+static uint64_t seed_of(unsigned s, uint64_t gen) {
+  return bench_mix64((uint64_t)(s + 1) << 40 ^ gen);
 }
 
-static uint64_t seed_of(unsigned s, uint64_t gen) { return mix((uint64_t)(s + 1) << 40 ^ gen); }
+// Blocks up to FULL_FILL carry the pattern whole; larger ones in the first
+// STRIPE bytes of every page and the last STRIPE bytes.
+static const bench_coverage k_cover = {
+    .full = FULL_FILL, .edge = STRIPE, .stride = PAGE, .stripe = STRIPE};
 
-// Byte i of a block with pattern `seed` is byte i % 8 of word i / 8, where
-// word k is seed ^ k * (an odd constant): cheap to write and check a word
-// at a time, different in every word, and different for every slot and
-// generation.
-static inline uint64_t pattern_word(uint64_t seed, size_t k) {
-  return seed ^ ((uint64_t)k * 0x9e3779b97f4a7c15ull);
-}
-
-static inline uint8_t pattern_byte(uint64_t seed, size_t i) {
-  return (uint8_t)(pattern_word(seed, i >> 3) >> ((i & 7) * 8));
-}
-
-// The fill and check loops run over megabytes per input: keep libFuzzer's
-// comparison tracing out of them (it would cost most of the time and
-// steers nothing).
-#define NO_COVERAGE __attribute__((no_sanitize("coverage")))
-
-// Calls fn on each byte range of a block of `size` bytes that carries the
-// pattern: all of it for blocks up to FULL_FILL, else the first STRIPE bytes
-// of every page and the last STRIPE bytes. Ranges are clipped to `limit`.
-typedef void range_fn(unsigned char *p, size_t from, size_t to, uint64_t seed, unsigned s);
-
-static void for_ranges(unsigned char *p, size_t size, size_t limit, uint64_t seed, unsigned s,
-                       range_fn *fn) {
-  if (limit > size)
-    limit = size;
-  if (size <= FULL_FILL) {
-    if (limit > 0)
-      fn(p, 0, limit, seed, s);
-    return;
-  }
-  for (size_t off = 0; off < limit; off += PAGE) {
-    size_t end = off + STRIPE < limit ? off + STRIPE : limit;
-    fn(p, off, end, seed, s);
-  }
-  size_t tail = size - STRIPE;
-  if (tail < limit)
-    fn(p, tail, limit, seed, s);
-}
-
-NO_COVERAGE static void fill_range(unsigned char *p, size_t from, size_t to, uint64_t seed,
-                                   unsigned s) {
-  (void)s;
-  size_t i = from;
-  for (; i < to && (i & 7) != 0; i++)
-    p[i] = pattern_byte(seed, i);
-  for (; i + 8 <= to; i += 8) {
-    uint64_t w = pattern_word(seed, i >> 3);
-    memcpy(p + i, &w, 8); // little-endian: byte j of the word lands at i + j
-  }
-  for (; i < to; i++)
-    p[i] = pattern_byte(seed, i);
-}
-
-static void __attribute__((noinline))
-bad_byte(unsigned char *p, size_t from, size_t to, uint64_t seed, unsigned s) {
-  for (size_t i = from; i < to; i++) {
-    uint8_t want = pattern_byte(seed, i);
-    if (p[i] != want)
-      fail("slot %u block %p: byte %zu is 0x%02x, expected 0x%02x (live data corrupted)", s,
-           (void *)p, i, p[i], want);
-  }
-  fail("slot %u block %p: pattern mismatch in bytes %zu..%zu", s, (void *)p, from, to);
-}
-
-NO_COVERAGE static void check_range(unsigned char *p, size_t from, size_t to, uint64_t seed,
-                                    unsigned s) {
-  size_t i = from;
-  for (; i < to && (i & 7) != 0; i++)
-    if (p[i] != pattern_byte(seed, i))
-      bad_byte(p, i, to, seed, s);
-  for (; i + 8 <= to; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    if (w != pattern_word(seed, i >> 3))
-      bad_byte(p, i, to, seed, s);
-  }
-  for (; i < to; i++)
-    if (p[i] != pattern_byte(seed, i))
-      bad_byte(p, i, to, seed, s);
+// Checks the first `limit` bytes of the pattern of a block of `size` bytes
+// (now at p, maybe moved there by realloc) written for slot s.
+static void check_pattern(const unsigned char *p, size_t size, size_t limit, uint64_t seed,
+                          unsigned s) {
+  size_t bad = bench_check_block(p, size, limit, seed, &k_cover);
+  if (bad != BENCH_NO_MISMATCH)
+    fail("slot %u block %p: byte %zu is 0x%02x, expected 0x%02x (live data corrupted)", s,
+         (const void *)p, bad, p[bad], bench_pattern_byte(seed, bad));
 }
 
 static void fill_slot(unsigned s) {
   slot *b = &g_slots[s];
   b->gen = ++g_gen;
-  for_ranges(b->p, b->size, b->size, seed_of(s, b->gen), s, fill_range);
+  bench_fill_block(b->p, b->size, seed_of(s, b->gen), &k_cover);
 }
 
 // Checks the first `limit` bytes of slot s's pattern.
 static void check_slot_prefix(unsigned s, size_t limit) {
   slot *b = &g_slots[s];
-  for_ranges(b->p, b->size, limit, seed_of(s, b->gen), s, check_range);
+  check_pattern(b->p, b->size, limit, seed_of(s, b->gen), s);
 }
 
 static void check_slot(unsigned s) { check_slot_prefix(s, g_slots[s].size); }
 
-static void __attribute__((noinline)) bad_zero(const unsigned char *p, size_t from, size_t to) {
-  for (size_t i = from; i < to; i++)
-    if (p[i] != 0)
-      fail("calloc block %p: byte %zu is 0x%02x, not 0", (const void *)p, i, p[i]);
-  fail("calloc block %p: not zero in bytes %zu..%zu", (const void *)p, from, to);
-}
-
-NO_COVERAGE static void check_zero_range(const unsigned char *p, size_t from, size_t to) {
-  size_t i = from;
-  for (; i < to && (i & 7) != 0; i++)
-    if (p[i] != 0)
-      bad_zero(p, i, to);
-  for (; i + 8 <= to; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    if (w != 0)
-      bad_zero(p, i, to);
-  }
-  for (; i < to; i++)
-    if (p[i] != 0)
-      bad_zero(p, i, to);
+static void check_zero_range(const unsigned char *p, size_t from, size_t to) {
+  size_t bad = bench_find_nonzero(p, from, to);
+  if (bad != BENCH_NO_MISMATCH)
+    fail("calloc block %p: byte %zu is 0x%02x, not 0", (const void *)p, bad, p[bad]);
 }
 
 static void check_zero(const unsigned char *p, size_t size) {
@@ -411,7 +324,7 @@ static void op_realloc(unsigned s, size_t n) {
     fail("realloc(%p, %zu) returned NULL, errno %d", (void *)b->p, n, errno);
   // The old contents up to the smaller size come along.
   size_t keep = old < n ? old : n;
-  for_ranges(q, old, keep, seed_of(s, b->gen), s, check_range);
+  check_pattern(q, old, keep, seed_of(s, b->gen), s);
   g_live -= old;
   b->p = NULL;
   b->size = 0;
@@ -721,7 +634,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       unsigned char *q = hak_reallocarray(b->p, count, each);
       if (q == NULL)
         fail("reallocarray(%p, %zu, %zu) returned NULL", (void *)b->p, count, each);
-      for_ranges(q, old, old < n ? old : n, seed_of(s, b->gen), s, check_range);
+      check_pattern(q, old, old < n ? old : n, seed_of(s, b->gen), s);
       g_live -= old;
       b->p = NULL;
       b->size = 0;

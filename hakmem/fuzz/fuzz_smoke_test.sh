@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds alloc_fuzzer for one hakmem variant and runs each committed seed
-# input once (no fuzzing: libFuzzer given files runs exactly those).
+# Runs each committed seed input once on one variant's alloc_fuzzer (no
+# fuzzing: libFuzzer given files runs exactly those, and so does the replay
+# main of the default build).
 #
 # Usage (from the runfiles root, as `bazel test` starts it):
-#   fuzz_smoke_test.sh VARIANT       fastcache | nofastcache | hardened
+#   fuzz_smoke_test.sh VARIANT FUZZER    e.g. hardened hakmem/fuzz/alloc_fuzzer_hardened
 set -euo pipefail
 
 die() {
@@ -11,24 +12,21 @@ die() {
   exit 1
 }
 
-[[ $# -eq 1 ]] || die "usage: fuzz_smoke_test.sh VARIANT"
+[[ $# -eq 2 ]] || die "usage: fuzz_smoke_test.sh VARIANT FUZZER"
 variant=$1
-root=$PWD
-fuzz="${root}/hakmem/fuzz"
+fuzzer="${PWD}/$2"
+fuzz="${PWD}/hakmem/fuzz"
 work="${TEST_TMPDIR:-$(mktemp -d)}/fuzz_${variant}"
 rm -rf "${work}"
 mkdir -p "${work}"
-
-echo "=== build alloc_fuzzer (${variant}) with clang"
-"${fuzz}/build_fuzzer.sh" "${root}" "${variant}" "${work}/alloc_fuzzer" ||
-  die "building the fuzzer failed (clang and libclang-rt-14-dev installed?)"
+[[ -x ${fuzzer} ]] || die "${fuzzer} is not an executable"
 
 seeds=("${fuzz}"/corpus/*)
 [[ -e ${seeds[0]} ]] || die "no seed inputs in ${fuzz}/corpus"
-echo "=== replay ${#seeds[@]} seed inputs"
+echo "=== replay ${#seeds[@]} seed inputs on $2"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=${fuzz}/ubsan.supp"
 rc=0
-(cd "${work}" && ./alloc_fuzzer -timeout=30 -rss_limit_mb=2048 "${seeds[@]}") \
+(cd "${work}" && "${fuzzer}" -timeout=30 -rss_limit_mb=2048 "${seeds[@]}") \
   >"${work}/replay.log" 2>&1 || rc=$?
 ran=$(grep -c '^Executed ' "${work}/replay.log" || true)
 if ((rc != 0)); then

@@ -3,11 +3,12 @@
 #
 # Usage: hakmem/fuzz/run_fuzz.sh [SECONDS]      (default 60)
 #
-# Builds alloc_fuzzer (build_fuzzer.sh) for the fastcache, hardened and
-# nofastcache variants into a temporary directory and fuzzes each in turn,
-# starting from a copy of the committed seed corpus (hakmem/fuzz/corpus/),
-# which the variants share as it grows. Time split: half to fastcache, a
-# quarter each to hardened and nofastcache.
+# Builds //hakmem/fuzz:alloc_fuzzer<suffix> for every variant of
+# hakmem/variants.bzl with `bazel build --config=fuzz` (clang, libFuzzer,
+# ASan, UBSan) and fuzzes each in turn, starting from a copy of the committed
+# seed corpus (hakmem/fuzz/corpus/), which the variants share as it grows.
+# Time split: half to the default variant (the first), the other half shared
+# by the rest.
 #
 # Exit status 0 when no input crashed; otherwise non-zero, with the path of
 # the reproducer and the command that replays it. The temporary directory is
@@ -15,12 +16,13 @@
 # HAKMEM_FUZZ_KEEP=1).
 #
 # Environment:
-#   HAKMEM_FUZZ_VARIANTS   variants to run, e.g. "fastcache" (default
-#                          "fastcache hardened nofastcache")
+#   HAKMEM_FUZZ_VARIANTS   variants to run (short names), e.g. "fastcache"
+#                          (default: all, from hakmem/variants.bzl)
 #   HAKMEM_FUZZ_WORKDIR    directory to work in (default: mktemp -d)
 #   HAKMEM_FUZZ_KEEP=1     keep the work directory (new corpus inputs are in
 #                          corpus/; add them to hakmem/fuzz/corpus/ by hand
 #                          only if small and interesting)
+#   BAZEL                  the bazel binary (default: bazel)
 #   HAKMEM_TCACHE_MAX ...  passed to hakmem as usual (the fuzzer sets a small
 #                          HAKMEM_TCACHE_MAX itself when it is unset)
 set -euo pipefail
@@ -32,7 +34,26 @@ seconds=${1:-60}
   echo "usage: run_fuzz.sh [SECONDS]  (a positive whole number)" >&2
   exit 2
 }
-read -r -a variants <<<"${HAKMEM_FUZZ_VARIANTS:-fastcache hardened nofastcache}"
+bazel=${BAZEL:-bazel}
+
+# short name -> target suffix, for every variant in hakmem/variants.bzl.
+declare -A suffix_of=()
+all=()
+while read -r name suffix; do
+  suffix_of[${name}]=${suffix}
+  all+=("${name}")
+done < <(python3 "${root}/tools/variants.py" --bzl "${root}/hakmem/variants.bzl")
+((${#all[@]} > 0)) || {
+  echo "run_fuzz: no variants read from hakmem/variants.bzl" >&2
+  exit 2
+}
+read -r -a variants <<<"${HAKMEM_FUZZ_VARIANTS:-${all[*]}}"
+for v in "${variants[@]}"; do
+  [[ -v "suffix_of[${v}]" ]] || {
+    echo "run_fuzz: unknown variant '${v}' (known: ${all[*]})" >&2
+    exit 2
+  }
+done
 
 work=${HAKMEM_FUZZ_WORKDIR:-$(mktemp -d "${TMPDIR:-/tmp}/hakmem_fuzz.XXXXXX")}
 mkdir -p "${work}/corpus" "${work}/artifacts"
@@ -57,8 +78,15 @@ share() {
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=${here}/ubsan.supp"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0}"
 
+targets=()
 for v in "${variants[@]}"; do
-  "${here}/build_fuzzer.sh" "${root}" "${v}" "${work}/alloc_fuzzer_${v}"
+  targets+=("//hakmem/fuzz:alloc_fuzzer${suffix_of[${v}]}")
+done
+(cd "${root}" && "${bazel}" build --config=fuzz "${targets[@]}")
+bin=$(cd "${root}" && "${bazel}" info --config=fuzz bazel-bin 2>/dev/null)
+for v in "${variants[@]}"; do
+  # A copy, so that a later build cannot change the binary under a replay command.
+  cp "${bin}/hakmem/fuzz/alloc_fuzzer${suffix_of[${v}]}" "${work}/alloc_fuzzer_${v}"
 done
 
 status=0

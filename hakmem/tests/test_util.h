@@ -1,6 +1,6 @@
-// Helpers shared by the hakmem cross-box tests: byte patterns that let a test
-// prove a block kept its contents (and that no two live blocks overlap), and
-// summaries of hak_stats snapshots.
+// Helpers shared by the hakmem cross-box tests: names for bench_util.h's byte
+// patterns (a test proves a block kept its contents, and that no two live
+// blocks overlap), and summaries of hak_stats snapshots.
 #ifndef HAKMEM_TESTS_TEST_UTIL_H_
 #define HAKMEM_TESTS_TEST_UTIL_H_
 
@@ -9,88 +9,32 @@
 #include <cstring>
 
 #include "hakmem.h"
+#include "hakmem/bench/bench_util.h"
 
 namespace hakmem_test {
 
 constexpr size_t kKiB = size_t{1} << 10;
 constexpr size_t kMiB = size_t{1} << 20;
-constexpr size_t kNotFound = ~size_t{0};
+constexpr size_t kNotFound = BENCH_NO_MISMATCH;
 
-// A 64-bit mixer (splitmix64 finaliser) so neighbouring words differ.
-inline uint64_t Mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// The pattern word number `k` of a buffer filled with `seed`.
-inline uint64_t PatternWord(uint64_t seed, size_t k) {
-  return Mix(seed ^ (static_cast<uint64_t>(k) * 0xD6E8FEB86659FD93ull));
-}
-
-// Byte `i` of the pattern is byte (i % 8) of PatternWord(seed, i / 8), so a
-// prefix of a filled buffer is the pattern of the shorter length: realloc
-// tests can verify the kept prefix with the same seed.
-inline void FillPattern(void *p, size_t n, uint64_t seed) {
-  unsigned char *b = static_cast<unsigned char *>(p);
-  size_t words = n / 8;
-  for (size_t k = 0; k < words; ++k) {
-    uint64_t w = PatternWord(seed, k);
-    std::memcpy(b + 8 * k, &w, 8);
-  }
-  if (n % 8 != 0) {
-    uint64_t w = PatternWord(seed, words);
-    std::memcpy(b + 8 * words, &w, n % 8);
-  }
-}
+// The fill patterns are bench_util.h's; these names read better in tests.
+// Byte `i` of a pattern does not depend on the length, so a prefix of a
+// filled buffer is the pattern of the shorter length: realloc tests verify
+// the kept prefix with the same seed.
+inline void FillPattern(void *p, size_t n, uint64_t seed) { bench_fill(p, 0, n, seed); }
 
 // Offset of the first byte that differs from the pattern, or kNotFound.
 inline size_t FindPatternMismatch(const void *p, size_t n, uint64_t seed) {
-  const unsigned char *b = static_cast<const unsigned char *>(p);
-  size_t words = n / 8;
-  for (size_t k = 0; k < words; ++k) {
-    uint64_t want = PatternWord(seed, k);
-    if (std::memcmp(b + 8 * k, &want, 8) != 0) {
-      for (size_t i = 0; i < 8; ++i) {
-        if (b[8 * k + i] != reinterpret_cast<const unsigned char *>(&want)[i]) {
-          return 8 * k + i;
-        }
-      }
-    }
-  }
-  if (n % 8 != 0) {
-    uint64_t want = PatternWord(seed, words);
-    for (size_t i = 0; i < n % 8; ++i) {
-      if (b[8 * words + i] != reinterpret_cast<const unsigned char *>(&want)[i]) {
-        return 8 * words + i;
-      }
-    }
-  }
-  return kNotFound;
+  return bench_check(p, 0, n, seed);
 }
 
 // Offset of the first non-zero byte, or kNotFound.
-inline size_t FindNonZero(const void *p, size_t n) {
-  const unsigned char *b = static_cast<const unsigned char *>(p);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, b + i, 8);
-    if (w != 0)
-      break;
-  }
-  for (; i < n; ++i) {
-    if (b[i] != 0)
-      return i;
-  }
-  return kNotFound;
-}
+inline size_t FindNonZero(const void *p, size_t n) { return bench_find_nonzero(p, 0, n); }
 
 // A seed that depends on where a block lives and how big it is, so a block
 // that is handed out twice, or overlaps another, shows up as a mismatch.
 inline uint64_t SeedFor(const void *p, size_t n, uint64_t salt = 0) {
-  return Mix(reinterpret_cast<uintptr_t>(p) ^ Mix(n) ^ (salt << 1));
+  return bench_pattern_seed(p, n, salt);
 }
 
 inline bool IsAligned(const void *p, size_t alignment) {

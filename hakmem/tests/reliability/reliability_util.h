@@ -20,7 +20,6 @@
 #ifndef HAKMEM_TESTS_RELIABILITY_RELIABILITY_UTIL_H_
 #define HAKMEM_TESTS_RELIABILITY_RELIABILITY_UTIL_H_
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,6 +34,7 @@
 
 #include "gtest/gtest.h"
 #include "hakmem.h"
+#include "hakmem/bench/bench_util.h"
 
 #ifndef HAKMEM_DEBUG
 #define HAKMEM_DEBUG 0
@@ -185,22 +185,11 @@ struct Statm {
 };
 
 inline Statm ReadStatm() {
+  uint64_t vm = 0, rss = 0;
+  bench_statm(&vm, &rss);
   Statm m;
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return m;
-  char buf[256];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return m;
-  buf[n] = '\0';
-  unsigned long long vm = 0, rss = 0;
-  if (sscanf(buf, "%llu %llu", &vm, &rss) != 2)
-    return m;
-  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  m.vm_bytes = static_cast<size_t>(vm) * page;
-  m.rss_bytes = static_cast<size_t>(rss) * page;
+  m.vm_bytes = static_cast<size_t>(vm);
+  m.rss_bytes = static_cast<size_t>(rss);
   return m;
 }
 
@@ -211,86 +200,33 @@ inline hak_stats StatsNow() {
   return s;
 }
 
-// A small, fast generator (xorshift64*) for sizes and fill patterns.
+// bench_util.h's generator, for sizes and fill patterns.
 class Rng {
 public:
-  explicit Rng(uint64_t seed) : x_(seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull) {
-    if (x_ == 0)
-      x_ = 1;
-  }
-  uint64_t Next() {
-    x_ ^= x_ >> 12;
-    x_ ^= x_ << 25;
-    x_ ^= x_ >> 27;
-    return x_ * 0x2545F4914F6CDD1Dull;
-  }
+  explicit Rng(uint64_t seed) { bench_rng_init(&r_, seed); }
+  uint64_t Next() { return bench_rng_next(&r_); }
   // Uniform enough in [0, n).
-  size_t Below(size_t n) { return static_cast<size_t>((Next() >> 32) % n); }
+  size_t Below(size_t n) { return static_cast<size_t>(bench_rng_below(&r_, n)); }
 
 private:
-  uint64_t x_;
+  bench_rng r_;
 };
 
-// Fills n bytes with a pattern determined by seed; Intact() checks it.
-// Words are mixed with their index so that a shifted or swapped region does
-// not match.
-inline uint64_t PatternWord(uint64_t seed, size_t k) {
-  uint64_t x = seed ^ (k * 0xD1B54A32D192ED03ull);
-  x ^= x >> 31;
-  x *= 0x7FB5D329728EA185ull;
-  x ^= x >> 27;
-  return x;
-}
-
-inline void Fill(void *p, size_t n, uint64_t seed) {
-  unsigned char *b = static_cast<unsigned char *>(p);
-  size_t k = 0;
-  for (; (k + 1) * 8 <= n; k++) {
-    uint64_t w = PatternWord(seed, k);
-    std::memcpy(b + 8 * k, &w, 8);
-  }
-  uint64_t w = PatternWord(seed, k);
-  std::memcpy(b + 8 * k, &w, n - 8 * k);
-}
+// Fills n bytes with bench_util.h's pattern for seed; Intact() checks it.
+inline void Fill(void *p, size_t n, uint64_t seed) { bench_fill(p, 0, n, seed); }
 
 inline bool Intact(const void *p, size_t n, uint64_t seed) {
-  const unsigned char *b = static_cast<const unsigned char *>(p);
-  size_t k = 0;
-  for (; (k + 1) * 8 <= n; k++) {
-    uint64_t w = PatternWord(seed, k);
-    if (std::memcmp(b + 8 * k, &w, 8) != 0)
-      return false;
-  }
-  uint64_t w = PatternWord(seed, k);
-  return std::memcmp(b + 8 * k, &w, n - 8 * k) == 0;
+  return bench_check(p, 0, n, seed) == BENCH_NO_MISMATCH;
 }
 
 // For large blocks, where filling every byte would only cost time: the first
 // and last 4 KiB and one word in every page.
-inline void FillSparse(void *p, size_t n, uint64_t seed) {
-  if (n <= 8 * kKiB)
-    return Fill(p, n, seed);
-  unsigned char *b = static_cast<unsigned char *>(p);
-  Fill(b, 4 * kKiB, seed);
-  Fill(b + n - 4 * kKiB, 4 * kKiB, ~seed);
-  for (size_t off = 4 * kKiB; off + 8 <= n - 4 * kKiB; off += kPageSize) {
-    uint64_t w = PatternWord(seed, off);
-    std::memcpy(b + off, &w, 8);
-  }
-}
+constexpr bench_coverage kSparse = {8 * kKiB, 4 * kKiB, kPageSize, 8};
+
+inline void FillSparse(void *p, size_t n, uint64_t seed) { bench_fill_block(p, n, seed, &kSparse); }
 
 inline bool IntactSparse(const void *p, size_t n, uint64_t seed) {
-  if (n <= 8 * kKiB)
-    return Intact(p, n, seed);
-  const unsigned char *b = static_cast<const unsigned char *>(p);
-  if (!Intact(b, 4 * kKiB, seed) || !Intact(b + n - 4 * kKiB, 4 * kKiB, ~seed))
-    return false;
-  for (size_t off = 4 * kKiB; off + 8 <= n - 4 * kKiB; off += kPageSize) {
-    uint64_t w = PatternWord(seed, off);
-    if (std::memcmp(b + off, &w, 8) != 0)
-      return false;
-  }
-  return true;
+  return bench_check_block(p, n, n, seed, &kSparse) == BENCH_NO_MISMATCH;
 }
 
 } // namespace hakmem_reliability
