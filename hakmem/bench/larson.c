@@ -257,12 +257,12 @@ static int parse_u64(const char *s, unsigned long long lo, unsigned long long hi
 #if defined(HAKMEM_BUILD_RELEASE) && HAKMEM_BUILD_RELEASE
 #define LARSON_RELEASE 1
 #define LARSON_BUILD "release (" LARSON_OPT ", NDEBUG)"
-#elif defined(HAKMEM_DEBUG) && HAKMEM_DEBUG >= 2
+#elif defined(HAKMEM_DEBUG) && !defined(__OPTIMIZE__)
 #define LARSON_RELEASE 0
-#define LARSON_BUILD "debug (HAKMEM_DEBUG=2, " LARSON_OPT ")"
+#define LARSON_BUILD "debug (HAKMEM_DEBUG=1, checks full, " LARSON_OPT ")"
 #elif defined(HAKMEM_DEBUG)
 #define LARSON_RELEASE 0
-#define LARSON_BUILD "checked (HAKMEM_DEBUG=1, " LARSON_OPT ")"
+#define LARSON_BUILD "checked (HAKMEM_DEBUG=1, checks full, " LARSON_OPT ")"
 #else
 #define LARSON_RELEASE 0
 #define LARSON_BUILD "unknown (built without hakmem's build defines, " LARSON_OPT ")"
