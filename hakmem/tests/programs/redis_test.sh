@@ -171,7 +171,9 @@ benchmark() {
   tr '\r' '\n' <"${WORK}/${name}.bench" | grep 'requests per second' | sed 's/^ *//; s/^/  | /'
   local t
   for t in SET GET LPUSH LPOP INCR HSET; do
-    tr '\r' '\n' <"${WORK}/${name}.bench" | grep -q "^${t}: .*requests per second" ||
+    # grep reads all its input (no -q): under pipefail an early exit would
+    # kill tr with SIGPIPE and fail the pipeline although the line is there.
+    tr '\r' '\n' <"${WORK}/${name}.bench" | grep "^${t}: .*requests per second" >/dev/null ||
       die "redis-benchmark printed no result for ${t} (${name})"
   done
   # Without -r every request hits the same key: INCR ran 20000 times, LPUSH
