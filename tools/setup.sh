@@ -20,6 +20,9 @@ PACKAGES=(
   libclang-rt-14-dev
   clang-format
   valgrind
+  # The heap profile's reader (go tool pprof) and its call graphs (dot).
+  golang-go
+  graphviz
   python3
   libpython3.11-testsuite
   git

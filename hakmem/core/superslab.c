@@ -76,9 +76,17 @@ hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls
   HAK_SLAB_SET_STATE(s, HAK_SLAB_ACTIVE);
   s->slot = (uint8_t)slot;
   hak_slab_clear_purged(s);
+  s->prof_live = 0;
   hak_classmap_set((uint8_t *)ss + ((size_t)slot << ss->slab_shift), (size_t)1 << ss->slab_shift,
                    cls + 1);
   return s;
+}
+
+void hak_slab_prof_mark(void *slab, int sampled) {
+  hak_slab *s = slab;
+  hak_superslab *ss = hak_superslab_of(s);
+  hak_classmap_set((uint8_t *)ss + ((size_t)s->slot << ss->slab_shift), (size_t)1 << ss->slab_shift,
+                   sampled ? 0 : s->class_idx + 1u);
 }
 
 void hak_superslab_unmap_slab(hak_superslab *ss, unsigned slot) {

@@ -48,6 +48,11 @@ int hak_slab_is_block(const hak_slab *s, const void *p) HAK_INTERNAL;
 
 // The bits of slab s's pages that a trim gave back (bit i: page i from the
 // slab's start), in its SuperSlab's header.
+// The heap profiler's hook for a slab s of SuperSlab ss: while sampled
+// blocks live in it, the class map names bin 0 there, so every free of the
+// slab misses the fast path and can be matched (hak_prof_record's callback).
+void hak_slab_prof_mark(void *slab, int sampled) HAK_INTERNAL;
+
 static inline uint64_t *hak_slab_purged_bits(const hak_slab *s) {
   return hak_superslab_of(s)->purged_pages[s->slot];
 }
