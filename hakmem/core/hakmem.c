@@ -53,12 +53,13 @@ static hak_heap *free_heap(void) {
 static void __attribute__((noinline)) prof_count(void *p, size_t size) {
   if (!hak_prof_count(&hak_tls.prof_left, &hak_tls.prof_rng, size))
     return;
+  char mark = 0;
   uint8_t kind = hak_segmap_kind(p);
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
     hak_slab *s = hak_slab_of(p, kind);
-    hak_prof_record(p, size, &s->prof_live, hak_slab_prof_mark, s);
+    hak_prof_record(p, size, &mark, &s->prof_live, hak_slab_prof_mark, s);
   } else {
-    hak_prof_record(p, size, NULL, NULL, NULL);
+    hak_prof_record(p, size, &mark, NULL, NULL, NULL);
   }
 }
 
@@ -70,6 +71,8 @@ static void __attribute__((noinline)) prof_free(void *p, hak_slab *s) {
   else
     hak_prof_free(p, NULL, NULL, NULL);
 }
+
+static void *malloc_large(size_t size, size_t align, bool zero);
 
 // The entry points whose frames (and those below them) are hakmem's own.
 __attribute__((constructor)) static void prof_register_entries(void) {
@@ -225,7 +228,7 @@ void hak_free_miss(void *p) {
     return;
   }
   hak_slab *s = vet_block("free()", p, kind);
-  if (hak_unlikely(__atomic_load_n(&s->prof_live, __ATOMIC_RELAXED) != 0))
+  if (hak_unlikely(hak_slab_prof_maybe(s, p)))
     prof_free(p, s);
   hak_tcache_free_slow(free_heap(), p, s, s->class_idx);
 }
@@ -241,7 +244,7 @@ void hak_free(void *p) {
   uint8_t kind = hak_segmap_kind(p);
   if (hak_likely(kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM)) {
     hak_slab *s = vet_block("free()", p, kind);
-    if (hak_unlikely(__atomic_load_n(&s->prof_live, __ATOMIC_RELAXED) != 0))
+    if (hak_unlikely(hak_slab_prof_maybe(s, p)))
       prof_free(p, s);
     if (HAK_POISON)
       hak_poison(p, s->block_size);

@@ -125,6 +125,7 @@ double hak_prof_weight(uint64_t size) {
 typedef struct walk {
   uintptr_t pc[HAK_PROF_DEPTH + 32];
   uintptr_t fn[HAK_PROF_DEPTH + 32];
+  uintptr_t cfa[HAK_PROF_DEPTH + 32];
   unsigned n;
 } walk;
 
@@ -137,6 +138,7 @@ static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg) {
     return _URC_END_OF_STACK;
   w->pc[w->n] = ip;
   w->fn[w->n] = _Unwind_GetRegionStart(ctx);
+  w->cfa[w->n] = _Unwind_GetCFA(ctx);
   w->n++;
   return _URC_NO_REASON;
 }
@@ -163,14 +165,24 @@ static bool is_entry(uintptr_t fn) {
   return false;
 }
 
-// The caller's stack above hakmem: frames up to the outermost entry point are
-// dropped (or just this one when none is found).
-static unsigned capture(uintptr_t *out) {
+// The caller's stack above hakmem: the frames up to the one whose stack holds
+// mark (a tail call leaves no frame for the entry point, and a cold part of
+// a function has a region start of its own, so the stack says best where
+// hakmem ends), and up to the outermost entry point, are dropped.
+static unsigned capture(uintptr_t *out, const void *mark) {
   walk w;
   w.n = 0;
   _Unwind_Backtrace(walk_frame, &w);
   unsigned first = w.n > 0 ? 1 : 0;
+  // In _Unwind_Backtrace's callback the CFA is still that of the frame below
+  // (the callee): the stack pointer of frame i at its call. The caller's
+  // frames are the ones whose stack pointer lies above the mark.
   for (unsigned i = 0; i < w.n; i++)
+    if (w.cfa[i] > (uintptr_t)mark) {
+      first = i;
+      break;
+    }
+  for (unsigned i = first; i < w.n; i++)
     if (is_entry(w.fn[i]))
       first = i + 1;
   unsigned n = 0;
@@ -232,12 +244,12 @@ static void live_remove(size_t k) {
   g_nlive--;
 }
 
-void hak_prof_record(void *p, size_t size, uint16_t *live, hak_prof_slab_fn *slab_changed,
-                     void *arg) {
+void hak_prof_record(void *p, size_t size, const void *mark, uint16_t *live,
+                     hak_prof_slab_fn *slab_changed, void *arg) {
   if (!hak_prof_enabled || p == NULL)
     return;
   uintptr_t pc[HAK_PROF_DEPTH];
-  unsigned depth = capture(pc); // outside the lock: unwinding takes the loader's
+  unsigned depth = capture(pc, mark); // outside the lock: unwinding takes the loader's
   double w = hak_prof_weight(size);
   pthread_mutex_lock(&g_lock);
   uint32_t s = intern_stack(pc, depth);
@@ -255,8 +267,7 @@ void hak_prof_record(void *p, size_t size, uint16_t *live, hak_prof_slab_fn *sla
       // Read without the lock by frees of the slab.
       uint16_t n = __atomic_load_n(live, __ATOMIC_RELAXED);
       __atomic_store_n(live, (uint16_t)(n + 1), __ATOMIC_RELAXED);
-      if (n == 0)
-        slab_changed(arg, 1);
+      slab_changed(arg, p, n == 0 ? HAK_PROF_SLAB_FIRST : HAK_PROF_SLAB_ADD);
     }
   }
   g_live[k] = (prof_live){.addr = (uintptr_t)p, .size = size, .weight = w, .stack = s};
@@ -274,7 +285,7 @@ void hak_prof_free(const void *p, uint16_t *live, hak_prof_slab_fn *slab_changed
     if (n > 0) {
       __atomic_store_n(live, (uint16_t)(n - 1), __ATOMIC_RELAXED);
       if (n == 1)
-        slab_changed(arg, 0);
+        slab_changed(arg, NULL, HAK_PROF_SLAB_CLEAR);
     }
   }
   pthread_mutex_unlock(&g_lock);
@@ -292,6 +303,20 @@ size_t hak_prof_stack_count(void) {
   size_t n = g_nstacks;
   pthread_mutex_unlock(&g_lock);
   return n;
+}
+
+unsigned hak_prof_stack_depth(size_t i) {
+  pthread_mutex_lock(&g_lock);
+  unsigned d = i < g_nstacks ? g_stacks[i].depth : 0;
+  pthread_mutex_unlock(&g_lock);
+  return d;
+}
+
+uintptr_t hak_prof_stack_frame(size_t i, unsigned j) {
+  pthread_mutex_lock(&g_lock);
+  uintptr_t pc = i < g_nstacks && j < g_stacks[i].depth ? g_stacks[i].pc[j] : 0;
+  pthread_mutex_unlock(&g_lock);
+  return pc;
 }
 
 void hak_prof_fork_prepare(void) { pthread_mutex_lock(&g_lock); }

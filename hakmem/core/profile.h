@@ -33,15 +33,21 @@ bool hak_prof_count(int64_t *left, uint64_t *rng, uint64_t size) HAK_INTERNAL;
 
 // Records the sampled block p of size bytes with the caller's stack. When
 // live is not NULL (p is in a slab), *live counts the slab's sampled blocks
-// and slab_changed(arg, 1) is called, under the profiler's lock, when it
-// becomes non-zero (the caller then sends every free of the slab down its
-// slow path); NULL: a large block, whose frees are slow anyway.
-typedef void hak_prof_slab_fn(void *arg, int sampled);
-void hak_prof_record(void *p, size_t size, uint16_t *live, hak_prof_slab_fn *slab_changed,
-                     void *arg) HAK_INTERNAL;
+// and, under the profiler's lock, slab_changed(arg, p, event) is called:
+// HAK_PROF_SLAB_FIRST when the count becomes non-zero (the caller then sends
+// every free of the slab down its slow path), HAK_PROF_SLAB_ADD for later
+// ones, HAK_PROF_SLAB_CLEAR (p NULL) when it drops back to 0. NULL: a large
+// block, whose frees are slow anyway.
+enum { HAK_PROF_SLAB_CLEAR = 0, HAK_PROF_SLAB_ADD = 1, HAK_PROF_SLAB_FIRST = 2 };
+typedef void hak_prof_slab_fn(void *arg, const void *p, int event);
+// mark is the address of a local variable of the caller: the frames up to
+// the one holding it (whose stack lies below the mark) are hakmem's and are
+// left out, as are those up to the outermost registered entry point.
+void hak_prof_record(void *p, size_t size, const void *mark, uint16_t *live,
+                     hak_prof_slab_fn *slab_changed, void *arg) HAK_INTERNAL;
 
 // Forgets p if it is a sampled block; *live (if not NULL) is decremented and
-// slab_changed(arg, 0) called when it drops to 0. Call for every free of a
+// slab_changed(arg, NULL, HAK_PROF_SLAB_CLEAR) called when it drops to 0. Call for every free of a
 // block whose slab has a non-zero count, and of every large block.
 void hak_prof_free(const void *p, uint16_t *live, hak_prof_slab_fn *slab_changed,
                    void *arg) HAK_INTERNAL;
@@ -61,6 +67,9 @@ void hak_prof_fork_child(void) HAK_INTERNAL;
 // For tests: the number of live samples and of distinct stacks.
 size_t hak_prof_live_count(void) HAK_INTERNAL;
 size_t hak_prof_stack_count(void) HAK_INTERNAL;
+// For tests: the depth of stack i (in order of first sight), and its frame j.
+unsigned hak_prof_stack_depth(size_t i) HAK_INTERNAL;
+uintptr_t hak_prof_stack_frame(size_t i, unsigned j) HAK_INTERNAL;
 // For tests: the weight (estimated allocations per sample) of a block of
 // size bytes at the current rate.
 double hak_prof_weight(uint64_t size) HAK_INTERNAL;

@@ -91,10 +91,11 @@ TEST(Profile, WeightedCountsEstimateTheTotals) {
   EXPECT_NEAR(hak_prof_weight(1), (double)kRate, 1.0);
 }
 
-int g_changes[2];
-void SlabChanged(void *arg, int sampled) {
+int g_changes[3];
+void SlabChanged(void *arg, const void *p, int event) {
   EXPECT_EQ(arg, &g_changes);
-  g_changes[sampled]++;
+  EXPECT_EQ(p == nullptr, event == HAK_PROF_SLAB_CLEAR);
+  g_changes[event]++;
 }
 
 TEST(Profile, LiveTableMatchesFreesAndTellsTheSlab) {
@@ -102,11 +103,13 @@ TEST(Profile, LiveTableMatchesFreesAndTellsTheSlab) {
   size_t before = hak_prof_live_count();
   static char blocks[4][64];
   uint16_t live = 0;
-  g_changes[0] = g_changes[1] = 0;
-  hak_prof_record(blocks[0], 64, &live, SlabChanged, &g_changes);
-  hak_prof_record(blocks[1], 64, &live, SlabChanged, &g_changes);
+  char live_mark = 0;
+  g_changes[0] = g_changes[1] = g_changes[2] = 0;
+  hak_prof_record(blocks[0], 64, &live_mark, &live, SlabChanged, &g_changes);
+  hak_prof_record(blocks[1], 64, &live_mark, &live, SlabChanged, &g_changes);
   EXPECT_EQ(live, 2);
-  EXPECT_EQ(g_changes[1], 1);
+  EXPECT_EQ(g_changes[HAK_PROF_SLAB_FIRST], 1);
+  EXPECT_EQ(g_changes[HAK_PROF_SLAB_ADD], 1);
   EXPECT_EQ(hak_prof_live_count(), before + 2);
   hak_prof_free(blocks[2], &live, SlabChanged, &g_changes); // never sampled
   EXPECT_EQ(live, 2);
@@ -119,7 +122,7 @@ TEST(Profile, LiveTableMatchesFreesAndTellsTheSlab) {
   // Many addresses colliding in the table, removed in another order.
   std::vector<char> big(1 << 16);
   for (size_t k = 0; k < big.size(); k += 16)
-    hak_prof_record(&big[k], 16, nullptr, nullptr, nullptr);
+    hak_prof_record(&big[k], 16, &live_mark, nullptr, nullptr, nullptr);
   EXPECT_EQ(hak_prof_live_count(), before + big.size() / 16);
   for (size_t k = big.size(); k > 0; k -= 32)
     hak_prof_free(&big[k - 16], nullptr, nullptr, nullptr);
@@ -133,7 +136,8 @@ TEST(Profile, LiveTableMatchesFreesAndTellsTheSlab) {
 extern "C" __attribute__((noinline, optimize("omit-frame-pointer"))) void *NoFpLeaf(int depth) {
   static char block[64 * 64];
   void *p = &block[64 * (depth % 64)];
-  hak_prof_record(p, 64, nullptr, nullptr, nullptr);
+  char mark = 0;
+  hak_prof_record(p, 64, &mark, nullptr, nullptr, nullptr);
   __asm__ volatile("" ::: "memory");
   return p;
 }
@@ -146,8 +150,18 @@ extern "C" __attribute__((noinline, optimize("omit-frame-pointer"))) void *NoFpC
 TEST(Profile, StacksWalkThroughFramesWithoutFramePointers) {
   EnableProfiler(kRate);
   size_t stacks = hak_prof_stack_count();
-  NoFpChain(40); // 42 frames above hak_prof_record, deeper than the 32 asked for
-  EXPECT_EQ(hak_prof_stack_count(), stacks + 1);
+  NoFpChain(40); // 41 frames of NoFpChain above NoFpLeaf, deeper than the 32 asked for
+  ASSERT_EQ(hak_prof_stack_count(), stacks + 1);
+  // NoFpLeaf (which holds the mark) is left out; the stack starts in NoFpChain
+  // and goes through all of its frames.
+  unsigned depth = hak_prof_stack_depth(stacks);
+  EXPECT_GE(depth, 42u);
+  uintptr_t chain = reinterpret_cast<uintptr_t>(&NoFpChain);
+  for (unsigned j = 0; j < 41; j++) {
+    uintptr_t pc = hak_prof_stack_frame(stacks, j);
+    EXPECT_GT(pc, chain) << j;
+    EXPECT_LT(pc, chain + 256) << j; // a return address inside NoFpChain
+  }
   // Dump and check the file names this test's binary (the stack reached it).
   std::string path =
       std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/profile_test.heap";

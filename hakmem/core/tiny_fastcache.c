@@ -199,7 +199,8 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) {
       prof_arm(bins, i);
     if (sample) {
       hak_slab *s = hak_slab_of(b, hak_superslab_of(b)->kind);
-      hak_prof_record(b, hak_classes[cls].size, &s->prof_live, hak_slab_prof_mark, s);
+      char mark = 0;
+      hak_prof_record(b, hak_classes[cls].size, &mark, &s->prof_live, hak_slab_prof_mark, s);
     }
   }
   return b;

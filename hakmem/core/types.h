@@ -168,6 +168,10 @@ typedef struct hak_superslab {
   // from the slab's start); the free blocks that start in them are off the
   // free list until the owner uses the slab again.
   uint64_t purged_pages[HAK_SS_MAX_SLABS][HAK_SLAB_MAX_PAGES / 64];
+  // (profiler's lock; read by any free) per slab, a one-word filter of its
+  // sampled blocks (hak_slab_prof_bit): a free in a slab with sampled blocks
+  // asks the profiler's table only when its bit is set.
+  uint64_t prof_filter[HAK_SS_MAX_SLABS];
 } hak_superslab;
 
 hak_static_assert(sizeof(hak_superslab) <= HAK_SS_HEADER_SIZE, "header fits its page");
