@@ -23,8 +23,9 @@ bool hak_prof_enabled;
 // when written), sized once at init; nothing here calls malloc.
 
 #define STACK_CAP (1u << 15) // distinct stacks
-#define LIVE_CAP (1u << 20)  // live samples (open addressing, at most half full)
-#define LOC_CAP (1u << 20)   // distinct frame addresses in a dump (hash slots)
+#define LIVE_MIN (1u << 12)  // live-sample slots at first (open addressing, at most half full)
+#define LIVE_MAX (1u << 20)  // and at most: the table doubles as it fills
+#define LOC_CAP (1u << 20)   // distinct frame addresses in a dump (hash slots, at most)
 #define MAP_CAP 1024u        // executable mappings in a dump
 #define ENTRY_CAP 32u
 
@@ -49,7 +50,8 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static prof_stack *g_stacks;  // g_nstacks used
 static uint32_t *g_stack_idx; // hash slots: stack index + 1, 0 empty (2 * STACK_CAP)
 static uint32_t g_nstacks;
-static prof_live *g_live;
+static prof_live *g_live; // g_live_cap slots
+static size_t g_live_cap;
 static size_t g_nlive;
 static uint64_t g_dropped; // samples not kept: a table was full
 static double g_rate;
@@ -58,8 +60,9 @@ static HAK_ATOMIC(unsigned) g_nentries;
 static volatile sig_atomic_t g_dump_wanted;
 
 // Scratch for dumps (under g_lock).
-static uintptr_t *g_loc_pc;   // LOC_CAP hash slots: the address, 0 empty
-static uint32_t *g_loc_id;    // its location id
+static uintptr_t *g_loc_pc; // g_loc_cap hash slots, mapped for a dump: the address, 0 empty
+static uint32_t *g_loc_id;  // its location id
+static uint32_t g_loc_cap;
 static uintptr_t *g_loc_list; // by id - 1
 static uint32_t g_nlocs;
 static uint32_t *g_loc_name; // by id - 1: offset + 1 of its function's name in g_names, 0: none
@@ -217,13 +220,13 @@ static uint32_t intern_stack(const uintptr_t *pc, unsigned depth) {
 
 // ---- live samples -----------------------------------------------------------
 
-static size_t live_slot(uintptr_t a) { return (size_t)mix(a) & (LIVE_CAP - 1); }
+static size_t live_slot(uintptr_t a) { return (size_t)mix(a) & (g_live_cap - 1); }
 
 // Under g_lock: the slot holding a, or the empty slot where it would go.
 static size_t live_find(uintptr_t a) {
   size_t k = live_slot(a);
   while (g_live[k].addr != 0 && g_live[k].addr != a)
-    k = (k + 1) & (LIVE_CAP - 1);
+    k = (k + 1) & (g_live_cap - 1);
   return k;
 }
 
@@ -231,7 +234,8 @@ static size_t live_find(uintptr_t a) {
 // (linear probing with no tombstones).
 static void live_remove(size_t k) {
   size_t hole = k;
-  for (size_t j = (k + 1) & (LIVE_CAP - 1); g_live[j].addr != 0; j = (j + 1) & (LIVE_CAP - 1)) {
+  size_t mask = g_live_cap - 1;
+  for (size_t j = (k + 1) & mask; g_live[j].addr != 0; j = (j + 1) & mask) {
     size_t home = live_slot(g_live[j].addr);
     // j's entry may fill the hole if its home is not cyclically in (hole, j].
     bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
@@ -244,6 +248,25 @@ static void live_remove(size_t k) {
   g_nlive--;
 }
 
+// Under g_lock: doubles the live table (false when it cannot).
+static bool live_grow(void) {
+  size_t cap = g_live_cap * 2;
+  if (cap > LIVE_MAX)
+    return false;
+  prof_live *t = hak_os_reserve(cap * sizeof(prof_live));
+  if (t == NULL)
+    return false;
+  prof_live *old = g_live;
+  size_t old_cap = g_live_cap;
+  g_live = t;
+  g_live_cap = cap;
+  for (size_t k = 0; k < old_cap; k++)
+    if (old[k].addr != 0)
+      g_live[live_find(old[k].addr)] = old[k];
+  hak_os_unmap(old, old_cap * sizeof(prof_live));
+  return true;
+}
+
 void hak_prof_record(void *p, size_t size, const void *mark, uint16_t *live,
                      hak_prof_slab_fn *slab_changed, void *arg) {
   if (!hak_prof_enabled || p == NULL)
@@ -253,7 +276,7 @@ void hak_prof_record(void *p, size_t size, const void *mark, uint16_t *live,
   double w = hak_prof_weight(size);
   pthread_mutex_lock(&g_lock);
   uint32_t s = intern_stack(pc, depth);
-  if (s == UINT32_MAX || g_nlive >= LIVE_CAP / 2) {
+  if (s == UINT32_MAX || (g_nlive >= g_live_cap / 2 && !live_grow())) {
     g_dropped++;
     pthread_mutex_unlock(&g_lock);
     return;
@@ -578,12 +601,12 @@ static unsigned mapping_of(uintptr_t pc) {
 
 // Under g_lock: the location id of pc, added if new; 0 when the table is full.
 static uint32_t location_of(uintptr_t pc) {
-  uint32_t mask = LOC_CAP - 1;
+  uint32_t mask = g_loc_cap - 1;
   for (uint32_t k = (uint32_t)mix(pc) & mask;; k = (k + 1) & mask) {
     if (g_loc_pc[k] == pc)
       return g_loc_id[k];
     if (g_loc_pc[k] == 0) {
-      if (g_nlocs >= LOC_CAP / 2)
+      if (g_nlocs >= g_loc_cap / 2)
         return 0;
       g_loc_pc[k] = pc;
       g_loc_id[k] = ++g_nlocs;
@@ -735,7 +758,7 @@ static void write_profile(gz *z) {
 
   for (uint32_t s = 0; s < g_nstacks; s++)
     g_stacks[s].inuse_objs = g_stacks[s].inuse_bytes = 0;
-  for (size_t k = 0; k < LIVE_CAP; k++) {
+  for (size_t k = 0; k < g_live_cap; k++) {
     if (g_live[k].addr == 0)
       continue;
     prof_stack *st = &g_stacks[g_live[k].stack];
@@ -743,13 +766,23 @@ static void write_profile(gz *z) {
     st->inuse_bytes += g_live[k].weight * (double)g_live[k].size;
   }
 
-  memset(g_loc_pc, 0, LOC_CAP * sizeof g_loc_pc[0]);
+  // The address table, for this dump: twice the frames there are.
+  size_t frames = 0;
+  for (uint32_t st = 0; st < g_nstacks; st++)
+    frames += g_stacks[st].depth;
+  g_loc_cap = 1024;
+  while (g_loc_cap < 2 * frames && g_loc_cap < LOC_CAP)
+    g_loc_cap *= 2;
+  g_loc_pc = hak_os_reserve(g_loc_cap * sizeof(uintptr_t));
+  g_loc_id = hak_os_reserve(g_loc_cap * sizeof(uint32_t));
+  if (g_loc_pc == NULL || g_loc_id == NULL)
+    g_loc_cap = 0; // no locations: the samples go out without stacks
   g_nlocs = 0;
   for (uint32_t s = 0; s < g_nstacks; s++) {
     prof_stack *st = &g_stacks[s];
     uint8_t locs[HAK_PROF_DEPTH * 10];
     pb l = {locs, 0, sizeof locs};
-    for (unsigned i = 0; i < st->depth; i++) {
+    for (unsigned i = 0; i < st->depth && g_loc_cap != 0; i++) {
       uint32_t id = location_of(call_site(st->pc[i]));
       if (id != 0)
         pb_varint(&l, id);
@@ -842,6 +875,12 @@ static void write_profile(gz *z) {
   pb_uint(&m, P_DEFAULT_TYPE, S_INUSE_SPACE);
   gz_put(z, m.b, m.len);
   emit_value_type(z, P_PERIOD_TYPE, S_SPACE, S_BYTES);
+  if (g_loc_pc != NULL)
+    hak_os_unmap(g_loc_pc, g_loc_cap * sizeof(uintptr_t));
+  if (g_loc_id != NULL)
+    hak_os_unmap(g_loc_id, g_loc_cap * sizeof(uint32_t));
+  g_loc_pc = NULL;
+  g_loc_id = NULL;
 }
 
 static gz *g_gz; // mapped at init: 64 KiB is too much for some threads' stacks
@@ -937,9 +976,8 @@ void hak_prof_init(void) {
   g_rate = (double)hak_opts.prof_sample;
   g_stacks = hak_os_reserve(STACK_CAP * sizeof(prof_stack));
   g_stack_idx = hak_os_reserve(2 * STACK_CAP * sizeof(uint32_t));
-  g_live = hak_os_reserve(LIVE_CAP * sizeof(prof_live));
-  g_loc_pc = hak_os_reserve(LOC_CAP * sizeof(uintptr_t));
-  g_loc_id = hak_os_reserve(LOC_CAP * sizeof(uint32_t));
+  g_live_cap = LIVE_MIN;
+  g_live = hak_os_reserve(LIVE_MIN * sizeof(prof_live));
   g_loc_list = hak_os_reserve(LOC_CAP / 2 * sizeof(uintptr_t));
   g_maps_text = hak_os_reserve(MAPS_TEXT_CAP);
   g_loc_name = hak_os_reserve(LOC_CAP / 2 * sizeof(uint32_t));
@@ -947,9 +985,9 @@ void hak_prof_init(void) {
   g_names = hak_os_reserve(NAMES_CAP);
   g_maps = hak_os_reserve(MAP_CAP * sizeof(prof_mapping));
   g_gz = hak_os_reserve(sizeof(gz));
-  if (g_stacks == NULL || g_stack_idx == NULL || g_live == NULL || g_loc_pc == NULL ||
-      g_loc_id == NULL || g_loc_list == NULL || g_maps_text == NULL || g_maps == NULL ||
-      g_loc_name == NULL || g_loc_name_len == NULL || g_names == NULL || g_gz == NULL) {
+  if (g_stacks == NULL || g_stack_idx == NULL || g_live == NULL || g_loc_list == NULL ||
+      g_maps_text == NULL || g_maps == NULL || g_loc_name == NULL || g_loc_name_len == NULL ||
+      g_names == NULL || g_gz == NULL) {
     hak_write_fmt(2, "hakmem: cannot map the heap profiler's tables (HAKMEM_PROF off)\n");
     return;
   }

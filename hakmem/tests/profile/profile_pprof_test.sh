@@ -53,6 +53,13 @@ total="$("$go" tool pprof -top -sample_index=alloc_space "$prog" "$tmp/sites.hea
 echo "$total"
 
 exit_file="$(ls "$tmp"/exit.*.heap)"
+
+# HAKMEM_PROF_SIGNAL: the handler only sets a flag; the next slow path writes.
+LD_PRELOAD="$so" HAKMEM_PROF=1 HAKMEM_PROF_SIGNAL=USR2 HAKMEM_PROF_FILE="$tmp/signal.heap" \
+  "$prog" "$tmp/sites2.heap" "$tmp/signal.heap"
+"$go" tool pprof -top -sample_index=alloc_space "$prog" "$tmp/signal.heap" 2>/dev/null |
+  grep -q site_a || { echo "FAIL: the signal profile has no site_a"; exit 1; }
+echo "signal profile ok"
 "$go" tool pprof -top -sample_index=inuse_space "$prog" "$exit_file" 2>/dev/null | grep -q site_a ||
   { echo "FAIL: the exit profile has no site_a"; exit 1; }
 echo PASS

@@ -3,8 +3,12 @@
 // times the bytes site_b does, then frees two thirds of its blocks, so that
 // alloc_space is 3:1 and inuse_space 1:1 between them. Compiled without
 // frame pointers: the stacks must still reach main. Writes the profile with
-// hak_prof_dump (found with dlsym: hakmem is preloaded) to argv[1].
+// hak_prof_dump (found with dlsym: hakmem is preloaded) to argv[1]. With a
+// second argument, a path, it then raises SIGUSR2 (HAKMEM_PROF_SIGNAL=USR2)
+// and checks that the next allocation slow path wrote the profile there.
 #include <dlfcn.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +38,8 @@ __attribute__((noinline)) void *site_b(unsigned k) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s PROFILE\n", argv[0]);
+  if (argc != 2 && argc != 3) {
+    fprintf(stderr, "usage: %s PROFILE [SIGNAL-PROFILE]\n", argv[0]);
     return 2;
   }
   // Interleaved, so that both sites see the same state of the bins.
@@ -58,6 +62,20 @@ int main(int argc, char **argv) {
   if (dump(argv[1]) != 0) {
     perror("hak_prof_dump");
     return 1;
+  }
+  if (argc == 3) {
+    unlink(argv[2]);
+    raise(SIGUSR2);
+    if (access(argv[2], F_OK) == 0) {
+      fprintf(stderr, "the signal handler wrote the profile itself\n");
+      return 1;
+    }
+    void *volatile big = malloc(1 << 20); // a large block: a slow path (kept by volatile)
+    free(big);
+    if (access(argv[2], R_OK) != 0) {
+      fprintf(stderr, "no profile at %s after the signal and a slow path\n", argv[2]);
+      return 1;
+    }
   }
   return 0;
 }
