@@ -74,7 +74,7 @@ def _variant_defines(variant):
 
 _BOX_VISIBILITY = ["//hakmem:__subpackages__"]
 
-def hakmem_box(name, hdrs, srcs = [], deps = [], includes = [], alwayslink = False):
+def hakmem_box(name, hdrs, srcs = [], deps = [], includes = [], linkopts = [], alwayslink = False):
     """One box of the allocator: a cc_library per variant (name + suffix).
 
     deps name boxes of the same package (":os"); each variant's library
@@ -91,7 +91,7 @@ def hakmem_box(name, hdrs, srcs = [], deps = [], includes = [], alwayslink = Fal
             includes = includes,
             copts = HAKMEM_COPTS,
             local_defines = _variant_defines(variant),
-            linkopts = ["-lpthread"] if srcs else [],
+            linkopts = (["-lpthread"] if srcs else []) + linkopts,
             deps = [d + variant["suffix"] for d in deps],
             # Static only: internal symbols are hidden (-fvisibility=hidden).
             linkstatic = True,
@@ -122,7 +122,7 @@ def hakmem_core_libraries(boxes, public_hdrs_box, override_srcs, visibility = ["
             srcs = override_srcs,
             copts = HAKMEM_COPTS,
             local_defines = _variant_defines(variant),
-            deps = [":api" + suffix, ":introspect" + suffix, ":core" + suffix],
+            deps = [":api" + suffix, ":introspect" + suffix, ":core" + suffix, ":profile" + suffix],
             alwayslink = True,
             linkstatic = True,
             visibility = visibility,

@@ -22,6 +22,9 @@ PACKAGES=(
   valgrind
   # Coverage (tools/coverage.sh, `bazel coverage`): gcov comes with gcc.
   lcov
+  # The heap profile's reader (go tool pprof) and its call graphs (dot).
+  golang-go
+  graphviz
   python3
   libpython3.11-testsuite
   git

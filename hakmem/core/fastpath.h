@@ -59,7 +59,7 @@ static inline __attribute__((always_inline)) void hak_free_hit(void *p) {
     uintptr_t key = hak_free_key;
     if (hak_likely(((const uintptr_t *)p)[1] != key)) {
 #if defined(__SANITIZE_THREAD__)
-      if (hak_likely((uint16_t)HAK_MY_WORD(slot) != 0)) {
+      if (hak_likely((int16_t)HAK_MY_WORD(slot) > 0)) {
         HAK_COUNT(HAK_MY_WORD(slot), (uint64_t)-1);
 #else
       // One subtract makes room for the push, counts the free (see

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "maintenance.h"
 #include "page_arena.h"
+#include "profile.h"
 #include "purge.h"
 #include "segment_map.h"
 #include "shared_pool.h"
@@ -43,6 +44,46 @@ static hak_heap *free_heap(void) {
   if (hak_likely(h != NULL) || hak_tls.exiting)
     return h;
   return slow_heap();
+}
+
+// ---- heap profile -----------------------------------------------------------
+
+// Counts an allocation of a large block, or of any block without the fast
+// cache, against the thread's countdown, and records it when sampled.
+static void __attribute__((noinline)) prof_count(void *p, size_t size) {
+  if (!hak_prof_count(&hak_tls.prof_left, &hak_tls.prof_rng, size))
+    return;
+  char mark = 0;
+  uint8_t kind = hak_segmap_kind(p);
+  if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
+    hak_slab *s = hak_slab_of(p, kind);
+    hak_prof_record(p, size, &mark, &s->prof_live, hak_slab_prof_mark, s);
+  } else {
+    hak_prof_record(p, size, &mark, NULL, NULL, NULL);
+  }
+}
+
+// A free of a block in a slab with sampled blocks (whose class map entry
+// sent it here), or of a large block.
+static void __attribute__((noinline)) prof_free(void *p, hak_slab *s) {
+  if (s != NULL)
+    hak_prof_free(p, &s->prof_live, hak_slab_prof_mark, s);
+  else
+    hak_prof_free(p, NULL, NULL, NULL);
+}
+
+static void *malloc_large(size_t size, size_t align, bool zero);
+
+// The entry points whose frames (and those below them) are hakmem's own.
+__attribute__((constructor)) static void prof_register_entries(void) {
+  const void *const fns[] = {
+      (const void *)hak_malloc,         (const void *)hak_malloc_miss,
+      (const void *)hak_calloc,         (const void *)hak_realloc,
+      (const void *)hak_reallocarray,   (const void *)hak_aligned_alloc,
+      (const void *)hak_posix_memalign, (const void *)hak_memalign,
+      (const void *)hak_valloc,         (const void *)hak_pvalloc,
+  };
+  hak_prof_add_entries(fns, sizeof fns / sizeof fns[0]);
 }
 
 #if !HAKMEM_FASTCACHE
@@ -89,6 +130,9 @@ static inline void *alloc_class(unsigned cls) {
   }
   if (hak_unlikely(b == NULL))
     b = slab_alloc_slow(cls);
+  // Without the fast cache every allocation is counted here.
+  if (hak_unlikely(hak_prof_enabled) && b != NULL)
+    prof_count(b, hak_classes[cls].size);
 #endif
   return b;
 }
@@ -113,7 +157,12 @@ static inline void *alloc_small(size_t n, unsigned cls) {
 // Kept out of line so that the small-size path needs no stack frame.
 static void *__attribute__((noinline)) malloc_large(size_t size, size_t align, bool zero) {
   hak_init();
-  return hak_large_alloc(size, align, zero);
+  void *p = hak_large_alloc(size, align, zero);
+  if (hak_prof_enabled && p != NULL) {
+    hak_prof_poll();
+    prof_count(p, size);
+  }
+  return p;
 }
 
 void *hak_malloc_miss(size_t size) {
@@ -154,6 +203,8 @@ static void __attribute__((noinline)) free_other(void *p, uint8_t kind) {
     hak_large *hdr = hak_large_of(p, kind);
     if (hdr == NULL)
       report_invalid("free()", p);
+    if (hak_prof_enabled)
+      prof_free(p, NULL);
     hak_large_free(hdr);
     return;
   }
@@ -177,6 +228,8 @@ void hak_free_miss(void *p) {
     return;
   }
   hak_slab *s = vet_block("free()", p, kind);
+  if (hak_unlikely(hak_slab_prof_maybe(s, p)))
+    prof_free(p, s);
   hak_tcache_free_slow(free_heap(), p, s, s->class_idx);
 }
 
@@ -191,6 +244,8 @@ void hak_free(void *p) {
   uint8_t kind = hak_segmap_kind(p);
   if (hak_likely(kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM)) {
     hak_slab *s = vet_block("free()", p, kind);
+    if (hak_unlikely(hak_slab_prof_maybe(s, p)))
+      prof_free(p, s);
     if (HAK_POISON)
       hak_poison(p, s->block_size);
 #if HAKMEM_FASTCACHE

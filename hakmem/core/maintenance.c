@@ -7,6 +7,7 @@
 #include "log.h"
 #include "options.h"
 #include "page_arena.h"
+#include "profile.h"
 #include "purge.h"
 #include "segment_map.h"
 #include "shared_pool.h"
@@ -48,6 +49,7 @@ bool hak_maintenance_trim(void) {
 // Fork: every hakmem lock is held across fork() so the child inherits
 // consistent state; order: purge pass, heap registry, pool, arena.
 static void fork_prepare(void) {
+  hak_prof_fork_prepare();
   hak_purge_fork_prepare();
   hak_heap_fork_prepare();
   hak_pool_lock_all();
@@ -59,6 +61,7 @@ static void fork_parent(void) {
   hak_pool_unlock_all();
   hak_heap_fork_parent();
   hak_purge_fork_parent();
+  hak_prof_fork_parent();
 }
 
 static void fork_child(void) {
@@ -66,12 +69,14 @@ static void fork_child(void) {
   hak_arena_reset_locks();
   hak_pool_reset_locks();
   hak_heap_fork_child();
+  hak_prof_fork_child();
 }
 
 static void init_once(void) {
   hak_options_load();
   hak_check_init();
   hak_classmap_init();
+  hak_prof_init();
   if (hak_opts.crash_report)
     hak_crash_install();
   if (hak_opts.stats_signal != 0 && hak_stats_signal_install(hak_opts.stats_signal) != 0)

@@ -22,6 +22,10 @@ void hak_options_defaults(hak_options *o) {
   o->crash_report = 0;
   o->purge_thread = 1;
   o->stats_signal = 0;
+  o->prof = 0;
+  o->prof_sample = 512 * 1024;
+  strcpy(o->prof_file, "hakmem.%p.heap");
+  o->prof_signal = 0;
   o->heap_stash = 0; // opt-in: see docs/PERFORMANCE.md (memory growth under thread churn)
 }
 
@@ -139,6 +143,24 @@ static int apply(hak_options *o, const char *name, size_t name_len, const char *
     if (parse_uint(value, 0, 1, &v) != 0)
       return -1;
     o->purge_thread = (int)v;
+  } else if (IS("HAKMEM_PROF")) {
+    if (parse_uint(value, 0, 1, &v) != 0)
+      return -1;
+    o->prof = (int)v;
+  } else if (IS("HAKMEM_PROF_SAMPLE")) {
+    if (parse_uint(value, 1, (uint64_t)1 << 40, &v) != 0)
+      return -1;
+    o->prof_sample = v;
+  } else if (IS("HAKMEM_PROF_FILE")) {
+    size_t n = strlen(value);
+    if (n == 0 || n >= sizeof o->prof_file)
+      return -1;
+    memcpy(o->prof_file, value, n + 1);
+  } else if (IS("HAKMEM_PROF_SIGNAL")) {
+    int sig = hak_parse_signal(value);
+    if (sig < 0)
+      return -1;
+    o->prof_signal = sig;
   } else if (IS("HAKMEM_VERBOSE")) {
     if (parse_uint(value, 0, 9, &v) != 0)
       return -1;

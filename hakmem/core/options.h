@@ -34,6 +34,10 @@ typedef struct hak_options {
   unsigned heap_stash;      // HAKMEM_HEAP_STASH: exited threads' heaps kept for new ones
   int purge_thread;         // HAKMEM_PURGE_THREAD: purge idle memory in the background
   int stats_signal;         // HAKMEM_STATS_SIGNAL: signal that writes the report (0: none)
+  int prof;                 // HAKMEM_PROF: sample allocations for a heap profile
+  uint64_t prof_sample;     // HAKMEM_PROF_SAMPLE: mean bytes between samples
+  char prof_file[256];      // HAKMEM_PROF_FILE: profile written at exit (%p: the pid)
+  int prof_signal;          // HAKMEM_PROF_SIGNAL: signal that writes the profile (0: none)
 } hak_options;
 
 extern hak_options hak_opts HAK_INTERNAL;

@@ -6,6 +6,7 @@
 
 #include "api.h"
 #include "fastpath.h"
+#include "profile.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -36,3 +37,14 @@ EXPORT int malloc_info(int options, FILE *fp) { return hak_i_malloc_info(options
 EXPORT int mallopt(int param, int value) { return hak_i_mallopt(param, value); }
 // Old names some programs still call.
 EXPORT void cfree(void *p) { hak_i_free(p); }
+
+// The heap profiler leaves these frames, and hakmem's below them, out of
+// its stacks.
+__attribute__((constructor)) static void register_profile_entries(void) {
+  const void *const fns[] = {
+      (const void *)malloc,       (const void *)calloc,         (const void *)realloc,
+      (const void *)reallocarray, (const void *)posix_memalign, (const void *)aligned_alloc,
+      (const void *)memalign,     (const void *)valloc,         (const void *)pvalloc,
+  };
+  hak_prof_add_entries(fns, sizeof fns / sizeof fns[0]);
+}

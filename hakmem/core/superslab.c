@@ -1,5 +1,7 @@
 #include "superslab.h"
 
+#include "profile.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -76,9 +78,28 @@ hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls
   HAK_SLAB_SET_STATE(s, HAK_SLAB_ACTIVE);
   s->slot = (uint8_t)slot;
   hak_slab_clear_purged(s);
+  s->prof_live = 0;
+  ss->prof_filter[slot] = 0;
   hak_classmap_set((uint8_t *)ss + ((size_t)slot << ss->slab_shift), (size_t)1 << ss->slab_shift,
                    cls + 1);
   return s;
+}
+
+void hak_slab_prof_mark(void *slab, const void *p, int event) {
+  hak_slab *s = slab;
+  hak_superslab *ss = hak_superslab_of(s);
+  uint64_t *filter = &ss->prof_filter[s->slot];
+  if (event == HAK_PROF_SLAB_CLEAR) {
+    __atomic_store_n(filter, 0, __ATOMIC_RELAXED);
+  } else {
+    // The bit first: a free that sees the class map sees it.
+    __atomic_store_n(filter, __atomic_load_n(filter, __ATOMIC_RELAXED) | hak_slab_prof_bit(p),
+                     __ATOMIC_RELAXED);
+    if (event != HAK_PROF_SLAB_FIRST)
+      return;
+  }
+  hak_classmap_set((uint8_t *)ss + ((size_t)s->slot << ss->slab_shift), (size_t)1 << ss->slab_shift,
+                   event == HAK_PROF_SLAB_CLEAR ? s->class_idx + 1u : 0);
 }
 
 void hak_superslab_unmap_slab(hak_superslab *ss, unsigned slot) {

@@ -48,6 +48,22 @@ int hak_slab_is_block(const hak_slab *s, const void *p) HAK_INTERNAL;
 
 // The bits of slab s's pages that a trim gave back (bit i: page i from the
 // slab's start), in its SuperSlab's header.
+// The heap profiler's hook for slab s (hak_prof_record's callback, under
+// its lock): while sampled blocks live in it, the class map names bin 0
+// there, so every free of the slab misses the fast path, and the slab's
+// filter has the bit of each.
+void hak_slab_prof_mark(void *slab, const void *p, int event) HAK_INTERNAL;
+
+// The filter bit of block p, and whether a free of p must ask the profiler.
+static inline uint64_t hak_slab_prof_bit(const void *p) {
+  return 1ull << (((uintptr_t)p * 0x9e3779b97f4a7c15ull) >> 58);
+}
+static inline bool hak_slab_prof_maybe(const hak_slab *s, const void *p) {
+  const hak_superslab *ss = hak_superslab_of(s);
+  return __atomic_load_n(&s->prof_live, __ATOMIC_RELAXED) != 0 &&
+         (__atomic_load_n(&ss->prof_filter[s->slot], __ATOMIC_RELAXED) & hak_slab_prof_bit(p)) != 0;
+}
+
 static inline uint64_t *hak_slab_purged_bits(const hak_slab *s) {
   return hak_superslab_of(s)->purged_pages[s->slot];
 }

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "options.h"
 #include "page_arena.h"
+#include "profile.h"
 #include "size_class.h"
 #include "slab.h"
 #include "superslab.h"
@@ -51,6 +52,22 @@ static void bin_move(hak_tcache_bin *bins, unsigned i, uint64_t delta) {
   seq_end(bins);
 }
 
+// The heap profiler arms a bin whose next sample falls within the blocks a
+// refill gives it: the room is lowered by the bound, to minus the blocks
+// held, so that every free takes the slow path (which then bypasses the bin)
+// and the bin is empty exactly at the block before the sample; the next miss
+// takes the sample. The hit paths are unchanged.
+static void prof_arm(hak_tcache_bin *bins, unsigned i) {
+  bin_move(bins, i, -(uint64_t)bins->cap[i]);
+  bins->prof_armed[i] = 1;
+}
+static void prof_disarm(hak_tcache_bin *bins, unsigned i) {
+  if (hak_likely(!bins->prof_armed[i]))
+    return;
+  bin_move(bins, i, bins->cap[i]);
+  bins->prof_armed[i] = 0;
+}
+
 // Ends an owner's slab-layer work on a slow path: the heap is busy, not idle.
 static void slab_work_done(hak_heap *h) {
   hak_heap_unlock(h);
@@ -92,8 +109,11 @@ void hak_tcache_counts(const hak_tcache_bin *bins, unsigned cls, uint64_t *alloc
     // handler, which must not wait for itself.
     bool own = bins == hak_tls.bins;
     if (own || ((seq & 1) == 0 && __atomic_load_n(&bins->seq, __ATOMIC_RELAXED) == seq)) {
-      *allocs = word >> HAK_BIN_ROOM_BITS;
-      *frees = bias + *allocs - (word & HAK_BIN_ROOM_MASK);
+      // An armed bin (heap profiler) has a negative room: the word is then
+      // allocs << 16 plus that room, as a signed sum.
+      uint64_t room = (uint64_t)(int64_t)(int16_t)(word & HAK_BIN_ROOM_MASK);
+      *allocs = (word - room) >> HAK_BIN_ROOM_BITS;
+      *frees = bias + *allocs - room;
       return;
     }
     sched_yield(); // the owner is inside a slow path, for a few instructions unless preempted
@@ -101,9 +121,12 @@ void hak_tcache_counts(const hak_tcache_bin *bins, unsigned cls, uint64_t *alloc
 }
 
 void hak_tcache_reset_counts(hak_tcache_bin *bins) {
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+    prof_disarm(bins, hak_bin_of_class(c));
   seq_begin(bins);
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     unsigned i = hak_bin_of_class(c);
+    bins->prof_seen[i] = 0;
     __atomic_store_n(hak_bin_word(bins, i), (uint64_t)hak_bin_room(bins, i), __ATOMIC_RELEASE);
     __atomic_store_n(&bins->bias[i], (uint64_t)hak_bin_room(bins, i), __ATOMIC_RELEASE);
   }
@@ -126,6 +149,28 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) {
   if (bins->refill[i] < hak_classes[cls].batch)
     bins->refill[i] =
         bins->refill[i] * 2 < hak_classes[cls].batch ? bins->refill[i] * 2 : hak_classes[cls].batch;
+  bool sample = false, arm = false;
+  if (hak_prof_enabled) {
+    hak_prof_poll();
+    prof_disarm(bins, i); // the bin is empty: a miss
+    uint64_t size = hak_classes[cls].size;
+    uint64_t allocs = *hak_bin_word(bins, i) >> HAK_BIN_ROOM_BITS;
+    // The fast allocations since the last miss, then this one.
+    int64_t *left = &bins->prof_left[i];
+    if (*left == 0)
+      *left = hak_prof_interval(&hak_tls.prof_rng);
+    *left -= (int64_t)((allocs - bins->prof_seen[i]) * size);
+    if (*left == 0)
+      *left = -1; // crossed exactly: 0 would mean "not drawn"
+    sample = hak_prof_count(left, &hak_tls.prof_rng, size);
+    // Blocks the bin may hand out before the one that crosses the sample
+    // point: fewer than a refill's worth, and it is armed to stop there.
+    uint64_t before = ((uint64_t)*left + size - 1) / size - 1;
+    if (before + 1 < want) {
+      want = (uint32_t)before + 1;
+      arm = true;
+    }
+  }
   void *list;
   hak_heap_lock(h);
   uint32_t got = hak_slab_take(h, cls, want, &list);
@@ -148,6 +193,16 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) {
     bin_move(bins, i, -(uint64_t)(got - 1));
   }
   hak_block_take(b, HAKMEM_HARDENED || HAK_CHECK_IS_FULL);
+  if (hak_prof_enabled) {
+    bins->prof_seen[i] = *hak_bin_word(bins, i) >> HAK_BIN_ROOM_BITS;
+    if (arm && got == want && got > 1)
+      prof_arm(bins, i);
+    if (sample) {
+      hak_slab *s = hak_slab_of(b, hak_superslab_of(b)->kind);
+      char mark = 0;
+      hak_prof_record(b, hak_classes[cls].size, &mark, &s->prof_live, hak_slab_prof_mark, s);
+    }
+  }
   return b;
 }
 
@@ -195,7 +250,7 @@ void hak_tcache_free_slow(hak_heap *h, void *p, hak_slab *s, unsigned cls) {
     hak_slab_free_any(NULL, s, p); // no heap (exiting, or none to be had): a remote push
     return;
   }
-  if (bins->cap[i] == 0) {
+  if (bins->cap[i] == 0 || bins->prof_armed[i]) {
     hak_heap_lock(h);
     hak_slab_free_any(h, s, p);
     slab_work_done(h);
@@ -228,6 +283,7 @@ void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) {
   hak_heap_lock(h);
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     unsigned i = hak_bin_of_class(c);
+    prof_disarm(bins, i);
     uint32_t n = hak_bin_count(bins, i);
     if (n == 0)
       continue;

@@ -89,7 +89,8 @@ static inline void *hak_tcache_pop(uintptr_t slot) {
 // it gets the free mark. The subtract both makes the push and counts the
 // free (see hak_tcache_bin).
 static inline bool hak_tcache_push(uintptr_t slot, void *p) {
-  if (hak_unlikely((uint16_t)HAK_MY_WORD(slot) == 0))
+  // Full, or armed by the heap profiler (a negative room).
+  if (hak_unlikely((int16_t)HAK_MY_WORD(slot) <= 0))
     return false;
   hak_link_set(p, HAK_MY_HEAD(slot));
   hak_mark_free(p);

@@ -144,7 +144,9 @@ typedef struct hak_slab {
   uint8_t state;   // HAK_SLAB_*
   uint8_t slot;    // index in its SuperSlab
   uint8_t trimmed; // (owner) some free blocks sit in purged pages, off the free list
-  uint8_t pad_[2];
+  // (profiler's lock) sampled blocks live in the slab: while not 0 the class
+  // map names bin 0 here, so that every free of the slab takes the slow path
+  uint16_t prof_live;
 } hak_slab;
 
 hak_static_assert(sizeof(hak_slab) == 64, "slab metadata is one cache line");
@@ -166,6 +168,10 @@ typedef struct hak_superslab {
   // from the slab's start); the free blocks that start in them are off the
   // free list until the owner uses the slab again.
   uint64_t purged_pages[HAK_SS_MAX_SLABS][HAK_SLAB_MAX_PAGES / 64];
+  // (profiler's lock; read by any free) per slab, a one-word filter of its
+  // sampled blocks (hak_slab_prof_bit): a free in a slab with sampled blocks
+  // asks the profiler's table only when its bit is set.
+  uint64_t prof_filter[HAK_SS_MAX_SLABS];
 } hak_superslab;
 
 hak_static_assert(sizeof(hak_superslab) <= HAK_SS_HEADER_SIZE, "header fits its page");
@@ -237,6 +243,14 @@ typedef struct hak_tcache_bin {
   // 0 (every free goes slow) until the bin is enabled, for bin 0 and for
   // medium classes, whose blocks span 64 KiB granules. See size_class.h.
   uint32_t chk[2 * HAK_NUM_BINS];
+  // The heap profiler's countdown, per bin (HAKMEM_PROF=1; see profile.h):
+  // bytes to the next sample as of the last miss (0: not drawn yet), the fast
+  // allocations counted then, and whether the bin is armed: it holds exactly
+  // the blocks before the sample, with its room lowered by its bound, so
+  // that frees go to the slow path until the sampled miss.
+  int64_t prof_left[HAK_NUM_BINS];
+  uint64_t prof_seen[HAK_NUM_BINS];
+  uint8_t prof_armed[HAK_NUM_BINS];
 } hak_tcache_bin;
 
 // Per-class counters kept by a heap; merged into the totals at thread exit.
@@ -282,6 +296,9 @@ typedef struct hak_tls_state {
   hak_tcache_bin bins[1]; // one set of bins: an array so that hak_tls.bins is their address
   int exiting;            // set while the thread's heap is torn down
   uint64_t rng;           // xorshift state for randomised carving (hardened variant)
+  int64_t prof_left;      // heap profiler: bytes to the next sample of large blocks (and
+                          // of every block without the fast cache); 0: not drawn yet
+  uint64_t prof_rng;      // heap profiler: xorshift state of the intervals
 } hak_tls_state;
 
 HAK_EXTERN_C_BEGIN

@@ -45,6 +45,14 @@ HAK_API void hak_thread_flush(void);
 // equivalent of malloc_trim). Returns 1 if memory went back to the OS.
 HAK_API int hak_trim(size_t pad);
 
+// ---- heap profile ----------------------------------------------------------
+
+// Writes the sampled heap profile (HAKMEM_PROF=1) to path, or to
+// HAKMEM_PROF_FILE when path is NULL: a gzipped pprof profile.proto with
+// alloc_objects, alloc_space, inuse_objects and inuse_space (docs/PROFILING.md).
+// Returns 0, or -1 with errno set (ENOTSUP when the profiler is off).
+HAK_API int hak_prof_dump(const char *path);
+
 // ---- statistics ----------------------------------------------------------
 
 #define HAK_STATS_MAX_CLASSES 128
