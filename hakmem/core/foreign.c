@@ -19,21 +19,6 @@ extern struct mallinfo __libc_mallinfo(void);
 #define CHUNK_FLAGS ((size_t)7)
 #define MIN_CHUNK ((size_t)32)
 
-static uintptr_t parse_hex(const char **s) {
-  uintptr_t v = 0;
-  for (;; (*s)++) {
-    char c = **s;
-    unsigned d;
-    if (c >= '0' && c <= '9')
-      d = (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      d = (unsigned)(c - 'a' + 10);
-    else
-      return v;
-    v = v << 4 | d;
-  }
-}
-
 // The readable mapping holding address a, from /proc/self/maps (read with
 // plain system calls into a stack buffer: nothing allocates).
 static bool readable_mapping(uintptr_t a, uintptr_t *lo, uintptr_t *hi) {
@@ -55,8 +40,8 @@ static bool readable_mapping(uintptr_t a, uintptr_t *lo, uintptr_t *hi) {
       if (buf[i] != '\n' && !(done && i + 1 == have))
         continue;
       const char *s = buf + line;
-      uintptr_t start = parse_hex(&s);
-      uintptr_t end = *s == '-' ? (s++, parse_hex(&s)) : 0;
+      uintptr_t start = hak_parse_hex(&s);
+      uintptr_t end = *s == '-' ? (s++, hak_parse_hex(&s)) : 0;
       if (*s == ' ' && s[1] == 'r' && start <= a && a < end) {
         *lo = start;
         *hi = end;

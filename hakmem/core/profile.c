@@ -527,21 +527,6 @@ typedef struct prof_mapping {
 static prof_mapping *g_maps; // MAP_CAP
 static unsigned g_nmaps;
 
-static uint64_t parse_hex(const char **s) {
-  uint64_t v = 0;
-  for (;; (*s)++) {
-    char c = **s;
-    unsigned d;
-    if (c >= '0' && c <= '9')
-      d = (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      d = (unsigned)(c - 'a' + 10);
-    else
-      return v;
-    v = v << 4 | d;
-  }
-}
-
 // Reads /proc/self/maps: the executable mappings of files.
 static void read_maps(void) {
   g_nmaps = 0;
@@ -565,13 +550,13 @@ static void read_maps(void) {
       eol = s + strlen(s);
     // start-limit perms offset dev inode path
     prof_mapping m;
-    m.start = parse_hex(&s);
+    m.start = hak_parse_hex(&s);
     if (*s == '-')
       s++;
-    m.limit = parse_hex(&s);
+    m.limit = hak_parse_hex(&s);
     bool exec = s + 4 < eol && s[3] == 'x';
     s += 6;
-    m.offset = parse_hex(&s);
+    m.offset = hak_parse_hex(&s);
     const char *path = s;
     for (int field = 0; field < 2 && path < eol; field++) { // dev, inode
       while (path < eol && *path == ' ')
