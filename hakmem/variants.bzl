@@ -146,7 +146,9 @@ def hakmem_variant_test(
     """A C++ test run against every variant of the allocator.
 
     Creates cc_test `<name>_fastcache`, `<name>_nofastcache`, ... and a
-    test_suite `<name>` holding them.
+    test_suite `<name>` holding them. Each test is also tagged
+    "variant_<short name>", so a run can pick variants with
+    --test_tag_filters (CI's sanitizer passes take the default one).
 
     The test links the boxes named in `boxes` (e.g. ["slab"]: that box and
     the boxes below it, whose headers it may include as "hakmem/core/slab.h")
@@ -178,7 +180,7 @@ def hakmem_variant_test(
             args = _expand(args, variant),
             env = _expand(env, variant),
             size = size,
-            tags = tags,
+            tags = tags + ["variant_" + variant["short_name"]],
             linkstatic = linkstatic,
             target_compatible_with = _REPLACES_MALLOC_COMPATIBILITY if override else [],
             **kwargs
@@ -236,7 +238,7 @@ def hakmem_variant_sh_test(
             args = _expand(args, variant),
             env = test_env,
             size = size,
-            tags = tags,
+            tags = tags + ["variant_" + variant["short_name"]],
             target_compatible_with = _REPLACES_MALLOC_COMPATIBILITY,
             **kwargs
         )
