@@ -70,9 +70,14 @@ static inline void *hak_link_get(const void *b) {
 // means b's first word was written after b was freed.
 static inline void *hak_link_next(const void *b) {
   void *n = hak_link_get(b);
-  if (n != NULL && (HAKMEM_HARDENED || hak_check_level != 0) &&
-      hak_unlikely(!hak_link_plausible((uintptr_t)n) || !hak_is_marked_free(n)))
-    hak_link_corrupt(b);
+  if (n != NULL && (HAKMEM_HARDENED || hak_check_level != 0)) {
+    // A link into b's own SuperSlab (most are) is plausible when aligned:
+    // b is a free block of a SuperSlab, so the segment map would say so too.
+    uintptr_t u = (uintptr_t)n;
+    bool near = ((u ^ (uintptr_t)b) >> HAK_SS_SHIFT) == 0 && (u & 15) == 0;
+    if (hak_unlikely((!near && !hak_link_plausible(u)) || !hak_is_marked_free(n)))
+      hak_link_corrupt(b);
+  }
   return n;
 }
 

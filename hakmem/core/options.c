@@ -16,7 +16,7 @@ void hak_options_defaults(hak_options *o) {
   o->stats_fd = 2;
   o->decay_ms = 500;
   o->arena_cache_bytes = (size_t)256 << 20;
-  o->tcache_max = 256;
+  o->tcache_max = 2048;
   o->verbose = 0;
   o->check_level = HAKMEM_CHECK_DEFAULT;
   o->crash_report = 0;

@@ -86,7 +86,7 @@ TEST(Options, Defaults) {
   EXPECT_EQ(d.stats_fd, 2);
   EXPECT_EQ(d.decay_ms, 500u);
   EXPECT_EQ(d.arena_cache_bytes, 256 * kMiB); // as the README's options table says
-  EXPECT_EQ(d.tcache_max, 256u);
+  EXPECT_EQ(d.tcache_max, 2048u);
   EXPECT_EQ(d.verbose, 0);
   EXPECT_EQ(d.check_level, HAKMEM_CHECK_DEFAULT);
   EXPECT_EQ(d.check_level, HAKMEM_BUILD_RELEASE ? HAK_CHECK_CHEAP : HAK_CHECK_FULL)
@@ -314,7 +314,7 @@ TEST(Options, CountsEveryRejection) {
   EXPECT_EQ(p.rejected, 4);
   EXPECT_EQ(p.v.decay_ms, 1u);
   EXPECT_EQ(p.v.arena_cache_bytes, 8 * kMiB);
-  EXPECT_EQ(p.v.tcache_max, 256u);
+  EXPECT_EQ(p.v.tcache_max, Defaults().tcache_max);
   EXPECT_EQ(p.v.verbose, 0);
 }
 

@@ -62,6 +62,13 @@ int hak_os_resize_in_place(void *addr, size_t old_size, size_t new_size) {
   return p == MAP_FAILED ? -1 : 0;
 }
 
+int hak_os_move(void *addr, size_t old_size, void *to, size_t new_size) {
+  int saved = errno;
+  void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  errno = saved;
+  return p == MAP_FAILED ? -1 : 0;
+}
+
 int hak_os_protect(void *addr, size_t size, bool writable) {
   return mprotect(addr, size, writable ? PROT_READ | PROT_WRITE : PROT_NONE);
 }

@@ -22,6 +22,11 @@ void hak_os_unmap(void *addr, size_t size) HAK_INTERNAL;
 void hak_os_purge(void *addr, size_t size) HAK_INTERNAL;
 // Grows or shrinks a mapping without moving it; 0 on success.
 int hak_os_resize_in_place(void *addr, size_t old_size, size_t new_size) HAK_INTERNAL;
+// Moves the pages of mapping addr (old_size bytes) to the start of mapping to,
+// which is new_size bytes and replaced: resident pages keep their contents
+// and need no fault; addr is unmapped. 0 on success (else both stay as they
+// were).
+int hak_os_move(void *addr, size_t old_size, void *to, size_t new_size) HAK_INTERNAL;
 // Makes the pages unreachable (a guard, writable false) or read-write again; 0
 // on success.
 int hak_os_protect(void *addr, size_t size, bool writable) HAK_INTERNAL;

@@ -17,6 +17,12 @@
 #define ARENA_TRIM_OVER(want) (2 * (want))
 #define ARENA_TRIM_KEEP(want) (2 * (want))
 
+// A cached region is moved into a larger mapping (no region fits) only when
+// its resident pages are worth a system call: 1 MiB saves 256 faults.
+#define ARENA_MOVE_MIN ((size_t)1 << 20)
+// Most cached regions gathered into one new mapping: a system call each.
+#define ARENA_GATHER_MAX 8
+
 typedef struct {
   void *base;
   size_t size;
@@ -74,6 +80,44 @@ static uint64_t fit_cost(size_t touched, size_t want) {
   return touched >= want ? touched - want : ((uint64_t)1 << 62) + (want - touched);
 }
 
+static void arena_put(void *base, size_t size, size_t touched, bool superslab);
+
+// Moves the cached regions parts[0..n) (out of the cache already) into a new
+// mapping of size bytes, in order, each as far as it fits; what does not fit
+// of the last goes back to the cache. Regions that cannot be moved go to the
+// OS. Returns the mapping, whose first *touched bytes may be nonzero (the
+// moved pages; never-touched ones count too), or NULL.
+static void *gather(arena_entry *parts, uint32_t n, size_t size, size_t *mapped, size_t *touched) {
+  for (uint32_t k = 0; k < n; k++)
+    hak_stat_add(&hak_gstats.cached, -(int64_t)parts[k].size);
+  uint8_t *to = hak_os_map_aligned(size, HAK_SS_SIZE);
+  if (to == NULL) {
+    for (uint32_t k = 0; k < n; k++)
+      release_to_os(parts[k].base, parts[k].size);
+    return NULL;
+  }
+  hak_arena_account((int64_t)size);
+  size_t off = 0, dirty = 0;
+  for (uint32_t k = 0; k < n; k++) {
+    arena_entry e = parts[k];
+    size_t take = e.size < size - off ? e.size : size - off;
+    if (take == 0 || hak_os_move(e.base, take, to + off, take) != 0) {
+      release_to_os(e.base, e.size);
+      continue;
+    }
+    hak_arena_account(-(int64_t)take); // the old pages now back part of the new mapping
+    dirty = off + (e.touched < take ? e.touched : take);
+    if (take < e.size) {
+      size_t rest_touched = e.touched > take ? e.touched - take : 0;
+      arena_put((uint8_t *)e.base + take, e.size - take, rest_touched, false);
+    }
+    off += take;
+  }
+  *mapped = size;
+  *touched = dirty;
+  return to;
+}
+
 void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *touched) {
   if (cached_count() > 0) {
     hak_mutex_lock(&g_arena.lock);
@@ -100,10 +144,11 @@ void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *t
       pthread_mutex_unlock(&g_arena.lock);
       hak_stat_add(&hak_gstats.cached, -(int64_t)e.size);
       size_t got = e.size;
-      // Much too big: give the tail back rather than map afresh, since its
-      // head pages are already faulted in.
+      // Much too big: the tail goes back to the cache as a region of its
+      // own, keeping its resident pages for the next block.
       if (got - size > size / 4) {
-        release_to_os((uint8_t *)e.base + size, got - size);
+        arena_put((uint8_t *)e.base + size, got - size, e.touched > size ? e.touched - size : 0,
+                  false);
         got = size;
       }
       size_t t = e.touched < got ? e.touched : got;
@@ -117,7 +162,28 @@ void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *t
       *touched = t;
       return e.base;
     }
+    // None fits: the cached regions with the most resident pages are moved,
+    // one after another, into a fresh mapping of the new size, so that their
+    // pages need no fault (huge blocks of varying sizes) and leave the cache
+    // instead of staying resident beside a new mapping.
+    arena_entry parts[ARENA_GATHER_MAX];
+    uint32_t nparts = 0;
+    size_t gathered = 0;
+    while (nparts < ARENA_GATHER_MAX && gathered < size) {
+      int most = -1;
+      for (uint32_t i = 0; i < g_arena.count; i++)
+        if (g_arena.entries[i].touched >= ARENA_MOVE_MIN &&
+            (most < 0 || g_arena.entries[i].touched > g_arena.entries[most].touched))
+          most = (int)i;
+      if (most < 0)
+        break;
+      parts[nparts++] = g_arena.entries[most];
+      gathered += g_arena.entries[most].size;
+      remove_at((uint32_t)most);
+    }
     pthread_mutex_unlock(&g_arena.lock);
+    if (nparts > 0)
+      return gather(parts, nparts, size, mapped, touched);
   }
   void *base = hak_os_map_aligned(size, HAK_SS_SIZE);
   if (base == NULL) {

@@ -163,27 +163,68 @@ TEST_F(PageArenaTest, ExactSizePreferredThenSmallestFit) {
   EXPECT_EQ(again, big);
   EXPECT_EQ(got, 10 * kMiB) << "the caller learns the real size";
   hak_arena_free(again, got);
-  // ...and 6 MiB takes it too, trimmed: the 4 MiB tail goes back to the OS.
+  // ...and 6 MiB takes it too, split: the 4 MiB tail stays cached as a
+  // region of its own, resident pages and all.
+  std::memset(again, 0x5a, 10 * kMiB);
   const uint64_t mapped = Mapped(), purged = Purged();
   bool zeroed = true;
   void *trimmed = Alloc(6 * kMiB, &got, &zeroed);
   EXPECT_EQ(trimmed, big);
   EXPECT_EQ(got, 6 * kMiB) << "never more than a quarter over the request";
   EXPECT_FALSE(zeroed);
-  EXPECT_EQ(Cached(), 0u);
-  EXPECT_EQ(Mapped(), mapped - 4 * kMiB);
-  EXPECT_EQ(Purged(), purged + 4 * kMiB);
-  EXPECT_TRUE(IsMapped(big, 6 * kMiB));
-  EXPECT_FALSE(IsMapped(static_cast<unsigned char *>(big) + 6 * kMiB, 4 * kMiB));
+  EXPECT_EQ(Cached(), 4 * kMiB);
+  EXPECT_EQ(Mapped(), mapped);
+  EXPECT_EQ(Purged(), purged);
+  unsigned char *tail = static_cast<unsigned char *>(big) + 6 * kMiB;
+  EXPECT_TRUE(IsMapped(tail, 4 * kMiB));
+  EXPECT_EQ(ResidentPages(tail, 4 * kMiB), 4 * kMiB / 4096);
   hak_arena_free(trimmed, got);
-  // A request larger than anything cached maps afresh.
+  // A request larger than anything cached gathers the cached regions, most
+  // resident first, into a new mapping: their pages move, with no fault.
   void *larger = Alloc(12 * kMiB, &got, &zeroed);
+  ASSERT_NE(larger, nullptr);
   EXPECT_NE(larger, big);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(larger) % kRegion, 0u);
   EXPECT_EQ(got, 12 * kMiB);
-  EXPECT_TRUE(zeroed);
-  EXPECT_EQ(Cached(), 6 * kMiB);
+  EXPECT_FALSE(zeroed) << "moved pages are dirty";
+  EXPECT_EQ(Cached(), 0u);
+  EXPECT_EQ(Mapped(), mapped + 2 * kMiB) << "12 MiB mapped, 10 MiB moved into it";
+  unsigned char *l = static_cast<unsigned char *>(larger);
+  EXPECT_EQ(ResidentPages(l, 10 * kMiB), 10 * kMiB / 4096);
+  EXPECT_EQ(l[0], 0x5a);
+  EXPECT_EQ(l[10 * kMiB - 1], 0x5a);
+  EXPECT_EQ(l[12 * kMiB - 1], 0) << "past the moved pages: fresh zeros";
+  EXPECT_FALSE(IsMapped(big, 10 * kMiB)) << "the old addresses are gone";
   hak_arena_free(larger, 12 * kMiB);
   hak_arena_free(exact, 8 * kMiB);
+}
+
+// The extent a gathered mapping reports as possibly nonzero ends with the
+// last moved region's resident part; beyond it the mapping reads as zeros.
+TEST_F(PageArenaTest, GatherReportsTheDirtyExtent) {
+  void *a = Alloc(4 * kMiB);
+  ASSERT_NE(a, nullptr);
+  std::memset(a, 0x11, 3 * kMiB);
+  hak_arena_free_extent(a, 4 * kMiB, 3 * kMiB);
+  size_t got = 0, touched = 0;
+  unsigned char *p =
+      static_cast<unsigned char *>(hak_arena_alloc_extent(8 * kMiB, 8 * kMiB, &got, &touched));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(got, 8 * kMiB);
+  EXPECT_EQ(touched, 3 * kMiB);
+  EXPECT_EQ(p[3 * kMiB - 1], 0x11);
+  for (size_t off = 3 * kMiB; off < 8 * kMiB; off += 4096)
+    ASSERT_EQ(p[off], 0) << off;
+  hak_arena_free_extent(p, 8 * kMiB, 8 * kMiB);
+  // A region with under 1 MiB resident is not worth a move: a fresh mapping.
+  void *b = hak_arena_alloc_extent(8 * kMiB, 8 * kMiB, &got, &touched);
+  ASSERT_EQ(b, p) << "exact fit first";
+  hak_arena_free_extent(b, 8 * kMiB, 512 * 1024);
+  void *c = hak_arena_alloc_extent(10 * kMiB, 10 * kMiB, &got, &touched);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(touched, 0u);
+  EXPECT_EQ(Cached(), 8 * kMiB) << "the barely-touched region stays cached";
+  hak_arena_free_extent(c, 10 * kMiB, 0);
 }
 
 // Among cached regions of one size, the one whose resident extent covers the

@@ -44,6 +44,17 @@ uint32_t hak_slab_trim(hak_heap *h) HAK_INTERNAL;
 // Gives up every slab of h: empty ones to the pool, others abandoned.
 void hak_slab_abandon_all(hak_heap *h) HAK_INTERNAL;
 
+// Frees the chain first..last of n blocks of slab s, already linked in
+// order, from the owner's thread: one splice onto the free list.
+static inline void hak_slab_free_local_run(hak_heap *h, hak_slab *s, void *first, void *last,
+                                           uint32_t n) {
+  hak_link_set(last, s->free);
+  s->free = first;
+  s->used = (uint16_t)(s->used - n);
+  if (hak_unlikely(HAK_SLAB_STATE(s) != HAK_SLAB_ACTIVE || s->used == 0))
+    hak_slab_local_transition(h, s);
+}
+
 static inline void hak_slab_free_local(hak_heap *h, hak_slab *s, void *p) {
   hak_link_set(p, s->free);
   s->free = p;

@@ -74,6 +74,32 @@ static void slab_work_done(hak_heap *h) {
   hak_heap_note_slow(h);
 }
 
+// The bin's bound before any growth: about 32 KiB of blocks, at most
+// HAKMEM_TCACHE_MAX (0 when the bins are closed).
+static uint32_t base_cap(unsigned cls) {
+  uint32_t cap = hak_classes[cls].cache_cap;
+  return cap > hak_opts.tcache_max ? hak_opts.tcache_max : cap;
+}
+
+// The most a bin grows to for a thread that keeps filling and emptying it:
+// 128 KiB of blocks (a batch of 1600 64-byte blocks), at most
+// HAKMEM_TCACHE_MAX, never below its base bound.
+#define GROWN_BYTES (128u << 10)
+static uint32_t grown_cap(unsigned cls) {
+  uint32_t cap = GROWN_BYTES / (uint32_t)hak_classes[cls].size;
+  if (cap > hak_opts.tcache_max)
+    cap = hak_opts.tcache_max;
+  uint32_t base = base_cap(cls);
+  return cap < base ? base : cap;
+}
+
+// Sets bin i's bound to cap, keeping the blocks it holds (at most cap).
+static void set_cap(hak_tcache_bin *bins, unsigned i, uint32_t cap) {
+  HAK_ASSERT(hak_bin_count(bins, i) <= cap);
+  bin_move(bins, i, (uint64_t)cap - bins->cap[i]);
+  bins->cap[i] = cap;
+}
+
 void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
   // Release builds run HAKMEM_CHECK=full on the slow paths, so the bins stay
   // empty and every call takes them.
@@ -83,13 +109,12 @@ void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
     unsigned i = hak_bin_of_class(c);
     // Set on empty bins only.
     HAK_ASSERT(*hak_bin_head(bins, i) == NULL && hak_bin_count(bins, i) == 0);
-    uint32_t cap = hak_classes[c].cache_cap;
-    if (cap > hak_opts.tcache_max)
-      cap = hak_opts.tcache_max;
+    uint32_t cap = base_cap(c);
     if (!enabled || !HAKMEM_FASTCACHE)
       cap = 0;
     bin_move(bins, i, (uint64_t)cap - hak_bin_room(bins, i));
     bins->cap[i] = cap;
+    bins->missed[i] = 0;
     // The hit path's block check: only bins that take frees there.
     bool hit = cap > 0 && HAK_INLINE_FREE_HIT;
     bins->chk[HAK_BIN_SLOT(i)] = hit ? hak_classes[c].chk_mul : 0;
@@ -141,6 +166,7 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) {
   hak_tcache_bin *bins = hak_tls.bins;
   unsigned i = hak_bin_of_class(cls);
   hak_arena_tick(); // slow paths are where idle memory gets returned
+  bins->missed[i] = 1;
   uint32_t want = bins->refill[i];
   if (want > bins->cap[i])
     want = bins->cap[i];
@@ -185,10 +211,13 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) {
     // The rest go under whatever the bin still holds; it is empty on a miss.
     HAK_ASSERT(got - 1 <= hak_bin_room(bins, i));
     void *rest = hak_link_next(b);
-    void *tail = rest;
-    for (void *next; (next = hak_link_next(tail)) != NULL;)
-      tail = next;
-    hak_link_set(tail, *hak_bin_head(bins, i));
+    void *held = *hak_bin_head(bins, i);
+    if (held != NULL) {
+      void *tail = rest;
+      for (void *next; (next = hak_link_next(tail)) != NULL;)
+        tail = next;
+      hak_link_set(tail, held);
+    }
     *hak_bin_head(bins, i) = rest;
     bin_move(bins, i, -(uint64_t)(got - 1));
   }
@@ -206,40 +235,46 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) {
   return b;
 }
 
-// Frees a chain of blocks to their slabs, batching each run of blocks that
-// share a foreign slab into one remote push.
-static void release_chain(hak_heap *h, void *list, uint32_t n) {
-  hak_slab *run_slab = NULL;
-  hak_heap *run_owner = NULL;
-  void *run_first = NULL, *run_last = NULL;
+// Gives a run of len blocks of slab s, linked first..last, back to it: one
+// splice onto the free list if this heap owns s, else one remote push.
+static void release_run(hak_heap *h, hak_slab *s, void *first, void *last, uint32_t len) {
+  hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+  if (owner == h) {
+    hak_slab_free_local_run(h, s, first, last, len);
+    return;
+  }
+  HAK_COUNT(h->counters[s->class_idx].remote_frees, len);
+  hak_slab_free_remote(s, first, last);
+  hak_heap_note_remote(owner);
+}
+
+// Frees the first n blocks of a chain to their slabs and returns the block
+// after them. Blocks freed together mostly share a slab, so each run of one
+// slab's blocks goes back as it is linked, not block by block.
+static void *release_chain(hak_heap *h, void *list, uint32_t n) {
+  hak_slab *run = NULL;
+  unsigned shift = 63; // a slab's address span, 1 << shift, aligned to it
+  void *first = NULL, *last = NULL;
+  uint32_t len = 0;
+  void *p = list;
   while (n-- > 0) {
-    void *p = list;
-    list = hak_link_next(p);
-    hak_slab *s = hak_slab_of(p, hak_superslab_of(p)->kind);
-    if (s != run_slab && run_slab != NULL) {
-      hak_slab_free_remote(run_slab, run_first, run_last);
-      hak_heap_note_remote(run_owner);
-      run_slab = NULL;
+    void *next = hak_link_next(p); // read before a splice rewrites p's link
+    if ((((uintptr_t)p ^ (uintptr_t)first) >> shift) != 0 || run == NULL) {
+      if (run != NULL)
+        release_run(h, run, first, last, len);
+      unsigned kind = hak_superslab_of(p)->kind;
+      run = hak_slab_of(p, kind);
+      shift = hak_slab_shift_of_kind(kind);
+      first = p;
+      len = 0;
     }
-    hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
-    if (owner == h) {
-      hak_slab_free_local(h, s, p);
-      continue;
-    }
-    HAK_COUNT(h->counters[s->class_idx].remote_frees, 1);
-    if (run_slab == NULL) {
-      run_slab = s;
-      run_owner = owner;
-      run_first = p;
-    } else {
-      hak_link_set(run_last, p);
-    }
-    run_last = p;
+    last = p;
+    len++;
+    p = next;
   }
-  if (run_slab != NULL) {
-    hak_slab_free_remote(run_slab, run_first, run_last);
-    hak_heap_note_remote(run_owner);
-  }
+  if (run != NULL)
+    release_run(h, run, first, last, len);
+  return p;
 }
 
 void hak_tcache_free_slow(hak_heap *h, void *p, hak_slab *s, unsigned cls) {
@@ -256,22 +291,25 @@ void hak_tcache_free_slow(hak_heap *h, void *p, hak_slab *s, unsigned cls) {
     slab_work_done(h);
     return;
   }
+  if (hak_bin_room(bins, i) == 0 && bins->missed[i] && bins->cap[i] < grown_cap(cls)) {
+    // Full again after a miss: the thread cycles more blocks than the bin
+    // holds (batches), so the bin grows by a batch instead of flushing
+    // blocks that the next mallocs would take back.
+    uint32_t cap = bins->cap[i] + hak_classes[cls].batch;
+    set_cap(bins, i, cap < grown_cap(cls) ? cap : grown_cap(cls));
+    bins->missed[i] = 0;
+  }
   if (hak_bin_room(bins, i) == 0) {
     hak_arena_tick();
+    bins->missed[i] = 0;
     // Full: hand back the top half, keeping the rest for the next mallocs.
     uint32_t n = hak_classes[cls].batch;
     uint32_t held = hak_bin_count(bins, i);
     if (n > held)
       n = held;
-    void *list = *hak_bin_head(bins, i);
-    void *cut = list;
-    for (uint32_t k = 1; k < n; k++)
-      cut = hak_link_next(cut);
-    *hak_bin_head(bins, i) = hak_link_next(cut);
-    hak_link_set(cut, NULL);
     bin_move(bins, i, n);
     hak_heap_lock(h);
-    release_chain(h, list, n);
+    *hak_bin_head(bins, i) = release_chain(h, *hak_bin_head(bins, i), n);
     slab_work_done(h);
   }
   hak_link_set(p, *hak_bin_head(bins, i));
@@ -285,12 +323,16 @@ void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) {
     unsigned i = hak_bin_of_class(c);
     prof_disarm(bins, i);
     uint32_t n = hak_bin_count(bins, i);
-    if (n == 0)
-      continue;
-    void *list = *hak_bin_head(bins, i);
-    *hak_bin_head(bins, i) = NULL;
-    bin_move(bins, i, n);
-    release_chain(h, list, n);
+    if (n != 0) {
+      void *list = *hak_bin_head(bins, i);
+      *hak_bin_head(bins, i) = NULL;
+      bin_move(bins, i, n);
+      (void)release_chain(h, list, n);
+    }
+    // A grown bin goes back to its base bound: demand is measured afresh.
+    if (bins->cap[i] > base_cap(c))
+      set_cap(bins, i, base_cap(c));
+    bins->missed[i] = 0;
   }
   slab_work_done(h);
 }

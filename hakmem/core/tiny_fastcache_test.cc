@@ -353,6 +353,161 @@ TEST(FastCacheSlowPaths, FreeSlowFlushesHalfAFullBin) {
   });
 }
 
+// A thread that keeps allocating and freeing more blocks than a bin holds
+// (batches) grows the bin by a batch per cycle, up to 128 KiB of blocks or
+// HAKMEM_TCACHE_MAX; a drain puts it back to its base bound.
+TEST(FastCacheSlowPaths, BinGrowsForBatchesLargerThanItsBound) {
+  RunInThread([] {
+    hak_heap *h = ThreadHeap();
+    const unsigned cls = hak_size_class(1024); // a bound of 32, a batch of 16
+    const unsigned i = BinOf(cls);
+    hak_tcache_bin *bins = MyBins();
+    const uint32_t base = bins->cap[i];
+    const uint32_t grown = std::min<uint32_t>((128u << 10) / 1024u, hak_opts.tcache_max);
+    std::vector<void *> blocks(200);
+    auto cycle = [&] {
+      for (void *&p : blocks) {
+        p = Alloc(h, cls);
+        ASSERT_NE(p, nullptr);
+      }
+      for (void *p : blocks)
+        Free(h, p);
+    };
+    cycle();
+    if (!BinsOpen()) {
+      EXPECT_EQ(bins->cap[i], 0u);
+      EndThreadHeap(h);
+      return;
+    }
+    ASSERT_EQ(base, 32u);
+    ASSERT_EQ(grown, 128u) << "HAKMEM_TCACHE_MAX is below 128 in this test's environment";
+    // Each cycle misses (the bin cannot hold 200) and then overflows: one
+    // batch more per cycle, until the bound.
+    EXPECT_EQ(bins->cap[i], base + hak_classes[cls].batch);
+    uint32_t last = bins->cap[i];
+    for (int k = 0; k < 20; ++k) {
+      cycle();
+      EXPECT_GE(bins->cap[i], last);
+      EXPECT_LE(bins->cap[i], grown);
+      last = bins->cap[i];
+    }
+    EXPECT_EQ(bins->cap[i], grown);
+    // What the grown bin holds now serves a batch that size with no slab
+    // work at all: no refill, no flush.
+    const uint32_t held = hak_bin_count(bins, i);
+    EXPECT_GT(held, base);
+    const uint64_t refills = h->counters[cls].refills;
+    const uint16_t used = SlabOf(blocks[0])->used;
+    std::vector<void *> fits(held);
+    for (void *&p : fits)
+      p = Alloc(h, cls);
+    for (void *p : fits)
+      Free(h, p);
+    EXPECT_EQ(h->counters[cls].refills, refills);
+    EXPECT_EQ(hak_bin_count(bins, i), held);
+    EXPECT_EQ(SlabOf(blocks[0])->used, used);
+    // A drain empties it and restores the base bound.
+    hak_tcache_drain(h, bins);
+    EXPECT_EQ(bins->cap[i], base);
+    EXPECT_EQ(hak_bin_room(bins, i), base);
+    EXPECT_EQ(hak_bin_count(bins, i), 0u);
+    // Frees alone (no miss since the last overflow) never grow a bin.
+    std::vector<void *> more(3 * base);
+    for (void *&p : more)
+      p = Alloc(h, cls);
+    hak_tcache_drain(h, bins);
+    for (void *p : more)
+      Free(h, p);
+    EXPECT_EQ(bins->cap[i], base);
+    // HAKMEM_TCACHE_MAX bounds the growth too.
+    hak_tcache_drain(h, bins);
+    const uint32_t saved = hak_opts.tcache_max;
+    hak_opts.tcache_max = 40;
+    hak_tcache_set_caps(bins, true);
+    for (int k = 0; k < 10; ++k)
+      cycle();
+    EXPECT_EQ(bins->cap[i], 40u);
+    hak_tcache_drain(h, bins);
+    hak_opts.tcache_max = saved;
+    hak_tcache_set_caps(bins, true);
+    EndThreadHeap(h);
+  });
+}
+
+// A flush gives back runs of blocks from several slabs, local and foreign,
+// each to its own slab, and leaves the rest of the bin linked as it was.
+TEST(FastCacheSlowPaths, FlushSplicesEachSlabsRun) {
+  RunInThread([] {
+    hak_heap *h = ThreadHeap();
+    hak_heap *other = NewHeap();
+    const unsigned cls = hak_size_class(1024);
+    const unsigned i = BinOf(cls);
+    hak_tcache_bin *bins = MyBins();
+    if (!BinsOpen()) {
+      EndThreadHeap(h);
+      return;
+    }
+    const uint32_t cap = bins->cap[i], batch = hak_classes[cls].batch;
+    // Blocks of two of this heap's slabs and one foreign slab, interleaved.
+    std::vector<void *> mine;
+    while (mine.size() < 80) { // more than a 64 KiB slab of 1 KiB blocks
+      void *p = Alloc(h, cls);
+      ASSERT_NE(p, nullptr);
+      mine.push_back(p);
+    }
+    void *list = nullptr;
+    ASSERT_EQ(hak_slab_take(other, cls, 4, &list), 4u);
+    std::vector<void *> theirs;
+    for (void *q = list; q != nullptr; q = hak_link_get(q))
+      theirs.push_back(q);
+    for (void *q : theirs)
+      hak_mark_clear(q);
+    hak_tcache_drain(h, bins);
+    hak_slab *a = SlabOf(mine.front()), *b = SlabOf(mine.back()), *c = SlabOf(theirs[0]);
+    ASSERT_NE(a, b);
+    const uint16_t a_used = a->used, b_used = b->used;
+    // Fill the bin: the batch on top (flushed first) mixes all three slabs.
+    std::vector<void *> order;
+    for (uint32_t k = 0; k + batch < cap; ++k)
+      order.push_back(mine[10 + k]);
+    for (uint32_t k = 0; k < batch; ++k) {
+      if (k % 4 == 3)
+        order.push_back(theirs[k / 4]);
+      else if (k % 2 == 0)
+        order.push_back(mine[k / 2]);
+      else
+        order.push_back(mine[79 - k / 2]);
+    }
+    ASSERT_EQ(order.size(), cap);
+    for (void *p : order)
+      hak_tcache_free_slow(h, p, SlabOf(p), cls);
+    ASSERT_EQ(hak_bin_room(bins, i), 0u);
+    uint16_t to_a = 0, to_b = 0;
+    for (size_t k = cap - batch; k < cap; ++k) {
+      to_a += SlabOf(order[k]) == a;
+      to_b += SlabOf(order[k]) == b;
+    }
+    void *extra = mine[9];
+    hak_tcache_free_slow(h, extra, SlabOf(extra), cls); // overflows: one batch goes back
+    EXPECT_EQ(hak_bin_count(bins, i), cap - batch + 1);
+    EXPECT_EQ(a->used, a_used - to_a);
+    EXPECT_EQ(b->used, b_used - to_b);
+    const void *remote = reinterpret_cast<const void *>(c->remote.load() & ~HAK_REMOTE_ABANDONED);
+    EXPECT_EQ(ChainLen(remote), theirs.size());
+    for (size_t k = cap - batch; k < cap; ++k) {
+      void *p = order[k];
+      hak_slab *s = SlabOf(p);
+      EXPECT_TRUE(s == c ? OnChain(remote, p) : OnChain(s->free, p)) << k;
+      EXPECT_FALSE(OnChain(*hak_bin_head(bins, i), p)) << k;
+    }
+    EXPECT_EQ(ChainLen(*hak_bin_head(bins, i)), cap - batch + 1);
+    for (size_t k = 0; k < cap - batch; ++k)
+      EXPECT_TRUE(OnChain(*hak_bin_head(bins, i), order[k])) << k;
+    EndThreadHeap(h);
+    hak_slab_abandon_all(other);
+  });
+}
+
 // A thread with no heap (exiting) frees remotely into the block's slab.
 TEST(FastCacheSlowPaths, FreeSlowWithoutAHeapPushesRemotely) {
   hak_heap *h = nullptr;

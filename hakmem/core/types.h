@@ -251,6 +251,9 @@ typedef struct hak_tcache_bin {
   int64_t prof_left[HAK_NUM_BINS];
   uint64_t prof_seen[HAK_NUM_BINS];
   uint8_t prof_armed[HAK_NUM_BINS];
+  // A miss since the bin last overflowed: a thread that keeps filling and
+  // emptying it needs a larger bound (see hak_tcache_free_slow).
+  uint8_t missed[HAK_NUM_BINS];
 } hak_tcache_bin;
 
 // Per-class counters kept by a heap; merged into the totals at thread exit.
