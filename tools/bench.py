@@ -115,10 +115,14 @@ def mtstress_threads(mode):
 
 # Per-mode settings. Durations are per run (seconds).
 MODES = {
-    # About 3 minutes on 2 cores with all six allocators (measured: 2m53s).
+    # About 3 minutes on 2 cores with all six allocators (measured: 2m53s),
+    # before the seven issue 11/15 mtstress modes; those add about 1m15s
+    # (measured: 36s for the seven at 1 round, all eight allocators).
     "quick": {"rounds": 2, "larson_seconds": 2, "mtstress_seconds": 0.5,
               "micro_min_time": "0.05"},
-    # About 21 minutes (measured: 20m56s).
+    # About 21 minutes (measured: 20m56s) before the seven issue 11/15 modes,
+    # which add about 16 minutes (7 modes x 8 allocators x 5 rounds x ~3.4 s;
+    # not measured).
     "full": {"rounds": 5, "larson_seconds": 5, "mtstress_seconds": 3, "micro_min_time": "0.1"},
 }
 
