@@ -231,7 +231,8 @@ static inline size_t draw_size(const struct config *c, bench_rng *rng) {
 }
 
 /* ------------------------------------------------------------------ */
-/* Slot workers: churn, churn-large, large and realloc. */
+/* Slot workers: churn, churn-large, large, huge, oversubscribed, workingset
+ * and realloc; batch-lifo and batch-fifo share their driver. */
 
 struct slot {
   void *ptr;
