@@ -376,6 +376,19 @@ struct OneWayRing {
 };
 OneWayRing g_oneway;
 
+// Waiting on the ring: spin a little before giving the CPU away, since a
+// sched_yield per empty or full check would cost more than the allocator.
+inline void OneWayBackoff(unsigned &spins) {
+  if (++spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  } else {
+    std::this_thread::yield();
+    spins = 0;
+  }
+}
+
 // A NULL pushed by the producer tells the consumer that malloc failed.
 void OneWayProduce(benchmark::State &state) {
   OneWayRing &r = g_oneway;
@@ -384,8 +397,9 @@ void OneWayProduce(benchmark::State &state) {
     void *p = std::malloc(kOneWaySize);
     if (p != nullptr)
       static_cast<unsigned char *>(p)[0] = 0xa5;
+    unsigned spins = 0;
     while (tail - r.head.load(std::memory_order_acquire) == kOneWayRing)
-      std::this_thread::yield();
+      OneWayBackoff(spins);
     r.slots[tail % kOneWayRing] = p;
     r.tail.store(++tail, std::memory_order_release);
     if (p == nullptr) {
@@ -399,8 +413,9 @@ void OneWayConsume(benchmark::State &state) {
   OneWayRing &r = g_oneway;
   size_t head = r.head.load(std::memory_order_relaxed);
   for (auto _ : state) {
+    unsigned spins = 0;
     while (r.tail.load(std::memory_order_acquire) == head)
-      std::this_thread::yield();
+      OneWayBackoff(spins);
     void *p = r.slots[head % kOneWayRing];
     r.head.store(++head, std::memory_order_release);
     if (p == nullptr) {
