@@ -125,6 +125,41 @@ class PushTest(AppTest):
                 self.assertEqual(runschema.problems(run), [])
                 self.assertEqual(self.push(run).status_code, 201)
 
+    def test_new_benchmark_ids_are_listed_and_compared(self):
+        """Benchmark ids are data: the issue 11/15 shapes need no change to the server."""
+        new = {"mtstress/xthread-mixed": 2, "mtstress/huge": 1, "mtstress/oversubscribed": 32,
+               "mtstress/batch-lifo": 1, "mtstress/batch-fifo": 1, "mtstress/workingset": 1,
+               "mtstress/oneway64": 2}
+        results = []
+        for name, t in new.items():
+            results += group(name, 100.0, threads=t)
+        results += group("micro/BM_BatchLIFO/size:64/n:1600", 4.0, metric="ns_per_op", hib=False,
+                         threads=1, peers={"glibc": 8.0, "mimalloc": 2.0})
+        results += group("micro/BM_OneWay64/threads:2", 30.0, metric="ns_per_op", hib=False,
+                         peers={"glibc": 60.0, "mimalloc": 40.0})
+        res = self.push(make_run("abc1234", "2026-01-01T00:00:00Z", results))
+        self.assertEqual(res.status_code, 201, res.data)
+        listed = {(b["benchmark"], b["threads"], b["metric"])
+                  for b in self.client.get("/api/benchmarks").get_json()["benchmarks"]}
+        want = {(name, t, "ops_per_sec") for name, t in new.items()}
+        want |= {("micro/BM_BatchLIFO/size:64/n:1600", 1, "ns_per_op"),
+                 ("micro/BM_OneWay64/threads:2", 2, "ns_per_op")}
+        self.assertEqual(listed, want)
+        for name, t in new.items():
+            s = self.client.get("/api/series", query_string={"benchmark": name, "threads": t}).get_json()
+            self.assertEqual(len(s["runs"]), 1, name)
+            best = [r for r in s["ratios"] if (r["figure"], r["kind"]) == ("median", "best")][0]
+            self.assertEqual([(round(p["ratio"], 6), p["peer"]) for p in best["points"]],
+                             [(1.25, "mimalloc")], name)
+        latest = self.client.get("/api/latest").get_json()
+        by = {(c["benchmark"], c["threads"]): c for c in latest["comparisons"]}
+        self.assertEqual(len(by), len(want))
+        lifo = by[("micro/BM_BatchLIFO/size:64/n:1600", 1)]["hakmem"][0]
+        self.assertEqual((lifo["vs_best_peer"]["peer"], lifo["vs_best_peer"]["ratio"],
+                          lifo["vs_best_peer"]["better"]), ("mimalloc", 2.0, False))
+        oneway = by[("micro/BM_OneWay64/threads:2", 2)]["hakmem"][0]
+        self.assertEqual((oneway["vs_glibc"]["ratio"], oneway["vs_glibc"]["better"]), (0.5, True))
+
     def test_unknown_fields_are_reported(self):
         run = make_run("abc1234", "2026-01-01T00:00:00Z", group("larson", 100.0))
         run["extra"] = 1

@@ -95,16 +95,34 @@ HAKMEM_NAMES = tuple(variants.allocator_name(v) for v in HAKMEM_VARIANTS)
 
 LARSON_THREADS = (1, 2, 4)
 LARSON_ARGS = "8 1000 5000 100 4141"  # after <seconds>; threads come last
-MTSTRESS_MODES = ("churn", "churn-large", "prodcons", "threadchurn", "realloc", "large")
+MTSTRESS_MODES = ("churn", "churn-large", "prodcons", "threadchurn", "realloc", "large",
+                  "xthread-mixed", "huge", "oversubscribed", "batch-lifo", "batch-fifo",
+                  "workingset", "oneway64")
 MTSTRESS_THREADS = 2
+# Modes whose shape is not 2 threads (see hakmem/bench/README.md, mtstress).
+# oversubscribed: 16 threads per CPU, as mtstress itself defaults to.
+MTSTRESS_MODE_THREADS = {"huge": 1, "batch-lifo": 1, "batch-fifo": 1, "workingset": 1}
+MTSTRESS_OVERSUBSCRIBED_PER_CPU = 16
 MTSTRESS_SEED = 4141
+
+
+def mtstress_threads(mode):
+    """Threads bench.py runs mtstress mode `mode` with."""
+    if mode == "oversubscribed":
+        return min(1024, MTSTRESS_OVERSUBSCRIBED_PER_CPU * (os.cpu_count() or 1))
+    return MTSTRESS_MODE_THREADS.get(mode, MTSTRESS_THREADS)
+
 
 # Per-mode settings. Durations are per run (seconds).
 MODES = {
-    # About 3 minutes on 2 cores with all six allocators (measured: 2m53s).
+    # About 3 minutes on 2 cores with all six allocators (measured: 2m53s),
+    # before the seven issue 11/15 mtstress modes; those add about 1m15s
+    # (measured: 36s for the seven at 1 round, all eight allocators).
     "quick": {"rounds": 2, "larson_seconds": 2, "mtstress_seconds": 0.5,
               "micro_min_time": "0.05"},
-    # About 21 minutes (measured: 20m56s).
+    # About 21 minutes (measured: 20m56s) before the seven issue 11/15 modes,
+    # which add about 16 minutes (7 modes x 8 allocators x 5 rounds x ~3.4 s;
+    # not measured).
     "full": {"rounds": 5, "larson_seconds": 5, "mtstress_seconds": 3, "micro_min_time": "0.1"},
 }
 
@@ -175,12 +193,12 @@ def make_cases(mode, selected_ids):
                           ls, 4 * ls + 60))
     ms = cfg["mtstress_seconds"]
     for m in MTSTRESS_MODES:
+        t = mtstress_threads(m)
         params = "--mode %s --seconds %g --seed %d" % (m, ms, MTSTRESS_SEED)
-        argv = ["--mode", m, "--threads", str(MTSTRESS_THREADS), "--seconds", "%g" % ms,
+        argv = ["--mode", m, "--threads", str(t), "--seconds", "%g" % ms,
                 "--seed", str(MTSTRESS_SEED)]
         cases.append(Case("mtstress/" + m, "mtstress", "mtstress/" + m,
-                          "mtstress %s t=%d" % (m, MTSTRESS_THREADS), params, argv,
-                          MTSTRESS_THREADS, ms, int(4 * ms) + 60))
+                          "mtstress %s t=%d" % (m, t), params, argv, t, ms, int(4 * ms) + 60))
     mt = cfg["micro_min_time"]
     params = "--benchmark_min_time=%s" % mt
     # The nominal duration is a guess until the first micro run is timed.

@@ -70,7 +70,9 @@ class ArgumentTest(unittest.TestCase):
         self.assertEqual(bench.parse_args(["--bench", "micro,mtstress/churn"]).bench,
                          ["mtstress/churn", "micro"])
         self.assertEqual(bench.parse_args(["--bench", "all"]).bench, bench.all_case_ids())
-        self.assertEqual(len(bench.parse_args(["--bench", "mtstress"]).bench), 6)
+        self.assertEqual(len(bench.parse_args(["--bench", "mtstress"]).bench), 13)
+        self.assertEqual(bench.parse_args(["--bench", "mtstress/oneway64,mtstress/huge"]).bench,
+                         ["mtstress/huge", "mtstress/oneway64"])
 
     def test_alloc_names_keep_canonical_order(self):
         self.assertEqual(bench.parse_args(["--alloc", "glibc,hakmem"]).alloc, ["hakmem", "glibc"])
@@ -155,6 +157,36 @@ class CaseTest(unittest.TestCase):
         self.assertEqual(quick.params, "--mode large --seconds 0.5 --seed 4141")
         full = bench.make_cases("full", ["mtstress/large"])[0]
         self.assertIn("--seconds 3 ", full.params)
+
+    def test_new_mtstress_modes(self):
+        """Issues 11 and 15: every new mode is a case, with its own thread count."""
+        new = ["xthread-mixed", "huge", "oversubscribed", "batch-lifo", "batch-fifo",
+               "workingset", "oneway64"]
+        ids = ["mtstress/" + m for m in new]
+        for i in ids:
+            self.assertIn(i, bench.all_case_ids())
+        for mode in ("quick", "full"):
+            cases = {c.id: c for c in bench.make_cases(mode, ids)}
+            self.assertEqual(sorted(cases), sorted(ids))
+            seconds = "%g" % bench.MODES[mode]["mtstress_seconds"]
+            for m in new:
+                c = cases["mtstress/" + m]
+                self.assertEqual(c.argv_tail[:2], ["--mode", m])
+                self.assertEqual(c.argv_tail[c.argv_tail.index("--seconds") + 1], seconds)
+                self.assertEqual(c.argv_tail[c.argv_tail.index("--threads") + 1], str(c.threads))
+                self.assertEqual(c.benchmark, "mtstress/" + m)
+        threads = {c.id: c.threads for c in bench.make_cases("quick", ids)}
+        self.assertEqual(threads["mtstress/huge"], 1)
+        self.assertEqual(threads["mtstress/batch-lifo"], 1)
+        self.assertEqual(threads["mtstress/batch-fifo"], 1)
+        self.assertEqual(threads["mtstress/workingset"], 1)
+        self.assertEqual(threads["mtstress/oneway64"], 2)
+        self.assertEqual(threads["mtstress/xthread-mixed"], 2)
+        with mock.patch.object(bench.os, "cpu_count", return_value=3):
+            self.assertEqual(bench.make_cases("quick", ["mtstress/oversubscribed"])[0].threads, 48)
+        with mock.patch.object(bench.os, "cpu_count", return_value=256):
+            self.assertEqual(bench.make_cases("quick", ["mtstress/oversubscribed"])[0].threads,
+                             1024)
 
 
 class StatsTest(unittest.TestCase):
@@ -769,6 +801,19 @@ class RunnerTest(unittest.TestCase):
         larson1 = out[out.index("larson t=1"):]
         hak_row = [l for l in larson1.splitlines() if l.startswith("hakmem ")][0]
         self.assertIn("3.00x", hak_row)
+
+    def test_new_mtstress_modes_end_to_end(self):
+        js = os.path.join(self.tmp, "new.json")
+        code, out, err = self.main("--bench", "mtstress/huge,mtstress/oneway64,mtstress/batch-lifo",
+                                   "--rounds", "1", "--json", js)
+        self.assertEqual(code, 0, err)
+        with open(js) as f:
+            doc = json.load(f)
+        self.assertEqual(bench.validate_document(doc), [])
+        got = {(r["benchmark"], r["threads"]) for r in doc["results"]}
+        self.assertEqual(got, {("mtstress/huge", 1), ("mtstress/oneway64", 2),
+                               ("mtstress/batch-lifo", 1)})
+        self.assertIn("mtstress huge t=1", out)
 
     def test_failures_are_reported_and_exit_nonzero(self):
         js = os.path.join(self.tmp, "r.json")

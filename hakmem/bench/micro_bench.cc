@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "hakmem/bench/bench_util.h"
+
 namespace {
 
 constexpr int kBatch = 1000;
@@ -265,5 +267,176 @@ void BM_ReallocGrowth(benchmark::State &state) {
   state.SetItemsProcessed(state.iterations() * reallocs_per_iteration);
 }
 BENCHMARK(BM_ReallocGrowth);
+
+// ---------------------------------------------------------------------------
+// Batches in the shape of glibc's own malloc benchmark: n mallocs of one
+// size, then the n frees newest first (LIFO) or oldest first (FIFO).
+// 1 item = 1 malloc + 1 free; one iteration = n items.
+
+constexpr size_t kBatchBlockSize = 64;
+
+template <bool kLifo> void BM_BatchOrder(benchmark::State &state) {
+  const size_t size = static_cast<size_t>(state.range(0));
+  const int n = static_cast<int>(state.range(1));
+  std::vector<void *> blocks(static_cast<size_t>(n));
+  void **b = blocks.data();
+  for (auto _ : state) {
+    bool failed = false;
+    for (int i = 0; i < n; i++) {
+      b[i] = std::malloc(size);
+      if (b[i] == nullptr)
+        failed = true;
+    }
+    benchmark::DoNotOptimize(b);
+    benchmark::ClobberMemory();
+    for (int i = 0; i < n; i++)
+      std::free(b[kLifo ? n - 1 - i : i]);
+    benchmark::ClobberMemory();
+    if (failed) {
+      state.SkipWithError("malloc returned NULL");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+void BM_BatchLIFO(benchmark::State &state) { BM_BatchOrder<true>(state); }
+void BM_BatchFIFO(benchmark::State &state) { BM_BatchOrder<false>(state); }
+
+void BatchArgs(benchmark::internal::Benchmark *b) {
+  b->ArgNames({"size", "n"});
+  for (int n : {25, 100, 400, 1600})
+    b->Args({static_cast<int64_t>(kBatchBlockSize), n});
+}
+BENCHMARK(BM_BatchLIFO)->Apply(BatchArgs);
+BENCHMARK(BM_BatchFIFO)->Apply(BatchArgs);
+
+// ---------------------------------------------------------------------------
+// Random replacement in a large working set: 32768 live blocks; each
+// iteration frees a random one and mallocs a new block in its slot.  Sizes
+// are 7 in 8 log-uniform 16..128 B, else 129 B..4 KiB.  Slots and sizes come
+// from a table drawn before the timed loop, so the loop costs only the
+// allocator.  1 item = 1 free + 1 malloc.
+
+constexpr size_t kWorkingSet = 32768;
+constexpr size_t kReplaceTable = 1 << 16;
+
+void BM_WorkingSetReplace(benchmark::State &state) {
+  bench_rng rng;
+  bench_rng_init(&rng, 4141);
+  bench_size_dist small, tail;
+  bench_size_dist_init(&small, 16, 128);
+  bench_size_dist_init(&tail, 129, 4096);
+  std::vector<uint32_t> slot(kReplaceTable);
+  std::vector<uint32_t> size(kReplaceTable);
+  for (size_t i = 0; i < kReplaceTable; i++) {
+    slot[i] = static_cast<uint32_t>(bench_rng_below(&rng, kWorkingSet));
+    const bench_size_dist *d = bench_rng_below(&rng, 8) == 0 ? &tail : &small;
+    size[i] = static_cast<uint32_t>(bench_size_draw(d, &rng));
+  }
+  std::vector<void *> live(kWorkingSet);
+  bool failed = false;
+  for (size_t i = 0; i < kWorkingSet; i++) {
+    live[i] = std::malloc(size[i]);
+    failed |= live[i] == nullptr;
+  }
+  size_t k = 0;
+  for (auto _ : state) {
+    if (failed) {
+      state.SkipWithError("malloc returned NULL");
+      break;
+    }
+    const size_t i = k++ & (kReplaceTable - 1);
+    void *&p = live[slot[i]];
+    std::free(p);
+    p = std::malloc(size[i]);
+    benchmark::DoNotOptimize(p);
+    failed = p == nullptr;
+  }
+  for (void *p : live)
+    std::free(p);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_WorkingSetReplace);
+
+// ---------------------------------------------------------------------------
+// One-way 64 B blocks between two threads: thread 0 mallocs and pushes them
+// through a bounded single-producer/single-consumer ring, thread 1 pops and
+// frees them.  Both run the same number of iterations, so the ring is empty
+// again when a run ends.  1 item = 1 block (malloc'd by one thread, freed by
+// the other); the CPU time is both threads', spinning on the ring included.
+
+constexpr size_t kOneWayRing = 1024;
+constexpr size_t kOneWaySize = 64;
+
+struct OneWayRing {
+  alignas(64) std::atomic<size_t> head{0};
+  alignas(64) std::atomic<size_t> tail{0};
+  alignas(64) void *slots[kOneWayRing];
+};
+OneWayRing g_oneway;
+
+// Waiting on the ring: spin a little before giving the CPU away, since a
+// sched_yield per empty or full check would cost more than the allocator.
+inline void OneWayBackoff(unsigned &spins) {
+  if (++spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  } else {
+    std::this_thread::yield();
+    spins = 0;
+  }
+}
+
+// A NULL pushed by the producer tells the consumer that malloc failed.
+void OneWayProduce(benchmark::State &state) {
+  OneWayRing &r = g_oneway;
+  size_t tail = r.tail.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    void *p = std::malloc(kOneWaySize);
+    if (p != nullptr)
+      static_cast<unsigned char *>(p)[0] = 0xa5;
+    unsigned spins = 0;
+    while (tail - r.head.load(std::memory_order_acquire) == kOneWayRing)
+      OneWayBackoff(spins);
+    r.slots[tail % kOneWayRing] = p;
+    r.tail.store(++tail, std::memory_order_release);
+    if (p == nullptr) {
+      state.SkipWithError("malloc returned NULL");
+      break;
+    }
+  }
+}
+
+void OneWayConsume(benchmark::State &state) {
+  OneWayRing &r = g_oneway;
+  size_t head = r.head.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    unsigned spins = 0;
+    while (r.tail.load(std::memory_order_acquire) == head)
+      OneWayBackoff(spins);
+    void *p = r.slots[head % kOneWayRing];
+    r.head.store(++head, std::memory_order_release);
+    if (p == nullptr) {
+      state.SkipWithError("malloc returned NULL in the producer");
+      break;
+    }
+    if (static_cast<unsigned char *>(p)[0] != 0xa5) {
+      state.SkipWithError("a block lost its contents on the way");
+      break;
+    }
+    std::free(p);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_OneWay64(benchmark::State &state) {
+  if (state.thread_index() == 0)
+    OneWayProduce(state);
+  else
+    OneWayConsume(state);
+}
+BENCHMARK(BM_OneWay64)->Threads(2);
 
 } // namespace

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hakmem/bench/bench_util.h"
 
@@ -51,6 +52,23 @@
 
 /* prodcons: ring slots per producer/consumer pair (a power of two). */
 #define RING_CAP 1024u
+
+/* xthread-mixed: the low mark is this fraction of --live (the high mark). */
+#define XT_LOW_DIVISOR 4u
+/* xthread-mixed: blocks taken from the inbound ring per step at most. */
+#define XT_DRAIN_MAX 32u
+
+/* batch-lifo, batch-fifo: batch sizes, cycled in this order. */
+static const unsigned BATCH_SIZES[] = {25, 100, 400, 1600};
+#define BATCH_COUNT (sizeof BATCH_SIZES / sizeof BATCH_SIZES[0])
+#define BATCH_MAX 1600u
+
+/* workingset: 1 block in this many comes from the tail above SMALL_MAX. */
+#define WS_TAIL_ONE_IN 8u
+#define WS_SMALL_MAX 128u
+
+/* oversubscribed: threads per online CPU. */
+#define OVERSUB_PER_CPU 16u
 
 /* threadchurn: survivors, and blocks per short-lived thread. */
 #define SURVIVORS 2u
@@ -139,23 +157,54 @@ static void check_block(const void *p, uintptr_t addr, size_t size, uint64_t see
 /* ------------------------------------------------------------------ */
 /* Configuration. */
 
-enum mode { M_CHURN, M_CHURN_LARGE, M_PRODCONS, M_THREADCHURN, M_REALLOC, M_LARGE };
+enum mode {
+  M_CHURN,
+  M_CHURN_LARGE,
+  M_PRODCONS,
+  M_THREADCHURN,
+  M_REALLOC,
+  M_LARGE,
+  M_XTHREAD_MIXED,
+  M_HUGE,
+  M_OVERSUBSCRIBED,
+  M_BATCH_LIFO,
+  M_BATCH_FIFO,
+  M_WORKINGSET,
+  M_ONEWAY64,
+};
 
 struct mode_info {
   const char *name;
-  size_t min_size; /* smallest block (realloc: starting size) */
-  size_t max_size; /* default largest (realloc: final size) */
-  unsigned live;   /* default --live; 0: --live not accepted */
-  size_t stride;   /* verification stride for blocks > 256 B */
+  size_t min_size;   /* smallest block (realloc: starting size) */
+  size_t max_size;   /* default largest (realloc: final size) */
+  unsigned live;     /* default --live; 0: --live not accepted */
+  unsigned min_live; /* smallest --live accepted */
+  unsigned max_live; /* largest --live accepted */
+  size_t stride;     /* verification stride for blocks > 256 B */
+  unsigned min_threads;
+  unsigned max_threads;
+  int fixed_size; /* --max-size not accepted */
 };
 
 static const struct mode_info MODES[] = {
-    [M_CHURN] = {"churn", 8, 16384, 1000, PAGE_STRIDE},
-    [M_CHURN_LARGE] = {"churn-large", 8, 1u << 20, 1000, PAGE_STRIDE},
-    [M_PRODCONS] = {"prodcons", 8, 4096, 0, PAGE_STRIDE},
-    [M_THREADCHURN] = {"threadchurn", 8, 1024, 0, PAGE_STRIDE},
-    [M_REALLOC] = {"realloc", 16, 65536, 16, PAGE_STRIDE},
-    [M_LARGE] = {"large", 1u << 20, 32u << 20, 1, LARGE_STRIDE},
+    [M_CHURN] = {"churn", 8, 16384, 1000, 1, MAX_LIVE, PAGE_STRIDE, 1, MAX_THREADS, 0},
+    [M_CHURN_LARGE] = {"churn-large", 8, 1u << 20, 1000, 1, MAX_LIVE, PAGE_STRIDE, 1, MAX_THREADS,
+                       0},
+    [M_PRODCONS] = {"prodcons", 8, 4096, 0, 0, 0, PAGE_STRIDE, 2, MAX_THREADS, 0},
+    [M_THREADCHURN] = {"threadchurn", 8, 1024, 0, 0, 0, PAGE_STRIDE, 1, MAX_THREADS, 0},
+    [M_REALLOC] = {"realloc", 16, 65536, 16, 1, MAX_LIVE, PAGE_STRIDE, 1, MAX_THREADS, 0},
+    [M_LARGE] = {"large", 1u << 20, 32u << 20, 1, 1, MAX_LIVE, LARGE_STRIDE, 1, MAX_THREADS, 0},
+    /* --live is the high mark; the low mark is a quarter of it. */
+    [M_XTHREAD_MIXED] = {"xthread-mixed", 8, 16384, 2048, XT_LOW_DIVISOR, MAX_LIVE, PAGE_STRIDE, 2,
+                         MAX_THREADS, 0},
+    /* Every page written: the stride is the page size. */
+    [M_HUGE] = {"huge", 4u << 20, 32u << 20, 2, 1, 2, PAGE_STRIDE, 1, MAX_THREADS, 0},
+    [M_OVERSUBSCRIBED] = {"oversubscribed", 8, 16384, 1000, 1, MAX_LIVE, PAGE_STRIDE, 1,
+                          MAX_THREADS, 0},
+    [M_BATCH_LIFO] = {"batch-lifo", 16, 1024, 0, 0, 0, PAGE_STRIDE, 1, MAX_THREADS, 0},
+    [M_BATCH_FIFO] = {"batch-fifo", 16, 1024, 0, 0, 0, PAGE_STRIDE, 1, MAX_THREADS, 0},
+    [M_WORKINGSET] = {"workingset", 16, 4096, 32768, 1, MAX_LIVE, PAGE_STRIDE, 1, MAX_THREADS, 0},
+    [M_ONEWAY64] = {"oneway64", 64, 64, 0, 0, 0, PAGE_STRIDE, 2, 2, 1},
 };
 #define NUM_MODES (sizeof MODES / sizeof MODES[0])
 
@@ -167,12 +216,23 @@ struct config {
   size_t max_size;
   unsigned live;
   bench_size_dist dist;
+  /* workingset: sizes above WS_SMALL_MAX, drawn one time in WS_TAIL_ONE_IN. */
+  bench_size_dist tail;
+  int has_tail;
 };
 
 static struct config g_cfg;
 
+/* A block size for the mode: workingset mixes a small body with a rare tail. */
+static inline size_t draw_size(const struct config *c, bench_rng *rng) {
+  if (c->has_tail && bench_rng_below(rng, WS_TAIL_ONE_IN) == 0)
+    return bench_size_draw(&c->tail, rng);
+  return bench_size_draw(&c->dist, rng);
+}
+
 /* ------------------------------------------------------------------ */
-/* Slot workers: churn, churn-large, large and realloc. */
+/* Slot workers: churn, churn-large, large, huge, oversubscribed, workingset
+ * and realloc; batch-lifo and batch-fifo share their driver. */
 
 struct slot {
   void *ptr;
@@ -186,6 +246,7 @@ struct worker {
   bench_rng rng;
   uint64_t ops;
   struct slot *slots;
+  void **batch; /* batch-lifo, batch-fifo: BATCH_MAX entries */
   pthread_barrier_t *start;
 };
 
@@ -211,11 +272,11 @@ static void *churn_worker(void *arg) {
   bench_rng rng = w->rng;
 
   for (unsigned i = 0; i < live; i++)
-    slot_fill_new(&w->slots[i], bench_size_draw(&c->dist, &rng), &rng, stride);
+    slot_fill_new(&w->slots[i], draw_size(c, &rng), &rng, stride);
   pthread_barrier_wait(w->start);
 
   /* Large blocks take long enough to check the flag every time. */
-  const uint64_t check_mask = c->mode == M_LARGE ? 0 : STOP_CHECK_EVERY - 1;
+  const uint64_t check_mask = c->mode == M_LARGE || c->mode == M_HUGE ? 0 : STOP_CHECK_EVERY - 1;
   uint64_t ops = 0;
   for (;;) {
     if ((ops & check_mask) == 0 && atomic_load_explicit(&g_stop, memory_order_relaxed))
@@ -223,7 +284,7 @@ static void *churn_worker(void *arg) {
     struct slot *s = &w->slots[live == 1 ? 0 : bench_rng_below(&rng, live)];
     slot_check(s, stride);
     free(s->ptr);
-    slot_fill_new(s, bench_size_draw(&c->dist, &rng), &rng, stride);
+    slot_fill_new(s, draw_size(c, &rng), &rng, stride);
     ops++;
   }
   w->ops = ops;
@@ -271,6 +332,42 @@ static void *realloc_worker(void *arg) {
     s->seed = bench_rng_next(&rng);
     fill_block(q, (uintptr_t)q, grown, s->seed, stride);
     ops++;
+  }
+  w->ops = ops;
+  w->rng = rng;
+  return NULL;
+}
+
+/* batch-lifo, batch-fifo: B mallocs of one size, then B frees; B cycles
+ * through BATCH_SIZES. */
+static void *batch_worker(void *arg) {
+  struct worker *w = arg;
+  const struct config *c = &g_cfg;
+  const size_t stride = MODES[c->mode].stride;
+  const int lifo = c->mode == M_BATCH_LIFO;
+  void **b = w->batch;
+  bench_rng rng = w->rng;
+
+  pthread_barrier_wait(w->start);
+  uint64_t ops = 0;
+  for (unsigned k = 0; !atomic_load_explicit(&g_stop, memory_order_relaxed); k++) {
+    const unsigned n = BATCH_SIZES[k % BATCH_COUNT];
+    const size_t size = bench_size_draw(&c->dist, &rng);
+    /* One seed per batch: the pattern also depends on each block's address. */
+    const uint64_t seed = bench_rng_next(&rng);
+    for (unsigned i = 0; i < n; i++) {
+      void *p = malloc(size);
+      if (p == NULL)
+        die("malloc(%zu) returned NULL", size);
+      fill_block(p, (uintptr_t)p, size, seed, stride);
+      b[i] = p;
+    }
+    for (unsigned j = 0; j < n; j++) {
+      void *p = b[lifo ? n - 1 - j : j];
+      check_block(p, (uintptr_t)p, size, seed, stride, "before free");
+      free(p);
+    }
+    ops += n;
   }
   w->ops = ops;
   w->rng = rng;
@@ -576,6 +673,146 @@ static void *survivor_main(void *arg) {
 }
 
 /* ------------------------------------------------------------------ */
+/* xthread-mixed: each thread's live set oscillates between a low and a high
+ * mark; half of the blocks it lets go are freed by its neighbour, which
+ * receives them through a per-pair SPSC ring (thread i -> thread i+1). */
+
+/* Non-blocking push for the ring's only producer; 0 when full. */
+static int ring_try_push(struct ring *r, const struct msg *m) {
+  size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+  if (tail - r->head_seen == RING_CAP) {
+    r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (tail - r->head_seen == RING_CAP)
+      return 0;
+  }
+  r->buf[tail & (RING_CAP - 1)] = *m;
+  atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+  return 1;
+}
+
+/* Non-blocking pop for the ring's only consumer; 0 when empty. */
+static int ring_try_pop(struct ring *r, struct msg *m) {
+  size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+  if (head == r->tail_seen) {
+    r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (head == r->tail_seen)
+      return 0;
+  }
+  *m = r->buf[head & (RING_CAP - 1)];
+  atomic_store_explicit(&r->head, head + 1, memory_order_release);
+  return 1;
+}
+
+struct xworker {
+  alignas(CACHELINE) unsigned index;
+  pthread_t thread;
+  bench_rng rng;
+  struct slot *slots; /* own live blocks, [0, count) */
+  unsigned count;
+  struct ring *in;  /* from the previous thread */
+  struct ring *out; /* to the next thread */
+  uint64_t freed_own, freed_remote, handed, kept, cycles;
+  pthread_barrier_t *start;
+};
+
+/* Checks and frees up to max blocks waiting in the inbound ring. */
+static unsigned xt_drain(struct xworker *w, unsigned max, size_t stride) {
+  struct msg m;
+  unsigned n = 0;
+  while (n < max && ring_try_pop(w->in, &m)) {
+    check_block(m.ptr, (uintptr_t)m.ptr, m.size, m.seed, stride,
+                "in a block received from another thread");
+    free(m.ptr);
+    n++;
+  }
+  w->freed_remote += n;
+  return n;
+}
+
+/*
+ * Pushes m to the next thread, waiting while its ring is full; 0 if the run
+ * stops first.  A waiting thread drains its own inbound ring, so threads
+ * waiting on one another around the cycle cannot deadlock.
+ */
+static int xt_hand_over(struct xworker *w, const struct msg *m, size_t stride) {
+  unsigned spins = 0;
+  while (!ring_try_push(w->out, m)) {
+    if (xt_drain(w, RING_CAP, stride) > 0)
+      continue;
+    if (atomic_load_explicit(&g_stop, memory_order_relaxed))
+      return 0;
+    backoff(&spins);
+  }
+  return 1;
+}
+
+static void *xthread_worker(void *arg) {
+  struct xworker *w = arg;
+  const struct config *c = &g_cfg;
+  const size_t stride = MODES[c->mode].stride;
+  const unsigned high = c->live, low = c->live / XT_LOW_DIVISOR;
+  bench_rng rng = w->rng;
+  int growing = 1;
+
+  pthread_barrier_wait(w->start);
+  for (uint64_t step = 0;; step++) {
+    if ((step & (STOP_CHECK_EVERY - 1)) == 0 && atomic_load_explicit(&g_stop, memory_order_relaxed))
+      break;
+    xt_drain(w, XT_DRAIN_MAX, stride);
+    /* Mostly allocate while growing, mostly release while shrinking. */
+    uint64_t r = bench_rng_next(&rng);
+    int alloc = growing ? (r & 3) != 0 : (r & 3) == 0;
+    if (w->count == 0)
+      alloc = 1;
+    else if (w->count >= high)
+      alloc = 0;
+    if (alloc) {
+      slot_fill_new(&w->slots[w->count++], bench_size_draw(&c->dist, &rng), &rng, stride);
+    } else {
+      unsigned i = (unsigned)bench_rng_below(&rng, w->count);
+      struct slot s = w->slots[i];
+      w->slots[i] = w->slots[--w->count];
+      struct msg m = {s.ptr, s.size, s.seed};
+      /* Bit 2 of r picks who frees: half go to the neighbour. */
+      int handed = (r & 4) != 0 && xt_hand_over(w, &m, stride);
+      if (handed) {
+        w->handed++;
+      } else {
+        /* Kept, or the run stopped while the neighbour's ring was full. */
+        slot_check(&s, stride);
+        free(s.ptr);
+        w->freed_own++;
+        if ((r & 4) != 0)
+          w->kept++;
+      }
+    }
+    if (growing && w->count >= high) {
+      growing = 0;
+    } else if (!growing && w->count <= low) {
+      growing = 1;
+      w->cycles++;
+    }
+  }
+  /* Nothing more goes out; take in what the previous thread still sends. */
+  atomic_store_explicit(&w->out->producer_done, 1, memory_order_release);
+  unsigned spins = 0;
+  for (;;) {
+    if (xt_drain(w, RING_CAP, stride) > 0) {
+      spins = 0;
+      continue;
+    }
+    if (atomic_load_explicit(&w->in->producer_done, memory_order_acquire)) {
+      /* Done was stored after the last push: one more drain empties it. */
+      xt_drain(w, RING_CAP, stride);
+      break;
+    }
+    backoff(&spins);
+  }
+  w->rng = rng;
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
 /* Timing. */
 
 static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *what) {
@@ -628,9 +865,17 @@ static uint64_t run_slots(double *elapsed) {
     struct worker *w = &ws[i];
     w->index = i;
     bench_rng_init(&w->rng, bench_stream_seed(c->seed, i));
-    w->slots = xmalloc(c->live * sizeof *w->slots);
+    void *(*fn)(void *) = churn_worker;
+    if (c->mode == M_REALLOC)
+      fn = realloc_worker;
+    if (c->mode == M_BATCH_LIFO || c->mode == M_BATCH_FIFO) {
+      fn = batch_worker;
+      w->batch = xmalloc(BATCH_MAX * sizeof *w->batch);
+    } else {
+      w->slots = xmalloc(c->live * sizeof *w->slots);
+    }
     w->start = &start;
-    start_thread(&w->thread, c->mode == M_REALLOC ? realloc_worker : churn_worker, w, "worker");
+    start_thread(&w->thread, fn, w, "worker");
   }
   struct slot_run run = {ws, c->threads};
   *elapsed = timed_run(&start, join_workers, &run);
@@ -643,11 +888,12 @@ static uint64_t run_slots(double *elapsed) {
     hi = w->ops > hi ? w->ops : hi;
     /* Clean-up (untimed): the main thread checks and frees what the
      * workers left. */
-    for (unsigned j = 0; j < c->live; j++) {
+    for (unsigned j = 0; w->slots != NULL && j < c->live; j++) {
       slot_check(&w->slots[j], stride);
       free(w->slots[j].ptr);
     }
     free(w->slots);
+    free(w->batch);
   }
   pthread_barrier_destroy(&start);
   free(ws);
@@ -705,6 +951,76 @@ static uint64_t run_prodcons(double *elapsed) {
   printf("pairs: %u, ring capacity: %u blocks; blocks passed: %" PRIu64 "\n", pairs, RING_CAP,
          consumed);
   return consumed;
+}
+
+struct xt_run {
+  struct xworker *ws;
+  unsigned n;
+};
+
+static void join_xworkers(void *ctx) {
+  struct xt_run *r = ctx;
+  for (unsigned i = 0; i < r->n; i++)
+    join_thread(r->ws[i].thread, "worker");
+}
+
+static uint64_t run_xthread(double *elapsed) {
+  const struct config *c = &g_cfg;
+  const size_t stride = MODES[c->mode].stride;
+  const unsigned n = c->threads;
+  struct xworker *ws = xalloc_lines(n * sizeof *ws);
+  struct ring **rings = xmalloc(n * sizeof *rings);
+  pthread_barrier_t start;
+  pthread_barrier_init(&start, NULL, n + 1);
+
+  for (unsigned i = 0; i < n; i++) {
+    struct ring *r = xalloc_lines(sizeof *r);
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+    atomic_init(&r->producer_done, 0);
+    rings[i] = r;
+  }
+  for (unsigned i = 0; i < n; i++) {
+    struct xworker *w = &ws[i];
+    w->index = i;
+    bench_rng_init(&w->rng, bench_stream_seed(c->seed, i));
+    w->slots = xmalloc(c->live * sizeof *w->slots);
+    w->out = rings[i];
+    w->in = rings[(i + n - 1) % n];
+    w->start = &start;
+    start_thread(&w->thread, xthread_worker, w, "worker");
+  }
+  struct xt_run run = {ws, n};
+  *elapsed = timed_run(&start, join_xworkers, &run);
+
+  uint64_t own = 0, remote = 0, handed = 0, kept = 0, cycles = 0;
+  for (unsigned i = 0; i < n; i++) {
+    struct xworker *w = &ws[i];
+    own += w->freed_own;
+    remote += w->freed_remote;
+    handed += w->handed;
+    kept += w->kept;
+    cycles += w->cycles;
+    /* Clean-up (untimed): what is still live in the slots. */
+    for (unsigned j = 0; j < w->count; j++) {
+      slot_check(&w->slots[j], stride);
+      free(w->slots[j].ptr);
+    }
+    free(w->slots);
+    free(rings[i]);
+  }
+  if (handed != remote)
+    die("%" PRIu64 " blocks handed to another thread but %" PRIu64 " freed there", handed, remote);
+  pthread_barrier_destroy(&start);
+  free(rings);
+  free(ws);
+  printf("live set per thread oscillates between %u and %u blocks; %" PRIu64
+         " grow-and-shrink cycles in all\n",
+         c->live / XT_LOW_DIVISOR, c->live, cycles);
+  printf("blocks freed by another thread: %" PRIu64 " (%.1f%%), by their own thread: %" PRIu64
+         " (%" PRIu64 " of them because the run stopped while the neighbour's ring was full)\n",
+         remote, own + remote ? 100.0 * (double)remote / (double)(own + remote) : 0.0, own, kept);
+  return own + remote;
 }
 
 struct tc_run {
@@ -774,6 +1090,15 @@ static uint64_t run_threadchurn(double *elapsed) {
 /* ------------------------------------------------------------------ */
 /* Command line. */
 
+/* oversubscribed's default: OVERSUB_PER_CPU threads per online CPU. */
+static unsigned oversubscribed_threads(void) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus < 1)
+    cpus = 1;
+  unsigned long n = (unsigned long)cpus * OVERSUB_PER_CPU;
+  return n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
+}
+
 static void usage(FILE *out) {
   fprintf(out,
           "usage: %s --mode MODE [--threads N] [--seconds S] [--seed X]\n"
@@ -795,18 +1120,37 @@ static void usage(FILE *out) {
           "  realloc      each thread grows --live (16) blocks from 16 B to 64 KiB\n"
           "               by x1.5 reallocs; 1 operation = 1 realloc\n"
           "  large        each thread replaces --live (1) blocks of 1..32 MiB\n"
+          "  xthread-mixed  each thread (N >= 2) grows its blocks (8 B..16 KiB) to\n"
+          "               --live (2048), shrinks them to a quarter of that, and so on;\n"
+          "               half of the blocks it lets go are freed by the next thread\n"
+          "               (a lock-free ring per pair); 1 operation = 1 free\n"
+          "  huge         each thread replaces --live (2; 1 or 2) blocks of 4..32 MiB,\n"
+          "               writing every page\n"
+          "  oversubscribed  churn with %u threads per online CPU by default (%u here)\n"
+          "  batch-lifo   each thread mallocs a batch of B blocks of one size\n"
+          "               (16 B..1 KiB), then frees them newest first; B cycles\n"
+          "               through 25, 100, 400, 1600\n"
+          "  batch-fifo   the same, freeing them oldest first\n"
+          "  workingset   each thread replaces random blocks among --live (32768);\n"
+          "               7 in 8 are 16..128 B, 1 in 8 129 B..4 KiB\n"
+          "  oneway64     2 threads: one mallocs 64 B blocks and passes them\n"
+          "               through a lock-free ring, the other frees them\n"
           "\n"
           "options:\n"
           "  -m, --mode MODE        one of the modes above (required)\n"
           "  -t, --threads N        threads (1..%u, default 2); prodcons: an even\n"
-          "                         number; threadchurn: short-lived threads at a time\n"
+          "                         number; threadchurn: short-lived threads at a time;\n"
+          "                         xthread-mixed: at least 2; oneway64: 2 only\n"
           "  -s, --seconds S        run time, may be fractional (default 3)\n"
           "  -r, --seed X           PRNG seed, 0..2^64-1 (default 42)\n"
-          "  -M, --max-size BYTES   largest block (realloc: final size); default per mode\n"
+          "  -M, --max-size BYTES   largest block (realloc: final size); default per mode;\n"
+          "                         not oneway64\n"
           "  -l, --live N           blocks per thread (churn, churn-large, realloc,\n"
-          "                         large), 1..%u\n"
+          "                         large, oversubscribed, workingset: 1..%u;\n"
+          "                         huge: 1..2; xthread-mixed: the high mark, %u..%u)\n"
           "  -h, --help             print this help and exit\n",
-          g_prog, MAX_THREADS, MAX_LIVE);
+          g_prog, OVERSUB_PER_CPU, oversubscribed_threads(), MAX_THREADS, MAX_LIVE, XT_LOW_DIVISOR,
+          MAX_LIVE);
 }
 
 static _Noreturn void bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -857,7 +1201,7 @@ static void parse_args(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
   };
   const char *mode = NULL;
-  int have_max = 0, have_live = 0;
+  int have_max = 0, have_live = 0, have_threads = 0;
   uint64_t threads = 2, max_size = 0, live = 0;
   struct config *c = &g_cfg;
   c->seconds = 3.0;
@@ -871,6 +1215,7 @@ static void parse_args(int argc, char **argv) {
       break;
     case 't':
       threads = parse_u64("--threads", optarg, 1, MAX_THREADS);
+      have_threads = 1;
       break;
     case 's':
       c->seconds = parse_seconds(optarg);
@@ -909,10 +1254,18 @@ static void parse_args(int argc, char **argv) {
   c->mode = (enum mode)m;
   g_mode_name = mi->name;
 
+  if (!have_threads && c->mode == M_OVERSUBSCRIBED)
+    threads = oversubscribed_threads();
   if (c->mode == M_PRODCONS && (threads % 2) != 0)
     bad_usage("--mode prodcons needs an even number of threads (got %" PRIu64 ")", threads);
+  if (threads < mi->min_threads || threads > mi->max_threads)
+    bad_usage("--threads: mode %s needs %u..%u threads (got %" PRIu64 ")", mi->name,
+              mi->min_threads, mi->max_threads, threads);
   c->threads = (unsigned)threads;
 
+  if (have_max && mi->fixed_size)
+    bad_usage("--max-size does not apply to mode %s (its blocks are %zu bytes)", mi->name,
+              mi->min_size);
   if (have_max && max_size < mi->min_size)
     bad_usage("--max-size: mode %s needs at least %zu bytes", mi->name, mi->min_size);
   if (have_max && c->mode == M_REALLOC && max_size <= mi->min_size)
@@ -923,9 +1276,18 @@ static void parse_args(int argc, char **argv) {
 
   if (have_live && mi->live == 0)
     bad_usage("--live does not apply to mode %s", mi->name);
+  if (have_live && (live < mi->min_live || live > mi->max_live))
+    bad_usage("--live: mode %s takes %u..%u (got %" PRIu64 ")", mi->name, mi->min_live,
+              mi->max_live, live);
   c->live = have_live ? (unsigned)live : mi->live;
 
-  bench_size_dist_init(&c->dist, mi->min_size, c->max_size);
+  if (c->mode == M_WORKINGSET && c->max_size > WS_SMALL_MAX) {
+    bench_size_dist_init(&c->dist, mi->min_size, WS_SMALL_MAX);
+    bench_size_dist_init(&c->tail, WS_SMALL_MAX + 1, c->max_size);
+    c->has_tail = 1;
+  } else {
+    bench_size_dist_init(&c->dist, mi->min_size, c->max_size);
+  }
 }
 
 int main(int argc, char **argv) {
@@ -946,7 +1308,29 @@ int main(int argc, char **argv) {
     break;
   case M_PRODCONS:
   case M_THREADCHURN:
+  case M_ONEWAY64:
     printf("block sizes: %zu..%zu bytes, log-uniform\n", mi->min_size, c->max_size);
+    break;
+  case M_BATCH_LIFO:
+  case M_BATCH_FIFO:
+    printf("batches of 25, 100, 400, 1600 blocks in turn, each of one size (%zu..%zu bytes, "
+           "log-uniform), freed %s\n",
+           mi->min_size, c->max_size,
+           c->mode == M_BATCH_LIFO ? "newest first (LIFO)" : "oldest first (FIFO)");
+    break;
+  case M_XTHREAD_MIXED:
+    printf("block sizes: %zu..%zu bytes, log-uniform; live blocks per thread: between %u and %u\n",
+           mi->min_size, c->max_size, c->live / XT_LOW_DIVISOR, c->live);
+    break;
+  case M_WORKINGSET:
+    if (c->has_tail)
+      printf("block sizes: %u in %u log-uniform %zu..%u bytes, else %u..%zu bytes; "
+             "slots per thread: %u\n",
+             WS_TAIL_ONE_IN - 1, WS_TAIL_ONE_IN, mi->min_size, WS_SMALL_MAX, WS_SMALL_MAX + 1,
+             c->max_size, c->live);
+    else
+      printf("block sizes: %zu..%zu bytes, log-uniform; slots per thread: %u\n", mi->min_size,
+             c->max_size, c->live);
     break;
   default:
     printf("block sizes: %zu..%zu bytes, log-uniform; live blocks per thread: %u\n", mi->min_size,
@@ -964,8 +1348,13 @@ int main(int argc, char **argv) {
   const char *unit;
   switch (c->mode) {
   case M_PRODCONS:
+  case M_ONEWAY64:
     ops = run_prodcons(&elapsed);
     unit = "1 operation = 1 malloc in the producer + 1 free in the consumer";
+    break;
+  case M_XTHREAD_MIXED:
+    ops = run_xthread(&elapsed);
+    unit = "1 operation = 1 free, by either thread, of a block malloc'd in the run";
     break;
   case M_THREADCHURN:
     ops = run_threadchurn(&elapsed);
@@ -982,6 +1371,7 @@ int main(int argc, char **argv) {
   }
   printf("elapsed: %.6f s\n", elapsed);
   printf("total operations: %" PRIu64 " (%s)\n", ops, unit);
+  printf("peak RSS: %" PRIu64 " KiB\n", bench_peak_rss_bytes() / 1024);
   printf("Throughput = %" PRIu64 " operations per second\n",
          (uint64_t)((double)ops / elapsed + 0.5));
   return 0;
