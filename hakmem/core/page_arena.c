@@ -162,17 +162,18 @@ void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *t
       *touched = t;
       return e.base;
     }
-    // None fits: the cached regions with the most resident pages are moved,
-    // one after another, into a fresh mapping of the new size, so that their
-    // pages need no fault (huge blocks of varying sizes) and leave the cache
-    // instead of staying resident beside a new mapping.
+    // None fits: the cached regions of large blocks (SuperSlabs stay for
+    // slabs) with the most resident pages are moved, one after another, into
+    // a fresh mapping of the new size, so that their pages need no fault
+    // (huge blocks of varying sizes) and leave the cache instead of staying
+    // resident beside a new mapping.
     arena_entry parts[ARENA_GATHER_MAX];
     uint32_t nparts = 0;
     size_t gathered = 0;
     while (nparts < ARENA_GATHER_MAX && gathered < size) {
       int most = -1;
       for (uint32_t i = 0; i < g_arena.count; i++)
-        if (g_arena.entries[i].touched >= ARENA_MOVE_MIN &&
+        if (!g_arena.entries[i].superslab && g_arena.entries[i].touched >= ARENA_MOVE_MIN &&
             (most < 0 || g_arena.entries[i].touched > g_arena.entries[most].touched))
           most = (int)i;
       if (most < 0)
