@@ -83,7 +83,10 @@ static uint32_t base_cap(unsigned cls) {
 
 // The most a bin grows to for a thread that keeps filling and emptying it:
 // 128 KiB of blocks (a batch of 1600 64-byte blocks), at most
-// HAKMEM_TCACHE_MAX, never below its base bound.
+// HAKMEM_TCACHE_MAX, never below its base bound. All of a thread's bins
+// together grow by at most as much: blocks held in bins keep their slabs
+// (and SuperSlabs) from going back, so a thread whose batches change size
+// grows the bin it uses now and shrinks the others.
 #define GROWN_BYTES (128u << 10)
 static uint32_t grown_cap(unsigned cls) {
   uint32_t cap = GROWN_BYTES / (uint32_t)hak_classes[cls].size;
@@ -98,6 +101,28 @@ static void set_cap(hak_tcache_bin *bins, unsigned i, uint32_t cap) {
   HAK_ASSERT(hak_bin_count(bins, i) <= cap);
   bin_move(bins, i, (uint64_t)cap - bins->cap[i]);
   bins->cap[i] = cap;
+}
+
+static void *release_chain(hak_heap *h, void *list, uint32_t n);
+
+// Puts every grown bin but bin keep back to its base bound, giving the
+// blocks beyond it back to their slabs.
+static void shrink_grown(hak_heap *h, hak_tcache_bin *bins, unsigned keep) {
+  hak_heap_lock(h);
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    unsigned j = hak_bin_of_class(c);
+    uint32_t base = base_cap(c);
+    if (j == keep || bins->cap[j] <= base || bins->prof_armed[j])
+      continue;
+    uint32_t held = hak_bin_count(bins, j);
+    if (held > base) {
+      bin_move(bins, j, held - base);
+      *hak_bin_head(bins, j) = release_chain(h, *hak_bin_head(bins, j), held - base);
+    }
+    bins->grown_bytes -= (bins->cap[j] - base) * (uint32_t)hak_classes[c].size;
+    set_cap(bins, j, base);
+  }
+  slab_work_done(h);
 }
 
 void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
@@ -115,6 +140,7 @@ void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
     bin_move(bins, i, (uint64_t)cap - hak_bin_room(bins, i));
     bins->cap[i] = cap;
     bins->missed[i] = 0;
+    bins->grown_bytes = 0;
     // The hit path's block check: only bins that take frees there.
     bool hit = cap > 0 && HAK_INLINE_FREE_HIT;
     bins->chk[HAK_BIN_SLOT(i)] = hit ? hak_classes[c].chk_mul : 0;
@@ -296,7 +322,15 @@ void hak_tcache_free_slow(hak_heap *h, void *p, hak_slab *s, unsigned cls) {
     // holds (batches), so the bin grows by a batch instead of flushing
     // blocks that the next mallocs would take back.
     uint32_t cap = bins->cap[i] + hak_classes[cls].batch;
-    set_cap(bins, i, cap < grown_cap(cls) ? cap : grown_cap(cls));
+    if (cap > grown_cap(cls))
+      cap = grown_cap(cls);
+    uint32_t more = (cap - bins->cap[i]) * (uint32_t)hak_classes[cls].size;
+    if (bins->grown_bytes + more > GROWN_BYTES)
+      shrink_grown(h, bins, i);
+    if (bins->grown_bytes + more <= GROWN_BYTES) {
+      set_cap(bins, i, cap);
+      bins->grown_bytes += more;
+    }
     bins->missed[i] = 0;
   }
   if (hak_bin_room(bins, i) == 0) {
@@ -334,5 +368,6 @@ void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) {
       set_cap(bins, i, base_cap(c));
     bins->missed[i] = 0;
   }
+  bins->grown_bytes = 0;
   slab_work_done(h);
 }

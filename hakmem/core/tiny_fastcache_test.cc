@@ -434,6 +434,57 @@ TEST(FastCacheSlowPaths, BinGrowsForBatchesLargerThanItsBound) {
   });
 }
 
+// The bins of a thread grow by 128 KiB in all: a class that starts cycling
+// batches takes the growth of the others, whose extra blocks go back.
+TEST(FastCacheSlowPaths, BinsShareOneGrowthBudget) {
+  RunInThread([] {
+    hak_heap *h = ThreadHeap();
+    hak_tcache_bin *bins = MyBins();
+    if (!BinsOpen() || hak_opts.tcache_max < 256) {
+      EndThreadHeap(h);
+      return;
+    }
+    auto cycles = [&](unsigned cls, int times) {
+      std::vector<void *> blocks(300);
+      for (int k = 0; k < times; ++k) {
+        for (void *&p : blocks) {
+          p = Alloc(h, cls);
+          ASSERT_NE(p, nullptr);
+        }
+        for (void *p : blocks)
+          Free(h, p);
+      }
+    };
+    const unsigned big = hak_size_class(1024), mid = hak_size_class(512);
+    const unsigned bi = BinOf(big), mi = BinOf(mid);
+    const uint32_t big_base = bins->cap[bi], mid_base = bins->cap[mi];
+    cycles(big, 20);
+    ASSERT_EQ(bins->cap[bi], 128u);
+    EXPECT_EQ(bins->grown_bytes, (128u - big_base) * 1024u);
+    // The slabs of the blocks the 1 KiB bin holds, and their blocks out.
+    std::set<hak_slab *> slabs;
+    for (const void *q = *hak_bin_head(bins, bi); q != nullptr; q = hak_link_get(q))
+      slabs.insert(SlabOf(q));
+    auto used = [&] {
+      uint32_t n = 0;
+      for (hak_slab *s : slabs)
+        n += s->used;
+      return n;
+    };
+    const uint32_t held_before = hak_bin_count(bins, bi), used_before = used();
+    cycles(mid, 20);
+    EXPECT_EQ(bins->cap[bi], big_base) << "the 1 KiB bin gave its growth up";
+    EXPECT_LE(hak_bin_count(bins, bi), big_base);
+    EXPECT_GT(bins->cap[mi], mid_base);
+    EXPECT_LE(bins->grown_bytes, 128u << 10);
+    EXPECT_EQ(bins->grown_bytes, (bins->cap[mi] - mid_base) * 512u);
+    EXPECT_EQ(used(), used_before - (held_before - hak_bin_count(bins, bi)))
+        << "the blocks beyond the base bound went back to their slabs";
+    EXPECT_GT(held_before, big_base);
+    EndThreadHeap(h);
+  });
+}
+
 // A flush gives back runs of blocks from several slabs, local and foreign,
 // each to its own slab, and leaves the rest of the bin linked as it was.
 TEST(FastCacheSlowPaths, FlushSplicesEachSlabsRun) {

@@ -254,6 +254,7 @@ typedef struct hak_tcache_bin {
   // A miss since the bin last overflowed: a thread that keeps filling and
   // emptying it needs a larger bound (see hak_tcache_free_slow).
   uint8_t missed[HAK_NUM_BINS];
+  uint32_t grown_bytes; // what the bins may hold beyond their base bounds, in bytes
 } hak_tcache_bin;
 
 // Per-class counters kept by a heap; merged into the totals at thread exit.
