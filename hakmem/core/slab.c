@@ -296,9 +296,29 @@ int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
 }
 
 uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) {
+  return hak_slab_take_upto(h, cls, n, n, list);
+}
+
+uint32_t hak_slab_take_upto(hak_heap *h, unsigned cls, uint32_t n, uint32_t max, void **list) {
   if (hak_slab_refill(h, cls, n) != 0)
     return 0;
   hak_slab *s = h->cls[cls].active;
+  // After a refill the active slab is untrimmed, so its free list holds
+  // every carved block that is not out. Its links are vetted as the bin
+  // hands the blocks out.
+  uint32_t len = (uint32_t)(s->carved - s->used);
+  if (len <= max) {
+    if (HAKMEM_DEBUG) {
+      uint32_t walked = 0;
+      for (void *b = s->free; b != NULL; b = hak_link_next(b))
+        walked++;
+      HAK_ASSERT(walked == len);
+    }
+    *list = s->free;
+    s->free = NULL;
+    s->used = (uint16_t)(s->used + len);
+    return len;
+  }
   void *first = s->free, *last = first;
   uint32_t got = 1;
   // Each link is vetted before it is followed or the list is cut there: a

@@ -23,6 +23,10 @@ int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) HAK_INTERNAL;
 // Takes up to n blocks of class cls as a NULL-terminated list; returns how
 // many (0 when memory is exhausted).
 uint32_t hak_slab_take(hak_heap *h, unsigned cls, uint32_t n, void **list) HAK_INTERNAL;
+// As hak_slab_take, but takes the slab's whole free list when it holds at
+// most max blocks (max >= n): no walk over blocks whose memory is cold.
+uint32_t hak_slab_take_upto(hak_heap *h, unsigned cls, uint32_t n, uint32_t max,
+                            void **list) HAK_INTERNAL;
 
 // Frees p into s, which h owns; handles the slab's change of state.
 static inline void hak_slab_free_local(hak_heap *h, hak_slab *s, void *p);

@@ -225,7 +225,10 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) {
   }
   void *list;
   hak_heap_lock(h);
-  uint32_t got = hak_slab_take(h, cls, want, &list);
+  // A whole free list that fits the bin is taken without walking it, except
+  // when the heap profiler needs the bin to stop at exactly want blocks.
+  uint32_t most = arm ? want : hak_bin_room(bins, i) + 1;
+  uint32_t got = hak_slab_take_upto(h, cls, want, most < want ? want : most, &list);
   slab_work_done(h);
   if (got == 0)
     return NULL;
