@@ -69,6 +69,24 @@ int hak_os_move(void *addr, size_t old_size, void *to, size_t new_size) {
   return p == MAP_FAILED ? -1 : 0;
 }
 
+size_t hak_os_resident(void *addr, size_t size) {
+  int saved = errno;
+  unsigned char vec[512]; // a page each: 2 MiB per call, no allocation
+  size_t pages = size / HAK_PAGE_SIZE, resident = 0;
+  for (size_t done = 0; done < pages;) {
+    size_t n = pages - done < sizeof vec ? pages - done : sizeof vec;
+    if (mincore((uint8_t *)addr + done * HAK_PAGE_SIZE, n * HAK_PAGE_SIZE, vec) != 0) {
+      errno = saved;
+      return 0;
+    }
+    for (size_t k = 0; k < n; k++)
+      resident += vec[k] & 1;
+    done += n;
+  }
+  errno = saved;
+  return resident * HAK_PAGE_SIZE;
+}
+
 int hak_os_protect(void *addr, size_t size, bool writable) {
   return mprotect(addr, size, writable ? PROT_READ | PROT_WRITE : PROT_NONE);
 }

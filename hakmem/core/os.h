@@ -27,6 +27,9 @@ int hak_os_resize_in_place(void *addr, size_t old_size, size_t new_size) HAK_INT
 // and need no fault; addr is unmapped. 0 on success (else both stay as they
 // were).
 int hak_os_move(void *addr, size_t old_size, void *to, size_t new_size) HAK_INTERNAL;
+// Bytes of [addr, addr + size) that are resident (mincore), both page
+// aligned; 0 if the kernel cannot say.
+size_t hak_os_resident(void *addr, size_t size) HAK_INTERNAL;
 // Makes the pages unreachable (a guard, writable false) or read-write again; 0
 // on success.
 int hak_os_protect(void *addr, size_t size, bool writable) HAK_INTERNAL;

@@ -246,3 +246,33 @@ TEST(Os, ClockIsMonotonicMilliseconds) {
 }
 
 } // namespace
+
+// A move carries the pages, contents and all, to the new place, whose size
+// it takes; the old range is gone. Resident counts what was touched.
+TEST(Os, MoveCarriesResidentPagesAndResidentCountsThem) {
+  constexpr size_t kPage = 4096;
+  auto *from = static_cast<unsigned char *>(hak_os_map(16 * kPage));
+  ASSERT_NE(from, nullptr);
+  EXPECT_EQ(hak_os_resident(from, 16 * kPage), 0u);
+  for (size_t k = 0; k < 5; ++k)
+    from[k * 3 * kPage] = static_cast<unsigned char>(k + 1); // pages 0, 3, 6, 9, 12
+  EXPECT_EQ(hak_os_resident(from, 16 * kPage), 5 * kPage);
+  auto *to = static_cast<unsigned char *>(hak_os_map(32 * kPage));
+  ASSERT_NE(to, nullptr);
+  ASSERT_EQ(hak_os_move(from, 16 * kPage, to, 32 * kPage), 0);
+  for (size_t k = 0; k < 5; ++k)
+    EXPECT_EQ(to[k * 3 * kPage], k + 1);
+  EXPECT_EQ(hak_os_resident(to, 32 * kPage), 5 * kPage) << "no page faulted anew";
+  EXPECT_EQ(to[31 * kPage], 0) << "the grown part reads as zeros";
+  std::vector<unsigned char> vec(16);
+  errno = 0;
+  EXPECT_NE(mincore(from, 16 * kPage, vec.data()), 0) << "the old range is unmapped";
+  EXPECT_EQ(errno, ENOMEM);
+  // A failed move (the source is gone) reports it and keeps errno.
+  errno = 1234;
+  EXPECT_NE(hak_os_move(from, 16 * kPage, to, 16 * kPage), 0);
+  EXPECT_EQ(errno, 1234);
+  EXPECT_EQ(to[0], 1) << "the target is untouched";
+  EXPECT_EQ(hak_os_resident(from, 16 * kPage), 0u) << "unmapped: nothing resident";
+  hak_os_unmap(to, 32 * kPage);
+}

@@ -18,8 +18,12 @@
 #define ARENA_TRIM_KEEP(want) (2 * (want))
 
 // A cached region is moved into a larger mapping (no region fits) only when
-// its resident pages are worth a system call: 1 MiB saves 256 faults.
+// its resident pages are worth the system calls (a move costs a TLB
+// shootdown on every CPU the process runs on): at least 1 MiB (256 faults
+// saved), and at least a quarter of the region, so that blocks touched
+// sparsely are not moved for nothing.
 #define ARENA_MOVE_MIN ((size_t)1 << 20)
+#define ARENA_MOVE_DENSITY 4
 // Most cached regions gathered into one new mapping: a system call each.
 #define ARENA_GATHER_MAX 8
 
@@ -28,8 +32,9 @@ typedef struct {
   size_t size;
   size_t touched; // bytes from base that may be resident; zeros beyond
   uint64_t idle_since_ms;
-  uint64_t seq;   // order of arrival: the highest is the newest
-  bool superslab; // counted against ARENA_SUPERSLABS_KEPT
+  uint64_t seq;    // order of arrival: the highest is the newest
+  size_t resident; // bytes resident as last asked of the kernel; SIZE_MAX: not asked
+  bool superslab;  // counted against ARENA_SUPERSLABS_KEPT
 } arena_entry;
 
 // Entries are in no order, so that taking one out is a swap with the last
@@ -145,10 +150,16 @@ void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *t
       hak_stat_add(&hak_gstats.cached, -(int64_t)e.size);
       size_t got = e.size;
       // Much too big: the tail goes back to the cache as a region of its
-      // own, keeping its resident pages for the next block.
+      // own if enough of it is resident to be worth keeping (see
+      // ARENA_MOVE_MIN), else to the OS.
       if (got - size > size / 4) {
-        arena_put((uint8_t *)e.base + size, got - size, e.touched > size ? e.touched - size : 0,
-                  false);
+        uint8_t *tail = (uint8_t *)e.base + size;
+        size_t tail_touched = e.touched > size ? e.touched - size : 0;
+        size_t resident = tail_touched >= ARENA_MOVE_MIN ? hak_os_resident(tail, tail_touched) : 0;
+        if (resident >= ARENA_MOVE_MIN && resident * ARENA_MOVE_DENSITY >= got - size)
+          arena_put(tail, got - size, tail_touched, false);
+        else
+          release_to_os(tail, got - size);
         got = size;
       }
       size_t t = e.touched < got ? e.touched : got;
@@ -172,10 +183,19 @@ void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *t
     size_t gathered = 0;
     while (nparts < ARENA_GATHER_MAX && gathered < size) {
       int most = -1;
-      for (uint32_t i = 0; i < g_arena.count; i++)
-        if (!g_arena.entries[i].superslab && g_arena.entries[i].touched >= ARENA_MOVE_MIN &&
-            (most < 0 || g_arena.entries[i].touched > g_arena.entries[most].touched))
+      for (uint32_t i = 0; i < g_arena.count; i++) {
+        arena_entry *e = &g_arena.entries[i];
+        if (e->superslab || e->touched < ARENA_MOVE_MIN)
+          continue;
+        // Cached pages stay as they are (nothing purges them but the
+        // arena): the kernel is asked once per region.
+        if (e->resident == SIZE_MAX)
+          e->resident = hak_os_resident(e->base, e->touched);
+        if (e->resident < ARENA_MOVE_MIN || e->resident * ARENA_MOVE_DENSITY < e->size)
+          continue;
+        if (most < 0 || e->resident > g_arena.entries[most].resident)
           most = (int)i;
+      }
       if (most < 0)
         break;
       parts[nparts++] = g_arena.entries[most];
@@ -238,7 +258,7 @@ static void arena_put(void *base, size_t size, size_t touched, bool superslab) {
     remove_at(o);
   }
   g_arena.entries[g_arena.count] =
-      (arena_entry){base, size, touched, now, g_arena.next_seq++, superslab};
+      (arena_entry){base, size, touched, now, g_arena.next_seq++, SIZE_MAX, superslab};
   __atomic_store_n(&g_arena.count, g_arena.count + 1, __ATOMIC_RELAXED);
   g_arena.bytes += size;
   g_arena.superslabs += superslab;

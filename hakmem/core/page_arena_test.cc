@@ -227,6 +227,33 @@ TEST_F(PageArenaTest, GatherReportsTheDirtyExtent) {
   hak_arena_free_extent(c, 10 * kMiB, 0);
 }
 
+// Regions whose pages were touched sparsely (under a quarter resident) are
+// not worth the system calls of a move: a larger request maps afresh, and a
+// too-big region's sparse tail goes to the OS rather than the cache.
+TEST_F(PageArenaTest, SparseRegionsAreNeitherMovedNorKept) {
+  auto *a = static_cast<unsigned char *>(Alloc(8 * kMiB));
+  ASSERT_NE(a, nullptr);
+  for (size_t off = 0; off < 8 * kMiB; off += 64 * 1024)
+    a[off] = 1; // one page in 16
+  hak_arena_free(a, 8 * kMiB);
+  size_t got = 0, touched = 0;
+  void *b = hak_arena_alloc_extent(12 * kMiB, 12 * kMiB, &got, &touched);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(touched, 0u) << "a fresh mapping";
+  EXPECT_EQ(Cached(), 8 * kMiB) << "the sparse region stays cached";
+  EXPECT_TRUE(IsMapped(a, 8 * kMiB));
+  // 4 MiB of it: the 4 MiB tail is sparse, so it goes back to the OS.
+  const uint64_t purged = Purged();
+  void *c = hak_arena_alloc_extent(4 * kMiB, 4 * kMiB, &got, &touched);
+  EXPECT_EQ(c, a);
+  EXPECT_EQ(got, 4 * kMiB);
+  EXPECT_EQ(Cached(), 0u);
+  EXPECT_EQ(Purged(), purged + 4 * kMiB);
+  EXPECT_FALSE(IsMapped(a + 4 * kMiB, 4 * kMiB));
+  hak_arena_free_extent(c, 4 * kMiB, 4 * kMiB);
+  hak_arena_free_extent(b, 12 * kMiB, 0);
+}
+
 // Among cached regions of one size, the one whose resident extent covers the
 // request with the least to spare; else the one with the most resident.
 TEST_F(PageArenaTest, BestFitByResidentExtent) {
