@@ -15,6 +15,7 @@
 #include "api.h"
 #include "log.h"
 #include "options.h"
+#include "os.h"
 #include "stats.h"
 #include "maintenance.h"
 #include "stats_report.h"
@@ -192,6 +193,11 @@ int hak_mallopt(int param, int value) {
     // M_PERTURB, M_CHECK_ACTION and the rest: accepted, no effect.
     return 1;
   }
+}
+
+int hak_set_heap_limit(size_t bytes, int mode) {
+  hak_init(); // so that loading HAKMEM_HEAP_LIMIT_* later cannot undo this
+  return hak_os_set_limit(bytes, mode);
 }
 
 // Hidden aliases for the override layer (see api.h).

@@ -6,6 +6,7 @@
 #include "crash.h"
 #include "log.h"
 #include "options.h"
+#include "os.h"
 #include "page_arena.h"
 #include "profile.h"
 #include "purge.h"
@@ -30,6 +31,16 @@ uint64_t hak_maintenance_pass(void) {
   next = earliest(next, hak_heap_stash_expire(false));
   next = earliest(next, hak_arena_decay_next(false));
   return earliest(next, hak_pool_purge_slots(false));
+}
+
+// The heap limit's give-back, run by the os box on the thread that maps (see
+// docs/MEMORY.md). It takes only the arena's and the pool's locks, which no
+// thread holds across a map; idle heaps' trims need the registry lock, which
+// heap creation holds while it maps, so they are left to a pass due now.
+static void limit_giveback(void) {
+  hak_pool_purge_slots(true); // first: SuperSlabs it empties go to the arena
+  hak_arena_decay(true);
+  hak_purge_wanted(hak_os_now_ms());
 }
 
 static void trim_all_heaps(void) { hak_heap_trim_idle(true); }
@@ -74,6 +85,10 @@ static void fork_child(void) {
 
 static void init_once(void) {
   hak_options_load();
+  hak_os_set_thp(hak_opts.thp != 0);
+  hak_os_set_giveback(limit_giveback);
+  if (hak_opts.heap_limit_bytes != 0)
+    hak_os_set_limit(hak_opts.heap_limit_bytes, hak_opts.heap_limit_mode);
   hak_check_init();
   hak_classmap_init();
   hak_prof_init();

@@ -26,6 +26,9 @@ void hak_options_defaults(hak_options *o) {
   o->prof_sample = 512 * 1024;
   strcpy(o->prof_file, "hakmem.%p.heap");
   o->prof_signal = 0;
+  o->heap_limit_bytes = 0;
+  o->heap_limit_mode = HAK_LIMIT_SOFT;
+  o->thp = HAKMEM_THP_DEFAULT;
   o->heap_stash = 0; // opt-in: see docs/PERFORMANCE.md (memory growth under thread churn)
 }
 
@@ -161,6 +164,21 @@ static int apply(hak_options *o, const char *name, size_t name_len, const char *
     if (sig < 0)
       return -1;
     o->prof_signal = sig;
+  } else if (IS("HAKMEM_HEAP_LIMIT_MB")) {
+    if (parse_uint(value, 0, (uint64_t)1 << 30, &v) != 0) // up to 1 PiB
+      return -1;
+    o->heap_limit_bytes = (size_t)v << 20;
+  } else if (IS("HAKMEM_HEAP_LIMIT_MODE")) {
+    if (strcmp(value, "soft") == 0)
+      o->heap_limit_mode = HAK_LIMIT_SOFT;
+    else if (strcmp(value, "hard") == 0)
+      o->heap_limit_mode = HAK_LIMIT_HARD;
+    else
+      return -1;
+  } else if (IS("HAKMEM_THP")) {
+    if (parse_uint(value, 0, 1, &v) != 0)
+      return -1;
+    o->thp = (int)v;
   } else if (IS("HAKMEM_VERBOSE")) {
     if (parse_uint(value, 0, 9, &v) != 0)
       return -1;

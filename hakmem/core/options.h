@@ -21,6 +21,12 @@ HAK_EXTERN_C_BEGIN
 #endif
 
 enum { HAK_STATS_OFF = 0, HAK_STATS_TEXT = 1, HAK_STATS_JSON = 2 };
+// HAKMEM_HEAP_LIMIT_MODE (the same values as hakmem.h's HAK_HEAP_LIMIT_*).
+enum { HAK_LIMIT_SOFT = 0, HAK_LIMIT_HARD = 1 };
+// HAKMEM_THP's default: docs/MEMORY.md has the measurement behind it.
+#ifndef HAKMEM_THP_DEFAULT
+#define HAKMEM_THP_DEFAULT 0
+#endif
 
 typedef struct hak_options {
   int stats;                // HAKMEM_STATS: 0, 1 (text report at exit) or json
@@ -38,6 +44,9 @@ typedef struct hak_options {
   uint64_t prof_sample;     // HAKMEM_PROF_SAMPLE: mean bytes between samples
   char prof_file[256];      // HAKMEM_PROF_FILE: profile written at exit (%p: the pid)
   int prof_signal;          // HAKMEM_PROF_SIGNAL: signal that writes the profile (0: none)
+  size_t heap_limit_bytes;  // HAKMEM_HEAP_LIMIT_MB: most bytes mapped (0: no limit)
+  int heap_limit_mode;      // HAKMEM_HEAP_LIMIT_MODE: HAK_LIMIT_SOFT or HAK_LIMIT_HARD
+  int thp;                  // HAKMEM_THP: MADV_HUGEPAGE on SuperSlab mappings
 } hak_options;
 
 extern hak_options hak_opts HAK_INTERNAL;

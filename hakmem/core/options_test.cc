@@ -77,7 +77,9 @@ bool Same(const hak_options &a, const hak_options &b) {
          a.arena_cache_bytes == b.arena_cache_bytes && a.tcache_max == b.tcache_max &&
          a.verbose == b.verbose && a.check_level == b.check_level &&
          a.crash_report == b.crash_report && a.purge_thread == b.purge_thread &&
-         a.heap_stash == b.heap_stash && a.stats_signal == b.stats_signal;
+         a.heap_stash == b.heap_stash && a.stats_signal == b.stats_signal &&
+         a.heap_limit_bytes == b.heap_limit_bytes && a.heap_limit_mode == b.heap_limit_mode &&
+         a.thp == b.thp;
 }
 
 TEST(Options, Defaults) {
@@ -95,6 +97,9 @@ TEST(Options, Defaults) {
   EXPECT_EQ(d.crash_report, 0);
   EXPECT_EQ(d.purge_thread, 1);
   EXPECT_EQ(d.stats_signal, 0);
+  EXPECT_EQ(d.heap_limit_bytes, 0u);
+  EXPECT_EQ(d.heap_limit_mode, HAK_LIMIT_SOFT);
+  EXPECT_EQ(d.thp, HAKMEM_THP_DEFAULT);
 }
 
 TEST(Options, Check) {
@@ -151,6 +156,36 @@ TEST(Options, HeapStash) {
     Parsed p = Parse({bad});
     EXPECT_EQ(p.rejected, 1);
     EXPECT_EQ(p.v.heap_stash, 0u);
+  }
+}
+
+TEST(Options, HeapLimit) {
+  EXPECT_EQ(Parse({"HAKMEM_HEAP_LIMIT_MB=0"}).v.heap_limit_bytes, 0u);
+  EXPECT_EQ(Parse({"HAKMEM_HEAP_LIMIT_MB=64"}).v.heap_limit_bytes, 64 * kMiB);
+  EXPECT_EQ(Parse({"HAKMEM_HEAP_LIMIT_MB=1073741824"}).v.heap_limit_bytes,
+            (size_t{1} << 30) * kMiB);
+  EXPECT_EQ(Parse({"HAKMEM_HEAP_LIMIT_MODE=hard"}).v.heap_limit_mode, HAK_LIMIT_HARD);
+  EXPECT_EQ(Parse({"HAKMEM_HEAP_LIMIT_MODE=hard", "HAKMEM_HEAP_LIMIT_MODE=soft"}).v.heap_limit_mode,
+            HAK_LIMIT_SOFT);
+  for (const char *bad :
+       {"HAKMEM_HEAP_LIMIT_MB=", "HAKMEM_HEAP_LIMIT_MB=-1", "HAKMEM_HEAP_LIMIT_MB=1073741825",
+        "HAKMEM_HEAP_LIMIT_MB=1G", "HAKMEM_HEAP_LIMIT_MODE=Hard", "HAKMEM_HEAP_LIMIT_MODE=1",
+        "HAKMEM_HEAP_LIMIT_MODE="}) {
+    SCOPED_TRACE(bad);
+    Parsed p = Parse({bad});
+    EXPECT_EQ(p.rejected, 1);
+    EXPECT_TRUE(Same(p.v, Defaults()));
+  }
+}
+
+TEST(Options, Thp) {
+  EXPECT_EQ(Parse({"HAKMEM_THP=1"}).v.thp, 1);
+  EXPECT_EQ(Parse({"HAKMEM_THP=0"}).v.thp, 0);
+  for (const char *bad : {"HAKMEM_THP=2", "HAKMEM_THP=on", "HAKMEM_THP="}) {
+    SCOPED_TRACE(bad);
+    Parsed p = Parse({bad});
+    EXPECT_EQ(p.rejected, 1);
+    EXPECT_EQ(p.v.thp, HAKMEM_THP_DEFAULT);
   }
 }
 

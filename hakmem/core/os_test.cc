@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -202,7 +203,7 @@ TEST(Os, ReserveReadsZeroAndIsWritable) {
   for (unsigned char v : vec)
     resident += v & 1;
   EXPECT_LE(resident, 4u);
-  hak_os_unmap(p, size);
+  hak_os_unreserve(p, size);
 
   errno = 99;
   EXPECT_EQ(hak_os_reserve(size_t{1} << 50), nullptr);
@@ -245,6 +246,245 @@ TEST(Os, ClockIsMonotonicMilliseconds) {
   }
 }
 
+// ---- counters, the heap limit, huge pages -------------------------------------
+
+hak_os_stats Stats() {
+  hak_os_stats s;
+  hak_os_stats_get(&s);
+  return s;
+}
+
+// Every test below leaves no limit and no give-back behind.
+class OsLimit : public ::testing::Test {
+protected:
+  void TearDown() override {
+    hak_os_set_limit(0, HAK_OS_LIMIT_SOFT);
+    hak_os_set_giveback(nullptr);
+    hak_os_set_thp(false);
+  }
+};
+
+TEST_F(OsLimit, CountersFollowMapsPurgesUnmapsAndResizes) {
+  const hak_os_stats a = Stats();
+  void *p = hak_os_map(4 * kMiB);
+  ASSERT_NE(p, nullptr);
+  hak_os_stats b = Stats();
+  EXPECT_EQ(b.mapped, a.mapped + 4 * kMiB);
+  EXPECT_GE(b.mapped_peak, b.mapped);
+  hak_os_purge(p, kMiB);
+  EXPECT_EQ(Stats().released_dontneed, a.released_dontneed + kMiB);
+  // An aligned mapping counts its size, not the slack trimmed off it.
+  void *q = hak_os_map_aligned(2 * kMiB, 2 * kMiB);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(Stats().mapped, a.mapped + 6 * kMiB);
+  hak_os_unmap(q, 2 * kMiB);
+  b = Stats();
+  EXPECT_EQ(b.mapped, a.mapped + 4 * kMiB);
+  EXPECT_EQ(b.released_munmap, a.released_munmap + 2 * kMiB);
+  // Shrinking in place gives the tail back by munmap; growing counts again.
+  ASSERT_EQ(hak_os_resize_in_place(p, 4 * kMiB, 2 * kMiB), 0);
+  b = Stats();
+  EXPECT_EQ(b.mapped, a.mapped + 2 * kMiB);
+  EXPECT_EQ(b.released_munmap, a.released_munmap + 4 * kMiB);
+  if (hak_os_resize_in_place(p, 2 * kMiB, 3 * kMiB) == 0) {
+    EXPECT_EQ(Stats().mapped, a.mapped + 3 * kMiB);
+    hak_os_unmap(p, 3 * kMiB);
+  } else {
+    EXPECT_EQ(Stats().mapped, a.mapped + 2 * kMiB) << "a failed growth is not counted";
+    hak_os_unmap(p, 2 * kMiB);
+  }
+  EXPECT_EQ(Stats().mapped, a.mapped);
+  // A failed unmap changes nothing.
+  hak_os_unmap(reinterpret_cast<void *>(12345), kPage);
+  EXPECT_EQ(Stats().mapped, a.mapped);
+  // Reserves are counted apart and never as mapped.
+  void *r = hak_os_reserve(64 * kMiB);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(Stats().reserved, a.reserved + 64 * kMiB);
+  EXPECT_EQ(Stats().mapped, a.mapped);
+  hak_os_unreserve(r, 64 * kMiB);
+  EXPECT_EQ(Stats().reserved, a.reserved);
+}
+
+TEST_F(OsLimit, ResidentBytesFollowTouchedPages) {
+  const uint64_t before = hak_os_resident_bytes();
+  ASSERT_GT(before, 0u) << "/proc/self/statm unreadable";
+  void *p = hak_os_map(64 * kMiB);
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 1, 64 * kMiB);
+  const uint64_t touched = hak_os_resident_bytes();
+  EXPECT_GE(touched, before + 60 * kMiB);
+  hak_os_purge(p, 64 * kMiB);
+  EXPECT_LE(hak_os_resident_bytes(), touched - 60 * kMiB) << "MADV_DONTNEED lowers RSS at once";
+  hak_os_unmap(p, 64 * kMiB);
+}
+
+TEST_F(OsLimit, HardLimitRefusesWithEnomemAndCountsIt) {
+  const hak_os_stats a = Stats();
+  ASSERT_EQ(hak_os_set_limit(a.mapped + 8 * kMiB, HAK_OS_LIMIT_HARD), 0);
+  void *p = hak_os_map(6 * kMiB);
+  ASSERT_NE(p, nullptr);
+  errno = 0;
+  EXPECT_EQ(hak_os_map(4 * kMiB), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(hak_os_map_aligned(4 * kMiB, 2 * kMiB), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_NE(hak_os_resize_in_place(p, 6 * kMiB, 10 * kMiB), 0);
+  EXPECT_EQ(Stats().limit_refusals, a.limit_refusals + 3);
+  EXPECT_EQ(Stats().mapped, a.mapped + 6 * kMiB) << "refusals are not counted as mapped";
+  void *q = hak_os_map(2 * kMiB); // exactly up to the limit
+  ASSERT_NE(q, nullptr);
+  hak_os_unmap(q, 2 * kMiB);
+  hak_os_unmap(p, 6 * kMiB);
+  void *r = hak_os_map(8 * kMiB); // freeing made room
+  ASSERT_NE(r, nullptr);
+  hak_os_unmap(r, 8 * kMiB);
+  EXPECT_EQ(hak_os_set_limit(kMiB, 7), -1);
+  EXPECT_EQ(errno, EINVAL);
+  int mode = -1;
+  EXPECT_EQ(hak_os_limit(&mode), a.mapped + 8 * kMiB) << "a bad mode changes nothing";
+  EXPECT_EQ(mode, HAK_OS_LIMIT_HARD);
+}
+
+// The give-back runs before a mapping would pass the limit; what it frees
+// lets the mapping through in either mode.
+void *g_held;
+size_t g_held_size;
+int g_givebacks;
+void GiveBackHeld() {
+  ++g_givebacks;
+  if (g_held != nullptr)
+    hak_os_unmap(g_held, g_held_size);
+  g_held = nullptr;
+}
+
+TEST_F(OsLimit, GiveBackRunsAtTheLimitInBothModes) {
+  for (int mode : {HAK_OS_LIMIT_SOFT, HAK_OS_LIMIT_HARD}) {
+    SCOPED_TRACE(mode);
+    const hak_os_stats a = Stats();
+    hak_os_set_giveback(GiveBackHeld);
+    ASSERT_EQ(hak_os_set_limit(a.mapped + 8 * kMiB, mode), 0);
+    g_held_size = 6 * kMiB;
+    g_held = hak_os_map(g_held_size);
+    ASSERT_NE(g_held, nullptr);
+    g_givebacks = 0;
+    void *p = hak_os_map(2 * kMiB); // fits: no give-back
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(g_givebacks, 0);
+    void *q = hak_os_map(4 * kMiB); // would pass: the held mapping goes first
+    ASSERT_NE(q, nullptr);
+    EXPECT_EQ(g_givebacks, 1);
+    EXPECT_EQ(g_held, nullptr);
+    EXPECT_LE(Stats().mapped_peak, std::max(a.mapped_peak, a.mapped + 8 * kMiB));
+    EXPECT_EQ(Stats().limit_givebacks, a.limit_givebacks + 1);
+    hak_os_unmap(p, 2 * kMiB);
+    hak_os_unmap(q, 4 * kMiB);
+  }
+}
+
+TEST_F(OsLimit, SoftLimitGrowsPastWhenNothingIsIdle) {
+  const hak_os_stats a = Stats();
+  g_held = nullptr;
+  g_givebacks = 0;
+  hak_os_set_giveback(GiveBackHeld);
+  ASSERT_EQ(hak_os_set_limit(a.mapped + 2 * kMiB, HAK_OS_LIMIT_SOFT), 0);
+  void *p = hak_os_map(4 * kMiB);
+  ASSERT_NE(p, nullptr) << "soft: past the limit once nothing idle is left";
+  EXPECT_EQ(g_givebacks, 1);
+  EXPECT_EQ(Stats().limit_refusals, a.limit_refusals);
+  hak_os_unmap(p, 4 * kMiB);
+}
+
+// Eight threads map 1 MiB at a time until the hard limit refuses: the
+// mapped bytes never pass it, every mapping is usable, and unmapping lets
+// mapping succeed again.
+TEST_F(OsLimit, ThreadsRacingAtTheHardLimitNeverPassIt) {
+  const hak_os_stats a = Stats();
+  const size_t limit = a.mapped + 40 * kMiB;
+  ASSERT_EQ(hak_os_set_limit(limit, HAK_OS_LIMIT_HARD), 0);
+  std::atomic<uint64_t> seen_max{0};
+  std::atomic<bool> stop{false};
+  std::thread watcher([&] {
+    while (!stop.load()) {
+      uint64_t m = Stats().mapped, prev = seen_max.load();
+      while (m > prev && !seen_max.compare_exchange_weak(prev, m)) {
+      }
+    }
+  });
+  constexpr int kThreads = 8;
+  std::vector<std::vector<void *>> got(kThreads);
+  std::vector<int> enomem(kThreads, 0);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 1000; ++i) {
+        errno = 0;
+        void *p = hak_os_map(kMiB);
+        if (p == nullptr) {
+          enomem[t] = errno == ENOMEM;
+          return;
+        }
+        std::memset(p, t + 1, kMiB);
+        got[t].push_back(p);
+      }
+    });
+  for (auto &t : ts)
+    t.join();
+  stop = true;
+  watcher.join();
+  size_t total = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(enomem[t], 1) << "thread " << t << " stopped with ENOMEM";
+    for (void *p : got[t]) {
+      EXPECT_EQ(FirstNonZero(p, kMiB), 0u);
+      EXPECT_EQ(static_cast<unsigned char *>(p)[kMiB - 1], t + 1);
+      ++total;
+    }
+  }
+  EXPECT_EQ(total, 40u) << "the limit is filled exactly";
+  EXPECT_LE(seen_max.load(), limit);
+  EXPECT_LE(Stats().mapped, limit);
+  for (int t = 0; t < kThreads; ++t)
+    for (void *p : got[t])
+      hak_os_unmap(p, kMiB);
+  void *p = hak_os_map(8 * kMiB);
+  ASSERT_NE(p, nullptr);
+  hak_os_unmap(p, 8 * kMiB);
+  EXPECT_EQ(Stats().mapped, a.mapped);
+}
+
+// "hg" in the mapping's VmFlags (/proc/self/smaps) when it was advised.
+bool HasHugepageFlag(const void *p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  std::ifstream smaps("/proc/self/smaps");
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    uintptr_t lo = 0, hi = 0;
+    // A mapping's first line ("lo-hi perms ..."); field lines fail the scan.
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2)
+      inside = lo <= a && a < hi;
+    if (inside && line.rfind("VmFlags:", 0) == 0)
+      return (line + " ").find(" hg ") != std::string::npos;
+  }
+  return false;
+}
+
+TEST_F(OsLimit, HugepageAdviceReachesTheMappingOnlyWhenOn) {
+  const hak_os_stats a = Stats();
+  void *p = hak_os_map_aligned(4 * kMiB, 2 * kMiB);
+  ASSERT_NE(p, nullptr);
+  hak_os_hugepage(p, 4 * kMiB); // off: nothing
+  EXPECT_FALSE(HasHugepageFlag(p));
+  EXPECT_EQ(Stats().thp_advised, a.thp_advised);
+  hak_os_set_thp(true);
+  hak_os_hugepage(p, 2 * kMiB);
+  EXPECT_TRUE(HasHugepageFlag(p));
+  EXPECT_FALSE(HasHugepageFlag(static_cast<char *>(p) + 2 * kMiB)) << "this mapping only";
+  EXPECT_EQ(Stats().thp_advised, a.thp_advised + 2 * kMiB);
+  hak_os_unmap(p, 4 * kMiB);
+}
+
 } // namespace
 
 // A move carries the pages, contents and all, to the new place, whose size
@@ -259,7 +499,13 @@ TEST(Os, MoveCarriesResidentPagesAndResidentCountsThem) {
   EXPECT_EQ(hak_os_resident(from, 16 * kPage), 5 * kPage);
   auto *to = static_cast<unsigned char *>(hak_os_map(32 * kPage));
   ASSERT_NE(to, nullptr);
+  hak_os_stats before;
+  hak_os_stats_get(&before);
   ASSERT_EQ(hak_os_move(from, 16 * kPage, to, 32 * kPage), 0);
+  hak_os_stats after;
+  hak_os_stats_get(&after);
+  EXPECT_EQ(after.mapped, before.mapped - 16 * kPage) << "the source's bytes left the count";
+  EXPECT_EQ(after.released_munmap, before.released_munmap) << "no page went back";
   for (size_t k = 0; k < 5; ++k)
     EXPECT_EQ(to[k * 3 * kPage], k + 1);
   EXPECT_EQ(hak_os_resident(to, 32 * kPage), 5 * kPage) << "no page faulted anew";

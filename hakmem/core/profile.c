@@ -263,7 +263,7 @@ static bool live_grow(void) {
   for (size_t k = 0; k < old_cap; k++)
     if (old[k].addr != 0)
       g_live[live_find(old[k].addr)] = old[k];
-  hak_os_unmap(old, old_cap * sizeof(prof_live));
+  hak_os_unreserve(old, old_cap * sizeof(prof_live));
   return true;
 }
 
@@ -630,7 +630,7 @@ static bool read_section(int fd, uint64_t off, uint64_t size, void **out, size_t
   if (p == NULL)
     return false;
   if (!read_at(fd, p, (size_t)size, off)) {
-    hak_os_unmap(p, len);
+    hak_os_unreserve(p, len);
     return false;
   }
   *out = p;
@@ -690,7 +690,7 @@ static void name_locations_in(unsigned mi) {
   if (!read_section(fd, sh[symi].sh_offset, sh[symi].sh_size, &syms_raw, &syms_len) ||
       !read_section(fd, st->sh_offset, st->sh_size, &strs_raw, &strs_len)) {
     if (syms_raw != NULL)
-      hak_os_unmap(syms_raw, syms_len);
+      hak_os_unreserve(syms_raw, syms_len);
     close(fd);
     return;
   }
@@ -725,8 +725,8 @@ static void name_locations_in(unsigned mi) {
     g_loc_name_len[id - 1] = (uint16_t)len;
     g_names_len += len;
   }
-  hak_os_unmap(syms_raw, syms_len);
-  hak_os_unmap(strs_raw, strs_len);
+  hak_os_unreserve(syms_raw, syms_len);
+  hak_os_unreserve(strs_raw, strs_len);
 }
 
 // ---- the dump ---------------------------------------------------------------
@@ -861,9 +861,9 @@ static void write_profile(gz *z) {
   gz_put(z, m.b, m.len);
   emit_value_type(z, P_PERIOD_TYPE, S_SPACE, S_BYTES);
   if (g_loc_pc != NULL)
-    hak_os_unmap(g_loc_pc, g_loc_cap * sizeof(uintptr_t));
+    hak_os_unreserve(g_loc_pc, g_loc_cap * sizeof(uintptr_t));
   if (g_loc_id != NULL)
-    hak_os_unmap(g_loc_id, g_loc_cap * sizeof(uint32_t));
+    hak_os_unreserve(g_loc_id, g_loc_cap * sizeof(uint32_t));
   g_loc_pc = NULL;
   g_loc_id = NULL;
 }

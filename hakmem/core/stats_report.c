@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "options.h"
+#include "os.h"
 #include "size_class.h"
 #include "stats.h"
 #include "thread_heap.h"
@@ -57,12 +58,30 @@ bool hak_stats_collect(hak_stats *out, bool from_signal) {
   out->slabs_trimmed = LOAD(slabs_trimmed);
   out->mutex_acquires = LOAD(mutex_acquires);
   out->mutex_contended = LOAD(mutex_contended);
+  hak_os_stats os;
+  hak_os_stats_get(&os);
+  out->os_mapped_bytes = os.mapped;
+  out->os_mapped_peak = os.mapped_peak;
+  out->reserved_bytes = os.reserved;
+  out->resident_bytes = hak_os_resident_bytes();
+  out->released_dontneed_bytes = os.released_dontneed;
+  out->released_munmap_bytes = os.released_munmap;
+  out->thp_advised_bytes = os.thp_advised;
+  out->heap_limit_bytes = hak_os_limit(NULL);
+  out->limit_givebacks = os.limit_givebacks;
+  out->limit_refusals = os.limit_refusals;
   return complete;
 }
 
 void hak_stats_get(hak_stats *out) { hak_stats_collect(out, false); }
 
 static const char *build_name(void) { return HAKMEM_BUILD_RELEASE ? "release" : "debug"; }
+
+static const char *limit_mode_name(void) {
+  int mode;
+  hak_os_limit(&mode);
+  return mode == HAK_OS_LIMIT_HARD ? "hard" : "soft";
+}
 
 static void print_text(int fd, bool from_signal) {
   hak_stats s;
@@ -101,6 +120,16 @@ static void print_text(int fd, bool from_signal) {
   hak_text_add(&r, "mapped_bytes now %llu peak %llu cached %llu purged %llu\n",
                (unsigned long long)s.mapped_bytes, (unsigned long long)s.mapped_peak,
                (unsigned long long)s.cached_bytes, (unsigned long long)s.purged_bytes);
+  hak_text_add(&r, "memory resident %llu os_mapped %llu os_peak %llu reserved %llu\n",
+               (unsigned long long)s.resident_bytes, (unsigned long long)s.os_mapped_bytes,
+               (unsigned long long)s.os_mapped_peak, (unsigned long long)s.reserved_bytes);
+  hak_text_add(&r, "released dontneed %llu munmap %llu thp_advised %llu\n",
+               (unsigned long long)s.released_dontneed_bytes,
+               (unsigned long long)s.released_munmap_bytes,
+               (unsigned long long)s.thp_advised_bytes);
+  hak_text_add(&r, "heap_limit %llu (%s) givebacks %llu refusals %llu\n",
+               (unsigned long long)s.heap_limit_bytes, limit_mode_name(),
+               (unsigned long long)s.limit_givebacks, (unsigned long long)s.limit_refusals);
   hak_text_add(&r, "slabs abandoned %llu adopted %llu\n", (unsigned long long)s.abandoned_slabs,
                (unsigned long long)s.adopted_slabs);
   hak_text_add(&r, "threads live %llu exited %llu heaps_reused %llu slabs_trimmed %llu\n",
@@ -143,10 +172,24 @@ static void print_json(int fd, bool from_signal) {
                (unsigned long long)s.threads_live);
   hak_text_add(&r,
                "\"threads_exited\":%llu,\"mutex_acquires\":%llu,\"mutex_contended\":%llu,"
-               "\"heaps_reused\":%llu,\"slabs_trimmed\":%llu}\n",
+               "\"heaps_reused\":%llu,\"slabs_trimmed\":%llu,",
                (unsigned long long)s.threads_exited, (unsigned long long)s.mutex_acquires,
                (unsigned long long)s.mutex_contended, (unsigned long long)s.heaps_reused,
                (unsigned long long)s.slabs_trimmed);
+  hak_text_add(&r,
+               "\"os_mapped_bytes\":%llu,\"os_mapped_peak\":%llu,\"reserved_bytes\":%llu,"
+               "\"resident_bytes\":%llu,\"released_dontneed_bytes\":%llu,"
+               "\"released_munmap_bytes\":%llu,\"thp_advised_bytes\":%llu,",
+               (unsigned long long)s.os_mapped_bytes, (unsigned long long)s.os_mapped_peak,
+               (unsigned long long)s.reserved_bytes, (unsigned long long)s.resident_bytes,
+               (unsigned long long)s.released_dontneed_bytes,
+               (unsigned long long)s.released_munmap_bytes,
+               (unsigned long long)s.thp_advised_bytes);
+  hak_text_add(&r,
+               "\"heap_limit_bytes\":%llu,\"heap_limit_mode\":\"%s\",\"limit_givebacks\":%llu,"
+               "\"limit_refusals\":%llu}\n",
+               (unsigned long long)s.heap_limit_bytes, limit_mode_name(),
+               (unsigned long long)s.limit_givebacks, (unsigned long long)s.limit_refusals);
   hak_text_flush(&r);
 }
 

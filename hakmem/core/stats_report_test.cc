@@ -537,8 +537,9 @@ TEST_F(StatsReport, TextReport) {
     EXPECT_GE(slabs, 1u);
   }
   const std::vector<std::string> tail_prefixes = {
-      "total allocs ",    "large allocs ", "superslabs now ",  "mapped_bytes now ",
-      "slabs abandoned ", "threads live ", "mutexes acquired "};
+      "total allocs ",    "large allocs ",      "superslabs now ", "mapped_bytes now ",
+      "memory resident ", "released dontneed ", "heap_limit ",     "slabs abandoned ",
+      "threads live ",    "mutexes acquired "};
   for (size_t i = 0; i < tail_prefixes.size(); ++i) {
     EXPECT_TRUE(StartsWith(lines[2 + kClasses + i], tail_prefixes[i])) << lines[2 + kClasses + i];
   }
@@ -548,7 +549,7 @@ TEST_F(StatsReport, TextReport) {
                                    std::to_string(s.threads_exited) + " heaps_reused " +
                                    std::to_string(s.heaps_reused) + " slabs_trimmed " +
                                    std::to_string(s.slabs_trimmed);
-  EXPECT_EQ(lines[2 + kClasses + 5], threads_line);
+  EXPECT_EQ(lines[2 + kClasses + 8], threads_line);
   const std::string large_line = "large allocs " + std::to_string(s.large_allocs) + " frees " +
                                  std::to_string(s.large_frees) + " live_bytes " +
                                  std::to_string(s.large_live_bytes);
@@ -571,7 +572,7 @@ TEST(StatsReportQuiet, ClassesWithoutActivityAreLeftOut) {
     if (s.classes[c].allocs || s.classes[c].frees || s.classes[c].slabs)
       ++rows;
   }
-  EXPECT_EQ(lines.size(), 2 + rows + 7) << text;
+  EXPECT_EQ(lines.size(), 2 + rows + 10) << text; // the ten lines of totals
 }
 
 TEST_F(StatsReport, JsonReport) {
@@ -617,15 +618,43 @@ TEST_F(StatsReport, JsonReport) {
     EXPECT_EQ(k.Get("size")->number, static_cast<double>(hak_class_size(c)));
     EXPECT_GE(k.Get("allocs")->number, 1);
   }
-  for (const char *key :
-       {"large_allocs", "large_frees", "large_live_bytes", "superslabs", "superslabs_peak",
-        "superslabs_total", "mapped_bytes", "mapped_peak", "cached_bytes", "purged_bytes",
-        "abandoned_slabs", "adopted_slabs", "threads_live", "threads_exited", "mutex_acquires",
-        "mutex_contended", "heaps_reused", "slabs_trimmed"}) {
+  for (const char *key : {"large_allocs",
+                          "large_frees",
+                          "large_live_bytes",
+                          "superslabs",
+                          "superslabs_peak",
+                          "superslabs_total",
+                          "mapped_bytes",
+                          "mapped_peak",
+                          "cached_bytes",
+                          "purged_bytes",
+                          "abandoned_slabs",
+                          "adopted_slabs",
+                          "threads_live",
+                          "threads_exited",
+                          "mutex_acquires",
+                          "mutex_contended",
+                          "heaps_reused",
+                          "slabs_trimmed",
+                          "os_mapped_bytes",
+                          "os_mapped_peak",
+                          "reserved_bytes",
+                          "resident_bytes",
+                          "released_dontneed_bytes",
+                          "released_munmap_bytes",
+                          "thp_advised_bytes",
+                          "heap_limit_bytes",
+                          "limit_givebacks",
+                          "limit_refusals"}) {
     const Json *v = doc.Get(key);
     ASSERT_NE(v, nullptr) << key;
     EXPECT_EQ(v->kind, Json::kNumber) << key;
   }
+  const Json *mode = doc.Get("heap_limit_mode");
+  ASSERT_NE(mode, nullptr);
+  EXPECT_EQ(mode->kind, Json::kString);
+  EXPECT_GT(doc.Get("resident_bytes")->number, 0) << "the RSS from /proc/self/statm";
+  EXPECT_GE(doc.Get("os_mapped_bytes")->number, doc.Get("mapped_bytes")->number);
   EXPECT_GE(doc.Get("threads_live")->number, 1);
 }
 

@@ -20,6 +20,9 @@ hak_superslab *hak_superslab_create(uint8_t region_kind) {
   if (ss == NULL)
     return NULL;
   HAK_ASSERT(mapped == HAK_SS_SIZE && ((uintptr_t)ss & HAK_SS_MASK) == 0);
+  // HAKMEM_THP: this mapping only; a reused region may have been advised
+  // already, which is harmless.
+  hak_os_hugepage(ss, HAK_SS_SIZE);
   if (!zeroed)
     memset(ss, 0, sizeof *ss);
   ss->magic = HAK_SS_MAGIC ^ (uintptr_t)ss;

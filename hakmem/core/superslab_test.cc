@@ -3,13 +3,18 @@
 #include "hakmem/core/superslab.h"
 
 #include <cstddef>
+#include <cinttypes>
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "hakmem/core/link.h"
 #include "hakmem/core/options.h"
+#include "hakmem/core/os.h"
 #include "hakmem/core/page_arena.h"
 #include "hakmem/core/segment_map.h"
 #include "hakmem/core/size_class.h"
@@ -40,6 +45,43 @@ protected:
     });
   }
 };
+
+// The VmFlags line of the mapping holding p (/proc/self/smaps), "" if none.
+std::string VmFlagsOf(const void *p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  std::ifstream smaps("/proc/self/smaps");
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2)
+      inside = lo <= a && a < hi; // a mapping's first line; field lines fail the scan
+    if (inside && line.rfind("VmFlags:", 0) == 0)
+      return line + " ";
+  }
+  return "";
+}
+
+// HAKMEM_THP reaches madvise: a SuperSlab's mapping carries the hugepage
+// flag ("hg") with it and not without it.
+TEST_F(SuperSlabTest, HugepageAdviceFollowsTheOption) {
+  hak_os_stats before;
+  hak_os_stats_get(&before);
+  for (bool on : {false, true}) {
+    SCOPED_TRACE(on);
+    hak_arena_decay(true); // no cached region: a fresh mapping
+    hak_os_set_thp(on);
+    hak_superslab *ss = hak_superslab_create(HAK_REGION_SS_SMALL);
+    ASSERT_NE(ss, nullptr);
+    const std::string flags = VmFlagsOf(ss);
+    ASSERT_NE(flags, "");
+    EXPECT_EQ(flags.find(" hg ") != std::string::npos, on) << flags;
+    hak_superslab_destroy(ss);
+  }
+  hak_os_set_thp(false);
+  hak_os_stats after;
+  hak_os_stats_get(&after);
+  EXPECT_EQ(after.thp_advised - before.thp_advised, HAK_SS_SIZE);
+}
 
 TEST_F(SuperSlabTest, HeaderLayout) {
   EXPECT_EQ(sizeof(hak_slab), 64u);

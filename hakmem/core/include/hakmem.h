@@ -45,6 +45,18 @@ HAK_API void hak_thread_flush(void);
 // equivalent of malloc_trim). Returns 1 if memory went back to the OS.
 HAK_API int hak_trim(size_t pad);
 
+// ---- heap limit -------------------------------------------------------------
+
+#define HAK_HEAP_LIMIT_SOFT 0
+#define HAK_HEAP_LIMIT_HARD 1
+// Bounds the bytes hakmem maps (os_mapped_bytes; 0: no bound), as
+// HAKMEM_HEAP_LIMIT_MB and HAKMEM_HEAP_LIMIT_MODE do. Before a mapping would
+// pass it, idle memory goes back to the OS; then soft mode maps anyway and
+// hard mode fails the allocation with ENOMEM. A limit below what is mapped
+// now stops growth until frees bring it under. Returns 0, or -1 with EINVAL
+// for another mode.
+HAK_API int hak_set_heap_limit(size_t bytes, int mode);
+
 // ---- heap profile ----------------------------------------------------------
 
 // Writes the sampled heap profile (HAKMEM_PROF=1) to path, or to
@@ -89,6 +101,19 @@ typedef struct hak_stats {
   uint64_t mutex_contended;
   uint64_t heaps_reused;  // new threads that took over an exited thread's heap
   uint64_t slabs_trimmed; // slabs idle threads' heaps gave back (see HAKMEM_DECAY_MS)
+  // What explains RSS (docs/MEMORY.md). os_mapped_bytes counts every mapping
+  // hakmem holds, metadata included (what the heap limit counts); mapped_bytes
+  // above counts SuperSlabs and large blocks only.
+  uint64_t os_mapped_bytes;
+  uint64_t os_mapped_peak;
+  uint64_t reserved_bytes;          // sparse tables (class map, profiler): address space
+  uint64_t resident_bytes;          // the process's RSS (/proc/self/statm) when collected
+  uint64_t released_dontneed_bytes; // given back by MADV_DONTNEED: RSS drops at once
+  uint64_t released_munmap_bytes;   // given back by munmap: RSS drops at once
+  uint64_t thp_advised_bytes;       // advised MADV_HUGEPAGE (HAKMEM_THP)
+  uint64_t heap_limit_bytes;        // HAKMEM_HEAP_LIMIT_MB / hak_set_heap_limit (0: none)
+  uint64_t limit_givebacks;         // mappings at the limit that first gave idle memory back
+  uint64_t limit_refusals;          // mappings the hard limit refused (ENOMEM)
 } hak_stats;
 
 // Fills *out with process-wide totals, including threads that exited.
