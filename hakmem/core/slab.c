@@ -305,7 +305,7 @@ uint32_t hak_slab_take_upto(hak_heap *h, unsigned cls, uint32_t n, uint32_t max,
   hak_slab *s = h->cls[cls].active;
   // After a refill the active slab is untrimmed, so its free list holds
   // every carved block that is not out. Its links are vetted as the bin
-  // hands the blocks out.
+  // hands the blocks out (the first's by the caller when there are more).
   uint32_t len = (uint32_t)(s->carved - s->used);
   if (len <= max) {
     if (HAKMEM_DEBUG) {
@@ -314,6 +314,10 @@ uint32_t hak_slab_take_upto(hak_heap *h, unsigned cls, uint32_t n, uint32_t max,
         walked++;
       HAK_ASSERT(walked == len);
     }
+    // A lone block goes to the caller, not the bin: its link is vetted here
+    // (it must end the list), as the walk below would.
+    if (len == 1 && hak_link_next(s->free) != NULL)
+      hak_link_corrupt(s->free);
     *list = s->free;
     s->free = NULL;
     s->used = (uint16_t)(s->used + len);
