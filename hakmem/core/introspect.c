@@ -195,6 +195,10 @@ int hak_mallopt(int param, int value) {
   }
 }
 
+// The public modes are the os box's, passed through unchanged.
+_Static_assert(HAK_HEAP_LIMIT_SOFT == HAK_OS_LIMIT_SOFT && HAK_HEAP_LIMIT_HARD == HAK_OS_LIMIT_HARD,
+               "heap limit modes");
+
 int hak_set_heap_limit(size_t bytes, int mode) {
   hak_init(); // so that loading HAKMEM_HEAP_LIMIT_* later cannot undo this
   return hak_os_set_limit(bytes, mode);

@@ -83,6 +83,11 @@ static void fork_child(void) {
   hak_prof_fork_child();
 }
 
+// HAKMEM_HEAP_LIMIT_MODE's values go to the os box unchanged.
+_Static_assert((int)HAK_LIMIT_SOFT == (int)HAK_OS_LIMIT_SOFT &&
+                   (int)HAK_LIMIT_HARD == (int)HAK_OS_LIMIT_HARD,
+               "heap limit modes");
+
 static void init_once(void) {
   hak_options_load();
   hak_os_set_thp(hak_opts.thp != 0);
