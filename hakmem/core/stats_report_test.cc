@@ -13,7 +13,6 @@
 #include <map>
 #include <memory>
 #include <sstream>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -743,9 +742,18 @@ uint64_t NumberAfter(const std::string &report, const std::string &marker) {
 
 // report with the process's RSS, which the kernel may change between two
 // reports (a page of a stack, of the capture), replaced by "R".
-std::string WithoutResident(const std::string &report) {
-  return std::regex_replace(report, std::regex("(memory resident |\"resident_bytes\":)[0-9]+"),
-                            "$1R");
+std::string WithoutResident(std::string report) {
+  for (const std::string marker : {"memory resident ", "\"resident_bytes\":"}) {
+    const size_t at = report.find(marker);
+    if (at == std::string::npos)
+      continue;
+    const size_t from = at + marker.size();
+    size_t to = from;
+    while (to < report.size() && report[to] >= '0' && report[to] <= '9')
+      to++;
+    report.replace(from, to - from, "R");
+  }
+  return report;
 }
 
 // hak_stats_write is what hak_stats_print and hak_stats_print_json write.
