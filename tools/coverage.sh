@@ -142,7 +142,7 @@ for path in sorted(set(on_disk) | {s for s in lines if s.endswith(".c")}):
     rows.append((path, hit, found))
 
 width = max(len(r[0]) for r in rows + [("hakmem/core (all .c)", 0, 0)])
-print("Line coverage of hakmem/core by //hakmem/... (gcov, all variants)")
+print("Line coverage of hakmem/core by //hakmem/... (gcov, every variant whose tests ran)")
 print("%-*s  %8s  %13s" % (width, "file", "coverage", "lines hit"))
 print("-" * (width + 25))
 for path, hit, found in rows:
