@@ -60,7 +60,9 @@ BENCHMARK(BM_MallocFree)
 // kBatch mallocs of one size, then kBatch frees in allocation order.
 // 1 item = 1 malloc + 1 free; one iteration = kBatch items.
 
-void BM_BatchMallocThenFree(benchmark::State &state) {
+// n mallocs of one size, then n frees in reverse (LIFO) or allocation
+// (FIFO) order; 1 item = 1 malloc + 1 free.
+template <bool kLifo> void BM_BatchOrder(benchmark::State &state) {
   const size_t size = static_cast<size_t>(state.range(0));
   const int n = static_cast<int>(state.range(1));
   std::vector<void *> blocks(static_cast<size_t>(n));
@@ -72,11 +74,10 @@ void BM_BatchMallocThenFree(benchmark::State &state) {
       if (b[i] == nullptr)
         failed = true;
     }
-    // The block pointers escape into memory the compiler must assume is read.
     benchmark::DoNotOptimize(b);
     benchmark::ClobberMemory();
     for (int i = 0; i < n; i++)
-      std::free(b[i]);
+      std::free(b[kLifo ? n - 1 - i : i]);
     benchmark::ClobberMemory();
     if (failed) {
       state.SkipWithError("malloc returned NULL");
@@ -85,6 +86,8 @@ void BM_BatchMallocThenFree(benchmark::State &state) {
   }
   state.SetItemsProcessed(state.iterations() * n);
 }
+
+void BM_BatchMallocThenFree(benchmark::State &state) { BM_BatchOrder<false>(state); }
 BENCHMARK(BM_BatchMallocThenFree)
     ->ArgNames({"size", "n"})
     ->Args({16, kBatch})
@@ -274,31 +277,6 @@ BENCHMARK(BM_ReallocGrowth);
 // 1 item = 1 malloc + 1 free; one iteration = n items.
 
 constexpr size_t kBatchBlockSize = 64;
-
-template <bool kLifo> void BM_BatchOrder(benchmark::State &state) {
-  const size_t size = static_cast<size_t>(state.range(0));
-  const int n = static_cast<int>(state.range(1));
-  std::vector<void *> blocks(static_cast<size_t>(n));
-  void **b = blocks.data();
-  for (auto _ : state) {
-    bool failed = false;
-    for (int i = 0; i < n; i++) {
-      b[i] = std::malloc(size);
-      if (b[i] == nullptr)
-        failed = true;
-    }
-    benchmark::DoNotOptimize(b);
-    benchmark::ClobberMemory();
-    for (int i = 0; i < n; i++)
-      std::free(b[kLifo ? n - 1 - i : i]);
-    benchmark::ClobberMemory();
-    if (failed) {
-      state.SkipWithError("malloc returned NULL");
-      break;
-    }
-  }
-  state.SetItemsProcessed(state.iterations() * n);
-}
 
 void BM_BatchLIFO(benchmark::State &state) { BM_BatchOrder<true>(state); }
 void BM_BatchFIFO(benchmark::State &state) { BM_BatchOrder<false>(state); }
