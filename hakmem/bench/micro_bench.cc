@@ -57,9 +57,6 @@ BENCHMARK(BM_MallocFree)
     ->Arg(65536);
 
 // ---------------------------------------------------------------------------
-// kBatch mallocs of one size, then kBatch frees in allocation order.
-// 1 item = 1 malloc + 1 free; one iteration = kBatch items.
-
 // n mallocs of one size, then n frees in reverse (LIFO) or allocation
 // (FIFO) order; 1 item = 1 malloc + 1 free.
 template <bool kLifo> void BM_BatchOrder(benchmark::State &state) {
