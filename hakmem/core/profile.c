@@ -3,12 +3,13 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <dlfcn.h>
 #include <unwind.h>
 
 #include "hakmem.h"
@@ -95,10 +96,60 @@ static uint64_t next_random(uint64_t *rng) {
   return x;
 }
 
+// The two functions of libm sampling needs, written here: linking libm costs
+// every program hakmem is preloaded into about 300 KiB of resident pages.
+#define PROF_LN2 0.69314718055994530942
+
+// ln(x) for a normal x > 0: x = m 2^e with m in [sqrt(1/2), sqrt(2)), and
+// ln(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172: 13 odd terms.
+static double prof_ln(double x) {
+  uint64_t bits;
+  memcpy(&bits, &x, sizeof bits);
+  int e = (int)((bits >> 52) & 0x7ff) - 1023;
+  bits = (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
+  double m;
+  memcpy(&m, &bits, sizeof m);
+  if (m > 1.4142135623730950488) {
+    m *= 0.5;
+    e++;
+  }
+  double s = (m - 1) / (m + 1), s2 = s * s, term = s, sum = 0;
+  for (int k = 1; k <= 25; k += 2) {
+    sum += term / k;
+    term *= s2;
+  }
+  return 2 * sum + e * PROF_LN2;
+}
+
+// 1 - exp(-y) for y >= 0, without cancellation for small y.
+static double prof_one_minus_exp_neg(double y) {
+  if (y < 0.5) {
+    double term = y, sum = 0; // y - y^2/2! + y^3/3! - ...
+    for (int n = 1; n <= 20; n++) {
+      sum += term;
+      term *= -y / (n + 1);
+    }
+    return sum;
+  }
+  if (y > 40)
+    return 1.0; // exp(-40) is below half an ulp of 1
+  // exp(-y) = 2^-k exp(-r), y = k ln 2 + r, 0 <= r < ln 2.
+  int k = (int)(y / PROF_LN2);
+  double r = y - k * PROF_LN2, term = 1, e = 0;
+  for (int n = 1; n <= 22; n++) {
+    e += term;
+    term *= -r / n;
+  }
+  uint64_t bits = (uint64_t)(1023 - k) << 52;
+  double scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return 1.0 - e * scale;
+}
+
 int64_t hak_prof_interval(uint64_t *rng) {
-  // u in (0, 1]: -log(u) is exponential with mean 1.
+  // u in (0, 1]: -ln(u) is exponential with mean 1.
   double u = (double)((next_random(rng) >> 11) + 1) * (1.0 / 9007199254740992.0);
-  double bytes = -log(u) * g_rate;
+  double bytes = -prof_ln(u) * g_rate;
   if (bytes < 1)
     return 1;
   if (bytes > 1e15)
@@ -119,11 +170,64 @@ bool hak_prof_count(int64_t *left, uint64_t *rng, uint64_t size) {
 // A block of size bytes is sampled with probability 1 - exp(-size / rate):
 // each sample stands for the inverse of that many allocations.
 double hak_prof_weight(uint64_t size) {
-  double p = -expm1(-(double)size / g_rate);
+  double p = prof_one_minus_exp_neg((double)size / g_rate);
   return p > 0 ? 1.0 / p : 1.0;
 }
 
 // ---- stacks -----------------------------------------------------------------
+
+// The unwinder is libgcc_s's, reached through pointers and not linked: most C
+// programs never load libgcc_s, and it would cost each of them about 90 KiB
+// resident. A program that has it (C++) lends its copy through the weak
+// references; otherwise the constructor below loads it when HAKMEM_PROF asks.
+#pragma weak _Unwind_Backtrace
+#pragma weak _Unwind_GetIP
+#pragma weak _Unwind_GetRegionStart
+#pragma weak _Unwind_GetCFA
+
+static struct {
+  _Unwind_Ptr (*get_ip)(struct _Unwind_Context *);
+  _Unwind_Ptr (*region_start)(struct _Unwind_Context *);
+  _Unwind_Word (*get_cfa)(struct _Unwind_Context *);
+  // Set last (release): not NULL means all four are there.
+  HAK_ATOMIC(_Unwind_Reason_Code (*)(_Unwind_Trace_Fn, void *)) backtrace;
+} g_unwind;
+
+static void unwinder_find(bool may_load) {
+  if (atomic_load_explicit(&g_unwind.backtrace, memory_order_acquire) != NULL)
+    return;
+  _Unwind_Reason_Code (*bt)(_Unwind_Trace_Fn, void *) = _Unwind_Backtrace;
+  if (bt != NULL && _Unwind_GetIP != NULL && _Unwind_GetRegionStart != NULL &&
+      _Unwind_GetCFA != NULL) {
+    g_unwind.get_ip = _Unwind_GetIP;
+    g_unwind.region_start = _Unwind_GetRegionStart;
+    g_unwind.get_cfa = _Unwind_GetCFA;
+  } else {
+    if (!may_load)
+      return;
+    // dlopen calls malloc: only from the constructor, never inside hakmem.
+    void *lib = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL)
+      return;
+    bt = (_Unwind_Reason_Code(*)(_Unwind_Trace_Fn, void *))dlsym(lib, "_Unwind_Backtrace");
+    g_unwind.get_ip = (_Unwind_Ptr(*)(struct _Unwind_Context *))dlsym(lib, "_Unwind_GetIP");
+    g_unwind.region_start =
+        (_Unwind_Ptr(*)(struct _Unwind_Context *))dlsym(lib, "_Unwind_GetRegionStart");
+    g_unwind.get_cfa = (_Unwind_Word(*)(struct _Unwind_Context *))dlsym(lib, "_Unwind_GetCFA");
+    if (bt == NULL || g_unwind.get_ip == NULL || g_unwind.region_start == NULL ||
+        g_unwind.get_cfa == NULL)
+      return;
+  }
+  atomic_store_explicit(&g_unwind.backtrace, bt, memory_order_release);
+}
+
+// Runs before main, outside any hakmem call, so dlopen's mallocs are ordinary
+// ones. Without an unwinder, samples are taken without their stacks.
+__attribute__((constructor)) static void prof_load_unwinder(void) {
+  const char *v = getenv("HAKMEM_PROF");
+  if (v != NULL && v[0] != '\0' && strcmp(v, "0") != 0)
+    unwinder_find(true);
+}
 
 typedef struct walk {
   uintptr_t pc[HAK_PROF_DEPTH + 32];
@@ -136,12 +240,12 @@ static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg) {
   walk *w = arg;
   if (w->n >= sizeof w->pc / sizeof w->pc[0])
     return _URC_END_OF_STACK;
-  uintptr_t ip = _Unwind_GetIP(ctx);
+  uintptr_t ip = g_unwind.get_ip(ctx);
   if (ip == 0)
     return _URC_END_OF_STACK;
   w->pc[w->n] = ip;
-  w->fn[w->n] = _Unwind_GetRegionStart(ctx);
-  w->cfa[w->n] = _Unwind_GetCFA(ctx);
+  w->fn[w->n] = g_unwind.region_start(ctx);
+  w->cfa[w->n] = g_unwind.get_cfa(ctx);
   w->n++;
   return _URC_NO_REASON;
 }
@@ -175,7 +279,10 @@ static bool is_entry(uintptr_t fn) {
 static unsigned capture(uintptr_t *out, const void *mark) {
   walk w;
   w.n = 0;
-  _Unwind_Backtrace(walk_frame, &w);
+  _Unwind_Reason_Code (*bt)(_Unwind_Trace_Fn, void *) =
+      atomic_load_explicit(&g_unwind.backtrace, memory_order_acquire);
+  if (bt != NULL)
+    bt(walk_frame, &w);
   unsigned first = w.n > 0 ? 1 : 0;
   // In _Unwind_Backtrace's callback the CFA is still that of the frame below
   // (the callee): the stack pointer of frame i at its call. The caller's
@@ -979,8 +1086,12 @@ void hak_prof_init(void) {
   crc_init();
   // The unwinder's first call sets up its tables (pthread_once, no malloc);
   // do it here, on a thread's first slow path, rather than at a sample.
+  unwinder_find(false);
+  _Unwind_Reason_Code (*bt)(_Unwind_Trace_Fn, void *) =
+      atomic_load_explicit(&g_unwind.backtrace, memory_order_acquire);
   unsigned frames = 0;
-  _Unwind_Backtrace(count_frame, &frames);
+  if (bt != NULL)
+    bt(count_frame, &frames);
   if (hak_opts.prof_signal != 0) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
