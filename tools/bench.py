@@ -4,10 +4,12 @@
 Runs Larson, mtstress and the micro benchmarks (Google Benchmark) under
 hakmem and the peer allocators, all on the very same `*_system` binaries
 (allocators other than glibc are injected with LD_PRELOAD), alternating the
-allocators within a round and rotating their order from round to round. It
-prints a table per Larson/mtstress case, one matrix for the micro benchmarks
-and a summary, writes the results as JSON (schema 1, the dashboard's) and can
-POST them to the dashboard. See README.md, "Benchmarks".
+allocators within a round and rotating their order from round to round; and
+the footprint cases: everyday Debian programs (python3, git, ls, sort) with
+each allocator preloaded, whose figure is their peak RSS. It prints a table
+per Larson/mtstress/footprint case, one matrix for the micro benchmarks and a
+summary, writes the results as JSON (schema 1, the dashboard's) and can POST
+them to the dashboard. See README.md, "Benchmarks".
 
     bazel run //tools:bench -- [--quick | --full] [--rounds R] [--bench NAMES]
         [--alloc NAMES] [--json OUT] [--push URL [--token-file FILE]] [--bin-dir DIR]
@@ -31,9 +33,11 @@ import hashlib
 import json
 import os
 import platform
+import random
 import re
 import select
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -97,7 +101,7 @@ LARSON_THREADS = (1, 2, 4)
 LARSON_ARGS = "8 1000 5000 100 4141"  # after <seconds>; threads come last
 MTSTRESS_MODES = ("churn", "churn-large", "prodcons", "threadchurn", "realloc", "large",
                   "xthread-mixed", "huge", "oversubscribed", "batch-lifo", "batch-fifo",
-                  "workingset", "oneway64")
+                  "workingset", "oneway64", "medium-xthread")
 MTSTRESS_THREADS = 2
 # Modes whose shape is not 2 threads (see hakmem/bench/README.md, mtstress).
 # oversubscribed: 16 threads per CPU, as mtstress itself defaults to.
@@ -125,6 +129,55 @@ MODES = {
     # not measured).
     "full": {"rounds": 5, "larson_seconds": 5, "mtstress_seconds": 3, "micro_min_time": "0.1"},
 }
+# medium-xthread adds one mtstress case: 8 allocators x the run time (plus
+# start-up) per round, about 5 s at --quick and 25 s at --full (estimated).
+# The footprint cases are the same in both modes: 6 programs x 8 allocators
+# of 0.01-0.15 s each, a few seconds per round (measured: 18 runs in 2 s).
+
+# --------------------------------------------------------------------------
+# footprint: everyday programs, each allocator preloaded (glibc: none); the
+# figure is the program's peak RSS in KiB (GNU time's %M, as for every other
+# case), lower is better. Each run's output is checked, so an allocator that
+# corrupts memory fails rather than wins. Their inputs (a git repository, a
+# file to sort) are made once per bench run, with glibc and untimed, in a
+# temporary directory, which FOOTPRINT_WORK stands for in argv.
+FOOTPRINT_WORK = "<work>"
+PYTHON3_BIN = "/usr/bin/python3"
+GIT_BIN = "/usr/bin/git"
+LS_BIN = "/bin/ls"
+SORT_BIN = "/usr/bin/sort"
+FOOTPRINT_SEED = 4141
+FOOTPRINT_GIT_COMMITS = 40        # commits of the repository git log reads
+FOOTPRINT_GIT_FILES = 4           # commit i appends lines to file i % 4
+FOOTPRINT_GIT_LINES = 20          # lines each commit appends
+FOOTPRINT_SORT_LINES = 80000      # random lines, 1..80 characters: about 3.3 MB
+FOOTPRINT_LS_DIR = "/usr/include"
+FOOTPRINT_MODULES = ("json", "re", "collections", "datetime", "decimal", "email.parser",
+                     "http.client", "argparse", "subprocess", "pathlib", "typing", "unittest",
+                     "logging", "csv")
+# Imports the modules, then uses a few of them; prints FOOTPRINT_IMPORTS_OUT.
+FOOTPRINT_IMPORTS_SCRIPT = (
+    "import %s\n"
+    "d = json.loads(json.dumps({'a': [1, 2, 3]}))\n"
+    "print(d['a'][2], re.sub('b+', 'x', 'abbbc'),\n"
+    "      decimal.Decimal('1.1') + decimal.Decimal('2.2'), collections.Counter('hakmem')['m'],\n"
+    "      datetime.date(2024, 2, 28) + datetime.timedelta(1))\n"
+    % ", ".join(FOOTPRINT_MODULES))
+FOOTPRINT_IMPORTS_OUT = "3 axc 3.3 2 2024-02-29\n"
+# name -> (argv, params: the run as recorded in JSON (at most 200 characters)).
+FOOTPRINT_PROGRAMS = {
+    "python-pass": ([PYTHON3_BIN, "-c", "pass"], "python3 -c pass"),
+    "python-imports": ([PYTHON3_BIN, "-c", FOOTPRINT_IMPORTS_SCRIPT],
+                       "python3 -c 'import %s' + use" % ",".join(FOOTPRINT_MODULES)),
+    "git-log": ([GIT_BIN, "-C", FOOTPRINT_WORK + "/repo", "log", "--oneline"],
+                "git log --oneline (%d commits)" % FOOTPRINT_GIT_COMMITS),
+    "git-log-p": ([GIT_BIN, "-C", FOOTPRINT_WORK + "/repo", "log", "-p"],
+                  "git log -p (%d commits)" % FOOTPRINT_GIT_COMMITS),
+    "ls-R": ([LS_BIN, "-R", FOOTPRINT_LS_DIR], "ls -R %s" % FOOTPRINT_LS_DIR),
+    "sort": ([SORT_BIN, FOOTPRINT_WORK + "/lines.txt"],
+             "sort lines.txt (%d random lines)" % FOOTPRINT_SORT_LINES),
+}
+FOOTPRINT_TIMEOUT_S = 120
 
 BINARIES = {
     "larson": "hakmem/bench/larson_system",
@@ -150,12 +203,15 @@ BAZEL_RUN_ENV = ("RUNFILES_DIR", "RUNFILES_MANIFEST_FILE", "JAVA_RUNFILES", "PYT
 class Case:
     """One benchmark configuration: a binary and its arguments.
 
-    kind is "larson", "mtstress" or "micro". A micro case yields one
-    measurement per Google Benchmark entry.
+    kind is "larson", "mtstress", "micro" or "footprint". A micro case yields
+    one measurement per Google Benchmark entry. A footprint case runs
+    FOOTPRINT_PROGRAMS[program]: argv_tail is its whole command line (argv[0]
+    an absolute path, FOOTPRINT_WORK standing for the inputs' directory) and
+    its figure is the peak RSS.
     """
 
     def __init__(self, case_id, kind, benchmark, label, params, argv_tail, threads,
-                 nominal_s, timeout_s):
+                 nominal_s, timeout_s, program=None):
         self.id = case_id
         self.kind = kind
         self.benchmark = benchmark
@@ -165,10 +221,18 @@ class Case:
         self.threads = threads
         self.nominal_s = nominal_s
         self.timeout_s = timeout_s
+        self.program = program
 
     @property
     def higher_is_better(self):
-        return self.kind != "micro"
+        return self.kind not in ("micro", "footprint")
+
+    @property
+    def metric(self):
+        """(metric, unit) of a Larson, mtstress or footprint case's measurements."""
+        if self.kind == "footprint":
+            return "peak_rss_kb", "KiB"
+        return "ops_per_sec", "ops/s"
 
     def __repr__(self):
         return "Case(%s)" % self.id
@@ -178,6 +242,7 @@ def all_case_ids():
     ids = ["larson/t%d" % t for t in LARSON_THREADS]
     ids += ["mtstress/%s" % m for m in MTSTRESS_MODES]
     ids.append("micro")
+    ids += ["footprint/%s" % p for p in FOOTPRINT_PROGRAMS]
     return ids
 
 
@@ -204,6 +269,10 @@ def make_cases(mode, selected_ids):
     # The nominal duration is a guess until the first micro run is timed.
     cases.append(Case("micro", "micro", "micro", "micro", params, [params], 1,
                       5.0 if mode == "quick" else 10.0, 300 if mode == "quick" else 1200))
+    for name, (argv, params) in FOOTPRINT_PROGRAMS.items():
+        cases.append(Case("footprint/" + name, "footprint", "footprint/" + name,
+                          "footprint " + name, params, list(argv), 1, 0.1, FOOTPRINT_TIMEOUT_S,
+                          program=name))
     return [c for c in cases if c.id in selected_ids]
 
 
@@ -276,8 +345,10 @@ def build_parser():
         prog="bench",
         description="Compare hakmem with glibc, mimalloc, jemalloc, tcmalloc and scudo on Larson, "
                     "mtstress and the micro benchmarks (release builds, same binary for "
-                    "every allocator, LD_PRELOAD).",
-        epilog="Benchmarks: all, larson, mtstress, micro, or one of %s. Allocators: all, %s. "
+                    "every allocator, LD_PRELOAD), and on the peak RSS of everyday "
+                    "programs with each allocator preloaded (footprint).",
+        epilog="Benchmarks: all, larson, mtstress, micro, footprint, or one of %s. "
+               "Allocators: all, %s. "
                "Env: BAZEL (bazel binary), BENCH_BAZEL_STARTUP_OPTS (startup options for the "
                "nested bazel, e.g. --output_base=/tmp/bazel_bench)."
                % (", ".join(all_case_ids()), ", ".join(ALLOCATOR_NAMES)))
@@ -388,6 +459,8 @@ def fmt_value(v, unit):
         return "-"
     if unit == "ns":
         return _sig3(v) if v < 1000 else "{:,.0f}".format(v)
+    if unit == "KiB":
+        return "{:,.0f}".format(v)
     return fmt_si(v)
 
 
@@ -689,6 +762,198 @@ def run_process(argv, env, timeout, use_time=None):
 
 
 # --------------------------------------------------------------------------
+# footprint: the programs' inputs, environment and output checks.
+
+GIT_LOG_ONELINE_RE = re.compile(r"^[0-9a-f]{7,64} (.*)$")
+GIT_COMMIT_LINE_RE = re.compile(r"^commit [0-9a-f]{40,64}$")
+SORT_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 "
+
+
+def footprint_env(preload, program):
+    """The environment of a footprint run: the benchmarks' (clean_env), in
+    the C locale, and for git without the user's configuration or GIT_*."""
+    env = clean_env(preload)
+    env["LC_ALL"] = "C"
+    if program.startswith("git"):
+        for k in [k for k in env if k.startswith("GIT_")]:
+            del env[k]
+        env.update({"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+                    "GIT_TERMINAL_PROMPT": "0"})
+    return env
+
+
+def git_commit_subject(i):
+    return "commit %d: append to file%d.txt" % (i, i % FOOTPRINT_GIT_FILES)
+
+
+def git_fast_import_stream(commits, files, lines):
+    """A git fast-import stream of `commits` commits on refs/heads/main;
+    commit i (1-based) appends `lines` lines to file<i % files>.txt."""
+    content = {}
+    out = []
+    for i in range(1, commits + 1):
+        name = "file%d.txt" % (i % files)
+        content[name] = content.get(name, "") + "".join(
+            "line %d.%d of %s\n" % (i, j, name) for j in range(lines))
+        msg = git_commit_subject(i) + "\n"
+        when = "%d +0000" % (1700000000 + 3600 * i)
+        out.append("commit refs/heads/main\nmark :%d\n" % i)
+        out.append("author Bench <bench@hakmem.invalid> %s\n" % when)
+        out.append("committer Bench <bench@hakmem.invalid> %s\n" % when)
+        out.append("data %d\n%s" % (len(msg.encode()), msg))
+        if i > 1:
+            out.append("from :%d\n" % (i - 1))
+        data = content[name].encode()
+        out.append("M 100644 inline %s\ndata %d\n%s\n" % (name, len(data), content[name]))
+    return "".join(out)
+
+
+def sort_input_lines(n, seed):
+    """n random lines (without their newlines) of 1..80 characters of SORT_ALPHABET."""
+    rng = random.Random(seed)
+    return ["".join(rng.choices(SORT_ALPHABET, k=rng.randint(1, 80))) for _ in range(n)]
+
+
+def digest(text):
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+class FootprintInputs:
+    """The footprint programs' inputs, in a temporary directory, and what each
+    program must print. Made once per bench run, with glibc, not timed.
+
+    expect[program] is what the program's checker compares the output with;
+    errors[program] says why a program cannot be measured (its runs fail
+    with it).
+    """
+
+    def __init__(self, programs, parent=None):
+        self.dir = tempfile.mkdtemp(prefix="bench-footprint-", dir=parent)
+        self.expect = {}
+        self.errors = {}
+        for p in programs:
+            try:
+                getattr(self, "_prepare_" + p.replace("-", "_"))()
+            except (OSError, subprocess.SubprocessError, ValueError) as exc:
+                self.errors[p] = "cannot prepare its input: %s" % exc
+
+    def argv(self, case):
+        return [a.replace(FOOTPRINT_WORK, self.dir) for a in case.argv_tail]
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _run(self, argv, program, **kw):
+        p = subprocess.run(argv, env=footprint_env(None, program), capture_output=True,
+                           timeout=120, **kw)
+        if p.returncode != 0:
+            raise ValueError("%s: exit status %d: %s" % (
+                " ".join(argv[:3]), p.returncode,
+                stderr_tail(p.stderr.decode("utf-8", "replace"), 2)))
+        return p.stdout.decode("utf-8", "replace")
+
+    def _prepare_python_pass(self):
+        self.expect["python-pass"] = ""
+
+    def _prepare_python_imports(self):
+        self.expect["python-imports"] = FOOTPRINT_IMPORTS_OUT
+
+    def _prepare_git(self, program):
+        repo = os.path.join(self.dir, "repo")
+        if not os.path.isdir(repo):
+            self._run([GIT_BIN, "init", "-q", repo], program)
+            stream = git_fast_import_stream(FOOTPRINT_GIT_COMMITS, FOOTPRINT_GIT_FILES,
+                                            FOOTPRINT_GIT_LINES)
+            self._run([GIT_BIN, "-C", repo, "fast-import", "--quiet"], program,
+                      input=stream.encode())
+            self._run([GIT_BIN, "-C", repo, "symbolic-ref", "HEAD", "refs/heads/main"], program)
+        self.expect[program] = {
+            "subjects": [git_commit_subject(i) for i in range(FOOTPRINT_GIT_COMMITS, 0, -1)],
+            "added_lines": FOOTPRINT_GIT_COMMITS * FOOTPRINT_GIT_LINES,
+        }
+
+    def _prepare_git_log(self):
+        self._prepare_git("git-log")
+
+    def _prepare_git_log_p(self):
+        self._prepare_git("git-log-p")
+        # The counts do not see a changed byte in a diff: glibc's run is the reference too.
+        out = self._run([GIT_BIN, "-C", os.path.join(self.dir, "repo"), "log", "-p"], "git-log-p")
+        expect = self.expect["git-log-p"]
+        problem = check_footprint_output("git-log-p", out, expect)
+        if problem:
+            raise ValueError("glibc's own run: " + problem)
+        expect["sha256"] = digest(out)
+
+    def _prepare_ls_R(self):
+        # No independent oracle for a directory tree: glibc's run is the reference.
+        out = self._run([LS_BIN, "-R", FOOTPRINT_LS_DIR], "ls-R")
+        lines = out.count("\n")
+        if lines < 10:
+            raise ValueError("ls -R %s printed only %d lines" % (FOOTPRINT_LS_DIR, lines))
+        self.expect["ls-R"] = {"lines": lines, "sha256": digest(out)}
+
+    def _prepare_sort(self):
+        lines = sort_input_lines(FOOTPRINT_SORT_LINES, FOOTPRINT_SEED)
+        with open(os.path.join(self.dir, "lines.txt"), "w", encoding="ascii") as f:
+            f.write("".join(l + "\n" for l in lines))
+        # In the C locale sort compares bytes, as Python compares these ASCII strings.
+        self.expect["sort"] = {"lines": len(lines),
+                               "sha256": digest("".join(l + "\n" for l in sorted(lines)))}
+
+
+def _count_mismatch(what, got, want):
+    return "%s: %d lines, expected %d" % (what, got, want)
+
+
+def check_footprint_output(program, stdout, expect):
+    """Why a footprint program's output is wrong, or None if it is right."""
+    if program in ("python-pass", "python-imports"):
+        if stdout != expect:
+            return "printed %r, expected %r" % (stdout[:80], expect)
+        return None
+    lines = stdout.splitlines()
+    if program == "git-log":
+        if len(lines) != len(expect["subjects"]):
+            return _count_mismatch("git log --oneline", len(lines), len(expect["subjects"]))
+        for i, (line, subject) in enumerate(zip(lines, expect["subjects"])):
+            m = GIT_LOG_ONELINE_RE.match(line)
+            if not m or m.group(1) != subject:
+                return "git log --oneline line %d is %r, expected a hash and %r" % (
+                    i + 1, line[:80], subject)
+        return None
+    if program == "git-log-p":
+        commits = sum(1 for l in lines if GIT_COMMIT_LINE_RE.match(l))
+        if commits != len(expect["subjects"]):
+            return "git log -p shows %d commits, expected %d" % (commits, len(expect["subjects"]))
+        added = sum(1 for l in lines if l.startswith("+") and not l.startswith("+++ "))
+        if added != expect["added_lines"]:
+            return "git log -p shows %d added lines, expected %d" % (added, expect["added_lines"])
+        subjects = [l[4:] for l in lines if l.startswith("    ")]
+        if subjects != expect["subjects"]:
+            return "git log -p: the commit messages are not the repository's"
+        if "sha256" in expect and digest(stdout) != expect["sha256"]:
+            return "git log -p: the output differs from glibc's reference run"
+        return None
+    if program == "ls-R":
+        if len(lines) != expect["lines"]:
+            return _count_mismatch("ls -R", len(lines), expect["lines"])
+        if digest(stdout) != expect["sha256"]:
+            return "ls -R: the listing differs from glibc's reference run"
+        return None
+    if program == "sort":
+        if len(lines) != expect["lines"]:
+            return _count_mismatch("sort", len(lines), expect["lines"])
+        for i in range(1, len(lines)):
+            if lines[i - 1] > lines[i]:
+                return "sort: line %d is not in order" % (i + 1)
+        if digest(stdout) != expect["sha256"]:
+            return "sort: sorted, but not the input's lines"
+        return None
+    raise ValueError("unknown footprint program %r" % program)
+
+
+# --------------------------------------------------------------------------
 # Runs and their evaluation.
 
 class Allocator:
@@ -709,7 +974,7 @@ class Job:
         self.round = round_no
         self.proc = None
         self.error = None       # why the run failed, or None
-        self.value = None       # larson/mtstress: ops/s
+        self.value = None       # larson/mtstress: ops/s; footprint: peak RSS in KiB
         self.micro = {}         # micro: name -> (ns, threads)
         self.micro_errors = {}  # micro: name -> error
 
@@ -733,8 +998,12 @@ def plan_jobs(cases, allocs, rounds):
     return jobs
 
 
-def evaluate(job, proc, micro_text=None):
-    """Sets job.error / job.value / job.micro from a finished process."""
+def evaluate(job, proc, micro_text=None, inputs=None):
+    """Sets job.error / job.value / job.micro from a finished process.
+
+    micro_text: a micro run's benchmark JSON. inputs: a footprint run's
+    FootprintInputs, whose expectations its output is checked against.
+    """
     job.proc = proc
     if proc.spawn_error:
         job.error = proc.spawn_error
@@ -756,6 +1025,19 @@ def evaluate(job, proc, micro_text=None):
             return
         if not job.micro:
             job.error = "no benchmark results"
+        return
+    if job.case.kind == "footprint":
+        program = job.case.program
+        if inputs is None or program not in inputs.expect:
+            job.error = "no expected output to check against"
+            return
+        problem = check_footprint_output(program, proc.stdout, inputs.expect[program])
+        if problem:
+            job.error = "wrong output: " + problem
+        elif not proc.peak_rss_kb or proc.peak_rss_kb <= 0:
+            job.error = "no peak RSS"
+        else:
+            job.value = proc.peak_rss_kb
         return
     job.value = parse_throughput(proc.stdout)
     if job.value is None:
@@ -811,8 +1093,9 @@ def aggregate(jobs, cases, allocs):
         case_jobs = [j for j in jobs if j.case is case]
         if case.kind != "micro":
             ms = []
+            metric, unit = case.metric
             for a in allocs:
-                m = Measurement(case, a, case.benchmark, case.threads, "ops_per_sec", "ops/s")
+                m = Measurement(case, a, case.benchmark, case.threads, metric, unit)
                 for j in case_jobs:
                     if j.alloc is not a:
                         continue
@@ -895,18 +1178,29 @@ def _medians(ms):
 
 
 def group_table(title, case, ms, rounds):
-    """One aligned table for one Larson or mtstress case."""
+    """One aligned table for one Larson, mtstress or footprint case.
+
+    A footprint case's figure is the peak RSS itself, so its table has the
+    median wall time where the others have their peak RSS columns.
+    """
     hib = case.higher_is_better
     unit = ms[0].unit if ms else ""
     medians = _medians(ms)
     rss = {m.alloc.name: m.median_of(m.rss) for m in ms}
     glibc = medians.get("glibc")
     best_name, best_val = best_of(medians, PEER_NAMES, hib)
-    head = "%s  [%s %s; %s, higher is better; %s]" % (
-        title, os.path.basename(BINARIES[case.kind]), " ".join(case.argv_tail), unit,
-        _plural(rounds, "round"))
-    header = ["allocator", "median", "min..max", "spread", "vs glibc", "vs best peer",
-              "RSS MiB", "RSS vs glibc"]
+    footprint = case.kind == "footprint"
+    if footprint:
+        head = "%s  [%s; peak RSS in %s, lower is better; %s]" % (
+            title, case.params, unit, _plural(rounds, "round"))
+        header = ["allocator", "median", "min..max", "spread", "vs glibc", "vs best peer",
+                  "wall s"]
+    else:
+        head = "%s  [%s %s; %s, higher is better; %s]" % (
+            title, os.path.basename(BINARIES[case.kind]), " ".join(case.argv_tail), unit,
+            _plural(rounds, "round"))
+        header = ["allocator", "median", "min..max", "spread", "vs glibc", "vs best peer",
+                  "RSS MiB", "RSS vs glibc"]
     rows = []
     notes = []
     for m in ms:
@@ -914,28 +1208,35 @@ def group_table(title, case, ms, rounds):
         name = m.alloc.name
         if not m.ok:
             reason = m.errors[0] if m.errors else "no data"
-            rows.append([name, "FAILED", "", "", "", "", "", ""])
+            rows.append([name, "FAILED"] + [""] * (len(header) - 2))
             notes.append("  %s: all %d run(s) failed: %s" % (name, m.failed, reason))
             continue
         if m.failed:
             name += " *"
             notes.append("  * %s: %d of %d run(s) failed (%s); figures are from the rest"
                          % (m.alloc.name, m.failed, m.failed + len(m.values), m.errors[0]))
-        mrss = rss.get(m.alloc.name)
-        rss_ratio = mrss / rss["glibc"] if mrss and rss.get("glibc") else None
-        rows.append([
+        row = [
             name,
             fmt_value(med, unit),
             "%s..%s" % (fmt_value(lo, unit), fmt_value(hi, unit)),
             fmt_pct(spread_pct(med, lo, hi)),
             fmt_ratio(ratio(med, glibc, hib)),
             fmt_ratio(ratio(med, best_val, hib)),
-            "-" if mrss is None else "%.1f" % (mrss / 1024.0),
-            fmt_ratio(rss_ratio),
-        ])
-    best = ("best peer: %s (%s)" % (best_name, fmt_value(best_val, unit)) if best_name
+        ]
+        if footprint:
+            wall = m.median_of(m.walls)
+            row.append("-" if wall is None else "%.2f" % wall)
+        else:
+            mrss = rss.get(m.alloc.name)
+            rss_ratio = mrss / rss["glibc"] if mrss and rss.get("glibc") else None
+            row += ["-" if mrss is None else "%.1f" % (mrss / 1024.0), fmt_ratio(rss_ratio)]
+        rows.append(row)
+    best = ("best peer: %s (%s%s)" % (best_name, fmt_value(best_val, unit),
+                                      " " + unit if footprint else "") if best_name
             else "best peer: none measured")
     lines = [head, format_table(header, rows), best]
+    if footprint:
+        lines.append("vs glibc, vs best peer: their KiB / this allocator's KiB (>1: less memory)")
     lines.extend(notes)
     return "\n".join(lines)
 
@@ -1021,7 +1322,9 @@ def micro_process_table(case, jobs, allocs):
 
 def summary_table(groups):
     """hakmem variants against the best peer and glibc, one line per
-    benchmark; the micro benchmarks as one line (their geometric mean)."""
+    benchmark; the micro benchmarks as one line (their geometric mean). The
+    footprint cases (peak RSS) have a geometric mean of their own, kept out
+    of the speed one."""
     hak = [n for n in HAKMEM_NAMES if any(m.alloc.name == n for _, _, ms in groups for m in ms)]
     if not hak or not groups:
         return None
@@ -1043,7 +1346,8 @@ def summary_table(groups):
     rows = []
     cols = [[] for _ in range(ncols)]
     micro = [[] for _ in range(ncols)]
-    nmicro = 0
+    footprint = [[] for _ in range(ncols)]
+    nmicro = nfootprint = 0
     for title, case, ms in groups:
         best_name, rs = ratios(ms, case.higher_is_better)
         if case.kind == "micro":
@@ -1052,18 +1356,25 @@ def summary_table(groups):
                 micro[i].append(r)
             continue
         rows.append([title, best_name or "-"] + [fmt_ratio(r) for r in rs])
+        if case.kind == "footprint":
+            nfootprint += 1
         for i, r in enumerate(rs):
-            cols[i].append(r)
+            (footprint if case.kind == "footprint" else cols)[i].append(r)
     if nmicro:
         gms = [geomean(c) for c in micro]
         rows.append(["micro (geomean of %d)" % nmicro, "-"] + [fmt_ratio(g) for g in gms])
         for i, g in enumerate(gms):
             cols[i].append(g)
     rows.append("")
-    rows.append(["geometric mean", ""] + [fmt_ratio(geomean(c)) for c in cols])
+    if any(case.kind != "footprint" for _, case, _ in groups):
+        rows.append(["geometric mean" + (" (speed)" if nfootprint else ""), ""]
+                    + [fmt_ratio(geomean(c)) for c in cols])
+    if nfootprint:
+        rows.append(["geometric mean (footprint)", ""] + [fmt_ratio(geomean(c)) for c in footprint])
     title = ("summary: hakmem against the best peer (best of %s per benchmark) and glibc; "
-             ">1 means hakmem is better (more ops/s, fewer ns per op); "
-             "%s" % (", ".join(PEER_NAMES), SHORT_NAMES_NOTE))
+             ">1 means hakmem is better (more ops/s, fewer ns per op%s); "
+             "%s" % (", ".join(PEER_NAMES), ", less peak RSS" if nfootprint else "",
+                     SHORT_NAMES_NOTE))
     return title + "\n" + format_table(header, rows)
 
 
@@ -1071,12 +1382,15 @@ def summary_table(groups):
 # JSON.
 
 def results_json(groups):
+    """Schema 1 results. A footprint result's median is its peak RSS, so its
+    peak_rss_kb is null: the dashboard would otherwise flag one change twice."""
     out = []
     for _, case, ms in groups:
         for m in ms:
             if not m.ok:
                 continue
             med, lo, hi = m.stats()
+            rss = None if case.kind == "footprint" else int(m.median_of(m.rss))
             out.append({
                 "benchmark": m.benchmark,
                 "params": case.params,
@@ -1092,7 +1406,7 @@ def results_json(groups):
                 "values": list(m.values),
                 "wall_s": round(m.median_of(m.walls), 3),
                 "cpu_s": round(m.median_of(m.cpus), 3),
-                "peak_rss_kb": int(m.median_of(m.rss)),
+                "peak_rss_kb": rss,
             })
     return out
 
@@ -1359,6 +1673,8 @@ class Progress:
             if job.micro_errors:
                 s += ", %d with errors" % len(job.micro_errors)
             return s
+        if job.case.kind == "footprint":
+            return "%s KiB peak RSS" % fmt_value(job.value, "KiB")
         return "%s ops/s" % fmt_si(job.value)
 
 
@@ -1391,6 +1707,7 @@ def resolve_allocators(names, bin_dir, peer_dir, assume_built=False):
 
 
 def find_binary(bin_dir, kind):
+    """The benchmark binary of a kind (a key of BINARIES) in bin_dir, or None."""
     for rel in (BINARIES[kind], os.path.basename(BINARIES[kind])):
         p = os.path.join(bin_dir, rel)
         if os.path.isfile(p) and os.access(p, os.X_OK):
@@ -1398,7 +1715,18 @@ def find_binary(bin_dir, kind):
     return None
 
 
-def run_job(job, binary, rounds):
+def run_job(job, binary, rounds, inputs=None):
+    """Runs one job and evaluates it. binary: the case's benchmark binary
+    (None for footprint); inputs: the FootprintInputs of a footprint job."""
+    if job.case.kind == "footprint":
+        program = job.case.program
+        if inputs is None or program in inputs.errors:
+            job.error = (inputs.errors[program] if inputs is not None
+                         else "no inputs prepared")
+            return
+        env = footprint_env(job.alloc.preload, program)
+        evaluate(job, run_process(inputs.argv(job.case), env, job.case.timeout_s), inputs=inputs)
+        return
     env = clean_env(job.alloc.preload)
     argv = [binary] + list(job.case.argv_tail)
     if job.case.kind == "micro":
@@ -1510,7 +1838,16 @@ def main(argv=None):
     ws = workspace_dir()
     under_bazel_run = bool(os.environ.get("BUILD_WORKSPACE_DIRECTORY"))
     cases = make_cases(args.mode, args.bench)
-    kinds = sorted(set(c.kind for c in cases), key=lambda k: list(BINARIES).index(k))
+    if any(c.kind == "footprint" for c in cases) and not rss_helper_available():
+        # wait4's figure would be this runner's RSS, not the programs'.
+        eprint("warning: leaving out the footprint cases: their peak RSS needs %s "
+               "(Debian package 'time')" % TIME_BIN)
+        cases = [c for c in cases if c.kind != "footprint"]
+        if not cases:
+            eprint("error: no benchmark left to run")
+            return 1
+    # The kinds that run a benchmark binary (footprint runs Debian's programs).
+    kinds = [k for k in BINARIES if any(c.kind == k for c in cases)]
 
     # 1. Binaries: build them (release) or take them from --bin-dir.
     if args.bin_dir:
@@ -1527,10 +1864,14 @@ def main(argv=None):
             return 1
         targets = [BINARY_TARGETS[k] for k in kinds]
         targets += [LIBRARY_TARGETS[n] for n in HAKMEM_NAMES if n in args.alloc]
-        bin_dir = bazel_build(ws, targets, args.dry_run)
         build = "release"
-        if bin_dir is None and not args.dry_run:
-            return 1
+        if targets:
+            bin_dir = bazel_build(ws, targets, args.dry_run)
+            if bin_dir is None and not args.dry_run:
+                return 1
+        else:  # footprint of peers only: nothing of ours runs
+            eprint("nothing to build")
+            bin_dir = None
         if bin_dir is None:
             bin_dir = "<bazel-bin>"
     binaries = {}
@@ -1575,16 +1916,24 @@ def main(argv=None):
     if not rss_helper_available():
         eprint("warning: %s not found (Debian package 'time'): peak RSS comes from wait4 and "
                "is never below this runner's own RSS (~10-30 MiB)" % TIME_BIN)
+    footprint_cases = [c for c in cases if c.kind == "footprint"]
     hak_env = sorted(k for k in os.environ if k.startswith("HAKMEM_"))
     if hak_env:
         eprint("note: passing %s to every run" % ", ".join(hak_env))
     if args.dry_run:
+        if footprint_cases:
+            eprint("footprint inputs: made in a temporary directory (%s below) with glibc"
+                   % FOOTPRINT_WORK)
         for j in jobs:
-            binary = binaries.get(j.case.kind) or os.path.join(bin_dir, BINARIES[j.case.kind])
-            eprint("[%d/%d] round %d %s: %s%s %s" % (
+            if j.case.kind == "footprint":
+                argv = [shlex.quote(a) for a in j.case.argv_tail]
+            else:
+                argv = [binaries.get(j.case.kind)
+                        or os.path.join(bin_dir, BINARIES[j.case.kind])] + j.case.argv_tail
+            eprint("[%d/%d] round %d %s: %s%s" % (
                 j.index, len(jobs), j.round, j.alloc.name,
                 "LD_PRELOAD=%s " % j.alloc.preload if j.alloc.preload else "",
-                binary, " ".join(j.case.argv_tail)))
+                " ".join(argv)))
         return 0
 
     # 2. Runs. SIGTERM is handled like Ctrl-C: the running benchmark is killed.
@@ -1592,11 +1941,18 @@ def main(argv=None):
         raise KeyboardInterrupt()
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
+    inputs = None
     try:
+        if footprint_cases:
+            t0 = time.monotonic()
+            inputs = FootprintInputs([c.program for c in footprint_cases])
+            eprint("footprint inputs made in %s with glibc (%.1fs, not timed)%s" % (
+                inputs.dir, time.monotonic() - t0,
+                "".join("; %s: %s" % kv for kv in sorted(inputs.errors.items()))))
         for i, job in enumerate(jobs):
             eprint_line = progress.line(job, args.rounds)
             print(eprint_line, end="", file=sys.stderr, flush=True)
-            run_job(job, binaries[job.case.kind], args.rounds)
+            run_job(job, binaries.get(job.case.kind), args.rounds, inputs)
             progress.record(job)
             eta = progress.remaining_s(i + 1)
             eprint(" %s%s" % (progress.outcome(job),
@@ -1609,6 +1965,8 @@ def main(argv=None):
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if inputs is not None:
+            inputs.close()
     elapsed = time.time() - started
 
     # 3. Tables.

@@ -11,6 +11,7 @@ import http.server
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -70,9 +71,25 @@ class ArgumentTest(unittest.TestCase):
         self.assertEqual(bench.parse_args(["--bench", "micro,mtstress/churn"]).bench,
                          ["mtstress/churn", "micro"])
         self.assertEqual(bench.parse_args(["--bench", "all"]).bench, bench.all_case_ids())
-        self.assertEqual(len(bench.parse_args(["--bench", "mtstress"]).bench), 13)
+        self.assertEqual(len(bench.parse_args(["--bench", "mtstress"]).bench), 14)
         self.assertEqual(bench.parse_args(["--bench", "mtstress/oneway64,mtstress/huge"]).bench,
                          ["mtstress/huge", "mtstress/oneway64"])
+        self.assertEqual(bench.parse_args(["--bench", "mtstress/medium-xthread"]).bench,
+                         ["mtstress/medium-xthread"])
+        footprint = ["footprint/python-pass", "footprint/python-imports", "footprint/git-log",
+                     "footprint/git-log-p", "footprint/ls-R", "footprint/sort"]
+        self.assertEqual(bench.parse_args(["--bench", "footprint"]).bench, footprint)
+        self.assertEqual(bench.parse_args(["--bench", "footprint/sort,larson/t1"]).bench,
+                         ["larson/t1", "footprint/sort"])
+        # The list CI runs (.ci/run) picks no footprint case.
+        ci = ("larson/t1,larson/t2,mtstress/prodcons,mtstress/churn,mtstress/xthread-mixed,"
+              "mtstress/batch-lifo,mtstress/batch-fifo,mtstress/workingset,mtstress/oneway64")
+        self.assertEqual(bench.parse_args(["--quick", "--rounds", "1", "--bench", ci]).bench,
+                         sorted(ci.split(","), key=bench.all_case_ids().index))
+        for mode in ("--quick", "--full"):
+            chosen = bench.parse_args([mode]).bench
+            for i in footprint + ["mtstress/medium-xthread"]:
+                self.assertIn(i, chosen)
 
     def test_alloc_names_keep_canonical_order(self):
         self.assertEqual(bench.parse_args(["--alloc", "glibc,hakmem"]).alloc, ["hakmem", "glibc"])
@@ -87,6 +104,7 @@ class ArgumentTest(unittest.TestCase):
             ["--rounds", "101"],
             ["--bench", "bogus"],
             ["--bench", ""],
+            ["--bench", "footprint/bogus"],
             ["--alloc", "ptmalloc"],
             ["--push", "ftp://example"],
             ["--push", "localhost:8321"],
@@ -142,7 +160,7 @@ class CaseTest(unittest.TestCase):
         churn = [c for c in cases if c.id == "mtstress/churn"][0]
         self.assertEqual(churn.argv_tail[:4], ["--mode", "churn", "--threads", "2"])
         self.assertEqual(churn.benchmark, "mtstress/churn")
-        micro = cases[-1]
+        micro = [c for c in cases if c.id == "micro"][0]
         self.assertFalse(micro.higher_is_better)
         self.assertTrue(larson.higher_is_better)
 
@@ -187,6 +205,55 @@ class CaseTest(unittest.TestCase):
         with mock.patch.object(bench.os, "cpu_count", return_value=256):
             self.assertEqual(bench.make_cases("quick", ["mtstress/oversubscribed"])[0].threads,
                              1024)
+
+    def test_medium_xthread(self):
+        """Leaner than glibc: medium-xthread is a 2-thread mtstress case like the others."""
+        self.assertIn("medium-xthread", bench.MTSTRESS_MODES)
+        for mode in ("quick", "full"):
+            (c,) = bench.make_cases(mode, ["mtstress/medium-xthread"])
+            self.assertEqual(c.kind, "mtstress")
+            self.assertEqual(c.benchmark, "mtstress/medium-xthread")
+            self.assertEqual(c.threads, 2)
+            self.assertEqual(c.argv_tail, ["--mode", "medium-xthread", "--threads", "2",
+                                           "--seconds", "%g" % bench.MODES[mode]["mtstress_seconds"],
+                                           "--seed", "4141"])
+            self.assertTrue(c.higher_is_better)
+            self.assertEqual(c.metric, ("ops_per_sec", "ops/s"))
+
+    def test_modes_are_mtstress_modes(self):
+        """MTSTRESS_MODES is mtstress.c's MODES table (a data file of //tools:bench_test)."""
+        with open(os.path.join(HERE, "..", "hakmem", "bench", "mtstress.c")) as f:
+            src = f.read()
+        names = re.findall(r'^\s*\[M_[A-Z0-9_]+\] = \{"([a-z0-9-]+)"', src, re.M)
+        self.assertEqual(sorted(names), sorted(bench.MTSTRESS_MODES))
+        for m in bench.MTSTRESS_MODES:
+            self.assertIn('"  %s ' % m, src)  # described in the usage text
+
+    def test_footprint_cases(self):
+        cases = bench.make_cases("quick", bench.all_case_ids())
+        fp = [c for c in cases if c.kind == "footprint"]
+        self.assertEqual([c.id for c in fp], ["footprint/" + p for p in bench.FOOTPRINT_PROGRAMS])
+        self.assertEqual(cases[-len(fp):], fp)  # after micro
+        for c in fp:
+            self.assertEqual(c.benchmark, c.id)
+            self.assertEqual(c.program, c.id.split("/", 1)[1])
+            self.assertFalse(c.higher_is_better)
+            self.assertEqual(c.metric, ("peak_rss_kb", "KiB"))
+            self.assertEqual(c.threads, 1)
+            self.assertTrue(os.path.isabs(c.argv_tail[0]))
+            self.assertTrue(0 < len(c.params) <= 200)
+        # The same programs in both modes.
+        full = [c for c in bench.make_cases("full", bench.all_case_ids()) if c.kind == "footprint"]
+        self.assertEqual([(c.argv_tail, c.params) for c in full],
+                         [(c.argv_tail, c.params) for c in fp])
+        by = {c.program: c for c in fp}
+        self.assertEqual(by["python-pass"].argv_tail, ["/usr/bin/python3", "-c", "pass"])
+        self.assertEqual(by["git-log"].argv_tail[-2:], ["log", "--oneline"])
+        self.assertIn(bench.FOOTPRINT_WORK + "/lines.txt", by["sort"].argv_tail)
+        self.assertEqual(by["ls-R"].argv_tail[1:], ["-R", "/usr/include"])
+        for m in ("json", "re", "collections", "datetime", "decimal", "http.client", "argparse",
+                  "subprocess", "pathlib", "typing", "unittest"):
+            self.assertIn(m, bench.FOOTPRINT_MODULES)
 
 
 class StatsTest(unittest.TestCase):
@@ -449,6 +516,242 @@ class ParseTest(unittest.TestCase):
             stdout="Throughput = 7 operations per second\n",
             stderr="ERROR: ld.so: object '/x/libjemalloc.so.2' from LD_PRELOAD cannot be "
                    "preloaded (cannot open shared object file): ignored.\n").error)
+
+
+class StubInputs:
+    """FootprintInputs' interface without the programs: expectations only."""
+
+    def __init__(self, expect, errors=None):
+        self.dir = "/nonexistent-footprint-inputs"
+        self.expect = expect
+        self.errors = errors or {}
+
+    def argv(self, case):
+        return list(case.argv_tail)
+
+
+def footprint_case(program):
+    return bench.make_cases("quick", ["footprint/" + program])[0]
+
+
+class FootprintTest(unittest.TestCase):
+    def test_python_checks(self):
+        check = bench.check_footprint_output
+        self.assertIsNone(check("python-pass", "", ""))
+        self.assertIn("printed 'oops'", check("python-pass", "oops", ""))
+        out = bench.FOOTPRINT_IMPORTS_OUT
+        self.assertIsNone(check("python-imports", out, out))
+        self.assertIsNotNone(check("python-imports", out.replace("3.3", "3.4"), out))
+        self.assertIsNotNone(check("python-imports", "", out))
+
+    def git_expect(self, n):
+        return {"subjects": [bench.git_commit_subject(i) for i in range(n, 0, -1)],
+                "added_lines": 2 * n}
+
+    def test_git_log_check(self):
+        want = self.git_expect(3)
+        good = "".join("%07x %s\n" % (0xabc000 + i, s) for i, s in enumerate(want["subjects"]))
+        self.assertIsNone(bench.check_footprint_output("git-log", good, want))
+        lines = good.splitlines(True)
+        self.assertIn("2 lines, expected 3",
+                      bench.check_footprint_output("git-log", "".join(lines[:2]), want))
+        swapped = lines[1] + lines[0] + lines[2]
+        self.assertIn("line 1", bench.check_footprint_output("git-log", swapped, want))
+        self.assertIn("line 2", bench.check_footprint_output(
+            "git-log", lines[0] + "zzzzzzz " + want["subjects"][1] + "\n" + lines[2], want))
+
+    def git_log_p(self, subjects, added=2):
+        out = []
+        for s in subjects:
+            out += ["commit " + "a" * 40, "Author: B <b@x>", "Date:   now", "", "    " + s, "",
+                    "diff --git a/f b/f", "--- a/f", "+++ b/f", "@@ -1 +1,3 @@", " old"]
+            out += ["+line %d" % k for k in range(added)]
+        return "\n".join(out) + "\n"
+
+    def test_git_log_p_check(self):
+        want = self.git_expect(3)
+        check = bench.check_footprint_output
+        self.assertIsNone(check("git-log-p", self.git_log_p(want["subjects"]), want))
+        self.assertIn("shows 2 commits, expected 3",
+                      check("git-log-p", self.git_log_p(want["subjects"][:2]), want))
+        self.assertIn("shows 9 added lines, expected 6",
+                      check("git-log-p", self.git_log_p(want["subjects"], 3), want))
+        self.assertIn("commit messages", check(
+            "git-log-p", self.git_log_p(list(reversed(want["subjects"]))), want))
+        want["sha256"] = bench.digest(self.git_log_p(want["subjects"]))
+        self.assertIsNone(check("git-log-p", self.git_log_p(want["subjects"]), want))
+        self.assertIn("differs from glibc's reference run", check(
+            "git-log-p", self.git_log_p(want["subjects"]).replace("old", "olf"), want))
+
+    def test_ls_check(self):
+        text = "/usr/include:\na.h\nb.h\n"
+        want = {"lines": 3, "sha256": bench.digest(text)}
+        self.assertIsNone(bench.check_footprint_output("ls-R", text, want))
+        self.assertIn("2 lines, expected 3",
+                      bench.check_footprint_output("ls-R", "/usr/include:\na.h\n", want))
+        self.assertIn("differs", bench.check_footprint_output("ls-R", text.replace("b", "c"), want))
+
+    def test_sort_check(self):
+        lines = bench.sort_input_lines(500, 7)
+        self.assertEqual(lines, bench.sort_input_lines(500, 7))  # seeded
+        self.assertTrue(all(1 <= len(l) <= 80 and set(l) <= set(bench.SORT_ALPHABET)
+                            for l in lines))
+        ordered = sorted(lines)
+        want = {"lines": 500, "sha256": bench.digest("".join(l + "\n" for l in ordered))}
+        check = bench.check_footprint_output
+        self.assertIsNone(check("sort", "".join(l + "\n" for l in ordered), want))
+        self.assertIn("499 lines, expected 500",
+                      check("sort", "".join(l + "\n" for l in ordered[1:]), want))
+        unsorted = ordered[:]
+        unsorted[10], unsorted[20] = unsorted[20], unsorted[10]
+        if unsorted != ordered:
+            self.assertIn("not in order", check("sort", "".join(l + "\n" for l in unsorted), want))
+        changed = ordered[:-1] + [ordered[-1] + "z"]
+        self.assertIn("not the input's lines",
+                      check("sort", "".join(l + "\n" for l in changed), want))
+        with self.assertRaises(ValueError):
+            check("emacs", "", {})
+
+    def test_env(self):
+        with mock.patch.dict(os.environ, {"GIT_DIR": "/elsewhere", "LD_PRELOAD": "/old.so",
+                                          "LANG": "de_DE.UTF-8"}):
+            env = bench.footprint_env("/x/lib.so", "git-log")
+            self.assertEqual(env["LD_PRELOAD"], "/x/lib.so")
+            self.assertEqual(env["LC_ALL"], "C")
+            self.assertNotIn("GIT_DIR", env)
+            self.assertEqual(env["GIT_CONFIG_GLOBAL"], os.devnull)
+            env = bench.footprint_env(None, "sort")
+            self.assertNotIn("LD_PRELOAD", env)
+            self.assertEqual(env["GIT_DIR"], "/elsewhere")
+            self.assertEqual(env["LC_ALL"], "C")
+
+    def test_evaluate(self):
+        case = footprint_case("python-pass")
+        alloc = bench.Allocator("mimalloc", "", "/x/libmimalloc.so.2")
+        inputs = StubInputs({"python-pass": ""})
+
+        def run(inputs=inputs, **kw):
+            p = bench.ProcResult()
+            p.exit_code, p.peak_rss_kb = 0, 7868
+            for k, v in kw.items():
+                setattr(p, k, v)
+            j = bench.Job(1, case, alloc, 1)
+            bench.evaluate(j, p, inputs=inputs)
+            return j
+
+        ok = run()
+        self.assertIsNone(ok.error)
+        self.assertEqual(ok.value, 7868)
+        self.assertEqual(run(stdout="Traceback\n").error, "wrong output: printed 'Traceback\\n', "
+                         "expected ''")
+        self.assertEqual(run(exit_code=1).error, "exit status 1")
+        self.assertEqual(run(exit_code=None, term_signal=11).error, "killed by SIGSEGV")
+        self.assertEqual(run(peak_rss_kb=0).error, "no peak RSS")
+        self.assertIn("no expected output", run(inputs=None).error)
+        # A run whose inputs could not be made fails with the reason, unrun.
+        j = bench.Job(1, case, alloc, 1)
+        bench.run_job(j, None, 1, StubInputs({}, {"python-pass": "cannot prepare its input: x"}))
+        self.assertEqual(j.error, "cannot prepare its input: x")
+        self.assertIsNone(j.proc)
+
+    def footprint_groups(self, kib):
+        case = footprint_case("sort")
+        allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS]
+        inputs = StubInputs({"sort": {"lines": 1, "sha256": bench.digest("a\n")}})
+        jobs = []
+        for r in range(3):
+            for a in allocs:
+                j = bench.Job(len(jobs) + 1, case, a, r + 1)
+                p = bench.ProcResult()
+                p.exit_code, p.wall_s, p.cpu_s = 0, 0.05, 0.04
+                p.stdout = "a\n" if a.name != "scudo" else "b\n"  # scudo "corrupts"
+                p.peak_rss_kb = kib[a.name] + 10 * r
+                bench.evaluate(j, p, inputs=inputs)
+                jobs.append(j)
+        groups, failures = bench.aggregate(jobs, [case], allocs)
+        return case, groups, failures
+
+    def test_table_summary_and_json(self):
+        kib = {"hakmem": 8000, "hakmem-nofastcache": 9000, "hakmem-hardened": 12000,
+               "glibc": 10000, "mimalloc": 9600, "jemalloc": 11000, "tcmalloc": 16000,
+               "scudo": 100}
+        case, groups, failures = self.footprint_groups(kib)
+        self.assertEqual(len(failures), 3)  # scudo's wrong output fails; it does not win
+        text = bench.group_table(groups[0][0], case, groups[0][2], 3)
+        lines = text.splitlines()
+        self.assertIn("lower is better", lines[0])
+        self.assertIn("peak RSS in KiB", lines[0])
+        self.assertIn("sort lines.txt", lines[0])
+        self.assertIn("wall s", lines[1])
+        self.assertNotIn("RSS MiB", lines[1])
+        rows = {l.split()[0]: l for l in lines[3:3 + len(kib)]}
+        self.assertIn("8,010", rows["hakmem"])            # the median of 8000, 8010, 8020
+        self.assertIn("8,000..8,020", rows["hakmem"])
+        self.assertIn("1.25x", rows["hakmem"])            # glibc 10010 / hakmem 8010
+        self.assertIn("1.20x", rows["hakmem"])            # best peer mimalloc 9610 / 8010
+        self.assertIn("0.60x", rows["tcmalloc"])          # 9610 / 16010
+        self.assertIn("FAILED", rows["scudo"])
+        self.assertIn("best peer: mimalloc (9,610 KiB)", text)
+        self.assertIn("scudo: all 3 run(s) failed: wrong output: sort:", text)
+        summary = bench.summary_table(groups)
+        self.assertIn("less peak RSS", summary)
+        row = [l for l in summary.splitlines() if l.startswith("footprint sort")][0]
+        self.assertIn("mimalloc", row)
+        self.assertIn("1.20x", row)
+        self.assertIn("geometric mean (footprint)", summary)
+        self.assertNotIn("geometric mean (speed)", summary)
+        # With a throughput case, the two geometric means are apart.
+        _, _, ms = fake_measurements()
+        both = bench.summary_table([("larson t=2", ms[0].case, ms)] + groups)
+        self.assertIn("geometric mean (speed)", both)
+        self.assertIn("geometric mean (footprint)", both)
+        results = bench.results_json(groups)
+        self.assertEqual(len(results), len(kib) - 1)
+        h = [r for r in results if r["allocator"] == "hakmem" and r["variant"] == "fastcache"][0]
+        self.assertEqual((h["benchmark"], h["metric"], h["unit"], h["higher_is_better"]),
+                         ("footprint/sort", "peak_rss_kb", "KiB", False))
+        self.assertEqual((h["median"], h["min"], h["max"]), (8010, 8000, 8020))
+        self.assertIsNone(h["peak_rss_kb"])
+        self.assertEqual(h["params"], case.params)
+        doc = bench.make_document(JsonTest.META, JsonTest.MACHINE, "quick", 3, "release", results,
+                                  bench.failures_json([]), [])
+        self.assertEqual(bench.validate_document(doc), [])
+
+    def test_real_programs_with_glibc(self):
+        """The inputs, the programs and their checks, for real (no preload)."""
+        programs = list(bench.FOOTPRINT_PROGRAMS)
+        for c in bench.make_cases("quick", ["footprint/" + p for p in programs]):
+            if not os.access(c.argv_tail[0], os.X_OK):
+                self.skipTest("%s is not installed" % c.argv_tail[0])
+        inputs = bench.FootprintInputs(programs, TMP_ROOT)
+        try:
+            self.assertEqual(inputs.errors, {})
+            self.assertGreater(os.path.getsize(os.path.join(inputs.dir, "lines.txt")), 2 << 20)
+            glibc = bench.Allocator("glibc", "", None)
+            for c in bench.make_cases("quick", ["footprint/" + p for p in programs]):
+                with self.subTest(program=c.program):
+                    argv = inputs.argv(c)
+                    self.assertNotIn(bench.FOOTPRINT_WORK, " ".join(argv))
+                    j = bench.Job(1, c, glibc, 1)
+                    bench.run_job(j, None, 1, inputs)
+                    self.assertIsNone(j.error, j.proc.stderr if j.proc else "")
+                    self.assertGreater(j.value, 100)
+                    # The same output, altered, fails.
+                    bad = j.proc.stdout[:-2] + "\n" if j.proc.stdout else "x\n"
+                    self.assertIsNotNone(bench.check_footprint_output(
+                        c.program, bad, inputs.expect[c.program]))
+        finally:
+            inputs.close()
+        self.assertFalse(os.path.exists(inputs.dir))
+
+    def test_missing_program_fails_its_runs(self):
+        with mock.patch.object(bench, "GIT_BIN", "/nonexistent/git"):
+            inputs = bench.FootprintInputs(["git-log", "python-pass"], TMP_ROOT)
+        try:
+            self.assertIn("cannot prepare its input", inputs.errors["git-log"])
+            self.assertNotIn("python-pass", inputs.errors)
+        finally:
+            inputs.close()
 
 
 class JsonTest(unittest.TestCase):
@@ -814,6 +1117,70 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(got, {("mtstress/huge", 1), ("mtstress/oneway64", 2),
                                ("mtstress/batch-lifo", 1)})
         self.assertIn("mtstress huge t=1", out)
+
+    def test_medium_xthread_end_to_end(self):
+        js = os.path.join(self.tmp, "mx.json")
+        code, out, err = self.main("--bench", "mtstress/medium-xthread", "--rounds", "1",
+                                   "--json", js)
+        self.assertEqual(code, 0, err)
+        with open(js) as f:
+            doc = json.load(f)
+        self.assertEqual(bench.validate_document(doc), [])
+        self.assertEqual({(r["benchmark"], r["threads"]) for r in doc["results"]},
+                         {("mtstress/medium-xthread", 2)})
+        self.assertIn("mtstress medium-xthread t=2", out)
+        self.assertIn("--mode medium-xthread --threads 2", out)
+
+    @unittest.skipUnless(bench.rss_helper_available(), "needs /usr/bin/time")
+    def test_footprint_end_to_end(self):
+        for argv in bench.FOOTPRINT_PROGRAMS.values():
+            if not os.access(argv[0][0], os.X_OK):
+                self.skipTest("%s is not installed" % argv[0][0])
+        js = os.path.join(self.tmp, "fp.json")
+        code, out, err = self.main("--bench", "footprint", "--alloc", "hakmem,glibc",
+                                   "--rounds", "2", "--json", js)
+        self.assertEqual(code, 0, err)
+        self.assertRegex(err, r"\[ 1/24\] footprint python-pass round 1/2 hakmem \.\.\. "
+                              r"[0-9,]+ KiB peak RSS")
+        made = re.search(r"footprint inputs made in (\S+) with glibc", err)
+        self.assertIsNotNone(made, err)
+        self.assertFalse(os.path.exists(made.group(1)))  # removed after the runs
+        for p in bench.FOOTPRINT_PROGRAMS:
+            self.assertIn("footprint %s  [" % p, out)
+        self.assertIn("geometric mean (footprint)", out)
+        with open(js) as f:
+            doc = json.load(f)
+        self.assertEqual(bench.validate_document(doc), [])
+        self.assertEqual(doc["failures"], [])
+        got = {(r["benchmark"], r["allocator"]) for r in doc["results"]}
+        self.assertEqual(got, {("footprint/" + p, a) for p in bench.FOOTPRINT_PROGRAMS
+                               for a in ("hakmem", "glibc")})
+        for r in doc["results"]:
+            self.assertEqual((r["metric"], r["unit"], r["higher_is_better"]),
+                             ("peak_rss_kb", "KiB", False))
+            self.assertEqual(len(r["values"]), 2)
+            self.assertGreater(r["median"], 100)
+
+    def test_footprint_needs_gnu_time(self):
+        with mock.patch.object(bench, "rss_helper_available", return_value=False):
+            code, out, err = self.main("--bench", "footprint,larson/t1", "--rounds", "1",
+                                       "--alloc", "glibc")
+            self.assertEqual(code, 0, err)
+            self.assertIn("leaving out the footprint cases", err)
+            self.assertIn("larson t=1", out)
+            self.assertNotIn("footprint", out)
+            code, out, err = self.main("--bench", "footprint/sort", "--rounds", "1")
+            self.assertEqual(code, 1)
+            self.assertIn("no benchmark left to run", err)
+
+    def test_footprint_dry_run(self):
+        code, out, err = self.main("--bench", "footprint/sort,footprint/git-log", "--dry-run",
+                                   "--alloc", "glibc,hakmem")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out, "")
+        self.assertIn("[4/8] round 1 glibc: /usr/bin/sort '<work>/lines.txt'", err)
+        self.assertIn("LD_PRELOAD=", err)
+        self.assertNotIn("footprint inputs made", err)
 
     def test_failures_are_reported_and_exit_nonzero(self):
         js = os.path.join(self.tmp, "r.json")

@@ -57,6 +57,14 @@
 #define XT_LOW_DIVISOR 4u
 /* xthread-mixed: blocks taken from the inbound ring per step at most. */
 #define XT_DRAIN_MAX 32u
+/*
+ * Which blocks a thread lets go are handed to the next thread: those whose
+ * step's random word has one of these bits set.  Bits 0 and 1 decide between
+ * malloc and free, so these are independent of that.  xthread-mixed: bit 2,
+ * half of them; medium-xthread: bits 2..4, 7 in 8.
+ */
+#define XT_HANDOFF_HALF 0x4u
+#define MX_HANDOFF_SEVEN_EIGHTHS 0x1cu
 
 /* batch-lifo, batch-fifo: batch sizes, cycled in this order. */
 static const unsigned BATCH_SIZES[] = {25, 100, 400, 1600};
@@ -171,6 +179,7 @@ enum mode {
   M_BATCH_FIFO,
   M_WORKINGSET,
   M_ONEWAY64,
+  M_MEDIUM_XTHREAD,
 };
 
 struct mode_info {
@@ -205,6 +214,9 @@ static const struct mode_info MODES[] = {
     [M_BATCH_FIFO] = {"batch-fifo", 16, 1024, 0, 0, 0, PAGE_STRIDE, 1, MAX_THREADS, 0},
     [M_WORKINGSET] = {"workingset", 16, 4096, 32768, 1, MAX_LIVE, PAGE_STRIDE, 1, MAX_THREADS, 0},
     [M_ONEWAY64] = {"oneway64", 64, 64, 0, 0, 0, PAGE_STRIDE, 2, 2, 1},
+    /* xthread-mixed's shape with 2 threads and 7 in 8 blocks freed remotely. */
+    [M_MEDIUM_XTHREAD] = {"medium-xthread", 8, 16384, 2048, XT_LOW_DIVISOR, MAX_LIVE, PAGE_STRIDE,
+                          2, 2, 0},
 };
 #define NUM_MODES (sizeof MODES / sizeof MODES[0])
 
@@ -673,9 +685,10 @@ static void *survivor_main(void *arg) {
 }
 
 /* ------------------------------------------------------------------ */
-/* xthread-mixed: each thread's live set oscillates between a low and a high
- * mark; half of the blocks it lets go are freed by its neighbour, which
- * receives them through a per-pair SPSC ring (thread i -> thread i+1). */
+/* xthread-mixed, medium-xthread: each thread's live set oscillates between a
+ * low and a high mark; half (medium-xthread: 7 in 8) of the blocks it lets
+ * go are freed by its neighbour, which receives them through a per-pair SPSC
+ * ring (thread i -> thread i+1). */
 
 /* Non-blocking push for the ring's only producer; 0 when full. */
 static int ring_try_push(struct ring *r, const struct msg *m) {
@@ -709,8 +722,9 @@ struct xworker {
   bench_rng rng;
   struct slot *slots; /* own live blocks, [0, count) */
   unsigned count;
-  struct ring *in;  /* from the previous thread */
-  struct ring *out; /* to the next thread */
+  struct ring *in;       /* from the previous thread */
+  struct ring *out;      /* to the next thread */
+  uint64_t handoff_mask; /* XT_HANDOFF_HALF or MX_HANDOFF_SEVEN_EIGHTHS */
   uint64_t freed_own, freed_remote, handed, kept, cycles;
   pthread_barrier_t *start;
 };
@@ -773,8 +787,9 @@ static void *xthread_worker(void *arg) {
       struct slot s = w->slots[i];
       w->slots[i] = w->slots[--w->count];
       struct msg m = {s.ptr, s.size, s.seed};
-      /* Bit 2 of r picks who frees: half go to the neighbour. */
-      int handed = (r & 4) != 0 && xt_hand_over(w, &m, stride);
+      /* The hand-off bits of r pick who frees it. */
+      const int to_next = (r & w->handoff_mask) != 0;
+      int handed = to_next && xt_hand_over(w, &m, stride);
       if (handed) {
         w->handed++;
       } else {
@@ -782,7 +797,7 @@ static void *xthread_worker(void *arg) {
         slot_check(&s, stride);
         free(s.ptr);
         w->freed_own++;
-        if ((r & 4) != 0)
+        if (to_next)
           w->kept++;
       }
     }
@@ -987,6 +1002,7 @@ static uint64_t run_xthread(double *elapsed) {
     w->slots = xmalloc(c->live * sizeof *w->slots);
     w->out = rings[i];
     w->in = rings[(i + n - 1) % n];
+    w->handoff_mask = c->mode == M_MEDIUM_XTHREAD ? MX_HANDOFF_SEVEN_EIGHTHS : XT_HANDOFF_HALF;
     w->start = &start;
     start_thread(&w->thread, xthread_worker, w, "worker");
   }
@@ -1135,19 +1151,23 @@ static void usage(FILE *out) {
           "               7 in 8 are 16..128 B, 1 in 8 129 B..4 KiB\n"
           "  oneway64     2 threads: one mallocs 64 B blocks and passes them\n"
           "               through a lock-free ring, the other frees them\n"
+          "  medium-xthread  xthread-mixed with 2 threads only, where 7 in 8 of the\n"
+          "               blocks a thread lets go are freed by the other thread\n"
           "\n"
           "options:\n"
           "  -m, --mode MODE        one of the modes above (required)\n"
           "  -t, --threads N        threads (1..%u, default 2); prodcons: an even\n"
           "                         number; threadchurn: short-lived threads at a time;\n"
-          "                         xthread-mixed: at least 2; oneway64: 2 only\n"
+          "                         xthread-mixed: at least 2; oneway64,\n"
+          "                         medium-xthread: 2 only\n"
           "  -s, --seconds S        run time, may be fractional (default 3)\n"
           "  -r, --seed X           PRNG seed, 0..2^64-1 (default 42)\n"
           "  -M, --max-size BYTES   largest block (realloc: final size); default per mode;\n"
           "                         not oneway64\n"
           "  -l, --live N           blocks per thread (churn, churn-large, realloc,\n"
           "                         large, oversubscribed, workingset: 1..%u;\n"
-          "                         huge: 1..2; xthread-mixed: the high mark, %u..%u)\n"
+          "                         huge: 1..2; xthread-mixed, medium-xthread: the\n"
+          "                         high mark, %u..%u)\n"
           "  -h, --help             print this help and exit\n",
           g_prog, OVERSUB_PER_CPU, oversubscribed_threads(), MAX_THREADS, MAX_LIVE, XT_LOW_DIVISOR,
           MAX_LIVE);
@@ -1319,8 +1339,11 @@ int main(int argc, char **argv) {
            c->mode == M_BATCH_LIFO ? "newest first (LIFO)" : "oldest first (FIFO)");
     break;
   case M_XTHREAD_MIXED:
+  case M_MEDIUM_XTHREAD:
     printf("block sizes: %zu..%zu bytes, log-uniform; live blocks per thread: between %u and %u\n",
            mi->min_size, c->max_size, c->live / XT_LOW_DIVISOR, c->live);
+    printf("blocks a thread lets go that the next thread frees: %s\n",
+           c->mode == M_MEDIUM_XTHREAD ? "7 in 8" : "1 in 2");
     break;
   case M_WORKINGSET:
     if (c->has_tail)
@@ -1353,6 +1376,7 @@ int main(int argc, char **argv) {
     unit = "1 operation = 1 malloc in the producer + 1 free in the consumer";
     break;
   case M_XTHREAD_MIXED:
+  case M_MEDIUM_XTHREAD:
     ops = run_xthread(&elapsed);
     unit = "1 operation = 1 free, by either thread, of a block malloc'd in the run";
     break;

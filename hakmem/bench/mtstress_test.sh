@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# mtstress_test: the issue 11/15 modes run and verify, bad arguments exit 2
-# with the usage, and a malloc that writes into live blocks makes every one
-# of those modes fail (exit 1, "heap corruption").
+# mtstress_test: the issue 11/15 modes and medium-xthread run and verify,
+# bad arguments exit 2 with the usage, and a malloc that writes into live
+# blocks makes every one of those modes fail (exit 1, "heap corruption").
 #   mtstress_test.sh MTSTRESS MTSTRESS_SYSTEM LIBCORRUPT_MALLOC
 set -uo pipefail
 mt="$1"
@@ -17,7 +17,7 @@ fail() {
 # mode and the thread counts it is run with.
 modes=(
   "xthread-mixed 2" "xthread-mixed 3" "huge 1" "huge 2" "oversubscribed 16" "batch-lifo 1"
-  "batch-lifo 2" "batch-fifo 1" "batch-fifo 2" "workingset 1" "oneway64 2"
+  "batch-lifo 2" "batch-fifo 1" "batch-fifo 2" "workingset 1" "oneway64 2" "medium-xthread 2"
 )
 
 for entry in "${modes[@]}"; do
@@ -37,6 +37,11 @@ done
 pct="$(sed -n 's/^blocks freed by another thread: [0-9]* (\([0-9.]*\)%).*/\1/p' "$tmp/out")"
 awk -v p="${pct:-0}" 'BEGIN { exit !(p >= 40 && p <= 60) }' ||
   fail "xthread-mixed: ${pct:-no} % freed by another thread, not about 50"
+# medium-xthread's is 7 in 8.
+"$mt" --mode medium-xthread --seconds 0.3 >"$tmp/out" 2>&1
+pct="$(sed -n 's/^blocks freed by another thread: [0-9]* (\([0-9.]*\)%).*/\1/p' "$tmp/out")"
+awk -v p="${pct:-0}" 'BEGIN { exit !(p >= 80 && p <= 92) }' ||
+  fail "medium-xthread: ${pct:-no} % freed by another thread, not about 87.5"
 
 # oversubscribed defaults to 16 threads per online CPU.
 want=$((16 * $(getconf _NPROCESSORS_ONLN)))
@@ -57,6 +62,9 @@ bad=(
   "--mode xthread-mixed --live 3"
   "--mode oneway64 --live 5"
   "--mode workingset --seconds 0"
+  "--mode medium-xthread --threads 3"
+  "--mode medium-xthread --threads 1"
+  "--mode medium-xthread --live 3"
 )
 for args in "${bad[@]}"; do
   # shellcheck disable=SC2086
@@ -68,7 +76,8 @@ for args in "${bad[@]}"; do
 done
 
 "$mt" --help >"$tmp/out" 2>&1 || fail "--help: exit $?"
-for mode in xthread-mixed huge oversubscribed batch-lifo batch-fifo workingset oneway64; do
+for mode in xthread-mixed huge oversubscribed batch-lifo batch-fifo workingset oneway64 \
+  medium-xthread; do
   grep -q "^  $mode " "$tmp/out" || fail "usage does not describe $mode"
 done
 
