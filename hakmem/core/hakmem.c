@@ -48,6 +48,16 @@ static hak_heap *free_heap(void) {
 
 // ---- heap profile -----------------------------------------------------------
 
+// The segment map's kind of p's region; NONE past the end of a large
+// mapping, whose last region may hold another program's memory.
+static inline uint8_t region_of(const void *p) {
+  uint8_t kind = hak_segmap_kind(p);
+  if (hak_unlikely(kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) &&
+      !hak_large_maps(p, kind))
+    return HAK_REGION_NONE;
+  return kind;
+}
+
 // Counts an allocation of a large block, or of any block without the fast
 // cache, against the thread's countdown, and records it when sampled.
 static void __attribute__((noinline)) prof_count(void *p, size_t size) {
@@ -222,7 +232,7 @@ static void __attribute__((noinline)) slab_free_slow(void *p, hak_slab *s) {
 // medium blocks, free slab slots, disabled bins, and whatever failed its
 // checks (an interior pointer, a double free), which this path names.
 void hak_free_miss(void *p) {
-  uint8_t kind = hak_segmap_kind(p);
+  uint8_t kind = region_of(p);
   if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM) {
     free_other(p, kind);
     return;
@@ -241,7 +251,7 @@ void hak_free_full(void *p, uintptr_t slot) {
 void hak_free(void *p) { hak_free_hit(p); }
 #else
 void hak_free(void *p) {
-  uint8_t kind = hak_segmap_kind(p);
+  uint8_t kind = region_of(p);
   if (hak_likely(kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM)) {
     hak_slab *s = vet_block("free()", p, kind);
     if (hak_unlikely(hak_slab_prof_maybe(s, p)))
@@ -272,7 +282,7 @@ void hak_free(void *p) {
 // ---- sizes ------------------------------------------------------------------
 
 size_t hak_usable_size(const void *p) {
-  uint8_t kind = hak_segmap_kind(p);
+  uint8_t kind = region_of(p);
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
     hak_slab *s = vet_block("malloc_usable_size()", p, kind);
 #if HAK_GUARD
@@ -293,14 +303,14 @@ size_t hak_usable_size(const void *p) {
 // malloc_usable_size() as exported: a pointer that is not hakmem's must be
 // glibc's, or it is reported.
 size_t hak_i_malloc_usable_size(const void *p) {
-  uint8_t kind = hak_segmap_kind(p);
+  uint8_t kind = region_of(p);
   if (kind != HAK_REGION_NONE || p == NULL)
     return hak_usable_size(p);
   return hak_foreign_usable_size(p);
 }
 
 int hak_owns(const void *p) {
-  uint8_t kind = hak_segmap_kind(p);
+  uint8_t kind = region_of(p);
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
     hak_slab *s = hak_slab_of(p, kind);
     // A block start of a slab in use, neither free (marked) nor in a page a
@@ -335,7 +345,7 @@ void *hak_realloc(void *p, size_t size) {
     hak_free(p); // glibc frees and returns NULL
     return NULL;
   }
-  uint8_t kind = hak_segmap_kind(p);
+  uint8_t kind = region_of(p);
   size_t old;
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
     hak_slab *s = vet_block("realloc()", p, kind);
@@ -357,8 +367,10 @@ void *hak_realloc(void *p, size_t size) {
     if (hdr == NULL)
       report_invalid("realloc()", p);
     old = hdr->usable;
-    if (size > SMALL_LIMIT && hak_large_resize(hdr, p, size) == 0)
-      return p;
+    // A move keeps no sampled block's record: the profiler copies instead.
+    void *q = size > SMALL_LIMIT ? hak_large_resize(hdr, p, size, !hak_prof_enabled) : NULL;
+    if (q != NULL)
+      return q;
   } else {
     return hak_foreign_realloc(p, size);
   }

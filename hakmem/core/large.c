@@ -26,8 +26,11 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
     errno = ENOMEM;
     return NULL;
   }
+  // The mapping starts on a 2 MiB boundary (masking finds the header) but
+  // ends at the block's last page: address space is what a program under
+  // `ulimit -v` runs out of, and a 1 MiB block must not cost it 2 MiB.
   size_t end = round_up(offset + size, HAK_PAGE_SIZE);
-  size_t need = round_up(end, HAK_SS_SIZE);
+  size_t need = end;
   uint8_t *base;
   size_t mapped;
   size_t dirty; // bytes from base that may be nonzero; zeros beyond
@@ -80,10 +83,12 @@ void hak_large_free(hak_large *hdr) {
   hak_arena_tick();
 }
 
-hak_large *hak_large_of(const void *p, uint8_t region_kind) {
+// The header of the large mapping whose regions hold p, or NULL. Its last
+// region may be only partly mapped: the caller checks p against map_size.
+static hak_large *head_of(const void *p, uint8_t region_kind) {
   uintptr_t base = (uintptr_t)p & ~(uintptr_t)HAK_SS_MASK;
   if (region_kind == HAK_REGION_LARGE_TAIL) {
-    // Only over-aligned blocks start in a later region; walk back to the head.
+    // Blocks start in the head region unless over-aligned; walk back to it.
     while (hak_segmap_kind((void *)(base - HAK_SS_SIZE)) == HAK_REGION_LARGE_TAIL)
       base -= HAK_SS_SIZE;
     base -= HAK_SS_SIZE;
@@ -93,49 +98,117 @@ hak_large *hak_large_of(const void *p, uint8_t region_kind) {
   hak_large *hdr = (hak_large *)base;
   if (hdr->magic != (HAK_LARGE_MAGIC ^ base))
     return NULL;
-  if (base + hdr->offset != (uintptr_t)p)
+  return hdr;
+}
+
+hak_large *hak_large_of(const void *p, uint8_t region_kind) {
+  hak_large *hdr = head_of(p, region_kind);
+  if (hdr == NULL || (uintptr_t)hdr + hdr->offset != (uintptr_t)p)
     return NULL;
   return hdr;
 }
 
-int hak_large_resize(hak_large *hdr, void *p, size_t size) {
-  (void)p;
+bool hak_large_maps(const void *p, uint8_t region_kind) {
+  hak_large *hdr = head_of(p, region_kind);
+  return hdr != NULL && (uintptr_t)p - (uintptr_t)hdr < hdr->map_size;
+}
+
+// Marks the regions that [from, to) of hdr's mapping adds beyond its first
+// `mapped` bytes (regions it already reached are marked).
+static int mark_growth(hak_large *hdr, size_t mapped, size_t to) {
+  size_t first = round_up(mapped, HAK_SS_SIZE);
+  if (to <= first)
+    return 0;
+  return hak_segmap_set((uint8_t *)hdr + first, to - first, HAK_REGION_LARGE_TAIL,
+                        HAK_REGION_LARGE_TAIL);
+}
+
+// Moves the block's pages (no copy) into a fresh mapping of to_size bytes,
+// which starts on a 2 MiB boundary as every large mapping must. The new
+// header, or NULL with the block where it was.
+static hak_large *move_to(hak_large *hdr, size_t to_size) {
+  size_t map = hdr->map_size;
+  uint8_t *to = hak_os_map_aligned(to_size, HAK_SS_SIZE);
+  if (to == NULL)
+    return NULL;
+  if (hak_segmap_set(to, to_size, HAK_REGION_LARGE, HAK_REGION_LARGE_TAIL) != 0) {
+    hak_os_unmap(to, to_size);
+    return NULL;
+  }
+  // The old regions are unmarked first: once moved, their address space is
+  // free for anyone's mapping, which must not look like ours.
+  hak_segmap_clear(hdr, map);
+  if (hak_os_move(hdr, map, to, map) != 0) {
+    hak_segmap_set(hdr, map, HAK_REGION_LARGE, HAK_REGION_LARGE_TAIL); // was set before
+    hak_segmap_clear(to, to_size);
+    hak_os_unmap(to, to_size);
+    return NULL;
+  }
+  hak_large *nh = (hak_large *)to;
+  nh->magic = HAK_LARGE_MAGIC ^ (uintptr_t)nh;
+  hak_arena_account((int64_t)to_size - (int64_t)map);
+  hak_stat_add(&hak_gstats.large_live_bytes, (int64_t)to_size - (int64_t)map);
+  nh->map_size = to_size;
+  return nh;
+}
+
+void *hak_large_resize(hak_large *hdr, void *p, size_t size, bool may_move) {
   if (size > HAK_MAX_REQUEST - hdr->offset)
-    return -1;
+    return NULL;
   size_t end = round_up(hdr->offset + size, HAK_PAGE_SIZE);
-  size_t need = round_up(end, HAK_SS_SIZE);
   if (hdr->offset > HAK_SS_SIZE / 2) {
     if (end > hdr->map_size)
-      return -1;
+      return NULL;
     if (hdr->touched < end)
       hdr->touched = end;
     hdr->usable = end - hdr->offset;
-    return 0;
+    return p;
   }
-  if (need > hdr->map_size) {
-    // Grow the mapping where it stands if the address space after it is free.
-    if (hak_os_resize_in_place(hdr, hdr->map_size, need) != 0)
-      return -1;
-    if (hak_segmap_set((uint8_t *)hdr + hdr->map_size, need - hdr->map_size, HAK_REGION_LARGE_TAIL,
-                       HAK_REGION_LARGE_TAIL) != 0) {
-      hak_os_resize_in_place(hdr, need, hdr->map_size);
-      return -1;
+  size_t map = hdr->map_size;
+  if (end > map) {
+    // Grow where the mapping stands if the address space after it is free,
+    // else move its pages; by a quarter more than asked when it can, so that
+    // a block grown a little at a time (an array appended to) does not pay a
+    // system call per page.
+    size_t to = round_up(end + end / 4, HAK_PAGE_SIZE);
+    if (hak_os_resize_in_place(hdr, map, to) != 0) {
+      to = end;
+      if (hak_os_resize_in_place(hdr, map, to) != 0) {
+        hak_large *nh = may_move ? move_to(hdr, round_up(end + end / 4, HAK_PAGE_SIZE)) : NULL;
+        if (nh == NULL)
+          return NULL;
+        hdr = nh;
+        map = to = nh->map_size;
+      }
     }
-  } else if (need < hdr->map_size) {
-    // Shrinking gives whole 2 MiB regions back at once.
-    hak_segmap_clear((uint8_t *)hdr + need, hdr->map_size - need);
-    hak_os_resize_in_place(hdr, hdr->map_size, need);
+    if (to != map && mark_growth(hdr, map, to) != 0) {
+      hak_os_resize_in_place(hdr, to, map);
+      return NULL;
+    }
+    map = to;
+  } else if (map - end > map / 4) {
+    // Much smaller: the pages past the end go back, with the regions that
+    // no longer hold any of the mapping.
+    // Unmarked first: once unmapped, the address space is anyone's.
+    size_t keep_regions = round_up(end, HAK_SS_SIZE);
+    if (keep_regions < map)
+      hak_segmap_clear((uint8_t *)hdr + keep_regions, map - keep_regions);
+    if (hak_os_resize_in_place(hdr, map, end) == 0)
+      map = end;
+    else if (keep_regions < map)
+      hak_segmap_set((uint8_t *)hdr + keep_regions, map - keep_regions, HAK_REGION_LARGE_TAIL,
+                     HAK_REGION_LARGE_TAIL);
   }
-  if (need != hdr->map_size) {
-    int64_t delta = (int64_t)need - (int64_t)hdr->map_size;
+  if (map != hdr->map_size) {
+    int64_t delta = (int64_t)map - (int64_t)hdr->map_size;
     hak_arena_account(delta);
     hak_stat_add(&hak_gstats.large_live_bytes, delta);
-    hdr->map_size = need;
+    hdr->map_size = map;
   }
-  if (hdr->touched > need)
-    hdr->touched = need; // the pages past need went with the unmapped tail
+  if (hdr->touched > map)
+    hdr->touched = map; // the pages past map went with the unmapped tail
   if (hdr->touched < end)
     hdr->touched = end;
   hdr->usable = end - hdr->offset;
-  return 0;
+  return (uint8_t *)hdr + hdr->offset;
 }

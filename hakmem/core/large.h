@@ -1,5 +1,6 @@
-// Blocks too big for slabs: each in its own 2 MiB-aligned mapping from the
-// page arena, with a header at the mapping's base that masking finds.
+// Blocks too big for slabs: each in its own mapping from the page arena,
+// starting on a 2 MiB boundary with a header there that masking finds, and
+// ending at the block's last page (the rest of its last region is not ours).
 #ifndef HAKMEM_LARGE_H
 #define HAKMEM_LARGE_H
 
@@ -17,8 +18,13 @@ void hak_large_free(hak_large *hdr) HAK_INTERNAL;
 // The header of large block p given its region kind, or NULL when p is not
 // the start of a live large block.
 hak_large *hak_large_of(const void *p, uint8_t region_kind) HAK_INTERNAL;
-// Resizes block p in place to hold size bytes; 0 on success, -1 if it must move.
-int hak_large_resize(hak_large *hdr, void *p, size_t size) HAK_INTERNAL;
+// Whether p, in a region the segment map marks large, lies in the mapping:
+// the end of the last region may hold another program's memory.
+bool hak_large_maps(const void *p, uint8_t region_kind) HAK_INTERNAL;
+// Resizes block p to hold size bytes: in place, or (may_move) by moving its
+// pages to a new mapping, which copies nothing. The block's address, or NULL
+// when it must be copied (the block is unchanged).
+void *hak_large_resize(hak_large *hdr, void *p, size_t size, bool may_move) HAK_INTERNAL;
 
 static inline void *hak_large_ptr(hak_large *hdr) { return (uint8_t *)hdr + hdr->offset; }
 

@@ -127,8 +127,12 @@ TEST_F(LargeTest, SizesFromJustAboveSlabsTo64MiB) {
     EXPECT_GE(hdr->usable, size);
     EXPECT_EQ((hdr->offset + hdr->usable) % 4096, 0u);
     EXPECT_LE(hdr->offset + hdr->usable, hdr->map_size);
-    EXPECT_EQ(hdr->map_size % kRegion, 0u);
-    EXPECT_GE(hdr->map_size, HAK_LARGE_HEADER_SIZE + size);
+    // The mapping ends at the block's last page, or up to a quarter later
+    // when an idle one was reused.
+    const size_t end = hdr->offset + hdr->usable;
+    EXPECT_EQ(hdr->map_size % 4096, 0u);
+    EXPECT_GE(hdr->map_size, end);
+    EXPECT_LE(hdr->map_size, end + end / 4);
     EXPECT_NE(Kind(p), HAK_REGION_NONE); // hak_owns
     // The end of the block lies in the same mapping.
     const unsigned end_kind = Kind(B(p) + size - 1);
@@ -234,45 +238,78 @@ TEST_F(LargeTest, LargeOfRejectsInteriorPointers) {
   Free(p);
 }
 
+// A fresh mapping ends at the block's last page: a 1 MiB block costs 1 MiB
+// of address space, not a 2 MiB region (what `ulimit -v` counts).
+TEST_F(LargeTest, FreshMappingEndsAtTheBlocksLastPage) {
+  DropCache();
+  for (size_t size : {200 * kKiB, kMiB, 3 * kMiB + 5, 5 * kMiB}) {
+    SCOPED_TRACE(size);
+    const uint64_t mapped = Mapped();
+    void *p = Alloc(size);
+    ASSERT_NE(p, nullptr);
+    hak_large *hdr = Of(p);
+    const size_t end = (HAK_LARGE_HEADER_SIZE + size + 4095) & ~size_t{4095};
+    EXPECT_EQ(hdr->map_size, end);
+    EXPECT_EQ(Mapped(), mapped + end);
+    // The rest of the last region is not the block's: a pointer there is
+    // not hakmem's, although the segment map marks the region.
+    if (end % kRegion != 0) {
+      const unsigned last = Kind(B(hdr) + end - 1);
+      EXPECT_TRUE(hak_large_maps(B(hdr) + end - 1, last));
+      EXPECT_FALSE(hak_large_maps(B(hdr) + end, last));
+      EXPECT_FALSE(hak_large_maps(B(hdr) + (end | (kRegion - 1)), last));
+    }
+    Free(p);
+    DropCache();
+  }
+}
+
 TEST_F(LargeTest, ResizeInPlaceWithinMapping) {
-  void *p = Alloc(3 * kMiB); // a 4 MiB mapping
+  void *p = Alloc(3 * kMiB);
   ASSERT_NE(p, nullptr);
-  Fill(p, 3 * kMiB, 7);
+  Fill(p, 3 * kMiB - 8 * kKiB, 7);
   hak_large *hdr = Of(p);
   const size_t map = hdr->map_size;
-  ASSERT_EQ(map, 4 * kMiB);
   const uint64_t mapped = Mapped();
-  ASSERT_EQ(hak_large_resize(hdr, p, 4 * kMiB - 64), 0);
+  // Shrinking by less than a quarter keeps the mapping; growing back within
+  // it needs no system call.
+  ASSERT_EQ(hak_large_resize(hdr, p, 3 * kMiB - 8 * kKiB, true), p);
   EXPECT_EQ(hdr->map_size, map);
-  EXPECT_EQ(hdr->usable, 4 * kMiB - 64);
+  EXPECT_EQ(hdr->usable, 3 * kMiB - 8 * kKiB + 4096 - HAK_LARGE_HEADER_SIZE);
+  ASSERT_EQ(hak_large_resize(hdr, p, 3 * kMiB, true), p);
+  EXPECT_EQ(hdr->map_size, map);
   EXPECT_EQ(Mapped(), mapped);
-  ASSERT_EQ(hak_large_resize(hdr, p, 3 * kMiB), 0);
   // usable runs to the end of the block's last page
   EXPECT_EQ(hdr->usable, 3 * kMiB + 4096 - HAK_LARGE_HEADER_SIZE);
-  EXPECT_EQ(Check(p, 3 * kMiB, 7), SIZE_MAX);
+  EXPECT_EQ(Check(p, 3 * kMiB - 8 * kKiB, 7), SIZE_MAX);
   Free(p);
 }
 
 TEST_F(LargeTest, ShrinkInPlaceReturnsRegions) {
-  void *p = Alloc(10 * kMiB); // a 12 MiB mapping
+  DropCache();
+  void *p = Alloc(10 * kMiB - 64); // a 10 MiB mapping
   ASSERT_NE(p, nullptr);
   Fill(p, 3 * kMiB, 9);
   hak_large *hdr = Of(p);
-  ASSERT_EQ(hdr->map_size, 12 * kMiB);
+  ASSERT_EQ(hdr->map_size, 10 * kMiB);
   const uint64_t mapped = Mapped(), live = LiveBytes();
-  ASSERT_EQ(hak_large_resize(hdr, p, 3 * kMiB), 0) << "shrinking a large block keeps it in place";
-  EXPECT_EQ(hdr->map_size, 4 * kMiB);
+  ASSERT_EQ(hak_large_resize(hdr, p, 3 * kMiB, true), p)
+      << "shrinking a large block keeps it in place";
+  EXPECT_EQ(hdr->map_size, 3 * kMiB + 4096); // to the block's last page
   EXPECT_GE(hdr->usable, 3 * kMiB);
-  EXPECT_EQ(Mapped(), mapped - 8 * kMiB);
-  EXPECT_EQ(LiveBytes(), live - 8 * kMiB);
+  EXPECT_EQ(Mapped(), mapped - 7 * kMiB + 4096);
+  EXPECT_EQ(LiveBytes(), live - 7 * kMiB + 4096);
   EXPECT_EQ(Kind(B(hdr) + kRegion), HAK_REGION_LARGE_TAIL);
   EXPECT_EQ(Kind(B(hdr) + 4 * kMiB), HAK_REGION_NONE);
-  EXPECT_EQ(Kind(B(hdr) + 12 * kMiB - 1), HAK_REGION_NONE);
+  EXPECT_EQ(Kind(B(hdr) + 10 * kMiB - 1), HAK_REGION_NONE);
   EXPECT_EQ(Check(p, 3 * kMiB, 9), SIZE_MAX);
   Free(p);
-  EXPECT_EQ(Mapped(), mapped - 8 * kMiB) << "the freed mapping is cached, not unmapped";
-  EXPECT_EQ(LiveBytes(), live - 12 * kMiB);
+  EXPECT_EQ(Mapped(), mapped - 7 * kMiB + 4096) << "the freed mapping is cached, not unmapped";
+  EXPECT_EQ(LiveBytes(), live - 10 * kMiB);
 }
+
+// What a growth to a block ending at `end` maps: a quarter more, in pages.
+size_t Roomy(size_t end) { return (end + end / 4 + 4095) & ~size_t{4095}; }
 
 // Maps `total` bytes aligned to 2 MiB, keeps the first `keep` and unmaps the
 // rest, so that the address range after the kept part is free.
@@ -300,30 +337,39 @@ TEST_F(LargeTest, GrowInPlaceIntoFreeAddressSpace) {
   ASSERT_NE(p, nullptr);
   hak_large *hdr = Of(p);
   ASSERT_EQ(hdr, base) << "the cached region was used";
+  // 4 MiB is more than a quarter too big: the pages past the block went back.
+  ASSERT_EQ(hdr->map_size, 3 * kMiB + 4096);
   Fill(p, 3 * kMiB, 11);
   const uint64_t mapped = Mapped(), live = LiveBytes();
 
-  ASSERT_EQ(hak_large_resize(hdr, p, 9 * kMiB), 0);
-  EXPECT_EQ(hdr->map_size, 10 * kMiB);
-  EXPECT_GE(hdr->usable, 9 * kMiB);
-  EXPECT_EQ(Mapped(), mapped + 6 * kMiB);
-  EXPECT_EQ(LiveBytes(), live + 6 * kMiB);
-  for (size_t off = kRegion; off < 10 * kMiB; off += kRegion) {
+  // Growth takes a quarter more than asked, so that the next growths by a
+  // little need no system call.
+  const size_t end9 = 9 * kMiB + 4096;
+  ASSERT_EQ(hak_large_resize(hdr, p, 9 * kMiB, false), p);
+  EXPECT_EQ(hdr->map_size, Roomy(end9));
+  EXPECT_EQ(hdr->usable, end9 - HAK_LARGE_HEADER_SIZE);
+  EXPECT_EQ(Mapped(), mapped + hdr->map_size - (3 * kMiB + 4096));
+  EXPECT_EQ(LiveBytes(), live + hdr->map_size - (3 * kMiB + 4096));
+  for (size_t off = kRegion; off < hdr->map_size; off += kRegion) {
     EXPECT_EQ(Kind(B(hdr) + off), HAK_REGION_LARGE_TAIL) << off;
   }
-  EXPECT_EQ(Kind(B(hdr) + 10 * kMiB), HAK_REGION_NONE);
+  EXPECT_EQ(Kind(B(hdr) + 12 * kMiB), HAK_REGION_NONE);
   std::memset(B(p) + 3 * kMiB, 0x77, 6 * kMiB); // the new part is usable
   EXPECT_EQ(Check(p, 3 * kMiB, 11), SIZE_MAX);
+  const size_t map9 = hdr->map_size;
+  ASSERT_EQ(hak_large_resize(hdr, p, 10 * kMiB, false), p);
+  EXPECT_EQ(hdr->map_size, map9) << "within the quarter: no system call";
 
   // And again.
-  ASSERT_EQ(hak_large_resize(hdr, p, 20 * kMiB), 0);
+  ASSERT_EQ(hak_large_resize(hdr, p, 20 * kMiB, false), p);
   void *q = p;
-  EXPECT_EQ(hdr->map_size, 22 * kMiB);
+  const size_t end20 = 20 * kMiB + 4096;
+  EXPECT_EQ(hdr->map_size, Roomy(end20));
   EXPECT_EQ(Check(q, 3 * kMiB, 11), SIZE_MAX);
   std::memset(B(q) + 9 * kMiB, 0x78, 11 * kMiB);
   Free(q);
   EXPECT_EQ(Kind(B(hdr) + 20 * kMiB), HAK_REGION_NONE);
-  EXPECT_EQ(LiveBytes(), live - 4 * kMiB);
+  EXPECT_EQ(LiveBytes(), live - (3 * kMiB + 4096));
 }
 
 // When the address space after the mapping is taken, growth in place fails
@@ -341,19 +387,34 @@ TEST_F(LargeTest, GrowInPlaceFailsWhenSpaceAfterIsTaken) {
   hak_large *hdr = Of(p);
   ASSERT_EQ(hdr, base);
   Fill(p, 3 * kMiB, 12);
-  const uint64_t mapped = Mapped();
-  const size_t usable = hdr->usable;
+  const uint64_t mapped = Mapped(), live = LiveBytes();
+  const size_t usable = hdr->usable, map = hdr->map_size;
 
-  EXPECT_EQ(hak_large_resize(hdr, p, 5 * kMiB), -1);
-  EXPECT_EQ(hdr->map_size, 4 * kMiB) << "a failed growth changes nothing";
+  EXPECT_EQ(hak_large_resize(hdr, p, 5 * kMiB, false), nullptr);
+  EXPECT_EQ(hdr->map_size, map) << "a failed growth changes nothing";
   EXPECT_EQ(Mapped(), mapped);
   EXPECT_EQ(Kind(blocker), HAK_REGION_NONE);
-
   EXPECT_EQ(hdr->usable, usable);
   EXPECT_EQ(Check(p, 3 * kMiB, 12), SIZE_MAX);
-  Free(p);
+
+  // Allowed to move, the block's pages go to a new mapping: nothing copied,
+  // the old regions are no longer hakmem's.
+  void *q = hak_large_resize(hdr, p, 5 * kMiB, true);
+  ASSERT_NE(q, nullptr);
+  ASSERT_NE(q, p);
+  hak_large *qh = Of(q);
+  ASSERT_NE(qh, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(qh) % kRegion, 0u);
+  EXPECT_GE(qh->usable, 5 * kMiB);
+  EXPECT_EQ(Check(q, 3 * kMiB, 12), SIZE_MAX);
   EXPECT_EQ(Kind(p), HAK_REGION_NONE);
-  DropCache(); // unmaps the donated region
+  EXPECT_EQ(Kind(base), HAK_REGION_NONE);
+  EXPECT_EQ(Mapped(), mapped + qh->map_size - map);
+  EXPECT_EQ(LiveBytes(), live + qh->map_size - map);
+  std::memset(B(q) + 3 * kMiB, 0x5a, 2 * kMiB);
+  Free(q);
+  EXPECT_EQ(Kind(q), HAK_REGION_NONE);
+  DropCache();
   munmap(blocker, kRegion);
 }
 
@@ -404,15 +465,20 @@ TEST_F(LargeTest, TouchedExtentFollowsBlock) {
   hak_large *hdr = Of(p);
   ASSERT_NE(hdr, nullptr);
   EXPECT_EQ(hdr->touched, hdr->offset + hdr->usable);
-  EXPECT_EQ(hak_large_resize(hdr, p, 900 * kKiB), 0);
-  EXPECT_EQ(hdr->touched, hdr->offset + hdr->usable) << "grown in place";
-  EXPECT_EQ(hak_large_resize(hdr, p, 200 * kKiB), 0);
-  EXPECT_GE(hdr->touched, hdr->offset + 900 * kKiB) << "shrinking leaves pages dirty";
+  p = hak_large_resize(hdr, p, 900 * kKiB, true); // in place or moved
+  ASSERT_NE(p, nullptr);
+  hdr = Of(p);
+  EXPECT_EQ(hdr->touched, hdr->offset + hdr->usable) << "grown";
+  ASSERT_EQ(hak_large_resize(hdr, p, 880 * kKiB, true), p);
+  EXPECT_EQ(hdr->touched, 904 * kKiB) << "shrinking a little leaves pages dirty";
+  ASSERT_EQ(hak_large_resize(hdr, p, 200 * kKiB, true), p);
+  EXPECT_EQ(hdr->map_size, 204 * kKiB) << "shrinking much gives the pages back";
+  EXPECT_EQ(hdr->touched, 204 * kKiB);
   std::memset(p, 0x11, hdr->usable);
   Free(p);
-  void *q = Alloc(700 * kKiB); // reuses the region, 900 KiB resident
+  void *q = Alloc(190 * kKiB); // reuses the region, all of it dirty
   ASSERT_EQ(q, p);
-  EXPECT_GE(Of(q)->touched, hdr->offset + 900 * kKiB);
+  EXPECT_EQ(Of(q)->touched, 204 * kKiB);
   Free(q);
 }
 
@@ -425,15 +491,25 @@ TEST_F(LargeTest, CallocZeroesRegionWithSmallerDirtyExtent) {
   ASSERT_NE(p, nullptr);
   std::memset(p, 0xcd, 1900 * kKiB);
   Free(p);
-  void *small = Alloc(200 * kKiB); // gives back all but ~400 KiB
+  void *small = Alloc(200 * kKiB); // the region is cut to the block
   ASSERT_EQ(small, p);
-  EXPECT_LT(Of(small)->touched, kMiB);
+  EXPECT_EQ(Of(small)->map_size, 204 * kKiB);
+  EXPECT_EQ(Of(small)->touched, 204 * kKiB);
   std::memset(small, 0x77, 200 * kKiB);
   Free(small);
-  void *q = Calloc(1800 * kKiB);
+  void *q = Calloc(180 * kKiB); // the dirty region again, a little too big
   ASSERT_EQ(q, p);
-  EXPECT_EQ(FirstNonZero(q, 1800 * kKiB), SIZE_MAX);
+  EXPECT_EQ(FirstNonZero(q, 180 * kKiB), SIZE_MAX);
   Free(q);
+  // Grown back (in place or moved): the part past the old extent (204 KiB
+  // from the mapping's base) is fresh.
+  void *r = Calloc(180 * kKiB);
+  ASSERT_NE(r, nullptr);
+  std::memset(r, 0x99, 180 * kKiB);
+  void *grown = hak_large_resize(Of(r), r, 1800 * kKiB, true);
+  ASSERT_NE(grown, nullptr);
+  EXPECT_EQ(FirstNonZero(B(grown) + 204 * kKiB - HAK_LARGE_HEADER_SIZE, 1596 * kKiB), SIZE_MAX);
+  Free(grown);
 }
 
 TEST_F(LargeTest, CallocOfFreshMappingIsZero) {
@@ -492,7 +568,7 @@ TEST_F(LargeTest, FreedMappingDecaysAfterDecayTime) {
   std::memset(p, 9, 5 * kMiB);
   EXPECT_GE(Mapped(), mapped + 5 * kMiB);
   Free(p);
-  EXPECT_GE(Cached(), 6 * kMiB);
+  EXPECT_GE(Cached(), 5 * kMiB + 4096);
   std::this_thread::sleep_for(std::chrono::milliseconds(80));
   hak_arena_tick();
   EXPECT_EQ(Cached(), 0u);

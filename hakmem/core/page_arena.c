@@ -27,6 +27,10 @@
 // Most cached regions gathered into one new mapping: a system call each.
 #define ARENA_GATHER_MAX 8
 
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) & ~(to - 1); }
+
+// A cached region starts on a 2 MiB boundary; its size is a multiple of the
+// page (a large block's mapping ends at its last page).
 typedef struct {
   void *base;
   size_t size;
@@ -113,8 +117,14 @@ static void *gather(arena_entry *parts, uint32_t n, size_t size, size_t *mapped,
     hak_arena_account(-(int64_t)take); // the old pages now back part of the new mapping
     dirty = off + (e.touched < take ? e.touched : take);
     if (take < e.size) {
+      // The rest stays cached only if it starts on a 2 MiB boundary, as
+      // every cached region must.
+      uint8_t *rest = (uint8_t *)e.base + take;
       size_t rest_touched = e.touched > take ? e.touched - take : 0;
-      arena_put((uint8_t *)e.base + take, e.size - take, rest_touched, false);
+      if (((uintptr_t)rest & HAK_SS_MASK) == 0)
+        arena_put(rest, e.size - take, rest_touched, false);
+      else
+        release_to_os(rest, e.size - take);
     }
     off += take;
   }
@@ -123,7 +133,9 @@ static void *gather(arena_entry *parts, uint32_t n, size_t size, size_t *mapped,
   return to;
 }
 
-void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *touched) {
+// exact: the region is cut to size (a SuperSlab); else it may be up to a
+// quarter larger.
+static void *alloc_extent(size_t size, size_t want, bool exact, size_t *mapped, size_t *touched) {
   if (cached_count() > 0) {
     hak_mutex_lock(&g_arena.lock);
     // The smallest region that fits, then the best fit of its resident pages;
@@ -149,18 +161,27 @@ void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *t
       pthread_mutex_unlock(&g_arena.lock);
       hak_stat_add(&hak_gstats.cached, -(int64_t)e.size);
       size_t got = e.size;
-      // Much too big: the tail goes back to the cache as a region of its
-      // own if enough of it is resident to be worth keeping (see
-      // ARENA_MOVE_MIN), else to the OS.
-      if (got - size > size / 4) {
-        uint8_t *tail = (uint8_t *)e.base + size;
-        size_t tail_touched = e.touched > size ? e.touched - size : 0;
-        size_t resident = tail_touched >= ARENA_MOVE_MIN ? hak_os_resident(tail, tail_touched) : 0;
-        if (resident >= ARENA_MOVE_MIN && resident * ARENA_MOVE_DENSITY >= got - size)
-          arena_put(tail, got - size, tail_touched, false);
-        else
-          release_to_os(tail, got - size);
-        got = size;
+      // Much too big: the tail from the next 2 MiB boundary (every cached
+      // region starts on one) goes back to the cache as a region of its own
+      // if enough of it is resident to be worth keeping (see ARENA_MOVE_MIN),
+      // else to the OS; so does what lies between the two.
+      if (got - size > (exact ? 0 : size / 4)) {
+        size_t split = round_up(size, HAK_SS_SIZE);
+        if (split < got) {
+          uint8_t *tail = (uint8_t *)e.base + split;
+          size_t tail_touched = e.touched > split ? e.touched - split : 0;
+          size_t resident =
+              tail_touched >= ARENA_MOVE_MIN ? hak_os_resident(tail, tail_touched) : 0;
+          if (resident >= ARENA_MOVE_MIN && resident * ARENA_MOVE_DENSITY >= got - split)
+            arena_put(tail, got - split, tail_touched, false);
+          else
+            release_to_os(tail, got - split);
+          got = split;
+        }
+        if (got > size) {
+          release_to_os((uint8_t *)e.base + size, got - size);
+          got = size;
+        }
       }
       size_t t = e.touched < got ? e.touched : got;
       if (t > want && t - want > ARENA_TRIM_OVER(want)) {
@@ -220,9 +241,13 @@ void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *t
   return base;
 }
 
+void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *touched) {
+  return alloc_extent(size, want, false, mapped, touched);
+}
+
 void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) {
   size_t touched;
-  void *base = hak_arena_alloc_extent(size, size, mapped, &touched);
+  void *base = alloc_extent(size, size, true, mapped, &touched);
   *zeroed = touched == 0;
   return base;
 }

@@ -1,5 +1,5 @@
-// Mapped regions (2 MiB aligned, multiples of 2 MiB) for SuperSlabs and large
-// blocks, with a bounded cache of idle ones. Idle regions go back to the OS
+// Mapped regions (starting on a 2 MiB boundary, sized in pages) for
+// SuperSlabs and large blocks, with a bounded cache of idle ones. Idle regions go back to the OS
 // once they have been idle for HAKMEM_DECAY_MS, or at once when the cache is
 // over its bound.
 #ifndef HAKMEM_PAGE_ARENA_H
@@ -18,12 +18,14 @@ HAK_EXTERN_C_BEGIN
 // mapping afresh (mtstress churn-large: 1.7M ops/s with 64, 2.7M with 128).
 #define HAK_ARENA_SLOTS 128
 
-// Returns a region of at least size bytes (size a multiple of 2 MiB, at most
-// a quarter larger: a bigger idle region is trimmed to fit); *mapped gets its real size and *zeroed
+// Returns a region of exactly size bytes (a multiple of 2 MiB: a SuperSlab;
+// a bigger idle region is cut to fit, its tail kept if dense); *mapped gets its size and *zeroed
 // tells whether it is freshly mapped. NULL with ENOMEM when the OS refuses.
 void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) HAK_INTERNAL;
-// The same for a caller that will touch only the first want bytes (a
-// multiple of the page size): among idle regions of the chosen size it takes
+// A region of at least size bytes (a multiple of the page; at most a quarter
+// larger: a bigger idle region is cut to fit, its tail from the next 2 MiB
+// boundary kept if dense) for a caller that will touch only the first want
+// bytes (a multiple of the page size): among idle regions of the chosen size it takes
 // the one whose resident extent fits want best; if that extent is more than
 // three times want, pages past twice want are given back. *touched gets the
 // extent that may hold nonzero bytes (0: fresh); the region reads as zeros

@@ -74,14 +74,14 @@ protected:
     hak_opts.arena_cache_bytes = saved_cache_;
   }
 
+  // A region as a large block asks for it: up to a quarter larger.
   void *Alloc(size_t size, size_t *mapped = nullptr, bool *zeroed = nullptr) {
-    size_t m = 0;
-    bool z = false;
-    void *p = hak_arena_alloc(size, &m, &z);
+    size_t m = 0, touched = 0;
+    void *p = hak_arena_alloc_extent(size, size, &m, &touched);
     if (mapped)
       *mapped = m;
     if (zeroed)
-      *zeroed = z;
+      *zeroed = touched == 0;
     return p;
   }
 
@@ -144,6 +144,47 @@ TEST_F(PageArenaTest, NewestOfEqualSizeFirst) {
   EXPECT_EQ(Alloc(kRegion), a);
   hak_arena_free(a, kRegion);
   hak_arena_free(b, kRegion);
+}
+
+// A SuperSlab takes exactly 2 MiB, from a larger idle region too: the pages
+// past it go back to the OS (they could not start a region of their own).
+TEST_F(PageArenaTest, SuperSlabTakesExactlyTwoMiB) {
+  const size_t size = kRegion + 400 * kKiB;
+  void *big = Alloc(size);
+  ASSERT_NE(big, nullptr);
+  hak_arena_free(big, size);
+  ASSERT_EQ(Cached(), size);
+  const uint64_t mapped = Mapped();
+  size_t got = 0;
+  bool zeroed = true;
+  void *ss = hak_arena_alloc(kRegion, &got, &zeroed);
+  EXPECT_EQ(ss, big);
+  EXPECT_EQ(got, kRegion);
+  EXPECT_EQ(Cached(), 0u);
+  EXPECT_EQ(Mapped(), mapped - 400 * kKiB);
+  EXPECT_FALSE(IsMapped(static_cast<unsigned char *>(big) + kRegion, 400 * kKiB));
+  hak_arena_free(ss, kRegion);
+}
+
+// A large block's region ends at its last page: the rest of a bigger idle
+// region goes back to the OS up to the next 2 MiB boundary, and is cached
+// past it.
+TEST_F(PageArenaTest, RegionsAreCutAtPagesAndSplitAtBoundaries) {
+  void *big = Alloc(5 * kMiB);
+  ASSERT_NE(big, nullptr);
+  std::memset(big, 0x33, 5 * kMiB);
+  hak_arena_free(big, 5 * kMiB);
+  const uint64_t mapped = Mapped();
+  size_t got = 0;
+  void *p = Alloc(kMiB + 4 * kKiB, &got);
+  EXPECT_EQ(p, big);
+  EXPECT_EQ(got, kMiB + 4 * kKiB);
+  unsigned char *b = static_cast<unsigned char *>(big);
+  EXPECT_FALSE(IsMapped(b + got, kRegion - got)) << "between the block and the boundary";
+  EXPECT_TRUE(IsMapped(b + kRegion, 3 * kMiB)) << "the dense tail stays cached";
+  EXPECT_EQ(Cached(), 3 * kMiB);
+  EXPECT_EQ(Mapped(), mapped - (kRegion - got));
+  hak_arena_free(p, got);
 }
 
 // Exact size first; else the smallest cached region that fits, up to a

@@ -1,14 +1,25 @@
 #include "segment_map.h"
 
+#include <sys/resource.h>
+
 #include "os.h"
 
 static const uint8_t zero_entry;
 hak_classmap_t hak_classmap = {.mask = 0, .map = &zero_entry};
 static uint8_t *g_classmap_table;
 
+// The map is address space, and a process under a limit on it (RLIMIT_AS,
+// `ulimit -v`) would lose that much of what it may allocate: it is reserved
+// only when it takes at most this share of the limit.
+#define CMAP_LIMIT_SHARE 16
+
 void hak_classmap_init(void) {
   if (g_classmap_table != NULL)
     return;
+  struct rlimit as;
+  if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY &&
+      as.rlim_cur / CMAP_LIMIT_SHARE < HAK_CMAP_ENTRIES)
+    return; // frees find their blocks through the segment map (a slow path)
   uint8_t *t = hak_os_reserve(HAK_CMAP_ENTRIES);
   if (t == NULL)
     return; // the slow paths find blocks through the segment map instead

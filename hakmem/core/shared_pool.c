@@ -100,6 +100,18 @@ static hak_slab *adopt(unsigned cls, hak_heap *heap) {
   return s;
 }
 
+// A free slot whose pages are still resident (a released slab's, not yet
+// purged) if there is one: reusing it for any class costs no new memory, a
+// clean slot costs page faults and RSS. Else the lowest free slot.
+static unsigned dirty_slot(const hak_superslab *ss) {
+  for (uint32_t m = ss->free_mask; m != 0; m &= m - 1) {
+    unsigned slot = (unsigned)__builtin_ctz(m);
+    if (__atomic_load_n(&ss->slabs[slot].carved, __ATOMIC_RELAXED) != 0)
+      return slot;
+  }
+  return (unsigned)__builtin_ctz(ss->free_mask);
+}
+
 hak_slab *hak_pool_acquire(unsigned cls, hak_heap *heap) {
   // Sweep first: a thread that keeps adopting would otherwise never get to
   // the slabs that remote frees have emptied since.
@@ -123,7 +135,7 @@ hak_slab *hak_pool_acquire(unsigned cls, hak_heap *heap) {
     avail_push(k, fresh);
     ss = k->avail;
   }
-  unsigned slot = (unsigned)__builtin_ctz(ss->free_mask);
+  unsigned slot = dirty_slot(ss);
   ss->free_mask &= ~(1u << slot);
   if (ss->free_mask == 0)
     avail_unlink(k, ss);

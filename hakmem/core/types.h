@@ -183,7 +183,7 @@ hak_static_assert(sizeof(hak_superslab) <= HAK_SS_HEADER_SIZE, "header fits its 
 
 typedef struct hak_large {
   uint64_t magic;  // HAK_LARGE_MAGIC ^ address
-  size_t map_size; // bytes mapped from the base, a multiple of 2 MiB
+  size_t map_size; // bytes mapped from the base (2 MiB-aligned), a multiple of the page
   size_t offset;   // user pointer = base + offset
   size_t usable;   // bytes usable at the user pointer
   size_t touched;  // bytes from the base that may be resident (arena-backed)

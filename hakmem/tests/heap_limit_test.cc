@@ -160,7 +160,7 @@ TEST_F(HeapLimit, SoftGivesIdleMemoryBackBeforePassingIt) {
   // arena keeps up to 256 MiB for an hour here). They are touched sparsely
   // (a page in 16), so the arena will not move their pages into a larger
   // mapping either (see page_arena.c): nothing can reuse them.
-  const size_t six = 6 * kMiB - 64 * kKiB;
+  const size_t six = 6 * kMiB - 64; // a 6 MiB mapping with the header
   std::vector<void *> v;
   for (int i = 0; i < 12; ++i) {
     v.push_back(hak_malloc(six));
@@ -176,7 +176,7 @@ TEST_F(HeapLimit, SoftGivesIdleMemoryBackBeforePassingIt) {
 
   // 10 MiB mappings cannot reuse them: 8 of them (80 MiB) would take the
   // mapped bytes to about 152 MiB over the start without a give-back.
-  const size_t ten = 10 * kMiB - 64 * kKiB;
+  const size_t ten = 10 * kMiB - 64;
   for (int i = 0; i < 8; ++i) {
     v.push_back(hak_malloc(ten));
     ASSERT_NE(v.back(), nullptr);
