@@ -107,7 +107,7 @@ static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   hak_slab *s = h->cls[cls].active;
   void *b = s->free;
   s->free = hak_link_next(b);
-  s->used++;
+  HAK_SLAB_SET_USED(s, s->used + 1);
   hak_block_take(b, HAKMEM_HARDENED || HAK_CHECK_IS_FULL);
   HAK_COUNT(h->counters[cls].allocs, 1);
   HAK_COUNT(h->counters[cls].slow_allocs, 1);
@@ -133,7 +133,7 @@ static inline void *alloc_class(unsigned cls) {
     b = s->free;
     if (hak_likely(b != NULL)) {
       s->free = hak_link_next(b);
-      s->used++;
+      HAK_SLAB_SET_USED(s, s->used + 1);
       hak_block_take(b, HAKMEM_DEBUG || HAKMEM_HARDENED);
       HAK_COUNT(h->counters[cls].allocs, 1);
     }

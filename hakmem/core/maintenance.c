@@ -14,6 +14,7 @@
 #include "shared_pool.h"
 #include "stats.h"
 #include "stats_report.h"
+#include "superslab.h"
 #include "thread_heap.h"
 #include "tiny_fastcache.h"
 
@@ -79,6 +80,7 @@ static void fork_child(void) {
   hak_purge_fork_child();
   hak_arena_reset_locks();
   hak_pool_reset_locks();
+  hak_superslab_fork_child();
   hak_heap_fork_child();
   hak_prof_fork_child();
 }

@@ -21,6 +21,7 @@
 
 namespace {
 
+constexpr size_t kKiB = size_t{1} << 10;
 constexpr size_t kMiB = size_t{1} << 20;
 constexpr size_t kRegion = 2 * kMiB;
 

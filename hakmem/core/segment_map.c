@@ -82,3 +82,20 @@ int hak_segmap_set(void *base, size_t size, uint8_t first_kind, uint8_t kind) {
 void hak_segmap_clear(void *base, size_t size) {
   set_range(base, size, HAK_REGION_NONE, HAK_REGION_NONE, 0);
 }
+
+bool hak_segmap_next(uint8_t kind, uintptr_t *cursor) {
+  uintptr_t r = *cursor >> HAK_SS_SHIFT;
+  for (uintptr_t l1 = r >> HAK_SEGMAP_L2_BITS; l1 < HAK_SEGMAP_L1_SIZE; l1++) {
+    uint8_t *l2 = atomic_load_explicit(&hak_segmap_l1[l1], memory_order_acquire);
+    uintptr_t first = l1 == r >> HAK_SEGMAP_L2_BITS ? r & (L2_SIZE - 1) : 0;
+    if (l2 == NULL)
+      continue;
+    for (uintptr_t i = first; i < L2_SIZE; i++) {
+      if (__atomic_load_n(&l2[i], __ATOMIC_RELAXED) == kind) {
+        *cursor = ((l1 << HAK_SEGMAP_L2_BITS) | i) << HAK_SS_SHIFT;
+        return true;
+      }
+    }
+  }
+  return false;
+}

@@ -75,6 +75,15 @@ void hak_classmap_set(const void *start, size_t size, unsigned bin) HAK_INTERNAL
 int hak_segmap_set(void *base, size_t size, uint8_t first_kind, uint8_t kind) HAK_INTERNAL;
 void hak_segmap_clear(void *base, size_t size) HAK_INTERNAL;
 
+// The regions of one kind (not HAK_REGION_NONE), in address order: finds the
+// first region of that kind at or above *cursor (rounded down to its region),
+// stores its base in *cursor and returns true; false when there is none.
+// Walks the first level and each second-level table that exists; loads
+// only, no lock, no allocation (async-signal-safe). A region set or cleared
+// meanwhile may or may not be seen. Every region of a kind:
+//   for (uintptr_t a = 0; hak_segmap_next(kind, &a); a += HAK_SS_SIZE) ...
+bool hak_segmap_next(uint8_t kind, uintptr_t *cursor) HAK_INTERNAL;
+
 HAK_EXTERN_C_END
 
 #endif // HAKMEM_SEGMENT_MAP_H

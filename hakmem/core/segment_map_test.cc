@@ -1,6 +1,7 @@
 // Unit test of the segment map: which 2 MiB regions belong to hakmem.
 // Regions are registered at addresses chosen far from anything the process
 // maps; the map never dereferences them.
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -153,6 +154,50 @@ TEST(SegmentMap, ClearOfUnknownRangeAllocatesNothing) {
   ASSERT_NE(l1, 0u);
   hak_segmap_clear(Addr(RegionIn(l1, 5)), 3 * kRegion);
   EXPECT_FALSE(L1Present(l1));
+}
+
+// The regions of a kind, in order: every one, across a level-1 boundary and
+// tables that do not exist, none of another kind, none once cleared.
+TEST(SegmentMap, IteratorFindsEveryRegionOfAKind) {
+  const size_t l1 = FreshL1(200, 3);
+  ASSERT_NE(l1, 0u);
+  // Small regions at the end of l1 and in l1 + 2 (l1 + 1 gets no table),
+  // a medium one between; all above any other region of this process.
+  const uintptr_t a = RegionIn(l1, (size_t{1} << HAK_SEGMAP_L2_BITS) - 1);
+  const uintptr_t b = RegionIn(l1 + 2, 0);
+  const uintptr_t c = RegionIn(l1 + 2, 7);
+  const uintptr_t m = RegionIn(l1, 3);
+  ASSERT_EQ(hak_segmap_set(Addr(a), kRegion, HAK_REGION_SS_SMALL, HAK_REGION_SS_SMALL), 0);
+  ASSERT_EQ(hak_segmap_set(Addr(b), kRegion, HAK_REGION_SS_SMALL, HAK_REGION_SS_SMALL), 0);
+  ASSERT_EQ(hak_segmap_set(Addr(c), kRegion, HAK_REGION_SS_SMALL, HAK_REGION_SS_SMALL), 0);
+  ASSERT_EQ(hak_segmap_set(Addr(m), kRegion, HAK_REGION_SS_MEDIUM, HAK_REGION_SS_MEDIUM), 0);
+  EXPECT_FALSE(L1Present(l1 + 1));
+  auto walk = [](uint8_t kind, uintptr_t from) {
+    std::vector<uintptr_t> found;
+    for (uintptr_t x = from; hak_segmap_next(kind, &x); x += kRegion)
+      found.push_back(x);
+    return found;
+  };
+  const uintptr_t start = RegionIn(l1, 0);
+  EXPECT_EQ(walk(HAK_REGION_SS_SMALL, start), (std::vector<uintptr_t>{a, b, c}));
+  EXPECT_EQ(walk(HAK_REGION_SS_MEDIUM, start), (std::vector<uintptr_t>{m}));
+  // A cursor inside a region starts at that region; one past it skips it.
+  EXPECT_EQ(walk(HAK_REGION_SS_SMALL, a + 12345), (std::vector<uintptr_t>{a, b, c}));
+  EXPECT_EQ(walk(HAK_REGION_SS_SMALL, a + kRegion), (std::vector<uintptr_t>{b, c}));
+  // From address 0 the walk finds them too, after any of other tests.
+  const std::vector<uintptr_t> all = walk(HAK_REGION_SS_SMALL, 0);
+  ASSERT_GE(all.size(), 3u);
+  EXPECT_EQ(std::vector<uintptr_t>(all.end() - 3, all.end()), (std::vector<uintptr_t>{a, b, c}));
+  EXPECT_TRUE(std::is_sorted(all.begin(), all.end()));
+  uintptr_t past = uintptr_t{1} << 47;
+  EXPECT_FALSE(hak_segmap_next(HAK_REGION_SS_SMALL, &past)) << "past the address space";
+  hak_segmap_clear(Addr(b), kRegion);
+  EXPECT_EQ(walk(HAK_REGION_SS_SMALL, start), (std::vector<uintptr_t>{a, c}));
+  hak_segmap_clear(Addr(a), kRegion);
+  hak_segmap_clear(Addr(c), kRegion);
+  hak_segmap_clear(Addr(m), kRegion);
+  EXPECT_TRUE(walk(HAK_REGION_SS_SMALL, start).empty());
+  EXPECT_TRUE(walk(HAK_REGION_SS_MEDIUM, start).empty());
 }
 
 TEST(SegmentMap, HighestAndLowestRegions) {

@@ -320,7 +320,7 @@ uint32_t hak_slab_take_upto(hak_heap *h, unsigned cls, uint32_t n, uint32_t max,
       hak_link_corrupt(s->free);
     *list = s->free;
     s->free = NULL;
-    s->used = (uint16_t)(s->used + len);
+    HAK_SLAB_SET_USED(s, s->used + len);
     return len;
   }
   void *first = s->free, *last = first;
@@ -336,7 +336,7 @@ uint32_t hak_slab_take_upto(hak_heap *h, unsigned cls, uint32_t n, uint32_t max,
   }
   s->free = rest;
   hak_link_set(last, NULL);
-  s->used = (uint16_t)(s->used + got);
+  HAK_SLAB_SET_USED(s, s->used + got);
   *list = first;
   return got;
 }

@@ -54,7 +54,7 @@ static inline void hak_slab_free_local_run(hak_heap *h, hak_slab *s, void *first
                                            uint32_t n) {
   hak_link_set(last, s->free);
   s->free = first;
-  s->used = (uint16_t)(s->used - n);
+  HAK_SLAB_SET_USED(s, s->used - n);
   if (hak_unlikely(HAK_SLAB_STATE(s) != HAK_SLAB_ACTIVE || s->used == 0))
     hak_slab_local_transition(h, s);
 }
@@ -62,7 +62,7 @@ static inline void hak_slab_free_local_run(hak_heap *h, hak_slab *s, void *first
 static inline void hak_slab_free_local(hak_heap *h, hak_slab *s, void *p) {
   hak_link_set(p, s->free);
   s->free = p;
-  s->used--;
+  HAK_SLAB_SET_USED(s, s->used - 1);
   if (hak_unlikely(HAK_SLAB_STATE(s) != HAK_SLAB_ACTIVE || s->used == 0))
     hak_slab_local_transition(h, s);
 }

@@ -8,8 +8,10 @@
 #include "log.h"
 #include "options.h"
 #include "os.h"
+#include "segment_map.h"
 #include "size_class.h"
 #include "stats.h"
+#include "superslab.h"
 #include "thread_heap.h"
 
 #define LOAD(x) atomic_load_explicit(&hak_gstats.x, memory_order_relaxed)
@@ -75,6 +77,64 @@ bool hak_stats_collect(hak_stats *out, bool from_signal) {
 
 void hak_stats_get(hak_stats *out) { hak_stats_collect(out, false); }
 
+// ---- the memory census --------------------------------------------------------
+
+static uint64_t sub0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+bool hak_memory_collect(hak_memory *out, const hak_stats *s, bool s_complete, bool from_signal) {
+  __builtin_memset(out, 0, sizeof *out);
+  out->num_classes = HAK_NUM_CLASSES;
+  hak_ss_census acc;
+  __builtin_memset(&acc, 0, sizeof acc);
+  for (uint8_t kind = HAK_REGION_SS_SMALL; kind <= HAK_REGION_SS_MEDIUM; kind++) {
+    for (uintptr_t a = 0; hak_segmap_next(kind, &a); a += HAK_SS_SIZE)
+      hak_superslab_census((void *)a, kind, &acc);
+  }
+  uint64_t held[HAK_NUM_CLASSES];
+  // A signal handler that already waited for the registry in vain for s does
+  // not wait again.
+  bool bins = hak_heap_collect_bins(held, from_signal,
+                                    from_signal && !s_complete ? 0 : SIGNAL_LOCK_WAIT_MS);
+  out->partial = !bins || !s_complete;
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    hak_class_memory *m = &out->classes[c];
+    const hak_class_stats *k = &s->classes[c];
+    uint64_t size = hak_classes[c].size;
+    // Blocks out of their slabs are live, in a bin, or freed by another
+    // thread and not yet collected; the figures are read at different
+    // moments, so the difference is kept from going below 0.
+    uint64_t live = sub0(k->allocs, k->frees);
+    uint64_t used = acc.used[c];
+    m->block_size = size;
+    m->slabs = acc.slabs[c];
+    m->slab_bytes = acc.slab_bytes[c];
+    m->resident_bytes = acc.resident[c];
+    m->live_bytes = live * size;
+    m->bin_bytes = held[c] * size;
+    m->remote_bytes = sub0(sub0(used, live), held[c]) * size;
+    m->free_bytes = (acc.carved[c] - used) * size;
+    m->carved_bytes = acc.carved[c] * size;
+    out->slab_bytes += m->slab_bytes;
+    out->slab_resident_bytes += m->resident_bytes;
+  }
+  out->superslabs = acc.superslabs;
+  out->header_resident_bytes = acc.header_resident;
+  out->free_slots_dirty = acc.free_slots_dirty;
+  out->free_slot_resident_bytes = acc.free_slot_resident;
+  out->large_live_bytes = s->large_live_bytes;
+  out->cached_bytes = s->cached_bytes;
+  out->metadata_bytes = sub0(s->os_mapped_bytes, s->mapped_bytes);
+  out->os_mapped_bytes = s->os_mapped_bytes;
+  out->resident_bytes = s->resident_bytes;
+  return !out->partial;
+}
+
+void hak_memory_get(hak_memory *out) {
+  hak_stats s;
+  hak_stats_collect(&s, false);
+  hak_memory_collect(out, &s, true, false);
+}
+
 static const char *build_name(void) { return HAKMEM_BUILD_RELEASE ? "release" : "debug"; }
 
 static const char *limit_mode_name(void) {
@@ -82,6 +142,8 @@ static const char *limit_mode_name(void) {
   hak_os_limit(&mode);
   return mode == HAK_OS_LIMIT_HARD ? "hard" : "soft";
 }
+
+static void print_memory_text(hak_text *r, const hak_stats *s, bool complete, bool from_signal);
 
 static void print_text(int fd, bool from_signal) {
   hak_stats s;
@@ -137,7 +199,86 @@ static void print_text(int fd, bool from_signal) {
                (unsigned long long)s.heaps_reused, (unsigned long long)s.slabs_trimmed);
   hak_text_add(&r, "mutexes acquired %llu contended %llu\n", (unsigned long long)s.mutex_acquires,
                (unsigned long long)s.mutex_contended);
+  print_memory_text(&r, &s, complete, from_signal);
   hak_text_flush(&r);
+}
+
+// The memory section of the text report: the census against s.
+static void print_memory_text(hak_text *r, const hak_stats *s, bool complete, bool from_signal) {
+  hak_memory m;
+  hak_memory_collect(&m, s, complete, from_signal);
+  hak_text_add(r, "memory census (bytes; resident pages from mincore)%s\n",
+               m.partial ? " partial: live threads' bins left out, counted as remote" : "");
+  hak_text_add(r, "%5s %8s %6s %12s %12s %12s %12s %12s %12s\n", "class", "size", "slabs",
+               "slab_bytes", "resident", "live", "bins", "remote", "free");
+  uint64_t live = 0, bins = 0, remote = 0, free_bytes = 0, slabs = 0;
+  for (unsigned c = 0; c < m.num_classes; c++) {
+    const hak_class_memory *k = &m.classes[c];
+    live += k->live_bytes;
+    bins += k->bin_bytes;
+    remote += k->remote_bytes;
+    free_bytes += k->free_bytes;
+    slabs += k->slabs;
+    if (k->slabs == 0 && k->live_bytes == 0)
+      continue;
+    hak_text_add(r, "%5u %8llu %6llu %12llu %12llu %12llu %12llu %12llu %12llu\n", c,
+                 (unsigned long long)k->block_size, (unsigned long long)k->slabs,
+                 (unsigned long long)k->slab_bytes, (unsigned long long)k->resident_bytes,
+                 (unsigned long long)k->live_bytes, (unsigned long long)k->bin_bytes,
+                 (unsigned long long)k->remote_bytes, (unsigned long long)k->free_bytes);
+  }
+  hak_text_add(r,
+               "census slabs %llu slab_bytes %llu resident %llu live %llu bins %llu remote %llu "
+               "free %llu\n",
+               (unsigned long long)slabs, (unsigned long long)m.slab_bytes,
+               (unsigned long long)m.slab_resident_bytes, (unsigned long long)live,
+               (unsigned long long)bins, (unsigned long long)remote,
+               (unsigned long long)free_bytes);
+  hak_text_add(
+      r, "census superslabs %llu header_resident %llu free_slots %llu free_slot_resident %llu\n",
+      (unsigned long long)m.superslabs, (unsigned long long)m.header_resident_bytes,
+      (unsigned long long)m.free_slots_dirty, (unsigned long long)m.free_slot_resident_bytes);
+  hak_text_add(r,
+               "census large_live %llu cached %llu metadata %llu os_mapped %llu "
+               "process_resident %llu\n",
+               (unsigned long long)m.large_live_bytes, (unsigned long long)m.cached_bytes,
+               (unsigned long long)m.metadata_bytes, (unsigned long long)m.os_mapped_bytes,
+               (unsigned long long)m.resident_bytes);
+}
+
+// The memory section of the JSON report: "memory":{...}, every class.
+static void print_memory_json(hak_text *r, const hak_stats *s, bool complete, bool from_signal) {
+  hak_memory m;
+  hak_memory_collect(&m, s, complete, from_signal);
+  // "partial" only when it is, as at the top of the report.
+  hak_text_add(r, "\"memory\":{%s\"classes\":[", m.partial ? "\"partial\":true," : "");
+  for (unsigned c = 0; c < m.num_classes; c++) {
+    const hak_class_memory *k = &m.classes[c];
+    // Two pieces: a line is cut at 256 bytes.
+    hak_text_add(r, "%s{\"class\":%u,\"size\":%llu,\"slabs\":%llu,\"slab_bytes\":%llu,",
+                 c == 0 ? "" : ",", c, (unsigned long long)k->block_size,
+                 (unsigned long long)k->slabs, (unsigned long long)k->slab_bytes);
+    hak_text_add(r,
+                 "\"resident_bytes\":%llu,\"live_bytes\":%llu,\"bin_bytes\":%llu,"
+                 "\"remote_bytes\":%llu,\"free_bytes\":%llu,\"carved_bytes\":%llu}",
+                 (unsigned long long)k->resident_bytes, (unsigned long long)k->live_bytes,
+                 (unsigned long long)k->bin_bytes, (unsigned long long)k->remote_bytes,
+                 (unsigned long long)k->free_bytes, (unsigned long long)k->carved_bytes);
+  }
+  hak_text_add(r,
+               "],\"superslabs\":%llu,\"slab_bytes\":%llu,\"slab_resident_bytes\":%llu,"
+               "\"header_resident_bytes\":%llu,\"free_slots_dirty\":%llu,",
+               (unsigned long long)m.superslabs, (unsigned long long)m.slab_bytes,
+               (unsigned long long)m.slab_resident_bytes,
+               (unsigned long long)m.header_resident_bytes, (unsigned long long)m.free_slots_dirty);
+  hak_text_add(r,
+               "\"free_slot_resident_bytes\":%llu,\"large_live_bytes\":%llu,"
+               "\"cached_bytes\":%llu,\"metadata_bytes\":%llu,\"os_mapped_bytes\":%llu,"
+               "\"resident_bytes\":%llu}",
+               (unsigned long long)m.free_slot_resident_bytes,
+               (unsigned long long)m.large_live_bytes, (unsigned long long)m.cached_bytes,
+               (unsigned long long)m.metadata_bytes, (unsigned long long)m.os_mapped_bytes,
+               (unsigned long long)m.resident_bytes);
 }
 
 static void print_json(int fd, bool from_signal) {
@@ -187,9 +328,11 @@ static void print_json(int fd, bool from_signal) {
                (unsigned long long)s.thp_advised_bytes);
   hak_text_add(&r,
                "\"heap_limit_bytes\":%llu,\"heap_limit_mode\":\"%s\",\"limit_givebacks\":%llu,"
-               "\"limit_refusals\":%llu}\n",
+               "\"limit_refusals\":%llu,",
                (unsigned long long)s.heap_limit_bytes, limit_mode_name(),
                (unsigned long long)s.limit_givebacks, (unsigned long long)s.limit_refusals);
+  print_memory_json(&r, &s, complete, from_signal);
+  hak_text_add(&r, "}\n");
   hak_text_flush(&r);
 }
 

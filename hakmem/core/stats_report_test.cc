@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -23,10 +24,12 @@
 #include "hakmem/core/include/hakmem.h"
 #include "hakmem/core/maintenance.h"
 #include "hakmem/core/options.h"
+#include "hakmem/core/shared_pool.h"
 #include "hakmem/core/size_class.h"
 #include "hakmem/core/stats.h"
 #include "hakmem/core/stats_report.h"
 #include "hakmem/core/thread_heap.h"
+#include "hakmem/core/types.h"
 
 namespace {
 
@@ -546,7 +549,33 @@ TEST_F(StatsReport, TextReport) {
   for (size_t i = 0; i < tail_prefixes.size(); ++i) {
     EXPECT_TRUE(StartsWith(lines[2 + kClasses + i], tail_prefixes[i])) << lines[2 + kClasses + i];
   }
-  EXPECT_EQ(lines.size(), 2u + kClasses + tail_prefixes.size());
+  // Then the memory section: a heading, the column names, a row per class
+  // with slabs or live blocks (every class here), three lines of totals.
+  const size_t mem = 2 + kClasses + tail_prefixes.size();
+  ASSERT_EQ(lines.size(), mem + 2 + kClasses + 3) << text;
+  EXPECT_TRUE(StartsWith(lines[mem], "memory census (bytes")) << lines[mem];
+  std::istringstream mem_header(lines[mem + 1]);
+  std::vector<std::string> mem_columns;
+  for (std::string w; mem_header >> w;)
+    mem_columns.push_back(w);
+  EXPECT_EQ(mem_columns, (std::vector<std::string>{"class", "size", "slabs", "slab_bytes",
+                                                   "resident", "live", "bins", "remote", "free"}));
+  for (unsigned c = 0; c < kClasses; ++c) {
+    SCOPED_TRACE(c);
+    std::istringstream row(lines[mem + 2 + c]);
+    uint64_t cls = 0, size = 0, slabs = 0, slab_bytes = 0, resident = 0, live = 0;
+    ASSERT_TRUE(row >> cls >> size >> slabs >> slab_bytes >> resident >> live)
+        << lines[mem + 2 + c];
+    EXPECT_EQ(cls, c);
+    EXPECT_EQ(size, hak_class_size(c));
+    EXPECT_GE(slabs, 1u);
+    EXPECT_GE(slab_bytes, slabs * HAK_PAGE_SIZE);
+    EXPECT_LE(resident, slab_bytes);
+    EXPECT_GE(live, size) << "the fixture's block";
+  }
+  EXPECT_TRUE(StartsWith(lines[mem + 2 + kClasses], "census slabs ")) << text;
+  EXPECT_TRUE(StartsWith(lines[mem + 3 + kClasses], "census superslabs ")) << text;
+  EXPECT_TRUE(StartsWith(lines[mem + 4 + kClasses], "census large_live ")) << text;
   // Nothing allocated between the snapshot and the report: figures agree.
   const std::string threads_line = "threads live " + std::to_string(s.threads_live) + " exited " +
                                    std::to_string(s.threads_exited) + " heaps_reused " +
@@ -568,14 +597,21 @@ TEST(StatsReportQuiet, ClassesWithoutActivityAreLeftOut) {
   // A class nobody in this process used has no row.
   RunInThread([] {});
   const hak_stats s = Snapshot();
+  hak_memory m;
+  hak_memory_get(&m);
   const std::string text = Capture(hak_stats_print);
   const std::vector<std::string> lines = Lines(text);
-  size_t rows = 0;
+  size_t rows = 0, memory_rows = 0;
   for (unsigned c = 0; c < s.num_classes; ++c) {
     if (s.classes[c].allocs || s.classes[c].frees || s.classes[c].slabs)
       ++rows;
+    if (m.classes[c].slabs || m.classes[c].live_bytes)
+      ++memory_rows;
   }
-  EXPECT_EQ(lines.size(), 2 + rows + 10) << text; // the ten lines of totals
+  EXPECT_LT(memory_rows, kClasses) << "some class is idle";
+  // The ten lines of totals; the memory section's heading, column names and
+  // three lines of totals.
+  EXPECT_EQ(lines.size(), 2 + rows + 10 + 2 + memory_rows + 3) << text;
 }
 
 TEST_F(StatsReport, JsonReport) {
@@ -659,6 +695,37 @@ TEST_F(StatsReport, JsonReport) {
   EXPECT_GT(doc.Get("resident_bytes")->number, 0) << "the RSS from /proc/self/statm";
   EXPECT_GE(doc.Get("os_mapped_bytes")->number, doc.Get("mapped_bytes")->number);
   EXPECT_GE(doc.Get("threads_live")->number, 1);
+
+  // The memory census: every class, and the totals.
+  const Json *memory = doc.Get("memory");
+  ASSERT_NE(memory, nullptr);
+  ASSERT_EQ(memory->kind, Json::kObject);
+  EXPECT_EQ(memory->Get("partial"), nullptr) << "only a partial census says so";
+  const Json *mclasses = memory->Get("classes");
+  ASSERT_NE(mclasses, nullptr);
+  ASSERT_EQ(mclasses->items.size(), kClasses);
+  for (unsigned c = 0; c < kClasses; ++c) {
+    const Json &k = mclasses->items[c];
+    for (const char *key : {"class", "size", "slabs", "slab_bytes", "resident_bytes", "live_bytes",
+                            "bin_bytes", "remote_bytes", "free_bytes", "carved_bytes"}) {
+      ASSERT_NE(k.Get(key), nullptr) << key;
+      EXPECT_EQ(k.Get(key)->kind, Json::kNumber) << key;
+    }
+    EXPECT_EQ(k.Get("class")->number, c);
+    EXPECT_GE(k.Get("slabs")->number, 1);
+    EXPECT_GE(k.Get("live_bytes")->number, k.Get("size")->number);
+    EXPECT_LE(k.Get("resident_bytes")->number, k.Get("slab_bytes")->number);
+  }
+  for (const char *key :
+       {"superslabs", "slab_bytes", "slab_resident_bytes", "header_resident_bytes",
+        "free_slots_dirty", "free_slot_resident_bytes", "large_live_bytes", "cached_bytes",
+        "metadata_bytes", "os_mapped_bytes", "resident_bytes"}) {
+    const Json *v = memory->Get(key);
+    ASSERT_NE(v, nullptr) << key;
+    EXPECT_EQ(v->kind, Json::kNumber) << key;
+  }
+  EXPECT_GE(memory->Get("superslabs")->number, 1);
+  EXPECT_EQ(memory->Get("os_mapped_bytes")->number, doc.Get("os_mapped_bytes")->number);
 }
 
 // Reports go through write(2) on the descriptor given, also a pipe.
@@ -724,6 +791,10 @@ TEST(StatsCollect, HeldRegistryGivesAPartialReport) {
   ASSERT_GE(lines.size(), 2u);
   EXPECT_EQ(lines[1], "partial: live threads' counters left out (the registry was busy)");
   EXPECT_NE(json.find("\"partial\":true,"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"memory\":{\"partial\":true,"), std::string::npos) << json;
+  EXPECT_NE(text.find("memory census (bytes; resident pages from mincore) partial: "),
+            std::string::npos)
+      << text;
   Json doc;
   JsonReader reader(json);
   EXPECT_TRUE(reader.ParseDocument(&doc)) << reader.Where() << ":\n" << json;
@@ -731,6 +802,12 @@ TEST(StatsCollect, HeldRegistryGivesAPartialReport) {
   EXPECT_TRUE(hak_stats_collect(&part, true));
   const std::string again = Capture([](int fd) { hak_stats_write(fd, false, true); });
   EXPECT_EQ(again.find("partial"), std::string::npos) << again;
+  {
+    // With the lock free, a census from a signal handler has the bins.
+    hak_memory m;
+    EXPECT_TRUE(hak_memory_collect(&m, &full, true, true));
+    EXPECT_EQ(m.partial, 0u);
+  }
   w.Run([&] {
     for (void *p : blocks)
       hak_free(p);
@@ -819,6 +896,212 @@ TEST(StatsSignal, ReportThenThePreviousHandler) {
   EXPECT_TRUE(reader.ParseDocument(&doc)) << reader.Where() << ":\n" << json;
   EXPECT_EQ(g_previous_calls.load(), 2) << "the program's handler runs after each report";
   sigaction(SIGUSR2, &old, nullptr);
+}
+
+// ---- the memory census ---------------------------------------------------------
+
+hak_memory Census() {
+  hak_memory m;
+  hak_memory_get(&m);
+  return m;
+}
+
+// Pages (4 KiB) that the blocks cover, each counted once.
+uint64_t PagesOf(const std::vector<void *> &blocks, size_t size) {
+  std::vector<uintptr_t> pages;
+  for (void *p : blocks) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    for (uintptr_t pg = a / HAK_PAGE_SIZE; pg <= (a + size - 1) / HAK_PAGE_SIZE; ++pg)
+      pages.push_back(pg);
+  }
+  std::sort(pages.begin(), pages.end());
+  return static_cast<uint64_t>(std::unique(pages.begin(), pages.end()) - pages.begin());
+}
+
+// Keeps trims of idle heaps (which collect remote frees and release slabs)
+// and the purge of free slots away while a test looks at a quiet heap.
+class CensusTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    hak_init();
+    saved_decay_ = hak_opts.decay_ms;
+    hak_opts.decay_ms = 600000;
+  }
+  void TearDown() override { hak_opts.decay_ms = saved_decay_; }
+  uint32_t saved_decay_ = 0;
+};
+
+// Blocks of a small and a medium class on thread A; thread B frees some of
+// them (into its bins, then, flushed, onto A's slabs' remote lists), A frees
+// others (into its own bins). The census accounts for each block exactly.
+TEST_F(CensusTest, TwoThreadsBlocksAccountedPerClass) {
+  struct Case {
+    size_t request;
+    size_t allocs, freed_by_b, freed_by_a;
+  };
+  // 1500 B: class 1536 (42 blocks per 64 KiB slab, a bin of 21); 20000 B:
+  // class 20480 (medium, 25 per 512 KiB slab, a bin of 1). Sizes no other
+  // test here uses, so their classes start empty.
+  const Case cases[] = {{1500, 100, 10, 5}, {20000, 30, 1, 1}};
+  const bool fast = FastCacheOn();
+  const hak_memory before = Census();
+  for (const Case &k : cases) {
+    const unsigned c = ClassOf(k.request);
+    ASSERT_EQ(before.classes[c].slabs, 0u) << c;
+    ASSERT_EQ(before.classes[c].live_bytes, 0u) << c;
+  }
+  Worker a, b;
+  b.Run([] { hak_free(hak_malloc(64)); }); // B has a heap, so bins
+  std::vector<std::vector<void *>> blocks(2);
+  a.Run([&] {
+    for (size_t i = 0; i < 2; ++i) {
+      for (size_t n = 0; n < cases[i].allocs; ++n) {
+        void *p = hak_malloc(cases[i].request);
+        std::memset(p, 0x5a, cases[i].request); // resident
+        blocks[i].push_back(p);
+      }
+    }
+    hak_thread_flush(); // A's bins empty: the refills' extra blocks go back
+  });
+  b.Run([&] {
+    hak_thread_flush();
+    for (size_t i = 0; i < 2; ++i) {
+      for (size_t n = 0; n < cases[i].freed_by_b; ++n)
+        hak_free(blocks[i][n]);
+    }
+  });
+  a.Run([&] {
+    for (size_t i = 0; i < 2; ++i) {
+      for (size_t n = 0; n < cases[i].freed_by_a; ++n)
+        hak_free(blocks[i][cases[i].freed_by_b + n]);
+    }
+  });
+
+  auto check = [&](const char *phase, bool b_flushed) {
+    SCOPED_TRACE(phase);
+    const hak_stats s = Snapshot();
+    const hak_memory m = Census();
+    EXPECT_EQ(m.partial, 0u);
+    for (size_t i = 0; i < 2; ++i) {
+      const Case &k = cases[i];
+      const unsigned c = ClassOf(k.request);
+      const uint64_t size = hak_class_size(c);
+      const hak_class_memory &cm = m.classes[c];
+      SCOPED_TRACE(size);
+      const size_t live = k.allocs - k.freed_by_b - k.freed_by_a;
+      std::vector<void *> held(
+          blocks[i].begin() + static_cast<ptrdiff_t>(k.freed_by_b + k.freed_by_a), blocks[i].end());
+      EXPECT_EQ(cm.block_size, size);
+      EXPECT_EQ(cm.live_bytes, live * size);
+      // The slabs the shared pool counts, found by walking the SuperSlabs.
+      EXPECT_EQ(cm.slabs, s.classes[c].slabs);
+      const uint64_t slab = size <= HAK_SMALL_MAX ? 64 << 10 : 512 << 10;
+      EXPECT_LE(cm.slab_bytes, cm.slabs * slab);
+      EXPECT_GE(cm.slab_bytes, cm.slabs * (slab - HAK_SS_HEADER_SIZE - HAK_PAGE_SIZE));
+      if (size <= HAK_SMALL_MAX && !HAKMEM_HARDENED) {
+        EXPECT_EQ(cm.slab_bytes, cm.slabs * slab) << "whole 64 KiB granules";
+      }
+      // The pages the test wrote are resident, and no more than the slabs.
+      EXPECT_GE(cm.resident_bytes, PagesOf(held, k.request) * HAK_PAGE_SIZE);
+      EXPECT_LE(cm.resident_bytes, cm.slab_bytes);
+      // In bins: what A freed (its bins were empty), and what B freed until
+      // B flushed; without the fast cache there are no bins, and B's frees
+      // go to the remote lists at once.
+      const uint64_t in_b = fast && !b_flushed ? k.freed_by_b : 0;
+      const uint64_t in_a = fast ? k.freed_by_a : 0;
+      EXPECT_EQ(cm.bin_bytes, (in_a + in_b) * size);
+      const uint64_t remote = fast && !b_flushed ? 0 : k.freed_by_b;
+      EXPECT_EQ(cm.remote_bytes, remote * size);
+      // Every carved block is live, in a bin, remote or free, once.
+      EXPECT_EQ(cm.live_bytes + cm.bin_bytes + cm.remote_bytes + cm.free_bytes, cm.carved_bytes);
+      EXPECT_GE(cm.carved_bytes, k.allocs * size);
+      EXPECT_LE(cm.carved_bytes, cm.slab_bytes);
+    }
+    // Totals: the census against the counters kept apart from it.
+    EXPECT_EQ(m.superslabs, s.superslabs);
+    EXPECT_EQ(m.superslabs * HAK_SS_SIZE + s.large_live_bytes + s.cached_bytes, s.mapped_bytes);
+    EXPECT_EQ(m.metadata_bytes, s.os_mapped_bytes - s.mapped_bytes);
+    uint64_t slab_bytes = 0, resident = 0;
+    for (unsigned c = 0; c < m.num_classes; ++c) {
+      EXPECT_EQ(m.classes[c].slabs, s.classes[c].slabs) << c;
+      EXPECT_EQ(m.classes[c].live_bytes,
+                (s.classes[c].allocs - s.classes[c].frees) * s.classes[c].block_size)
+          << c;
+      slab_bytes += m.classes[c].slab_bytes;
+      resident += m.classes[c].resident_bytes;
+    }
+    EXPECT_EQ(m.slab_bytes, slab_bytes);
+    EXPECT_EQ(m.slab_resident_bytes, resident);
+    EXPECT_GE(m.header_resident_bytes, m.superslabs * HAK_PAGE_SIZE) << "every header is written";
+    EXPECT_LE(m.header_resident_bytes, m.superslabs * HAK_SS_HEADER_SIZE);
+    EXPECT_LE(m.slab_resident_bytes + m.header_resident_bytes + m.free_slot_resident_bytes,
+              m.os_mapped_bytes);
+    EXPECT_LE(m.slab_bytes + m.superslabs * HAK_SS_HEADER_SIZE, m.superslabs * HAK_SS_SIZE);
+    EXPECT_LE(m.slab_resident_bytes + m.header_resident_bytes + m.free_slot_resident_bytes,
+              m.resident_bytes);
+  };
+  check("B's frees in its bins", false);
+  b.Run([] { hak_thread_flush(); });
+  check("B flushed", true);
+
+  // Every block back: the classes' slabs go (A's active slabs stay, empty),
+  // once a trim has collected B's frees.
+  a.Run([&] {
+    for (size_t i = 0; i < 2; ++i) {
+      for (size_t n = cases[i].freed_by_b + cases[i].freed_by_a; n < cases[i].allocs; ++n)
+        hak_free(blocks[i][n]);
+    }
+    hak_thread_flush();
+    hak_trim(0); // collects the remote frees, releases empty slabs
+  });
+  const hak_memory after = Census();
+  for (const Case &k : cases) {
+    const unsigned c = ClassOf(k.request);
+    EXPECT_EQ(after.classes[c].live_bytes, 0u);
+    EXPECT_EQ(after.classes[c].bin_bytes, 0u);
+    // Without the fast cache there are no trims: B's frees wait for A's
+    // next refill of the class.
+    EXPECT_EQ(after.classes[c].remote_bytes, fast ? 0u : k.freed_by_b * hak_class_size(c));
+    EXPECT_EQ(after.classes[c].slabs, Snapshot().classes[c].slabs);
+  }
+}
+
+// A free slot whose pages are still resident (released, not yet purged) is
+// counted apart from the classes, and the purge takes it out.
+TEST_F(CensusTest, DirtyFreeSlotsUntilThePurge) {
+  constexpr size_t kSize = 6000; // class 6144: 10 blocks per small slab
+  const unsigned c = ClassOf(kSize);
+  std::vector<void *> keep, drop;
+  Worker w;
+  w.Run([&] {
+    // Two slabs' worth and more, in SuperSlabs that other blocks keep alive.
+    for (int i = 0; i < 40; ++i) {
+      void *p = hak_malloc(kSize);
+      std::memset(p, 1, kSize);
+      drop.push_back(p);
+    }
+    keep.push_back(hak_malloc(kSize));
+    hak_thread_flush();
+  });
+  const hak_memory full = Census();
+  ASSERT_GE(full.classes[c].slabs, 4u);
+  w.Run([&] {
+    for (void *p : drop)
+      hak_free(p);
+    hak_thread_flush(); // the emptied slabs go back to the pool: dirty slots
+  });
+  const hak_memory dirty = Census();
+  EXPECT_LT(dirty.classes[c].slabs, full.classes[c].slabs);
+  EXPECT_GE(dirty.free_slots_dirty, full.free_slots_dirty + 1);
+  EXPECT_GE(dirty.free_slot_resident_bytes, full.free_slot_resident_bytes + HAK_PAGE_SIZE);
+  hak_pool_purge_slots(true); // what the decay does when no slot was released for a while
+  const hak_memory purged = Census();
+  EXPECT_EQ(purged.free_slots_dirty, 0u);
+  EXPECT_EQ(purged.free_slot_resident_bytes, 0u);
+  w.Run([&] {
+    for (void *p : keep)
+      hak_free(p);
+  });
 }
 
 } // namespace

@@ -46,6 +46,38 @@ void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) HAK_INTERNAL;
 // Non-zero when p is the start of a block that slab s has handed out.
 int hak_slab_is_block(const hak_slab *s, const void *p) HAK_INTERNAL;
 
+// ---- the memory census -------------------------------------------------------
+
+// What the census found in SuperSlabs, summed over those it was given. Per
+// class: the slabs in use (any state but free), the bytes of their ranges
+// (mapped: the slot less the header page and, hardened, the guard page), of
+// those the bytes resident (mincore), and their blocks carved and out
+// (`used`: handed out, including blocks in any thread's bins and in remote
+// lists not yet collected).
+typedef struct hak_ss_census {
+  uint64_t superslabs;
+  uint64_t header_resident;    // header pages' resident bytes
+  uint64_t free_slots_dirty;   // free slots with carved != 0 (released, not yet purged)
+  uint64_t free_slot_resident; // their resident bytes
+  uint64_t slabs[HAK_NUM_CLASSES];
+  uint64_t slab_bytes[HAK_NUM_CLASSES];
+  uint64_t resident[HAK_NUM_CLASSES];
+  uint64_t carved[HAK_NUM_CLASSES]; // blocks
+  uint64_t used[HAK_NUM_CLASSES];   // blocks
+} hak_ss_census;
+
+// Adds the SuperSlab at region (a base the segment map names as kind) to
+// acc; false, adding nothing, when the region no longer holds one. Reads the
+// header with relaxed loads while owners change it (a snapshot) and asks the
+// kernel which pages are resident: expensive, for reports only, never on an
+// allocation path. Async-signal-safe: no lock, no allocation, no wait. The
+// SuperSlab cannot be unmapped meanwhile: hak_superslab_destroy waits until
+// no census is reading one.
+bool hak_superslab_census(void *region, uint8_t kind, hak_ss_census *acc) HAK_INTERNAL;
+// In a fork child: a census that was running in the parent on another thread
+// never ends here.
+void hak_superslab_fork_child(void) HAK_INTERNAL;
+
 // The bits of slab s's pages that a trim gave back (bit i: page i from the
 // slab's start), in its SuperSlab's header.
 // The heap profiler's hook for slab s (hak_prof_record's callback, under

@@ -6,6 +6,7 @@
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <string>
@@ -191,6 +192,73 @@ TEST_F(SuperSlabTest, DestroyClearsSegmentMap) {
     EXPECT_EQ(hak_segmap_kind(ss), HAK_REGION_NONE);
     EXPECT_EQ(hak_segmap_kind(B(ss) + 100), HAK_REGION_NONE);
     EXPECT_EQ(hak_segmap_kind(B(ss) + HAK_SS_SIZE - 1), HAK_REGION_NONE);
+  }
+}
+
+// The census of one SuperSlab: in-use slabs by class with their ranges, the
+// pages touched in them, their carved and used blocks; dirty free slots apart.
+TEST_F(SuperSlabTest, CensusOfOneSuperSlab) {
+  for (uint8_t kind : {HAK_REGION_SS_SMALL, HAK_REGION_SS_MEDIUM}) {
+    SCOPED_TRACE(static_cast<int>(kind));
+    hak_superslab *ss = hak_superslab_create(kind);
+    ASSERT_NE(ss, nullptr);
+    const unsigned shift = hak_slab_shift_of_kind(kind);
+    const unsigned nslabs = static_cast<unsigned>(HAK_SS_SIZE >> shift);
+    const size_t slab = size_t{1} << shift;
+    const unsigned cls = kind == HAK_REGION_SS_SMALL ? 5 : 40;
+    const unsigned first = kind == HAK_REGION_SS_SMALL ? 1 : 0, last = nslabs - 1;
+    // The region may come from the arena's cache, its pages resident: all
+    // but the header page go, so that what is resident is what this writes.
+    hak_os_purge(B(ss) + HAK_SS_HEADER_SIZE, HAK_SS_SIZE - HAK_SS_HEADER_SIZE - kGuardBytes);
+    // In use: the first and the last slot (header page, guard page).
+    for (unsigned slot : {first, last}) {
+      hak_slab *s = hak_superslab_init_slab(ss, slot, cls);
+      s->carved = 7;
+      s->used = 3;
+    }
+    // Two pages written in the first slab, one in the last.
+    hak_slab *s0 = &ss->slabs[first];
+    std::memset(s0->start, 1, 2 * HAK_PAGE_SIZE);
+    std::memset(ss->slabs[last].start, 1, 100);
+    // A dirty free slot (released, pages resident) and a clean one.
+    const unsigned dirty = first + 1, clean = first + 2;
+    hak_superslab_init_slab(ss, dirty, cls)->carved = 1;
+    std::memset(ss->slabs[dirty].start, 1, 3 * HAK_PAGE_SIZE);
+    ss->slabs[dirty].state = HAK_SLAB_FREE;
+    hak_superslab_init_slab(ss, clean, cls)->carved = 0;
+    ss->slabs[clean].state = HAK_SLAB_FREE;
+
+    hak_ss_census acc{};
+    ASSERT_TRUE(hak_superslab_census(ss, kind, &acc));
+    EXPECT_EQ(acc.superslabs, 1u);
+    EXPECT_EQ(acc.header_resident, HAK_PAGE_SIZE);
+    EXPECT_EQ(acc.slabs[cls], 2u);
+    const size_t first_len = slab - (first == 0 ? HAK_SS_HEADER_SIZE : 0);
+    const size_t last_len = slab - kGuardBytes;
+    EXPECT_EQ(acc.slab_bytes[cls], first_len + last_len);
+    EXPECT_EQ(acc.resident[cls], 3 * HAK_PAGE_SIZE);
+    EXPECT_EQ(acc.carved[cls], 14u);
+    EXPECT_EQ(acc.used[cls], 6u);
+    EXPECT_EQ(acc.free_slots_dirty, 1u);
+    EXPECT_EQ(acc.free_slot_resident, 3 * HAK_PAGE_SIZE);
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; ++c) {
+      if (c != cls) {
+        EXPECT_EQ(acc.slabs[c] + acc.slab_bytes[c] + acc.resident[c], 0u) << c;
+      }
+    }
+    // A second call adds to the same sums.
+    ASSERT_TRUE(hak_superslab_census(ss, kind, &acc));
+    EXPECT_EQ(acc.superslabs, 2u);
+    EXPECT_EQ(acc.slabs[cls], 4u);
+    EXPECT_EQ(acc.used[cls], 12u);
+    // The wrong kind, and a region that is no longer a SuperSlab, add nothing.
+    const uint8_t other = kind == HAK_REGION_SS_SMALL ? HAK_REGION_SS_MEDIUM : HAK_REGION_SS_SMALL;
+    EXPECT_FALSE(hak_superslab_census(ss, other, &acc));
+    for (unsigned i = 0; i < nslabs; ++i)
+      ss->slabs[i].state = HAK_SLAB_FREE;
+    hak_superslab_destroy(ss);
+    EXPECT_FALSE(hak_superslab_census(ss, kind, &acc));
+    EXPECT_EQ(acc.superslabs, 2u);
   }
 }
 

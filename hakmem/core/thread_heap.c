@@ -322,9 +322,9 @@ void hak_heap_collect_counters(hak_class_counters merged[HAK_NUM_CLASSES],
   reg_unlock();
 }
 
-bool hak_heap_collect_counters_try(hak_class_counters merged[HAK_NUM_CLASSES],
-                                   uint64_t fast_allocs[HAK_NUM_CLASSES],
-                                   uint64_t fast_frees[HAK_NUM_CLASSES], uint32_t wait_ms) {
+// The registry lock for a context that must not wait (a signal handler):
+// true when taken (then released with reg_unlock).
+static bool reg_trylock(uint32_t wait_ms) {
   // This thread, interrupted while it held the lock, would wait for itself.
   bool got = false;
   if (!t_reg_held) {
@@ -346,12 +346,41 @@ bool hak_heap_collect_counters_try(hak_class_counters merged[HAK_NUM_CLASSES],
         sched_yield();
     }
   }
+  if (got) {
+    t_reg_held = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+  }
+  return got;
+}
+
+bool hak_heap_collect_counters_try(hak_class_counters merged[HAK_NUM_CLASSES],
+                                   uint64_t fast_allocs[HAK_NUM_CLASSES],
+                                   uint64_t fast_frees[HAK_NUM_CLASSES], uint32_t wait_ms) {
+  bool got = reg_trylock(wait_ms);
   collect_exited(merged, fast_allocs, fast_frees);
   if (!got)
     return false;
-  t_reg_held = 1;
-  atomic_signal_fence(memory_order_seq_cst);
   collect_live(merged, fast_allocs, fast_frees);
+  reg_unlock();
+  return true;
+}
+
+bool hak_heap_collect_bins(uint64_t held[HAK_NUM_CLASSES], bool from_signal, uint32_t wait_ms) {
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+    held[c] = 0;
+  if (from_signal) {
+    if (!reg_trylock(wait_ms))
+      return false;
+  } else {
+    reg_lock();
+  }
+  // Exited threads' bins were drained; a stashed heap has none.
+  for (hak_heap *h = g_reg.live; h != NULL; h = h->next) {
+    if (h->tcache == NULL)
+      continue;
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+      held[c] += hak_tcache_held(h->tcache, c);
+  }
   reg_unlock();
   return true;
 }

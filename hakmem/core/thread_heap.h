@@ -42,6 +42,12 @@ bool hak_heap_collect_counters_try(hak_class_counters merged[HAK_NUM_CLASSES],
                                    uint64_t fast_frees[HAK_NUM_CLASSES],
                                    uint32_t wait_ms) HAK_INTERNAL;
 
+// The blocks of each class held in live threads' fast-cache bins (a snapshot:
+// the owners keep running). from_signal: the registry lock only tried, as
+// above; false, with every count 0, when it could not be had.
+bool hak_heap_collect_bins(uint64_t held[HAK_NUM_CLASSES], bool from_signal,
+                           uint32_t wait_ms) HAK_INTERNAL;
+
 // For tests: takes (hold) or releases the registry lock on this thread, as a
 // thread inside hak_heap_get or a statistics read holds it.
 void hak_heap_registry_hold(bool hold) HAK_INTERNAL;

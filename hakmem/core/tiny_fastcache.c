@@ -59,13 +59,13 @@ static void bin_move(hak_tcache_bin *bins, unsigned i, uint64_t delta) {
 // takes the sample. The hit paths are unchanged.
 static void prof_arm(hak_tcache_bin *bins, unsigned i) {
   bin_move(bins, i, -(uint64_t)bins->cap[i]);
-  bins->prof_armed[i] = 1;
+  __atomic_store_n(&bins->prof_armed[i], 1, __ATOMIC_RELAXED);
 }
 static void prof_disarm(hak_tcache_bin *bins, unsigned i) {
   if (hak_likely(!bins->prof_armed[i]))
     return;
   bin_move(bins, i, bins->cap[i]);
-  bins->prof_armed[i] = 0;
+  __atomic_store_n(&bins->prof_armed[i], 0, __ATOMIC_RELAXED);
 }
 
 // Ends an owner's slab-layer work on a slow path: the heap is busy, not idle.
@@ -100,7 +100,7 @@ static uint32_t grown_cap(unsigned cls) {
 static void set_cap(hak_tcache_bin *bins, unsigned i, uint32_t cap) {
   HAK_ASSERT(hak_bin_count(bins, i) <= cap);
   bin_move(bins, i, (uint64_t)cap - bins->cap[i]);
-  bins->cap[i] = cap;
+  __atomic_store_n(&bins->cap[i], cap, __ATOMIC_RELAXED); // read by the census
 }
 
 static void *release_chain(hak_heap *h, void *list, uint32_t n);
@@ -138,7 +138,7 @@ void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
     if (!enabled || !HAKMEM_FASTCACHE)
       cap = 0;
     bin_move(bins, i, (uint64_t)cap - hak_bin_room(bins, i));
-    bins->cap[i] = cap;
+    __atomic_store_n(&bins->cap[i], cap, __ATOMIC_RELAXED);
     bins->missed[i] = 0;
     bins->grown_bytes = 0;
     // The hit path's block check: only bins that take frees there.
@@ -169,6 +169,23 @@ void hak_tcache_counts(const hak_tcache_bin *bins, unsigned cls, uint64_t *alloc
     }
     sched_yield(); // the owner is inside a slow path, for a few instructions unless preempted
   }
+}
+
+uint32_t hak_tcache_held(const hak_tcache_bin *bins, unsigned cls) {
+  unsigned i = hak_bin_of_class(cls);
+  uint64_t word = __atomic_load_n(&bins->hot.w.word[HAK_BIN_SLOT(i)], __ATOMIC_ACQUIRE);
+  int32_t room = (int16_t)(word & HAK_BIN_ROOM_MASK);
+  int32_t cap = (int32_t)__atomic_load_n(&bins->cap[i], __ATOMIC_RELAXED);
+  // An armed bin (heap profiler, prof_arm) has had its room lowered by its
+  // bound: room = -held, so it is negative while the bin holds blocks, and 0
+  // with the bound "used up" once it is empty.
+  if (room < 0)
+    return (uint32_t)-room;
+  if (room == 0 && __atomic_load_n(&bins->prof_armed[i], __ATOMIC_RELAXED))
+    return 0;
+  // Else the bound less the room. A bound changed between the two loads
+  // (set_cap moves the room first) can make it negative for a moment.
+  return cap > room ? (uint32_t)(cap - room) : 0;
 }
 
 void hak_tcache_reset_counts(hak_tcache_bin *bins) {

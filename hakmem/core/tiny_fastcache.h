@@ -23,6 +23,11 @@ void hak_tcache_free_slow(hak_heap *h, void *p, hak_slab *s, unsigned cls) HAK_I
 // Fast allocations and frees of class cls made through bins.
 void hak_tcache_counts(const hak_tcache_bin *bins, unsigned cls, uint64_t *allocs,
                        uint64_t *frees) HAK_INTERNAL;
+// The blocks bin i of class cls holds: its bound less its room (the low 16
+// bits of its word), or, while the heap profiler has armed it, minus its
+// room. For the census: any thread may ask, racing the owner (a snapshot,
+// never below 0).
+uint32_t hak_tcache_held(const hak_tcache_bin *bins, unsigned cls) HAK_INTERNAL;
 // Zeroes those counts (the thread's totals have been merged).
 void hak_tcache_reset_counts(hak_tcache_bin *bins) HAK_INTERNAL;
 // Returns every cached block of bins (a thread's bins) to its slab.

@@ -73,6 +73,9 @@ using std::memory_order_seq_cst;
 // read by any thread that frees into the slab: relaxed atomics, plain moves.
 #define HAK_SLAB_STATE(s) __atomic_load_n(&(s)->state, __ATOMIC_RELAXED)
 #define HAK_SLAB_SET_STATE(s, v) __atomic_store_n(&(s)->state, (uint8_t)(v), __ATOMIC_RELAXED)
+// The same for the count of blocks out: only its owner changes it, and the
+// memory census reads it from any thread (a snapshot).
+#define HAK_SLAB_SET_USED(s, v) __atomic_store_n(&(s)->used, (uint16_t)(v), __ATOMIC_RELAXED)
 
 // ---- geometry --------------------------------------------------------------
 

@@ -123,6 +123,45 @@ HAK_API void hak_stats_print(int fd);
 // Writes the same figures as one JSON object to fd.
 HAK_API void hak_stats_print_json(int fd);
 
+// ---- the memory census ------------------------------------------------------
+// Where the memory goes, per class (docs/MEMORY.md, "Where the memory goes").
+// Computed on demand by walking every SuperSlab and asking the kernel which
+// pages are resident (mincore): milliseconds, not for a hot loop. Figures of
+// live threads are read while they run: a snapshot, exact when they are quiet.
+
+typedef struct hak_class_memory {
+  uint64_t block_size;     // bytes per block of this class
+  uint64_t slabs;          // slabs holding this class, as the census found them
+  uint64_t slab_bytes;     // bytes of those slabs (mapped)
+  uint64_t resident_bytes; // of slab_bytes, resident now (mincore)
+  uint64_t live_bytes;     // (allocs - frees) * block_size: what the program holds
+  uint64_t bin_bytes;      // blocks in live threads' fast-cache bins
+  uint64_t remote_bytes;   // blocks out of their slabs, neither live nor in bins: freed by
+                           // another thread, waiting in a remote list (0 if negative)
+  uint64_t free_bytes;     // blocks carved and back on their slab's free list
+  uint64_t carved_bytes;   // blocks ever carved: live + bins + remote + free
+} hak_class_memory;
+
+typedef struct hak_memory {
+  uint32_t num_classes;
+  uint32_t partial; // 1: bins and live threads' counters left out (a signal, the registry busy)
+  hak_class_memory classes[HAK_STATS_MAX_CLASSES];
+  uint64_t superslabs;               // SuperSlabs the census walked
+  uint64_t slab_bytes;               // sum of the classes' slab_bytes
+  uint64_t slab_resident_bytes;      // sum of the classes' resident_bytes
+  uint64_t header_resident_bytes;    // SuperSlab header pages resident
+  uint64_t free_slots_dirty;         // free slots released but not yet purged
+  uint64_t free_slot_resident_bytes; // their pages still resident (until the purge)
+  uint64_t large_live_bytes;         // mapped bytes of live large blocks (hak_stats)
+  uint64_t cached_bytes;             // idle mappings in the page arena (hak_stats)
+  uint64_t metadata_bytes;           // os_mapped_bytes - mapped_bytes: heap structs, tables
+  uint64_t os_mapped_bytes;          // every mapping hakmem holds (hak_stats)
+  uint64_t resident_bytes;           // the process's RSS, all of it (hak_stats)
+} hak_memory;
+
+// Takes the census into *out. No allocation.
+HAK_API void hak_memory_get(hak_memory *out);
+
 // ---- glibc's introspection calls ------------------------------------------
 // What the exported mallinfo2, mallinfo, malloc_stats, malloc_info and
 // mallopt of the override library do (README.md defines every figure).
