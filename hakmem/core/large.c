@@ -123,14 +123,39 @@ static int mark_growth(hak_large *hdr, size_t mapped, size_t to) {
                         HAK_REGION_LARGE_TAIL);
 }
 
+static bool record_moved(void *moved, void *arg) {
+  return hak_segmap_set(moved, *(size_t *)arg, HAK_REGION_LARGE, HAK_REGION_LARGE_TAIL) == 0;
+}
+
+// No address space for a second mapping beside the block's (a limit on it):
+// the kernel moves the mapping, which counts only the growth.
+static hak_large *grow_moving(hak_large *hdr, size_t to_size) {
+  size_t map = hdr->map_size;
+  hak_segmap_clear(hdr, map); // as in move_to: unmarked before it moves
+  hak_large *nh = hak_os_grow_moving(hdr, map, to_size, HAK_SS_SIZE, record_moved, &to_size);
+  if (nh == NULL) {
+    hak_segmap_set(hdr, map, HAK_REGION_LARGE, HAK_REGION_LARGE_TAIL); // its tables exist
+    return NULL;
+  }
+  nh->magic = HAK_LARGE_MAGIC ^ (uintptr_t)nh;
+  hak_arena_account((int64_t)to_size - (int64_t)map);
+  hak_stat_add(&hak_gstats.large_live_bytes, (int64_t)to_size - (int64_t)map);
+  nh->map_size = to_size;
+  return nh;
+}
+
 // Moves the block's pages (no copy) into a fresh mapping of to_size bytes,
 // which starts on a 2 MiB boundary as every large mapping must. The new
 // header, or NULL with the block where it was.
 static hak_large *move_to(hak_large *hdr, size_t to_size) {
   size_t map = hdr->map_size;
   uint8_t *to = hak_os_map_aligned(to_size, HAK_SS_SIZE);
+  if (to == NULL) {
+    hak_arena_decay(true); // idle mappings may hold the address space
+    to = hak_os_map_aligned(to_size, HAK_SS_SIZE);
+  }
   if (to == NULL)
-    return NULL;
+    return grow_moving(hdr, to_size);
   if (hak_segmap_set(to, to_size, HAK_REGION_LARGE, HAK_REGION_LARGE_TAIL) != 0) {
     hak_os_unmap(to, to_size);
     return NULL;
@@ -138,7 +163,8 @@ static hak_large *move_to(hak_large *hdr, size_t to_size) {
   // The old regions are unmarked first: once moved, their address space is
   // free for anyone's mapping, which must not look like ours.
   hak_segmap_clear(hdr, map);
-  if (hak_os_move(hdr, map, to, map) != 0) {
+  // Moved at the new size: one mapping (a later mremap cannot span two).
+  if (hak_os_move(hdr, map, to, to_size) != 0) {
     hak_segmap_set(hdr, map, HAK_REGION_LARGE, HAK_REGION_LARGE_TAIL); // was set before
     hak_segmap_clear(to, to_size);
     hak_os_unmap(to, to_size);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,6 +182,43 @@ int hak_os_resize_in_place(void *addr, size_t old_size, size_t new_size) {
     atomic_fetch_add_explicit(&g_os.released_munmap, old_size - new_size, RELAXED);
   }
   return 0;
+}
+
+void *hak_os_grow_moving(void *addr, size_t old_size, size_t new_size, size_t align,
+                         bool (*record)(void *moved, void *arg), void *arg) {
+  if (new_size < old_size || new_size > SIZE_MAX - align)
+    return NULL;
+  size_t span = new_size + align; // room to align in
+  if (charge(span - old_size) != 0)
+    return NULL;
+  int saved = errno;
+  uint8_t *r = mremap(addr, old_size, span, MREMAP_MAYMOVE);
+  if (r == MAP_FAILED) {
+    uncharge(span - old_size);
+    errno = saved;
+    return NULL;
+  }
+  uint8_t *a = (uint8_t *)(((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1));
+  if (a != r)
+    memmove(a, r, old_size); // within the new mapping: a + old_size <= r + span
+  if (a > r)
+    munmap(r, (size_t)(a - r));
+  if (a + new_size < r + span)
+    munmap(a + new_size, (size_t)(r + span - (a + new_size)));
+  uncharge(span - new_size);
+  if (!record(a, arg)) {
+    // Back to where it was (its address space is free: it was ours), at its
+    // old size; its contents are at a.
+    if (mremap(a, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, addr) == MAP_FAILED)
+      hak_fatal("cannot move a mapping back to %p (errno %d)", addr, errno);
+    if (new_size > old_size)
+      munmap(a + old_size, new_size - old_size);
+    uncharge(new_size - old_size);
+    errno = saved;
+    return NULL;
+  }
+  errno = saved;
+  return a;
 }
 
 int hak_os_move(void *addr, size_t old_size, void *to, size_t new_size) {

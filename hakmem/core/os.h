@@ -37,6 +37,16 @@ int hak_os_resize_in_place(void *addr, size_t old_size, size_t new_size) HAK_INT
 // and need no fault; addr is unmapped. 0 on success (else both stay as they
 // were).
 int hak_os_move(void *addr, size_t old_size, void *to, size_t new_size) HAK_INTERNAL;
+// Grows mapping addr (old_size bytes) to new_size bytes at a new address
+// aligned to align, when there is no address space for a second mapping
+// beside it (a limit on it, RLIMIT_AS): the kernel moves it anywhere
+// (mremap MREMAP_MAYMOVE counts only the growth), and if it landed
+// unaligned its contents are moved up within the new mapping (a copy) and
+// the slack unmapped. Then record(new address, arg) must record it; if it
+// cannot, the mapping goes back where it was. The new address, or NULL with
+// the old mapping intact.
+void *hak_os_grow_moving(void *addr, size_t old_size, size_t new_size, size_t align,
+                         bool (*record)(void *moved, void *arg), void *arg) HAK_INTERNAL;
 // Bytes of [addr, addr + size) that are resident (mincore), both page
 // aligned; 0 if the kernel cannot say.
 size_t hak_os_resident(void *addr, size_t size) HAK_INTERNAL;

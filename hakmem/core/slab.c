@@ -87,6 +87,18 @@ static void sweep_full(hak_heap *h, hak_class_heap *ch) {
   }
 }
 
+// Before carving: the first few full slabs only (the newest), so that a
+// refill costs O(1); the sweep above takes them all once the heap has grown.
+static void sweep_full_some(hak_heap *h, hak_class_heap *ch) {
+  hak_slab *s = ch->full;
+  for (uint32_t i = 0; s != NULL && i < FULL_SCAN_BOUND; i++) {
+    hak_slab *next = s->next;
+    if (collect_remote(s))
+      leave_full(h, ch, s);
+    s = next;
+  }
+}
+
 #if HAKMEM_HARDENED
 static uint32_t rng_below(uint32_t bound) {
   uint64_t x = hak_tls.rng;
@@ -256,6 +268,12 @@ int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
       continue;
     if (s->carved < s->capacity) {
       hak_slab *p = ch->partial;
+      // Blocks other threads freed into full slabs are touched memory:
+      // take them before carving fresh pages (RSS), a few slabs a time.
+      if ((p == NULL || (p->free == NULL && !p->trimmed)) && ch->full != NULL) {
+        sweep_full_some(h, ch);
+        p = ch->partial;
+      }
       if (p != NULL && (p->free != NULL || p->trimmed)) {
         list_unlink(&ch->partial, p);
         HAK_SLAB_SET_STATE(s, HAK_SLAB_PARTIAL); // parked: it can still carve

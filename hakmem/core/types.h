@@ -95,7 +95,7 @@ using std::memory_order_seq_cst;
 
 #define HAK_NUM_CLASSES 48
 #define HAK_HEAP_STASH_MAX 16               // bound of HAKMEM_HEAP_STASH
-#define HAK_SMALL_MAX ((size_t)8192)        // largest block in a small slab
+#define HAK_SMALL_MAX ((size_t)65536)       // largest block in a small slab
 #define HAK_MEDIUM_MAX ((size_t)128 * 1024) // largest block in any slab
 #define HAK_LOOKUP_MAX ((size_t)1024)       // sizes resolved by one table load
 

@@ -9,7 +9,7 @@
 #   python        /usr/bin/python3 appending bytearray(1 << 20) to a list
 #                 until MemoryError, as a new user would try it
 #   malloc-1m     address_space_probe: malloc(1 MiB) until NULL
-#   malloc-64k    address_space_probe: malloc(64 KiB) until NULL
+#   malloc-64k    address_space_probe: malloc(64 KiB - 64) until NULL
 #   realloc-1m    address_space_probe: one block grown by realloc in 1 MiB
 #                 steps until NULL (the count is MiB)
 # The probes themselves check that running out is an ordinary result: NULL
