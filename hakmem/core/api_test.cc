@@ -162,7 +162,7 @@ TEST(FastPath, FreeHitPassesEverythingElseOn) {
   hak_stats after_large;
   hak_stats_get(&after_large);
   EXPECT_EQ(after_large.large_frees - before_large.large_frees, 1u);
-  void *medium = hak_malloc(20000);
+  void *medium = hak_malloc(20000); // classes over 16 KiB: 512 KiB slabs
   ASSERT_NE(medium, nullptr);
   const unsigned cls = ClassOf(20000);
   hak_stats before;
@@ -216,7 +216,7 @@ TEST(FastPath, MallocMissServesEverySize) {
 // What the allocator registers for its own blocks (from segment_map_test).
 TEST(ApiBlocks, KindsOfRealBlocks) {
   void *tiny = hak_malloc(64);
-  void *medium = hak_malloc(20000);
+  void *medium = hak_malloc(20000); // classes over 16 KiB: 512 KiB slabs
   void *large = hak_malloc(5 << 20);
   ASSERT_NE(tiny, nullptr);
   ASSERT_NE(medium, nullptr);

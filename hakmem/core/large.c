@@ -200,7 +200,12 @@ void *hak_large_resize(hak_large *hdr, void *p, size_t size, bool may_move) {
     if (hak_os_resize_in_place(hdr, map, to) != 0) {
       to = end;
       if (hak_os_resize_in_place(hdr, map, to) != 0) {
-        hak_large *nh = may_move ? move_to(hdr, round_up(end + end / 4, HAK_PAGE_SIZE)) : NULL;
+        hak_large *nh = NULL;
+        if (may_move) {
+          nh = move_to(hdr, round_up(end + end / 4, HAK_PAGE_SIZE));
+          if (nh == NULL)
+            nh = move_to(hdr, end); // near a limit on address space: no more than asked
+        }
         if (nh == NULL)
           return NULL;
         hdr = nh;

@@ -1,7 +1,7 @@
 // Size classes: 16-byte steps up to 128 bytes, then four classes per doubling
-// up to 128 KiB (at most 25% rounding waste). Classes up to 64 KiB live in
+// up to 128 KiB (at most 25% rounding waste). Classes up to 16 KiB live in
 // 64 KiB slabs (where a slab emptied of one class serves another), larger
-// ones in 512 KiB slabs.
+// ones in 512 KiB slabs, which waste less address space on a slab's tail.
 #ifndef HAKMEM_SIZE_CLASS_H
 #define HAKMEM_SIZE_CLASS_H
 

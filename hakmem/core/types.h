@@ -94,8 +94,10 @@ using std::memory_order_seq_cst;
 #define HAK_SLAB_MAX_PAGES (((size_t)1 << HAK_SLAB_SHIFT_MEDIUM) / HAK_PAGE_SIZE)
 
 #define HAK_NUM_CLASSES 48
-#define HAK_HEAP_STASH_MAX 16               // bound of HAKMEM_HEAP_STASH
-#define HAK_SMALL_MAX ((size_t)65536)       // largest block in a small slab
+#define HAK_HEAP_STASH_MAX 16         // bound of HAKMEM_HEAP_STASH
+#define HAK_SMALL_MAX ((size_t)16384) // largest block in a small slab (size_class.h)
+hak_static_assert(HAK_SMALL_MAX + HAK_SS_HEADER_SIZE <= ((size_t)1 << HAK_SLAB_SHIFT_SMALL),
+                  "a small slab's largest block fits slot 0 after the header page");
 #define HAK_MEDIUM_MAX ((size_t)128 * 1024) // largest block in any slab
 #define HAK_LOOKUP_MAX ((size_t)1024)       // sizes resolved by one table load
 
