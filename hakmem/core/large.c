@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "log.h"
 #include "os.h"
@@ -10,6 +11,26 @@
 #include "stats.h"
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) & ~(to - 1); }
+
+// What a large mapping is rounded to. Address space is plentiful (47 bits)
+// unless the process has a limit on it (RLIMIT_AS, `ulimit -v`): then every
+// byte counts and a mapping ends at its block's last page. Otherwise whole
+// 2 MiB regions, so that idle mappings fit later blocks of other sizes (a
+// cached 2 MiB region serves any block up to it) and realloc grows in place.
+// A mapping that fails switches to pages for good (a limit set later).
+static size_t g_granule; // 0 until decided
+
+static size_t granule(void) {
+  size_t g = __atomic_load_n(&g_granule, __ATOMIC_RELAXED);
+  if (hak_likely(g != 0))
+    return g;
+  struct rlimit as;
+  g = getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY ? HAK_PAGE_SIZE : HAK_SS_SIZE;
+  __atomic_store_n(&g_granule, g, __ATOMIC_RELAXED);
+  return g;
+}
+
+void hak_large_set_granule(size_t bytes) { __atomic_store_n(&g_granule, bytes, __ATOMIC_RELAXED); }
 
 static void publish(hak_large *hdr) {
   hak_stat_add(&hak_gstats.large_allocs, 1);
@@ -26,16 +47,20 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
     errno = ENOMEM;
     return NULL;
   }
-  // The mapping starts on a 2 MiB boundary (masking finds the header) but
-  // ends at the block's last page: address space is what a program under
-  // `ulimit -v` runs out of, and a 1 MiB block must not cost it 2 MiB.
+  // The mapping starts on a 2 MiB boundary (masking finds the header) and
+  // ends at the granule (see granule()).
   size_t end = round_up(offset + size, HAK_PAGE_SIZE);
-  size_t need = end;
+  size_t need = round_up(end, granule());
   uint8_t *base;
   size_t mapped;
   size_t dirty; // bytes from base that may be nonzero; zeros beyond
   if (align <= HAK_SS_SIZE / 2) {
     base = hak_arena_alloc_extent(need, end, &mapped, &dirty);
+    if (base == NULL && need != end) {
+      hak_large_set_granule(HAK_PAGE_SIZE); // out of address space: every byte counts now
+      need = end;
+      base = hak_arena_alloc_extent(need, end, &mapped, &dirty);
+    }
   } else {
     // Alignments of 2 MiB and more get a mapping of their own, aligned to
     // them; the block then starts one alignment unit in.
@@ -196,13 +221,14 @@ void *hak_large_resize(hak_large *hdr, void *p, size_t size, bool may_move) {
     // else move its pages; by a quarter more than asked when it can, so that
     // a block grown a little at a time (an array appended to) does not pay a
     // system call per page.
-    size_t to = round_up(end + end / 4, HAK_PAGE_SIZE);
+    size_t g = granule();
+    size_t to = round_up(end + end / 4, g);
     if (hak_os_resize_in_place(hdr, map, to) != 0) {
-      to = end;
+      to = round_up(end, g);
       if (hak_os_resize_in_place(hdr, map, to) != 0) {
         hak_large *nh = NULL;
         if (may_move) {
-          nh = move_to(hdr, round_up(end + end / 4, HAK_PAGE_SIZE));
+          nh = move_to(hdr, round_up(end + end / 4, g));
           if (nh == NULL)
             nh = move_to(hdr, end); // near a limit on address space: no more than asked
         }
@@ -217,15 +243,16 @@ void *hak_large_resize(hak_large *hdr, void *p, size_t size, bool may_move) {
       return NULL;
     }
     map = to;
-  } else if (map - end > map / 4) {
+  } else if (round_up(end, granule()) < map && map - round_up(end, granule()) > map / 4) {
     // Much smaller: the pages past the end go back, with the regions that
     // no longer hold any of the mapping.
     // Unmarked first: once unmapped, the address space is anyone's.
-    size_t keep_regions = round_up(end, HAK_SS_SIZE);
+    size_t keep = round_up(end, granule());
+    size_t keep_regions = round_up(keep, HAK_SS_SIZE);
     if (keep_regions < map)
       hak_segmap_clear((uint8_t *)hdr + keep_regions, map - keep_regions);
-    if (hak_os_resize_in_place(hdr, map, end) == 0)
-      map = end;
+    if (hak_os_resize_in_place(hdr, map, keep) == 0)
+      map = keep;
     else if (keep_regions < map)
       hak_segmap_set((uint8_t *)hdr + keep_regions, map - keep_regions, HAK_REGION_LARGE_TAIL,
                      HAK_REGION_LARGE_TAIL);

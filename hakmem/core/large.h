@@ -1,6 +1,7 @@
 // Blocks too big for slabs: each in its own mapping from the page arena,
 // starting on a 2 MiB boundary with a header there that masking finds, and
-// ending at the block's last page (the rest of its last region is not ours).
+// ending at a 2 MiB boundary, or under a limit on address space at the
+// block's last page (the rest of its last region is then not ours).
 #ifndef HAKMEM_LARGE_H
 #define HAKMEM_LARGE_H
 
@@ -25,6 +26,11 @@ bool hak_large_maps(const void *p, uint8_t region_kind) HAK_INTERNAL;
 // pages to a new mapping, which copies nothing. The block's address, or NULL
 // when it must be copied (the block is unchanged).
 void *hak_large_resize(hak_large *hdr, void *p, size_t size, bool may_move) HAK_INTERNAL;
+
+// What large mappings are rounded to: HAK_SS_SIZE, or HAK_PAGE_SIZE under a
+// limit on address space (decided at the first large block; see large.c).
+// Tests set it.
+void hak_large_set_granule(size_t bytes) HAK_INTERNAL;
 
 static inline void *hak_large_ptr(hak_large *hdr) { return (uint8_t *)hdr + hdr->offset; }
 

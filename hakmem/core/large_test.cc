@@ -91,6 +91,9 @@ uint64_t ArenaPass() { return hak_arena_decay_next(false); }
 class LargeTest : public ::testing::Test {
 protected:
   void SetUp() override {
+    // Most tests here are of mappings that end at the block's last page, as
+    // under a limit on address space; WholeRegionsWithoutALimit is of the other.
+    hak_large_set_granule(4096);
     static std::once_flag once;
     std::call_once(once, [] {
       hak_options_load();
@@ -238,7 +241,32 @@ TEST_F(LargeTest, LargeOfRejectsInteriorPointers) {
   Free(p);
 }
 
-// A fresh mapping ends at the block's last page: a 1 MiB block costs 1 MiB
+// Without a limit on address space, mappings are whole 2 MiB regions, so
+// that an idle one fits a later block of another size.
+TEST_F(LargeTest, WholeRegionsWithoutALimit) {
+  hak_large_set_granule(kRegion);
+  DropCache();
+  for (size_t size : {200 * kKiB, kMiB, 3 * kMiB + 5}) {
+    SCOPED_TRACE(size);
+    const uint64_t mapped = Mapped();
+    void *p = Alloc(size);
+    ASSERT_NE(p, nullptr);
+    const size_t want = (HAK_LARGE_HEADER_SIZE + size + kRegion - 1) & ~(kRegion - 1);
+    EXPECT_EQ(Of(p)->map_size, want);
+    EXPECT_EQ(Mapped(), mapped + want);
+    Free(p);
+    DropCache();
+  }
+  void *p = Alloc(3 * kMiB); // a 4 MiB mapping: grows within it
+  ASSERT_NE(p, nullptr);
+  const uint64_t mapped = Mapped();
+  EXPECT_EQ(hak_large_resize(Of(p), p, 4 * kMiB - 64, false), p);
+  EXPECT_EQ(Mapped(), mapped);
+  Free(p);
+  hak_large_set_granule(4096);
+}
+
+// Under a limit: a fresh mapping ends at the block's last page: a 1 MiB block costs 1 MiB
 // of address space, not a 2 MiB region (what `ulimit -v` counts).
 TEST_F(LargeTest, FreshMappingEndsAtTheBlocksLastPage) {
   DropCache();

@@ -37,8 +37,8 @@ libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
 big = libc.malloc(5 << 20)
 m = libc.mallinfo2()
-# hakmem's figures: SuperSlabs of 2 MiB, large blocks in mappings that end
-# at their last page.
+# hakmem's figures: SuperSlabs of 2 MiB, large blocks in mappings of whole
+# 2 MiB regions (no limit on address space here; pages under one).
 assert m.arena > 0 and m.arena % (2 << 20) == 0, m.arena
 assert m.hblks >= 1 and m.hblkhd >= (5 << 20) and m.hblkhd % 4096 == 0, (m.hblks, m.hblkhd)
 assert m.arena == m.uordblks + m.fordblks, (m.arena, m.uordblks, m.fordblks)
