@@ -70,14 +70,9 @@ static void leave_full(hak_heap *h, hak_class_heap *ch, hak_slab *s) {
   }
 }
 
-// Looks through full slabs for remote frees: a few each time, all of them once
-// the heap has grown by a quarter since the last full sweep (amortised O(1)).
-static void sweep_full(hak_heap *h, hak_class_heap *ch) {
-  uint32_t bound = FULL_SCAN_BOUND;
-  if (ch->grown_since_scan * 4 >= ch->nfull) {
-    bound = UINT32_MAX;
-    ch->grown_since_scan = 0;
-  }
+// Takes the remote frees of the first `bound` full slabs (the newest), which
+// makes them partial (or releases them).
+static void sweep_full_upto(hak_heap *h, hak_class_heap *ch, uint32_t bound) {
   hak_slab *s = ch->full;
   for (uint32_t i = 0; s != NULL && i < bound; i++) {
     hak_slab *next = s->next;
@@ -87,16 +82,15 @@ static void sweep_full(hak_heap *h, hak_class_heap *ch) {
   }
 }
 
-// Before carving: the first few full slabs only (the newest), so that a
-// refill costs O(1); the sweep above takes them all once the heap has grown.
-static void sweep_full_some(hak_heap *h, hak_class_heap *ch) {
-  hak_slab *s = ch->full;
-  for (uint32_t i = 0; s != NULL && i < FULL_SCAN_BOUND; i++) {
-    hak_slab *next = s->next;
-    if (collect_remote(s))
-      leave_full(h, ch, s);
-    s = next;
+// Looks through full slabs for remote frees: a few each time, all of them once
+// the heap has grown by a quarter since the last full sweep (amortised O(1)).
+static void sweep_full(hak_heap *h, hak_class_heap *ch) {
+  uint32_t bound = FULL_SCAN_BOUND;
+  if (ch->grown_since_scan * 4 >= ch->nfull) {
+    bound = UINT32_MAX;
+    ch->grown_since_scan = 0;
   }
+  sweep_full_upto(h, ch, bound);
 }
 
 #if HAKMEM_HARDENED
@@ -271,7 +265,7 @@ int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
       // Blocks other threads freed into full slabs are touched memory:
       // take them before carving fresh pages (RSS), a few slabs a time.
       if ((p == NULL || (p->free == NULL && !p->trimmed)) && ch->full != NULL) {
-        sweep_full_some(h, ch);
+        sweep_full_upto(h, ch, FULL_SCAN_BOUND); // O(1) per refill
         p = ch->partial;
       }
       if (p != NULL && (p->free != NULL || p->trimmed)) {
