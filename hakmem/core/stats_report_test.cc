@@ -34,12 +34,18 @@
 namespace {
 
 // The heap stash is off: these tests follow exited threads' slabs back to
-// the pool, which a stash would keep with their heap for a new thread.
+// the pool, which a stash would keep with their heap for a new thread. No
+// purge thread and a long decay: trims of idle heaps (which collect remote
+// frees and release slabs) and the purge of free slots stay away while the
+// census tests look at a quiet heap. Set once, before any test starts a
+// thread that reads them.
 class NoHeapStash : public ::testing::Environment {
 public:
   void SetUp() override {
     hak_init();
     hak_opts.heap_stash = 0;
+    hak_opts.purge_thread = 0;
+    hak_opts.decay_ms = 600000;
     hak_trim(0);
   }
 };
@@ -917,17 +923,10 @@ uint64_t PagesOf(const std::vector<void *> &blocks, size_t size) {
   return static_cast<uint64_t>(std::unique(pages.begin(), pages.end()) - pages.begin());
 }
 
-// Keeps trims of idle heaps (which collect remote frees and release slabs)
-// and the purge of free slots away while a test looks at a quiet heap.
+// The environment above keeps trims and purges away (see NoHeapStash).
 class CensusTest : public ::testing::Test {
 protected:
-  void SetUp() override {
-    hak_init();
-    saved_decay_ = hak_opts.decay_ms;
-    hak_opts.decay_ms = 600000;
-  }
-  void TearDown() override { hak_opts.decay_ms = saved_decay_; }
-  uint32_t saved_decay_ = 0;
+  void SetUp() override { hak_init(); }
 };
 
 // Blocks of a small and a medium class on thread A; thread B frees some of
