@@ -148,6 +148,16 @@ static int mark_growth(hak_large *hdr, size_t mapped, size_t to) {
                         HAK_REGION_LARGE_TAIL);
 }
 
+// The header of a block whose mapping (map bytes) now stands at nh with
+// to_size bytes: its magic names the new address, the counts follow.
+static hak_large *moved(hak_large *nh, size_t map, size_t to_size) {
+  nh->magic = HAK_LARGE_MAGIC ^ (uintptr_t)nh;
+  hak_arena_account((int64_t)to_size - (int64_t)map);
+  hak_stat_add(&hak_gstats.large_live_bytes, (int64_t)to_size - (int64_t)map);
+  nh->map_size = to_size;
+  return nh;
+}
+
 static bool record_moved(void *moved, void *arg) {
   return hak_segmap_set(moved, *(size_t *)arg, HAK_REGION_LARGE, HAK_REGION_LARGE_TAIL) == 0;
 }
@@ -162,11 +172,7 @@ static hak_large *grow_moving(hak_large *hdr, size_t to_size) {
     hak_segmap_set(hdr, map, HAK_REGION_LARGE, HAK_REGION_LARGE_TAIL); // its tables exist
     return NULL;
   }
-  nh->magic = HAK_LARGE_MAGIC ^ (uintptr_t)nh;
-  hak_arena_account((int64_t)to_size - (int64_t)map);
-  hak_stat_add(&hak_gstats.large_live_bytes, (int64_t)to_size - (int64_t)map);
-  nh->map_size = to_size;
-  return nh;
+  return moved(nh, map, to_size);
 }
 
 // Moves the block's pages (no copy) into a fresh mapping of to_size bytes,
@@ -196,11 +202,7 @@ static hak_large *move_to(hak_large *hdr, size_t to_size) {
     return NULL;
   }
   hak_large *nh = (hak_large *)to;
-  nh->magic = HAK_LARGE_MAGIC ^ (uintptr_t)nh;
-  hak_arena_account((int64_t)to_size - (int64_t)map);
-  hak_stat_add(&hak_gstats.large_live_bytes, (int64_t)to_size - (int64_t)map);
-  nh->map_size = to_size;
-  return nh;
+  return moved(nh, map, to_size);
 }
 
 void *hak_large_resize(hak_large *hdr, void *p, size_t size, bool may_move) {
