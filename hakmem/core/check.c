@@ -4,7 +4,6 @@
 
 #include "link.h"
 #include "log.h"
-#include "superslab.h"
 
 #define GUARD_BYTE 0xA5
 #define POISON_BYTE 0xDB

@@ -18,7 +18,6 @@
 #include "os.h"
 #include "stats.h"
 #include "maintenance.h"
-#include "stats_report.h"
 
 // ---- mallinfo2 / mallinfo ----------------------------------------------------
 

@@ -4,7 +4,6 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "log.h"
 #include "os.h"
 #include "page_arena.h"
 #include "segment_map.h"

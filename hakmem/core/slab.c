@@ -8,7 +8,6 @@
 #include "os.h"
 #include "page_arena.h"
 #include "shared_pool.h"
-#include "size_class.h"
 #include "stats.h"
 #include "superslab.h"
 #include "heap.h"

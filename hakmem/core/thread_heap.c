@@ -4,7 +4,7 @@
 #include <sched.h>
 #include <string.h>
 
-#include "log.h"
+#include "heap.h"
 #include "options.h"
 #include "os.h"
 #include "page_arena.h"

@@ -6,7 +6,6 @@
 
 #include <stdbool.h>
 
-#include "heap.h"
 #include "types.h"
 
 HAK_EXTERN_C_BEGIN

@@ -20,6 +20,11 @@ check fails (exit 1) when
   - a variant twin (name + suffix, e.g. slab_hardened) is missing, or its deps
     are not the default's deps with the same suffix (so no box of one variant
     links a box of another).
+  - a default-variant library declares a dep of the package none of whose
+    hdrs any of its files includes, or a file includes a header of the
+    package nothing of which it uses (the names a header declares are found
+    by their shape: macros, tags, typedefs, enum constants, functions,
+    variables and fields; an unrecognised declaration only hides a finding).
 graph prints the default variant's boxes (libraries other than the aggregates
 such as :core and :override) as a Markdown section: a mermaid flowchart and a
 table of floors and direct deps. docs-check compares that with the section of
@@ -507,6 +512,162 @@ def check_includes(layering, root):
     return findings
 
 
+# ---- check: declared but unused -------------------------------------------------
+
+# The names a header declares, found by shape, not by parsing: a miss only makes
+# an include look used, so the check errs towards silence, never a false finding.
+C_KEYWORDS = frozenset(
+    """auto break case char const continue default do double else enum extern float for
+    goto if inline int long register restrict return short signed sizeof static struct
+    switch typedef union unsigned void volatile while _Alignas _Alignof _Atomic _Bool
+    _Noreturn _Static_assert _Thread_local bool true false defined __attribute__
+    __typeof__ typeof asm __asm__ __extension__""".split()
+)
+DECLARED_RES = (
+    re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)", re.MULTILINE),  # macros
+    re.compile(r"\b(?:struct|union|enum)[ \t\n]+(\w+)[ \t\n]*\{"),  # tags
+    re.compile(r"\}[ \t\n]*(\w+)[ \t\n]*(?:\[[^\]]*\][ \t\n]*)*[;,=]"),  # typedef'd or declared after a body
+    re.compile(r"(\w+)[ \t\n]*(?:\[[^\];]*\][ \t\n]*)*(?::[ \t\n]*\w+[ \t\n]*)?[;,=]"),  # variables, fields, typedef names
+    re.compile(r"\([ \t\n]*\*[ \t\n]*(\w+)[ \t\n]*\)[ \t\n]*\("),  # function pointers
+    re.compile(r"(\w+)[ \t\n]*\("),  # functions
+    re.compile(r"\benum\b[^{;]*\{[ \t\n]*(\w+)"),  # the first enum constant
+)
+IDENT_RE = re.compile(r"\b[A-Za-z_]\w*\b")
+STRING_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+
+
+def code_of(text):
+    """C source without comments, string literals or #include lines."""
+    clean = STRING_RE.sub('""', strip_comments(text))
+    return INCLUDE_RE.sub("", clean)
+
+
+# `extern int x HAK_INTERNAL;`: a name, then attribute macros (their parentheses gone).
+ATTRIBUTED_RE = re.compile(
+    r"(\w+)[ \t\n]*(?:\[[^\];]*\][ \t\n]*)*(?:(?:[A-Z_][A-Z0-9_]*|__attribute__)[ \t\n]*)+[;,=]"
+)
+PAREN_RE = re.compile(r"\([^()]*\)")
+DIRECTIVE_RE = re.compile(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", re.MULTILINE)
+
+
+def without_function_bodies(code):
+    """code with each function body (a brace after a closing parenthesis) made ';'."""
+    out = []
+    last = ""  # the last non-blank character written
+    i = 0
+    while i < len(code):
+        c = code[i]
+        if c == "{" and last == ")":
+            depth = 0
+            while i < len(code):
+                depth += {"{": 1, "}": -1}.get(code[i], 0)
+                i += 1
+                if depth == 0:
+                    break
+            out.append(";")
+            last = ";"
+            continue
+        out.append(c)
+        if not c.isspace():
+            last = c
+        i += 1
+    return "".join(out)
+
+
+def declared_names(text):
+    """Identifiers a header declares or defines (approximately; see DECLARED_RES)."""
+    code = code_of(text)
+    names = set(m.group(1) for m in DECLARED_RES[0].finditer(code))
+    # Macro bodies and function bodies use names; they declare none.
+    code = without_function_bodies(DIRECTIVE_RE.sub("", code))
+    for regex in DECLARED_RES[1:3] + DECLARED_RES[4:]:
+        names.update(m.group(1) for m in regex.finditer(code))
+    # Variables and fields outside parentheses: a parameter's name is not the header's.
+    while True:
+        flat = PAREN_RE.sub(" ", code)
+        if flat == code:
+            break
+        code = flat
+    names.update(m.group(1) for m in DECLARED_RES[3].finditer(code))
+    names.update(m.group(1) for m in ATTRIBUTED_RE.finditer(code))
+    return {n for n in names if not n.isdigit() and n not in C_KEYWORDS}
+
+
+def used_names(text):
+    return set(IDENT_RE.findall(code_of(text)))
+
+
+def check_unused(layering, root):
+    """Findings for declared deps no file includes, and includes nothing of which is used."""
+    resolver = Resolver(root, layering)
+    texts = {}
+
+    def text_of(path):
+        if path not in texts:
+            try:
+                with open(os.path.join(root, path), encoding="utf-8", errors="replace") as f:
+                    texts[path] = f.read()
+            except OSError:
+                texts[path] = None  # check_includes reports it
+        return texts[path]
+
+    names = {}
+
+    def own_names(header, seen=()):
+        """What header declares less what the headers it includes declare (HAK_INTERNAL)."""
+        if header not in names:
+            names[header] = set()  # an include cycle ends here
+            text = text_of(header) or ""
+            declared = declared_names(text)
+            for _, name in quoted_includes(text):
+                below = resolver.resolve(header, name)
+                if below is not None and below != header:
+                    own_names(below)
+                    declared -= names[below] | below_names.get(below, set())
+                    below_names.setdefault(header, set()).update(
+                        names[below] | below_names.get(below, set()))
+            names[header] = declared
+        return names[header]
+
+    below_names = {}
+    findings = []
+    for label in layering.default_libs():
+        target = layering.libs[label]
+        own = [p for p in sorted(set(layering.files(target.srcs + target.hdrs)))
+               if p.endswith(SCANNED_EXTENSIONS)]
+        included = set()
+        for path in own:
+            text = text_of(path)
+            if text is None:
+                continue
+            used = used_names(text)
+            for line, name in quoted_includes(text):
+                header = resolver.resolve(path, name)
+                if header is None:
+                    continue
+                included.add(header)
+                if header == path or text_of(header) is None:
+                    continue
+                declared = own_names(header)
+                if declared and not (declared & used):
+                    findings.append(
+                        '%s:%d: #include "%s" in %s: nothing %s declares is used here; remove it'
+                        % (path, line, name, short(layering, label), header)
+                    )
+        if layering.split_variant(label)[0] in layering.aggregates:
+            continue  # an aggregate gathers boxes; it includes nothing of them
+        for dep in target.deps:
+            dep_target = layering.libs.get(dep)
+            if dep_target is None:
+                continue
+            if not set(layering.files(dep_target.hdrs)) & included:
+                findings.append(
+                    "%s depends on %s, but no file of it includes a header of %s; remove the dep"
+                    % (short(layering, label), short(layering, dep), short(layering, dep))
+                )
+    return findings
+
+
 # ---- check: variant twins ----------------------------------------------------------
 
 
@@ -810,6 +971,7 @@ def cmd_check(args, out, err):
     sections = [
         ("dependency cycles among the default variant's libraries", check_cycles(layering)),
         ("includes of headers the target does not depend on", check_includes(layering, root)),
+        ("declared deps and includes that nothing uses", check_unused(layering, root)),
         ("variant twins that differ from the default variant", check_variants(layering)),
     ]
     total = sum(len(f) for _, f in sections)
@@ -820,7 +982,8 @@ def cmd_check(args, out, err):
         return 1
     print(
         "layering check of //%s: %d libraries (%d boxes of the default variant), "
-        "no cycle, every quoted include declared, variant twins alike"
+        "no cycle, every quoted include declared and used, every dep used, "
+        "variant twins alike"
         % (layering.package, len(layering.libs), len(layering.boxes())),
         file=out,
     )

@@ -269,6 +269,72 @@ class IncludeTest(unittest.TestCase):
         self.assertIn("no library has it in its hdrs", findings[0])
 
 
+def write_tree(root, files):
+    os.makedirs(os.path.join(root, "hakmem/core"), exist_ok=True)
+    for name, text in files.items():
+        with open(os.path.join(root, "hakmem/core", name), "w") as f:
+            f.write(text)
+
+
+class UnusedTest(unittest.TestCase):
+    def test_declared_names_by_shape(self):
+        text = (
+            "#pragma once\n#include \"types.h\"\n"
+            "#define HAK_A 1\n#define HAK_F(x) (hak_calls_inside(x))\n"
+            "typedef struct hak_s { int field; unsigned bits : 3; void (*hook)(int arg); } hak_s;\n"
+            "enum hak_e { HAK_E0, HAK_E1 = 2, HAK_E2 };\n"
+            "extern int hak_var HAK_INTERNAL;\nextern char hak_arr[4];\n"
+            "hak_s *hak_get(size_t size, int flags) HAK_INTERNAL;\n"
+            "static inline int hak_inline(int n) { int local = n; return hak_other(local); }\n"
+            "// a comment naming hak_commented(\n"
+            "static const char *const s = \"hak_in_string = 1;\";\n"
+        )
+        names = layering.declared_names(text)
+        for name in ("HAK_A", "HAK_F", "hak_s", "field", "bits", "hook", "hak_e", "HAK_E0",
+                     "HAK_E1", "hak_var", "hak_arr", "hak_get", "hak_inline", "s"):
+            self.assertIn(name, names)
+        # Parameters, locals, calls in bodies and macros, comments, strings, keywords.
+        for name in ("arg", "size", "flags", "local", "n", "hak_other", "hak_calls_inside",
+                     "hak_commented", "hak_in_string", "int", "size_t", "types"):
+            self.assertNotIn(name, names)
+
+    def check_tree(self, files, *libs):
+        with tempfile.TemporaryDirectory(dir=TMP_ROOT) as root:
+            write_tree(root, files)
+            return layering.check_unused(model(*libs, suffixes=[""]), root)
+
+    def test_unused_include_and_unused_dep(self):
+        files = {
+            "types.h": "#pragma once\n#define HAK_INTERNAL __attribute__((visibility(\"hidden\")))\n",
+            "a.h": '#pragma once\n#include "types.h"\nint hak_a(void) HAK_INTERNAL;\n',
+            "b.h": '#pragma once\n#include "types.h"\nextern int hak_b_count HAK_INTERNAL;\n',
+            "c.c": '#include "a.h"\n#include "b.h"\nint hak_c(void) { return hak_a(); }\n',
+        }
+        libs = (lib("types", hdrs=["types.h"]), lib("a", hdrs=["a.h"], deps=["types"]),
+                lib("b", hdrs=["b.h"], deps=["types"]), lib("d", hdrs=["types.h"]))
+        findings = self.check_tree(files, *libs, lib("c", srcs=["c.c"], deps=["a", "b", "d"]))
+        self.assertEqual(len(findings), 2, findings)
+        # b.h is included but nothing of it is used (HAK_INTERNAL is types.h's).
+        self.assertIn('hakmem/core/c.c:2: #include "b.h" in :c: nothing hakmem/core/b.h declares', findings[0])
+        self.assertIn(":c depends on :d, but no file of it includes a header of :d", findings[1])
+        # Used through an attributed variable: no finding for b.h.
+        files["c.c"] += "int hak_c2(void) { return hak_b_count; }\n"
+        findings = self.check_tree(files, *libs, lib("c", srcs=["c.c"], deps=["a", "b"]))
+        self.assertEqual(findings, [])
+
+    def test_aggregates_and_external_deps_are_not_checked(self):
+        files = {"a.h": "int hak_a(void);\n"}
+        m = model(
+            lib("a", hdrs=["a.h"]),
+            lib("core", deps=["a"]),
+            layering.Target(P + "ext", "cc_library", deps=["@com_google_absl//absl/base"]),
+            suffixes=[""],
+        )
+        with tempfile.TemporaryDirectory(dir=TMP_ROOT) as root:
+            write_tree(root, files)
+            self.assertEqual(layering.check_unused(m, root), [])
+
+
 class VariantTest(unittest.TestCase):
     def test_missing_twin(self):
         m = model(

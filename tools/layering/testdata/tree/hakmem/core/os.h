@@ -1,3 +1,3 @@
 #pragma once
 #include "types.h"
-void *hak_os_map(size_t n);
+hak_block *hak_os_map(size_t n);

@@ -1,3 +1,4 @@
 #pragma once
 #include "types.h"
 int hak_size_class(size_t n);
+hak_block *hak_size_class_batch(int cls);

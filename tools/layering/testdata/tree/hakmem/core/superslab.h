@@ -1,3 +1,3 @@
 #pragma once
 #include "types.h"
-void *hak_superslab_new(void);
+hak_block *hak_superslab_new(void);
