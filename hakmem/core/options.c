@@ -1,6 +1,7 @@
 #include "options.h"
 
 #include <fcntl.h>
+#include <stddef.h>
 #include <signal.h>
 #include <string.h>
 #include <strings.h>
@@ -11,25 +12,201 @@ extern char **environ;
 
 hak_options hak_opts;
 
+#define FIELD(f) .offset = offsetof(hak_options, f), .width = sizeof(((hak_options *)0)->f)
+
+// Every option, in the README's order. Bounds and defaults are here only.
+const hak_option_def hak_option_table[] = {
+    {.name = "HAKMEM_STATS",
+     .type = HAK_OPT_CHOICE,
+     FIELD(stats),
+     .def = HAK_STATS_OFF,
+     .choices = "0|1|json",
+     .doc = "`1`: print a readable statistics report at exit; `json`: print it as one JSON object"},
+    {.name = "HAKMEM_STATS_FD",
+     .type = HAK_OPT_UINT,
+     FIELD(stats_fd),
+     .def = 2,
+     .lo = 0,
+     .hi = 1 << 20,
+     .doc = "file descriptor the exit report and the `HAKMEM_STATS_SIGNAL` report are written to"},
+    {.name = "HAKMEM_STATS_SIGNAL",
+     .type = HAK_OPT_SIGNAL,
+     FIELD(stats_signal),
+     .def = 0,
+     .doc =
+         "a signal on which the statistics report (text, or JSON with `HAKMEM_STATS=json`) is "
+         "written to `HAKMEM_STATS_FD`: a name with or without `SIG` in any case (`USR1`, "
+         "`SIGUSR2`, `hup`) or a number (`1`..`64`); `0` or `off`: none. Refused: `KILL`, `STOP`, "
+         "the fault signals (`SEGV`, `BUS`, `FPE`, `ILL`, `TRAP`, `SYS`, `ABRT`) and glibc's own "
+         "32 and 33"},
+    {.name = "HAKMEM_DECAY_MS",
+     .type = HAK_OPT_UINT,
+     FIELD(decay_ms),
+     .def = 500,
+     .lo = 0,
+     .hi = 3600u * 1000u,
+     .doc =
+         "idle milliseconds before cached SuperSlabs and large mappings go back to the OS (`0`: "
+         "at once); a thread with no slow path for half of it has its empty slabs and free pages "
+         "given back (trim of an idle heap)"},
+    {.name = "HAKMEM_PURGE_THREAD",
+     .type = HAK_OPT_UINT,
+     FIELD(purge_thread),
+     .def = 1,
+     .lo = 0,
+     .hi = 1,
+     .doc =
+         "`1`: a background thread, started when idle memory first waits, returns it to the OS "
+         "once due, even while the program sleeps; `0`: only slow paths (refills, flushes, large "
+         "blocks) do"},
+    {.name = "HAKMEM_PROF",
+     .type = HAK_OPT_UINT,
+     FIELD(prof),
+     .def = 0,
+     .lo = 0,
+     .hi = 1,
+     .doc = "`1`: the sampled heap profiler (docs/PROFILING.md): a pprof profile of sampled "
+            "allocations, their stacks and what is still in use, written at exit to "
+            "`HAKMEM_PROF_FILE`"},
+    {.name = "HAKMEM_PROF_SAMPLE",
+     .type = HAK_OPT_UINT,
+     FIELD(prof_sample),
+     .def = 512 * 1024,
+     .lo = 1,
+     .hi = (uint64_t)1 << 40,
+     .doc = "mean bytes allocated between two samples (exponentially distributed intervals)"},
+    {.name = "HAKMEM_PROF_FILE",
+     .type = HAK_OPT_STRING,
+     FIELD(prof_file),
+     .def_str = "hakmem.%p.heap",
+     .doc =
+         "where the profile is written at exit and on `HAKMEM_PROF_SIGNAL` (`%p`: the process id)"},
+    {.name = "HAKMEM_PROF_SIGNAL",
+     .type = HAK_OPT_SIGNAL,
+     FIELD(prof_signal),
+     .def = 0,
+     .doc = "a signal on which the profile is written (at the next allocation slow path of any "
+            "thread); names and refusals as for `HAKMEM_STATS_SIGNAL`"},
+    {.name = "HAKMEM_ARENA_CACHE_MB",
+     .type = HAK_OPT_MIB,
+     FIELD(arena_cache_bytes),
+     .def = 256,
+     .lo = 0,
+     .hi = 1u << 20,
+     .doc = "most idle mapped memory kept for reuse; `mallopt(M_TRIM_THRESHOLD, bytes)` sets it at "
+            "run time"},
+    {.name = "HAKMEM_HEAP_LIMIT_MB",
+     .type = HAK_OPT_MIB,
+     FIELD(heap_limit_bytes),
+     .def = 0,
+     .lo = 0,
+     .hi = (uint64_t)1 << 30,
+     .doc = "most MiB hakmem keeps mapped (`os_mapped_bytes`: data and metadata), `0`: no limit; "
+            "before a mapping would pass it, idle memory goes back to the OS first, then "
+            "`HAKMEM_HEAP_LIMIT_MODE` decides. `hak_set_heap_limit(bytes, mode)` sets both at run "
+            "time (docs/MEMORY.md)"},
+    {.name = "HAKMEM_HEAP_LIMIT_MODE",
+     .type = HAK_OPT_CHOICE,
+     FIELD(heap_limit_mode),
+     .def = HAK_LIMIT_SOFT,
+     .choices = "soft|hard",
+     .doc =
+         "`soft`: past the limit once nothing idle is left (a ceiling on waste, never a failure); "
+         "`hard`: an allocation that would pass it returns NULL with ENOMEM, and the program goes "
+         "on"},
+    {.name = "HAKMEM_THP",
+     .type = HAK_OPT_UINT,
+     FIELD(thp),
+     .def = HAKMEM_THP_DEFAULT,
+     .lo = 0,
+     .hi = 1,
+     .doc = "`1`: `MADV_HUGEPAGE` on each SuperSlab mapping (never anything process-wide); takes "
+            "effect only where `/sys/kernel/mm/transparent_hugepage/enabled` is `madvise` or "
+            "`always`. Default and figures: docs/MEMORY.md"},
+    // Opt-in: see docs/PERFORMANCE.md (memory growth under thread churn).
+    {.name = "HAKMEM_HEAP_STASH",
+     .type = HAK_OPT_UINT,
+     FIELD(heap_stash),
+     .def = 0,
+     .lo = 0,
+     .hi = HAK_HEAP_STASH_MAX,
+     .doc = "heaps of exited threads kept whole (slabs and all) for the next new threads; an "
+            "unclaimed one is given up after half of `HAKMEM_DECAY_MS`; `0`: a thread's slabs are "
+            "abandoned at exit"},
+    {.name = "HAKMEM_TCACHE_MAX",
+     .type = HAK_OPT_UINT,
+     FIELD(tcache_max),
+     .def = 2048,
+     .lo = 0,
+     .hi = 65535,
+     .doc =
+         "bound on blocks per size class in a thread's fast cache. A bin starts at about 32 KiB "
+         "of blocks (at most 256); a thread that keeps allocating and freeing more than that "
+         "(batches) grows it by half that per cycle, to at most 128 KiB of blocks, until its next "
+         "trim or exit. This bounds both; `0` turns the cache off at run time"},
+    {.name = "HAKMEM_CHECK",
+     .type = HAK_OPT_CHOICE,
+     FIELD(check_level),
+     .def = HAKMEM_CHECK_DEFAULT,
+     .choices = "off|cheap|full",
+     .def_doc = "`full` in the default and debug builds, `cheap` in release",
+     .doc =
+         "the misuse-checking level. `cheap`: the O(1) checks on every path (every double and "
+         "invalid free, every link a slow path follows, the overflow trailer and poison where the "
+         "build has them). `full`: also the mark at every hand-out; in a release build the fast "
+         "cache is bypassed so every call is vetted. `off`: only the checks built into the fast "
+         "paths (not in the hardened variant, which stays at `cheap` or above)"},
+    {.name = "HAKMEM_CRASH_REPORT",
+     .type = HAK_OPT_UINT,
+     FIELD(crash_report),
+     .def = 0,
+     .lo = 0,
+     .hi = 1,
+     .doc =
+         "`1`: on SIGSEGV, SIGBUS or SIGABRT write a short report (signal, address, whether it is "
+         "in a hakmem region), then hand the signal on unchanged"},
+    {.name = "HAKMEM_VERBOSE",
+     .type = HAK_OPT_UINT,
+     FIELD(verbose),
+     .def = 0,
+     .lo = 0,
+     .hi = 9,
+     .doc = "debug logging on stderr (non-release builds only); also reports unknown `HAKMEM_*` "
+            "names"},
+};
+const size_t hak_option_count = sizeof hak_option_table / sizeof hak_option_table[0];
+
+static void store(const hak_option_def *d, hak_options *o, uint64_t v) {
+  char *field = (char *)o + d->offset;
+  if (d->width == sizeof(uint32_t)) {
+    uint32_t w = (uint32_t)v;
+    memcpy(field, &w, sizeof w);
+  } else {
+    memcpy(field, &v, sizeof v);
+  }
+}
+
+static uint64_t load(const hak_option_def *d, const hak_options *o) {
+  const char *field = (const char *)o + d->offset;
+  if (d->width == sizeof(uint32_t)) {
+    uint32_t w;
+    memcpy(&w, field, sizeof w);
+    return w;
+  }
+  uint64_t v;
+  memcpy(&v, field, sizeof v);
+  return v;
+}
+
 void hak_options_defaults(hak_options *o) {
-  o->stats = HAK_STATS_OFF;
-  o->stats_fd = 2;
-  o->decay_ms = 500;
-  o->arena_cache_bytes = (size_t)256 << 20;
-  o->tcache_max = 2048;
-  o->verbose = 0;
-  o->check_level = HAKMEM_CHECK_DEFAULT;
-  o->crash_report = 0;
-  o->purge_thread = 1;
-  o->stats_signal = 0;
-  o->prof = 0;
-  o->prof_sample = 512 * 1024;
-  strcpy(o->prof_file, "hakmem.%p.heap");
-  o->prof_signal = 0;
-  o->heap_limit_bytes = 0;
-  o->heap_limit_mode = HAK_LIMIT_SOFT;
-  o->thp = HAKMEM_THP_DEFAULT;
-  o->heap_stash = 0; // opt-in: see docs/PERFORMANCE.md (memory growth under thread churn)
+  memset(o, 0, sizeof *o);
+  for (size_t i = 0; i < hak_option_count; i++) {
+    const hak_option_def *d = &hak_option_table[i];
+    if (d->type == HAK_OPT_STRING)
+      memcpy((char *)o + d->offset, d->def_str, strlen(d->def_str) + 1);
+    else
+      store(d, o, d->type == HAK_OPT_MIB ? d->def << 20 : d->def);
+  }
 }
 
 // Parses a decimal integer in [lo, hi]; 0 on success.
@@ -93,101 +270,84 @@ int hak_parse_signal(const char *value) {
   }
 }
 
+// The index of value among the '|'-separated words of choices, or -1.
+static int choice_index(const char *choices, const char *value) {
+  size_t n = strlen(value);
+  for (int i = 0; *choices != '\0'; i++) {
+    const char *bar = strchr(choices, '|');
+    size_t len = bar != NULL ? (size_t)(bar - choices) : strlen(choices);
+    if (len == n && memcmp(choices, value, n) == 0)
+      return i;
+    choices += len + (bar != NULL);
+  }
+  return -1;
+}
+
 static int apply(hak_options *o, const char *name, size_t name_len, const char *value) {
-#define IS(lit) (name_len == sizeof(lit) - 1 && memcmp(name, lit, name_len) == 0)
-  uint64_t v;
-  if (IS("HAKMEM_STATS")) {
-    if (strcmp(value, "json") == 0) {
-      o->stats = HAK_STATS_JSON;
+  for (size_t i = 0; i < hak_option_count; i++) {
+    const hak_option_def *d = &hak_option_table[i];
+    if (strlen(d->name) != name_len || memcmp(d->name, name, name_len) != 0)
+      continue;
+    uint64_t v;
+    switch (d->type) {
+    case HAK_OPT_UINT:
+    case HAK_OPT_MIB:
+      if (parse_uint(value, d->lo, d->hi, &v) != 0)
+        return -1;
+      store(d, o, d->type == HAK_OPT_MIB ? v << 20 : v);
+      return 0;
+    case HAK_OPT_CHOICE: {
+      int idx = choice_index(d->choices, value);
+      if (idx < 0)
+        return -1;
+      store(d, o, (uint64_t)idx);
       return 0;
     }
-    if (parse_uint(value, 0, 1, &v) != 0)
-      return -1;
-    o->stats = (int)v;
-  } else if (IS("HAKMEM_STATS_FD")) {
-    if (parse_uint(value, 0, 1 << 20, &v) != 0)
-      return -1;
-    o->stats_fd = (int)v;
-  } else if (IS("HAKMEM_STATS_SIGNAL")) {
-    int sig = hak_parse_signal(value);
-    if (sig < 0)
-      return -1;
-    o->stats_signal = sig;
-  } else if (IS("HAKMEM_DECAY_MS")) {
-    if (parse_uint(value, 0, 3600u * 1000u, &v) != 0)
-      return -1;
-    o->decay_ms = (uint32_t)v;
-  } else if (IS("HAKMEM_ARENA_CACHE_MB")) {
-    if (parse_uint(value, 0, 1u << 20, &v) != 0)
-      return -1;
-    o->arena_cache_bytes = (size_t)v << 20;
-  } else if (IS("HAKMEM_TCACHE_MAX")) {
-    if (parse_uint(value, 0, 65535, &v) != 0)
-      return -1;
-    o->tcache_max = (uint32_t)v;
-  } else if (IS("HAKMEM_CHECK")) {
-    if (strcmp(value, "off") == 0)
-      o->check_level = HAK_CHECK_OFF;
-    else if (strcmp(value, "cheap") == 0)
-      o->check_level = HAK_CHECK_CHEAP;
-    else if (strcmp(value, "full") == 0)
-      o->check_level = HAK_CHECK_FULL;
-    else
-      return -1;
-  } else if (IS("HAKMEM_CRASH_REPORT")) {
-    if (parse_uint(value, 0, 1, &v) != 0)
-      return -1;
-    o->crash_report = (int)v;
-  } else if (IS("HAKMEM_HEAP_STASH")) {
-    if (parse_uint(value, 0, HAK_HEAP_STASH_MAX, &v) != 0)
-      return -1;
-    o->heap_stash = (unsigned)v;
-  } else if (IS("HAKMEM_PURGE_THREAD")) {
-    if (parse_uint(value, 0, 1, &v) != 0)
-      return -1;
-    o->purge_thread = (int)v;
-  } else if (IS("HAKMEM_PROF")) {
-    if (parse_uint(value, 0, 1, &v) != 0)
-      return -1;
-    o->prof = (int)v;
-  } else if (IS("HAKMEM_PROF_SAMPLE")) {
-    if (parse_uint(value, 1, (uint64_t)1 << 40, &v) != 0)
-      return -1;
-    o->prof_sample = v;
-  } else if (IS("HAKMEM_PROF_FILE")) {
-    size_t n = strlen(value);
-    if (n == 0 || n >= sizeof o->prof_file)
-      return -1;
-    memcpy(o->prof_file, value, n + 1);
-  } else if (IS("HAKMEM_PROF_SIGNAL")) {
-    int sig = hak_parse_signal(value);
-    if (sig < 0)
-      return -1;
-    o->prof_signal = sig;
-  } else if (IS("HAKMEM_HEAP_LIMIT_MB")) {
-    if (parse_uint(value, 0, (uint64_t)1 << 30, &v) != 0) // up to 1 PiB
-      return -1;
-    o->heap_limit_bytes = (size_t)v << 20;
-  } else if (IS("HAKMEM_HEAP_LIMIT_MODE")) {
-    if (strcmp(value, "soft") == 0)
-      o->heap_limit_mode = HAK_LIMIT_SOFT;
-    else if (strcmp(value, "hard") == 0)
-      o->heap_limit_mode = HAK_LIMIT_HARD;
-    else
-      return -1;
-  } else if (IS("HAKMEM_THP")) {
-    if (parse_uint(value, 0, 1, &v) != 0)
-      return -1;
-    o->thp = (int)v;
-  } else if (IS("HAKMEM_VERBOSE")) {
-    if (parse_uint(value, 0, 9, &v) != 0)
-      return -1;
-    o->verbose = (int)v;
-  } else {
-    return -2;
+    case HAK_OPT_SIGNAL: {
+      int sig = hak_parse_signal(value);
+      if (sig < 0)
+        return -1;
+      store(d, o, (uint64_t)sig);
+      return 0;
+    }
+    case HAK_OPT_STRING: {
+      size_t n = strlen(value);
+      if (n == 0 || n >= d->width)
+        return -1;
+      memcpy((char *)o + d->offset, value, n + 1);
+      return 0;
+    }
+    }
+    return -1;
   }
-  return 0;
-#undef IS
+  return -2;
+}
+
+size_t hak_option_format(const hak_option_def *d, const hak_options *o, char *buf, size_t size) {
+  uint64_t v = d->type == HAK_OPT_STRING ? 0 : load(d, o);
+  switch (d->type) {
+  case HAK_OPT_MIB:
+    v >>= 20;
+    break;
+  case HAK_OPT_STRING:
+    return hak_format(buf, size, "%s", (const char *)o + d->offset);
+  case HAK_OPT_CHOICE: {
+    const char *w = d->choices;
+    for (uint64_t i = 0; i < v && strchr(w, '|') != NULL; i++)
+      w = strchr(w, '|') + 1;
+    const char *bar = strchr(w, '|');
+    size_t n = bar != NULL ? (size_t)(bar - w) : strlen(w);
+    if (size == 0)
+      return 0;
+    n = n < size - 1 ? n : size - 1;
+    memcpy(buf, w, n);
+    buf[n] = '\0';
+    return n;
+  }
+  default:
+    break;
+  }
+  return hak_format(buf, size, "%llu", (unsigned long long)v);
 }
 
 int hak_options_parse(hak_options *o, char *const *envp) {

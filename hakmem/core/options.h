@@ -1,5 +1,6 @@
-// HAKMEM_* environment options, read once at initialisation. The README's
-// options table documents each; keep the two in step.
+// HAKMEM_* environment options, read once at initialisation. One table
+// (hak_option_table in options.c) gives each its name, field, default, range
+// and doc; parsing, the statistics report and the README's table come from it.
 #ifndef HAKMEM_OPTIONS_H
 #define HAKMEM_OPTIONS_H
 
@@ -50,6 +51,35 @@ typedef struct hak_options {
 } hak_options;
 
 extern hak_options hak_opts HAK_INTERNAL;
+
+// How an option's value is read (and printed).
+typedef enum {
+  HAK_OPT_UINT,   // decimal in [lo, hi]
+  HAK_OPT_MIB,    // decimal MiB in [lo, hi], stored as bytes
+  HAK_OPT_CHOICE, // one of the '|'-separated words of choices; stored: its index
+  HAK_OPT_SIGNAL, // hak_parse_signal's syntax
+  HAK_OPT_STRING, // 1..width-1 bytes
+} hak_option_type;
+
+typedef struct hak_option_def {
+  const char *name;     // HAKMEM_...
+  hak_option_type type; //
+  size_t offset, width; // the field of hak_options
+  uint64_t def;         // default: a number, MiB, a choice's index (strings: def_str)
+  uint64_t lo, hi;      // HAK_OPT_UINT / HAK_OPT_MIB bounds
+  const char *choices;  // HAK_OPT_CHOICE: "off|cheap|full"
+  const char *def_str;  // HAK_OPT_STRING: the default
+  const char *def_doc;  // the default as the README shows it, when it differs by build
+  const char *doc;      // the README's description (Markdown, one line)
+} hak_option_def;
+
+extern const hak_option_def hak_option_table[] HAK_INTERNAL;
+extern const size_t hak_option_count HAK_INTERNAL;
+
+// The value of an option in o as HAKMEM_<name>=<value> would set it; the
+// length written (at most size - 1, NUL-terminated when size > 0).
+size_t hak_option_format(const hak_option_def *d, const hak_options *o, char *buf,
+                         size_t size) HAK_INTERNAL;
 
 void hak_options_defaults(hak_options *o) HAK_INTERNAL;
 // The signal HAKMEM_STATS_SIGNAL names: USR1, SIGUSR1 (any case) or a

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -424,6 +425,89 @@ TEST(Options, ParseSignal) {
   EXPECT_EQ(hak_parse_signal("34"), 34);
   for (const char *bad : {"", "SIG", "sigkill", "STOP", "00x", "65", "100", "-1", "USR1x", "32"})
     EXPECT_EQ(hak_parse_signal(bad), -1) << bad;
+}
+
+} // namespace
+
+namespace {
+
+std::string Format(const hak_option_def &d, const hak_options &o) {
+  char buf[512];
+  const size_t n = hak_option_format(&d, &o, buf, sizeof buf);
+  EXPECT_EQ(n, std::strlen(buf));
+  return buf;
+}
+
+// One table drives parsing: every option takes its bounds and choices, keeps
+// its default on a value outside them, and formats back what it parsed.
+TEST(OptionsTable, EveryOptionParsesItsRangeAndFormatsItBack) {
+  ASSERT_GE(hak_option_count, 18u);
+  for (size_t i = 0; i < hak_option_count; ++i) {
+    const hak_option_def &d = hak_option_table[i];
+    SCOPED_TRACE(d.name);
+    ASSERT_EQ(std::string(d.name).rfind("HAKMEM_", 0), 0u);
+    for (size_t j = 0; j < i; ++j)
+      EXPECT_STRNE(d.name, hak_option_table[j].name);
+    EXPECT_NE(d.doc, nullptr);
+    std::vector<std::string> good, bad = {""};
+    switch (d.type) {
+    case HAK_OPT_UINT:
+    case HAK_OPT_MIB:
+      good = {std::to_string(d.lo), std::to_string(d.hi)};
+      bad.push_back(std::to_string(d.hi + 1));
+      if (d.lo > 0)
+        bad.push_back(std::to_string(d.lo - 1));
+      bad.push_back("1x");
+      break;
+    case HAK_OPT_CHOICE:
+      for (std::string rest = d.choices; !rest.empty();) {
+        const size_t bar = rest.find('|');
+        good.push_back(rest.substr(0, bar));
+        rest = bar == std::string::npos ? "" : rest.substr(bar + 1);
+      }
+      bad.push_back(good.back() + "x");
+      break;
+    case HAK_OPT_SIGNAL:
+      good = {"0", "10"}; // off, SIGUSR1
+      bad.push_back("SEGV");
+      break;
+    case HAK_OPT_STRING:
+      good = {"x", std::string(d.width - 1, 'y')};
+      bad.push_back(std::string(d.width, 'z'));
+      break;
+    }
+    const hak_options defaults = Defaults();
+    for (const std::string &value : good) {
+      Parsed p = Parse({std::string(d.name) + "=" + value});
+      EXPECT_EQ(p.rejected, 0) << value;
+      EXPECT_EQ(Format(d, p.v), value);
+    }
+    for (const std::string &value : bad) {
+      Parsed p = Parse({std::string(d.name) + "=" + value});
+      EXPECT_EQ(p.rejected, 1) << value;
+      EXPECT_EQ(Format(d, p.v), Format(d, defaults)) << value;
+    }
+  }
+}
+
+// The table's defaults are the struct's defaults, field by field.
+TEST(OptionsTable, DefaultsComeFromTheTable) {
+  const hak_options d = Defaults();
+  EXPECT_EQ(d.decay_ms, 500u);
+  EXPECT_EQ(d.arena_cache_bytes, size_t{256} << 20);
+  EXPECT_EQ(d.check_level, HAKMEM_CHECK_DEFAULT);
+  EXPECT_STREQ(d.prof_file, "hakmem.%p.heap");
+  for (size_t i = 0; i < hak_option_count; ++i) {
+    const hak_option_def &o = hak_option_table[i];
+    const std::string v = Format(o, d);
+    if (o.type == HAK_OPT_STRING) {
+      EXPECT_EQ(v, o.def_str) << o.name;
+    } else if (o.type != HAK_OPT_CHOICE) {
+      EXPECT_EQ(v, std::to_string(o.def)) << o.name;
+    }
+  }
+  char small[4];
+  EXPECT_EQ(hak_option_format(&hak_option_table[0], &d, small, 0), 0u);
 }
 
 } // namespace

@@ -145,6 +145,33 @@ static const char *limit_mode_name(void) {
 
 static void print_memory_text(hak_text *r, const hak_stats *s, bool complete, bool from_signal);
 
+// The options in effect, from the options table: NAME=value words, or a JSON
+// object (numbers as numbers; words and paths as strings).
+static void print_options(hak_text *r, bool json) {
+  hak_text_add(r, json ? "\"options\":{" : "options");
+  for (size_t i = 0; i < hak_option_count; i++) {
+    const hak_option_def *d = &hak_option_table[i];
+    char value[sizeof hak_opts.prof_file];
+    hak_option_format(d, &hak_opts, value, sizeof value);
+    if (!json) {
+      hak_text_add(r, " %s=%s", d->name, value);
+      continue;
+    }
+    bool quoted = d->type == HAK_OPT_CHOICE || d->type == HAK_OPT_STRING;
+    hak_text_add(r, "%s\"%s\":%s", i == 0 ? "" : ",", d->name, quoted ? "\"" : "");
+    for (const char *c = value; quoted && *c != '\0'; c++) {
+      if (*c == '"' || *c == '\\')
+        hak_text_add(r, "\\%c", *c);
+      else if ((unsigned char)*c < 0x20)
+        hak_text_add(r, "\\u%04x", (unsigned)(unsigned char)*c);
+      else
+        hak_text_add(r, "%c", *c);
+    }
+    hak_text_add(r, "%s", quoted ? "\"" : value);
+  }
+  hak_text_add(r, json ? "}," : "\n");
+}
+
 static void print_text(int fd, bool from_signal) {
   hak_stats s;
   bool complete = hak_stats_collect(&s, from_signal);
@@ -154,6 +181,7 @@ static void print_text(int fd, bool from_signal) {
                HAKMEM_FASTCACHE ? "on" : "off");
   if (!complete)
     hak_text_add(&r, "partial: live threads' counters left out (the registry was busy)\n");
+  print_options(&r, false);
   hak_text_add(&r, "%5s %8s %12s %12s %12s %10s %12s %6s\n", "class", "size", "allocs", "frees",
                "fast_hits", "refills", "remote_frees", "slabs");
   for (unsigned c = 0; c < s.num_classes; c++) {
@@ -285,9 +313,10 @@ static void print_json(int fd, bool from_signal) {
   hak_stats s;
   bool complete = hak_stats_collect(&s, from_signal);
   hak_text r = {.sink = hak_text_fd_sink, .ctx = (void *)(intptr_t)fd, .len = 0};
-  hak_text_add(&r, "{\"pid\":%d,\"build\":\"%s\",\"fast_cache\":%s,%s\"classes\":[", (int)getpid(),
-               build_name(), HAKMEM_FASTCACHE ? "true" : "false",
-               complete ? "" : "\"partial\":true,");
+  hak_text_add(&r, "{\"pid\":%d,\"build\":\"%s\",\"fast_cache\":%s,%s", (int)getpid(), build_name(),
+               HAKMEM_FASTCACHE ? "true" : "false", complete ? "" : "\"partial\":true,");
+  print_options(&r, true);
+  hak_text_add(&r, "\"classes\":[");
   for (unsigned c = 0; c < s.num_classes; c++) {
     hak_class_stats *k = &s.classes[c];
     hak_text_add(&r,

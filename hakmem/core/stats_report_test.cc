@@ -519,8 +519,18 @@ TEST_F(StatsReport, TextReport) {
   const std::string text = Capture(hak_stats_print);
   ASSERT_FALSE(text.empty());
   ASSERT_EQ(text.back(), '\n');
-  const std::vector<std::string> lines = Lines(text);
-  ASSERT_GE(lines.size(), 2u + kClasses + 7);
+  std::vector<std::string> lines = Lines(text);
+  ASSERT_GE(lines.size(), 3u + kClasses + 7);
+  // The options in effect, as the options table names and formats them (this
+  // binary's environment sets a 600000 ms decay and no purge thread).
+  EXPECT_TRUE(StartsWith(lines[1], "options HAKMEM_STATS=0 ")) << lines[1];
+  for (const char *opt : {" HAKMEM_DECAY_MS=600000 ", " HAKMEM_PURGE_THREAD=0 ",
+                          " HAKMEM_ARENA_CACHE_MB=256 ", " HAKMEM_PROF_FILE=hakmem.%p.heap "})
+    EXPECT_NE(lines[1].find(opt), std::string::npos) << opt;
+  EXPECT_NE(lines[1].find(HAKMEM_CHECK_DEFAULT == HAK_CHECK_FULL ? " HAKMEM_CHECK=full"
+                                                                 : " HAKMEM_CHECK=cheap"),
+            std::string::npos);
+  lines.erase(lines.begin() + 1); // the rest is indexed as before the options line
 
   const std::string head = "hakmem stats (pid " + std::to_string(getpid()) + ", ";
   EXPECT_TRUE(StartsWith(lines[0], head)) << lines[0];
@@ -614,9 +624,10 @@ TEST(StatsReportQuiet, ClassesWithoutActivityAreLeftOut) {
       ++memory_rows;
   }
   EXPECT_LT(memory_rows, kClasses) << "some class is idle";
-  // The ten lines of totals; the memory section's heading, column names and
+  // The heading, the options and the column names; the ten lines of totals; the
+  // memory section's heading, column names and
   // three lines of totals.
-  EXPECT_EQ(lines.size(), 2 + rows + 10 + 2 + memory_rows + 3) << text;
+  EXPECT_EQ(lines.size(), 3 + rows + 10 + 2 + memory_rows + 3) << text;
 }
 
 TEST_F(StatsReport, JsonReport) {
@@ -646,6 +657,15 @@ TEST_F(StatsReport, JsonReport) {
   ASSERT_NE(fast, nullptr);
   EXPECT_EQ(fast->kind, Json::kBool);
   EXPECT_EQ(fast->boolean, FastCacheOn());
+  const Json *options = doc.Get("options");
+  ASSERT_NE(options, nullptr);
+  ASSERT_EQ(options->kind, Json::kObject);
+  ASSERT_NE(options->Get("HAKMEM_DECAY_MS"), nullptr);
+  EXPECT_EQ(options->Get("HAKMEM_DECAY_MS")->number, 600000);
+  ASSERT_NE(options->Get("HAKMEM_HEAP_LIMIT_MODE"), nullptr);
+  EXPECT_EQ(options->Get("HAKMEM_HEAP_LIMIT_MODE")->kind, Json::kString);
+  ASSERT_NE(options->Get("HAKMEM_PROF_FILE"), nullptr);
+  EXPECT_EQ(options->Get("HAKMEM_PROF_FILE")->kind, Json::kString);
   const Json *classes = doc.Get("classes");
   ASSERT_NE(classes, nullptr);
   ASSERT_EQ(classes->kind, Json::kArray);
