@@ -56,7 +56,3 @@ HAKMEM_DEFINES = select({
         "HAKMEM_DEBUG=1",
     ],
 })
-
-def hakmem_defines(extra = []):
-    """Returns HAKMEM_DEFINES followed by `extra`, for local_defines."""
-    return HAKMEM_DEFINES + extra
