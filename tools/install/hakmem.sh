@@ -79,7 +79,21 @@ if ! command -v "$1" >/dev/null 2>&1; then
   exit 127
 fi
 
-LD_PRELOAD=$so${LD_PRELOAD:+:$LD_PRELOAD}
+# Either of our libraries already there (a hakmem run from inside another)
+# is dropped: two allocators in one process would split its blocks.
+rest=
+saved_ifs=$IFS
+IFS=': '
+set -f
+for entry in ${LD_PRELOAD-}; do
+  case $entry in
+    "$HAKMEM_LIBDIR/libhakmem.so" | "$HAKMEM_LIBDIR/libhakmem_hardened.so") ;;
+    *) rest=${rest:+$rest:}$entry ;;
+  esac
+done
+set +f
+IFS=$saved_ifs
+LD_PRELOAD=$so${rest:+:$rest}
 export LD_PRELOAD
 if [ -n "$stats" ]; then
   HAKMEM_STATS=$stats

@@ -55,7 +55,7 @@ while (($#)); do
     -h | --help) usage; exit 0 ;;
     --prefix | --destdir)
       (($# >= 2)) || bad "$1 needs a DIR"
-      [[ $1 == --prefix ]] && prefix=$2 || destdir=$2
+      if [[ $1 == --prefix ]]; then prefix=$2; else destdir=$2; fi
       shift
       ;;
     --prefix=*) prefix=${1#--prefix=} ;;
@@ -201,7 +201,8 @@ write_manifest() {
   mv -f -- "$manifest.tmp" "$manifest"
 }
 # Written however the install ends, so a failed one can still be undone.
-trap write_manifest EXIT
+tmp=$(mktemp -d)
+trap 'rm -rf -- "$tmp"; write_manifest' EXIT
 
 # mkdir -p, recording each directory it creates below the prefix.
 make_dirs() {
@@ -228,9 +229,6 @@ put() {
   file_line[$rel]=$(sha "$root/$rel")
   printf 'installed %s\n' "$root/$rel"
 }
-
-tmp=$(mktemp -d)
-trap 'rm -rf -- "$tmp"; write_manifest' EXIT
 
 # The manifest's own directory, recorded so that --uninstall removes it too.
 make_dirs share/hakmem
