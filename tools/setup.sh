@@ -29,6 +29,8 @@ PACKAGES=(
   libpython3.11-testsuite
   git
   time
+  # The installed man page's check (//tools/install:install_test).
+  groff-base
   # Real programs the preload tests run.
   sqlite3
   redis-server
