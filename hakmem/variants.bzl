@@ -47,6 +47,9 @@ _REPLACES_MALLOC_COMPATIBILITY = select({
     "//conditions:default": [],
 })
 
+# For a test written by hand that replaces malloc (target_compatible_with).
+HAKMEM_REPLACES_MALLOC = _REPLACES_MALLOC_COMPATIBILITY
+
 def _expand_string(value, variant):
     return value.replace("{suffix}", variant["suffix"]).replace(
         "{variant}",
