@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -241,6 +242,59 @@ class SchemaRefusalTest(AppTest):
         self.refused(json.dumps(self.bad(lambda d: d["results"][0].update(max="NaN"))).replace('"NaN"', "NaN"),
                      r"results\[0\]\.max: must be a finite number, got NaN")
         self.refused(json.dumps({"schema": 1, "pad": "x" * (11 * 1024 * 1024)}), r"request body too large")
+
+    def test_overlong_numbers(self):
+        # Python refuses to convert integers over 4300 digits with a bare ValueError (it was a 500).
+        text = json.dumps(self.bad(lambda d: d["results"][0].update(median=12345)))
+        self.refused(text.replace("12345", "9" * 5000), r"^malformed JSON: a number with 5000 digits")
+        text = json.dumps(self.bad(lambda d: d["results"][0].update(threads=2)))
+        self.refused(text.replace('"threads": 2', '"threads": -' + "1" * 5000), r"number with 5000 digits")
+        # A 5000-digit decimal fraction is a float, infinite in Python.
+        text = json.dumps(self.bad(lambda d: d["results"][0].update(max=12345)))
+        self.refused(text.replace("12345", "9" * 5000 + ".5"), r"results\[0\]\.max: must be a finite number")
+
+    def test_lone_surrogates(self):
+        # json.dumps writes the surrogate as the escape \ud800, as any pusher would send it.
+        self.refused(self.bad(lambda d: d["results"][1].update(benchmark="lar\ud800son")),
+                     r"^results\[1\]\.benchmark: contains a lone UTF-16 surrogate U\+D800", "results[1].benchmark")
+        self.refused(self.bad(lambda d: d["machine"].update(hostname="\udfffhost")),
+                     r"^machine\.hostname: contains a lone UTF-16 surrogate U\+DFFF", "machine.hostname")
+        self.refused(self.bad(lambda d: d.update(commit_subject="fix \udc00")), r"lone UTF-16 surrogate")
+        self.refused(self.bad(lambda d: d["results"][0].update({"x\ud800": 1})),
+                     r"^results\[0\]: a field name contains a lone UTF-16 surrogate", "results[0]")
+        # A surrogate pair is one real character, and is stored.
+        ok = self.bad(lambda d: d["machine"].update(hostname="host-\U0001F600"))
+        res = self.push(ok)
+        self.assertEqual(res.status_code, 201, res.data)
+        got = self.client.get("/api/runs/%d" % res.get_json()["id"]).get_json()
+        self.assertEqual(got["machine"]["hostname"], "host-\U0001F600")
+
+    def test_bidirectional_controls(self):
+        for ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c":
+            code = "U\\+%04X" % ord(ch)
+            self.refused(self.bad(lambda d: d["results"][0].update(benchmark="larson" + ch + "x")),
+                         r"^results\[0\]\.benchmark: contains the bidirectional control character " + code,
+                         "results[0].benchmark")
+            self.refused(self.bad(lambda d: d["machine"].update(hostname=ch + "host")),
+                         r"^machine\.hostname: contains the bidirectional control character " + code)
+            self.refused(self.bad(lambda d: d["results"][0].update(allocator="glibc" + ch)),
+                         r"^results\[0\]\.allocator: contains the bidirectional")
+        # Other non-ASCII text is fine.
+        res = self.push(self.bad(lambda d: d["results"][0].update(benchmark="größe/\u05d0")))
+        self.assertEqual(res.status_code, 201, res.data)
+
+    def test_duplicate_keys(self):
+        text = json.dumps(self.bad(lambda d: None))
+        self.refused(text.replace('"commit": "def5678"', '"commit": "abc1234", "commit": "def5678"'),
+                     r'^malformed JSON: duplicate key "commit" in one object')
+        text = json.dumps(self.bad(lambda d: d["results"][0].update(median=100.0)))
+        self.refused(text.replace('"median": 100.0', '"median": 100.0, "median": 1e300', 1),
+                     r'^malformed JSON: duplicate key "median"')
+        self.refused(text.replace('"hostname": "host-a"', '"hostname": "host-a", "hostname": "host-b"'),
+                     r'duplicate key "hostname"')
+        with self.assertRaisesRegex(runschema.JsonError, "duplicate key"):
+            runschema.loads('{"a": {"b": 1, "b": 1}}')
+        self.assertEqual(runschema.loads('{"a": {"b": 1, "c": [{"b": 2}]}}'), {"a": {"b": 1, "c": [{"b": 2}]}})
 
     def test_problems_lists_every_schema_error(self):
         doc = self.bad(lambda d: (d["results"][0].update(threads=0), d["results"][1].update(median="x")))
@@ -545,6 +599,33 @@ class ProcessTest(unittest.TestCase):
         p = self.run_cli("--port", "0", "--token-file", os.path.join(self.tmp, "missing"))
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("cannot use the token", p.stderr)
+
+    def test_too_large_body_is_refused_before_it_is_read(self):
+        p, url = self.start("--token-file", self.token_file)
+        port = int(re.search(r":(\d+)/$", url).group(1))
+        for auth in ("", "Authorization: Bearer %s\r\n" % TOKEN):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                # Only the head and 1 KiB of an 11 MiB body: waitress must answer without the rest.
+                s.sendall(("POST /api/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           "%sContent-Length: %d\r\n\r\n" % (auth, 11 * 1024 * 1024)).encode() + b"x" * 1024)
+                reply = b""
+                while b"\r\n\r\n" not in reply:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+            self.assertTrue(reply.startswith(b"HTTP/1.1 413 "), reply[:200])
+        # A body at the limit gets through to the app (and its own checks).
+        body = json.dumps({"pad": "x" * (server.MAX_BODY_BYTES - 20)})
+        body += " " * (server.MAX_BODY_BYTES - len(body))
+        req = urllib.request.Request(url + "api/runs", data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": "Bearer " + TOKEN})
+        with self.assertRaises(urllib.error.HTTPError) as ctx:
+            urllib.request.urlopen(req, timeout=60)
+        self.assertEqual(ctx.exception.code, 400)
+        self.assertIn("schema: missing required field", json.loads(ctx.exception.read())["error"])
+        self.assertEqual(self.dump()["runs"], [])
 
     def test_token_from_environment(self):
         env = {server.TOKEN_ENV: TOKEN}

@@ -37,7 +37,9 @@ import runschema  # noqa: E402
 SCHEMA_VERSION = 1  # version of the database layout (schema_version table)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-WAITRESS_BODY_LIMIT = 64 * 1024 * 1024  # above this waitress itself answers 413 without reading on
+# waitress answers 413 itself, before the app and its token check, to a body of this many bytes or more
+# (it refuses at >= its limit, so +1 lets a body of exactly MAX_BODY_BYTES through)
+WAITRESS_BODY_LIMIT = MAX_BODY_BYTES + 1
 MAX_STRING = 200
 MAX_RUN_ID = 2**63 - 1
 TOKEN_ENV = "HAKMEM_DASHBOARD_TOKEN"
@@ -907,11 +909,13 @@ def create_app(store, static_dir=None, chartjs_path=None, token=None, quiet=True
         except UnicodeDecodeError as e:
             raise ApiError(400, "malformed JSON: body is not valid UTF-8 (byte %d)" % e.start)
         try:
-            doc = json.loads(text)
+            doc = runschema.loads(text)
         except json.JSONDecodeError as e:
             raise ApiError(400, "malformed JSON: %s at line %d column %d" % (e.msg, e.lineno, e.colno))
         except RecursionError:
             raise ApiError(400, "malformed JSON: nested too deeply")
+        except ValueError as e:  # JsonError, or a number json.loads cannot convert
+            raise ApiError(400, "malformed JSON: %s" % e)
         run, ignored = runschema.check(doc)
         try:
             run_id, report = store.insert_run(run)

@@ -15,6 +15,7 @@
 // --out        where the screenshots go
 
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 
@@ -174,6 +175,25 @@ async function request(pathname, init) {
   return { status: response.status, text, body };
 }
 
+// POST /api/runs announcing `length` bytes but sending none of them; the reply or a 10 s time-out.
+function headOnlyPush(length) {
+  return new Promise((resolve) => {
+    const req = http.request(new URL('api/runs', opts.url), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Content-Length': String(length), Authorization: `Bearer ${TOKEN}` },
+    });
+    const timer = setTimeout(() => { req.destroy(); resolve({ status: 0, text: 'no answer within 10 s' }); }, 10000);
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => { text += chunk; });
+      res.on('end', () => { clearTimeout(timer); req.destroy(); resolve({ status: res.statusCode, text }); });
+    });
+    req.on('error', (e) => { clearTimeout(timer); resolve({ status: 0, text: String(e) }); });
+    req.flushHeaders();
+  });
+}
+
 function push(body, contentType = 'application/json', token = TOKEN) {
   const headers = { 'Content-Type': contentType };
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -254,7 +274,10 @@ async function apiChecks(runs) {
     r.results = new Array(100001).fill(tiny);
     bad.push(['too many results', JSON.stringify(r), /^results: 100001 results; the limit is 100000/]);
   }
-  bad.push(['huge body', JSON.stringify({ schema: 1, pad: 'x'.repeat(11 * 1024 * 1024) }), /request body too large/]);
+  { const r = clone(base); r.results[0].benchmark = 'x\ud800'; bad.push(['lone surrogate', JSON.stringify(r), /^results\[0\]\.benchmark: contains a lone UTF-16 surrogate U\+D800/]); }
+  { const r = clone(base); r.machine.hostname = 'host\u202e'; bad.push(['bidi control', JSON.stringify(r), /^machine\.hostname: contains the bidirectional control character U\+202E/]); }
+  { const r = clone(base); r.results[0].threads = 31337; bad.push(['5000-digit number', JSON.stringify(r).replace('31337', '7'.repeat(5000)), /^malformed JSON: a number with 5000 digits/]); }
+  bad.push(['duplicate key', JSON.stringify(base).replace('{', '{"schema": 1, '), /^malformed JSON: duplicate key "schema"/]);
 
   for (const [name, body, pattern, ctype] of bad) {
     const res = await push(body, ctype);
@@ -263,6 +286,14 @@ async function apiChecks(runs) {
     check(pattern.test(message), `bad push "${name}": message ${JSON.stringify(message.slice(0, 200))} matches ${pattern}`);
   }
   log(`${bad.length} bad pushes rejected`);
+
+  // Over the body limit waitress answers 413 itself (plain text) on seeing Content-Length, before the
+  // app reads the token or the body: only the head is sent, and the answer must come anyway.
+  {
+    const res = await headOnlyPush(11 * 1024 * 1024);
+    check(res.status === 413 && /exceeds max_body of 10485761/.test(res.text),
+      `a body over 10 MiB -> 413 from waitress before it is sent (got ${res.status}: ${res.text.slice(0, 120)})`);
+  }
 
   const after = await snapshot();
   for (const key of Object.keys(before)) {
