@@ -478,6 +478,37 @@ class AlertTest(AppTest):
         self.assertEqual(self.client.get("/api/benchmarks").get_json()["machines"], ["host-a"])
 
 
+class MachineSeriesTest(AppTest):
+    def test_one_line_per_machine(self):
+        # host-a and host-b alternate in commit order; a line must never join their runs.
+        for i, (host, value) in enumerate((("host-a", 100.0), ("host-b", 10.0), ("host-a", 110.0),
+                                           ("host-b", 12.0))):
+            self.push(make_run("%07x" % (0xaaa0000 + i), "2026-01-0%dT00:00:00Z" % (i + 1),
+                               group("larson", value), host=host))
+
+        def lines(query):
+            s = self.client.get("/api/series?benchmark=larson&threads=2&metric=ops_per_sec" + query).get_json()
+            out = {x["label"]: [(p["index"], p["median"]) for p in x["points"]] for x in s["series"]
+                   if x["allocator"] == "hakmem"}
+            ratios = {x["label"]: [p["index"] for p in x["points"]] for x in s["ratios"]
+                      if (x["figure"], x["kind"]) == ("median", "glibc")}
+            return len(s["runs"]), out, ratios
+
+        both = (4, {"hakmem (fastcache) [host-a]": [(0, 100.0), (2, 110.0)],
+                    "hakmem (fastcache) [host-b]": [(1, 10.0), (3, 12.0)]},
+                {"hakmem (fastcache) / glibc [host-a]": [0, 2], "hakmem (fastcache) / glibc [host-b]": [1, 3]})
+        self.assertEqual(lines(""), both)  # every machine
+        self.assertEqual(lines("&machine=host-a&machine=host-b"), both)
+        self.assertEqual(lines("&machine=host-b"),
+                         (2, {"hakmem (fastcache)": [(0, 10.0), (1, 12.0)]}, {"hakmem (fastcache) / glibc": [0, 1]}))
+        self.assertEqual(lines("&machine=host-a&machine=nobody")[1], {"hakmem (fastcache)": [(0, 100.0), (1, 110.0)]})
+        s = self.client.get("/api/series?benchmark=larson&machine=host-a&machine=host-b").get_json()
+        self.assertEqual({x["machine"] for x in s["series"]}, {"host-a", "host-b"})
+        latest = self.client.get("/api/latest?machine=host-a&machine=nobody").get_json()
+        self.assertEqual(latest["run"]["machine"]["hostname"], "host-a")
+        self.assertEqual(self.client.get("/api/series?benchmark=larson&machine=" + "h" * 201).status_code, 400)
+
+
 class ConcurrencyTest(AppTest):
     token = TOKEN
 

@@ -306,11 +306,10 @@ class Store:
         return {"benchmarks": items, "configs": sorted(configs), "machines": sorted(machines)}
 
     def series(self, benchmark, threads=None, metric=None, config=None, machine=None):
+        """machine: a hostname, a list of them, or None for every machine; each machine gets its own lines."""
         where = ["x.benchmark = ?"]
         args = [benchmark]
-        if machine is not None:
-            where.append("r.hostname = ?")
-            args.append(machine)
+        where_machine(machine, where, args)
         if threads is not None:
             where.append("x.threads = ?")
             args.append(threads)
@@ -354,12 +353,13 @@ class Store:
                              "commit_time": row["commit_time"], "time": row["run_time"],
                              "config": config_label(row["mode"], row["build"]),
                              "hostname": row["hostname"]})
-            key = (row["allocator"], row["variant"], row["threads"], row["metric"], row["params"])
+            key = (row["allocator"], row["variant"], row["threads"], row["metric"], row["params"], row["hostname"])
             groups.setdefault(key, []).append(row)
-        varying = [len({k[i] for k in groups}) > 1 for i in range(5)]
+        # A line never joins runs of two machines: their figures are not comparable.
+        varying = [len({k[i] for k in groups}) > 1 for i in range(6)]
         series = []
         for key in sorted(groups, key=series_sort_key):
-            allocator, variant, threads_, metric_, params = key
+            allocator, variant, threads_, metric_, params, host = key
             label = series_label(allocator, variant)
             extra = []
             if varying[2]:
@@ -368,12 +368,14 @@ class Store:
                 extra.append(metric_)
             if varying[4]:
                 extra.append(params or "default params")
+            if varying[5]:
+                extra.append(host)
             if extra:
                 label += " [" + ", ".join(extra) + "]"
             first = groups[key][0]
             series.append({
                 "allocator": allocator, "variant": variant, "threads": threads_, "metric": metric_,
-                "params": params, "label": label, "unit": first["unit"],
+                "params": params, "machine": host, "label": label, "unit": first["unit"],
                 "higher_is_better": bool(first["higher_is_better"]),
                 "points": [{"run_id": row["run_id"], "index": run_index[row["run_id"]],
                             "commit": row["commit_sha"], "time": row["run_time"],
@@ -390,9 +392,7 @@ class Store:
         where = ["1"]
         args = []
         where_config(config, where, args, prefix="r.")
-        if machine is not None:
-            where.append("r.hostname = ?")
-            args.append(machine)
+        where_machine(machine, where, args)
         sub = []
         if benchmark is not None:
             sub.append("x.benchmark = ?")
@@ -422,6 +422,14 @@ class Store:
         return {"run": run, "comparisons": compare(results), "results": results}
 
 
+def where_machine(machine, where, args):
+    """Runs of one hostname, of any in a list, or (None, []) of every machine."""
+    hosts = [machine] if isinstance(machine, str) else list(machine or [])
+    if hosts:
+        where.append("r.hostname IN (%s)" % ", ".join("?" * len(hosts)))
+        args.extend(hosts)
+
+
 def where_config(config, where, args, prefix="r."):
     if config is None:
         return
@@ -447,7 +455,7 @@ def allocator_rank(allocator):
 
 
 def series_sort_key(key):
-    return (allocator_rank(key[0]), key[0], key[1], key[2], key[3], key[4])
+    return (allocator_rank(key[0]), key[0], key[1], key[2], key[3], key[4], key[5])
 
 
 def run_summary(r):
@@ -636,9 +644,9 @@ def ratio_series(rows, run_index, varying):
     by_run = {}
     for row in rows:
         r = result_json(row)
-        by_run.setdefault((row["run_id"], r["threads"], r["metric"], r["params"]), []).append(r)
+        by_run.setdefault((row["run_id"], r["threads"], r["metric"], r["params"], row["hostname"]), []).append(r)
     lines = {}
-    for (run_id, threads, metric, params), group in by_run.items():
+    for (run_id, threads, metric, params, host), group in by_run.items():
         hib = group[0]["higher_is_better"]
         glibc = next((r for r in group if r["allocator"] == BASELINE), None)
         peers = {
@@ -660,11 +668,13 @@ def ratio_series(rows, run_index, varying):
                     extra.append(metric)
                 if varying[4]:
                     extra.append(params or "default params")
+                if varying[5]:
+                    extra.append(host)
                 label = "%s / %s" % (series_label(HAKMEM, h["variant"]), "glibc" if kind == "glibc" else "best peer")
                 if extra:
                     label += " [" + ", ".join(extra) + "]"
                 line = lines.setdefault((figure, label), {
-                    "figure": figure, "kind": kind, "variant": h["variant"], "label": label,
+                    "figure": figure, "kind": kind, "variant": h["variant"], "label": label, "machine": host,
                     "threads": threads, "metric": metric, "params": params, "points": []})
                 line["points"].append({"index": run_index[run_id], "run_id": run_id,
                                        "ratio": h[figure] / peer[figure],
@@ -876,16 +886,24 @@ def create_app(store, static_dir=None, chartjs_path=None, token=None, quiet=True
     def benchmarks():
         return json_response(200, store.benchmarks())
 
+    def machines():
+        """Every non-empty machine=H parameter (repeat it for several machines); None for all."""
+        hosts = [h for h in flask.request.args.getlist("machine") if h != ""]
+        for h in hosts:
+            if len(h) > MAX_STRING:
+                raise ApiError(400, "query parameter machine is too long")
+        return hosts or None
+
     @app.get("/api/series")
     def series():
         return json_response(200, store.series(
             param("benchmark", required=True), param("threads", int), param("metric"), param("config"),
-            param("machine")))
+            machines()))
 
     @app.get("/api/latest")
     def latest():
         return json_response(200, store.latest(
-            param("config"), param("benchmark"), param("threads", int), param("metric"), param("machine")))
+            param("config"), param("benchmark"), param("threads", int), param("metric"), machines()))
 
     # ---- writes (token when the server has one) ------------------------------
 
