@@ -582,6 +582,85 @@ async function browserChecks(runs, combos) {
       await selectCombo(page, alertCombo, '');
     }
 
+    // Machines and range: six runs alternating between two machines, in a configuration of their own.
+    {
+      const base = runs[0];
+      const first = base.results[0];
+      const same = (r) => r.benchmark === first.benchmark && r.threads === first.threads && r.metric === first.metric;
+      const hosts = ['e2e-mach-a', 'e2e-mach-b'];
+      const made = [];
+      for (let i = 0; i < 6; i += 1) {
+        const f = 1 + i / 10;  // every figure of run i scaled alike keeps min <= median <= max
+        const scale = (v) => (typeof v === 'number' ? v * f : v);
+        const r = clone(base);
+        r.commit = `${i}e2e0000`;  // distinct short shas (the x labels)
+        r.commit_time = r.time = `2024-02-0${i + 1}T00:00:00Z`;
+        r.machine = { ...r.machine, hostname: hosts[i % 2] };
+        r.config = { ...r.config, mode: 'machines', build: 'release' };
+        r.results = base.results.filter(same).map((x) => ({ ...x, median: scale(x.median), min: scale(x.min), max: scale(x.max),
+          values: Array.isArray(x.values) ? x.values.map(scale) : x.values }));
+        const res = await push(JSON.stringify(r));
+        mustHold(res.status === 201, `machine run ${i} pushed (got ${res.status}: ${res.text.slice(0, 200)})`);
+        r.id = res.body.id;
+        made.push(r);
+      }
+      const config = 'machines/release';
+      const q = new URLSearchParams({ benchmark: first.benchmark, threads: String(first.threads), config, metric: first.metric });
+      const settled = async (p, machine) => p.waitForFunction((k) => window.hakmemDashboard.renderedKey === k && !window.hakmemDashboard.loading,
+        JSON.stringify([first.benchmark, first.threads, config, first.metric, machine]), { timeout: 15000 });
+      const mp = await context.newPage();
+      watch(mp, { origin: opts.url });
+      await mp.goto(`${opts.url}#${q}`, { waitUntil: 'load' });
+      await settled(mp, hosts[1]);
+      check(await mp.inputValue('#f-machine') === hosts[1], `default machine is the newest run's (${hosts[1]})`);
+      const hak = base.results.find((x) => same(x) && x.allocator === HAKMEM);
+      const hakLabel = seriesLabel(HAKMEM, hak.variant);
+      const medianOf = (run) => run.results.find((x) => x.allocator === HAKMEM && x.variant === hak.variant).median;
+      const short = (run) => run.commit.slice(0, 7);
+      let snap = await pageSnapshot(mp);
+      const bRuns = made.filter((r, i) => i % 2 === 1);
+      check(JSON.stringify(snap.labels) === JSON.stringify(bRuns.map(short)),
+        `one machine: its 3 runs only (got ${JSON.stringify(snap.labels)})`);
+      let line = snap.tp.find((d) => d.label === hakLabel);
+      check(line && line.data.every((v, i) => sameNumber(v, medianOf(bRuns[i]))), `one machine: ${hakLabel} holds its medians`);
+
+      await mp.selectOption('#f-machine', '');
+      await settled(mp, '');
+      snap = await pageSnapshot(mp);
+      check(snap.labels.length === 6, `all machines: 6 runs on the x axis (got ${snap.labels.length})`);
+      for (const [h, host] of hosts.entries()) {
+        line = snap.tp.find((d) => d.label === `${hakLabel} [${host}]`);
+        const ok = line && line.data.every((v, i) => (i % 2 === h ? sameNumber(v, medianOf(made[i])) : v === null));
+        check(ok, `all machines: a line of its own for ${host}, only at its runs (got ${line ? JSON.stringify(line.data) : 'no line'})`);
+      }
+      check(!snap.tp.some((d) => d.label === hakLabel), 'all machines: no line joins the two machines');
+
+      const rangeIs = (p, lo, hi) => p.waitForFunction((k) => window.hakmemDashboard.rangeKey === k, JSON.stringify([lo, hi, 6]), { timeout: 15000 });
+      await mp.selectOption('#r-last', '5');
+      await rangeIs(mp, 1, 5);
+      snap = await pageSnapshot(mp);
+      check(JSON.stringify(snap.labels) === JSON.stringify(made.slice(1).map(short)), `last 5 runs (got ${JSON.stringify(snap.labels)})`);
+      await mp.selectOption('#r-last', '0');
+      await mp.selectOption('#r-from', String(made[1].id));
+      await mp.selectOption('#r-to', String(made[3].id));
+      await rangeIs(mp, 1, 3);
+      snap = await pageSnapshot(mp);
+      check(JSON.stringify(snap.labels) === JSON.stringify(made.slice(1, 4).map(short)), `commit range ${short(made[1])}..${short(made[3])} (got ${JSON.stringify(snap.labels)})`);
+      line = snap.tp.find((d) => d.label === `${hakLabel} [${hosts[0]}]`);
+      check(line && line.data.length === 3 && line.data[0] === null && sameNumber(line.data[1], medianOf(made[2])) && line.data[2] === null,
+        `commit range: ${hosts[0]}'s point is the run inside the range`);
+      const hash = await mp.evaluate(() => window.location.hash);
+      check(/[#&]from=\d+/.test(hash) && /&to=\d+/.test(hash) && /machine=(&|$)/.test(hash), `range and machines kept in the URL (${hash})`);
+      await mp.reload({ waitUntil: 'load' });
+      await settled(mp, '');
+      await rangeIs(mp, 1, 3);
+      check(true, 'a reloaded link shows the same range');
+      await mp.click('#r-reset');
+      await rangeIs(mp, 0, 5);
+      await mp.close();
+      log('machines and range checked in the page');
+    }
+
     // Sorting the raw table by median.
     await page.click('#raw-table th[data-key="median"]');
     const medians = await page.$$eval('#raw-table tbody tr td:nth-child(7)', (tds) => tds.map((td) => Number(td.textContent.replace(/,/g, ''))));
