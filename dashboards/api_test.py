@@ -509,6 +509,128 @@ class MachineSeriesTest(AppTest):
         self.assertEqual(self.client.get("/api/series?benchmark=larson&machine=" + "h" * 201).status_code, 400)
 
 
+class ChangesAndTriageTest(AppTest):
+    token = TOKEN
+
+    def setUp(self):
+        super().setUp()
+        self.push(make_run("aaa1111", "2026-01-01T00:00:00Z", base_results()))
+        # larson regresses (-20%), churn moves inside the noise (+1%), prodcons improves (+10%, noisy).
+        second = (group("larson", 80.0) + group("mtstress/churn", 202.0, spread=0.02)
+                  + group("mtstress/prodcons", 330.0, spread=0.30))
+        self.body = self.push(make_run("bbb2222", "2026-01-02T00:00:00Z", second)).get_json()
+        self.run_id = self.body["id"]
+        self.median_alert = next(a for a in self.body["alerts"] if a["figure"] == "median")
+
+    def mark(self, status, alert=None, headers=None, **extra):
+        a = alert or self.median_alert
+        doc = {k: a[k] for k in ("benchmark", "params", "threads", "metric", "variant", "figure")}
+        doc.update(status=status, **extra)
+        return self.client.post("/api/runs/%d/triage" % self.run_id, data=json.dumps(doc),
+                                content_type="application/json",
+                                headers=self.auth() if headers is None else headers)
+
+    def test_changes_lists_every_benchmark_alerts_first(self):
+        body = self.client.get("/api/changes").get_json()
+        self.assertEqual(body["run"]["id"], self.run_id)
+        self.assertEqual(body["previous_run"]["commit"], "aaa1111")
+        got = [(r["benchmark"], round(r["change"], 4), len(r["alerts"])) for r in body["rows"]]
+        self.assertEqual(got, [("larson", -0.2, 2), ("mtstress/churn", 0.01, 0), ("mtstress/prodcons", 0.1, 0)])
+        self.assertEqual(sorted(a["figure"] for a in body["rows"][0]["alerts"]), ["median", "vs_best_peer"])
+        self.assertEqual(len(body["geomean"]), 1)
+        g = body["geomean"][0]
+        self.assertEqual((g["label"], g["n"]), ("hakmem (fastcache)", 3))
+        self.assertAlmostEqual(g["better"], (0.8 * 1.01 * 1.1) ** (1 / 3))
+        # Lower is better: a time that rises is a change for the worse (better < 1).
+        self.push(make_run("ccc3333", "2026-01-03T00:00:00Z", group("micro/x", 5.0, metric="ns_per_op", hib=False),
+                           host="host-b"))
+        self.push(make_run("ddd4444", "2026-01-04T00:00:00Z", group("micro/x", 6.0, metric="ns_per_op", hib=False),
+                           host="host-b"))
+        b = self.client.get("/api/changes?machine=host-b").get_json()
+        self.assertEqual(b["run"]["commit"], "ddd4444")
+        self.assertAlmostEqual(b["rows"][0]["better"], 5.0 / 6.0)
+        self.assertEqual(self.client.get("/api/changes?machine=host-a").get_json()["run"]["id"], self.run_id)
+        first = self.client.get("/api/changes?machine=nobody").get_json()
+        self.assertEqual((first["run"], first["rows"]), (None, []))
+
+    def test_triage_is_stored_and_shown(self):
+        res = self.mark("accepted", note="expected: bigger slabs")
+        self.assertEqual(res.status_code, 200, res.data)
+        self.assertEqual(res.get_json()["triage"]["status"], "accepted")
+        alerts = self.client.get("/api/runs/%d/alerts" % self.run_id).get_json()["alerts"]
+        marks = {a["figure"]: a["triage"] for a in alerts}
+        self.assertEqual((marks["median"]["status"], marks["median"]["note"]), ("accepted", "expected: bigger slabs"))
+        self.assertIsNone(marks["vs_best_peer"])
+        # An open alert sorts before a triaged one in the change view; the series carries the mark too.
+        rows = self.client.get("/api/changes").get_json()["rows"]
+        self.assertEqual((rows[0]["open_alerts"], len(rows[0]["alerts"])), (1, 2))
+        series = self.client.get("/api/series?benchmark=larson&threads=2&metric=ops_per_sec").get_json()
+        self.assertEqual({a["figure"]: (a["triage"] or {}).get("status") for a in series["alerts"]},
+                         {"median": "accepted", "vs_best_peer": None})
+        self.assertEqual(self.mark("triaged").get_json()["triage"]["status"], "triaged")
+        self.assertEqual(self.count("alert_triage"), 1)
+        self.assertIsNone(self.mark("open").get_json()["triage"])
+        self.assertEqual(self.count("alert_triage"), 0)
+        # Marks go with their run.
+        self.mark("accepted")
+        self.assertEqual(self.client.delete("/api/runs/%d" % self.run_id, headers=self.auth()).status_code, 200)
+        self.assertEqual(self.count("alert_triage"), 0)
+
+    def test_triage_refusals(self):
+        self.mark("accepted")
+        before = (self.snapshot(), self.client.get("/api/runs/%d/alerts" % self.run_id).data)
+        self.assertEqual(self.mark("accepted", headers={}).status_code, 401)
+        self.assertEqual(self.mark("accepted", headers=self.auth("x" * 20)).status_code, 403)
+        for status, pattern, extra in (
+                (400, r"^status: must be one of triaged, accepted, open", {"status": "fixed"}),
+                (400, r"^threads: expected an integer, got string", {"threads": "2"}),
+                (400, r"^note: string is 201 characters", {"note": "n" * 201}),
+                (400, r"^note: contains the bidirectional control character U\+202E", {"note": "a\u202eb"}),
+                (400, r"^benchmark: contains a lone UTF-16 surrogate", {"benchmark": "\ud800"}),
+                (400, r"^unknown field colour", {"colour": "red"}),
+                (404, r"has no such alert now: benchmark 'mtstress/churn'", {"benchmark": "mtstress/churn"}),
+                (404, r"no such alert now.*figure 'peak_rss_kb'", {"figure": "peak_rss_kb"})):
+            doc = dict({k: self.median_alert[k] for k in ("benchmark", "params", "threads", "metric", "variant",
+                                                          "figure")}, status="triaged")
+            doc.update(extra)
+            res = self.client.post("/api/runs/%d/triage" % self.run_id, data=json.dumps(doc),
+                                   content_type="application/json", headers=self.auth())
+            self.assertEqual(res.status_code, status, (extra, res.data))
+            self.assertRegex(res.get_json()["error"], pattern)
+        url = "/api/runs/%d/triage" % self.run_id
+        for data, pattern in (('{"status": "open", "status": "accepted"}', r'duplicate key "status"'),
+                              ("{", r"^malformed JSON"), ("[1]", r"must be a JSON object")):
+            res = self.client.post(url, data=data, content_type="application/json", headers=self.auth())
+            self.assertEqual(res.status_code, 400)
+            self.assertRegex(res.get_json()["error"], pattern)
+        self.assertEqual(self.client.post(url, data="{}", content_type="text/plain", headers=self.auth()).status_code,
+                         400)
+        res = self.client.post("/api/runs/999/triage", data=json.dumps(dict(self.median_alert, status="open")),
+                               content_type="application/json", headers=self.auth())
+        self.assertEqual(res.status_code, 400)  # the alert's own extra fields are unknown here
+        self.assertEqual((self.snapshot(), self.client.get("/api/runs/%d/alerts" % self.run_id).data), before)
+        # A server without a token never triages.
+        open_app = server.create_app(self.store, chartjs_path="", token=None).test_client()
+        res = open_app.post(url, data="{}", content_type="application/json")
+        self.assertEqual(res.status_code, 403)
+        self.assertIn("triaging alerts needs a server started with --token-file", res.get_json()["error"])
+
+    def test_old_database_is_migrated(self):
+        conn = sqlite3.connect(self.db)
+        conn.execute("DROP TABLE alert_triage")
+        conn.execute("UPDATE schema_version SET version = 1")
+        conn.commit()
+        conn.close()
+        server.Store(self.db).init()
+        conn = sqlite3.connect(self.db)
+        try:
+            self.assertEqual(conn.execute("SELECT version FROM schema_version").fetchall(), [(2,)])
+        finally:
+            conn.close()
+        self.assertEqual(self.mark("accepted").status_code, 200)
+        self.assertEqual(self.count("runs"), 2)
+
+
 class ConcurrencyTest(AppTest):
     token = TOKEN
 
