@@ -582,6 +582,67 @@ async function browserChecks(runs, combos) {
       await selectCombo(page, alertCombo, '');
     }
 
+    // The change view of the alert pair's second run, then marking one of its alerts (wrong token first).
+    if (alertCombo) {
+      await selectCombo(page, alertCombo, ALERT_HOST);
+      const [before, after] = runs.filter((r) => r.machine.hostname === ALERT_HOST);
+      const hakOf = (run) => run.results.filter((r) => r.allocator === HAKMEM);
+      const keyOf = (r) => JSON.stringify([r.benchmark, r.params, r.threads, r.metric, r.variant]);
+      const prev = new Map(hakOf(before).map((r) => [keyOf(r), r.median]));
+      const alertKeys = new Set([...after.expectedAlerts].map((k) => JSON.stringify(JSON.parse(k).slice(0, 5))));
+      const rows = await page.$$eval('#changes-table tbody tr', (trs) => trs.map((tr) => ({
+        key: JSON.stringify([tr.dataset.benchmark, null, Number(tr.dataset.threads), tr.dataset.metric, tr.dataset.variant]),
+        alerts: Number(tr.dataset.alerts), open: Number(tr.dataset.open), change: tr.children[6].textContent })));
+      check(rows.length === hakOf(after).length, `change view: a row per hakmem result of the newest run (${rows.length} of ${hakOf(after).length})`);
+      const nAlertRows = rows.filter((r) => r.alerts > 0).length;
+      check(nAlertRows === alertKeys.size && rows.slice(0, nAlertRows).every((r) => r.alerts > 0),
+        `change view: the ${alertKeys.size} rows with alerts come first (got ${rows.map((r) => r.alerts).join(',')})`);
+      const wantChange = (r) => `${r.median / prev.get(keyOf(r)) - 1 > 0 ? '+' : ''}${(100 * (r.median / prev.get(keyOf(r)) - 1)).toFixed(1)}%`;
+      const shown = new Map(rows.map((r) => [r.key, r.change]));
+      const noParams = (r) => JSON.stringify([r.benchmark, null, r.threads, r.metric, r.variant]);
+      check(hakOf(after).every((r) => shown.get(noParams(r)) === wantChange(r)), 'change view: every change as pushed (-50.0% or +0.0%...)');
+      const variants = [...new Set(hakOf(after).map((r) => r.variant))].sort();
+      const geo = await page.$$eval('#changes-geomean span', (ss) => ss.map((s) => [s.dataset.variant, Number(s.dataset.better)]));
+      const wantGeo = variants.map((v) => {
+        const logs = hakOf(after).filter((r) => r.variant === v).map((r) => Math.log(r.higher_is_better ? r.median / prev.get(keyOf(r)) : prev.get(keyOf(r)) / r.median));
+        return [v, Math.exp(logs.reduce((x, y) => x + y, 0) / logs.length)];
+      });
+      check(geo.length === wantGeo.length && geo.every(([v, g], i) => v === wantGeo[i][0] && Math.abs(g - wantGeo[i][1]) < 1e-9),
+        `change view: geometric mean per variant ${JSON.stringify(wantGeo)} (got ${JSON.stringify(geo)})`);
+
+      const runId = (await request('api/runs')).body.runs.find((r) => r.commit === after.commit).id;
+      const marks = async () => (await request(`api/runs/${runId}/alerts`)).body.alerts.map((a) => (a.triage ? a.triage.status : null));
+      const tp = await context.newPage();
+      // The wrong token's 403 is on purpose on this page.
+      watch(tp, { origin: opts.url, consoleError: /status of 403/, status404: /\/api\/runs\/\d+\/triage$/ });
+      await tp.goto(opts.url, { waitUntil: 'load' });
+      await tp.waitForFunction(() => window.hakmemDashboard && window.hakmemDashboard.ready, null, { timeout: 20000 });
+      await selectCombo(tp, alertCombo, ALERT_HOST);
+      const target = await tp.$eval('#changes-table tbody tr:first-child', (tr) => JSON.stringify([tr.dataset.benchmark, tr.dataset.threads, tr.dataset.metric, tr.dataset.variant]));
+      const button = '#changes-table tbody tr:first-child .alert-item:first-child button[data-status="accepted"]';
+      await tp.fill('#triage-token', 'x'.repeat(24));
+      await tp.click(button);
+      await tp.waitForFunction(() => /HTTP 403/.test(document.getElementById('triage-status').textContent), null, { timeout: 10000 });
+      check((await marks()).every((m) => m === null), 'a wrong token marks nothing');
+      await tp.fill('#triage-token', TOKEN);
+      await tp.click(button);
+      await tp.waitForFunction(() => window.hakmemDashboard.triageCount === 1, null, { timeout: 10000 });
+      const stored = await marks();
+      check(stored.filter((m) => m === 'accepted').length === 1 && stored.filter((m) => m !== null).length === 1,
+        `exactly one alert accepted in the database (got ${JSON.stringify(stored)})`);
+      // The marked row now sorts after the rows whose alerts are all open.
+      const after2 = await tp.$$eval('#changes-table tbody tr', (trs, key) => trs.map((tr) => ({
+        mine: JSON.stringify([tr.dataset.benchmark, tr.dataset.threads, tr.dataset.metric, tr.dataset.variant]) === key,
+        open: Number(tr.dataset.open), alerts: Number(tr.dataset.alerts),
+        status: tr.querySelector('.alert-item') ? tr.querySelector('.alert-item').dataset.status : null })), target);
+      const mine = after2.find((r) => r.mine);
+      check(mine && mine.status === 'accepted' && mine.open === mine.alerts - 1, `the row shows the mark (${JSON.stringify(mine)})`);
+      const opens = after2.map((r) => r.open);
+      check(opens.every((o, i) => i === 0 || opens[i - 1] >= o), `rows with more open alerts come first (${opens.join(',')})`);
+      await tp.close();
+      log('change view and triage checked in the page');
+    }
+
     // Machines and range: six runs alternating between two machines, in a configuration of their own.
     {
       const base = runs[0];

@@ -721,6 +721,84 @@
     }
   }
 
+  // ---------------------------------------------------------- change view
+
+  function fmtChange(c) {
+    return c === null || c === undefined || !Number.isFinite(c) ? '–' : `${c > 0 ? '+' : ''}${(100 * c).toFixed(1)}%`;
+  }
+
+  function drawChanges(changes) {
+    state.changes = changes;
+    const run = changes.run;
+    const prev = changes.previous_run;
+    $('changes-info').textContent = run
+      ? `Run #${run.id} ${run.commit.slice(0, 7)} “${run.subject}” on ${run.hostname} (${run.config}), ` +
+        (prev ? `against run #${prev.id} ${prev.commit.slice(0, 7)}.` : 'the first of its machine and configuration: nothing to compare with.')
+      : 'No run for this configuration and machine.';
+    const gm = $('changes-geomean');
+    gm.textContent = '';
+    for (const g of changes.geomean || []) {
+      gm.append(el('span', { 'data-variant': g.variant, 'data-better': String(g.better),
+        text: `geometric mean, ${g.label}: ${fmtRatio(g.better)} over ${g.n} benchmark${g.n === 1 ? '' : 's'}` }));
+    }
+    const tbody = $('changes-table').querySelector('tbody');
+    tbody.textContent = '';
+    for (const r of changes.rows || []) {
+      const alertCell = el('td', {});
+      for (const a of r.alerts) {
+        const mark = a.triage ? a.triage.status : 'open';
+        const item = el('span', { class: 'alert-item', 'data-figure': a.figure, 'data-status': mark },
+          `▲ ${FIGURE_NAMES[a.figure] || a.metric} ${fmtChange(a.change)}`,
+          el('span', { class: 'triage-mark', text: mark === 'open' ? '' : mark, title: a.triage && a.triage.note ? a.triage.note : null }));
+        for (const status of ['triaged', 'accepted', 'open']) {
+          if (status === mark) continue;
+          const b = el('button', { type: 'button', text: status === 'open' ? 'reopen' : status, 'data-status': status });
+          b.addEventListener('click', () => triage(a, status));
+          item.append(b);
+        }
+        alertCell.append(item);
+      }
+      const cls = r.alerts.length ? `alert-row${r.open_alerts ? '' : ' all-triaged'}` : '';
+      tbody.append(el('tr', { class: cls, 'data-benchmark': r.benchmark, 'data-threads': String(r.threads), 'data-metric': r.metric,
+        'data-variant': r.variant, 'data-alerts': String(r.alerts.length), 'data-open': String(r.open_alerts) },
+      el('td', { text: r.benchmark, title: r.params ? `params: ${r.params}` : null }),
+      el('td', { class: 'num', text: String(r.threads) }),
+      el('td', { text: r.metric }),
+      el('td', { class: 'alloc', text: r.label }),
+      el('td', { class: 'num', text: fmtSI(r.previous) }),
+      el('td', { class: 'num', text: fmtSI(r.current) }),
+      el('td', { class: 'num', text: fmtChange(r.change) }),
+      el('td', { class: `num ${r.better === null ? '' : r.better >= 1.005 ? 'better' : r.better <= 0.995 ? 'worse' : ''}`, text: fmtRatio(r.better) }),
+      alertCell));
+    }
+  }
+
+  function changesQuery(sel) {
+    const q = new URLSearchParams({ config: sel.config });
+    if (sel.machine) q.set('machine', sel.machine);
+    return 'api/changes?' + q;
+  }
+
+  // Marks an alert with the token typed in the page; the server keeps the mark.
+  async function triage(a, status) {
+    const token = $('triage-token').value.trim();
+    const say = (text) => { $('triage-status').textContent = text; };
+    if (!token) { say('Type the push token first: marking an alert needs it.'); return; }
+    const body = { benchmark: a.benchmark, params: a.params, threads: a.threads, metric: a.metric,
+      variant: a.variant, figure: a.figure, status };
+    let response;
+    try {
+      response = await fetch(`api/runs/${a.run_id}/triage`, { method: 'POST', body: JSON.stringify(body),
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` } });
+    } catch (e) { say(`Could not reach the server: ${e.message}`); return; }
+    let reply = null;
+    try { reply = await response.json(); } catch (e) { reply = null; }
+    if (!response.ok) { say(`Not marked: HTTP ${response.status}${reply && reply.error ? ' — ' + reply.error : ''}`); return; }
+    say(`${a.benchmark} ${FIGURE_NAMES[a.figure] || a.metric}: ${status}`);
+    try { drawChanges(await api(changesQuery(state.selection))); } catch (e) { say(`Marked, but could not reload: ${e.message}`); }
+    state.triageCount = (state.triageCount || 0) + 1;
+  }
+
   const NUMERIC = new Set(['threads', 'median', 'min', 'max', 'wall_s', 'cpu_s', 'peak_rss_kb']);
 
   function drawRaw(latest) {
@@ -793,8 +871,9 @@
     if (sel.machine) q.set('machine', sel.machine);
     let series;
     let latest;
+    let changes;
     try {
-      [series, latest] = await Promise.all([api('api/series?' + q), api('api/latest?' + q)]);
+      [series, latest, changes] = await Promise.all([api('api/series?' + q), api('api/latest?' + q), api(changesQuery(sel))]);
     } catch (e) {
       if (token === renderToken) { state.loading = false; showError(`Could not load data: ${e.message}`); }
       return;
@@ -803,6 +882,7 @@
     state.seriesFull = series;
     state.latest = latest;
     drawRange();
+    drawChanges(changes);
     drawLatest(latest, sel);
     drawSummary(latest, sel);
     drawRaw(latest);
@@ -835,7 +915,7 @@
     if (!state.runs.length || !state.benchmarks.length) {
       $('push-url').textContent = new URL('api/runs', window.location.href).href;
       $('empty').hidden = false;
-      for (const id of ['trend-section', 'history-section', 'alerts-section', 'latest-section', 'summary-section', 'raw-section', 'runs-section']) $(id).hidden = true;
+      for (const id of ['changes-section', 'trend-section', 'history-section', 'alerts-section', 'latest-section', 'summary-section', 'raw-section', 'runs-section']) $(id).hidden = true;
       $('run-info').textContent = 'No runs stored yet.';
       for (const id of ['f-benchmark', 'f-threads', 'f-config', 'f-metric', 'f-machine', 'r-last', 'r-from', 'r-to', 'r-reset']) $(id).disabled = true;
       state.ready = true;
