@@ -584,6 +584,8 @@ class ChangesAndTriageTest(AppTest):
         for status, pattern, extra in (
                 (400, r"^status: must be one of triaged, accepted, open", {"status": "fixed"}),
                 (400, r"^threads: expected an integer, got string", {"threads": "2"}),
+                (400, r"^threads: 10{30} is out of range \(allowed 1\.\.4096\)", {"threads": 10 ** 30}),
+                (400, r"^threads: expected an integer, got boolean", {"threads": True}),
                 (400, r"^note: string is 201 characters", {"note": "n" * 201}),
                 (400, r"^note: contains the bidirectional control character U\+202E", {"note": "a\u202eb"}),
                 (400, r"^benchmark: contains a lone UTF-16 surrogate", {"benchmark": "\ud800"}),

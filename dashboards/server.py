@@ -779,6 +779,8 @@ def triage_request(doc):
             raise ApiError(400, "%s: missing required field" % name, field=name)
         if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise ApiError(400, "%s: expected an integer, got %s" % (name, runschema.json_type(value)), field=name)
+        if kind is int and not 1 <= value <= 4096:  # the results table's range; a bigger int would overflow SQLite
+            raise ApiError(400, "%s: %s is out of range (allowed 1..4096)" % (name, value), field=name)
         if kind is str:
             if not isinstance(value, str):
                 raise ApiError(400, "%s: expected a string, got %s" % (name, runschema.json_type(value)), field=name)
