@@ -589,7 +589,8 @@ class ChangesAndTriageTest(AppTest):
                 (400, r"^note: string is 201 characters", {"note": "n" * 201}),
                 (400, r"^note: contains the bidirectional control character U\+202E", {"note": "a\u202eb"}),
                 (400, r"^benchmark: contains a lone UTF-16 surrogate", {"benchmark": "\ud800"}),
-                (400, r"^unknown field colour", {"colour": "red"}),
+                (400, r'^unknown field "colour"', {"colour": "red"}),
+                (400, r'^unknown field "\\ud800"', {"\ud800": 1}),
                 (404, r"has no such alert now: benchmark 'mtstress/churn'", {"benchmark": "mtstress/churn"}),
                 (404, r"no such alert now.*figure 'peak_rss_kb'", {"figure": "peak_rss_kb"})):
             doc = dict({k: self.median_alert[k] for k in ("benchmark", "params", "threads", "metric", "variant",

@@ -771,7 +771,8 @@ def triage_request(doc):
         raise ApiError(400, "the body must be a JSON object naming an alert and a status")
     unknown = sorted(set(doc) - set(TRIAGE_FIELDS))
     if unknown:
-        raise ApiError(400, "unknown field %s (allowed: %s)" % (unknown[0], ", ".join(TRIAGE_FIELDS)), field=unknown[0])
+        name = runschema.short_repr(unknown[0])  # escaped: a raw lone surrogate could not be encoded in the reply
+        raise ApiError(400, "unknown field %s (allowed: %s)" % (name, ", ".join(TRIAGE_FIELDS)), field=name)
     out = {}
     for name, kind in TRIAGE_FIELDS.items():
         value = doc.get(name, "" if name in ("params", "variant", "note") else None)
