@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -242,6 +243,59 @@ class SchemaRefusalTest(AppTest):
                      r"results\[0\]\.max: must be a finite number, got NaN")
         self.refused(json.dumps({"schema": 1, "pad": "x" * (11 * 1024 * 1024)}), r"request body too large")
 
+    def test_overlong_numbers(self):
+        # Python refuses to convert integers over 4300 digits with a bare ValueError (it was a 500).
+        text = json.dumps(self.bad(lambda d: d["results"][0].update(median=12345)))
+        self.refused(text.replace("12345", "9" * 5000), r"^malformed JSON: a number with 5000 digits")
+        text = json.dumps(self.bad(lambda d: d["results"][0].update(threads=2)))
+        self.refused(text.replace('"threads": 2', '"threads": -' + "1" * 5000), r"number with 5000 digits")
+        # A 5000-digit decimal fraction is a float, infinite in Python.
+        text = json.dumps(self.bad(lambda d: d["results"][0].update(max=12345)))
+        self.refused(text.replace("12345", "9" * 5000 + ".5"), r"results\[0\]\.max: must be a finite number")
+
+    def test_lone_surrogates(self):
+        # json.dumps writes the surrogate as the escape \ud800, as any pusher would send it.
+        self.refused(self.bad(lambda d: d["results"][1].update(benchmark="lar\ud800son")),
+                     r"^results\[1\]\.benchmark: contains a lone UTF-16 surrogate U\+D800", "results[1].benchmark")
+        self.refused(self.bad(lambda d: d["machine"].update(hostname="\udfffhost")),
+                     r"^machine\.hostname: contains a lone UTF-16 surrogate U\+DFFF", "machine.hostname")
+        self.refused(self.bad(lambda d: d.update(commit_subject="fix \udc00")), r"lone UTF-16 surrogate")
+        self.refused(self.bad(lambda d: d["results"][0].update({"x\ud800": 1})),
+                     r"^results\[0\]: a field name contains a lone UTF-16 surrogate", "results[0]")
+        # A surrogate pair is one real character, and is stored.
+        ok = self.bad(lambda d: d["machine"].update(hostname="host-\U0001F600"))
+        res = self.push(ok)
+        self.assertEqual(res.status_code, 201, res.data)
+        got = self.client.get("/api/runs/%d" % res.get_json()["id"]).get_json()
+        self.assertEqual(got["machine"]["hostname"], "host-\U0001F600")
+
+    def test_bidirectional_controls(self):
+        for ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c":
+            code = "U\\+%04X" % ord(ch)
+            self.refused(self.bad(lambda d: d["results"][0].update(benchmark="larson" + ch + "x")),
+                         r"^results\[0\]\.benchmark: contains the bidirectional control character " + code,
+                         "results[0].benchmark")
+            self.refused(self.bad(lambda d: d["machine"].update(hostname=ch + "host")),
+                         r"^machine\.hostname: contains the bidirectional control character " + code)
+            self.refused(self.bad(lambda d: d["results"][0].update(allocator="glibc" + ch)),
+                         r"^results\[0\]\.allocator: contains the bidirectional")
+        # Other non-ASCII text is fine.
+        res = self.push(self.bad(lambda d: d["results"][0].update(benchmark="größe/\u05d0")))
+        self.assertEqual(res.status_code, 201, res.data)
+
+    def test_duplicate_keys(self):
+        text = json.dumps(self.bad(lambda d: None))
+        self.refused(text.replace('"commit": "def5678"', '"commit": "abc1234", "commit": "def5678"'),
+                     r'^malformed JSON: duplicate key "commit" in one object')
+        text = json.dumps(self.bad(lambda d: d["results"][0].update(median=100.0)))
+        self.refused(text.replace('"median": 100.0', '"median": 100.0, "median": 1e300', 1),
+                     r'^malformed JSON: duplicate key "median"')
+        self.refused(text.replace('"hostname": "host-a"', '"hostname": "host-a", "hostname": "host-b"'),
+                     r'duplicate key "hostname"')
+        with self.assertRaisesRegex(runschema.JsonError, "duplicate key"):
+            runschema.loads('{"a": {"b": 1, "b": 1}}')
+        self.assertEqual(runschema.loads('{"a": {"b": 1, "c": [{"b": 2}]}}'), {"a": {"b": 1, "c": [{"b": 2}]}})
+
     def test_problems_lists_every_schema_error(self):
         doc = self.bad(lambda d: (d["results"][0].update(threads=0), d["results"][1].update(median="x")))
         found = [str(p) for p in runschema.problems(doc)]
@@ -424,6 +478,162 @@ class AlertTest(AppTest):
         self.assertEqual(self.client.get("/api/benchmarks").get_json()["machines"], ["host-a"])
 
 
+class MachineSeriesTest(AppTest):
+    def test_one_line_per_machine(self):
+        # host-a and host-b alternate in commit order; a line must never join their runs.
+        for i, (host, value) in enumerate((("host-a", 100.0), ("host-b", 10.0), ("host-a", 110.0),
+                                           ("host-b", 12.0))):
+            self.push(make_run("%07x" % (0xaaa0000 + i), "2026-01-0%dT00:00:00Z" % (i + 1),
+                               group("larson", value), host=host))
+
+        def lines(query):
+            s = self.client.get("/api/series?benchmark=larson&threads=2&metric=ops_per_sec" + query).get_json()
+            out = {x["label"]: [(p["index"], p["median"]) for p in x["points"]] for x in s["series"]
+                   if x["allocator"] == "hakmem"}
+            ratios = {x["label"]: [p["index"] for p in x["points"]] for x in s["ratios"]
+                      if (x["figure"], x["kind"]) == ("median", "glibc")}
+            return len(s["runs"]), out, ratios
+
+        both = (4, {"hakmem (fastcache) [host-a]": [(0, 100.0), (2, 110.0)],
+                    "hakmem (fastcache) [host-b]": [(1, 10.0), (3, 12.0)]},
+                {"hakmem (fastcache) / glibc [host-a]": [0, 2], "hakmem (fastcache) / glibc [host-b]": [1, 3]})
+        self.assertEqual(lines(""), both)  # every machine
+        self.assertEqual(lines("&machine=host-a&machine=host-b"), both)
+        self.assertEqual(lines("&machine=host-b"),
+                         (2, {"hakmem (fastcache)": [(0, 10.0), (1, 12.0)]}, {"hakmem (fastcache) / glibc": [0, 1]}))
+        self.assertEqual(lines("&machine=host-a&machine=nobody")[1], {"hakmem (fastcache)": [(0, 100.0), (1, 110.0)]})
+        s = self.client.get("/api/series?benchmark=larson&machine=host-a&machine=host-b").get_json()
+        self.assertEqual({x["machine"] for x in s["series"]}, {"host-a", "host-b"})
+        latest = self.client.get("/api/latest?machine=host-a&machine=nobody").get_json()
+        self.assertEqual(latest["run"]["machine"]["hostname"], "host-a")
+        self.assertEqual(self.client.get("/api/series?benchmark=larson&machine=" + "h" * 201).status_code, 400)
+
+
+class ChangesAndTriageTest(AppTest):
+    token = TOKEN
+
+    def setUp(self):
+        super().setUp()
+        self.push(make_run("aaa1111", "2026-01-01T00:00:00Z", base_results()))
+        # larson regresses (-20%), churn moves inside the noise (+1%), prodcons improves (+10%, noisy).
+        second = (group("larson", 80.0) + group("mtstress/churn", 202.0, spread=0.02)
+                  + group("mtstress/prodcons", 330.0, spread=0.30))
+        self.body = self.push(make_run("bbb2222", "2026-01-02T00:00:00Z", second)).get_json()
+        self.run_id = self.body["id"]
+        self.median_alert = next(a for a in self.body["alerts"] if a["figure"] == "median")
+
+    def mark(self, status, alert=None, headers=None, **extra):
+        a = alert or self.median_alert
+        doc = {k: a[k] for k in ("benchmark", "params", "threads", "metric", "variant", "figure")}
+        doc.update(status=status, **extra)
+        return self.client.post("/api/runs/%d/triage" % self.run_id, data=json.dumps(doc),
+                                content_type="application/json",
+                                headers=self.auth() if headers is None else headers)
+
+    def test_changes_lists_every_benchmark_alerts_first(self):
+        body = self.client.get("/api/changes").get_json()
+        self.assertEqual(body["run"]["id"], self.run_id)
+        self.assertEqual(body["previous_run"]["commit"], "aaa1111")
+        got = [(r["benchmark"], round(r["change"], 4), len(r["alerts"])) for r in body["rows"]]
+        self.assertEqual(got, [("larson", -0.2, 2), ("mtstress/churn", 0.01, 0), ("mtstress/prodcons", 0.1, 0)])
+        self.assertEqual(sorted(a["figure"] for a in body["rows"][0]["alerts"]), ["median", "vs_best_peer"])
+        self.assertEqual(len(body["geomean"]), 1)
+        g = body["geomean"][0]
+        self.assertEqual((g["label"], g["n"]), ("hakmem (fastcache)", 3))
+        self.assertAlmostEqual(g["better"], (0.8 * 1.01 * 1.1) ** (1 / 3))
+        # Lower is better: a time that rises is a change for the worse (better < 1).
+        self.push(make_run("ccc3333", "2026-01-03T00:00:00Z", group("micro/x", 5.0, metric="ns_per_op", hib=False),
+                           host="host-b"))
+        self.push(make_run("ddd4444", "2026-01-04T00:00:00Z", group("micro/x", 6.0, metric="ns_per_op", hib=False),
+                           host="host-b"))
+        b = self.client.get("/api/changes?machine=host-b").get_json()
+        self.assertEqual(b["run"]["commit"], "ddd4444")
+        self.assertAlmostEqual(b["rows"][0]["better"], 5.0 / 6.0)
+        self.assertEqual(self.client.get("/api/changes?machine=host-a").get_json()["run"]["id"], self.run_id)
+        first = self.client.get("/api/changes?machine=nobody").get_json()
+        self.assertEqual((first["run"], first["rows"]), (None, []))
+
+    def test_triage_is_stored_and_shown(self):
+        res = self.mark("accepted", note="expected: bigger slabs")
+        self.assertEqual(res.status_code, 200, res.data)
+        self.assertEqual(res.get_json()["triage"]["status"], "accepted")
+        alerts = self.client.get("/api/runs/%d/alerts" % self.run_id).get_json()["alerts"]
+        marks = {a["figure"]: a["triage"] for a in alerts}
+        self.assertEqual((marks["median"]["status"], marks["median"]["note"]), ("accepted", "expected: bigger slabs"))
+        self.assertIsNone(marks["vs_best_peer"])
+        # An open alert sorts before a triaged one in the change view; the series carries the mark too.
+        rows = self.client.get("/api/changes").get_json()["rows"]
+        self.assertEqual((rows[0]["open_alerts"], len(rows[0]["alerts"])), (1, 2))
+        series = self.client.get("/api/series?benchmark=larson&threads=2&metric=ops_per_sec").get_json()
+        self.assertEqual({a["figure"]: (a["triage"] or {}).get("status") for a in series["alerts"]},
+                         {"median": "accepted", "vs_best_peer": None})
+        self.assertEqual(self.mark("triaged").get_json()["triage"]["status"], "triaged")
+        self.assertEqual(self.count("alert_triage"), 1)
+        self.assertIsNone(self.mark("open").get_json()["triage"])
+        self.assertEqual(self.count("alert_triage"), 0)
+        # Marks go with their run.
+        self.mark("accepted")
+        self.assertEqual(self.client.delete("/api/runs/%d" % self.run_id, headers=self.auth()).status_code, 200)
+        self.assertEqual(self.count("alert_triage"), 0)
+
+    def test_triage_refusals(self):
+        self.mark("accepted")
+        before = (self.snapshot(), self.client.get("/api/runs/%d/alerts" % self.run_id).data)
+        self.assertEqual(self.mark("accepted", headers={}).status_code, 401)
+        self.assertEqual(self.mark("accepted", headers=self.auth("x" * 20)).status_code, 403)
+        for status, pattern, extra in (
+                (400, r"^status: must be one of triaged, accepted, open", {"status": "fixed"}),
+                (400, r"^threads: expected an integer, got string", {"threads": "2"}),
+                (400, r"^threads: 10{30} is out of range \(allowed 1\.\.4096\)", {"threads": 10 ** 30}),
+                (400, r"^threads: expected an integer, got boolean", {"threads": True}),
+                (400, r"^note: string is 201 characters", {"note": "n" * 201}),
+                (400, r"^note: contains the bidirectional control character U\+202E", {"note": "a\u202eb"}),
+                (400, r"^benchmark: contains a lone UTF-16 surrogate", {"benchmark": "\ud800"}),
+                (400, r'^unknown field "colour"', {"colour": "red"}),
+                (400, r'^unknown field "\\ud800"', {"\ud800": 1}),
+                (404, r"has no such alert now: benchmark 'mtstress/churn'", {"benchmark": "mtstress/churn"}),
+                (404, r"no such alert now.*figure 'peak_rss_kb'", {"figure": "peak_rss_kb"})):
+            doc = dict({k: self.median_alert[k] for k in ("benchmark", "params", "threads", "metric", "variant",
+                                                          "figure")}, status="triaged")
+            doc.update(extra)
+            res = self.client.post("/api/runs/%d/triage" % self.run_id, data=json.dumps(doc),
+                                   content_type="application/json", headers=self.auth())
+            self.assertEqual(res.status_code, status, (extra, res.data))
+            self.assertRegex(res.get_json()["error"], pattern)
+        url = "/api/runs/%d/triage" % self.run_id
+        for data, pattern in (('{"status": "open", "status": "accepted"}', r'duplicate key "status"'),
+                              ("{", r"^malformed JSON"), ("[1]", r"must be a JSON object")):
+            res = self.client.post(url, data=data, content_type="application/json", headers=self.auth())
+            self.assertEqual(res.status_code, 400)
+            self.assertRegex(res.get_json()["error"], pattern)
+        self.assertEqual(self.client.post(url, data="{}", content_type="text/plain", headers=self.auth()).status_code,
+                         400)
+        res = self.client.post("/api/runs/999/triage", data=json.dumps(dict(self.median_alert, status="open")),
+                               content_type="application/json", headers=self.auth())
+        self.assertEqual(res.status_code, 400)  # the alert's own extra fields are unknown here
+        self.assertEqual((self.snapshot(), self.client.get("/api/runs/%d/alerts" % self.run_id).data), before)
+        # A server without a token never triages.
+        open_app = server.create_app(self.store, chartjs_path="", token=None).test_client()
+        res = open_app.post(url, data="{}", content_type="application/json")
+        self.assertEqual(res.status_code, 403)
+        self.assertIn("triaging alerts needs a server started with --token-file", res.get_json()["error"])
+
+    def test_old_database_is_migrated(self):
+        conn = sqlite3.connect(self.db)
+        conn.execute("DROP TABLE alert_triage")
+        conn.execute("UPDATE schema_version SET version = 1")
+        conn.commit()
+        conn.close()
+        server.Store(self.db).init()
+        conn = sqlite3.connect(self.db)
+        try:
+            self.assertEqual(conn.execute("SELECT version FROM schema_version").fetchall(), [(2,)])
+        finally:
+            conn.close()
+        self.assertEqual(self.mark("accepted").status_code, 200)
+        self.assertEqual(self.count("runs"), 2)
+
+
 class ConcurrencyTest(AppTest):
     token = TOKEN
 
@@ -545,6 +755,33 @@ class ProcessTest(unittest.TestCase):
         p = self.run_cli("--port", "0", "--token-file", os.path.join(self.tmp, "missing"))
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("cannot use the token", p.stderr)
+
+    def test_too_large_body_is_refused_before_it_is_read(self):
+        p, url = self.start("--token-file", self.token_file)
+        port = int(re.search(r":(\d+)/$", url).group(1))
+        for auth in ("", "Authorization: Bearer %s\r\n" % TOKEN):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                # Only the head and 1 KiB of an 11 MiB body: waitress must answer without the rest.
+                s.sendall(("POST /api/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           "%sContent-Length: %d\r\n\r\n" % (auth, 11 * 1024 * 1024)).encode() + b"x" * 1024)
+                reply = b""
+                while b"\r\n\r\n" not in reply:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+            self.assertTrue(reply.startswith(b"HTTP/1.1 413 "), reply[:200])
+        # A body at the limit gets through to the app (and its own checks).
+        body = json.dumps({"pad": "x" * (server.MAX_BODY_BYTES - 20)})
+        body += " " * (server.MAX_BODY_BYTES - len(body))
+        req = urllib.request.Request(url + "api/runs", data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": "Bearer " + TOKEN})
+        with self.assertRaises(urllib.error.HTTPError) as ctx:
+            urllib.request.urlopen(req, timeout=60)
+        self.assertEqual(ctx.exception.code, 400)
+        self.assertIn("schema: missing required field", json.loads(ctx.exception.read())["error"])
+        self.assertEqual(self.dump()["runs"], [])
 
     def test_token_from_environment(self):
         env = {server.TOKEN_ENV: TOKEN}

@@ -9,8 +9,14 @@ name the field, and adds the few rules a JSON Schema cannot state:
 - min <= median <= max, and every entry of values inside [min, max];
 - no two results with the same (benchmark, params, threads, allocator,
   variant, metric);
-- time and commit_time parse as ISO-8601, with a year in 2000..2100.
+- time and commit_time parse as ISO-8601, with a year in 2000..2100;
+- no lone UTF-16 surrogates and no bidirectional control characters in any
+  string or field name.
 
+loads() parses JSON text as a run must be: no duplicate keys in an object and
+no integer longer than MAX_INT_DIGITS digits (Python's json takes both).
+
+    loads(text)         -> value             or raises JsonError
     problems(doc)       -> [RunError, ...]   every problem found (for bench.py)
     check(doc)          -> (run, ignored)    normalized run, or raises RunError
 """
@@ -27,6 +33,11 @@ except ImportError:  # reported when a run is first checked, with the package to
 
 SCHEMA_FILE = "run.schema.json"
 RUN_SCHEMA = 1
+MAX_INT_DIGITS = 100  # every limit of the format has < 20 digits; Python refuses > 4300 with a bare ValueError
+
+# Characters that reorder how text is shown (Trojan Source): a name holding one
+# can look like another name on the page and in a terminal.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 _validator = None
 
@@ -41,6 +52,30 @@ class RunError(Exception):
         if index is not None:
             text += " (result index %d)" % index
         super().__init__(text)
+
+
+class JsonError(ValueError):
+    """JSON text that json.loads would take but a run must not hold."""
+
+
+def _int_or_refuse(digits):
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise JsonError("a number with %d digits (the limit is %d)" % (len(digits.lstrip("-")), MAX_INT_DIGITS))
+    return int(digits)
+
+
+def _object_without_duplicates(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise JsonError("duplicate key %s in one object" % short_repr(key))
+        out[key] = value
+    return out
+
+
+def loads(text):
+    """Parses JSON text; JsonError on a duplicate key or an overlong integer, ValueError as json.loads."""
+    return json.loads(text, parse_int=_int_or_refuse, object_pairs_hook=_object_without_duplicates)
 
 
 def schema_path():
@@ -182,6 +217,37 @@ def _non_finite(value, path):
     return None
 
 
+def _text_problem(text):
+    """Why text cannot be stored or shown safely, else None."""
+    for ch in text:
+        if "\ud800" <= ch <= "\udfff":  # SQLite and UTF-8 cannot encode half a surrogate pair
+            return "contains a lone UTF-16 surrogate U+%04X (not a character)" % ord(ch)
+        if ch in BIDI_CONTROLS:
+            return "contains the bidirectional control character U+%04X" % ord(ch)
+    return None
+
+
+def _bad_text(value, path):
+    """RunError for the first string or field name that _text_problem refuses, else None."""
+    if isinstance(value, str):
+        why = _text_problem(value)
+        return RunError(field_name(path), why, result_index(path)) if why else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            why = _text_problem(k)
+            if why:  # the name itself is not echoed: it could not be encoded in the reply
+                return RunError(field_name(path), "a field name " + why, result_index(path))
+            hit = _bad_text(v, path + [k])
+            if hit:
+                return hit
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            hit = _bad_text(v, path + [i])
+            if hit:
+                return hit
+    return None
+
+
 def normalize_time(text, field):
     """ISO-8601 text -> 'YYYY-MM-DDTHH:MM:SS[.ffffff]Z' in UTC (naive = UTC)."""
     candidate = text.strip()
@@ -262,6 +328,9 @@ def problems(doc, limit=None):
         path, value = hit
         return [RunError(field_name(path), "must be a finite number, got %s" % short_repr(value),
                          result_index(path))]
+    text = _bad_text(doc, [])
+    if text:
+        return [text]
     errors = _schema_errors(doc, limit)
     if errors:
         return errors

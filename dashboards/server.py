@@ -19,6 +19,7 @@ import datetime
 import hmac
 import ipaddress
 import json
+import math
 import os
 import re
 import signal
@@ -34,10 +35,12 @@ from werkzeug.exceptions import HTTPException
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runschema.py beside this file
 import runschema  # noqa: E402
 
-SCHEMA_VERSION = 1  # version of the database layout (schema_version table)
+SCHEMA_VERSION = 2  # version of the database layout (schema_version table); 2 added alert_triage
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-WAITRESS_BODY_LIMIT = 64 * 1024 * 1024  # above this waitress itself answers 413 without reading on
+# waitress answers 413 itself, before the app and its token check, to a body of this many bytes or more
+# (it refuses at >= its limit, so +1 lets a body of exactly MAX_BODY_BYTES through)
+WAITRESS_BODY_LIMIT = MAX_BODY_BYTES + 1
 MAX_STRING = 200
 MAX_RUN_ID = 2**63 - 1
 TOKEN_ENV = "HAKMEM_DASHBOARD_TOKEN"
@@ -110,6 +113,20 @@ CREATE TABLE IF NOT EXISTS results (
     UNIQUE (run_id, idx)
 );
 CREATE INDEX IF NOT EXISTS results_series ON results (benchmark, threads, metric, run_id);
+CREATE TABLE IF NOT EXISTS alert_triage (
+    id         INTEGER PRIMARY KEY,
+    run_id     INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    benchmark  TEXT NOT NULL,
+    params     TEXT NOT NULL,
+    threads    INTEGER NOT NULL,
+    metric     TEXT NOT NULL,
+    variant    TEXT NOT NULL,
+    figure     TEXT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('triaged', 'accepted')),
+    note       TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL,
+    UNIQUE (run_id, benchmark, params, threads, metric, variant, figure)
+);
 """
 
 
@@ -145,6 +162,8 @@ class Store:
             row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
             if row[0] is None:
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] < SCHEMA_VERSION:  # 1 -> 2: the DDL above has just added alert_triage
+                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             elif row[0] > SCHEMA_VERSION:
                 conn.execute("ROLLBACK")
                 raise RuntimeError("%s has schema version %d; this server knows only up to %d"
@@ -189,6 +208,62 @@ class Store:
             return gone > 0
         finally:
             conn.close()
+
+    def triage(self, run_id, key, status, note):
+        """Marks one current alert of run_id; None if the run is unknown, False if it has no such alert."""
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # the alert check and the write see one state
+            try:
+                if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                    conn.execute("ROLLBACK")
+                    return None
+                report = alert_report(conn, run_id, key[0], key[2], key[3])
+                if not any(alert_key(a) == key for a in report["alerts"]):
+                    conn.execute("ROLLBACK")
+                    return False
+                args = (run_id,) + key
+                if status == "open":
+                    conn.execute("DELETE FROM alert_triage WHERE run_id = ? AND benchmark = ? AND params = ? "
+                                 "AND threads = ? AND metric = ? AND variant = ? AND figure = ?", args)
+                else:
+                    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    conn.execute("INSERT INTO alert_triage (run_id, benchmark, params, threads, metric, variant, "
+                                 "figure, status, note, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                                 "ON CONFLICT (run_id, benchmark, params, threads, metric, variant, figure) "
+                                 "DO UPDATE SET status = excluded.status, note = excluded.note, "
+                                 "updated_at = excluded.updated_at", args + (status, note, now))
+                report = alert_report(conn, run_id, key[0], key[2], key[3])
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return next(a for a in report["alerts"] if alert_key(a) == key)
+        finally:
+            conn.close()
+
+    def changes(self, config=None, machine=None):
+        """The newest run (of config and machine) against its previous run: every benchmark, alerts first."""
+        where = ["1"]
+        args = []
+        where_config(config, where, args)
+        where_machine(machine, where, args)
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN")
+            row = conn.execute("SELECT r.*, (SELECT COUNT(*) FROM results x WHERE x.run_id = r.id) AS n "
+                               "FROM runs r WHERE " + " AND ".join(where) +
+                               " ORDER BY r.order_time DESC, r.run_time DESC, r.id DESC LIMIT 1", args).fetchone()
+            if row is None:
+                return {"run": None, "previous_run": None, "rows": [], "geomean": []}
+            report = alert_report(conn, row["id"])
+            prev = report["previous_run"]
+            cur_rows = _results_of(conn, row["id"])
+            prev_rows = _results_of(conn, prev["id"]) if prev else []
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return change_table(run_summary(row), prev, prev_rows, cur_rows, report)
 
     def alerts(self, run_id):
         conn = self.connect()
@@ -304,11 +379,10 @@ class Store:
         return {"benchmarks": items, "configs": sorted(configs), "machines": sorted(machines)}
 
     def series(self, benchmark, threads=None, metric=None, config=None, machine=None):
+        """machine: a hostname, a list of them, or None for every machine; each machine gets its own lines."""
         where = ["x.benchmark = ?"]
         args = [benchmark]
-        if machine is not None:
-            where.append("r.hostname = ?")
-            args.append(machine)
+        where_machine(machine, where, args)
         if threads is not None:
             where.append("x.threads = ?")
             args.append(threads)
@@ -352,12 +426,13 @@ class Store:
                              "commit_time": row["commit_time"], "time": row["run_time"],
                              "config": config_label(row["mode"], row["build"]),
                              "hostname": row["hostname"]})
-            key = (row["allocator"], row["variant"], row["threads"], row["metric"], row["params"])
+            key = (row["allocator"], row["variant"], row["threads"], row["metric"], row["params"], row["hostname"])
             groups.setdefault(key, []).append(row)
-        varying = [len({k[i] for k in groups}) > 1 for i in range(5)]
+        # A line never joins runs of two machines: their figures are not comparable.
+        varying = [len({k[i] for k in groups}) > 1 for i in range(6)]
         series = []
         for key in sorted(groups, key=series_sort_key):
-            allocator, variant, threads_, metric_, params = key
+            allocator, variant, threads_, metric_, params, host = key
             label = series_label(allocator, variant)
             extra = []
             if varying[2]:
@@ -366,12 +441,14 @@ class Store:
                 extra.append(metric_)
             if varying[4]:
                 extra.append(params or "default params")
+            if varying[5]:
+                extra.append(host)
             if extra:
                 label += " [" + ", ".join(extra) + "]"
             first = groups[key][0]
             series.append({
                 "allocator": allocator, "variant": variant, "threads": threads_, "metric": metric_,
-                "params": params, "label": label, "unit": first["unit"],
+                "params": params, "machine": host, "label": label, "unit": first["unit"],
                 "higher_is_better": bool(first["higher_is_better"]),
                 "points": [{"run_id": row["run_id"], "index": run_index[row["run_id"]],
                             "commit": row["commit_sha"], "time": row["run_time"],
@@ -388,9 +465,7 @@ class Store:
         where = ["1"]
         args = []
         where_config(config, where, args, prefix="r.")
-        if machine is not None:
-            where.append("r.hostname = ?")
-            args.append(machine)
+        where_machine(machine, where, args)
         sub = []
         if benchmark is not None:
             sub.append("x.benchmark = ?")
@@ -420,6 +495,14 @@ class Store:
         return {"run": run, "comparisons": compare(results), "results": results}
 
 
+def where_machine(machine, where, args):
+    """Runs of one hostname, of any in a list, or (None, []) of every machine."""
+    hosts = [machine] if isinstance(machine, str) else list(machine or [])
+    if hosts:
+        where.append("r.hostname IN (%s)" % ", ".join("?" * len(hosts)))
+        args.extend(hosts)
+
+
 def where_config(config, where, args, prefix="r."):
     if config is None:
         return
@@ -445,7 +528,7 @@ def allocator_rank(allocator):
 
 
 def series_sort_key(key):
-    return (allocator_rank(key[0]), key[0], key[1], key[2], key[3], key[4])
+    return (allocator_rank(key[0]), key[0], key[1], key[2], key[3], key[4], key[5])
 
 
 def run_summary(r):
@@ -621,12 +704,99 @@ def alert_report(conn, run_id, benchmark=None, threads=None, metric=None):
     report["previous_run"] = {"id": prev["id"], "commit": prev["commit_sha"]}
     worse, better = compare_runs(_results_of(conn, prev["id"], benchmark, threads, metric),
                                  _results_of(conn, run_id, benchmark, threads, metric))
+    marks = {tuple(m)[1:7]: {"status": m["status"], "note": m["note"], "updated_at": m["updated_at"]}
+             for m in conn.execute("SELECT run_id, benchmark, params, threads, metric, variant, figure, status, "
+                                   "note, updated_at FROM alert_triage WHERE run_id = ?", (run_id,))}
     for a in worse + better:
         a.update({"run_id": run_id, "commit": cur["commit_sha"],
                   "previous_run_id": prev["id"], "previous_commit": prev["commit_sha"]})
+    for a in worse:
+        a["triage"] = marks.get(alert_key(a))
     report["alerts"] = worse
     report["improvements"] = better
     return report
+
+
+def alert_key(a):
+    """What names one alert of a run: (benchmark, params, threads, metric, variant, figure)."""
+    return (a["benchmark"], a["params"], a["threads"], a["metric"], a["variant"], a["figure"])
+
+
+def change_table(run, prev, prev_rows, cur_rows, report):
+    """Every hakmem figure of run against prev: alerts first (untriaged before triaged), then worst first.
+
+    better = how much better the current median is (current / previous when higher is better, the
+    inverse otherwise), so > 1 is an improvement; geomean is its geometric mean per hakmem variant.
+    """
+    alerts = {}
+    for a in report["alerts"]:
+        alerts.setdefault(alert_key(a)[:5], []).append(a)
+    before = {(r["benchmark"], r["params"], r["threads"], r["metric"], r["variant"]): r
+              for r in prev_rows if r["allocator"] == HAKMEM}
+    rows = []
+    logs = {}
+    for r in cur_rows:
+        if r["allocator"] != HAKMEM:
+            continue
+        key = (r["benchmark"], r["params"], r["threads"], r["metric"], r["variant"])
+        old = before.get(key)
+        hib = r["higher_is_better"]
+        change = better = None
+        if old is not None and old["median"] > 0 and r["median"] > 0:
+            change = r["median"] / old["median"] - 1.0
+            better = r["median"] / old["median"] if hib else old["median"] / r["median"]
+            logs.setdefault(r["variant"], []).append(math.log(better))
+        mine = alerts.get(key, [])
+        rows.append({"benchmark": r["benchmark"], "params": r["params"], "threads": r["threads"],
+                     "metric": r["metric"], "variant": r["variant"], "label": series_label(HAKMEM, r["variant"]),
+                     "unit": r["unit"], "higher_is_better": hib, "previous": None if old is None else old["median"],
+                     "current": r["median"], "change": change, "better": better, "alerts": mine,
+                     "open_alerts": sum(1 for a in mine if not a.get("triage"))})
+    rows.sort(key=lambda x: (-x["open_alerts"], -len(x["alerts"]),
+                             x["better"] if x["better"] is not None else float("inf"),
+                             x["benchmark"], x["threads"], x["metric"], x["params"], x["variant"]))
+    geomean = [{"variant": v, "label": series_label(HAKMEM, v), "n": len(ls),
+                "better": math.exp(sum(ls) / len(ls))} for v, ls in sorted(logs.items())]
+    return {"run": run, "previous_run": prev, "rows": rows, "geomean": geomean}
+
+
+TRIAGE_FIELDS = {"benchmark": str, "params": str, "threads": int, "metric": str, "variant": str,
+                 "figure": str, "status": str, "note": str}
+TRIAGE_STATUSES = ("triaged", "accepted", "open")
+
+
+def triage_request(doc):
+    """(alert key, status, note) of a POST /api/runs/<id>/triage body, or ApiError 400."""
+    if not isinstance(doc, dict):
+        raise ApiError(400, "the body must be a JSON object naming an alert and a status")
+    unknown = sorted(set(doc) - set(TRIAGE_FIELDS))
+    if unknown:
+        name = runschema.short_repr(unknown[0])  # escaped: a raw lone surrogate could not be encoded in the reply
+        raise ApiError(400, "unknown field %s (allowed: %s)" % (name, ", ".join(TRIAGE_FIELDS)), field=name)
+    out = {}
+    for name, kind in TRIAGE_FIELDS.items():
+        value = doc.get(name, "" if name in ("params", "variant", "note") else None)
+        if value is None:
+            raise ApiError(400, "%s: missing required field" % name, field=name)
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ApiError(400, "%s: expected an integer, got %s" % (name, runschema.json_type(value)), field=name)
+        if kind is int and not 1 <= value <= 4096:  # the results table's range; a bigger int would overflow SQLite
+            raise ApiError(400, "%s: %s is out of range (allowed 1..4096)" % (name, value), field=name)
+        if kind is str:
+            if not isinstance(value, str):
+                raise ApiError(400, "%s: expected a string, got %s" % (name, runschema.json_type(value)), field=name)
+            if len(value) > MAX_STRING:
+                raise ApiError(400, "%s: string is %d characters long; the limit is %d"
+                               % (name, len(value), MAX_STRING), field=name)
+            why = runschema._text_problem(value) or ("must not contain NUL characters" if "\0" in value else None)
+            if why:
+                raise ApiError(400, "%s: %s" % (name, why), field=name)
+        out[name] = value
+    if out["status"] not in TRIAGE_STATUSES:
+        raise ApiError(400, "status: must be one of %s, got %s" % (", ".join(TRIAGE_STATUSES),
+                                                                   runschema.short_repr(out["status"])), field="status")
+    key = (out["benchmark"], out["params"], out["threads"], out["metric"], out["variant"], out["figure"])
+    return key, out["status"], out["note"]
 
 
 def ratio_series(rows, run_index, varying):
@@ -634,9 +804,9 @@ def ratio_series(rows, run_index, varying):
     by_run = {}
     for row in rows:
         r = result_json(row)
-        by_run.setdefault((row["run_id"], r["threads"], r["metric"], r["params"]), []).append(r)
+        by_run.setdefault((row["run_id"], r["threads"], r["metric"], r["params"], row["hostname"]), []).append(r)
     lines = {}
-    for (run_id, threads, metric, params), group in by_run.items():
+    for (run_id, threads, metric, params, host), group in by_run.items():
         hib = group[0]["higher_is_better"]
         glibc = next((r for r in group if r["allocator"] == BASELINE), None)
         peers = {
@@ -658,11 +828,13 @@ def ratio_series(rows, run_index, varying):
                     extra.append(metric)
                 if varying[4]:
                     extra.append(params or "default params")
+                if varying[5]:
+                    extra.append(host)
                 label = "%s / %s" % (series_label(HAKMEM, h["variant"]), "glibc" if kind == "glibc" else "best peer")
                 if extra:
                     label += " [" + ", ".join(extra) + "]"
                 line = lines.setdefault((figure, label), {
-                    "figure": figure, "kind": kind, "variant": h["variant"], "label": label,
+                    "figure": figure, "kind": kind, "variant": h["variant"], "label": label, "machine": host,
                     "threads": threads, "metric": metric, "params": params, "points": []})
                 line["points"].append({"index": run_index[run_id], "run_id": run_id,
                                        "ratio": h[figure] / peer[figure],
@@ -736,15 +908,15 @@ def create_app(store, static_dir=None, chartjs_path=None, token=None, quiet=True
     def require_token(what):
         """401 without credentials, 403 with wrong ones; open when the server has no token."""
         if expected is None:
-            if what == "delete":  # deleting is never open: only a server with a token allows it
-                raise ApiError(403, "deleting runs needs a server started with --token-file or $%s"
-                               % TOKEN_ENV)
+            if what in ("delete", "triage"):  # never open: only a server with a token allows them
+                raise ApiError(403, "%s needs a server started with --token-file or $%s"
+                               % ("deleting runs" if what == "delete" else "triaging alerts", TOKEN_ENV))
             return
         header = flask.request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
         if not header or scheme.lower() != "bearer" or not given.strip():
             raise ApiError(401, "%s needs 'Authorization: Bearer <token>' (this server requires a token)"
-                           % ("pushing a run" if what == "push" else "deleting a run"),
+                           % {"push": "pushing a run", "delete": "deleting a run", "triage": "triaging an alert"}[what],
                            {"WWW-Authenticate": 'Bearer realm="hakmem-dashboard"'})
         # compare_digest takes time independent of where the strings differ
         if not hmac.compare_digest(given.strip().encode("utf-8"), expected):
@@ -874,16 +1046,24 @@ def create_app(store, static_dir=None, chartjs_path=None, token=None, quiet=True
     def benchmarks():
         return json_response(200, store.benchmarks())
 
+    def machines():
+        """Every non-empty machine=H parameter (repeat it for several machines); None for all."""
+        hosts = [h for h in flask.request.args.getlist("machine") if h != ""]
+        for h in hosts:
+            if len(h) > MAX_STRING:
+                raise ApiError(400, "query parameter machine is too long")
+        return hosts or None
+
     @app.get("/api/series")
     def series():
         return json_response(200, store.series(
             param("benchmark", required=True), param("threads", int), param("metric"), param("config"),
-            param("machine")))
+            machines()))
 
     @app.get("/api/latest")
     def latest():
         return json_response(200, store.latest(
-            param("config"), param("benchmark"), param("threads", int), param("metric"), param("machine")))
+            param("config"), param("benchmark"), param("threads", int), param("metric"), machines()))
 
     # ---- writes (token when the server has one) ------------------------------
 
@@ -907,11 +1087,13 @@ def create_app(store, static_dir=None, chartjs_path=None, token=None, quiet=True
         except UnicodeDecodeError as e:
             raise ApiError(400, "malformed JSON: body is not valid UTF-8 (byte %d)" % e.start)
         try:
-            doc = json.loads(text)
+            doc = runschema.loads(text)
         except json.JSONDecodeError as e:
             raise ApiError(400, "malformed JSON: %s at line %d column %d" % (e.msg, e.lineno, e.colno))
         except RecursionError:
             raise ApiError(400, "malformed JSON: nested too deeply")
+        except ValueError as e:  # JsonError, or a number json.loads cannot convert
+            raise ApiError(400, "malformed JSON: %s" % e)
         run, ignored = runschema.check(doc)
         try:
             run_id, report = store.insert_run(run)
@@ -926,6 +1108,35 @@ def create_app(store, static_dir=None, chartjs_path=None, token=None, quiet=True
             reply["ignored_fields"] = ignored
         reply.update(report)
         return json_response(201, reply, {"Location": "/api/runs/%d" % run_id})
+
+    @app.get("/api/changes")
+    def changes():
+        return json_response(200, store.changes(param("config"), machines()))
+
+    @app.post("/api/runs/<int:run_id>/triage")
+    def triage(run_id):
+        require_token("triage")
+        req = flask.request
+        if (req.mimetype or "").lower() != "application/json":
+            raise ApiError(400, "Content-Type must be application/json, got %s" % (req.mimetype or "none"))
+        if req.content_length is None or req.content_length > 64 * 1024:
+            raise ApiError(400, "a triage body has a Content-Length of at most 64 KiB")
+        try:
+            doc = runschema.loads(req.get_data(cache=False).decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ApiError(400, "malformed JSON: body is not valid UTF-8 (byte %d)" % e.start)
+        except json.JSONDecodeError as e:
+            raise ApiError(400, "malformed JSON: %s at line %d column %d" % (e.msg, e.lineno, e.colno))
+        except (ValueError, RecursionError) as e:
+            raise ApiError(400, "malformed JSON: %s" % e)
+        key, status, note = triage_request(doc)
+        alert = store.triage(known_id(run_id), key, status, note)
+        if alert is None:
+            raise ApiError(404, "no run with id %d" % run_id)
+        if alert is False:
+            raise ApiError(404, "run %d has no such alert now: benchmark %r, params %r, %d threads, metric %r, "
+                                "variant %r, figure %r" % ((run_id,) + key))
+        return json_response(200, alert)
 
     @app.delete("/api/runs/<int:run_id>")
     def delete(run_id):

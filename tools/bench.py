@@ -13,7 +13,12 @@ them to the dashboard. See README.md, "Benchmarks".
 
     bazel run //tools:bench -- [--quick | --full] [--rounds R] [--bench NAMES]
         [--alloc NAMES] [--json OUT] [--push URL [--token-file FILE]] [--bin-dir DIR]
-        [--dry-run]
+        [--dry-run] [--strict] [--fail-on-regression] [--push-retries N]
+    bazel run //tools:bench -- --push-file FILE --push URL [--token-file FILE]
+
+Exit status: 0; 1 when the runner or a run of hakmem failed (of any allocator
+with --strict), or the push failed; 3 with --fail-on-regression when the
+dashboard's reply lists regression alerts; 2 for bad arguments.
 
 Under `bazel run` the benchmarks and preload libraries are first built with
 --config=release in the workspace (a nested `bazel build`; `bazel run` has
@@ -66,6 +71,10 @@ HAKMEM_VARIANTS = variants.load()
 
 SCHEMA_VERSION = 1
 TOKEN_ENV = "HAKMEM_DASHBOARD_TOKEN"
+PUSH_RETRIES = 3
+PUSH_BACKOFF_MAX_S = 30  # a dashboard down for minutes is better reported than waited for
+RETRY_STATUSES = (429, 500, 502, 503, 504)  # the server may answer differently later; 4xx will not
+REGRESSION_STATUS = 3  # --fail-on-regression: distinct from 1 (a failure of the runner or of a run)
 
 # --------------------------------------------------------------------------
 # What is measured.
@@ -340,6 +349,12 @@ def _url(text):
     return text
 
 
+def _retries(text):
+    if not re.fullmatch(r"[0-9]+", text) or not 0 <= int(text) <= 10:
+        raise ValueError("expected an integer from 0 to 10, got %r" % text)
+    return int(text)
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog="bench",
@@ -370,6 +385,18 @@ def build_parser():
                         "<workspace>/bench-results/run-<time>.json)")
     p.add_argument("--push", type=_type_from(_url), metavar="URL",
                    help="POST the JSON to URL/api/runs")
+    p.add_argument("--push-file", metavar="FILE",
+                   help="run no benchmark: check the saved run FILE (a --json output) and push it to "
+                        "--push URL")
+    p.add_argument("--push-retries", type=_type_from(_retries), default=PUSH_RETRIES, metavar="N",
+                   help="retry a push that got no answer, 429 or 5xx up to N times, waiting 2, 4, 8, ... "
+                        "(at most %d) seconds between tries (default %%(default)s)" % PUSH_BACKOFF_MAX_S)
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit with status %d when the dashboard's reply lists regression alerts"
+                        % REGRESSION_STATUS)
+    p.add_argument("--strict", action="store_true",
+                   help="a failed run of a peer allocator fails the whole run too (by default only "
+                        "hakmem's failures do; a peer's are reported in the tables)")
     p.add_argument("--token-file", metavar="FILE",
                    help="the dashboard's push token, sent as 'Authorization: Bearer' "
                         "(default: $%s)" % TOKEN_ENV)
@@ -384,7 +411,12 @@ def build_parser():
 
 
 def parse_args(argv):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.push_file and not args.push:
+        parser.error("--push-file needs --push URL (where to send it)")
+    if args.fail_on_regression and not args.push:
+        parser.error("--fail-on-regression needs --push URL (the alerts come from the dashboard)")
     if args.rounds is None:
         args.rounds = MODES[args.mode]["rounds"]
     return args
@@ -1761,8 +1793,8 @@ def read_token(path):
     return os.environ.get(TOKEN_ENV, "").strip() or None
 
 
-def push(url, doc, token=None):
-    """POST doc to url/api/runs; returns (ok, message, decoded reply or None)."""
+def post_run(url, doc, token=None):
+    """One POST of doc to url/api/runs: (HTTP status or None when there was no answer, reason, body)."""
     target = url.rstrip("/") + "/api/runs"
     data = json.dumps(doc).encode("utf-8")
     headers = {"Content-Type": "application/json"}
@@ -1771,20 +1803,66 @@ def push(url, doc, token=None):
     req = urllib.request.Request(target, data=data, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
-            body = resp.read().decode("utf-8", "replace")
-            code = resp.status
+            return resp.status, resp.reason, resp.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
-        body = exc.read().decode("utf-8", "replace")
-        hint = ""
-        if exc.code in (401, 403):
-            hint = " (give the token with --token-file or $%s)" % TOKEN_ENV
-        return False, "push to %s failed: HTTP %d %s: %s%s" % (
-            target, exc.code, exc.reason, body.strip()[:2000], hint), None
+        return exc.code, exc.reason, exc.read().decode("utf-8", "replace").strip()
     except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return False, "push to %s failed: %s" % (target, reason), None
-    if not 200 <= code < 300:
-        return False, "push to %s failed: HTTP %d: %s" % (target, code, body.strip()[:2000]), None
+        return None, str(getattr(exc, "reason", exc)), ""
+
+
+def stored_alerts(url, run_id):
+    """The dashboard's alert report of a stored run (GET /api/runs/<id>/alerts), or None."""
+    target = "%s/api/runs/%d/alerts" % (url.rstrip("/"), run_id)
+    try:
+        with urllib.request.urlopen(target, timeout=60) as resp:
+            report = json.loads(resp.read().decode("utf-8", "replace"))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def backoff_s(attempt):
+    """Seconds to wait after failed attempt number attempt (1, 2, ...): 2, 4, 8, ... at most the cap."""
+    return min(PUSH_BACKOFF_MAX_S, 2 ** attempt)
+
+
+def push(url, doc, token=None, retries=0, sleep=None):
+    """POST doc to url/api/runs; returns (ok, message, decoded reply or None).
+
+    No answer, 429 and 5xx are tried again up to retries times, with backoff_s
+    between tries. A 409 means the run is stored already (an earlier try got
+    through, or the file was pushed before): that is success, and the reply is
+    the stored run's alert report.
+    """
+    target = url.rstrip("/") + "/api/runs"
+    tries = retries + 1
+    for attempt in range(1, tries + 1):
+        code, reason, body = post_run(url, doc, token)
+        if code is not None and 200 <= code < 300:
+            break
+        if code == 409:
+            try:
+                run_id = int(json.loads(body)["id"])
+            except (ValueError, KeyError, TypeError):
+                return False, "push to %s failed: HTTP 409 without a run id: %s" % (target, body[:2000]), None
+            report = stored_alerts(url, run_id)
+            message = ("push to %s: this run is already stored as run %d (an earlier push got through); "
+                       "nothing changed" % (target, run_id))
+            if report is None:
+                return True, message + "; its alerts could not be read", None
+            return True, message, dict(report, id=run_id)
+        what = "HTTP %d %s: %s" % (code, reason, body[:2000]) if code is not None else reason
+        tried = " (tried %d times)" % attempt if attempt > 1 else ""
+        if code is not None and code not in RETRY_STATUSES:
+            hint = ""
+            if code in (401, 403):
+                hint = " (give the token with --token-file or $%s)" % TOKEN_ENV
+            return False, "push to %s failed: %s%s%s" % (target, what, hint, tried), None
+        if attempt == tries:
+            return False, "push to %s failed: %s%s" % (target, what, tried), None
+        wait = backoff_s(attempt)
+        eprint("push to %s: try %d of %d failed: %s; trying again in %d s" % (target, attempt, tries, what, wait))
+        (sleep or time.sleep)(wait)
     try:
         reply = json.loads(body)
     except ValueError:
@@ -1793,6 +1871,49 @@ def push(url, doc, token=None):
     if isinstance(reply, dict):  # the alerts are printed on their own below
         shown = json.dumps({k: v for k, v in reply.items() if k not in ("alerts", "improvements")})
     return True, "pushed to %s: HTTP %d: %s" % (target, code, shown[:2000]), reply
+
+
+def push_and_report(args, doc, token):
+    """Pushes doc as the flags say and prints the alerts; the exit status it calls for (0, 1 or 3)."""
+    ok, msg, reply = push(args.push, doc, token, args.push_retries)
+    if not ok:
+        eprint("error: " + msg)
+        return 1
+    eprint(msg)
+    for line in format_alerts(reply):
+        print(line)
+    alerts = reply.get("alerts") if isinstance(reply, dict) else None
+    if args.fail_on_regression and alerts:
+        eprint("exit status %d: --fail-on-regression, and the dashboard reported %d regression alert(s)"
+               % (REGRESSION_STATUS, len(alerts)))
+        return REGRESSION_STATUS
+    return 0
+
+
+def push_saved_file(args, token):
+    """--push-file: check a saved run and push it; the exit status."""
+    path = user_path(args.push_file)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        eprint("error: cannot read %s: %s" % (path, exc))
+        return 1
+    try:
+        doc = runschema.loads(text) if runschema is not None else json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        eprint("error: %s is not valid JSON: %s" % (path, exc))
+        return 1
+    if not isinstance(doc, dict):
+        eprint("error: %s holds a JSON %s; a saved run is one object" % (path, type(doc).__name__))
+        return 1
+    problems = validate_document(doc)
+    if problems:
+        eprint("error: %s does not match dashboards/run.schema.json; nothing pushed:\n  %s"
+               % (path, "\n  ".join(problems[:20])))
+        return 1
+    eprint("pushing %s (commit %s, %d results)" % (path, str(doc["commit"])[:12], len(doc["results"])))
+    return push_and_report(args, doc, token)
 
 
 FIGURE_NAMES = {"median": None, "peak_rss_kb": "peak RSS", "vs_best_peer": "ratio to best peer"}
@@ -1835,6 +1956,8 @@ def main(argv=None):
         except (OSError, ValueError) as exc:
             eprint("error: cannot read the push token: %s" % exc)
             return 1
+    if args.push_file:
+        return push_saved_file(args, token)
     ws = workspace_dir()
     under_bazel_run = bool(os.environ.get("BUILD_WORKSPACE_DIRECTORY"))
     cases = make_cases(args.mode, args.bench)
@@ -2002,10 +2125,10 @@ def main(argv=None):
         print()
         print("FAILURES (%d):" % len(failures))
         for f in failures:
-            print("  %s t=%s round %s %s%s: %s" % (
+            print("  %s t=%s round %s %s%s: %s%s" % (
                 f["benchmark"], f["threads"], f["round"], f["allocator"],
                 "-" + f["variant"] if f["variant"] in SHORT_NAMES.values() else "",
-                f["error"]))
+                f["error"], "" if f["allocator"] == "hakmem" or args.strict else "  (peer: not fatal)"))
     sys.stdout.flush()
 
     # 4. JSON and push.
@@ -2018,7 +2141,9 @@ def main(argv=None):
         if meta["commit"] == "unknown":
             eprint("(no git commit: run the benchmarks from a git checkout of hakmem)")
         return 1
-    status = 1 if failures else 0
+    # A peer's failure is the peer's problem (scudo refusing a request, say): reported, not fatal.
+    fatal = failures if args.strict else [f for f in failures if f["allocator"] == "hakmem"]
+    status = 1 if fatal else 0
     out = None
     if args.json:
         out = user_path(args.json)
@@ -2037,16 +2162,14 @@ def main(argv=None):
             eprint("error: cannot write %s: %s" % (out, exc))
             status = 1
     if args.push:
-        ok, msg, reply = push(args.push, doc, token)
-        if ok:
-            eprint(msg)
-            for line in format_alerts(reply):
-                print(line)
-        else:
-            eprint("error: " + msg)
-            status = 1
+        pushed = push_and_report(args, doc, token)
+        status = status or pushed  # a failed run (1) says more than its alerts (3)
     if failures:
-        eprint("%d run(s) failed; see FAILURES above" % len(failures))
+        peers_only = len([f for f in failures if f["allocator"] != "hakmem"])
+        eprint("%d run(s) failed; see FAILURES above%s" % (
+            len(failures), "" if not peers_only else
+            " (%d of a peer allocator: %s)" % (peers_only, "fatal with --strict" if args.strict
+                                                else "not fatal without --strict")))
     return status
 
 

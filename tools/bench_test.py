@@ -1309,6 +1309,218 @@ class RunnerTest(unittest.TestCase):
         self.assertIn("push to %sapi/runs failed" % url, msg)
 
 
+FAKE_MICRO_PEER_REFUSES = """#!/bin/sh
+out=""
+for a in "$@"; do
+  case "$a" in --benchmark_out=*) out="${a#--benchmark_out=}" ;; esac
+done
+ns=10
+case "$LD_PRELOAD" in *libhakmem.so) ns=4 ;; esac
+err=""
+case "$LD_PRELOAD" in *%s) err=', "error_occurred": true, "error_message": "aligned_alloc returned NULL"' ;; esac
+cat > "$out" <<EOF
+{"context": {}, "benchmarks": [
+ {"name": "BM_MallocFree/64", "run_name": "BM_MallocFree/64", "run_type": "iteration",
+  "iterations": 10, "real_time": $ns, "cpu_time": $ns, "time_unit": "ns"},
+ {"name": "BM_Aligned", "run_name": "BM_Aligned", "run_type": "iteration",
+  "iterations": 10, "real_time": 7, "cpu_time": 7, "time_unit": "ns"$err}
+]}
+EOF
+"""
+
+
+class FakeDashboard:
+    """An HTTP server answering POST /api/runs from a list of (status, JSON) replies, the last one
+    repeated, and GET /api/runs/<id>/alerts with `alerts`."""
+
+    def __init__(self, replies, alerts=None):
+        self.replies = replies
+        self.alerts = alerts or {"previous_run": None, "alerts": [], "improvements": []}
+        self.received = []
+        self.gets = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self, status, obj):
+                reply = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append((json.loads(body), self.headers.get("Authorization")))
+                self.answer(*outer.replies[min(len(outer.received), len(outer.replies)) - 1])
+
+            def do_GET(self):
+                outer.gets.append(self.path)
+                self.answer(200, outer.alerts)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/" % self.server.server_address[1]
+        self.closed = False
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.server.shutdown()
+            self.server.server_close()
+
+
+ALERT = {"benchmark": "larson", "threads": 1, "label": "hakmem (fastcache)", "figure": "median",
+         "metric": "ops_per_sec", "previous": 4e6, "current": 3e6, "change": -0.25, "threshold": 0.05}
+
+
+class PushFlagsTest(RunnerTest):
+    """--fail-on-regression, --push-file, --push-retries and --strict."""
+
+    def dashboard(self, replies, alerts=None):
+        d = FakeDashboard(replies, alerts)
+        self.addCleanup(d.close)
+        return d
+
+    def saved_run(self):
+        js = os.path.join(self.tmp, "saved.json")
+        code, _, err = self.main("--bench", "larson/t1", "--rounds", "1", "--alloc", "hakmem,glibc", "--json", js)
+        self.assertEqual(code, 0, err)
+        with open(js) as f:
+            return js, json.load(f)
+
+    def test_fail_on_regression(self):
+        regressed = (201, {"id": 7, "results": 1, "previous_run": {"id": 6, "commit": "abc1234"},
+                           "alerts": [ALERT], "improvements": []})
+        d = self.dashboard([regressed])
+        args = ("--bench", "larson/t1", "--rounds", "1", "--alloc", "hakmem,glibc", "--push", d.url)
+        code, out, err = self.main(*args)
+        self.assertEqual(code, 0, err)  # without the flag alerts are printed, not fatal
+        self.assertIn("REGRESSION ALERTS (1)", out)
+        code, out, err = self.main(*args + ("--fail-on-regression",))
+        self.assertEqual(code, bench.REGRESSION_STATUS)
+        self.assertEqual(code, 3)
+        self.assertIn("exit status 3: --fail-on-regression, and the dashboard reported 1 regression alert", err)
+        d.replies[:] = [(201, {"id": 8, "results": 1, "previous_run": {"id": 7, "commit": "abc1234"},
+                               "alerts": [], "improvements": [ALERT]})]
+        code, out, err = self.main(*args + ("--fail-on-regression",))
+        self.assertEqual(code, 0, err)
+        with self.assertRaises(SystemExit) as ctx, contextlib.redirect_stderr(io.StringIO()) as e:
+            bench.parse_args(["--fail-on-regression"])
+        self.assertEqual(ctx.exception.code, 2)
+        self.assertIn("--fail-on-regression needs --push URL", e.getvalue())
+
+    def test_push_file(self):
+        js, saved = self.saved_run()
+        d = self.dashboard([(201, {"id": 3, "results": 2, "previous_run": None, "alerts": [],
+                                   "improvements": []})])
+        code, out, err = self.main("--push-file", js, "--push", d.url)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(d.received, [(saved, None)])  # the file as it is, no benchmark run
+        self.assertNotIn("larson", out)
+        self.assertIn("pushing %s (commit 0123456789ab, %d results)" % (js, len(saved["results"])), err)
+        self.assertIn('HTTP 201: {"id": 3', err)
+        # Bad files are refused before anything is sent.
+        cases = [("missing.json", None, r"cannot read .*missing\.json"),
+                 ("garbage.json", "{", r"garbage\.json is not valid JSON"),
+                 ("list.json", "[]", r"holds a JSON list; a saved run is one object"),
+                 ("dup.json", '{"schema": 1, "schema": 1}', r"not valid JSON: duplicate key \"schema\""),
+                 ("bad.json", json.dumps(dict(saved, commit="xyz")),
+                  r"does not match dashboards/run\.schema\.json; nothing pushed:\n  commit: invalid value")]
+        for name, text, pattern in cases:
+            path = os.path.join(self.tmp, name)
+            if text is not None:
+                with open(path, "w") as f:
+                    f.write(text)
+            code, _, err = self.main("--push-file", path, "--push", d.url)
+            self.assertEqual(code, 1, name)
+            self.assertRegex(err, pattern)
+        self.assertEqual(len(d.received), 1)
+        with self.assertRaises(SystemExit) as ctx, contextlib.redirect_stderr(io.StringIO()) as e:
+            bench.parse_args(["--push-file", js])
+        self.assertEqual(ctx.exception.code, 2)
+        self.assertIn("--push-file needs --push URL", e.getvalue())
+        # Pushed before: 409 is success, and the stored run's alerts count for --fail-on-regression.
+        d.replies[:] = [(409, {"error": "duplicate run", "id": 3})]
+        d.alerts = {"previous_run": {"id": 2, "commit": "abc1234"}, "alerts": [ALERT], "improvements": []}
+        code, out, err = self.main("--push-file", js, "--push", d.url, "--fail-on-regression")
+        self.assertEqual(code, 3, err)
+        self.assertIn("already stored as run 3 (an earlier push got through); nothing changed", err)
+        self.assertEqual(d.gets, ["/api/runs/3/alerts"])
+        self.assertIn("REGRESSION ALERTS (1) against run 2", out)
+
+    def test_retries_with_backoff(self):
+        js, saved = self.saved_run()
+        d = self.dashboard([(503, {"error": "busy"}), (502, {"error": "proxy"}),
+                            (201, {"id": 4, "results": 2, "previous_run": None, "alerts": [],
+                                   "improvements": []})])
+        waits = []
+        with mock.patch.object(bench.time, "sleep", waits.append):
+            code, _, err = self.main("--push-file", js, "--push", d.url)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(waits, [2, 4])
+        self.assertEqual(len(d.received), 3)
+        self.assertRegex(err, r"try 1 of 4 failed: HTTP 503 .*busy.*; trying again in 2 s")
+        self.assertRegex(err, r"try 2 of 4 failed: HTTP 502 .*; trying again in 4 s")
+        # Bounded: always 503 gives up after 1 + --push-retries tries.
+        d.replies[:] = [(503, {"error": "busy"})]
+        waits.clear()
+        with mock.patch.object(bench.time, "sleep", waits.append):
+            code, _, err = self.main("--push-file", js, "--push", d.url, "--push-retries", "2")
+        self.assertEqual(code, 1)
+        self.assertEqual(waits, [2, 4])
+        self.assertEqual(len(d.received), 6)
+        self.assertRegex(err, r"error: push to .*api/runs failed: HTTP 503 .*busy.* \(tried 3 times\)")
+        # A refusal is final: no retry of a 400.
+        d.replies[:] = [(400, {"error": "bad run"})]
+        with mock.patch.object(bench.time, "sleep", waits.append):
+            code, _, err = self.main("--push-file", js, "--push", d.url)
+        self.assertEqual(code, 1)
+        self.assertEqual(len(d.received), 7)
+        self.assertNotIn("trying again", err)
+        # No server at all: retried, then a clear message. The waits double up to the cap.
+        url = d.url
+        d.close()
+        waits.clear()
+        with mock.patch.object(bench.time, "sleep", waits.append), \
+                contextlib.redirect_stderr(io.StringIO()):
+            ok, msg, reply = bench.push(url, saved, retries=6)
+        self.assertFalse(ok)
+        self.assertEqual(waits, [2, 4, 8, 16, 30, 30])
+        self.assertRegex(msg, r"push to .*api/runs failed: .*refused.* \(tried 7 times\)")
+        with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+            bench.parse_args(["--push", url, "--push-retries", "11"])
+
+    def test_peer_failure_is_not_fatal_unless_strict(self):
+        write_script(os.path.join(self.bin, "hakmem/bench/micro_system"),
+                     FAKE_MICRO_PEER_REFUSES % "libmimalloc.so.2")
+        shutil.copy(find_real_library(), os.path.join(self.peers, "libmimalloc.so.2"))
+        js = os.path.join(self.tmp, "r.json")
+        args = ("--bench", "micro", "--rounds", "1", "--alloc", "hakmem,glibc,mimalloc", "--json", js)
+        code, out, err = self.main(*args)
+        self.assertEqual(code, 0, err)
+        row = [l for l in out.splitlines() if l.startswith("BM_Aligned ")][0]
+        self.assertIn("FAILED", row)  # the peer's failure is in its table
+        self.assertIn("FAILURES (1):", out)
+        self.assertIn("micro/BM_Aligned t=1 round 1 mimalloc: aligned_alloc returned NULL  (peer: not fatal)", out)
+        self.assertIn("1 run(s) failed; see FAILURES above (1 of a peer allocator: not fatal without --strict)",
+                      err)
+        with open(js) as f:
+            self.assertEqual([(x["allocator"], x["benchmark"]) for x in json.load(f)["failures"]],
+                             [("mimalloc", "micro/BM_Aligned")])
+        code, out, err = self.main(*args + ("--strict",))
+        self.assertEqual(code, 1)
+        self.assertIn("fatal with --strict", err)
+        # hakmem failing the same benchmark fails the run without --strict.
+        write_script(os.path.join(self.bin, "hakmem/bench/micro_system"),
+                     FAKE_MICRO_PEER_REFUSES % "libhakmem.so")
+        code, out, err = self.main(*args)
+        self.assertEqual(code, 1)
+
+
 class ShortSubjectTest(unittest.TestCase):
     def test_long_subject_is_cut_to_the_dashboard_limit(self):
         long = "x" * 250

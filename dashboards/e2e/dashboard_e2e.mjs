@@ -15,6 +15,7 @@
 // --out        where the screenshots go
 
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 
@@ -174,6 +175,25 @@ async function request(pathname, init) {
   return { status: response.status, text, body };
 }
 
+// POST /api/runs announcing `length` bytes but sending none of them; the reply or a 10 s time-out.
+function headOnlyPush(length) {
+  return new Promise((resolve) => {
+    const req = http.request(new URL('api/runs', opts.url), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Content-Length': String(length), Authorization: `Bearer ${TOKEN}` },
+    });
+    const timer = setTimeout(() => { req.destroy(); resolve({ status: 0, text: 'no answer within 10 s' }); }, 10000);
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => { text += chunk; });
+      res.on('end', () => { clearTimeout(timer); req.destroy(); resolve({ status: res.statusCode, text }); });
+    });
+    req.on('error', (e) => { clearTimeout(timer); resolve({ status: 0, text: String(e) }); });
+    req.flushHeaders();
+  });
+}
+
 function push(body, contentType = 'application/json', token = TOKEN) {
   const headers = { 'Content-Type': contentType };
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -254,7 +274,10 @@ async function apiChecks(runs) {
     r.results = new Array(100001).fill(tiny);
     bad.push(['too many results', JSON.stringify(r), /^results: 100001 results; the limit is 100000/]);
   }
-  bad.push(['huge body', JSON.stringify({ schema: 1, pad: 'x'.repeat(11 * 1024 * 1024) }), /request body too large/]);
+  { const r = clone(base); r.results[0].benchmark = 'x\ud800'; bad.push(['lone surrogate', JSON.stringify(r), /^results\[0\]\.benchmark: contains a lone UTF-16 surrogate U\+D800/]); }
+  { const r = clone(base); r.machine.hostname = 'host\u202e'; bad.push(['bidi control', JSON.stringify(r), /^machine\.hostname: contains the bidirectional control character U\+202E/]); }
+  { const r = clone(base); r.results[0].threads = 31337; bad.push(['5000-digit number', JSON.stringify(r).replace('31337', '7'.repeat(5000)), /^malformed JSON: a number with 5000 digits/]); }
+  bad.push(['duplicate key', JSON.stringify(base).replace('{', '{"schema": 1, '), /^malformed JSON: duplicate key "schema"/]);
 
   for (const [name, body, pattern, ctype] of bad) {
     const res = await push(body, ctype);
@@ -263,6 +286,14 @@ async function apiChecks(runs) {
     check(pattern.test(message), `bad push "${name}": message ${JSON.stringify(message.slice(0, 200))} matches ${pattern}`);
   }
   log(`${bad.length} bad pushes rejected`);
+
+  // Over the body limit waitress answers 413 itself (plain text) on seeing Content-Length, before the
+  // app reads the token or the body: only the head is sent, and the answer must come anyway.
+  {
+    const res = await headOnlyPush(11 * 1024 * 1024);
+    check(res.status === 413 && /exceeds max_body of 10485761/.test(res.text),
+      `a body over 10 MiB -> 413 from waitress before it is sent (got ${res.status}: ${res.text.slice(0, 120)})`);
+  }
 
   const after = await snapshot();
   for (const key of Object.keys(before)) {
@@ -549,6 +580,146 @@ async function browserChecks(runs, combos) {
       const options = await page.$$eval('#f-machine option', (os) => os.map((o) => o.value));
       check(JSON.stringify(options) === JSON.stringify(['', ALERT_HOST]), `machine options for the alert config: ${JSON.stringify(options)}`);
       await selectCombo(page, alertCombo, '');
+    }
+
+    // The change view of the alert pair's second run, then marking one of its alerts (wrong token first).
+    if (alertCombo) {
+      await selectCombo(page, alertCombo, ALERT_HOST);
+      const [before, after] = runs.filter((r) => r.machine.hostname === ALERT_HOST);
+      const hakOf = (run) => run.results.filter((r) => r.allocator === HAKMEM);
+      const keyOf = (r) => JSON.stringify([r.benchmark, r.params, r.threads, r.metric, r.variant]);
+      const prev = new Map(hakOf(before).map((r) => [keyOf(r), r.median]));
+      const alertKeys = new Set([...after.expectedAlerts].map((k) => JSON.stringify(JSON.parse(k).slice(0, 5))));
+      const rows = await page.$$eval('#changes-table tbody tr', (trs) => trs.map((tr) => ({
+        key: JSON.stringify([tr.dataset.benchmark, null, Number(tr.dataset.threads), tr.dataset.metric, tr.dataset.variant]),
+        alerts: Number(tr.dataset.alerts), open: Number(tr.dataset.open), change: tr.children[6].textContent })));
+      check(rows.length === hakOf(after).length, `change view: a row per hakmem result of the newest run (${rows.length} of ${hakOf(after).length})`);
+      const nAlertRows = rows.filter((r) => r.alerts > 0).length;
+      check(nAlertRows === alertKeys.size && rows.slice(0, nAlertRows).every((r) => r.alerts > 0),
+        `change view: the ${alertKeys.size} rows with alerts come first (got ${rows.map((r) => r.alerts).join(',')})`);
+      const wantChange = (r) => `${r.median / prev.get(keyOf(r)) - 1 > 0 ? '+' : ''}${(100 * (r.median / prev.get(keyOf(r)) - 1)).toFixed(1)}%`;
+      const shown = new Map(rows.map((r) => [r.key, r.change]));
+      const noParams = (r) => JSON.stringify([r.benchmark, null, r.threads, r.metric, r.variant]);
+      check(hakOf(after).every((r) => shown.get(noParams(r)) === wantChange(r)), 'change view: every change as pushed (-50.0% or +0.0%...)');
+      const variants = [...new Set(hakOf(after).map((r) => r.variant))].sort();
+      const geo = await page.$$eval('#changes-geomean span', (ss) => ss.map((s) => [s.dataset.variant, Number(s.dataset.better)]));
+      const wantGeo = variants.map((v) => {
+        const logs = hakOf(after).filter((r) => r.variant === v).map((r) => Math.log(r.higher_is_better ? r.median / prev.get(keyOf(r)) : prev.get(keyOf(r)) / r.median));
+        return [v, Math.exp(logs.reduce((x, y) => x + y, 0) / logs.length)];
+      });
+      check(geo.length === wantGeo.length && geo.every(([v, g], i) => v === wantGeo[i][0] && Math.abs(g - wantGeo[i][1]) < 1e-9),
+        `change view: geometric mean per variant ${JSON.stringify(wantGeo)} (got ${JSON.stringify(geo)})`);
+
+      const runId = (await request('api/runs')).body.runs.find((r) => r.commit === after.commit).id;
+      const marks = async () => (await request(`api/runs/${runId}/alerts`)).body.alerts.map((a) => (a.triage ? a.triage.status : null));
+      const tp = await context.newPage();
+      // The wrong token's 403 is on purpose on this page.
+      watch(tp, { origin: opts.url, consoleError: /status of 403/, status404: /\/api\/runs\/\d+\/triage$/ });
+      await tp.goto(opts.url, { waitUntil: 'load' });
+      await tp.waitForFunction(() => window.hakmemDashboard && window.hakmemDashboard.ready, null, { timeout: 20000 });
+      await selectCombo(tp, alertCombo, ALERT_HOST);
+      const target = await tp.$eval('#changes-table tbody tr:first-child', (tr) => JSON.stringify([tr.dataset.benchmark, tr.dataset.threads, tr.dataset.metric, tr.dataset.variant]));
+      const button = '#changes-table tbody tr:first-child .alert-item:first-child button[data-status="accepted"]';
+      await tp.fill('#triage-token', 'x'.repeat(24));
+      await tp.click(button);
+      await tp.waitForFunction(() => /HTTP 403/.test(document.getElementById('triage-status').textContent), null, { timeout: 10000 });
+      check((await marks()).every((m) => m === null), 'a wrong token marks nothing');
+      await tp.fill('#triage-token', TOKEN);
+      await tp.click(button);
+      await tp.waitForFunction(() => window.hakmemDashboard.triageCount === 1, null, { timeout: 10000 });
+      const stored = await marks();
+      check(stored.filter((m) => m === 'accepted').length === 1 && stored.filter((m) => m !== null).length === 1,
+        `exactly one alert accepted in the database (got ${JSON.stringify(stored)})`);
+      // The marked row now sorts after the rows whose alerts are all open.
+      const after2 = await tp.$$eval('#changes-table tbody tr', (trs, key) => trs.map((tr) => ({
+        mine: JSON.stringify([tr.dataset.benchmark, tr.dataset.threads, tr.dataset.metric, tr.dataset.variant]) === key,
+        open: Number(tr.dataset.open), alerts: Number(tr.dataset.alerts),
+        status: tr.querySelector('.alert-item') ? tr.querySelector('.alert-item').dataset.status : null })), target);
+      const mine = after2.find((r) => r.mine);
+      check(mine && mine.status === 'accepted' && mine.open === mine.alerts - 1, `the row shows the mark (${JSON.stringify(mine)})`);
+      const opens = after2.map((r) => r.open);
+      check(opens.every((o, i) => i === 0 || opens[i - 1] >= o), `rows with more open alerts come first (${opens.join(',')})`);
+      await tp.close();
+      log('change view and triage checked in the page');
+    }
+
+    // Machines and range: six runs alternating between two machines, in a configuration of their own.
+    {
+      const base = runs[0];
+      const first = base.results[0];
+      const same = (r) => r.benchmark === first.benchmark && r.threads === first.threads && r.metric === first.metric;
+      const hosts = ['e2e-mach-a', 'e2e-mach-b'];
+      const made = [];
+      for (let i = 0; i < 6; i += 1) {
+        const f = 1 + i / 10;  // every figure of run i scaled alike keeps min <= median <= max
+        const scale = (v) => (typeof v === 'number' ? v * f : v);
+        const r = clone(base);
+        r.commit = `${i}e2e0000`;  // distinct short shas (the x labels)
+        r.commit_time = r.time = `2024-02-0${i + 1}T00:00:00Z`;
+        r.machine = { ...r.machine, hostname: hosts[i % 2] };
+        r.config = { ...r.config, mode: 'machines', build: 'release' };
+        r.results = base.results.filter(same).map((x) => ({ ...x, median: scale(x.median), min: scale(x.min), max: scale(x.max),
+          values: Array.isArray(x.values) ? x.values.map(scale) : x.values }));
+        const res = await push(JSON.stringify(r));
+        mustHold(res.status === 201, `machine run ${i} pushed (got ${res.status}: ${res.text.slice(0, 200)})`);
+        r.id = res.body.id;
+        made.push(r);
+      }
+      const config = 'machines/release';
+      const q = new URLSearchParams({ benchmark: first.benchmark, threads: String(first.threads), config, metric: first.metric });
+      const settled = async (p, machine) => p.waitForFunction((k) => window.hakmemDashboard.renderedKey === k && !window.hakmemDashboard.loading,
+        JSON.stringify([first.benchmark, first.threads, config, first.metric, machine]), { timeout: 15000 });
+      const mp = await context.newPage();
+      watch(mp, { origin: opts.url });
+      await mp.goto(`${opts.url}#${q}`, { waitUntil: 'load' });
+      await settled(mp, hosts[1]);
+      check(await mp.inputValue('#f-machine') === hosts[1], `default machine is the newest run's (${hosts[1]})`);
+      const hak = base.results.find((x) => same(x) && x.allocator === HAKMEM);
+      const hakLabel = seriesLabel(HAKMEM, hak.variant);
+      const medianOf = (run) => run.results.find((x) => x.allocator === HAKMEM && x.variant === hak.variant).median;
+      const short = (run) => run.commit.slice(0, 7);
+      let snap = await pageSnapshot(mp);
+      const bRuns = made.filter((r, i) => i % 2 === 1);
+      check(JSON.stringify(snap.labels) === JSON.stringify(bRuns.map(short)),
+        `one machine: its 3 runs only (got ${JSON.stringify(snap.labels)})`);
+      let line = snap.tp.find((d) => d.label === hakLabel);
+      check(line && line.data.every((v, i) => sameNumber(v, medianOf(bRuns[i]))), `one machine: ${hakLabel} holds its medians`);
+
+      await mp.selectOption('#f-machine', '');
+      await settled(mp, '');
+      snap = await pageSnapshot(mp);
+      check(snap.labels.length === 6, `all machines: 6 runs on the x axis (got ${snap.labels.length})`);
+      for (const [h, host] of hosts.entries()) {
+        line = snap.tp.find((d) => d.label === `${hakLabel} [${host}]`);
+        const ok = line && line.data.every((v, i) => (i % 2 === h ? sameNumber(v, medianOf(made[i])) : v === null));
+        check(ok, `all machines: a line of its own for ${host}, only at its runs (got ${line ? JSON.stringify(line.data) : 'no line'})`);
+      }
+      check(!snap.tp.some((d) => d.label === hakLabel), 'all machines: no line joins the two machines');
+
+      const rangeIs = (p, lo, hi) => p.waitForFunction((k) => window.hakmemDashboard.rangeKey === k, JSON.stringify([lo, hi, 6]), { timeout: 15000 });
+      await mp.selectOption('#r-last', '5');
+      await rangeIs(mp, 1, 5);
+      snap = await pageSnapshot(mp);
+      check(JSON.stringify(snap.labels) === JSON.stringify(made.slice(1).map(short)), `last 5 runs (got ${JSON.stringify(snap.labels)})`);
+      await mp.selectOption('#r-last', '0');
+      await mp.selectOption('#r-from', String(made[1].id));
+      await mp.selectOption('#r-to', String(made[3].id));
+      await rangeIs(mp, 1, 3);
+      snap = await pageSnapshot(mp);
+      check(JSON.stringify(snap.labels) === JSON.stringify(made.slice(1, 4).map(short)), `commit range ${short(made[1])}..${short(made[3])} (got ${JSON.stringify(snap.labels)})`);
+      line = snap.tp.find((d) => d.label === `${hakLabel} [${hosts[0]}]`);
+      check(line && line.data.length === 3 && line.data[0] === null && sameNumber(line.data[1], medianOf(made[2])) && line.data[2] === null,
+        `commit range: ${hosts[0]}'s point is the run inside the range`);
+      const hash = await mp.evaluate(() => window.location.hash);
+      check(/[#&]from=\d+/.test(hash) && /&to=\d+/.test(hash) && /machine=(&|$)/.test(hash), `range and machines kept in the URL (${hash})`);
+      await mp.reload({ waitUntil: 'load' });
+      await settled(mp, '');
+      await rangeIs(mp, 1, 3);
+      check(true, 'a reloaded link shows the same range');
+      await mp.click('#r-reset');
+      await rangeIs(mp, 0, 5);
+      await mp.close();
+      log('machines and range checked in the page');
     }
 
     // Sorting the raw table by median.

@@ -7,7 +7,8 @@
 //                            a hakmem dataset's hakmemAlerts[i] lists the regression
 //                            alerts marked at commit i (null where there is none)
 //   window.hakmemDashboard = state: selection, last API answers, ready flag,
-//                            renderedKey (selection of the last finished render)
+//                            renderedKey (selection of the last finished render),
+//                            range / rangeKey (the runs shown: [first, last, of] indexes)
 'use strict';
 
 (function () {
@@ -22,9 +23,13 @@
     error: null,
     benchmarks: [],
     runs: [],
-    selection: { benchmark: null, threads: null, config: null, metric: null, machine: '' },
+    // machine: a hostname, '' for every machine (a line each), null until settled (the newest run's).
+    selection: { benchmark: null, threads: null, config: null, metric: null, machine: null },
+    range: { last: 0, from: '', to: '' },
+    rangeKey: '',
     commitUrl: '',
     series: null,
+    seriesFull: null,
     latest: null,
     sort: { key: null, dir: 1 },
   };
@@ -179,8 +184,11 @@
     if (!o.threads.includes(out.threads)) out.threads = o.threads[o.threads.length - 1];
     o = optionsFor(out);
     if (!o.metrics.includes(out.metric)) out.metric = o.metrics[0];
-    if (!o.machines.includes(out.machine || '')) out.machine = '';
-    out.machine = out.machine || '';
+    if (out.machine === null || !o.machines.includes(out.machine)) {
+      // Runs of two machines are not comparable: by default show the machine of the newest run.
+      const newest = state.runs.find((r) => r.config === out.config && o.machines.includes(r.hostname));
+      out.machine = newest ? newest.hostname : (o.machines[1] || '');
+    }
     return out;
   }
 
@@ -214,7 +222,7 @@
     fillSelect($('f-metric'), o.metrics, s.metric);
     const machine = $('f-machine');
     machine.textContent = '';
-    for (const m of o.machines) machine.append(el('option', { value: m, text: m || 'all machines' }));
+    for (const m of o.machines) machine.append(el('option', { value: m, text: m || 'all machines (a line each)' }));
     machine.value = s.machine || '';
   }
 
@@ -230,14 +238,25 @@
       threads: threads === null ? null : Number(threads),
       config: p.get('config'),
       metric: p.get('metric'),
-      machine: p.get('machine') || '',
+      machine: p.has('machine') ? p.get('machine') : null,
     };
+  }
+
+  function readRange() {
+    const p = new URLSearchParams(window.location.hash.replace(/^#/, ''));
+    const last = Number(p.get('last') || 0);
+    return { last: Number.isInteger(last) && last > 0 ? last : 0, from: p.get('from') || '', to: p.get('to') || '' };
   }
 
   function writeHash() {
     const s = state.selection;
     const p = new URLSearchParams();
-    for (const k of ['benchmark', 'threads', 'config', 'metric', 'machine']) if (s[k] !== null && s[k] !== undefined && s[k] !== '') p.set(k, s[k]);
+    for (const k of ['benchmark', 'threads', 'config', 'metric']) if (s[k] !== null && s[k] !== undefined && s[k] !== '') p.set(k, s[k]);
+    p.set('machine', s.machine || '');  // present even when empty: '' is "all machines", absent is the default
+    const r = state.range;
+    if (r.last) p.set('last', String(r.last));
+    if (r.from) p.set('from', r.from);
+    if (r.to) p.set('to', r.to);
     const hash = '#' + p.toString();
     if (window.location.hash !== hash) history.replaceState(null, '', hash);
   }
@@ -247,6 +266,72 @@
     syncSelects();
     writeHash();
     render();
+  }
+
+  // ------------------------------------------------------------------ range
+
+  // [lo, hi] indexes of the runs to show: from/to commit (run ids), then at most the last N of them.
+  function rangeOf(full) {
+    const n = full.runs.length;
+    const r = state.range;
+    let lo = 0;
+    let hi = n - 1;
+    const fi = r.from ? full.runs.findIndex((x) => String(x.id) === r.from) : -1;
+    const ti = r.to ? full.runs.findIndex((x) => String(x.id) === r.to) : -1;
+    if (fi >= 0) lo = fi;
+    if (ti >= 0) hi = ti;
+    if (lo > hi) [lo, hi] = [hi, lo];
+    if (r.last > 0) lo = Math.max(lo, hi - r.last + 1);
+    return [lo, hi];
+  }
+
+  // The series answer cut to runs lo..hi, indexes renumbered from 0.
+  function sliceSeries(full, lo, hi) {
+    const inside = (i) => i >= lo && i <= hi;
+    const cut = (points) => points.filter((p) => inside(p.index)).map((p) => ({ ...p, index: p.index - lo }));
+    return {
+      ...full,
+      runs: full.runs.slice(lo, hi + 1),
+      series: full.series.map((x) => ({ ...x, points: cut(x.points) })),
+      ratios: (full.ratios || []).map((x) => ({ ...x, points: cut(x.points) })),
+      alerts: cut(full.alerts || []),
+    };
+  }
+
+  function syncRange(full) {
+    $('r-last').value = String(state.range.last);
+    if (![...$('r-last').options].some((o) => o.value === String(state.range.last))) {
+      $('r-last').append(el('option', { value: String(state.range.last), text: `last ${state.range.last}` }));
+      $('r-last').value = String(state.range.last);
+    }
+    for (const [id, first] of [['r-from', 'oldest'], ['r-to', 'newest']]) {
+      const sel = $(id);
+      sel.textContent = '';
+      sel.append(el('option', { value: '', text: first }));
+      for (const run of full.runs) sel.append(el('option', { value: String(run.id), text: `${run.label} · ${shortTime(run.time).slice(0, 10)}` }));
+      const want = id === 'r-from' ? state.range.from : state.range.to;
+      sel.value = full.runs.some((run) => String(run.id) === want) ? want : '';
+    }
+  }
+
+  // Draws the part of the last series answer that the range picks.
+  function drawRange() {
+    const full = state.seriesFull;
+    if (!full) return;
+    syncRange(full);
+    const [lo, hi] = full.runs.length ? rangeOf(full) : [0, -1];
+    const series = sliceSeries(full, lo, hi);
+    state.series = series;
+    drawTrends(series);
+    drawAlerts(series);
+    state.rangeKey = JSON.stringify([lo, hi, full.runs.length]);
+    document.body.dataset.range = state.rangeKey;
+  }
+
+  function setRange(partial) {
+    state.range = { ...state.range, ...partial };
+    writeHash();
+    drawRange();
   }
 
   // ----------------------------------------------------------------- charts
@@ -636,6 +721,84 @@
     }
   }
 
+  // ---------------------------------------------------------- change view
+
+  function fmtChange(c) {
+    return c === null || c === undefined || !Number.isFinite(c) ? '–' : `${c > 0 ? '+' : ''}${(100 * c).toFixed(1)}%`;
+  }
+
+  function drawChanges(changes) {
+    state.changes = changes;
+    const run = changes.run;
+    const prev = changes.previous_run;
+    $('changes-info').textContent = run
+      ? `Run #${run.id} ${run.commit.slice(0, 7)} “${run.subject}” on ${run.hostname} (${run.config}), ` +
+        (prev ? `against run #${prev.id} ${prev.commit.slice(0, 7)}.` : 'the first of its machine and configuration: nothing to compare with.')
+      : 'No run for this configuration and machine.';
+    const gm = $('changes-geomean');
+    gm.textContent = '';
+    for (const g of changes.geomean || []) {
+      gm.append(el('span', { 'data-variant': g.variant, 'data-better': String(g.better),
+        text: `geometric mean, ${g.label}: ${fmtRatio(g.better)} over ${g.n} benchmark${g.n === 1 ? '' : 's'}` }));
+    }
+    const tbody = $('changes-table').querySelector('tbody');
+    tbody.textContent = '';
+    for (const r of changes.rows || []) {
+      const alertCell = el('td', {});
+      for (const a of r.alerts) {
+        const mark = a.triage ? a.triage.status : 'open';
+        const item = el('span', { class: 'alert-item', 'data-figure': a.figure, 'data-status': mark },
+          `▲ ${FIGURE_NAMES[a.figure] || a.metric} ${fmtChange(a.change)}`,
+          el('span', { class: 'triage-mark', text: mark === 'open' ? '' : mark, title: a.triage && a.triage.note ? a.triage.note : null }));
+        for (const status of ['triaged', 'accepted', 'open']) {
+          if (status === mark) continue;
+          const b = el('button', { type: 'button', text: status === 'open' ? 'reopen' : status, 'data-status': status });
+          b.addEventListener('click', () => triage(a, status));
+          item.append(b);
+        }
+        alertCell.append(item);
+      }
+      const cls = r.alerts.length ? `alert-row${r.open_alerts ? '' : ' all-triaged'}` : '';
+      tbody.append(el('tr', { class: cls, 'data-benchmark': r.benchmark, 'data-threads': String(r.threads), 'data-metric': r.metric,
+        'data-variant': r.variant, 'data-alerts': String(r.alerts.length), 'data-open': String(r.open_alerts) },
+      el('td', { text: r.benchmark, title: r.params ? `params: ${r.params}` : null }),
+      el('td', { class: 'num', text: String(r.threads) }),
+      el('td', { text: r.metric }),
+      el('td', { class: 'alloc', text: r.label }),
+      el('td', { class: 'num', text: fmtSI(r.previous) }),
+      el('td', { class: 'num', text: fmtSI(r.current) }),
+      el('td', { class: 'num', text: fmtChange(r.change) }),
+      el('td', { class: `num ${r.better === null ? '' : r.better >= 1.005 ? 'better' : r.better <= 0.995 ? 'worse' : ''}`, text: fmtRatio(r.better) }),
+      alertCell));
+    }
+  }
+
+  function changesQuery(sel) {
+    const q = new URLSearchParams({ config: sel.config });
+    if (sel.machine) q.set('machine', sel.machine);
+    return 'api/changes?' + q;
+  }
+
+  // Marks an alert with the token typed in the page; the server keeps the mark.
+  async function triage(a, status) {
+    const token = $('triage-token').value.trim();
+    const say = (text) => { $('triage-status').textContent = text; };
+    if (!token) { say('Type the push token first: marking an alert needs it.'); return; }
+    const body = { benchmark: a.benchmark, params: a.params, threads: a.threads, metric: a.metric,
+      variant: a.variant, figure: a.figure, status };
+    let response;
+    try {
+      response = await fetch(`api/runs/${a.run_id}/triage`, { method: 'POST', body: JSON.stringify(body),
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` } });
+    } catch (e) { say(`Could not reach the server: ${e.message}`); return; }
+    let reply = null;
+    try { reply = await response.json(); } catch (e) { reply = null; }
+    if (!response.ok) { say(`Not marked: HTTP ${response.status}${reply && reply.error ? ' — ' + reply.error : ''}`); return; }
+    say(`${a.benchmark} ${FIGURE_NAMES[a.figure] || a.metric}: ${status}`);
+    try { drawChanges(await api(changesQuery(state.selection))); } catch (e) { say(`Marked, but could not reload: ${e.message}`); }
+    state.triageCount = (state.triageCount || 0) + 1;
+  }
+
   const NUMERIC = new Set(['threads', 'median', 'min', 'max', 'wall_s', 'cpu_s', 'peak_rss_kb']);
 
   function drawRaw(latest) {
@@ -708,17 +871,18 @@
     if (sel.machine) q.set('machine', sel.machine);
     let series;
     let latest;
+    let changes;
     try {
-      [series, latest] = await Promise.all([api('api/series?' + q), api('api/latest?' + q)]);
+      [series, latest, changes] = await Promise.all([api('api/series?' + q), api('api/latest?' + q), api(changesQuery(sel))]);
     } catch (e) {
       if (token === renderToken) { state.loading = false; showError(`Could not load data: ${e.message}`); }
       return;
     }
     if (token !== renderToken) return;
-    state.series = series;
+    state.seriesFull = series;
     state.latest = latest;
-    drawTrends(series);
-    drawAlerts(series);
+    drawRange();
+    drawChanges(changes);
     drawLatest(latest, sel);
     drawSummary(latest, sel);
     drawRaw(latest);
@@ -751,9 +915,9 @@
     if (!state.runs.length || !state.benchmarks.length) {
       $('push-url').textContent = new URL('api/runs', window.location.href).href;
       $('empty').hidden = false;
-      for (const id of ['trend-section', 'history-section', 'alerts-section', 'latest-section', 'summary-section', 'raw-section', 'runs-section']) $(id).hidden = true;
+      for (const id of ['changes-section', 'trend-section', 'history-section', 'alerts-section', 'latest-section', 'summary-section', 'raw-section', 'runs-section']) $(id).hidden = true;
       $('run-info').textContent = 'No runs stored yet.';
-      for (const id of ['f-benchmark', 'f-threads', 'f-config', 'f-metric', 'f-machine']) $(id).disabled = true;
+      for (const id of ['f-benchmark', 'f-threads', 'f-config', 'f-metric', 'f-machine', 'r-last', 'r-from', 'r-to', 'r-reset']) $(id).disabled = true;
       state.ready = true;
       return;
     }
@@ -762,6 +926,7 @@
       `${r0.commit.slice(0, 7)} “${r0.subject}” · ${shortTime(r0.time)} UTC · ${r0.hostname}`;
     ensureCharts();
     state.selection = settle(readHash(), true);
+    state.range = readRange();
     syncSelects();
     writeHash();
 
@@ -770,7 +935,11 @@
     $('f-threads').addEventListener('change', (e) => select({ threads: Number(e.target.value) }));
     $('f-metric').addEventListener('change', (e) => select({ metric: e.target.value }));
     $('f-machine').addEventListener('change', (e) => select({ machine: e.target.value }));
-    window.addEventListener('hashchange', () => select(readHash()));
+    window.addEventListener('hashchange', () => { state.range = readRange(); select(readHash()); });
+    $('r-last').addEventListener('change', (e) => setRange({ last: Number(e.target.value) }));
+    $('r-from').addEventListener('change', (e) => setRange({ from: e.target.value }));
+    $('r-to').addEventListener('change', (e) => setRange({ to: e.target.value }));
+    $('r-reset').addEventListener('click', () => setRange({ last: 0, from: '', to: '' }));
     for (const th of $('raw-table').querySelectorAll('th[data-key]')) {
       th.addEventListener('click', () => {
         const key = th.dataset.key;
