@@ -130,9 +130,21 @@ static int usage(void) {
   return 2;
 }
 
+static int run(int argc, char **argv, const text *tablep);
+
 int main(int argc, char **argv) {
   text table = {0};
   add_table(&table);
+  int status = run(argc, argv, &table);
+  free(table.buf); // LeakSanitizer checks this program too
+  return status;
+}
+
+// Splices into doc between begin and end, or compares; frees doc.
+static int splice(const char *path, char *doc, size_t len, bool write, const text *tablep);
+
+static int run(int argc, char **argv, const text *tablep) {
+  const text table = *tablep;
   if (argc == 1) {
     fputs(table.buf, stdout);
     return 0;
@@ -158,33 +170,47 @@ int main(int argc, char **argv) {
     fprintf(stderr, "options_doc: %s: %s\n", path, strerror(errno));
     return 2;
   }
+  return splice(path, doc, len, write, tablep);
+}
+
+static int splice(const char *path, char *doc, size_t len, bool write, const text *tablep) {
+  const text table = *tablep;
+  int status = 2;
   char *begin = strstr(doc, k_begin);
   char *end = begin != NULL ? strstr(begin, k_end) : NULL;
   if (begin == NULL || end == NULL) {
     fprintf(stderr, "options_doc: %s has no generated section (%.*s ... %.*s)\n", path,
             (int)strlen(k_begin) - 1, k_begin, (int)strlen(k_end) - 1, k_end);
-    return 2;
+    goto out;
   }
   end += strlen(k_end);
   size_t old_len = (size_t)(end - begin);
   if (old_len == table.len && memcmp(begin, table.buf, old_len) == 0) {
     printf("options_doc: %s: the options table is up to date\n", path);
-    return 0;
+    status = 0;
+    goto out;
   }
   if (!write) {
     fprintf(stderr,
             "options_doc: %s: the options table differs from hak_option_table (options.c); "
             "run: bazel run //hakmem/core:options_doc -- --write README.md\n--- expected:\n%s",
             path, table.buf);
-    return 1;
+    status = 1;
+    goto out;
   }
   FILE *f = fopen(path, "wb");
-  if (f == NULL || fwrite(doc, 1, (size_t)(begin - doc), f) != (size_t)(begin - doc) ||
-      fwrite(table.buf, 1, table.len, f) != table.len ||
-      fwrite(end, 1, len - (size_t)(end - doc), f) != len - (size_t)(end - doc) || fclose(f) != 0) {
+  bool ok = f != NULL && fwrite(doc, 1, (size_t)(begin - doc), f) == (size_t)(begin - doc) &&
+            fwrite(table.buf, 1, table.len, f) == table.len &&
+            fwrite(end, 1, len - (size_t)(end - doc), f) == len - (size_t)(end - doc);
+  if (f != NULL && fclose(f) != 0)
+    ok = false;
+  if (!ok) {
     fprintf(stderr, "options_doc: writing %s: %s\n", path, strerror(errno));
-    return 2;
+    goto out;
   }
   printf("options_doc: %s: updated\n", path);
-  return 0;
+  status = 0;
+out:
+  free(doc);
+  return status;
 }
