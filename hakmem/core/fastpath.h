@@ -1,7 +1,7 @@
 // The hit paths of malloc and free, inlined into hak_malloc/hak_free and into
 // the exported malloc/free, so that a hit is one function with no call.
 // Release builds with the fast cache only; other builds call the general
-// paths in hakmem.c.
+// paths in api.c.
 #ifndef HAKMEM_FASTPATH_H
 #define HAKMEM_FASTPATH_H
 
