@@ -164,7 +164,7 @@ void hak_prof_fork_prepare(void) { pthread_mutex_lock(&g_lock); }
 void hak_prof_fork_parent(void) { pthread_mutex_unlock(&g_lock); }
 void hak_prof_fork_child(void) { pthread_mutex_init(&g_lock, NULL); }
 
-// ---- protobuf ---------------------------------------------------------------
+// ---- the pprof messages -----------------------------------------------------
 // profile.proto (github.com/google/pprof/proto/profile.proto): every message
 // is encoded into a small buffer on the stack, then written as a
 // length-delimited field of the Profile.
