@@ -1,11 +1,10 @@
 #include "foreign.h"
 
-#include <fcntl.h>
 #include <malloc.h>
 #include <stdint.h>
-#include <unistd.h>
 
 #include "log.h"
+#include "proc_maps.h"
 
 // glibc's own allocator, reached under names a preloaded malloc does not take.
 extern void __libc_free(void *p);
@@ -19,51 +18,6 @@ extern struct mallinfo __libc_mallinfo(void);
 #define CHUNK_FLAGS ((size_t)7)
 #define MIN_CHUNK ((size_t)32)
 
-// The readable mapping holding address a, from /proc/self/maps (read with
-// plain system calls into a stack buffer: nothing allocates).
-static bool readable_mapping(uintptr_t a, uintptr_t *lo, uintptr_t *hi) {
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return false;
-  char buf[4096];
-  size_t have = 0;
-  bool found = false, done = false;
-  while (!found && !done) {
-    ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
-    if (n <= 0)
-      done = true;
-    else
-      have += (size_t)n;
-    buf[have] = '\0';
-    size_t line = 0;
-    for (size_t i = 0; i < have && !found; i++) {
-      if (buf[i] != '\n' && !(done && i + 1 == have))
-        continue;
-      const char *s = buf + line;
-      uintptr_t start = hak_parse_hex(&s);
-      uintptr_t end = *s == '-' ? (s++, hak_parse_hex(&s)) : 0;
-      if (*s == ' ' && s[1] == 'r' && start <= a && a < end) {
-        *lo = start;
-        *hi = end;
-        found = true;
-      }
-      line = i + 1;
-    }
-    // Keep the unfinished last line for the next read.
-    if (line > 0 && line < have) {
-      for (size_t i = line; i < have; i++)
-        buf[i - line] = buf[i];
-      have -= line;
-    } else if (line >= have) {
-      have = 0;
-    } else if (have >= sizeof buf - 1) {
-      have = 0; // a line longer than the buffer: no address range we need
-    }
-  }
-  close(fd);
-  return found;
-}
-
 bool hak_foreign_is_glibc(const void *p, size_t *usable) {
   uintptr_t a = (uintptr_t)p;
   if (a == 0 || (a & 15) != 0)
@@ -74,7 +28,7 @@ bool hak_foreign_is_glibc(const void *p, size_t *usable) {
   if (mi.uordblks == 0 && mi.hblks == 0)
     return false;
   uintptr_t chunk = a - 16, lo, hi;
-  if (chunk > a || !readable_mapping(chunk, &lo, &hi))
+  if (chunk > a || !hak_maps_find_readable(chunk, &lo, &hi))
     return false;
   const size_t *hdr = (const size_t *)chunk;
   size_t size = hdr[1] & ~CHUNK_FLAGS;

@@ -182,18 +182,3 @@ void hak_text_flush(hak_text *t) {
 void hak_text_fd_sink(void *ctx, const char *s, size_t n) {
   hak_write_all((int)(intptr_t)ctx, s, n);
 }
-
-uint64_t hak_parse_hex(const char **s) {
-  uint64_t v = 0;
-  for (;; (*s)++) {
-    char c = **s;
-    unsigned d;
-    if (c >= '0' && c <= '9')
-      d = (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      d = (unsigned)(c - 'a' + 10);
-    else
-      return v;
-    v = v << 4 | d;
-  }
-}

@@ -21,9 +21,6 @@ void hak_write_fmt(int fd, const char *fmt, ...) HAK_INTERNAL __attribute__((for
 // Writes all of buf to fd, retrying short writes.
 void hak_write_all(int fd, const char *buf, size_t len) HAK_INTERNAL;
 
-// Reads lowercase hex digits at *s, advancing *s past them (/proc/self/maps).
-uint64_t hak_parse_hex(const char **s) HAK_INTERNAL;
-
 // Text gathered line by line in a stack buffer and handed to a sink in
 // pieces: the one formatter of the statistics reports and of malloc_info.
 typedef struct hak_text {
