@@ -544,7 +544,7 @@ def code_of(text):
 
 # `extern int x HAK_INTERNAL;`: a name, then attribute macros (their parentheses gone).
 ATTRIBUTED_RE = re.compile(
-    r"(\w+)[ \t\n]*(?:\[[^\];]*\][ \t\n]*)*(?:(?:[A-Z_][A-Z0-9_]*|__attribute__)[ \t\n]*)+[;,=]"
+    r"\b(\w+)[ \t\n]*(?:\[[^\];]*\][ \t\n]*)*(?:\b(?:[A-Z_][A-Z0-9_]*|__attribute__)\b[ \t\n]*)+[;,=]"
 )
 PAREN_RE = re.compile(r"\([^()]*\)")
 DIRECTIVE_RE = re.compile(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", re.MULTILINE)
