@@ -61,6 +61,35 @@ void hak_guard_arm(void *p, size_t block_size, size_t requested) {
   memcpy(b + room, &t, sizeof t);
 }
 
+// A block whose poisoned words are all intact was freed and not handed out
+// since: its free mark is gone only because something wrote over it.
+static bool still_poisoned(const void *p, size_t block_size) {
+  if (!HAK_POISON || poison_end(block_size) / 8 <= 2)
+    return false;
+  const uint64_t *w = p;
+  for (size_t i = 2; i < poison_end(block_size) / 8; i++)
+    if (w[i] != POISON_WORD)
+      return false;
+  return true;
+}
+
+// The guard was damaged: name what happened, an overflow or a freed block
+// passed again (poison lies where the guard was).
+__attribute__((noreturn, cold)) static void
+guard_damaged(const char *what, const void *p, size_t block_size, size_t requested, size_t byte) {
+  if (still_poisoned(p, block_size)) {
+    if (strcmp(what, "free()") == 0)
+      hak_fatal("free(): double free of %p (its free mark was overwritten after the first free)",
+                p);
+    hak_fatal("%s: block already freed: %p (its free mark was overwritten after the free)", what,
+              p);
+  }
+  if (requested == SIZE_MAX)
+    hak_report(what, p, "write past the end of block (size record damaged):");
+  hak_fatal("%s: write past the end of block %p (%zu bytes requested, byte %zu changed)", what, p,
+            requested, byte);
+}
+
 size_t hak_guard_check(const char *what, const void *p, size_t block_size) {
   const uint8_t *b = p;
   size_t room = block_size - HAK_TRAILER;
@@ -70,13 +99,10 @@ size_t hak_guard_check(const char *what, const void *p, size_t block_size) {
   if (hak_check_level == HAK_CHECK_OFF)
     return requested <= room ? requested : room;
   if (requested > room)
-    hak_report(what, p, "write past the end of block (size record damaged):");
-  for (size_t i = requested; i < room; i++) {
-    if (b[i] != GUARD_BYTE) {
-      hak_fatal("%s: write past the end of block %p (%zu bytes requested, byte %zu changed)", what,
-                p, requested, i);
-    }
-  }
+    guard_damaged(what, p, block_size, SIZE_MAX, 0);
+  for (size_t i = requested; i < room; i++)
+    if (b[i] != GUARD_BYTE)
+      guard_damaged(what, p, block_size, requested, i);
   return requested;
 }
 #endif

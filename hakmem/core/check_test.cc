@@ -103,6 +103,28 @@ TEST_F(CheckTest, OverflowIntoTheSlackIsReportedAtCheapAndFull) {
   }
 }
 
+// Hardened: a freed block (poisoned) whose first 16 bytes the program wiped,
+// link and free mark with them, then freed again, is reported as the double
+// free it is, not as an overflow of the guard the poison covers.
+TEST_F(CheckTest, DoubleFreeAfterAWipeIsNamed) {
+  if (!HAK_POISON)
+    GTEST_SKIP() << "only the hardened variant poisons freed blocks";
+  Block blk;
+  hak_guard_arm(blk.b, kBlock, 20);
+  hak_poison(blk.b, kBlock); // what its free did
+  std::memset(blk.b, 0, 16); // the program's write after free
+  EXPECT_DEATH(hak_guard_check("free()", blk.b, kBlock),
+               "free\\(\\): double free of 0x[0-9a-f]+ \\(its free mark was overwritten after "
+               "the first free\\)");
+  EXPECT_DEATH(hak_guard_check("realloc()", blk.b, kBlock),
+               "realloc\\(\\): block already freed: 0x[0-9a-f]+");
+  // A live block that overflows with the poison's own byte is an overflow.
+  hak_guard_arm(blk.b, kBlock, 20);
+  std::memset(blk.b + 20, 0xDB, 8);
+  EXPECT_DEATH(hak_guard_check("free()", blk.b, kBlock),
+               "write past the end of block 0x[0-9a-f]+ \\(20 bytes requested, byte 20 changed\\)");
+}
+
 TEST_F(CheckTest, OverflowIsNotReportedAtOff) {
   if (HAKMEM_HARDENED)
     GTEST_SKIP() << "the hardened variant never checks less than cheap";
