@@ -61,13 +61,17 @@ void hak_guard_arm(void *p, size_t block_size, size_t requested) {
   memcpy(b + room, &t, sizeof t);
 }
 
-// A block whose poisoned words are all intact was freed and not handed out
-// since: its free mark is gone only because something wrote over it.
-static bool still_poisoned(const void *p, size_t block_size) {
-  if (!HAK_POISON || poison_end(block_size) / 8 <= 2)
+// A freed block is poisoned where a live one has its guard: guard bytes (past
+// the requested size) that all hold poison, with the rest of the poison
+// intact, mean free() ran on it since its malloc; its mark is gone only
+// because something wrote over it. A block whose guard lies past the
+// poisoned part cannot tell, and counts as live.
+static bool freed_since(const void *p, size_t block_size, size_t requested) {
+  const size_t end = poison_end(block_size);
+  if (!HAK_POISON || requested >= end || end / 8 <= 2)
     return false;
   const uint64_t *w = p;
-  for (size_t i = 2; i < poison_end(block_size) / 8; i++)
+  for (size_t i = 2; i < end / 8; i++)
     if (w[i] != POISON_WORD)
       return false;
   return true;
@@ -77,7 +81,7 @@ static bool still_poisoned(const void *p, size_t block_size) {
 // passed again (poison lies where the guard was).
 __attribute__((noreturn, cold)) static void
 guard_damaged(const char *what, const void *p, size_t block_size, size_t requested, size_t byte) {
-  if (still_poisoned(p, block_size)) {
+  if (requested != SIZE_MAX && freed_since(p, block_size, requested)) {
     if (strcmp(what, "free()") == 0)
       hak_fatal("free(): double free of %p (its free mark was overwritten after the first free)",
                 p);

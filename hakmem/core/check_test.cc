@@ -118,6 +118,17 @@ TEST_F(CheckTest, DoubleFreeAfterAWipeIsNamed) {
                "the first free\\)");
   EXPECT_DEATH(hak_guard_check("realloc()", blk.b, kBlock),
                "realloc\\(\\): block already freed: 0x[0-9a-f]+");
+  // A block handed out again keeps its old poison where the program has not
+  // written; with its guard past the poisoned part, an overflow is one.
+  struct alignas(16) {
+    unsigned char b[1024];
+  } big;
+  hak_poison(big.b, sizeof big.b);
+  hak_guard_arm(big.b, sizeof big.b, 600);
+  big.b[600] = 0;
+  EXPECT_DEATH(
+      hak_guard_check("free()", big.b, sizeof big.b),
+      "write past the end of block 0x[0-9a-f]+ \\(600 bytes requested, byte 600 changed\\)");
   // A live block that overflows with the poison's own byte is an overflow.
   hak_guard_arm(blk.b, kBlock, 20);
   std::memset(blk.b + 20, 0xDB, 8);
