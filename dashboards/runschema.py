@@ -200,21 +200,27 @@ def _message(error):
     return field_name(path), error.message  # a rule added to the schema later: jsonschema's own words
 
 
+def _first(value, path, visit, visit_name=None):
+    """The first non-None visit(item, path) over value and everything nested in it, in
+    document order; visit_name(name, path) sees each field name before its value."""
+    hit = visit(value, path)
+    if hit is None and isinstance(value, (dict, list)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if visit_name is not None and isinstance(value, dict):
+                hit = visit_name(key, path)
+            if hit is None:
+                hit = _first(item, path + [key], visit, visit_name)
+            if hit is not None:
+                break
+    return hit
+
+
 def _non_finite(value, path):
     """Path and value of the first NaN or Infinity in value, else None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return path, value
-    if isinstance(value, dict):
-        for k, v in value.items():
-            hit = _non_finite(v, path + [k])
-            if hit:
-                return hit
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            hit = _non_finite(v, path + [i])
-            if hit:
-                return hit
-    return None
+    return _first(
+        value, path, lambda v, p: (p, v) if isinstance(v, float) and not math.isfinite(v) else None
+    )
 
 
 def _text_problem(text):
@@ -229,23 +235,17 @@ def _text_problem(text):
 
 def _bad_text(value, path):
     """RunError for the first string or field name that _text_problem refuses, else None."""
-    if isinstance(value, str):
-        why = _text_problem(value)
-        return RunError(field_name(path), why, result_index(path)) if why else None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            why = _text_problem(k)
-            if why:  # the name itself is not echoed: it could not be encoded in the reply
-                return RunError(field_name(path), "a field name " + why, result_index(path))
-            hit = _bad_text(v, path + [k])
-            if hit:
-                return hit
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            hit = _bad_text(v, path + [i])
-            if hit:
-                return hit
-    return None
+
+    def visit(v, p):
+        why = _text_problem(v) if isinstance(v, str) else None
+        return RunError(field_name(p), why, result_index(p)) if why else None
+
+    def visit_name(k, p):
+        why = _text_problem(k)
+        # The name itself is not echoed: it could not be encoded in the reply.
+        return RunError(field_name(p), "a field name " + why, result_index(p)) if why else None
+
+    return _first(value, path, visit, visit_name)
 
 
 def normalize_time(text, field):

@@ -270,17 +270,17 @@ int hak_parse_signal(const char *value) {
   }
 }
 
-// The index of value among the '|'-separated words of choices, or -1.
-static int choice_index(const char *choices, const char *value) {
-  size_t n = strlen(value);
-  for (int i = 0; *choices != '\0'; i++) {
-    const char *bar = strchr(choices, '|');
-    size_t len = bar != NULL ? (size_t)(bar - choices) : strlen(choices);
-    if (len == n && memcmp(choices, value, n) == 0)
-      return i;
-    choices += len + (bar != NULL);
+const char *hak_option_choice(const hak_option_def *d, unsigned i, size_t *len) {
+  const char *w = d->choices;
+  for (; i > 0 && w != NULL; i--) {
+    w = strchr(w, '|');
+    w = w != NULL ? w + 1 : NULL;
   }
-  return -1;
+  if (w != NULL) {
+    const char *bar = strchr(w, '|');
+    *len = bar != NULL ? (size_t)(bar - w) : strlen(w);
+  }
+  return w;
 }
 
 static int apply(hak_options *o, const char *name, size_t name_len, const char *value) {
@@ -297,11 +297,15 @@ static int apply(hak_options *o, const char *name, size_t name_len, const char *
       store(d, o, d->type == HAK_OPT_MIB ? v << 20 : v);
       return 0;
     case HAK_OPT_CHOICE: {
-      int idx = choice_index(d->choices, value);
-      if (idx < 0)
-        return -1;
-      store(d, o, (uint64_t)idx);
-      return 0;
+      size_t len, n = strlen(value);
+      const char *w;
+      for (unsigned idx = 0; (w = hak_option_choice(d, idx, &len)) != NULL; idx++) {
+        if (len == n && memcmp(w, value, n) == 0) {
+          store(d, o, idx);
+          return 0;
+        }
+      }
+      return -1;
     }
     case HAK_OPT_SIGNAL: {
       int sig = hak_parse_signal(value);
@@ -332,11 +336,10 @@ size_t hak_option_format(const hak_option_def *d, const hak_options *o, char *bu
   case HAK_OPT_STRING:
     return hak_format(buf, size, "%s", (const char *)o + d->offset);
   case HAK_OPT_CHOICE: {
-    const char *w = d->choices;
-    for (uint64_t i = 0; i < v && strchr(w, '|') != NULL; i++)
-      w = strchr(w, '|') + 1;
-    const char *bar = strchr(w, '|');
-    size_t n = bar != NULL ? (size_t)(bar - w) : strlen(w);
+    size_t n = 0;
+    const char *w = hak_option_choice(d, (unsigned)v, &n);
+    if (w == NULL) // a stored index is always one of the choices
+      w = "";
     if (size == 0)
       return 0;
     n = n < size - 1 ? n : size - 1;

@@ -76,6 +76,10 @@ typedef struct hak_option_def {
 extern const hak_option_def hak_option_table[] HAK_INTERNAL;
 extern const size_t hak_option_count HAK_INTERNAL;
 
+// Word i of a HAK_OPT_CHOICE option's choices and its length in *len; NULL
+// past the last.
+const char *hak_option_choice(const hak_option_def *d, unsigned i, size_t *len) HAK_INTERNAL;
+
 // The value of an option in o as HAKMEM_<name>=<value> would set it; the
 // length written (at most size - 1, NUL-terminated when size > 0).
 size_t hak_option_format(const hak_option_def *d, const hak_options *o, char *buf,

@@ -55,13 +55,11 @@ static void add_bound(text *t, unsigned long long v) {
     add(t, "`%llu`", v);
 }
 
-static void add_choices(text *t, const char *choices) {
-  for (const char *w = choices; *w != '\0';) {
-    const char *bar = strchr(w, '|');
-    int n = (int)(bar != NULL ? (size_t)(bar - w) : strlen(w));
-    add(t, "%s`%.*s`", w == choices ? "" : ", ", n, w);
-    w += n + (bar != NULL);
-  }
+static void add_choices(text *t, const hak_option_def *d) {
+  size_t n;
+  const char *w;
+  for (unsigned i = 0; (w = hak_option_choice(d, i, &n)) != NULL; i++)
+    add(t, "%s`%.*s`", i == 0 ? "" : ", ", (int)n, w);
 }
 
 static void add_table(text *t) {
@@ -92,7 +90,7 @@ static void add_table(text *t) {
       }
       break;
     case HAK_OPT_CHOICE:
-      add_choices(t, d->choices);
+      add_choices(t, d);
       break;
     case HAK_OPT_SIGNAL:
       add(t, "a signal name or number, `0`, `off`");
