@@ -15,6 +15,7 @@
 #include "maintenance.h"
 #include "profile.h"
 #include "purge.h"
+#include "sampler.h"
 #include "segment_map.h"
 #include "size_class.h"
 #include "slab.h"
@@ -55,11 +56,8 @@ static inline uint8_t region_of(const void *p) {
   return kind;
 }
 
-// Counts an allocation of a large block, or of any block without the fast
-// cache, against the thread's countdown, and records it when sampled.
-static void __attribute__((noinline)) prof_count(void *p, size_t size) {
-  if (!hak_prof_count(&hak_tls.prof_left, &hak_tls.prof_rng, size))
-    return;
+// Records p, a sampled block of size bytes, with the caller's stack.
+static void __attribute__((noinline)) prof_record(void *p, size_t size) {
   char mark = 0;
   uint8_t kind = hak_segmap_kind(p);
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
@@ -93,7 +91,15 @@ __attribute__((constructor)) static void prof_register_entries(void) {
   hak_prof_add_entries(fns, sizeof fns / sizeof fns[0]);
 }
 
-#if !HAKMEM_FASTCACHE
+#if HAKMEM_FASTCACHE
+// A block of class cls with no sampler: a pop from the thread's bin.
+static inline void *take_class(unsigned cls) {
+  void *b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
+  if (hak_unlikely(b == NULL))
+    b = hak_tcache_alloc_slow(slow_heap(), cls, NULL);
+  return b;
+}
+#else
 static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   hak_heap *h = slow_heap();
   if (h == NULL)
@@ -111,49 +117,87 @@ static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   HAK_COUNT(h->counters[cls].refills, 1);
   return b;
 }
-#endif
 
-// The general path: with the fast cache, a pop from the thread's bin; without
-// it, a pop from the thread's active slab of the class. HAKMEM_CHECK=full
-// sends every call down the slow path (bins have no room; see set_caps).
-static inline void *alloc_class(unsigned cls) {
-  void *b;
-#if HAKMEM_FASTCACHE
-  b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
-  if (hak_unlikely(b == NULL))
-    b = hak_tcache_alloc_slow(slow_heap(), cls);
-#else
+// A block of class cls with no sampler: a pop from the thread's active slab
+// of the class. HAKMEM_CHECK=full sends every call down the slow path.
+static inline void *take_class(unsigned cls) {
   hak_heap *h = hak_tls.heap;
-  b = NULL;
   if (hak_likely(h != NULL && !HAK_CHECK_IS_FULL)) {
     hak_slab *s = h->cls[cls].active;
-    b = s->free;
+    void *b = s->free;
     if (hak_likely(b != NULL)) {
       s->free = hak_link_next(b);
       HAK_SLAB_SET_USED(s, s->used + 1);
       hak_block_take(b, HAKMEM_DEBUG || HAKMEM_HARDENED);
       HAK_COUNT(h->counters[cls].allocs, 1);
+      return b;
     }
   }
-  if (hak_unlikely(b == NULL))
-    b = slab_alloc_slow(cls);
-  // Without the fast cache every allocation is counted here.
-  if (hak_unlikely(hak_prof_enabled) && b != NULL)
-    prof_count(b, hak_classes[cls].size);
+  return slab_alloc_slow(cls);
+}
 #endif
+
+// An allocation of class cls (for n bytes aligned to align) that the sampler
+// picked: b is the block taken for it, NULL if the guarded pool is to serve
+// it (HAK_SAMPLE_GUARD among events).
+static void *__attribute__((noinline))
+alloc_sampled(void *b, unsigned events, unsigned cls, size_t n, size_t align) {
+  (void)n;
+  (void)align;
+  if (events & HAK_SAMPLE_GUARD)
+    b = take_class(cls); // no guarded pool yet
+  if ((events & HAK_SAMPLE_PROF) && b != NULL)
+    prof_record(b, hak_classes[cls].size);
   return b;
 }
 
-// A slab block for a request of n bytes (debug builds add the trailer).
-static inline void *alloc_small(size_t n, unsigned cls) {
-  void *b = alloc_class(cls);
+#if HAKMEM_FASTCACHE
+// A miss of the bin of class cls: the sampler counts the allocations it has
+// seen since the last one.
+static void *__attribute__((noinline)) alloc_miss(unsigned cls, size_t n, size_t align) {
+  hak_heap *h = slow_heap();
+  if (hak_likely(!hak_sampler_on))
+    return hak_tcache_alloc_slow(h, cls, NULL);
+  if (hak_prof_enabled)
+    hak_prof_poll();
+  unsigned events;
+  void *b = hak_tcache_alloc_slow(h, cls, &events);
+  if (hak_likely(events == 0))
+    return b;
+  return alloc_sampled(b, events, cls, n, align);
+}
+#endif
+
+// The general path: with the fast cache, a pop from the thread's bin; without
+// it, a pop from the thread's active slab of the class, each counted by the
+// sampler when it is on. HAKMEM_CHECK=full sends every call down the slow
+// path (bins have no room; see set_caps).
+static inline void *alloc_class(unsigned cls, size_t n, size_t align) {
+#if HAKMEM_FASTCACHE
+  void *b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
+  if (hak_unlikely(b == NULL))
+    b = alloc_miss(cls, n, align);
+  return b;
+#else
+  if (hak_unlikely(hak_sampler_on)) {
+    unsigned events = hak_sampler_count(hak_classes[cls].size, HAK_SAMPLE_ALL);
+    if (hak_unlikely(events != 0))
+      return alloc_sampled(events & HAK_SAMPLE_GUARD ? NULL : take_class(cls), events, cls, n,
+                           align);
+  }
+  return take_class(cls);
+#endif
+}
+
+// A slab block for a request of n bytes aligned to align (debug builds add
+// the trailer).
+static inline void *alloc_small(size_t n, unsigned cls, size_t align) {
+  void *b = alloc_class(cls, n, align);
   if (HAK_POISON && b != NULL)
     hak_poison_check(b, hak_classes[cls].size);
 #if HAK_GUARD
   if (b != NULL)
     hak_guard_arm(b, hak_classes[cls].size, n);
-#else
-  (void)n;
 #endif
   return b;
 }
@@ -167,14 +211,15 @@ static void *__attribute__((noinline)) malloc_large(size_t size, size_t align, b
   void *p = hak_large_alloc(size, align, zero);
   if (hak_prof_enabled && p != NULL) {
     hak_prof_poll();
-    prof_count(p, size);
+    if (hak_sampler_count(size, HAK_SAMPLE_PROF) != 0)
+      prof_record(p, size);
   }
   return p;
 }
 
 void *hak_malloc_miss(size_t size) {
   if (hak_likely(size <= SMALL_LIMIT))
-    return alloc_small(size, hak_size_class(size + HAK_TRAILER));
+    return alloc_small(size, hak_size_class(size + HAK_TRAILER), 0);
   return malloc_large(size, 0, false);
 }
 
@@ -329,7 +374,7 @@ void *hak_calloc(size_t count, size_t size) {
   }
   if (total > SMALL_LIMIT)
     return malloc_large(total, 0, true); // fresh maps skip the memset
-  void *p = alloc_small(total, hak_size_class(total + HAK_TRAILER));
+  void *p = alloc_small(total, hak_size_class(total + HAK_TRAILER), 0);
   if (p != NULL)
     memset(p, 0, total);
   return p;
@@ -399,7 +444,7 @@ static void *aligned_impl(size_t align, size_t size) {
   if (size <= SMALL_LIMIT && align <= HAK_PAGE_SIZE) {
     unsigned cls = hak_size_class_aligned(size + HAK_TRAILER, align);
     if (cls < HAK_NUM_CLASSES)
-      return alloc_small(size, cls);
+      return alloc_small(size, cls, align);
   }
   return malloc_large(size, align, false);
 }

@@ -10,6 +10,7 @@
 #include "page_arena.h"
 #include "profile.h"
 #include "purge.h"
+#include "sampler.h"
 #include "segment_map.h"
 #include "shared_pool.h"
 #include "stats.h"
@@ -99,6 +100,7 @@ static void init_once(void) {
   hak_check_init();
   hak_classmap_init();
   hak_prof_init();
+  hak_sampler_set(hak_prof_enabled ? hak_opts.prof_sample : 0, 0);
   if (hak_opts.crash_report)
     hak_crash_install();
   if (hak_opts.stats_signal != 0 && hak_stats_signal_install(hak_opts.stats_signal) != 0)

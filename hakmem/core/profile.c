@@ -54,18 +54,6 @@ static char *g_map_paths; // the paths of g_maps
 
 // ---- sampling ---------------------------------------------------------------
 
-int64_t hak_prof_interval(uint64_t *rng) { return hak_sample_interval(rng, g_rate); }
-
-bool hak_prof_count(int64_t *left, uint64_t *rng, uint64_t size) {
-  if (*left == 0)
-    *left = hak_prof_interval(rng);
-  *left -= (int64_t)size;
-  if (*left > 0)
-    return false;
-  *left = hak_prof_interval(rng);
-  return true;
-}
-
 double hak_prof_weight(uint64_t size) { return hak_sample_weight(size, g_rate); }
 
 // ---- samples ----------------------------------------------------------------

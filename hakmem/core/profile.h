@@ -1,5 +1,5 @@
 // The sampled heap profiler (HAKMEM_PROF=1): about one allocation per
-// HAKMEM_PROF_SAMPLE bytes, taken on slow paths only, with its stack; the
+// HAKMEM_PROF_SAMPLE bytes (picked by the sampler box), with its stack; the
 // live samples in a table of hakmem's own memory; a pprof profile written at
 // exit, on HAKMEM_PROF_SIGNAL and by hak_prof_dump. See docs/PROFILING.md.
 #ifndef HAKMEM_PROFILE_H
@@ -21,15 +21,6 @@ extern bool hak_prof_enabled HAK_INTERNAL;
 // Reads the options (hak_opts must be loaded), maps the tables, warms the
 // unwinder up and installs the signal handler. Called once, from hak_init.
 void hak_prof_init(void) HAK_INTERNAL;
-
-// The next sampling interval in bytes: exponential with mean
-// HAKMEM_PROF_SAMPLE, at least 1. rng is the caller's per-thread state.
-int64_t hak_prof_interval(uint64_t *rng) HAK_INTERNAL;
-
-// Counts an allocation of size bytes against the countdown *left (0: not
-// drawn yet); true when the sample point falls in it (a new interval is
-// drawn then).
-bool hak_prof_count(int64_t *left, uint64_t *rng, uint64_t size) HAK_INTERNAL;
 
 // Records the sampled block p of size bytes with the caller's stack. When
 // live is not NULL (p is in a slab), *live counts the slab's sampled blocks

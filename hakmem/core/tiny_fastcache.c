@@ -8,7 +8,7 @@
 #include "log.h"
 #include "options.h"
 #include "page_arena.h"
-#include "profile.h"
+#include "sampler.h"
 #include "size_class.h"
 #include "slab.h"
 #include "superslab.h"
@@ -52,20 +52,20 @@ static void bin_move(hak_tcache_bin *bins, unsigned i, uint64_t delta) {
   seq_end(bins);
 }
 
-// The heap profiler arms a bin whose next sample falls within the blocks a
+// A bin is armed when the sampler's next event falls within the blocks a
 // refill gives it: the room is lowered by the bound, to minus the blocks
 // held, so that every free takes the slow path (which then bypasses the bin)
-// and the bin is empty exactly at the block before the sample; the next miss
-// takes the sample. The hit paths are unchanged.
-static void prof_arm(hak_tcache_bin *bins, unsigned i) {
+// and the bin is empty exactly at the block before the sampled one; the next
+// miss takes it. The hit paths are unchanged.
+static void arm(hak_tcache_bin *bins, unsigned i) {
   bin_move(bins, i, -(uint64_t)bins->cap[i]);
-  __atomic_store_n(&bins->prof_armed[i], 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&bins->armed[i], 1, __ATOMIC_RELAXED);
 }
-static void prof_disarm(hak_tcache_bin *bins, unsigned i) {
-  if (hak_likely(!bins->prof_armed[i]))
+static void disarm(hak_tcache_bin *bins, unsigned i) {
+  if (hak_likely(!bins->armed[i]))
     return;
   bin_move(bins, i, bins->cap[i]);
-  __atomic_store_n(&bins->prof_armed[i], 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&bins->armed[i], 0, __ATOMIC_RELAXED);
 }
 
 // Ends an owner's slab-layer work on a slow path: the heap is busy, not idle.
@@ -112,7 +112,7 @@ static void shrink_grown(hak_heap *h, hak_tcache_bin *bins, unsigned keep) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     unsigned j = hak_bin_of_class(c);
     uint32_t base = base_cap(c);
-    if (j == keep || bins->cap[j] <= base || bins->prof_armed[j])
+    if (j == keep || bins->cap[j] <= base || bins->armed[j])
       continue;
     uint32_t held = hak_bin_count(bins, j);
     if (held > base) {
@@ -160,7 +160,7 @@ void hak_tcache_counts(const hak_tcache_bin *bins, unsigned cls, uint64_t *alloc
     // handler, which must not wait for itself.
     bool own = bins == hak_tls.bins;
     if (own || ((seq & 1) == 0 && __atomic_load_n(&bins->seq, __ATOMIC_RELAXED) == seq)) {
-      // An armed bin (heap profiler) has a negative room: the word is then
+      // An armed bin (see arm) has a negative room: the word is then
       // allocs << 16 plus that room, as a signed sum.
       uint64_t room = (uint64_t)(int64_t)(int16_t)(word & HAK_BIN_ROOM_MASK);
       *allocs = (word - room) >> HAK_BIN_ROOM_BITS;
@@ -176,12 +176,12 @@ uint32_t hak_tcache_held(const hak_tcache_bin *bins, unsigned cls) {
   uint64_t word = __atomic_load_n(&bins->hot.w.word[HAK_BIN_SLOT(i)], __ATOMIC_ACQUIRE);
   int32_t room = (int16_t)(word & HAK_BIN_ROOM_MASK);
   int32_t cap = (int32_t)__atomic_load_n(&bins->cap[i], __ATOMIC_RELAXED);
-  // An armed bin (heap profiler, prof_arm) has had its room lowered by its
+  // An armed bin (see arm) has had its room lowered by its
   // bound: room = -held, so it is negative while the bin holds blocks, and 0
   // with the bound "used up" once it is empty.
   if (room < 0)
     return (uint32_t)-room;
-  if (room == 0 && __atomic_load_n(&bins->prof_armed[i], __ATOMIC_RELAXED))
+  if (room == 0 && __atomic_load_n(&bins->armed[i], __ATOMIC_RELAXED))
     return 0;
   // Else the bound less the room. A bound changed between the two loads
   // (set_cap moves the room first) can make it negative for a moment.
@@ -190,18 +190,20 @@ uint32_t hak_tcache_held(const hak_tcache_bin *bins, unsigned cls) {
 
 void hak_tcache_reset_counts(hak_tcache_bin *bins) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-    prof_disarm(bins, hak_bin_of_class(c));
+    disarm(bins, hak_bin_of_class(c));
+  hak_sampler_reset_bins();
   seq_begin(bins);
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     unsigned i = hak_bin_of_class(c);
-    bins->prof_seen[i] = 0;
     __atomic_store_n(hak_bin_word(bins, i), (uint64_t)hak_bin_room(bins, i), __ATOMIC_RELEASE);
     __atomic_store_n(&bins->bias[i], (uint64_t)hak_bin_room(bins, i), __ATOMIC_RELEASE);
   }
   seq_end(bins);
 }
 
-void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) {
+void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls, unsigned *events) {
+  if (events != NULL)
+    *events = 0;
   if (h == NULL) {
     errno = ENOMEM;
     return NULL;
@@ -218,37 +220,31 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) {
   if (bins->refill[i] < hak_classes[cls].batch)
     bins->refill[i] =
         bins->refill[i] * 2 < hak_classes[cls].batch ? bins->refill[i] * 2 : hak_classes[cls].batch;
-  bool sample = false, arm = false;
-  if (hak_prof_enabled) {
-    hak_prof_poll();
-    prof_disarm(bins, i); // the bin is empty: a miss
-    uint64_t size = hak_classes[cls].size;
-    uint64_t allocs = *hak_bin_word(bins, i) >> HAK_BIN_ROOM_BITS;
-    // The fast allocations since the last miss, then this one.
-    int64_t *left = &bins->prof_left[i];
-    if (*left == 0)
-      *left = hak_prof_interval(&hak_tls.prof_rng);
-    *left -= (int64_t)((allocs - bins->prof_seen[i]) * size);
-    if (*left == 0)
-      *left = -1; // crossed exactly: 0 would mean "not drawn"
-    sample = hak_prof_count(left, &hak_tls.prof_rng, size);
-    // Blocks the bin may hand out before the one that crosses the sample
-    // point: fewer than a refill's worth, and it is armed to stop there.
-    uint64_t before = ((uint64_t)*left + size - 1) / size - 1;
-    if (before + 1 < want) {
-      want = (uint32_t)before + 1;
-      arm = true;
+  bool armed = false;
+  if (hak_sampler_on && events != NULL) {
+    disarm(bins, i); // the bin is empty: a miss
+    uint32_t limit;
+    *events = hak_sampler_miss(i, hak_classes[cls].size,
+                               *hak_bin_word(bins, i) >> HAK_BIN_ROOM_BITS, &limit);
+    if (*events & HAK_SAMPLE_GUARD)
+      return NULL; // the caller serves this one from the guarded pool
+    if (limit < want) {
+      want = limit;
+      armed = true;
     }
   }
   void *list;
   hak_heap_lock(h);
   // A whole free list that fits the bin is taken without walking it, except
-  // when the heap profiler needs the bin to stop at exactly want blocks.
-  uint32_t most = arm ? want : hak_bin_room(bins, i) + 1;
+  // when the bin must stop at exactly want blocks.
+  uint32_t most = armed ? want : hak_bin_room(bins, i) + 1;
   uint32_t got = hak_slab_take_upto(h, cls, want, most < want ? want : most, &list);
   slab_work_done(h);
-  if (got == 0)
+  if (got == 0) {
+    if (events != NULL)
+      *events = 0;
     return NULL;
+  }
   HAK_COUNT(h->counters[cls].allocs, 1);
   HAK_COUNT(h->counters[cls].slow_allocs, 1);
   HAK_COUNT(h->counters[cls].refills, 1);
@@ -268,16 +264,8 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) {
     bin_move(bins, i, -(uint64_t)(got - 1));
   }
   hak_block_take(b, HAKMEM_HARDENED || HAK_CHECK_IS_FULL);
-  if (hak_prof_enabled) {
-    bins->prof_seen[i] = *hak_bin_word(bins, i) >> HAK_BIN_ROOM_BITS;
-    if (arm && got == want && got > 1)
-      prof_arm(bins, i);
-    if (sample) {
-      hak_slab *s = hak_slab_of(b, hak_superslab_of(b)->kind);
-      char mark = 0;
-      hak_prof_record(b, hak_classes[cls].size, &mark, &s->prof_live, hak_slab_prof_mark, s);
-    }
-  }
+  if (armed && got == want && got > 1)
+    arm(bins, i);
   return b;
 }
 
@@ -331,7 +319,7 @@ void hak_tcache_free_slow(hak_heap *h, void *p, hak_slab *s, unsigned cls) {
     hak_slab_free_any(NULL, s, p); // no heap (exiting, or none to be had): a remote push
     return;
   }
-  if (bins->cap[i] == 0 || bins->prof_armed[i]) {
+  if (bins->cap[i] == 0 || bins->armed[i]) {
     hak_heap_lock(h);
     hak_slab_free_any(h, s, p);
     slab_work_done(h);
@@ -375,7 +363,7 @@ void hak_tcache_drain(hak_heap *h, hak_tcache_bin *bins) {
   hak_heap_lock(h);
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     unsigned i = hak_bin_of_class(c);
-    prof_disarm(bins, i);
+    disarm(bins, i);
     uint32_t n = hak_bin_count(bins, i);
     if (n != 0) {
       void *list = *hak_bin_head(bins, i);

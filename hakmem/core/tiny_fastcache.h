@@ -15,8 +15,12 @@ HAK_EXTERN_C_BEGIN
 
 // Miss path of malloc for class cls (its bin is empty): refills the bin of h,
 // the calling thread's heap, and returns a block; NULL with ENOMEM when h is
-// NULL or memory is exhausted.
-void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls) HAK_INTERNAL;
+// NULL or memory is exhausted. With events not NULL the miss is counted by
+// the sampler and *events receives this allocation's HAK_SAMPLE_* events;
+// with HAK_SAMPLE_GUARD among them nothing is taken and NULL returned (the
+// caller serves the allocation from the guarded pool, or calls again with
+// NULL events).
+void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls, unsigned *events) HAK_INTERNAL;
 // Slow path of free for block p of class cls in slab s: the bin is full or
 // off. h is the calling thread's heap, NULL when it has none (exiting).
 void hak_tcache_free_slow(hak_heap *h, void *p, hak_slab *s, unsigned cls) HAK_INTERNAL;

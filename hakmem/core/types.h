@@ -248,14 +248,10 @@ typedef struct hak_tcache_bin {
   // 0 (every free goes slow) until the bin is enabled, for bin 0 and for
   // medium classes, whose blocks span 64 KiB granules. See size_class.h.
   uint32_t chk[2 * HAK_NUM_BINS];
-  // The heap profiler's countdown, per bin (HAKMEM_PROF=1; see profile.h):
-  // bytes to the next sample as of the last miss (0: not drawn yet), the fast
-  // allocations counted then, and whether the bin is armed: it holds exactly
-  // the blocks before the sample, with its room lowered by its bound, so
-  // that frees go to the slow path until the sampled miss.
-  int64_t prof_left[HAK_NUM_BINS];
-  uint64_t prof_seen[HAK_NUM_BINS];
-  uint8_t prof_armed[HAK_NUM_BINS];
+  // Whether the bin is armed for the sampler's next event (see sampler.h):
+  // it holds exactly the blocks before the sampled one, with its room lowered
+  // by its bound, so that frees go to the slow path until the sampled miss.
+  uint8_t armed[HAK_NUM_BINS];
   // A miss since the bin last overflowed: a thread that keeps filling and
   // emptying it needs a larger bound (see hak_tcache_free_slow).
   uint8_t missed[HAK_NUM_BINS];
@@ -305,9 +301,6 @@ typedef struct hak_tls_state {
   hak_tcache_bin bins[1]; // one set of bins: an array so that hak_tls.bins is their address
   int exiting;            // set while the thread's heap is torn down
   uint64_t rng;           // xorshift state for randomised carving (hardened variant)
-  int64_t prof_left;      // heap profiler: bytes to the next sample of large blocks (and
-                          // of every block without the fast cache); 0: not drawn yet
-  uint64_t prof_rng;      // heap profiler: xorshift state of the intervals
 } hak_tls_state;
 
 HAK_EXTERN_C_BEGIN
