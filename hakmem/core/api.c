@@ -1,17 +1,15 @@
 // The public entry points: size dispatch (slab classes or large mappings) and
 // the one fast path of each call.
 #include "hakmem.h"
-#include "link.h"
+#include "integrity.h"
 
 #include <errno.h>
 #include <string.h>
 
 #include "api.h"
-#include "check.h"
 #include "fastpath.h"
 #include "foreign.h"
 #include "large.h"
-#include "log.h"
 #include "maintenance.h"
 #include "profile.h"
 #include "purge.h"
@@ -111,7 +109,7 @@ static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   void *b = s->free;
   s->free = hak_link_next(b);
   HAK_SLAB_SET_USED(s, s->used + 1);
-  hak_block_take(b, HAKMEM_HARDENED || HAK_CHECK_IS_FULL);
+  hak_block_take(b, HAK_VET_SLOW_TAKE);
   HAK_COUNT(h->counters[cls].allocs, 1);
   HAK_COUNT(h->counters[cls].slow_allocs, 1);
   HAK_COUNT(h->counters[cls].refills, 1);
@@ -128,7 +126,7 @@ static inline void *take_class(unsigned cls) {
     if (hak_likely(b != NULL)) {
       s->free = hak_link_next(b);
       HAK_SLAB_SET_USED(s, s->used + 1);
-      hak_block_take(b, HAKMEM_DEBUG || HAKMEM_HARDENED);
+      hak_block_take(b, HAK_VET_SLAB_TAKE);
       HAK_COUNT(h->counters[cls].allocs, 1);
       return b;
     }
@@ -193,12 +191,8 @@ static inline void *alloc_class(unsigned cls, size_t n, size_t align) {
 // the trailer).
 static inline void *alloc_small(size_t n, unsigned cls, size_t align) {
   void *b = alloc_class(cls, n, align);
-  if (HAK_POISON && b != NULL)
-    hak_poison_check(b, hak_classes[cls].size);
-#if HAK_GUARD
   if (b != NULL)
-    hak_guard_arm(b, hak_classes[cls].size, n);
-#endif
+    hak_integrity_alloced(b, hak_classes[cls].size, n);
   return b;
 }
 
@@ -227,23 +221,16 @@ void *hak_malloc(size_t size) { return hak_malloc_hit(size); }
 
 // ---- free -------------------------------------------------------------------
 
-static void __attribute__((noinline, noreturn, cold))
-report_invalid(const char *what, const void *p) {
-  hak_fatal("%s: invalid pointer %p (not a block hakmem handed out)", what, p);
-}
-
 // The slab of p, once p is proven the start of a live block of it: every
 // build checks this on every path but the inlined hit of free, which proves
 // the same in its own way. Reports misuse by what and aborts.
 static hak_slab *vet_block(const char *what, const void *p, uint8_t kind) {
   hak_slab *s = hak_slab_of(p, kind);
   if (hak_unlikely(!hak_slab_is_block(s, p)))
-    report_invalid(what, p);
+    hak_report_invalid(what, p);
   if (hak_unlikely(hak_is_marked_free(p) || hak_slab_block_purged(s, p)))
-    hak_report(what, p, what[0] == 'f' ? "double free of" : "block already freed:");
-#if HAK_GUARD
+    hak_report_freed(what, p);
   hak_guard_check(what, p, s->block_size);
-#endif
   return s;
 }
 
@@ -254,7 +241,7 @@ static void __attribute__((noinline)) free_other(void *p, uint8_t kind) {
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
     hak_large *hdr = hak_large_of(p, kind);
     if (hdr == NULL)
-      report_invalid("free()", p);
+      hak_report_invalid("free()", p);
     if (hak_prof_enabled)
       prof_free(p, NULL);
     hak_large_free(hdr);
@@ -269,22 +256,44 @@ static void __attribute__((noinline)) slab_free_slow(void *p, hak_slab *s) {
 }
 #endif
 
-#if HAK_INLINE_FAST_PATHS
-// Everything the hit path of free does not take: foreign pointers, large and
-// medium blocks, free slab slots, disabled bins, and whatever failed its
-// checks (an interior pointer, a double free), which this path names.
+// A vetted slab block back to the thread's bin, or to its slab.
+static inline void free_slab_block(void *p, hak_slab *s) {
+#if HAKMEM_FASTCACHE
+  unsigned cls = s->class_idx;
+  // An inlined hit path has tried the bin already.
+  if (!HAK_INLINE_FAST_PATHS && hak_likely(hak_tcache_push(HAK_BIN_SLOT(hak_bin_of_class(cls)), p)))
+    return;
+  hak_tcache_free_slow(free_heap(), p, s, cls);
+#else
+  hak_mark_free(p);
+  hak_heap *h = hak_tls.heap;
+  if (hak_likely(h != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
+    HAK_COUNT(h->counters[s->class_idx].frees, 1);
+    hak_slab_free_local(h, s, p);
+    return;
+  }
+  slab_free_slow(p, s);
+#endif
+}
+
+// The one general free: all of free where the build has no inlined hit
+// path, else everything that path does not take (foreign pointers, large
+// and medium blocks, free slab slots, full or closed bins, and whatever
+// failed its checks: an interior pointer, a double free, which this names).
 void hak_free_miss(void *p) {
   uint8_t kind = region_of(p);
-  if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM) {
+  if (hak_unlikely(kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM)) {
     free_other(p, kind);
     return;
   }
   hak_slab *s = vet_block("free()", p, kind);
   if (hak_unlikely(hak_slab_prof_maybe(s, p)))
     prof_free(p, s);
-  hak_tcache_free_slow(free_heap(), p, s, s->class_idx);
+  hak_integrity_freed(p, s->block_size);
+  free_slab_block(p, s);
 }
 
+#if HAK_INLINE_FAST_PATHS
 void hak_free_full(void *p, uintptr_t slot) {
   hak_tls.bins[0].hot.r.e[slot].room += 1; // the hit path's subtract wrapped it
   hak_free_miss(p);
@@ -292,33 +301,7 @@ void hak_free_full(void *p, uintptr_t slot) {
 
 void hak_free(void *p) { hak_free_hit(p); }
 #else
-void hak_free(void *p) {
-  uint8_t kind = region_of(p);
-  if (hak_likely(kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM)) {
-    hak_slab *s = vet_block("free()", p, kind);
-    if (hak_unlikely(hak_slab_prof_maybe(s, p)))
-      prof_free(p, s);
-    if (HAK_POISON)
-      hak_poison(p, s->block_size);
-#if HAKMEM_FASTCACHE
-    unsigned cls = s->class_idx;
-    if (hak_likely(hak_tcache_push(HAK_BIN_SLOT(hak_bin_of_class(cls)), p)))
-      return;
-    hak_tcache_free_slow(free_heap(), p, s, cls);
-#else
-    hak_mark_free(p);
-    hak_heap *h = hak_tls.heap;
-    if (hak_likely(h != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
-      HAK_COUNT(h->counters[s->class_idx].frees, 1);
-      hak_slab_free_local(h, s, p);
-      return;
-    }
-    slab_free_slow(p, s);
-#endif
-    return;
-  }
-  free_other(p, kind);
-}
+void hak_free(void *p) { hak_free_miss(p); }
 #endif
 
 // ---- sizes ------------------------------------------------------------------
@@ -327,16 +310,12 @@ size_t hak_usable_size(const void *p) {
   uint8_t kind = region_of(p);
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
     hak_slab *s = vet_block("malloc_usable_size()", p, kind);
-#if HAK_GUARD
     return hak_guard_check("malloc_usable_size()", p, s->block_size);
-#else
-    return s->block_size;
-#endif
   }
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
     hak_large *hdr = hak_large_of(p, kind);
     if (hdr == NULL)
-      report_invalid("malloc_usable_size()", p);
+      hak_report_invalid("malloc_usable_size()", p);
     return hdr->usable;
   }
   return 0; // not hakmem's: the API says so with 0, as for NULL
@@ -392,22 +371,16 @@ void *hak_realloc(void *p, size_t size) {
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
     hak_slab *s = vet_block("realloc()", p, kind);
     size_t room = s->block_size - HAK_TRAILER;
-#if HAK_GUARD
     old = hak_guard_check("realloc()", p, s->block_size);
-#else
-    old = room;
-#endif
     // Stay put unless the block would be more than half empty.
     if (size <= room && (size > s->block_size / 2 || s->block_size <= 64)) {
-#if HAK_GUARD
       hak_guard_arm(p, s->block_size, size);
-#endif
       return p;
     }
   } else if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
     hak_large *hdr = hak_large_of(p, kind);
     if (hdr == NULL)
-      report_invalid("realloc()", p);
+      hak_report_invalid("realloc()", p);
     old = hdr->usable;
     // A move keeps no sampled block's record: the profiler copies instead.
     void *q = size > SMALL_LIMIT ? hak_large_resize(hdr, p, size, !hak_prof_enabled) : NULL;

@@ -14,7 +14,7 @@
 #include "box_test_util.h"
 #include "gtest/gtest.h"
 #include "hakmem/core/api.h"
-#include "hakmem/core/check.h"
+#include "hakmem/core/integrity.h"
 #include "hakmem/core/fastpath.h"
 #include "hakmem/core/include/hakmem.h"
 #include "hakmem/core/segment_map.h"

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "link.h"
+#include "integrity.h"
 #include "segment_map.h"
 #include "size_class.h"
 #include "tiny_fastcache.h"
@@ -20,8 +20,11 @@ HAK_EXTERN_C_BEGIN
 // Everything else malloc does, for any size.
 void *hak_malloc_miss(size_t size) HAK_INTERNAL;
 
-#if HAK_INLINE_FAST_PATHS
+// All of free where the build has no inlined hit path, else what it does
+// not take.
 void hak_free_miss(void *p) HAK_INTERNAL;
+
+#if HAK_INLINE_FAST_PATHS
 
 // For sizes up to 1 KiB one table load, indexed by the size itself, names
 // the bin (its slot): a hit is a bounds check, the lookup, a pop and one add (which

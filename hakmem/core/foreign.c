@@ -3,7 +3,7 @@
 #include <malloc.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "integrity.h"
 #include "proc_maps.h"
 
 // glibc's own allocator, reached under names a preloaded malloc does not take.
@@ -53,7 +53,7 @@ bool hak_foreign_is_glibc(const void *p, size_t *usable) {
 }
 
 static void __attribute__((noreturn, cold)) report(const char *what, const void *p) {
-  hak_fatal("%s: invalid pointer %p (not a live block of hakmem's, nor of glibc's)", what, p);
+  hak_misuse(what, "invalid pointer %p (not a live block of hakmem's, nor of glibc's)", p);
 }
 
 void hak_foreign_free(void *p) {

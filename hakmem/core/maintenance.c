@@ -2,7 +2,7 @@
 
 #include <pthread.h>
 
-#include "check.h"
+#include "integrity.h"
 #include "crash.h"
 #include "log.h"
 #include "options.h"

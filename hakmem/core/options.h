@@ -11,7 +11,7 @@
 
 HAK_EXTERN_C_BEGIN
 
-// The misuse-checking levels (HAKMEM_CHECK); check.h says what each runs.
+// The misuse-checking levels (HAKMEM_CHECK); integrity.h says what each runs.
 #define HAK_CHECK_OFF 0
 #define HAK_CHECK_CHEAP 1
 #define HAK_CHECK_FULL 2
@@ -36,7 +36,7 @@ typedef struct hak_options {
   size_t arena_cache_bytes; // HAKMEM_ARENA_CACHE_MB: idle mappings kept for reuse
   uint32_t tcache_max;      // HAKMEM_TCACHE_MAX: per-class fast-cache bound (0 = off)
   int verbose;              // HAKMEM_VERBOSE: debug logging (non-release builds)
-  int check_level;          // HAKMEM_CHECK: HAK_CHECK_OFF, _CHEAP or _FULL (see check.h)
+  int check_level;          // HAKMEM_CHECK: HAK_CHECK_OFF, _CHEAP or _FULL (see integrity.h)
   int crash_report;         // HAKMEM_CRASH_REPORT: report SIGSEGV/SIGBUS/SIGABRT
   unsigned heap_stash;      // HAKMEM_HEAP_STASH: exited threads' heaps kept for new ones
   int purge_thread;         // HAKMEM_PURGE_THREAD: purge idle memory in the background

@@ -1,5 +1,6 @@
 #include "shared_pool.h"
 
+#include "integrity.h"
 #include "log.h"
 #include "os.h"
 #include "options.h"
@@ -182,7 +183,7 @@ void hak_pool_release(hak_slab *s) {
 static void slot_range(hak_superslab *ss, unsigned slot, uint8_t **start, size_t *len) {
   size_t size = (size_t)1 << ss->slab_shift;
   size_t skip = slot == 0 ? HAK_SS_HEADER_SIZE : 0;
-  if (HAKMEM_HARDENED && slot == ss->nslabs - 1u)
+  if (HAK_SS_GUARD_PAGE && slot == ss->nslabs - 1u)
     size -= HAK_PAGE_SIZE;
   *start = (uint8_t *)ss + ((size_t)slot << ss->slab_shift) + skip;
   *len = size - skip;

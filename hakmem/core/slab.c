@@ -1,9 +1,8 @@
 #include "slab.h"
-#include "link.h"
+#include "integrity.h"
 
 #include <errno.h>
 
-#include "check.h"
 #include "log.h"
 #include "os.h"
 #include "page_arena.h"
@@ -92,22 +91,9 @@ static void sweep_full(hak_heap *h, hak_class_heap *ch) {
   sweep_full_upto(h, ch, bound);
 }
 
-#if HAKMEM_HARDENED
-static uint32_t rng_below(uint32_t bound) {
-  uint64_t x = hak_tls.rng;
-  if (x == 0)
-    x = hak_free_key ^ (uintptr_t)&hak_tls; // per-thread seed
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  hak_tls.rng = x;
-  return (uint32_t)(((x >> 32) * bound) >> 32);
-}
-#endif
-
 // Carves up to n never-used blocks onto the local free list: lowest address
-// first so that allocation walks memory forwards, or, in the hardened
-// variant, in a random order so that neighbours are not predictable.
+// first so that allocation walks memory forwards, or in the order the
+// integrity box draws (hak_carve_order).
 static void carve(hak_slab *s, uint32_t n) {
   uint32_t avail = (uint32_t)(s->capacity - s->carved);
   if (n > avail)
@@ -115,23 +101,13 @@ static void carve(hak_slab *s, uint32_t n) {
   if (n > 256)
     n = 256;
   uint8_t *base = s->start + (size_t)s->carved * s->block_size;
-#if HAKMEM_HARDENED
   uint16_t order[256];
-  for (uint32_t i = 0; i < n; i++)
-    order[i] = (uint16_t)i;
-  for (uint32_t i = n; i > 1; i--) {
-    uint32_t j = rng_below(i);
-    uint16_t t = order[i - 1];
-    order[i - 1] = order[j];
-    order[j] = t;
-  }
-#define CARVE_INDEX(i) order[i]
-#else
-#define CARVE_INDEX(i) (i)
-#endif
+  if (HAK_CARVE_SHUFFLED)
+    hak_carve_order(order, n);
   void *head = s->free;
   for (uint32_t i = n; i > 0; i--) {
-    void *b = base + (size_t)CARVE_INDEX(i - 1) * s->block_size;
+    uint32_t k = HAK_CARVE_SHUFFLED ? order[i - 1] : i - 1;
+    void *b = base + (size_t)k * s->block_size;
     hak_link_set(b, head);
     hak_mark_free(b);
     if (HAK_POISON)
@@ -140,7 +116,6 @@ static void carve(hak_slab *s, uint32_t n) {
   }
   s->free = head;
   __atomic_store_n(&s->carved, (uint16_t)(s->carved + n), __ATOMIC_RELAXED);
-#undef CARVE_INDEX
 }
 
 // Gives the OS the pages of a slab that stays (some of its blocks are out)
@@ -234,8 +209,8 @@ static void untrim(hak_slab *s) {
       void *b = s->start + (i - 1) * bs;
       const uintptr_t *w = b;
       if (hak_unlikely(w[0] != 0 || w[1] != 0))
-        hak_report("free()", b,
-                   hak_is_marked_free(b) ? "double free of" : "write after free into block");
+        hak_misuse("free()", "%s %p",
+                   hak_is_marked_free(b) ? "double free of" : "write after free into block", b);
       hak_link_set(b, head);
       hak_mark_free(b);
       if (HAK_POISON)
@@ -367,7 +342,7 @@ void hak_slab_local_transition(hak_heap *h, hak_slab *s) {
     }
     return;
   default:
-    hak_fatal("free(): slab %p of block in state %u", (void *)s, HAK_SLAB_STATE(s));
+    hak_misuse("free()", "slab %p of block in state %u", (void *)s, HAK_SLAB_STATE(s));
   }
 }
 

@@ -4,7 +4,7 @@
 #ifndef HAKMEM_SLAB_H
 #define HAKMEM_SLAB_H
 
-#include "link.h"
+#include "integrity.h"
 #include "types.h"
 
 HAK_EXTERN_C_BEGIN

@@ -20,7 +20,7 @@
 
 #include "box_test_util.h"
 #include "gtest/gtest.h"
-#include "hakmem/core/check.h"
+#include "hakmem/core/integrity.h"
 #include "hakmem/core/include/hakmem.h"
 #include "hakmem/core/maintenance.h"
 #include "hakmem/core/options.h"

@@ -6,7 +6,7 @@
 #include <sched.h>
 #include <string.h>
 
-#include "link.h"
+#include "integrity.h"
 #include "log.h"
 #include "os.h"
 #include "page_arena.h"
@@ -33,15 +33,12 @@ hak_superslab *hak_superslab_create(uint8_t region_kind) {
   ss->free_mask = hak_ss_slot_mask(ss);
   for (unsigned i = 0; i < ss->nslabs; i++)
     ss->slabs[i].slot = (uint8_t)i;
-#if HAKMEM_HARDENED
-  // A guard page at the end of every SuperSlab stops a linear overflow
-  // from running into the next one.
-  if (hak_os_protect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, false) != 0) {
+  if (HAK_SS_GUARD_PAGE &&
+      hak_os_protect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, false) != 0) {
     hak_arena_free(ss, HAK_SS_SIZE);
     errno = ENOMEM;
     return NULL;
   }
-#endif
   if (hak_segmap_set(ss, HAK_SS_SIZE, region_kind, region_kind) != 0) {
     hak_arena_free(ss, HAK_SS_SIZE);
     errno = ENOMEM;
@@ -66,7 +63,7 @@ void hak_superslab_fork_child(void) {
 static uint8_t *slot_range(hak_superslab *ss, unsigned shift, unsigned slot, size_t *len) {
   size_t size = (size_t)1 << shift;
   size_t skip = slot == 0 ? HAK_SS_HEADER_SIZE : 0;
-  if (HAKMEM_HARDENED && slot == (HAK_SS_SIZE >> shift) - 1u)
+  if (HAK_SS_GUARD_PAGE && slot == (HAK_SS_SIZE >> shift) - 1u)
     size -= HAK_PAGE_SIZE; // the guard page
   *len = size - skip;
   return (uint8_t *)ss + ((size_t)slot << shift) + skip;
@@ -132,9 +129,8 @@ void hak_superslab_destroy(hak_superslab *ss) {
     sched_yield();
   __atomic_store_n(&ss->magic, 0, __ATOMIC_RELAXED);
   hak_stat_add(&hak_gstats.superslabs, -1);
-#if HAKMEM_HARDENED
-  hak_os_protect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, true);
-#endif
+  if (HAK_SS_GUARD_PAGE)
+    hak_os_protect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, true);
   hak_arena_free_superslab(ss);
 }
 
@@ -142,7 +138,7 @@ hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls
   hak_slab *s = &ss->slabs[slot];
   size_t slab_size = (size_t)1 << ss->slab_shift;
   size_t skip = slot == 0 ? HAK_SS_HEADER_SIZE : 0;
-  if (HAKMEM_HARDENED && slot == ss->nslabs - 1u)
+  if (HAK_SS_GUARD_PAGE && slot == ss->nslabs - 1u)
     slab_size -= HAK_PAGE_SIZE; // the guard page
   s->free = NULL;
   atomic_store_explicit(&s->remote, 0, memory_order_relaxed);

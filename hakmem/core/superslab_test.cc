@@ -15,7 +15,7 @@
 #include <sys/prctl.h>
 
 #include "gtest/gtest.h"
-#include "hakmem/core/link.h"
+#include "hakmem/core/integrity.h"
 #include "hakmem/core/options.h"
 #include "hakmem/core/os.h"
 #include "hakmem/core/page_arena.h"

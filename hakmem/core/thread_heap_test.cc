@@ -32,7 +32,7 @@
 
 #include "box_test_util.h"
 #include "gtest/gtest.h"
-#include "hakmem/core/check.h"
+#include "hakmem/core/integrity.h"
 #include "hakmem/core/options.h"
 #include "hakmem/core/os.h"
 #include "hakmem/core/page_arena.h"

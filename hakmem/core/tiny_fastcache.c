@@ -1,10 +1,9 @@
 #include "tiny_fastcache.h"
-#include "link.h"
+#include "integrity.h"
 
 #include <errno.h>
 #include <sched.h>
 
-#include "check.h"
 #include "log.h"
 #include "options.h"
 #include "page_arena.h"
@@ -128,7 +127,7 @@ static void shrink_grown(hak_heap *h, hak_tcache_bin *bins, unsigned keep) {
 void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) {
   // Release builds run HAKMEM_CHECK=full on the slow paths, so the bins stay
   // empty and every call takes them.
-  if (!HAKMEM_DEBUG && HAK_CHECK_IS_FULL)
+  if (HAK_CHECK_CLOSES_BINS)
     enabled = false;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     unsigned i = hak_bin_of_class(c);
@@ -263,7 +262,7 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls, unsigned *events) {
     *hak_bin_head(bins, i) = rest;
     bin_move(bins, i, -(uint64_t)(got - 1));
   }
-  hak_block_take(b, HAKMEM_HARDENED || HAK_CHECK_IS_FULL);
+  hak_block_take(b, HAK_VET_SLOW_TAKE);
   if (armed && got == want && got > 1)
     arm(bins, i);
   return b;

@@ -4,7 +4,7 @@
 #ifndef HAKMEM_TINY_FASTCACHE_H
 #define HAKMEM_TINY_FASTCACHE_H
 
-#include "link.h"
+#include "integrity.h"
 #include "types.h"
 
 HAK_EXTERN_C_BEGIN
@@ -78,7 +78,7 @@ void *hak_tcache_pop_bad(void *b) HAK_INTERNAL;
 
 // Takes b, the non-empty head of bin slot, out of it and hands it out.
 static inline void *hak_tcache_take(uintptr_t slot, void *b) {
-  void *n = (HAKMEM_DEBUG || HAKMEM_HARDENED) ? hak_link_next(b) : hak_link_get(b);
+  void *n = HAK_VET_BIN_LINKS ? hak_link_next(b) : hak_link_get(b);
   if (hak_unlikely(!hak_is_marked_free(b)))
     return hak_tcache_pop_bad(b);
   if (hak_unlikely((uintptr_t)n & 15))

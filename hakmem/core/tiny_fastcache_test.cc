@@ -15,7 +15,7 @@
 
 #include "box_test_util.h"
 #include "gtest/gtest.h"
-#include "hakmem/core/check.h"
+#include "hakmem/core/integrity.h"
 #include "hakmem/core/options.h"
 #include "hakmem/core/segment_map.h"
 #include "hakmem/core/size_class.h"

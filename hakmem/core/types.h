@@ -300,7 +300,6 @@ typedef struct hak_tls_state {
   hak_heap *heap;
   hak_tcache_bin bins[1]; // one set of bins: an array so that hak_tls.bins is their address
   int exiting;            // set while the thread's heap is torn down
-  uint64_t rng;           // xorshift state for randomised carving (hardened variant)
 } hak_tls_state;
 
 HAK_EXTERN_C_BEGIN
