@@ -83,11 +83,13 @@ class ArgumentTest(unittest.TestCase):
         self.assertEqual(bench.parse_args(["--bench", "footprint"]).bench, footprint)
         self.assertEqual(bench.parse_args(["--bench", "footprint/sort,larson/t1"]).bench,
                          ["larson/t1", "footprint/sort"])
-        # The list CI runs (.ci/run) picks no footprint case.
+        # The list CI runs (.ci/run) picks no footprint case, and the whole programs suite.
         ci = ("larson/t1,larson/t2,mtstress/prodcons,mtstress/churn,mtstress/xthread-mixed,"
-              "mtstress/batch-lifo,mtstress/batch-fifo,mtstress/workingset,mtstress/oneway64")
+              "mtstress/batch-lifo,mtstress/batch-fifo,mtstress/workingset,mtstress/oneway64,"
+              "programs")
+        programs = ["programs/" + p for p in bench_programs.PROGRAMS]
         self.assertEqual(bench.parse_args(["--quick", "--rounds", "1", "--bench", ci]).bench,
-                         sorted(ci.split(","), key=bench.all_case_ids().index))
+                         sorted(ci.split(",")[:-1], key=bench.all_case_ids().index) + programs)
         for mode in ("--quick", "--full"):
             chosen = bench.parse_args([mode]).bench
             for i in footprint + ["mtstress/medium-xthread"]:
@@ -764,7 +766,7 @@ class FootprintTest(unittest.TestCase):
 # Sizes small enough for a unit test: every program runs for real, briefly.
 TINY_SIZES = {"redis_requests": 300, "redis_pipelined_requests": 2000, "sqlite_rows": 300,
               "python_scale": 1, "gcc_functions": 3, "git_commits": 12, "git_lines": 40,
-              "perl_words": 3000}
+              "git_gc_window": 10, "perl_words": 3000}
 
 # redis-benchmark 7.0.15 --csv, as printed here.
 REDIS7_CSV = """\
