@@ -146,6 +146,9 @@ MODES = {
 # start-up) per round, about 5 s at --quick and 25 s at --full (estimated).
 # The footprint cases are the same in both modes: 6 programs x 8 allocators
 # of 0.01-0.15 s each, a few seconds per round (measured: 18 runs in 2 s).
+# The programs cases (sizes in bench_programs.SIZES): 2m13s at --quick with
+# all eight allocators (measured on a loaded machine), about 30 minutes at
+# --full (estimated); docs/PERFORMANCE.md, "Real programs".
 
 # --------------------------------------------------------------------------
 # footprint: everyday programs, each allocator preloaded (glibc: none); the

@@ -11,7 +11,8 @@ workloads and their checks.
     gcc        gcc -O2 compiling a large generated C file
     git-log-p  git log -p        } on a repository made once per bench run
     git-blame  git blame         }
-    git-gc     git gc --aggressive (on a fresh copy for every run)
+    git-gc     git gc --aggressive (on a fresh copy for every run; --quick with a
+               delta window of 50, --full with git's 250)
     perl       perl running tools/programs/wordfreq.pl on a generated text
 
 Every figure but redis's is the program's wall time in seconds (lower is
@@ -74,11 +75,11 @@ REDIS_CLIENTS = 50  # redis-benchmark's default, named here to be recorded
 # glibc on a quiet machine (redis: about 2 s), --full for 3-6 seconds.
 SIZES = {
     "quick": {"redis_requests": 5000, "redis_pipelined_requests": 30000, "sqlite_rows": 40000,
-              "python_scale": 1, "gcc_functions": 40, "git_commits": 300, "git_lines": 2000,
-              "perl_words": 120000},
+              "python_scale": 1, "gcc_functions": 30, "git_commits": 300, "git_lines": 2000,
+              "git_gc_window": 50, "perl_words": 90000},
     "full": {"redis_requests": 40000, "redis_pipelined_requests": 200000, "sqlite_rows": 300000,
              "python_scale": 8, "gcc_functions": 300, "git_commits": 1000, "git_lines": 3000,
-             "perl_words": 800000},
+             "git_gc_window": 250, "perl_words": 800000},
 }
 GIT_CHANGES = 8         # lines of blame.txt each commit rewrites
 GIT_APPENDS = 10        # lines each commit appends to one of the log files
@@ -121,7 +122,8 @@ def params(program, mode):
         "gcc": "gcc -O2 of a generated C file of %d functions" % s["gcc_functions"],
         "git-log-p": "git log -p (%d commits)" % s["git_commits"],
         "git-blame": "git blame of a %d-line file (%d commits)" % (s["git_lines"], s["git_commits"]),
-        "git-gc": "git gc --aggressive --prune=now (%d commits)" % s["git_commits"],
+        "git-gc": "git -c gc.aggressiveWindow=%d gc --aggressive --prune=now (%d commits)"
+                  % (s["git_gc_window"], s["git_commits"]),
         "perl": "perl wordfreq.pl (%d words)" % s["perl_words"],
     }[program]
 
@@ -139,8 +141,8 @@ def argv(program, mode):
         "git-log-p": [GIT_BIN, "-C", WORK + "/repo", "log", "-p"],
         "git-blame": [GIT_BIN, "-C", WORK + "/repo", "blame", "-s", "-l", "--root", "main",
                       "--", "blame.txt"],
-        "git-gc": [GIT_BIN, "-C", WORK + "/gc-repo", "gc", "--aggressive", "--prune=now",
-                   "--quiet"],
+        "git-gc": [GIT_BIN, "-C", WORK + "/gc-repo", "-c", "gc.aggressiveWindow=%d" % s["git_gc_window"],
+                   "gc", "--aggressive", "--prune=now", "--quiet"],
         "perl": [PERL_BIN, os.path.join(PROGRAMS_DIR, "wordfreq.pl"), WORK + "/words.txt"],
     }[program]
 
