@@ -281,7 +281,12 @@ def redis_check_data_set(client, data):
         got.extend(client.call("MGET", *keys[i:i + 500]))
     for k, v in zip(keys, got):
         if v != data[k]:
-            return "redis: %s holds %r, expected %r" % (k, str(v)[:40], data[k][:40])
+            if not isinstance(v, str):
+                return "redis: %s holds %r, expected a string" % (k, v)
+            at = next((i for i, (a, b) in enumerate(zip(v, data[k])) if a != b),
+                      min(len(v), len(data[k])))
+            return "redis: %s differs from what was stored at byte %d of %d: %r, expected %r" % (
+                k, at, len(data[k]), v[max(0, at - 8):at + 8], data[k][max(0, at - 8):at + 8])
     others = [k for k, v in data.items() if not isinstance(v, str)]
     replies = client.pipeline([("HGETALL", k) if isinstance(data[k], dict) else ("LRANGE", k, 0, -1)
                                for k in others])

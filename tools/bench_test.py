@@ -925,7 +925,11 @@ class RedisCsvTest(unittest.TestCase):
         store = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
         self.assertIsNone(bench_programs.redis_check_data_set(FakeClient(store), data))
         bad = dict(store, **{"ds:str:7": data["ds:str:7"][:-1] + "#"})
-        self.assertIn("ds:str:7 holds", bench_programs.redis_check_data_set(FakeClient(bad), data))
+        n = len(data["ds:str:7"])
+        self.assertIn("ds:str:7 differs from what was stored at byte %d of %d" % (n - 1, n),
+                      bench_programs.redis_check_data_set(FakeClient(bad), data))
+        bad = dict(store, **{"ds:str:8": None})
+        self.assertIn("ds:str:8 holds None", bench_programs.redis_check_data_set(FakeClient(bad), data))
         h = dict(store["ds:hash:3"], f9="corrupted")
         bad = dict(store, **{"ds:hash:3": h})
         self.assertIn("ds:hash:3 does not hold",
