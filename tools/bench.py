@@ -6,9 +6,12 @@ hakmem and the peer allocators, all on the very same `*_system` binaries
 (allocators other than glibc are injected with LD_PRELOAD), alternating the
 allocators within a round and rotating their order from round to round; and
 the footprint cases: everyday Debian programs (python3, git, ls, sort) with
-each allocator preloaded, whose figure is their peak RSS. It prints a table
-per Larson/mtstress/footprint case, one matrix for the micro benchmarks and a
-summary, writes the results as JSON (schema 1, the dashboard's) and can POST
+each allocator preloaded, whose figure is their peak RSS; and the programs
+suite (tools/bench_programs.py): real workloads of redis, sqlite3, python3,
+gcc, git and perl with each allocator preloaded, timed (redis: requests per
+second) with their peak RSS and their output checked. It prints a table
+per Larson/mtstress/footprint/programs figure, one matrix for the micro
+benchmarks and a summary, writes the results as JSON (schema 1, the dashboard's) and can POST
 them to the dashboard. See README.md, "Benchmarks".
 
     bazel run //tools:bench -- [--quick | --full] [--rounds R] [--bench NAMES]
@@ -66,6 +69,7 @@ except ImportError as _exc:  # reported when a run is checked, not at import
 # hakmem's variants come from hakmem/variants.bzl, through tools/variants.py.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import variants  # noqa: E402
+import bench_programs  # noqa: E402
 
 HAKMEM_VARIANTS = variants.load()
 
@@ -142,6 +146,9 @@ MODES = {
 # start-up) per round, about 5 s at --quick and 25 s at --full (estimated).
 # The footprint cases are the same in both modes: 6 programs x 8 allocators
 # of 0.01-0.15 s each, a few seconds per round (measured: 18 runs in 2 s).
+# The programs cases (sizes in bench_programs.SIZES): 2m13s at --quick with
+# all eight allocators (measured on a loaded machine), about 30 minutes at
+# --full (estimated); docs/PERFORMANCE.md, "Real programs".
 
 # --------------------------------------------------------------------------
 # footprint: everyday programs, each allocator preloaded (glibc: none); the
@@ -187,6 +194,10 @@ FOOTPRINT_PROGRAMS = {
              "sort lines.txt (%d random lines)" % FOOTPRINT_SORT_LINES),
 }
 FOOTPRINT_TIMEOUT_S = 120
+# programs (tools/bench_programs.py): the sizes of each mode are there; a
+# run takes about this long with glibc (redis: the job, server and both
+# benchmarks). Measured at --quick: see docs/PERFORMANCE.md, "Real programs".
+PROGRAMS_NOMINAL_S = {"quick": 1.2, "full": 5.0}
 
 BINARIES = {
     "larson": "hakmem/bench/larson_system",
@@ -212,11 +223,13 @@ BAZEL_RUN_ENV = ("RUNFILES_DIR", "RUNFILES_MANIFEST_FILE", "JAVA_RUNFILES", "PYT
 class Case:
     """One benchmark configuration: a binary and its arguments.
 
-    kind is "larson", "mtstress", "micro" or "footprint". A micro case yields
-    one measurement per Google Benchmark entry. A footprint case runs
-    FOOTPRINT_PROGRAMS[program]: argv_tail is its whole command line (argv[0]
-    an absolute path, FOOTPRINT_WORK standing for the inputs' directory) and
-    its figure is the peak RSS.
+    kind is "larson", "mtstress", "micro", "footprint" or "programs". A micro
+    case yields one measurement per Google Benchmark entry. A footprint case
+    runs FOOTPRINT_PROGRAMS[program]: argv_tail is its whole command line
+    (argv[0] an absolute path, FOOTPRINT_WORK standing for the inputs'
+    directory) and its figure is the peak RSS. A programs case runs
+    bench_programs' program (argv_tail as bench_programs.argv, None for
+    redis) and yields one measurement per bench_programs.figure_names.
     """
 
     def __init__(self, case_id, kind, benchmark, label, params, argv_tail, threads,
@@ -234,13 +247,17 @@ class Case:
 
     @property
     def higher_is_better(self):
+        if self.kind == "programs":
+            return bench_programs.metric(self.program)[2]
         return self.kind not in ("micro", "footprint")
 
     @property
     def metric(self):
-        """(metric, unit) of a Larson, mtstress or footprint case's measurements."""
+        """(metric, unit) of a Larson, mtstress, footprint or programs case's measurements."""
         if self.kind == "footprint":
             return "peak_rss_kb", "KiB"
+        if self.kind == "programs":
+            return bench_programs.metric(self.program)[:2]
         return "ops_per_sec", "ops/s"
 
     def __repr__(self):
@@ -252,6 +269,7 @@ def all_case_ids():
     ids += ["mtstress/%s" % m for m in MTSTRESS_MODES]
     ids.append("micro")
     ids += ["footprint/%s" % p for p in FOOTPRINT_PROGRAMS]
+    ids += ["programs/%s" % p for p in bench_programs.PROGRAMS]
     return ids
 
 
@@ -282,6 +300,12 @@ def make_cases(mode, selected_ids):
         cases.append(Case("footprint/" + name, "footprint", "footprint/" + name,
                           "footprint " + name, params, list(argv), 1, 0.1, FOOTPRINT_TIMEOUT_S,
                           program=name))
+    for name in bench_programs.PROGRAMS:
+        argv = bench_programs.argv(name, mode)
+        cases.append(Case("programs/" + name, "programs", "programs/" + name,
+                          "programs " + name, bench_programs.params(name, mode),
+                          list(argv) if argv else None, 1, PROGRAMS_NOMINAL_S[mode],
+                          bench_programs.PROGRAM_TIMEOUT_S[mode], program=name))
     return [c for c in cases if c.id in selected_ids]
 
 
@@ -360,9 +384,11 @@ def build_parser():
         prog="bench",
         description="Compare hakmem with glibc, mimalloc, jemalloc, tcmalloc and scudo on Larson, "
                     "mtstress and the micro benchmarks (release builds, same binary for "
-                    "every allocator, LD_PRELOAD), and on the peak RSS of everyday "
-                    "programs with each allocator preloaded (footprint).",
-        epilog="Benchmarks: all, larson, mtstress, micro, footprint, or one of %s. "
+                    "every allocator, LD_PRELOAD), on the peak RSS of everyday "
+                    "programs with each allocator preloaded (footprint), and on real programs' "
+                    "workloads with each allocator preloaded (programs: redis, sqlite3, python3, "
+                    "gcc, git, perl; time or requests per second, and peak RSS).",
+        epilog="Benchmarks: all, larson, mtstress, micro, footprint, programs, or one of %s. "
                "Allocators: all, %s. "
                "Env: BAZEL (bazel binary), BENCH_BAZEL_STARTUP_OPTS (startup options for the "
                "nested bazel, e.g. --output_base=/tmp/bazel_bench)."
@@ -1009,6 +1035,7 @@ class Job:
         self.value = None       # larson/mtstress: ops/s; footprint: peak RSS in KiB
         self.micro = {}         # micro: name -> (ns, threads)
         self.micro_errors = {}  # micro: name -> error
+        self.figures = {}       # programs: figure name -> value (bench_programs.figure_names)
 
 
 def rotate(items, k):
@@ -1030,11 +1057,13 @@ def plan_jobs(cases, allocs, rounds):
     return jobs
 
 
-def evaluate(job, proc, micro_text=None, inputs=None):
-    """Sets job.error / job.value / job.micro from a finished process.
+def evaluate(job, proc, micro_text=None, inputs=None, programs=None):
+    """Sets job.error / job.value / job.micro / job.figures from a finished process.
 
     micro_text: a micro run's benchmark JSON. inputs: a footprint run's
     FootprintInputs, whose expectations its output is checked against.
+    programs: a programs run's (figures, error) from bench_programs.run, which
+    checked its output; its process's own failure is reported first.
     """
     job.proc = proc
     if proc.spawn_error:
@@ -1057,6 +1086,15 @@ def evaluate(job, proc, micro_text=None, inputs=None):
             return
         if not job.micro:
             job.error = "no benchmark results"
+        return
+    if job.case.kind == "programs":
+        figures, problem = programs if programs is not None else (None, "not checked")
+        if problem:
+            job.error = "wrong output: " + problem
+        elif not figures:
+            job.error = "no figures"
+        else:
+            job.figures = dict(figures)
         return
     if job.case.kind == "footprint":
         program = job.case.program
@@ -1123,6 +1161,9 @@ def aggregate(jobs, cases, allocs):
             failures.append(job)
     for case in cases:
         case_jobs = [j for j in jobs if j.case is case]
+        if case.kind == "programs":
+            groups.extend(_program_groups(case, case_jobs, allocs))
+            continue
         if case.kind != "micro":
             ms = []
             metric, unit = case.metric
@@ -1188,6 +1229,36 @@ def aggregate(jobs, cases, allocs):
     return groups, failures
 
 
+def _program_groups(case, case_jobs, allocs):
+    """A programs case's groups: one per figure (bench_programs.figure_names).
+    A run that failed counts as failed in each; peak RSS and wall time are
+    the run's."""
+    metric, unit = case.metric
+    groups = []
+    for name in bench_programs.figure_names(case.program):
+        benchmark = bench_programs.benchmark_name(case.program, name)
+        ms = []
+        for a in allocs:
+            m = Measurement(case, a, benchmark, case.threads, metric, unit)
+            for j in case_jobs:
+                if j.alloc is not a or j.proc is None and not j.error:
+                    continue
+                if j.error:
+                    m.failed += 1
+                    m.errors.append(j.error)
+                elif name in j.figures:
+                    m.values.append(j.figures[name])
+                    m.walls.append(j.proc.wall_s)
+                    m.cpus.append(j.proc.cpu_s)
+                    m.rss.append(j.proc.peak_rss_kb)
+                else:
+                    m.failed += 1
+                    m.errors.append("no figure %s" % name)
+            ms.append(m)
+        groups.append(("programs " + benchmark[len("programs/"):], case, ms))
+    return groups
+
+
 def micro_failures(jobs):
     """Per-benchmark errors reported inside otherwise successful micro runs."""
     out = []
@@ -1228,9 +1299,12 @@ def group_table(title, case, ms, rounds):
         header = ["allocator", "median", "min..max", "spread", "vs glibc", "vs best peer",
                   "wall s"]
     else:
-        head = "%s  [%s %s; %s, higher is better; %s]" % (
-            title, os.path.basename(BINARIES[case.kind]), " ".join(case.argv_tail), unit,
-            _plural(rounds, "round"))
+        if case.kind == "programs":
+            what = case.params
+        else:
+            what = "%s %s" % (os.path.basename(BINARIES[case.kind]), " ".join(case.argv_tail))
+        head = "%s  [%s; %s, %s is better; %s]" % (
+            title, what, unit, "higher" if hib else "lower", _plural(rounds, "round"))
         header = ["allocator", "median", "min..max", "spread", "vs glibc", "vs best peer",
                   "RSS MiB", "RSS vs glibc"]
     rows = []
@@ -1264,8 +1338,8 @@ def group_table(title, case, ms, rounds):
             row += ["-" if mrss is None else "%.1f" % (mrss / 1024.0), fmt_ratio(rss_ratio)]
         rows.append(row)
     best = ("best peer: %s (%s%s)" % (best_name, fmt_value(best_val, unit),
-                                      " " + unit if footprint else "") if best_name
-            else "best peer: none measured")
+                                      " " + unit if footprint or case.kind == "programs" else "")
+            if best_name else "best peer: none measured")
     lines = [head, format_table(header, rows), best]
     if footprint:
         lines.append("vs glibc, vs best peer: their KiB / this allocator's KiB (>1: less memory)")
@@ -1356,7 +1430,8 @@ def summary_table(groups):
     """hakmem variants against the best peer and glibc, one line per
     benchmark; the micro benchmarks as one line (their geometric mean). The
     footprint cases (peak RSS) have a geometric mean of their own, kept out
-    of the speed one."""
+    of the speed one; so do the programs (their time or requests per second,
+    and their peak RSS)."""
     hak = [n for n in HAKMEM_NAMES if any(m.alloc.name == n for _, _, ms in groups for m in ms)]
     if not hak or not groups:
         return None
@@ -1375,11 +1450,23 @@ def summary_table(groups):
             out.append(ratio(medians.get(h), medians.get("glibc"), hib))
         return best_name, out
 
+    def rss_ratios(ms):
+        rss = {m.alloc.name: m.median_of(m.rss) for m in ms}
+        _, lowest = best_of(rss, PEER_NAMES, False)
+        out = []
+        for h in hak:
+            out.append(ratio(rss.get(h), lowest, False))
+            out.append(ratio(rss.get(h), rss.get("glibc"), False))
+        return out
+
     rows = []
     cols = [[] for _ in range(ncols)]
     micro = [[] for _ in range(ncols)]
     footprint = [[] for _ in range(ncols)]
-    nmicro = nfootprint = 0
+    programs = [[] for _ in range(ncols)]
+    programs_rss = [[] for _ in range(ncols)]
+    nmicro = nfootprint = nprograms = 0
+    rss_seen = []
     for title, case, ms in groups:
         best_name, rs = ratios(ms, case.higher_is_better)
         if case.kind == "micro":
@@ -1390,23 +1477,34 @@ def summary_table(groups):
         rows.append([title, best_name or "-"] + [fmt_ratio(r) for r in rs])
         if case.kind == "footprint":
             nfootprint += 1
+        if case.kind == "programs":
+            nprograms += 1
+            if case not in rss_seen:  # redis's figures share one server's RSS: counted once
+                rss_seen.append(case)
+                for i, r in enumerate(rss_ratios(ms)):
+                    programs_rss[i].append(r)
+        bucket = {"footprint": footprint, "programs": programs}.get(case.kind, cols)
         for i, r in enumerate(rs):
-            (footprint if case.kind == "footprint" else cols)[i].append(r)
+            bucket[i].append(r)
     if nmicro:
         gms = [geomean(c) for c in micro]
         rows.append(["micro (geomean of %d)" % nmicro, "-"] + [fmt_ratio(g) for g in gms])
         for i, g in enumerate(gms):
             cols[i].append(g)
     rows.append("")
-    if any(case.kind != "footprint" for _, case, _ in groups):
-        rows.append(["geometric mean" + (" (speed)" if nfootprint else ""), ""]
+    if any(case.kind not in ("footprint", "programs") for _, case, _ in groups):
+        rows.append(["geometric mean" + (" (speed)" if nfootprint or nprograms else ""), ""]
                     + [fmt_ratio(geomean(c)) for c in cols])
     if nfootprint:
         rows.append(["geometric mean (footprint)", ""] + [fmt_ratio(geomean(c)) for c in footprint])
+    if nprograms:
+        rows.append(["geometric mean (programs)", ""] + [fmt_ratio(geomean(c)) for c in programs])
+        rows.append(["geometric mean (programs peak RSS)", "lowest"]
+                    + [fmt_ratio(geomean(c)) for c in programs_rss])
     title = ("summary: hakmem against the best peer (best of %s per benchmark) and glibc; "
-             ">1 means hakmem is better (more ops/s, fewer ns per op%s); "
-             "%s" % (", ".join(PEER_NAMES), ", less peak RSS" if nfootprint else "",
-                     SHORT_NAMES_NOTE))
+             ">1 means hakmem is better (more ops/s, fewer ns per op%s%s); "
+             "%s" % (", ".join(PEER_NAMES), ", less peak RSS" if nfootprint or nprograms else "",
+                     ", less time, more requests/s" if nprograms else "", SHORT_NAMES_NOTE))
     return title + "\n" + format_table(header, rows)
 
 
@@ -1707,6 +1805,14 @@ class Progress:
             return s
         if job.case.kind == "footprint":
             return "%s KiB peak RSS" % fmt_value(job.value, "KiB")
+        if job.case.kind == "programs":
+            rss = "%.1f MiB peak RSS" % (job.proc.peak_rss_kb / 1024.0)
+            if job.case.program == "redis":
+                return "%s req/s (%s), %s" % (
+                    fmt_si(job.figures.get("SET")), ", ".join(
+                        "%s %s" % (k, fmt_si(v)) for k, v in job.figures.items() if k != "SET"),
+                    rss)
+            return "%.2f s, %s" % (job.figures[""], rss)
         return "%s ops/s" % fmt_si(job.value)
 
 
@@ -1747,9 +1853,20 @@ def find_binary(bin_dir, kind):
     return None
 
 
-def run_job(job, binary, rounds, inputs=None):
+def run_job(job, binary, rounds, inputs=None, program_inputs=None):
     """Runs one job and evaluates it. binary: the case's benchmark binary
-    (None for footprint); inputs: the FootprintInputs of a footprint job."""
+    (None for footprint and programs); inputs: the FootprintInputs of a
+    footprint job; program_inputs: the bench_programs.ProgramInputs of a
+    programs job."""
+    if job.case.kind == "programs":
+        if program_inputs is None:
+            job.error = "no inputs prepared"
+            return
+        proc, figures, problem = bench_programs.run(
+            sys.modules[__name__], job.case.program, job.alloc.preload, program_inputs,
+            job.case.timeout_s)
+        evaluate(job, proc, programs=(figures, problem))
+        return
     if job.case.kind == "footprint":
         program = job.case.program
         if inputs is None or program in inputs.errors:
@@ -2040,6 +2157,7 @@ def main(argv=None):
         eprint("warning: %s not found (Debian package 'time'): peak RSS comes from wait4 and "
                "is never below this runner's own RSS (~10-30 MiB)" % TIME_BIN)
     footprint_cases = [c for c in cases if c.kind == "footprint"]
+    program_cases = [c for c in cases if c.kind == "programs"]
     hak_env = sorted(k for k in os.environ if k.startswith("HAKMEM_"))
     if hak_env:
         eprint("note: passing %s to every run" % ", ".join(hak_env))
@@ -2047,8 +2165,15 @@ def main(argv=None):
         if footprint_cases:
             eprint("footprint inputs: made in a temporary directory (%s below) with glibc"
                    % FOOTPRINT_WORK)
+        if program_cases:
+            eprint("programs inputs: made in a temporary directory (%s below) with glibc"
+                   % bench_programs.WORK)
         for j in jobs:
-            if j.case.kind == "footprint":
+            if j.case.kind == "programs" and j.case.argv_tail is None:
+                argv = ["%s on a free loopback port, then %s: %s" % (
+                    bench_programs.REDIS_SERVER_BIN, bench_programs.REDIS_BENCHMARK_BIN,
+                    j.case.params)]
+            elif j.case.kind in ("footprint", "programs"):
                 argv = [shlex.quote(a) for a in j.case.argv_tail]
             else:
                 argv = [binaries.get(j.case.kind)
@@ -2065,6 +2190,7 @@ def main(argv=None):
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     inputs = None
+    program_inputs = None
     try:
         if footprint_cases:
             t0 = time.monotonic()
@@ -2072,10 +2198,17 @@ def main(argv=None):
             eprint("footprint inputs made in %s with glibc (%.1fs, not timed)%s" % (
                 inputs.dir, time.monotonic() - t0,
                 "".join("; %s: %s" % kv for kv in sorted(inputs.errors.items()))))
+        if program_cases:
+            t0 = time.monotonic()
+            program_inputs = bench_programs.ProgramInputs(
+                sys.modules[__name__], [c.program for c in program_cases], args.mode)
+            eprint("programs inputs made in %s with glibc (%.1fs, not timed)%s" % (
+                program_inputs.dir, time.monotonic() - t0,
+                "".join("; %s: %s" % kv for kv in sorted(program_inputs.errors.items()))))
         for i, job in enumerate(jobs):
             eprint_line = progress.line(job, args.rounds)
             print(eprint_line, end="", file=sys.stderr, flush=True)
-            run_job(job, binaries.get(job.case.kind), args.rounds, inputs)
+            run_job(job, binaries.get(job.case.kind), args.rounds, inputs, program_inputs)
             progress.record(job)
             eta = progress.remaining_s(i + 1)
             eprint(" %s%s" % (progress.outcome(job),
@@ -2090,6 +2223,8 @@ def main(argv=None):
         signal.signal(signal.SIGTERM, previous)
         if inputs is not None:
             inputs.close()
+        if program_inputs is not None:
+            program_inputs.close()
     elapsed = time.time() - started
 
     # 3. Tables.
@@ -2114,8 +2249,10 @@ def main(argv=None):
             print()
             print(micro_process_table(case, jobs, allocs))
         else:
-            title, _, ms = case_groups[0]
-            print(group_table(title, case, ms, args.rounds))
+            for n, (title, _, ms) in enumerate(case_groups):
+                if n:
+                    print()
+                print(group_table(title, case, ms, args.rounds))
     st = summary_table(groups)
     if st:
         print()

@@ -23,6 +23,8 @@ from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import bench_programs  # noqa: E402
+import workloads  # noqa: E402  (tools/programs/, on the path bench_programs set)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TMP_ROOT = os.environ.get("TEST_TMPDIR") or None
@@ -81,11 +83,13 @@ class ArgumentTest(unittest.TestCase):
         self.assertEqual(bench.parse_args(["--bench", "footprint"]).bench, footprint)
         self.assertEqual(bench.parse_args(["--bench", "footprint/sort,larson/t1"]).bench,
                          ["larson/t1", "footprint/sort"])
-        # The list CI runs (.ci/run) picks no footprint case.
+        # The list CI runs (.ci/run) picks no footprint case, and the whole programs suite.
         ci = ("larson/t1,larson/t2,mtstress/prodcons,mtstress/churn,mtstress/xthread-mixed,"
-              "mtstress/batch-lifo,mtstress/batch-fifo,mtstress/workingset,mtstress/oneway64")
+              "mtstress/batch-lifo,mtstress/batch-fifo,mtstress/workingset,mtstress/oneway64,"
+              "programs")
+        programs = ["programs/" + p for p in bench_programs.PROGRAMS]
         self.assertEqual(bench.parse_args(["--quick", "--rounds", "1", "--bench", ci]).bench,
-                         sorted(ci.split(","), key=bench.all_case_ids().index))
+                         sorted(ci.split(",")[:-1], key=bench.all_case_ids().index) + programs)
         for mode in ("--quick", "--full"):
             chosen = bench.parse_args([mode]).bench
             for i in footprint + ["mtstress/medium-xthread"]:
@@ -233,7 +237,9 @@ class CaseTest(unittest.TestCase):
         cases = bench.make_cases("quick", bench.all_case_ids())
         fp = [c for c in cases if c.kind == "footprint"]
         self.assertEqual([c.id for c in fp], ["footprint/" + p for p in bench.FOOTPRINT_PROGRAMS])
-        self.assertEqual(cases[-len(fp):], fp)  # after micro
+        # After micro, before the programs suite.
+        self.assertEqual([c.kind for c in cases[-len(fp) - len(bench_programs.PROGRAMS):-len(
+            bench_programs.PROGRAMS)]], ["footprint"] * len(fp))
         for c in fp:
             self.assertEqual(c.benchmark, c.id)
             self.assertEqual(c.program, c.id.split("/", 1)[1])
@@ -754,6 +760,435 @@ class FootprintTest(unittest.TestCase):
             inputs.close()
 
 
+# --------------------------------------------------------------------------
+# The programs suite (tools/bench_programs.py, tools/programs/).
+
+# Sizes small enough for a unit test: every program runs for real, briefly.
+TINY_SIZES = {"redis_requests": 300, "redis_pipelined_requests": 2000, "sqlite_rows": 300,
+              "python_scale": 1, "gcc_functions": 3, "git_commits": 12, "git_lines": 40,
+              "git_gc_window": 10, "perl_words": 3000}
+
+# redis-benchmark 7.0.15 --csv, as printed here.
+REDIS7_CSV = """\
+"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+"SET","47961.63","0.536","0.152","0.527","0.591","0.727","4.119"
+"GET","49875.31","0.510","0.248","0.511","0.559","0.599","1.711"
+"LPUSH","49019.61","0.519","0.136","0.503","0.551","0.703","9.543"
+"LPUSH (needed to benchmark LRANGE)","49875.31","0.513","0.264","0.511","0.559","0.599","3.207"
+"LRANGE_100 (first 100 elements)","43572.98","0.588","0.240","0.583","0.639","0.791","2.071"
+"""
+
+
+def programs_installed():
+    return all(os.access(b, os.X_OK) for bins in bench_programs.BINS.values() for b in bins)
+
+
+class StubProgramInputs:
+    """ProgramInputs' interface without the programs: expectations only."""
+
+    def __init__(self, expect, errors=None):
+        self.dir = "/nonexistent-programs-inputs"
+        self.mode = "quick"
+        self.expect = expect
+        self.errors = errors or {}
+
+
+def programs_case(program, mode="quick"):
+    return bench.make_cases(mode, ["programs/" + program])[0]
+
+
+class ProgramsCaseTest(unittest.TestCase):
+    def test_case_ids_and_selection(self):
+        ids = ["programs/" + p for p in bench_programs.PROGRAMS]
+        self.assertEqual(ids, ["programs/redis", "programs/sqlite", "programs/python",
+                               "programs/gcc", "programs/git-log-p", "programs/git-blame",
+                               "programs/git-gc", "programs/perl"])
+        self.assertEqual(bench.all_case_ids()[-len(ids):], ids)
+        self.assertEqual(bench.parse_args(["--bench", "programs"]).bench, ids)
+        self.assertEqual(bench.parse_args(["--bench", "programs/perl,larson/t1"]).bench,
+                         ["larson/t1", "programs/perl"])
+        self.assertEqual(bench.parse_args(["--quick"]).bench[-len(ids):], ids)  # in "all"
+        code, err = parse_exit(["--bench", "programs/bogus"])
+        self.assertEqual(code, 2)
+        self.assertIn("unknown benchmark 'programs/bogus'", err)
+
+    def test_cases(self):
+        for mode in ("quick", "full"):
+            cases = bench.make_cases(mode, bench.all_case_ids())
+            progs = [c for c in cases if c.kind == "programs"]
+            self.assertEqual([c.program for c in progs], list(bench_programs.PROGRAMS))
+            for c in progs:
+                with self.subTest(mode=mode, program=c.program):
+                    self.assertEqual(c.benchmark, c.id)
+                    self.assertEqual(c.threads, 1)
+                    self.assertTrue(0 < len(c.params) <= 200)
+                    self.assertEqual(c.timeout_s, bench_programs.PROGRAM_TIMEOUT_S[mode])
+                    if c.program == "redis":
+                        self.assertIsNone(c.argv_tail)
+                        self.assertTrue(c.higher_is_better)
+                        self.assertEqual(c.metric, ("requests_per_sec", "req/s"))
+                    else:
+                        self.assertTrue(os.path.isabs(c.argv_tail[0]))
+                        self.assertFalse(c.higher_is_better)
+                        self.assertEqual(c.metric, ("wall_s", "s"))
+        # --full runs every workload longer than --quick.
+        quick, full = bench_programs.SIZES["quick"], bench_programs.SIZES["full"]
+        self.assertEqual(sorted(quick), sorted(full))
+        for k in quick:
+            self.assertGreater(full[k], quick[k], k)
+        self.assertIn("-n 5000", programs_case("redis").params)
+        self.assertIn("-P 16", programs_case("redis").params)
+        self.assertIn("300000 rows", programs_case("sqlite", "full").params)
+        # Debian's binaries, and the suite's own scripts, which exist.
+        for c in bench.make_cases("quick", bench.parse_bench_list("programs")):
+            for a in c.argv_tail or []:
+                if a.startswith(bench_programs.PROGRAMS_DIR):
+                    self.assertTrue(os.path.isfile(a), a)
+        self.assertEqual(programs_case("python").argv_tail[0], "/usr/bin/python3")
+
+    def test_figure_and_benchmark_names(self):
+        self.assertEqual(bench_programs.figure_names("redis"),
+                         ["SET", "GET", "LPUSH", "LRANGE_100",
+                          "SET-P16", "GET-P16", "LPUSH-P16", "LRANGE_100-P16"])
+        self.assertEqual(bench_programs.figure_names("sqlite"), [""])
+        self.assertEqual(bench_programs.benchmark_name("redis", "GET-P16"),
+                         "programs/redis/GET-P16")
+        self.assertEqual(bench_programs.benchmark_name("git-gc", ""), "programs/git-gc")
+
+    def test_env(self):
+        with mock.patch.dict(os.environ, {"GIT_DIR": "/elsewhere", "PYTHONPATH": "/x",
+                                          "PYTHONHASHSEED": "random", "LD_PRELOAD": "/y.so"}):
+            env = bench_programs.program_env(bench, "/lib/h.so", "git-gc")
+            self.assertEqual(env["LD_PRELOAD"], "/lib/h.so")
+            self.assertNotIn("GIT_DIR", env)
+            self.assertEqual(env["GIT_CONFIG_GLOBAL"], os.devnull)
+            self.assertEqual(env["LC_ALL"], "C")
+            env = bench_programs.program_env(bench, None, "python")
+            self.assertNotIn("LD_PRELOAD", env)
+            self.assertNotIn("PYTHONPATH", env)
+            self.assertEqual(env["PYTHONHASHSEED"], "0")
+            self.assertEqual(bench_programs.program_env(bench, None, "perl")["GIT_DIR"],
+                             "/elsewhere")
+
+
+class RedisCsvTest(unittest.TestCase):
+    def test_redis7(self):
+        self.assertEqual(bench_programs.parse_redis_csv(REDIS7_CSV),
+                         {"SET": 47961.63, "GET": 49875.31, "LPUSH": 49019.61,
+                          "LRANGE_100": 43572.98})
+
+    def test_without_header(self):
+        old = '"SET","81037.28"\n"GET","84317.03"\n\n"LRANGE_100 (first 100 elements)","30000"\n'
+        self.assertEqual(bench_programs.parse_redis_csv(old),
+                         {"SET": 81037.28, "GET": 84317.03, "LRANGE_100": 30000.0})
+
+    def test_rps_column_found_by_name(self):
+        text = '"test","avg_latency_ms","rps"\n"GET","0.5","1234.5"\n'
+        self.assertEqual(bench_programs.parse_redis_csv(text), {"GET": 1234.5})
+
+    def test_garbage(self):
+        bad = {
+            "": "no CSV rows",
+            '"test","avg_latency_ms"\n"SET","0.5"\n': "no rps column",
+            '"SET","fast"\n': "not a number",
+            '"SET","0"\n': "rps of SET",
+            '"SET","inf"\n': "rps of SET",
+            '"SET","5"\n"SET","6"\n': "appears twice",
+            '"SET"\n': "short CSV row",
+        }
+        for text, why in bad.items():
+            with self.subTest(text=text):
+                with self.assertRaises(ValueError) as cm:
+                    bench_programs.parse_redis_csv(text)
+                self.assertIn(why, str(cm.exception))
+
+    def test_data_set_check(self):
+        commands, data = bench_programs.redis_data_set()
+        self.assertEqual(len(commands), len(data))
+        self.assertEqual(bench_programs.redis_data_set()[1], data)  # deterministic
+
+        class FakeClient:
+            def __init__(self, store):
+                self.store = store
+
+            def call(self, *args):
+                assert args[0] == "MGET"
+                return [self.store.get(k) for k in args[1:]]
+
+            def pipeline(self, commands):
+                out = []
+                for c in commands:
+                    v = self.store.get(c[1])
+                    out.append([x for kv in v.items() for x in kv] if c[0] == "HGETALL" else v)
+                return out
+
+        store = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+        self.assertIsNone(bench_programs.redis_check_data_set(FakeClient(store), data))
+        bad = dict(store, **{"ds:str:7": data["ds:str:7"][:-1] + "#"})
+        n = len(data["ds:str:7"])
+        self.assertIn("ds:str:7 differs from what was stored at byte %d of %d" % (n - 1, n),
+                      bench_programs.redis_check_data_set(FakeClient(bad), data))
+        bad = dict(store, **{"ds:str:8": None})
+        self.assertIn("ds:str:8 holds None", bench_programs.redis_check_data_set(FakeClient(bad), data))
+        h = dict(store["ds:hash:3"], f9="corrupted")
+        bad = dict(store, **{"ds:hash:3": h})
+        self.assertIn("ds:hash:3 does not hold",
+                      bench_programs.redis_check_data_set(FakeClient(bad), data))
+        bad = dict(store, **{"ds:list:0": store["ds:list:0"][::-1]})
+        self.assertIn("ds:list:0", bench_programs.redis_check_data_set(FakeClient(bad), data))
+
+    def test_resp_encoding(self):
+        self.assertEqual(bench_programs.Redis.encode(("SET", "k", "v\u00e9")),
+                         b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\xc3\xa9\r\n")
+
+
+class WorkloadsTest(unittest.TestCase):
+    def test_deterministic(self):
+        self.assertEqual(workloads.sqlite_data(50, 1), workloads.sqlite_data(50, 1))
+        self.assertNotEqual(workloads.sqlite_data(50, 1), workloads.sqlite_data(50, 2))
+        self.assertEqual(workloads.c_source(4), workloads.c_source(4))
+        self.assertEqual(workloads.words_text(500, 50, 3), workloads.words_text(500, 50, 3))
+        self.assertEqual(workloads.git_history(5, 20, 3, 2, 2, 9), workloads.git_history(5, 20, 3, 2, 2, 9))
+
+    def test_c_expected_follows_the_source(self):
+        # The source's constants are the ones the oracle uses.
+        src = workloads.c_source(2)
+        c = workloads._c_consts(1)
+        self.assertIn("v.a = v.a * %dull + (v.b >> %d);" % (c["mul"], c["s1"]), src)
+        self.assertIn("for (int k = 0; k < %d; k++) {" % c["loops"], src)
+        self.assertRegex(workloads.c_expected(2), r"^[0-9]+\n$")
+        self.assertNotEqual(workloads.c_expected(2), workloads.c_expected(3))
+
+    def test_words_expected(self):
+        text = "b a b\nc b\n"
+        out = workloads.words_expected(text).splitlines()
+        self.assertEqual(out[0], "words 5 distinct 3 pairs 3")
+        self.assertEqual(out[1], "word b %d %d" % (3, ((1 * 31 + 1) * 31 + 2) % workloads.WORDS_MOD))
+        self.assertIn("pair a b 1", out)
+        self.assertTrue(out[-1].startswith("check "))
+
+    def test_git_history_facts(self):
+        stream, facts = workloads.git_history(6, 30, 4, 2, 2, 5)
+        self.assertEqual(facts["subjects"], ["commit %d" % i for i in range(6, 0, -1)])
+        self.assertEqual(facts["added_lines"], 30 + 5 * 4 + 6 * 2)
+        self.assertEqual(len(facts["blame"]), 30)
+        self.assertEqual(sum(1 for c, _ in facts["blame"] if c > 1), len(
+            set(j for j, (c, _) in enumerate(facts["blame"]) if c > 1)))
+        for c, text in facts["blame"]:
+            self.assertIn(" r%d " % c, text + " ")
+        self.assertEqual(stream.count("commit refs/heads/main\n"), 6)
+
+    def blame_output(self, facts, hashes):
+        return "".join("%s %4d) %s\n" % (hashes[c], i + 1, t)
+                       for i, (c, t) in enumerate(facts["blame"]))
+
+    def test_blame_check(self):
+        _, facts = workloads.git_history(6, 30, 4, 2, 2, 5)
+        hashes = {i: "%040x" % (0xabc00 + i) for i in range(1, 7)}
+        expect = dict(facts, commit_of={h: i for i, h in hashes.items()})
+        good = self.blame_output(facts, hashes)
+        self.assertIsNone(bench_programs.check_git_blame(good, expect))
+        # A line given to another commit, changed text, a lost line: each fails.
+        lines = good.splitlines(True)
+        c0 = facts["blame"][0][0]
+        other = hashes[c0 % 6 + 1]
+        wrong = [lines[0].replace(hashes[c0], other)] + lines[1:]
+        self.assertIn("line 1 is given to commit", bench_programs.check_git_blame("".join(wrong), expect))
+        changed = lines[:2] + [lines[2].replace("L00002", "L0000X")] + lines[3:]
+        self.assertIn("line 3 is", bench_programs.check_git_blame("".join(changed), expect))
+        self.assertIn("29 lines, expected 30",
+                      bench_programs.check_git_blame("".join(lines[:-1]), expect))
+
+    def test_log_p_check(self):
+        expect = {"subjects": ["commit 2", "commit 1"], "added_lines": 3}
+        good = ("commit %s\nAuthor: B\n\n    commit 2\n\n+++ b/x\n+a\n"
+                "commit %s\nAuthor: B\n\n    commit 1\n\n+++ b/x\n+b\n+c\n" % ("1" * 40, "2" * 40))
+        self.assertIsNone(bench_programs.check_git_log_p(good, expect))
+        self.assertIn("2 added lines", bench_programs.check_git_log_p(good.replace("+c\n", ""), expect))
+        self.assertIn("1 commits", bench_programs.check_git_log_p(good[good.index("commit 2222"):], expect))
+        expect["sha256"] = bench_programs.digest(good)
+        self.assertIn("glibc's reference", bench_programs.check_git_log_p(good.replace("+a", "+A"), expect))
+
+    def test_text_checks(self):
+        inputs = StubProgramInputs({"sqlite": "q1|3|4\nq2|t00|1|5\n", "perl": "words 1\n",
+                                    "python": "objects 1\n"})
+        check = bench_programs.check
+        self.assertIsNone(check("sqlite", "q1|3|4\nq2|t00|1|5\n", inputs))
+        self.assertEqual(check("sqlite", "q1|3|4\nq2|t00|1|6\n", inputs),
+                         "sqlite: line 2 is 'q2|t00|1|6', expected 'q2|t00|1|5'")
+        self.assertEqual(check("sqlite", "q1|3|4\n", inputs), "sqlite: 1 lines, expected 2")
+        self.assertIsNotNone(check("perl", "words 2\n", inputs))
+        self.assertIsNotNone(check("python", "", inputs))
+        self.assertIn("no expected output", check("gcc", "", inputs))
+
+
+@unittest.skipUnless(programs_installed(), "needs redis-server, redis-benchmark, sqlite3, gcc, "
+                                           "git and perl")
+class ProgramsRealTest(unittest.TestCase):
+    """The inputs, the programs and their checks, for real, at tiny sizes."""
+
+    def setUp(self):
+        self.sizes = mock.patch.dict(bench_programs.SIZES["quick"], TINY_SIZES)
+        self.sizes.start()
+        self.inputs = bench_programs.ProgramInputs(bench, bench_programs.PROGRAMS, "quick", TMP_ROOT)
+
+    def tearDown(self):
+        self.inputs.close()
+        self.sizes.stop()
+
+    def test_every_program_with_glibc_and_corrupted_outputs(self):
+        inputs = self.inputs
+        self.assertEqual(inputs.errors, {})
+        glibc = bench.Allocator("glibc", "", None)
+        ran = []
+        for c in bench.make_cases("quick", bench.parse_bench_list("programs")):
+            ran.append(c.program)
+            with self.subTest(program=c.program):
+                j = bench.Job(1, c, glibc, 1)
+                bench.run_job(j, None, 1, None, inputs)
+                self.assertIsNone(j.error, j.proc.stderr[-2000:] if j.proc else "")
+                self.assertEqual(sorted(j.figures), sorted(bench_programs.figure_names(c.program)))
+                self.assertTrue(all(v > 0 for v in j.figures.values()))
+                self.assertGreater(j.proc.peak_rss_kb, 1000)
+                if c.program in ("sqlite", "python", "perl", "git-log-p", "git-blame"):
+                    # The same output with one byte changed fails its check.
+                    out = j.proc.stdout
+                    i = len(out) // 2
+                    bad = out[:i] + ("#" if out[i] != "#" else "$") + out[i + 1:]
+                    self.assertIsNotNone(bench_programs.check(c.program, bad, inputs))
+        self.assertEqual(ran, list(bench_programs.PROGRAMS))
+        # gcc: a program that prints something else fails; so does another build.
+        with open(inputs.path("gcc-out", "prog"), "r+b") as f:
+            f.seek(0, 2)
+            f.write(b"\0")
+        self.assertIn("differs from glibc's build", bench_programs.check("gcc", "", inputs))
+        self.assertIn("printed", inputs.check_gcc({"output": "1\n"}))
+        # git gc: a repository whose objects changed fails.
+        self.assertIn("differ", inputs.check_git_gc({"objects_sha256": "0" * 64}))
+        self.assertFalse(os.path.exists(inputs.path("redis-does-not-exist")))
+
+    def test_a_corrupting_allocator_fails_instead_of_winning(self):
+        """A run whose output is wrong fails with the reason and gives no figure."""
+        inputs = self.inputs
+        inputs.expect["sqlite"] = inputs.expect["sqlite"].replace("q1|", "q1|9", 1)
+        inputs.expect["perl"] = inputs.expect["perl"] + "extra\n"
+        hakmem = bench.Allocator("hakmem", "fastcache", None)
+        for program in ("sqlite", "perl"):
+            j = bench.Job(1, programs_case(program), hakmem, 1)
+            bench.run_job(j, None, 1, None, inputs)
+            self.assertTrue(j.error.startswith("wrong output: %s:" % program), j.error)
+            self.assertEqual(j.figures, {})
+        groups, failures = bench.aggregate([j], [j.case], [hakmem])
+        self.assertEqual(len(failures), 1)
+        self.assertFalse(groups[0][2][0].ok)
+        self.assertEqual(bench.results_json(groups), [])
+
+    def test_glibc_row_of_redis_is_glibc(self):
+        """Debian's redis-server links jemalloc: glibc's run preloads libc itself."""
+        seen = {}
+        real_wrap = bench.wrap_with_time
+
+        def fake_wrap(argv, env, report):
+            seen["preload"] = env.get("LD_PRELOAD")
+            return real_wrap(argv, env, report)
+
+        with mock.patch.object(bench, "wrap_with_time", fake_wrap):
+            res, figures, error = bench_programs.run(bench, "redis", None, self.inputs, 60)
+        self.assertIsNone(error)
+        self.assertEqual(res.exit_code, 0)
+        self.assertEqual(seen["preload"], bench_programs.LIBC)
+
+
+class ProgramsEvaluateTest(unittest.TestCase):
+    def run_job(self, case, alloc, figures=None, problem=None, **kw):
+        p = bench.ProcResult()
+        p.exit_code, p.wall_s, p.cpu_s, p.peak_rss_kb = 0, 1.5, 1.2, 20000
+        for k, v in kw.items():
+            setattr(p, k, v)
+        j = bench.Job(1, case, alloc, 1)
+        bench.evaluate(j, p, programs=(figures, problem))
+        return j
+
+    def test_evaluate(self):
+        case = programs_case("sqlite")
+        alloc = bench.Allocator("hakmem", "fastcache", "/x/libhakmem.so")
+        ok = self.run_job(case, alloc, {"": 1.5})
+        self.assertIsNone(ok.error)
+        self.assertEqual(ok.figures, {"": 1.5})
+        self.assertEqual(self.run_job(case, alloc, None, "sqlite: line 2 is 'x'").error,
+                         "wrong output: sqlite: line 2 is 'x'")
+        # The process's own failure is reported first.
+        self.assertEqual(self.run_job(case, alloc, None, "x", exit_code=None,
+                                      term_signal=11).error, "killed by SIGSEGV")
+        self.assertEqual(self.run_job(case, alloc, None, None, exit_code=1).error, "exit status 1")
+        self.assertEqual(self.run_job(case, alloc, {}).error, "no figures")
+        # Inputs that could not be made fail the run with the reason.
+        j = bench.Job(1, case, alloc, 1)
+        bench.run_job(j, None, 1, None, StubProgramInputs({}, {"sqlite": "cannot prepare its input: x"}))
+        self.assertEqual(j.error, "cannot prepare its input: x")
+
+    def test_tables_summary_and_json(self):
+        allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS]
+        redis, sqlite = programs_case("redis"), programs_case("sqlite")
+        speed = {"hakmem": 1.0, "hakmem-nofastcache": 1.1, "hakmem-hardened": 1.3, "glibc": 2.0,
+                 "mimalloc": 1.25, "jemalloc": 1.6, "tcmalloc": 1.4, "scudo": 0.5}
+        jobs = []
+        for r in range(3):
+            for a in allocs:
+                s = speed[a.name]
+                rss = int(40000 * s) + r
+                jobs.append(self.run_job(redis, a, {f: 100000.0 / s + r for f in
+                                                    bench_programs.figure_names("redis")},
+                                         peak_rss_kb=rss))
+                if a.name == "scudo":  # its output was wrong: it fails, it does not win
+                    jobs.append(self.run_job(sqlite, a, None, "sqlite: line 1 is 'q1|0'"))
+                else:
+                    jobs.append(self.run_job(sqlite, a, {"": s + r / 100.0}, wall_s=s,
+                                             peak_rss_kb=rss))
+        groups, failures = bench.aggregate(jobs, [redis, sqlite], allocs)
+        self.assertEqual(len(failures), 3)
+        self.assertEqual([g[0] for g in groups],
+                         ["programs redis/" + f for f in bench_programs.figure_names("redis")]
+                         + ["programs sqlite"])
+        text = bench.group_table(groups[-1][0], sqlite, groups[-1][2], 3)
+        lines = text.splitlines()
+        self.assertIn("s, lower is better; 3 rounds", lines[0])
+        self.assertIn("sqlite3 :memory:", lines[0])
+        self.assertIn("RSS MiB", lines[1])
+        rows = {l.split()[0]: l for l in lines[3:3 + len(allocs)]}
+        self.assertIn("1.01", rows["hakmem"])             # the median of 1.00, 1.01, 1.02
+        self.assertIn("1.99x", rows["hakmem"])            # glibc 2.01 / 1.01
+        self.assertIn("1.25x", rows["hakmem"])            # best peer mimalloc 1.26 / 1.01
+        self.assertIn("FAILED", rows["scudo"])
+        self.assertIn("best peer: mimalloc (1.26 s)", text)
+        self.assertIn("scudo: all 3 run(s) failed: wrong output: sqlite:", text)
+        text = bench.group_table(groups[0][0], redis, groups[0][2], 3)
+        self.assertIn("req/s, higher is better", text.splitlines()[0])
+        self.assertIn("best peer: mimalloc", text)
+        summary = bench.summary_table(groups)
+        self.assertIn("geometric mean (programs)", summary)
+        self.assertIn("geometric mean (programs peak RSS)", summary)
+        self.assertNotIn("geometric mean (speed)", summary)
+        rss_row = [l for l in summary.splitlines() if "programs peak RSS" in l][0]
+        self.assertIn("1.25x", rss_row)                   # lowest peer mimalloc 50001 / 40001
+        self.assertIn("2.00x", rss_row)                   # glibc 80001 / 40001
+        results = bench.results_json(groups)
+        self.assertEqual(len(results), 8 * len(allocs) + len(allocs) - 1)
+        by = {(r["benchmark"], r["allocator"], r["variant"]): r for r in results}
+        h = by[("programs/redis/LPUSH-P16", "hakmem", "fastcache")]
+        self.assertEqual((h["metric"], h["unit"], h["higher_is_better"]),
+                         ("requests_per_sec", "req/s", True))
+        self.assertEqual(h["median"], 100001.0)
+        self.assertEqual(h["peak_rss_kb"], 40001)
+        h = by[("programs/sqlite", "glibc", "")]
+        self.assertEqual((h["metric"], h["unit"], h["higher_is_better"], h["values"]),
+                         ("wall_s", "s", False, [2.0, 2.01, 2.02]))
+        doc = bench.make_document(JsonTest.META, JsonTest.MACHINE, "quick", 3, "release", results,
+                                  bench.failures_json(jobs), [])
+        self.assertEqual(bench.validate_document(doc), [])
+        self.assertEqual({f["benchmark"] for f in doc["failures"]}, {"programs/sqlite"})
+
+
 class JsonTest(unittest.TestCase):
     META = {"commit": "0123456789abcdef0123456789abcdef01234567", "commit_subject": "s",
             "commit_time": "2025-01-01T00:00:00+00:00", "time": "2025-01-02T00:00:00Z",
@@ -1160,6 +1595,35 @@ class RunnerTest(unittest.TestCase):
                              ("peak_rss_kb", "KiB", False))
             self.assertEqual(len(r["values"]), 2)
             self.assertGreater(r["median"], 100)
+
+    @unittest.skipUnless(programs_installed() and bench.rss_helper_available(),
+                         "needs the programs and /usr/bin/time")
+    def test_programs_end_to_end(self):
+        js = os.path.join(self.tmp, "programs.json")
+        with mock.patch.dict(bench_programs.SIZES["quick"], TINY_SIZES):
+            code, out, err = self.main("--bench", "programs/redis,programs/sqlite",
+                                       "--alloc", "hakmem,glibc", "--rounds", "2", "--json", js)
+        self.assertEqual(code, 0, err)
+        self.assertRegex(err, r"\[1/8\] programs redis round 1/2 hakmem \.\.\. [0-9.]+k? req/s "
+                              r"\(GET [0-9.]+k?, .*LRANGE_100-P16 [0-9.]+k?\), [0-9.]+ MiB peak RSS")
+        self.assertRegex(err, r"programs sqlite round 2/2 glibc \.\.\. [0-9.]+ s, [0-9.]+ MiB")
+        made = re.search(r"programs inputs made in (\S+) with glibc", err)
+        self.assertIsNotNone(made, err)
+        self.assertFalse(os.path.exists(made.group(1)))  # removed after the runs
+        self.assertIn("programs redis/LRANGE_100-P16  [redis-benchmark", out)
+        self.assertIn("programs sqlite  [sqlite3 :memory: script of 300 rows", out)
+        self.assertIn("geometric mean (programs)", out)
+        with open(js) as f:
+            doc = json.load(f)
+        self.assertEqual(bench.validate_document(doc), [])
+        self.assertEqual(doc["failures"], [])
+        got = {(r["benchmark"], r["allocator"]) for r in doc["results"]}
+        names = ["programs/redis/" + f for f in bench_programs.figure_names("redis")]
+        self.assertEqual(got, {(b, a) for b in names + ["programs/sqlite"]
+                               for a in ("hakmem", "glibc")})
+        for r in doc["results"]:
+            self.assertEqual(len(r["values"]), 2)
+            self.assertGreater(r["peak_rss_kb"], 1000)
 
     def test_footprint_needs_gnu_time(self):
         with mock.patch.object(bench, "rss_helper_available", return_value=False):

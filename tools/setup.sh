@@ -31,9 +31,13 @@ PACKAGES=(
   time
   # The installed man page's check (//tools/install:install_test).
   groff-base
-  # Real programs the preload tests run.
+  # Real programs the preload tests and the bench's programs suite run
+  # (redis-tools: redis-benchmark; gcc and python3 are above, perl for
+  # tools/programs/wordfreq.pl).
   sqlite3
   redis-server
+  redis-tools
+  perl
   # Allocators to compare against.
   libmimalloc2.0
   libjemalloc2
