@@ -560,7 +560,7 @@ TEST_F(StatsReport, TextReport) {
   const std::vector<std::string> tail_prefixes = {
       "total allocs ",    "large allocs ",      "superslabs now ", "mapped_bytes now ",
       "memory resident ", "released dontneed ", "heap_limit ",     "slabs abandoned ",
-      "threads live ",    "mutexes acquired "};
+      "threads live ",    "mutexes acquired ",  "guarded allocs "};
   for (size_t i = 0; i < tail_prefixes.size(); ++i) {
     EXPECT_TRUE(StartsWith(lines[2 + kClasses + i], tail_prefixes[i])) << lines[2 + kClasses + i];
   }
@@ -624,10 +624,10 @@ TEST(StatsReportQuiet, ClassesWithoutActivityAreLeftOut) {
       ++memory_rows;
   }
   EXPECT_LT(memory_rows, kClasses) << "some class is idle";
-  // The heading, the options and the column names; the ten lines of totals; the
-  // memory section's heading, column names and
+  // The heading, the options and the column names; the eleven lines of totals;
+  // the memory section's heading, column names and
   // three lines of totals.
-  EXPECT_EQ(lines.size(), 3 + rows + 10 + 2 + memory_rows + 3) << text;
+  EXPECT_EQ(lines.size(), 3 + rows + 11 + 2 + memory_rows + 3) << text;
 }
 
 TEST_F(StatsReport, JsonReport) {
@@ -709,7 +709,11 @@ TEST_F(StatsReport, JsonReport) {
                           "thp_advised_bytes",
                           "heap_limit_bytes",
                           "limit_givebacks",
-                          "limit_refusals"}) {
+                          "limit_refusals",
+                          "guarded_allocs",
+                          "guarded_fallbacks",
+                          "guarded_in_use",
+                          "guarded_faults"}) {
     const Json *v = doc.Get(key);
     ASSERT_NE(v, nullptr) << key;
     EXPECT_EQ(v->kind, Json::kNumber) << key;
