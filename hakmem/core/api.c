@@ -9,6 +9,7 @@
 #include "api.h"
 #include "fastpath.h"
 #include "foreign.h"
+#include "guarded.h"
 #include "large.h"
 #include "maintenance.h"
 #include "profile.h"
@@ -85,19 +86,12 @@ __attribute__((constructor)) static void prof_register_entries(void) {
       (const void *)hak_reallocarray,   (const void *)hak_aligned_alloc,
       (const void *)hak_posix_memalign, (const void *)hak_memalign,
       (const void *)hak_valloc,         (const void *)hak_pvalloc,
+      (const void *)hak_free,           (const void *)hak_free_miss,
   };
   hak_prof_add_entries(fns, sizeof fns / sizeof fns[0]);
 }
 
-#if HAKMEM_FASTCACHE
-// A block of class cls with no sampler: a pop from the thread's bin.
-static inline void *take_class(unsigned cls) {
-  void *b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
-  if (hak_unlikely(b == NULL))
-    b = hak_tcache_alloc_slow(slow_heap(), cls, NULL);
-  return b;
-}
-#else
+#if !HAKMEM_FASTCACHE
 static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   hak_heap *h = slow_heap();
   if (h == NULL)
@@ -135,65 +129,77 @@ static inline void *take_class(unsigned cls) {
 }
 #endif
 
-// An allocation of class cls (for n bytes aligned to align) that the sampler
-// picked: b is the block taken for it, NULL if the guarded pool is to serve
-// it (HAK_SAMPLE_GUARD among events).
-static void *__attribute__((noinline))
-alloc_sampled(void *b, unsigned events, unsigned cls, size_t n, size_t align) {
-  (void)n;
-  (void)align;
-  if (events & HAK_SAMPLE_GUARD)
-    b = take_class(cls); // no guarded pool yet
-  if ((events & HAK_SAMPLE_PROF) && b != NULL)
-    prof_record(b, hak_classes[cls].size);
+// Slab block b of class cls handed out for n bytes (NULL: none to be had).
+static inline void *handed_out(void *b, unsigned cls, size_t n) {
+  if (b != NULL)
+    hak_integrity_alloced(b, hak_classes[cls].size, n);
   return b;
 }
 
+// An allocation of class cls (for n bytes aligned to align) that the sampler
+// picked. A guarded one is served by the pool unless the request does not
+// fit a slot or every slot is live; with the fast cache, limit is the bound
+// of the bin's refill (see hak_tcache_alloc_slow).
+static void *__attribute__((noinline))
+alloc_sampled(unsigned events, uint32_t limit, unsigned cls, size_t n, size_t align) {
+  void *b = NULL;
+  if (events & HAK_SAMPLE_GUARD) {
+    b = hak_guarded_alloc(n, align, false);
 #if HAKMEM_FASTCACHE
-// A miss of the bin of class cls: the sampler counts the allocations it has
-// seen since the last one.
+    if (b != NULL)
+      hak_tcache_arm_empty(cls); // no free refills it before the next miss
+#endif
+  }
+  bool guarded = b != NULL;
+  if (b == NULL) {
+#if HAKMEM_FASTCACHE
+    b = hak_tcache_alloc_slow(slow_heap(), cls, limit);
+#else
+    (void)limit;
+    b = take_class(cls);
+#endif
+  }
+  if ((events & HAK_SAMPLE_PROF) && b != NULL)
+    prof_record(b, hak_classes[cls].size);
+  return guarded ? b : handed_out(b, cls, n);
+}
+
+#if HAKMEM_FASTCACHE
+// A miss of the bin of class cls: the sampler counts the allocations the bin
+// made since the last one.
 static void *__attribute__((noinline)) alloc_miss(unsigned cls, size_t n, size_t align) {
   hak_heap *h = slow_heap();
-  if (hak_likely(!hak_sampler_on))
-    return hak_tcache_alloc_slow(h, cls, NULL);
-  if (hak_prof_enabled)
-    hak_prof_poll();
-  unsigned events;
-  void *b = hak_tcache_alloc_slow(h, cls, &events);
-  if (hak_likely(events == 0))
-    return b;
-  return alloc_sampled(b, events, cls, n, align);
+  uint32_t limit = UINT32_MAX;
+  if (hak_unlikely(hak_sampler_on) && h != NULL) {
+    if (hak_prof_enabled)
+      hak_prof_poll();
+    unsigned events = hak_tcache_sample_miss(cls, &limit);
+    if (hak_unlikely(events != 0))
+      return alloc_sampled(events, limit, cls, n, align);
+  }
+  return handed_out(hak_tcache_alloc_slow(h, cls, limit), cls, n);
 }
 #endif
 
-// The general path: with the fast cache, a pop from the thread's bin; without
-// it, a pop from the thread's active slab of the class, each counted by the
-// sampler when it is on. HAKMEM_CHECK=full sends every call down the slow
-// path (bins have no room; see set_caps).
-static inline void *alloc_class(unsigned cls, size_t n, size_t align) {
+// A block for a request of n bytes aligned to align, of class cls (debug
+// builds add the trailer): with the fast cache, a pop from the thread's bin;
+// without it, a pop from the thread's active slab of the class, each counted
+// by the sampler when it is on. HAKMEM_CHECK=full sends every call down the
+// slow path (bins have no room; see set_caps).
+static inline void *alloc_small(size_t n, unsigned cls, size_t align) {
 #if HAKMEM_FASTCACHE
   void *b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
   if (hak_unlikely(b == NULL))
-    b = alloc_miss(cls, n, align);
-  return b;
+    return alloc_miss(cls, n, align);
 #else
   if (hak_unlikely(hak_sampler_on)) {
     unsigned events = hak_sampler_count(hak_classes[cls].size, HAK_SAMPLE_ALL);
     if (hak_unlikely(events != 0))
-      return alloc_sampled(events & HAK_SAMPLE_GUARD ? NULL : take_class(cls), events, cls, n,
-                           align);
+      return alloc_sampled(events, UINT32_MAX, cls, n, align);
   }
-  return take_class(cls);
+  void *b = take_class(cls);
 #endif
-}
-
-// A slab block for a request of n bytes aligned to align (debug builds add
-// the trailer).
-static inline void *alloc_small(size_t n, unsigned cls, size_t align) {
-  void *b = alloc_class(cls, n, align);
-  if (b != NULL)
-    hak_integrity_alloced(b, hak_classes[cls].size, n);
-  return b;
+  return handed_out(b, cls, n);
 }
 
 // Largest request served from slabs.
@@ -234,7 +240,7 @@ static hak_slab *vet_block(const char *what, const void *p, uint8_t kind) {
   return s;
 }
 
-// Large blocks and pointers in no hakmem region.
+// Large blocks, guarded blocks and pointers in no hakmem region.
 static void __attribute__((noinline)) free_other(void *p, uint8_t kind) {
   if (p == NULL)
     return;
@@ -245,6 +251,12 @@ static void __attribute__((noinline)) free_other(void *p, uint8_t kind) {
     if (hak_prof_enabled)
       prof_free(p, NULL);
     hak_large_free(hdr);
+    return;
+  }
+  if (kind == HAK_REGION_GUARDED) {
+    if (hak_prof_enabled)
+      prof_free(p, NULL);
+    hak_guarded_free(p, "free()");
     return;
   }
   hak_foreign_free(p);
@@ -318,6 +330,8 @@ size_t hak_usable_size(const void *p) {
       hak_report_invalid("malloc_usable_size()", p);
     return hdr->usable;
   }
+  if (kind == HAK_REGION_GUARDED)
+    return hak_guarded_usable_size(p, "malloc_usable_size()");
   return 0; // not hakmem's: the API says so with 0, as for NULL
 }
 
@@ -340,6 +354,8 @@ int hak_owns(const void *p) {
   }
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL)
     return hak_large_of(p, kind) != NULL;
+  if (kind == HAK_REGION_GUARDED)
+    return hak_guarded_owns_live(p);
   return 0;
 }
 
@@ -386,6 +402,8 @@ void *hak_realloc(void *p, size_t size) {
     void *q = size > SMALL_LIMIT ? hak_large_resize(hdr, p, size, !hak_prof_enabled) : NULL;
     if (q != NULL)
       return q;
+  } else if (kind == HAK_REGION_GUARDED) {
+    old = hak_guarded_usable_size(p, "realloc()"); // a guarded block always moves
   } else {
     return hak_foreign_realloc(p, size);
   }

@@ -20,6 +20,8 @@ static const char *region_name(uint8_t kind) {
   case HAK_REGION_LARGE:
   case HAK_REGION_LARGE_TAIL:
     return "yes (large block mapping)";
+  case HAK_REGION_GUARDED:
+    return "yes (guarded pool)";
   default:
     return "no";
   }

@@ -4,6 +4,7 @@
 
 #include "integrity.h"
 #include "crash.h"
+#include "guarded.h"
 #include "log.h"
 #include "options.h"
 #include "os.h"
@@ -62,6 +63,7 @@ bool hak_maintenance_trim(void) {
 // Fork: every hakmem lock is held across fork() so the child inherits
 // consistent state; order: purge pass, heap registry, pool, arena.
 static void fork_prepare(void) {
+  hak_guarded_fork_prepare();
   hak_prof_fork_prepare();
   hak_purge_fork_prepare();
   hak_heap_fork_prepare();
@@ -75,6 +77,7 @@ static void fork_parent(void) {
   hak_heap_fork_parent();
   hak_purge_fork_parent();
   hak_prof_fork_parent();
+  hak_guarded_fork_parent();
 }
 
 static void fork_child(void) {
@@ -84,6 +87,7 @@ static void fork_child(void) {
   hak_superslab_fork_child();
   hak_heap_fork_child();
   hak_prof_fork_child();
+  hak_guarded_fork_child();
 }
 
 // HAKMEM_HEAP_LIMIT_MODE's values go to the os box unchanged.
@@ -100,9 +104,13 @@ static void init_once(void) {
   hak_check_init();
   hak_classmap_init();
   hak_prof_init();
-  hak_sampler_set(hak_prof_enabled ? hak_opts.prof_sample : 0, 0);
   if (hak_opts.crash_report)
     hak_crash_install();
+  // After the crash report's handler: the guarded pool's runs first and hands
+  // the fault on to it.
+  hak_guarded_init();
+  hak_sampler_set(hak_prof_enabled ? hak_opts.prof_sample : 0,
+                  hak_guarded_on ? hak_opts.guard_sample : 0);
   if (hak_opts.stats_signal != 0 && hak_stats_signal_install(hak_opts.stats_signal) != 0)
     hak_write_fmt(2, "hakmem: cannot install the HAKMEM_STATS_SIGNAL handler\n");
   if (hak_heap_registry_init() != 0)

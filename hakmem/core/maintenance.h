@@ -12,8 +12,9 @@
 HAK_EXTERN_C_BEGIN
 
 // One-time process initialisation: options, checks, the class map, the crash
-// and statistics handlers, the thread-exit key, the purge pass, and the fork
-// handlers. Cheap once done; the API calls it before a thread's first heap.
+// and statistics handlers, the guarded pool, the thread-exit key, the purge
+// pass, and the fork handlers. Cheap once done; the API calls it before a
+// thread's first heap.
 void hak_init(void) HAK_INTERNAL;
 
 // Returns all the memory it can to the OS now (malloc_trim): this thread's

@@ -73,7 +73,7 @@ void *Alloc(size_t size) {
 #if HAKMEM_FASTCACHE
   b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
 #endif
-  return b != nullptr ? b : hak_tcache_alloc_slow(h, cls, nullptr);
+  return b != nullptr ? b : hak_tcache_alloc_slow(h, cls, UINT32_MAX);
 }
 
 void Free(void *p) {

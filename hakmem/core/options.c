@@ -156,6 +156,17 @@ const hak_option_def hak_option_table[] = {
          "build has them). `full`: also the mark at every hand-out; in a release build the fast "
          "cache is bypassed so every call is vetted. `off`: only the checks built into the fast "
          "paths (not in the hardened variant, which stays at `cheap` or above)"},
+    {.name = "HAKMEM_GUARD_SAMPLE",
+     .type = HAK_OPT_UINT,
+     FIELD(guard_sample),
+     .def = HAKMEM_GUARD_SAMPLE_DEFAULT,
+     .lo = 0,
+     .hi = (uint64_t)1 << 40,
+     .def_doc = "`20000`; `1000` in the hardened build",
+     .doc = "mean allocations between two guarded ones (docs/RELIABILITY.md): a guarded block of "
+            "up to 16 KiB lies against an inaccessible page and stays inaccessible for a while "
+            "after its free, so an overflow, underflow or use after free faults and is reported "
+            "with the block's allocation and free stacks; `0`: off"},
     {.name = "HAKMEM_CRASH_REPORT",
      .type = HAK_OPT_UINT,
      FIELD(crash_report),

@@ -29,6 +29,17 @@ enum { HAK_LIMIT_SOFT = 0, HAK_LIMIT_HARD = 1 };
 #define HAKMEM_THP_DEFAULT 0
 #endif
 
+// HAKMEM_GUARD_SAMPLE's default (provisional, to be set by measurement:
+// docs/RELIABILITY.md): one allocation in 20000 guarded, one in 1000 in the
+// hardened build.
+#ifndef HAKMEM_GUARD_SAMPLE_DEFAULT
+#if HAKMEM_HARDENED
+#define HAKMEM_GUARD_SAMPLE_DEFAULT 1000
+#else
+#define HAKMEM_GUARD_SAMPLE_DEFAULT 20000
+#endif
+#endif
+
 typedef struct hak_options {
   int stats;                // HAKMEM_STATS: 0, 1 (text report at exit) or json
   int stats_fd;             // HAKMEM_STATS_FD: where the exit report goes
@@ -48,6 +59,7 @@ typedef struct hak_options {
   size_t heap_limit_bytes;  // HAKMEM_HEAP_LIMIT_MB: most bytes mapped (0: no limit)
   int heap_limit_mode;      // HAKMEM_HEAP_LIMIT_MODE: HAK_LIMIT_SOFT or HAK_LIMIT_HARD
   int thp;                  // HAKMEM_THP: MADV_HUGEPAGE on SuperSlab mappings
+  uint64_t guard_sample;    // HAKMEM_GUARD_SAMPLE: mean allocations between guarded ones (0: off)
 } hak_options;
 
 extern hak_options hak_opts HAK_INTERNAL;

@@ -18,7 +18,6 @@
 #include <thread>
 #include <vector>
 
-
 #include "gtest/gtest.h"
 #include "hakmem/core/os.h"
 

@@ -38,13 +38,14 @@ EXPORT int mallopt(int param, int value) { return hak_i_mallopt(param, value); }
 // Old names some programs still call.
 EXPORT void cfree(void *p) { hak_i_free(p); }
 
-// The heap profiler leaves these frames, and hakmem's below them, out of
-// its stacks.
+// The heap profiler and the guarded pool leave these frames, and hakmem's
+// below them, out of their stacks.
 __attribute__((constructor)) static void register_profile_entries(void) {
   const void *const fns[] = {
       (const void *)malloc,       (const void *)calloc,         (const void *)realloc,
       (const void *)reallocarray, (const void *)posix_memalign, (const void *)aligned_alloc,
       (const void *)memalign,     (const void *)valloc,         (const void *)pvalloc,
+      (const void *)free,         (const void *)cfree,
   };
   hak_prof_add_entries(fns, sizeof fns / sizeof fns[0]);
 }

@@ -26,7 +26,13 @@ void hak_sampler_set(uint64_t prof_bytes, uint64_t guard_allocs) {
   hak_sampler_on = prof_bytes != 0 || guard_allocs != 0;
 }
 
+// The profiler's intervals are exponential (its weights assume so); the
+// guarded pool's uniform in [1, 2N - 1], so that N = 1 guards every
+// allocation.
 static int64_t draw(uint64_t rate) { return hak_sample_interval(&g_st.rng, (double)rate); }
+static int64_t draw_guard(uint64_t n) {
+  return n <= 1 ? 1 : (int64_t)(1 + hak_sample_random(&g_st.rng) % (2 * n - 1));
+}
 
 // Counts n allocations of size bytes against the countdowns *prof and
 // *guard (of the clients in allow), the last of them the current one; its
@@ -44,11 +50,11 @@ static unsigned count(int64_t *prof, int64_t *guard, uint64_t n, uint64_t size, 
   }
   if (g_guard_rate != 0 && (allow & HAK_SAMPLE_GUARD)) {
     if (*guard == 0)
-      *guard = draw(g_guard_rate);
+      *guard = draw_guard(g_guard_rate);
     *guard -= (int64_t)n;
     if (*guard <= 0) {
       ev |= HAK_SAMPLE_GUARD;
-      *guard = draw(g_guard_rate);
+      *guard = draw_guard(g_guard_rate);
     }
   }
   return ev;

@@ -58,9 +58,10 @@ TEST(Sampler, GuardRateIsOnePerMeanAllocations) {
       events++;
     }
   EXPECT_NEAR((double)events, (double)n / kAllocs, n / kAllocs * 0.03);
-  // Random gaps, not a fixed stride: an exponential's deviation is its mean.
+  // Random gaps, not a fixed stride: uniform in [1, 2N - 1], whose deviation
+  // is about N / sqrt(3).
   double mean = (double)gaps / events, sd = std::sqrt(sq / events - mean * mean);
-  EXPECT_NEAR(sd, mean, mean * 0.1);
+  EXPECT_NEAR(sd, mean / std::sqrt(3.0), mean * 0.05);
   // A client not allowed gets nothing, and its countdown is left alone.
   for (uint64_t k = 0; k < 10 * kAllocs; k++)
     ASSERT_EQ(hak_sampler_count(48, HAK_SAMPLE_PROF), 0u);
@@ -116,6 +117,22 @@ TEST(Sampler, EventsPassedByTheHitPathComeAtTheNextMiss) {
     guard += (ev & HAK_SAMPLE_GUARD) != 0;
     allocs += 3 * (uint64_t)limit; // far past the point
     total += 1 + 3 * (uint64_t)limit;
+  }
+  hak_sampler_set(0, 0);
+}
+
+// HAKMEM_GUARD_SAMPLE=1: every allocation, counted or at a miss, is guarded.
+TEST(Sampler, GuardRateOfOneGuardsEveryAllocation) {
+  hak_sampler_set(0, 1);
+  hak_sampler_reset_bins();
+  uint32_t limit;
+  // The thread's own countdown still holds an interval drawn at the old rate.
+  for (int k = 0; k < 1000 && hak_sampler_count(16, HAK_SAMPLE_ALL) == 0; k++) {
+  }
+  for (uint64_t k = 0; k < 1000; k++) {
+    ASSERT_EQ(hak_sampler_count(16, HAK_SAMPLE_ALL), (unsigned)HAK_SAMPLE_GUARD);
+    ASSERT_EQ(hak_sampler_miss(1, 16, 0, &limit), (unsigned)HAK_SAMPLE_GUARD);
+    ASSERT_EQ(limit, 1u) << "the next allocation is the next event";
   }
   hak_sampler_set(0, 0);
 }

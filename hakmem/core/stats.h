@@ -17,6 +17,9 @@ typedef struct hak_global_stats {
   HAK_ATOMIC(uint64_t) abandoned, adopted;
   HAK_ATOMIC(uint64_t) threads_live, threads_exited, heaps_reused, slabs_trimmed;
   HAK_ATOMIC(uint64_t) mutex_acquires, mutex_contended; // every hakmem mutex (hak_mutex_lock)
+  // The guarded pool (guarded.c): blocks it served, allocations it could not
+  // take (every slot live), slots holding a live block, reports written.
+  HAK_ATOMIC(uint64_t) guarded_allocs, guarded_fallbacks, guarded_in_use, guarded_faults;
   HAK_ATOMIC(uint64_t) slabs[HAK_NUM_CLASSES];
   HAK_ATOMIC(uint64_t) slab_blocks[HAK_NUM_CLASSES]; // blocks the slabs of each class hold
 } hak_global_stats;

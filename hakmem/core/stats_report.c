@@ -72,6 +72,10 @@ bool hak_stats_collect(hak_stats *out, bool from_signal) {
   out->heap_limit_bytes = hak_os_limit(NULL);
   out->limit_givebacks = os.limit_givebacks;
   out->limit_refusals = os.limit_refusals;
+  out->guarded_allocs = LOAD(guarded_allocs);
+  out->guarded_fallbacks = LOAD(guarded_fallbacks);
+  out->guarded_in_use = LOAD(guarded_in_use);
+  out->guarded_faults = LOAD(guarded_faults);
   return complete;
 }
 
@@ -227,6 +231,9 @@ static void print_text(int fd, bool from_signal) {
                (unsigned long long)s.heaps_reused, (unsigned long long)s.slabs_trimmed);
   hak_text_add(&r, "mutexes acquired %llu contended %llu\n", (unsigned long long)s.mutex_acquires,
                (unsigned long long)s.mutex_contended);
+  hak_text_add(&r, "guarded allocs %llu fallbacks %llu in_use %llu faults %llu\n",
+               (unsigned long long)s.guarded_allocs, (unsigned long long)s.guarded_fallbacks,
+               (unsigned long long)s.guarded_in_use, (unsigned long long)s.guarded_faults);
   print_memory_text(&r, &s, complete, from_signal);
   hak_text_flush(&r);
 }
@@ -340,6 +347,11 @@ static void print_json(int fd, bool from_signal) {
   hak_text_add(&r, "\"abandoned_slabs\":%llu,\"adopted_slabs\":%llu,\"threads_live\":%llu,",
                (unsigned long long)s.abandoned_slabs, (unsigned long long)s.adopted_slabs,
                (unsigned long long)s.threads_live);
+  hak_text_add(&r,
+               "\"guarded_allocs\":%llu,\"guarded_fallbacks\":%llu,\"guarded_in_use\":%llu,"
+               "\"guarded_faults\":%llu,",
+               (unsigned long long)s.guarded_allocs, (unsigned long long)s.guarded_fallbacks,
+               (unsigned long long)s.guarded_in_use, (unsigned long long)s.guarded_faults);
   hak_text_add(&r,
                "\"threads_exited\":%llu,\"mutex_acquires\":%llu,\"mutex_contended\":%llu,"
                "\"heaps_reused\":%llu,\"slabs_trimmed\":%llu,",

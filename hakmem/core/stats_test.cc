@@ -18,7 +18,7 @@ uint64_t Load(const HAK_ATOMIC(uint64_t) & c) { return c.load(std::memory_order_
 
 // The counters are C11 atomics in C and std::atomic in C++: one layout.
 static_assert(sizeof(HAK_ATOMIC(uint64_t)) == sizeof(uint64_t), "atomic counter is one word");
-static_assert(sizeof(hak_global_stats) == (18 + 2 * HAK_NUM_CLASSES) * sizeof(uint64_t),
+static_assert(sizeof(hak_global_stats) == (22 + 2 * HAK_NUM_CLASSES) * sizeof(uint64_t),
               "every counter is one word, no padding");
 
 TEST(Stats, AddCountsUpAndDown) {

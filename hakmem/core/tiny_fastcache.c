@@ -200,9 +200,22 @@ void hak_tcache_reset_counts(hak_tcache_bin *bins) {
   seq_end(bins);
 }
 
-void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls, unsigned *events) {
-  if (events != NULL)
-    *events = 0;
+unsigned hak_tcache_sample_miss(unsigned cls, uint32_t *limit) {
+  hak_tcache_bin *bins = hak_tls.bins;
+  unsigned i = hak_bin_of_class(cls);
+  disarm(bins, i); // the bin is empty: a miss
+  return hak_sampler_miss(i, hak_classes[cls].size, *hak_bin_word(bins, i) >> HAK_BIN_ROOM_BITS,
+                          limit);
+}
+
+void hak_tcache_arm_empty(unsigned cls) {
+  hak_tcache_bin *bins = hak_tls.bins;
+  unsigned i = hak_bin_of_class(cls);
+  if (bins->cap[i] != 0 && !bins->armed[i] && hak_bin_count(bins, i) == 0)
+    arm(bins, i);
+}
+
+void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls, uint32_t limit) {
   if (h == NULL) {
     errno = ENOMEM;
     return NULL;
@@ -220,17 +233,9 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls, unsigned *events) {
     bins->refill[i] =
         bins->refill[i] * 2 < hak_classes[cls].batch ? bins->refill[i] * 2 : hak_classes[cls].batch;
   bool armed = false;
-  if (hak_sampler_on && events != NULL) {
-    disarm(bins, i); // the bin is empty: a miss
-    uint32_t limit;
-    *events = hak_sampler_miss(i, hak_classes[cls].size,
-                               *hak_bin_word(bins, i) >> HAK_BIN_ROOM_BITS, &limit);
-    if (*events & HAK_SAMPLE_GUARD)
-      return NULL; // the caller serves this one from the guarded pool
-    if (limit < want) {
-      want = limit;
-      armed = true;
-    }
+  if (limit <= want) {
+    want = limit;
+    armed = true;
   }
   void *list;
   hak_heap_lock(h);
@@ -239,11 +244,8 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls, unsigned *events) {
   uint32_t most = armed ? want : hak_bin_room(bins, i) + 1;
   uint32_t got = hak_slab_take_upto(h, cls, want, most < want ? want : most, &list);
   slab_work_done(h);
-  if (got == 0) {
-    if (events != NULL)
-      *events = 0;
+  if (got == 0)
     return NULL;
-  }
   HAK_COUNT(h->counters[cls].allocs, 1);
   HAK_COUNT(h->counters[cls].slow_allocs, 1);
   HAK_COUNT(h->counters[cls].refills, 1);
@@ -263,7 +265,7 @@ void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls, unsigned *events) {
     bin_move(bins, i, -(uint64_t)(got - 1));
   }
   hak_block_take(b, HAK_VET_SLOW_TAKE);
-  if (armed && got == want && got > 1)
+  if (armed && got == want)
     arm(bins, i);
   return b;
 }

@@ -15,12 +15,17 @@ HAK_EXTERN_C_BEGIN
 
 // Miss path of malloc for class cls (its bin is empty): refills the bin of h,
 // the calling thread's heap, and returns a block; NULL with ENOMEM when h is
-// NULL or memory is exhausted. With events not NULL the miss is counted by
-// the sampler and *events receives this allocation's HAK_SAMPLE_* events;
-// with HAK_SAMPLE_GUARD among them nothing is taken and NULL returned (the
-// caller serves the allocation from the guarded pool, or calls again with
-// NULL events).
-void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls, unsigned *events) HAK_INTERNAL;
+// NULL or memory is exhausted. limit (UINT32_MAX: none) bounds the blocks
+// the bin hands out, the one returned included, before its next miss: the
+// bin is armed (see sampler.h) to stop there.
+void *hak_tcache_alloc_slow(hak_heap *h, unsigned cls, uint32_t limit) HAK_INTERNAL;
+// With the sampler on, a miss of the bin of class cls is counted first:
+// returns the allocation's HAK_SAMPLE_* events, and in *limit the bound to
+// pass to hak_tcache_alloc_slow.
+unsigned hak_tcache_sample_miss(unsigned cls, uint32_t *limit) HAK_INTERNAL;
+// After a miss served elsewhere (the guarded pool), keeps the empty bin of
+// class cls empty until its next miss: frees of the class bypass it.
+void hak_tcache_arm_empty(unsigned cls) HAK_INTERNAL;
 // Slow path of free for block p of class cls in slab s: the bin is full or
 // off. h is the calling thread's heap, NULL when it has none (exiting).
 void hak_tcache_free_slow(hak_heap *h, void *p, hak_slab *s, unsigned cls) HAK_INTERNAL;

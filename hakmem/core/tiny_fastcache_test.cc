@@ -110,7 +110,7 @@ void *Alloc(hak_heap *h, unsigned cls) {
   if (void *b = hak_tcache_pop(HAK_BIN_SLOT(BinOf(cls))))
     return b;
 #endif
-  return hak_tcache_alloc_slow(h, cls, nullptr);
+  return hak_tcache_alloc_slow(h, cls, UINT32_MAX);
 }
 
 // free's: a push, else the slow path.
@@ -203,7 +203,7 @@ TEST(FastCacheBins, PushPopRoundTrip) {
     const unsigned i = BinOf(cls);
     const uintptr_t slot = HAK_BIN_SLOT(i);
     hak_tcache_bin *bins = MyBins();
-    void *p = hak_tcache_alloc_slow(h, cls, nullptr);
+    void *p = hak_tcache_alloc_slow(h, cls, UINT32_MAX);
     ASSERT_NE(p, nullptr);
     void *q = hak_tcache_pop(slot); // the refill left the rest in the bin
     ASSERT_NE(q, nullptr);
@@ -254,7 +254,7 @@ TEST(FastCacheBins, PushPopRoundTrip) {
 TEST(FastCacheSlowPaths, AllocSlowRefillsTheBin) {
   RunInThread([] {
     errno = 0;
-    EXPECT_EQ(hak_tcache_alloc_slow(nullptr, 0, nullptr), nullptr) << "no heap";
+    EXPECT_EQ(hak_tcache_alloc_slow(nullptr, 0, UINT32_MAX), nullptr) << "no heap";
     EXPECT_EQ(errno, ENOMEM);
 
     hak_heap *h = ThreadHeap();
@@ -262,7 +262,7 @@ TEST(FastCacheSlowPaths, AllocSlowRefillsTheBin) {
     const unsigned i = BinOf(cls);
     hak_tcache_bin *bins = MyBins();
     const uint32_t first = BinsOpen() ? FirstRefill(cls) : 1;
-    void *b = hak_tcache_alloc_slow(h, cls, nullptr);
+    void *b = hak_tcache_alloc_slow(h, cls, UINT32_MAX);
     ASSERT_NE(b, nullptr);
     EXPECT_FALSE(hak_is_marked_free(b)) << "handed out: its mark is gone";
     hak_slab *s = SlabOf(b);
@@ -285,7 +285,7 @@ TEST(FastCacheSlowPaths, AllocSlowRefillsTheBin) {
     while (hak_bin_count(bins, i) > 0)
       out.push_back(Alloc(h, cls));
     const uint16_t used = s->used;
-    out.push_back(hak_tcache_alloc_slow(h, cls, nullptr));
+    out.push_back(hak_tcache_alloc_slow(h, cls, UINT32_MAX));
     ASSERT_NE(out.back(), nullptr);
     const uint32_t second = BinsOpen() ? std::min<uint32_t>(2 * first, bins->cap[i]) : 1;
     EXPECT_EQ(hak_bin_count(bins, i), second - 1);
@@ -566,7 +566,7 @@ TEST(FastCacheSlowPaths, FreeSlowWithoutAHeapPushesRemotely) {
   hakmem_box_test::Worker owner;
   owner.Run([&] {
     h = ThreadHeap();
-    p = hak_tcache_alloc_slow(h, hak_size_class(512), nullptr);
+    p = hak_tcache_alloc_slow(h, hak_size_class(512), UINT32_MAX);
   });
   ASSERT_NE(p, nullptr);
   hak_slab *s = SlabOf(p);

@@ -113,6 +113,7 @@ enum {
   HAK_REGION_SS_MEDIUM = 2,
   HAK_REGION_LARGE = 3,      // a large mapping whose header is at the region base
   HAK_REGION_LARGE_TAIL = 4, // a later region of a large mapping
+  HAK_REGION_GUARDED = 5,    // the guarded pool (guarded.c)
 };
 
 // ---- slabs ------------------------------------------------------------------

@@ -52,16 +52,17 @@ inline hak_stats StatsNow() {
 
 // Blocks handed out, over all size classes and large mappings.
 inline uint64_t TotalAllocs(const hak_stats &s) {
-  uint64_t t = s.large_allocs;
+  uint64_t t = s.large_allocs + s.guarded_allocs;
   for (uint32_t c = 0; c < s.num_classes && c < HAK_STATS_MAX_CLASSES; ++c) {
     t += s.classes[c].allocs;
   }
   return t;
 }
 
-// Blocks given back, over all size classes and large mappings.
+// Blocks given back, over all size classes, large mappings and the guarded
+// pool.
 inline uint64_t TotalFrees(const hak_stats &s) {
-  uint64_t t = s.large_frees;
+  uint64_t t = s.large_frees + (s.guarded_allocs - s.guarded_in_use);
   for (uint32_t c = 0; c < s.num_classes && c < HAK_STATS_MAX_CLASSES; ++c) {
     t += s.classes[c].frees;
   }

@@ -114,6 +114,11 @@ typedef struct hak_stats {
   uint64_t heap_limit_bytes;        // HAKMEM_HEAP_LIMIT_MB / hak_set_heap_limit (0: none)
   uint64_t limit_givebacks;         // mappings at the limit that first gave idle memory back
   uint64_t limit_refusals;          // mappings the hard limit refused (ENOMEM)
+  // The guarded pool (HAKMEM_GUARD_SAMPLE, docs/RELIABILITY.md).
+  uint64_t guarded_allocs;    // blocks served guarded
+  uint64_t guarded_fallbacks; // sampled allocations served unguarded: every slot held a live block
+  uint64_t guarded_in_use;    // slots holding a live block now
+  uint64_t guarded_faults;    // misuses of guarded blocks reported (faults, double frees)
 } hak_stats;
 
 // Fills *out with process-wide totals, including threads that exited.
