@@ -60,6 +60,10 @@ SCUDO_GLOB = "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.scudo_standalone
 ALLOCATORS = [
     (variants.allocator_name(v), "hakmem", variants.library(v)) for v in HAKMEM_VARIANTS
 ] + [
+    # The default variant with every eligible allocation guarded: what the
+    # guarded pool catches that the slab checks cannot.
+    ("hakmem-guarded", "hakmem", variants.library(HAKMEM_VARIANTS[0])),
+] + [
     ("glibc", "none", None),
     ("mimalloc", "peer", "libmimalloc.so.2"),
     ("jemalloc", "peer", "libjemalloc.so.2"),
@@ -67,11 +71,14 @@ ALLOCATORS = [
     ("scudo", "peer", SCUDO_LIB),
 ]
 ALLOCATOR_NAMES = [a[0] for a in ALLOCATORS]
+# Options a column runs with (every other HAKMEM_* variable is dropped).
+ALLOCATOR_ENV = {"hakmem-guarded": {"HAKMEM_GUARD_SAMPLE": "1"}}
 HAKMEM_NAMES = [a[0] for a in ALLOCATORS if a[1] == "hakmem"]
 # The variants without hardening: they need not catch the hardened-only cases.
 RELEASE_NAMES = tuple(variants.allocator_name(v) for v in HAKMEM_VARIANTS
                       if "HAKMEM_HARDENED=1" not in v["defines"])
-# Cases only the hardened variant is expected to catch.
+# Cases only the hardened variant is expected to catch (and the release
+# build with every allocation guarded, HAKMEM_GUARD_SAMPLE=1).
 HARDENED_ONLY = ("uaf-write-middle", "overflow-neighbour")
 # What hakmem does not catch yet, though it should: printed with every run;
 # an entry goes once it is caught. None today.
@@ -169,6 +176,7 @@ class Allocator:
         self.name = name
         self.kind = kind
         self.preload = preload
+        self.env = ALLOCATOR_ENV.get(name, {})
 
 
 def find_scudo(path=SCUDO_LIB):
@@ -201,13 +209,14 @@ def resolve_allocators(names, bin_dir, peer_dir, scudo=None):
     return allocs, skipped, errors
 
 
-def child_env(preload):
+def child_env(preload, extra=None):
     env = {k: v for k, v in os.environ.items()
            if not any(k == d or (d.endswith("_") and k.startswith(d)) for d in DROPPED_ENV)}
     # glibc writes its fatal messages to stderr rather than to the terminal.
     env["LIBC_FATAL_STDERR_"] = "1"
     if preload:
         env["LD_PRELOAD"] = preload
+    env.update(extra or {})
     return env
 
 
@@ -220,7 +229,7 @@ def run_case(program, case, alloc, timeout):
     """Runs one case under one allocator -> result dict."""
     timed_out = False
     try:
-        proc = subprocess.run([program, case], env=child_env(alloc.preload),
+        proc = subprocess.run([program, case], env=child_env(alloc.preload, alloc.env),
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=timeout, preexec_fn=_no_core)
         output = proc.stdout.decode("utf-8", "replace")

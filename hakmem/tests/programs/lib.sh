@@ -94,7 +94,8 @@ hakmem() {
 
 # expect_served STATS_FILE [STDERR_FILE]: hakmem's report (core/stats.c,
 # hak_stats_print: a "hakmem stats (pid ...)" header, then among others
-# "total allocs N frees M ...") must show N > 0 for some process.
+# "total allocs N frees M ...") must show N > 0 for some process, and with
+# HAKMEM_GUARD_SAMPLE set, "guarded allocs G" G > 0 for some process.
 expect_served() {
   local stats=$1 err=${2:-}
   if [[ -n ${err} && -f ${err} ]] && grep -q 'cannot be preloaded' "${err}"; then
@@ -112,6 +113,15 @@ expect_served() {
     die "no hakmem report with a nonzero 'total allocs' in ${stats}"
   fi
   echo "    ${reports} process report(s); the busiest made ${most} allocations"
+  # With the guarded pool on, it must have served some of them.
+  if [[ ${HAKMEM_GUARD_SAMPLE:-0} != 0 ]]; then
+    check "the guarded pool served allocations (HAKMEM_GUARD_SAMPLE=${HAKMEM_GUARD_SAMPLE})"
+    local guarded
+    guarded=$(awk '$1 == "guarded" && $2 == "allocs" && $3 + 0 > m { m = $3 + 0 } END { print m + 0 }' \
+      "${stats}" 2>/dev/null || echo 0)
+    ((${guarded:-0} > 0)) || die "no hakmem report shows a guarded allocation in ${stats}"
+    echo "    the busiest process guarded ${guarded} allocations"
+  fi
 }
 
 # same_file A B WHAT: byte-for-byte comparison of what the plain and the
