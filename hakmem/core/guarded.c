@@ -368,10 +368,6 @@ void *hak_guarded_alloc(size_t size, size_t align, bool zero) {
     return NULL;
   if (align < 16)
     align = 16;
-  int mark = 0;
-  uintptr_t pc[HAK_GUARDED_DEPTH];
-  // Outside the lock: the unwinder takes the loader's.
-  unsigned depth = hak_backtrace_capture(pc, HAK_GUARDED_DEPTH, &mark);
   hak_mutex_lock(&g_lock);
   int i = -1;
   if (!reserve_pool()) {
@@ -394,6 +390,11 @@ void *hak_guarded_alloc(size_t size, size_t align, bool zero) {
     hak_stat_add(&hak_gstats.guarded_fallbacks, 1);
     return NULL;
   }
+  // Once a slot is had (a full pool falls back without the cost), and outside
+  // the lock: the unwinder takes the loader's.
+  int mark = 0;
+  uintptr_t pc[HAK_GUARDED_DEPTH];
+  unsigned depth = hak_backtrace_capture(pc, HAK_GUARDED_DEPTH, &mark);
   slot *s = &g_slots[i];
   size_t bytes = size != 0 ? size : 1;
   uintptr_t start = at_start ? slot_start(i) : (slot_end(i) - bytes) & ~(uintptr_t)(align - 1);
