@@ -103,8 +103,16 @@ ALLOCATORS = [
     ("tcmalloc", "", "peer", "libtcmalloc_minimal.so.4"),
     # A hardened allocator: the peer of hakmem-hardened, so not among PEER_NAMES.
     ("scudo", "", "peer", SCUDO_LIB),
+    # The default library with the guarded pool off: what the pool costs.
+    # Only when asked for by name (not in the default list).
+    ("hakmem-unguarded", HAKMEM_VARIANTS[0]["short_name"], "hakmem",
+     variants.library(HAKMEM_VARIANTS[0])),
 ]
 ALLOCATOR_NAMES = [a[0] for a in ALLOCATORS]
+# Options an allocator runs with, beyond those of the environment.
+ALLOCATOR_ENV = {"hakmem-unguarded": {"HAKMEM_GUARD_SAMPLE": "0"}}
+# What --alloc all (and no --alloc) means.
+DEFAULT_ALLOCATORS = [n for n in ALLOCATOR_NAMES if n not in ALLOCATOR_ENV]
 # "Best peer" is the best of these (hakmem's competition, glibc included).
 PEER_NAMES = ("glibc", "mimalloc", "jemalloc", "tcmalloc")
 # The default variant first.
@@ -210,6 +218,7 @@ BINARY_TARGETS = {
     "micro": "//hakmem/bench:micro_system",
 }
 LIBRARY_TARGETS = {variants.allocator_name(v): variants.library_target(v) for v in HAKMEM_VARIANTS}
+LIBRARY_TARGETS["hakmem-unguarded"] = variants.library_target(HAKMEM_VARIANTS[0])
 
 THROUGHPUT_RE = re.compile(r"^\s*Throughput\s*=\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)"
                            r"\s+operations per second\s*$")
@@ -339,8 +348,8 @@ def parse_alloc_list(text):
         if tok not in ALLOCATOR_NAMES and tok != "all":
             raise ValueError("unknown allocator %r (choose from: all, %s)"
                              % (tok, ", ".join(ALLOCATOR_NAMES)))
-    if "all" in tokens:
-        return list(ALLOCATOR_NAMES)
+    if "all" in tokens:  # the default list, and any other named beside it
+        return [n for n in ALLOCATOR_NAMES if n in DEFAULT_ALLOCATORS or n in tokens]
     return [n for n in ALLOCATOR_NAMES if n in tokens]
 
 
@@ -404,7 +413,7 @@ def build_parser():
                    help="rounds per allocator and benchmark (overrides the mode's default)")
     p.add_argument("--bench", type=_type_from(parse_bench_list), default=all_case_ids(),
                    metavar="NAMES", help="comma-separated benchmarks (default: all)")
-    p.add_argument("--alloc", type=_type_from(parse_alloc_list), default=list(ALLOCATOR_NAMES),
+    p.add_argument("--alloc", type=_type_from(parse_alloc_list), default=list(DEFAULT_ALLOCATORS),
                    metavar="NAMES", help="comma-separated allocators (default: all)")
     p.add_argument("--json", metavar="OUT",
                    help="write results here (default under bazel run: "
@@ -673,10 +682,11 @@ class ProcResult:
         self.stderr = ""
 
 
-def clean_env(preload):
+def clean_env(preload, extra=None):
     env = {k: v for k, v in os.environ.items() if k not in BAZEL_RUN_ENV and k != "LD_PRELOAD"}
     if preload:
         env["LD_PRELOAD"] = preload
+    env.update(extra or {})
     return env
 
 
@@ -827,10 +837,10 @@ GIT_COMMIT_LINE_RE = re.compile(r"^commit [0-9a-f]{40,64}$")
 SORT_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 "
 
 
-def footprint_env(preload, program):
+def footprint_env(preload, program, extra=None):
     """The environment of a footprint run: the benchmarks' (clean_env), in
     the C locale, and for git without the user's configuration or GIT_*."""
-    env = clean_env(preload)
+    env = clean_env(preload, extra)
     env["LC_ALL"] = "C"
     if program.startswith("git"):
         for k in [k for k in env if k.startswith("GIT_")]:
@@ -1019,6 +1029,7 @@ class Allocator:
         self.name = name
         self.variant = variant
         self.preload = preload  # absolute path or None
+        self.env = ALLOCATOR_ENV.get(name, {})
 
     def __repr__(self):
         return "Allocator(%s)" % self.name
@@ -1864,7 +1875,7 @@ def run_job(job, binary, rounds, inputs=None, program_inputs=None):
             return
         proc, figures, problem = bench_programs.run(
             sys.modules[__name__], job.case.program, job.alloc.preload, program_inputs,
-            job.case.timeout_s)
+            job.case.timeout_s, job.alloc.env)
         evaluate(job, proc, programs=(figures, problem))
         return
     if job.case.kind == "footprint":
@@ -1873,10 +1884,10 @@ def run_job(job, binary, rounds, inputs=None, program_inputs=None):
             job.error = (inputs.errors[program] if inputs is not None
                          else "no inputs prepared")
             return
-        env = footprint_env(job.alloc.preload, program)
+        env = footprint_env(job.alloc.preload, program, job.alloc.env)
         evaluate(job, run_process(inputs.argv(job.case), env, job.case.timeout_s), inputs=inputs)
         return
-    env = clean_env(job.alloc.preload)
+    env = clean_env(job.alloc.preload, job.alloc.env)
     argv = [binary] + list(job.case.argv_tail)
     if job.case.kind == "micro":
         fd, out_path = tempfile.mkstemp(prefix="bench-micro-", suffix=".json")
@@ -2103,7 +2114,7 @@ def main(argv=None):
             eprint("error: no workspace: run with `bazel run //tools:bench` or pass --bin-dir")
             return 1
         targets = [BINARY_TARGETS[k] for k in kinds]
-        targets += [LIBRARY_TARGETS[n] for n in HAKMEM_NAMES if n in args.alloc]
+        targets += sorted({LIBRARY_TARGETS[n] for n in LIBRARY_TARGETS if n in args.alloc})
         build = "release"
         if targets:
             bin_dir = bazel_build(ws, targets, args.dry_run)

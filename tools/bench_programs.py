@@ -147,11 +147,11 @@ def argv(program, mode):
     }[program]
 
 
-def program_env(runner, preload, program):
+def program_env(runner, preload, program, extra=None):
     """A program run's environment: the benchmarks' (runner.clean_env), the C
     locale, git without the user's or the system's configuration, python
     without PYTHON* from outside and with a fixed hash seed."""
-    env = runner.clean_env(preload)
+    env = runner.clean_env(preload, extra)
     env["LC_ALL"] = "C"
     if program.startswith("git"):
         for k in [k for k in env if k.startswith("GIT_")]:
@@ -342,7 +342,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_redis(runner, preload, inputs, timeout, mode):
+def run_redis(runner, preload, inputs, timeout, mode, extra=None):
     """One redis job: redis-server (this allocator preloaded, under GNU time
     for its peak RSS) on a free loopback port, the data set loaded,
     redis-benchmark (no preload) without and with pipelining, the data set
@@ -358,7 +358,7 @@ def run_redis(runner, preload, inputs, timeout, mode):
     log_path = os.path.join(work, "server.out")
     report = os.path.join(work, "time.out")
     # glibc: libc itself in front of Debian's jemalloc (see LIBC).
-    env = program_env(runner, preload or LIBC, "redis")
+    env = program_env(runner, preload or LIBC, "redis", extra)
     proc = None
     figures = {}
     error = None
@@ -723,7 +723,7 @@ def check(program, stdout, inputs):
     raise ValueError("unknown program %r" % program)
 
 
-def run(runner, program, preload, inputs, timeout):
+def run(runner, program, preload, inputs, timeout, extra=None):
     """One run of a program with preload (None: glibc).
 
     -> (result, figures, error): result as runner.run_process's; figures
@@ -734,9 +734,10 @@ def run(runner, program, preload, inputs, timeout):
         res.spawn_error = inputs.errors[program]
         return res, None, None
     if program == "redis":
-        return run_redis(runner, preload, inputs, timeout, inputs.mode)
+        return run_redis(runner, preload, inputs, timeout, inputs.mode, extra)
     inputs.before_run(program)
-    res = runner.run_process(inputs.argv(program), program_env(runner, preload, program), timeout)
+    res = runner.run_process(inputs.argv(program), program_env(runner, preload, program, extra),
+                             timeout)
     if res.spawn_error or res.timed_out or res.term_signal or res.exit_code != 0:
         return res, None, None
     try:

@@ -56,10 +56,27 @@ class ArgumentTest(unittest.TestCase):
         self.assertEqual(a.mode, "quick")
         self.assertEqual(a.rounds, bench.MODES["quick"]["rounds"])
         self.assertEqual(a.bench, bench.all_case_ids())
-        self.assertEqual(a.alloc, bench.ALLOCATOR_NAMES)
+        self.assertEqual(a.alloc, bench.DEFAULT_ALLOCATORS)
+        self.assertNotIn("hakmem-unguarded", a.alloc)
         self.assertIsNone(a.json)
         self.assertIsNone(a.push)
         self.assertIsNone(a.bin_dir)
+
+    def test_unguarded_only_by_name(self):
+        # hakmem with the guarded pool off: named, or beside "all"; its runs
+        # get HAKMEM_GUARD_SAMPLE=0 and the default library.
+        self.assertNotIn("hakmem-unguarded", bench.parse_args(["--alloc", "all"]).alloc)
+        self.assertEqual(bench.parse_args(["--alloc", "hakmem-unguarded,hakmem"]).alloc,
+                         ["hakmem", "hakmem-unguarded"])
+        self.assertIn("hakmem-unguarded",
+                      bench.parse_args(["--alloc", "all,hakmem-unguarded"]).alloc)
+        a = bench.Allocator("hakmem-unguarded", "fastcache", "/x/libhakmem.so")
+        env = bench.clean_env(a.preload, a.env)
+        self.assertEqual(env["HAKMEM_GUARD_SAMPLE"], "0")
+        self.assertEqual(env["LD_PRELOAD"], "/x/libhakmem.so")
+        self.assertNotIn("HAKMEM_GUARD_SAMPLE", bench.clean_env("/x/libhakmem.so",
+                                                                 bench.Allocator("hakmem", "", None).env))
+        self.assertEqual(bench.LIBRARY_TARGETS["hakmem-unguarded"], bench.LIBRARY_TARGETS["hakmem"])
 
     def test_full_and_rounds(self):
         self.assertEqual(bench.parse_args(["--full"]).rounds, 5)
