@@ -384,7 +384,8 @@ class FormatTest(unittest.TestCase):
 
     def test_micro_table_ratios_favour_lower_ns(self):
         case = bench.make_cases("quick", ["micro"])[0]
-        allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS]
+        allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS
+              if n in bench.DEFAULT_ALLOCATORS]
         jobs = []
         ns = {"hakmem": 5.0, "hakmem-nofastcache": 6.0, "hakmem-hardened": 5.5, "glibc": 20.0, "mimalloc": 10.0,
               "jemalloc": 12.0, "tcmalloc": 11.0, "scudo": 30.0}
@@ -412,7 +413,8 @@ class FormatTest(unittest.TestCase):
 
 def fake_measurements():
     case = bench.make_cases("quick", ["larson/t2"])[0]
-    allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS]
+    allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS
+              if n in bench.DEFAULT_ALLOCATORS]
     ops = {"hakmem": [190.0, 200.0, 210.0], "hakmem-nofastcache": [100.0, 120.0, 110.0],
            "hakmem-hardened": [160.0, 170.0, 180.0],
            "glibc": [100.0, 90.0, 110.0], "mimalloc": [150.0, 150.0, 150.0],
@@ -679,7 +681,8 @@ class FootprintTest(unittest.TestCase):
 
     def footprint_groups(self, kib):
         case = footprint_case("sort")
-        allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS]
+        allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS
+              if n in bench.DEFAULT_ALLOCATORS]
         inputs = StubInputs({"sort": {"lines": 1, "sha256": bench.digest("a\n")}})
         jobs = []
         for r in range(3):
@@ -1145,7 +1148,8 @@ class ProgramsEvaluateTest(unittest.TestCase):
         self.assertEqual(j.error, "cannot prepare its input: x")
 
     def test_tables_summary_and_json(self):
-        allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS]
+        allocs = [bench.Allocator(n, v, None) for n, v, _, _ in bench.ALLOCATORS
+              if n in bench.DEFAULT_ALLOCATORS]
         redis, sqlite = programs_case("redis"), programs_case("sqlite")
         speed = {"hakmem": 1.0, "hakmem-nofastcache": 1.1, "hakmem-hardened": 1.3, "glibc": 2.0,
                  "mimalloc": 1.25, "jemalloc": 1.6, "tcmalloc": 1.4, "scudo": 0.5}
