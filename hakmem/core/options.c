@@ -162,7 +162,7 @@ const hak_option_def hak_option_table[] = {
      .def = HAKMEM_GUARD_SAMPLE_DEFAULT,
      .lo = 0,
      .hi = (uint64_t)1 << 40,
-     .def_doc = "`20000`; `1000` in the hardened build",
+     .def_doc = "`500000`; `200000` in the hardened build",
      .doc = "mean allocations between two guarded ones (docs/RELIABILITY.md): a guarded block of "
             "up to 16 KiB lies against an inaccessible page and stays inaccessible for a while "
             "after its free, so an overflow, underflow or use after free faults and is reported "

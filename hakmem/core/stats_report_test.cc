@@ -34,7 +34,7 @@
 
 // The class counters count slab blocks; a guarded block is counted by the
 // pool's own counters (guarded_test checks them), and the hardened build
-// guards one allocation in a thousand by default. The exact counts here are
+// guards one allocation in 200000 by default. The exact counts here are
 // of slab blocks, so the pool is off (read at hak_init, before any test).
 [[maybe_unused]] static const bool kGuardedPoolOff = setenv("HAKMEM_GUARD_SAMPLE", "0", 1) == 0;
 
