@@ -204,7 +204,6 @@ def hakmem_variant_sh_test(
         env = {},
         size = "medium",
         tags = [],
-        variants = None,
         **kwargs):
     """A shell test run with the preload library of every variant.
 
@@ -222,14 +221,11 @@ def hakmem_variant_sh_test(
     data = ["//hakmem/bench:larson"] or args = ["$(rootpath //hakmem:libhakmem{suffix}.so)"].
     Skipped under --config=asan and --config=tsan. Tagged "preload", so a run
     can leave them out (tools/coverage.sh does: a preloaded program's own
-    coverage data is not the tests'). variants, when given, names the
-    variants (short names) to test; the others get no test.
+    coverage data is not the tests').
     """
     tests = []
     tags = tags + ["preload"]
     for variant in HAKMEM_VARIANTS:
-        if variants != None and variant["short_name"] not in variants:
-            continue
         test_name = name + "_" + variant["short_name"]
         so = "//hakmem:libhakmem" + variant["suffix"] + ".so"
         test_env = {
