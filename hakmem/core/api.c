@@ -78,19 +78,6 @@ static void __attribute__((noinline)) prof_free(void *p, hak_slab *s) {
 
 static void *malloc_large(size_t size, size_t align, bool zero);
 
-// The entry points whose frames (and those below them) are hakmem's own.
-__attribute__((constructor)) static void prof_register_entries(void) {
-  const void *const fns[] = {
-      (const void *)hak_malloc,         (const void *)hak_malloc_miss,
-      (const void *)hak_calloc,         (const void *)hak_realloc,
-      (const void *)hak_reallocarray,   (const void *)hak_aligned_alloc,
-      (const void *)hak_posix_memalign, (const void *)hak_memalign,
-      (const void *)hak_valloc,         (const void *)hak_pvalloc,
-      (const void *)hak_free,           (const void *)hak_free_miss,
-  };
-  hak_prof_add_entries(fns, sizeof fns / sizeof fns[0]);
-}
-
 #if !HAKMEM_FASTCACHE
 static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   hak_heap *h = slow_heap();
@@ -200,6 +187,32 @@ static inline void *alloc_small(size_t n, unsigned cls, size_t align) {
   void *b = take_class(cls);
 #endif
   return handed_out(b, cls, n);
+}
+
+// The entry points whose frames (and those below them) are hakmem's own,
+// with the out-of-line parts of malloc's paths: a tail call from an entry
+// point leaves no frame for it, only theirs.
+__attribute__((constructor)) static void prof_register_entries(void) {
+  const void *const fns[] = {
+    (const void *)hak_malloc,
+    (const void *)hak_malloc_miss,
+    (const void *)hak_calloc,
+    (const void *)hak_realloc,
+    (const void *)hak_reallocarray,
+    (const void *)hak_aligned_alloc,
+    (const void *)hak_posix_memalign,
+    (const void *)hak_memalign,
+    (const void *)hak_valloc,
+    (const void *)hak_pvalloc,
+    (const void *)hak_free,
+    (const void *)hak_free_miss,
+    (const void *)alloc_sampled,
+    (const void *)malloc_large,
+#if HAKMEM_FASTCACHE
+    (const void *)alloc_miss,
+#endif
+  };
+  hak_prof_add_entries(fns, sizeof fns / sizeof fns[0]);
 }
 
 // Largest request served from slabs.
