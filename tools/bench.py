@@ -833,7 +833,6 @@ def run_process(argv, env, timeout, use_time=None):
 # footprint: the programs' inputs, environment and output checks.
 
 GIT_LOG_ONELINE_RE = re.compile(r"^[0-9a-f]{7,64} (.*)$")
-GIT_COMMIT_LINE_RE = re.compile(r"^commit [0-9a-f]{40,64}$")
 SORT_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 "
 
 
@@ -990,19 +989,8 @@ def check_footprint_output(program, stdout, expect):
                 return "git log --oneline line %d is %r, expected a hash and %r" % (
                     i + 1, line[:80], subject)
         return None
-    if program == "git-log-p":
-        commits = sum(1 for l in lines if GIT_COMMIT_LINE_RE.match(l))
-        if commits != len(expect["subjects"]):
-            return "git log -p shows %d commits, expected %d" % (commits, len(expect["subjects"]))
-        added = sum(1 for l in lines if l.startswith("+") and not l.startswith("+++ "))
-        if added != expect["added_lines"]:
-            return "git log -p shows %d added lines, expected %d" % (added, expect["added_lines"])
-        subjects = [l[4:] for l in lines if l.startswith("    ")]
-        if subjects != expect["subjects"]:
-            return "git log -p: the commit messages are not the repository's"
-        if "sha256" in expect and digest(stdout) != expect["sha256"]:
-            return "git log -p: the output differs from glibc's reference run"
-        return None
+    if program == "git-log-p":  # the same check as the programs suite's
+        return bench_programs.check_git_log_p(stdout, expect)
     if program == "ls-R":
         if len(lines) != expect["lines"]:
             return _count_mismatch("ls -R", len(lines), expect["lines"])
