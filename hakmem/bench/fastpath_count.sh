@@ -203,8 +203,8 @@ END {
         }
     }
     if (bad) exit 1
-    inner_m = ("hak_malloc" in self) ? "hak_malloc" : "hak_i_malloc"
-    inner_f = ("hak_free" in self) ? "hak_free" : "hak_i_free"
+    inner_m = ("hak_malloc" in self) ? "hak_malloc" : "hak_api_malloc"
+    inner_f = ("hak_free" in self) ? "hak_free" : "hak_api_free"
     known = self["malloc"] + self[inner_m] + self["free"] + self[inner_f]
     other = hak_total - known
     printf "calls: %d malloc(32) + %d free on the hit path, after warm-up\n", calls, calls

@@ -15,12 +15,12 @@
 #include "profile.h"
 #include "purge.h"
 #include "sampler.h"
-#include "segment_map.h"
+#include "segmap.h"
 #include "size_class.h"
 #include "slab.h"
 #include "superslab.h"
 #include "thread_heap.h"
-#include "tiny_fastcache.h"
+#include "tcache.h"
 
 // ---- class allocation -------------------------------------------------------
 
@@ -30,8 +30,8 @@ static hak_heap *slow_heap(void) {
   hak_heap *h = hak_tls.heap;
   if (hak_likely(h != NULL))
     return h;
-  hak_init();
-  return hak_heap_get();
+  hak_maintenance_init();
+  return hak_thread_heap_get();
 }
 
 // The same for a free: a thread whose first call is free gets its heap now,
@@ -55,15 +55,23 @@ static inline uint8_t region_of(const void *p) {
   return kind;
 }
 
+// The profiler's callback for a slab whose count of sampled blocks changed.
+static void slab_prof_changed(void *slab, const void *p, int event) {
+  if (event == HAK_PROF_SLAB_CLEAR)
+    hak_superslab_prof_clear(slab);
+  else
+    hak_superslab_prof_add(slab, p, event == HAK_PROF_SLAB_FIRST);
+}
+
 // Records p, a sampled block of size bytes, with the caller's stack.
 static void __attribute__((noinline)) prof_record(void *p, size_t size) {
   char mark = 0;
   uint8_t kind = hak_segmap_kind(p);
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
-    hak_slab *s = hak_slab_of(p, kind);
-    hak_prof_record(p, size, &mark, &s->prof_live, hak_slab_prof_mark, s);
+    hak_slab *s = hak_superslab_slab_of(p, kind);
+    hak_profile_record(p, size, &mark, &s->prof_live, slab_prof_changed, s);
   } else {
-    hak_prof_record(p, size, &mark, NULL, NULL, NULL);
+    hak_profile_record(p, size, &mark, NULL, NULL, NULL);
   }
 }
 
@@ -71,9 +79,9 @@ static void __attribute__((noinline)) prof_record(void *p, size_t size) {
 // sent it here), or of a large block.
 static void __attribute__((noinline)) prof_free(void *p, hak_slab *s) {
   if (s != NULL)
-    hak_prof_free(p, &s->prof_live, hak_slab_prof_mark, s);
+    hak_profile_free(p, &s->prof_live, slab_prof_changed, s);
   else
-    hak_prof_free(p, NULL, NULL, NULL);
+    hak_profile_free(p, NULL, NULL, NULL);
 }
 
 static void *malloc_large(size_t size, size_t align, bool zero);
@@ -84,13 +92,13 @@ static void *__attribute__((noinline)) slab_alloc_slow(unsigned cls) {
   if (h == NULL)
     return NULL;
   hak_purge_poll(); // before the heap changes: starting the thread allocates
-  if (hak_slab_refill(h, cls, hak_classes[cls].batch) != 0)
+  if (hak_slab_refill(h, cls, hak_size_class_table[cls].batch) != 0)
     return NULL;
   hak_slab *s = h->cls[cls].active;
   void *b = s->free;
-  s->free = hak_link_next(b);
+  s->free = hak_integrity_link_next(b);
   HAK_SLAB_SET_USED(s, s->used + 1);
-  hak_block_take(b, HAK_VET_SLOW_TAKE);
+  hak_integrity_block_take(b, HAK_VET_SLOW_TAKE);
   HAK_COUNT(h->counters[cls].allocs, 1);
   HAK_COUNT(h->counters[cls].slow_allocs, 1);
   HAK_COUNT(h->counters[cls].refills, 1);
@@ -105,9 +113,9 @@ static inline void *take_class(unsigned cls) {
     hak_slab *s = h->cls[cls].active;
     void *b = s->free;
     if (hak_likely(b != NULL)) {
-      s->free = hak_link_next(b);
+      s->free = hak_integrity_link_next(b);
       HAK_SLAB_SET_USED(s, s->used + 1);
-      hak_block_take(b, HAK_VET_SLAB_TAKE);
+      hak_integrity_block_take(b, HAK_VET_SLAB_TAKE);
       HAK_COUNT(h->counters[cls].allocs, 1);
       return b;
     }
@@ -119,7 +127,7 @@ static inline void *take_class(unsigned cls) {
 // Slab block b of class cls handed out for n bytes (NULL: none to be had).
 static inline void *handed_out(void *b, unsigned cls, size_t n) {
   if (b != NULL)
-    hak_integrity_alloced(b, hak_classes[cls].size, n);
+    hak_integrity_alloced(b, hak_size_class_table[cls].size, n);
   return b;
 }
 
@@ -147,7 +155,7 @@ alloc_sampled(unsigned events, uint32_t limit, unsigned cls, size_t n, size_t al
 #endif
   }
   if ((events & HAK_SAMPLE_PROF) && b != NULL)
-    prof_record(b, hak_classes[cls].size);
+    prof_record(b, hak_size_class_table[cls].size);
   return guarded ? b : handed_out(b, cls, n);
 }
 
@@ -158,8 +166,8 @@ static void *__attribute__((noinline)) alloc_miss(unsigned cls, size_t n, size_t
   hak_heap *h = slow_heap();
   uint32_t limit = UINT32_MAX;
   if (hak_unlikely(hak_sampler_on) && h != NULL) {
-    if (hak_prof_enabled)
-      hak_prof_poll();
+    if (hak_profile_enabled)
+      hak_profile_poll();
     unsigned events = hak_tcache_sample_miss(cls, &limit);
     if (hak_unlikely(events != 0))
       return alloc_sampled(events, limit, cls, n, align);
@@ -175,12 +183,12 @@ static void *__attribute__((noinline)) alloc_miss(unsigned cls, size_t n, size_t
 // slow path (bins have no room; see set_caps).
 static inline void *alloc_small(size_t n, unsigned cls, size_t align) {
 #if HAKMEM_FASTCACHE
-  void *b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
+  void *b = hak_tcache_pop(HAK_BIN_SLOT(hak_tcache_bin_of_class(cls)));
   if (hak_unlikely(b == NULL))
     return alloc_miss(cls, n, align);
 #else
   if (hak_unlikely(hak_sampler_on)) {
-    unsigned events = hak_sampler_count(hak_classes[cls].size, HAK_SAMPLE_ALL);
+    unsigned events = hak_sampler_count(hak_size_class_table[cls].size, HAK_SAMPLE_ALL);
     if (hak_unlikely(events != 0))
       return alloc_sampled(events, UINT32_MAX, cls, n, align);
   }
@@ -195,7 +203,7 @@ static inline void *alloc_small(size_t n, unsigned cls, size_t align) {
 __attribute__((constructor)) static void prof_register_entries(void) {
   const void *const fns[] = {
     (const void *)hak_malloc,
-    (const void *)hak_malloc_miss,
+    (const void *)hak_fastpath_malloc_miss,
     (const void *)hak_calloc,
     (const void *)hak_realloc,
     (const void *)hak_reallocarray,
@@ -205,14 +213,14 @@ __attribute__((constructor)) static void prof_register_entries(void) {
     (const void *)hak_valloc,
     (const void *)hak_pvalloc,
     (const void *)hak_free,
-    (const void *)hak_free_miss,
+    (const void *)hak_fastpath_free_miss,
     (const void *)alloc_sampled,
     (const void *)malloc_large,
 #if HAKMEM_FASTCACHE
     (const void *)alloc_miss,
 #endif
   };
-  hak_prof_add_entries(fns, sizeof fns / sizeof fns[0]);
+  hak_profile_add_entries(fns, sizeof fns / sizeof fns[0]);
 }
 
 // Largest request served from slabs.
@@ -220,23 +228,23 @@ __attribute__((constructor)) static void prof_register_entries(void) {
 
 // Kept out of line so that the small-size path needs no stack frame.
 static void *__attribute__((noinline)) malloc_large(size_t size, size_t align, bool zero) {
-  hak_init();
+  hak_maintenance_init();
   void *p = hak_large_alloc(size, align, zero);
-  if (hak_prof_enabled && p != NULL) {
-    hak_prof_poll();
+  if (hak_profile_enabled && p != NULL) {
+    hak_profile_poll();
     if (hak_sampler_count(size, HAK_SAMPLE_PROF) != 0)
       prof_record(p, size);
   }
   return p;
 }
 
-void *hak_malloc_miss(size_t size) {
+void *hak_fastpath_malloc_miss(size_t size) {
   if (hak_likely(size <= SMALL_LIMIT))
-    return alloc_small(size, hak_size_class(size + HAK_TRAILER), 0);
+    return alloc_small(size, hak_size_class_of(size + HAK_TRAILER), 0);
   return malloc_large(size, 0, false);
 }
 
-void *hak_malloc(size_t size) { return hak_malloc_hit(size); }
+void *hak_malloc(size_t size) { return hak_fastpath_malloc(size); }
 
 // ---- free -------------------------------------------------------------------
 
@@ -244,12 +252,12 @@ void *hak_malloc(size_t size) { return hak_malloc_hit(size); }
 // build checks this on every path but the inlined hit of free, which proves
 // the same in its own way. Reports misuse by what and aborts.
 static hak_slab *vet_block(const char *what, const void *p, uint8_t kind) {
-  hak_slab *s = hak_slab_of(p, kind);
-  if (hak_unlikely(!hak_slab_is_block(s, p)))
-    hak_report_invalid(what, p);
-  if (hak_unlikely(hak_is_marked_free(p) || hak_slab_block_purged(s, p)))
-    hak_report_freed(what, p);
-  hak_guard_check(what, p, s->block_size);
+  hak_slab *s = hak_superslab_slab_of(p, kind);
+  if (hak_unlikely(!hak_superslab_is_block(s, p)))
+    hak_integrity_report_invalid(what, p);
+  if (hak_unlikely(hak_integrity_is_marked_free(p) || hak_superslab_block_purged(s, p)))
+    hak_integrity_report_freed(what, p);
+  hak_integrity_guard_check(what, p, s->block_size);
   return s;
 }
 
@@ -260,14 +268,14 @@ static void __attribute__((noinline)) free_other(void *p, uint8_t kind) {
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
     hak_large *hdr = hak_large_of(p, kind);
     if (hdr == NULL)
-      hak_report_invalid("free()", p);
-    if (hak_prof_enabled)
+      hak_integrity_report_invalid("free()", p);
+    if (hak_profile_enabled)
       prof_free(p, NULL);
     hak_large_free(hdr);
     return;
   }
   if (kind == HAK_REGION_GUARDED) {
-    if (hak_prof_enabled)
+    if (hak_profile_enabled)
       prof_free(p, NULL);
     hak_guarded_free(p, "free()");
     return;
@@ -286,11 +294,12 @@ static inline void free_slab_block(void *p, hak_slab *s) {
 #if HAKMEM_FASTCACHE
   unsigned cls = s->class_idx;
   // An inlined hit path has tried the bin already.
-  if (!HAK_INLINE_FAST_PATHS && hak_likely(hak_tcache_push(HAK_BIN_SLOT(hak_bin_of_class(cls)), p)))
+  if (!HAK_INLINE_FAST_PATHS &&
+      hak_likely(hak_tcache_push(HAK_BIN_SLOT(hak_tcache_bin_of_class(cls)), p)))
     return;
   hak_tcache_free_slow(free_heap(), p, s, cls);
 #else
-  hak_mark_free(p);
+  hak_integrity_mark_free(p);
   hak_heap *h = hak_tls.heap;
   if (hak_likely(h != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
     HAK_COUNT(h->counters[s->class_idx].frees, 1);
@@ -305,28 +314,28 @@ static inline void free_slab_block(void *p, hak_slab *s) {
 // path, else everything that path does not take (foreign pointers, large
 // and medium blocks, free slab slots, full or closed bins, and whatever
 // failed its checks: an interior pointer, a double free, which this names).
-void hak_free_miss(void *p) {
+void hak_fastpath_free_miss(void *p) {
   uint8_t kind = region_of(p);
   if (hak_unlikely(kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM)) {
     free_other(p, kind);
     return;
   }
   hak_slab *s = vet_block("free()", p, kind);
-  if (hak_unlikely(hak_slab_prof_maybe(s, p)))
+  if (hak_unlikely(hak_superslab_prof_maybe(s, p)))
     prof_free(p, s);
   hak_integrity_freed(p, s->block_size);
   free_slab_block(p, s);
 }
 
 #if HAK_INLINE_FAST_PATHS
-void hak_free_full(void *p, uintptr_t slot) {
+void hak_fastpath_free_full(void *p, uintptr_t slot) {
   hak_tls.bins[0].hot.r.e[slot].room += 1; // the hit path's subtract wrapped it
-  hak_free_miss(p);
+  hak_fastpath_free_miss(p);
 }
 
-void hak_free(void *p) { hak_free_hit(p); }
+void hak_free(void *p) { hak_fastpath_free(p); }
 #else
-void hak_free(void *p) { hak_free_miss(p); }
+void hak_free(void *p) { hak_fastpath_free_miss(p); }
 #endif
 
 // ---- sizes ------------------------------------------------------------------
@@ -335,12 +344,12 @@ size_t hak_usable_size(const void *p) {
   uint8_t kind = region_of(p);
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
     hak_slab *s = vet_block("malloc_usable_size()", p, kind);
-    return hak_guard_check("malloc_usable_size()", p, s->block_size);
+    return hak_integrity_guard_check("malloc_usable_size()", p, s->block_size);
   }
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
     hak_large *hdr = hak_large_of(p, kind);
     if (hdr == NULL)
-      hak_report_invalid("malloc_usable_size()", p);
+      hak_integrity_report_invalid("malloc_usable_size()", p);
     return hdr->usable;
   }
   if (kind == HAK_REGION_GUARDED)
@@ -350,7 +359,7 @@ size_t hak_usable_size(const void *p) {
 
 // malloc_usable_size() as exported: a pointer that is not hakmem's must be
 // glibc's, or it is reported.
-size_t hak_i_malloc_usable_size(const void *p) {
+size_t hak_api_malloc_usable_size(const void *p) {
   uint8_t kind = region_of(p);
   if (kind != HAK_REGION_NONE || p == NULL)
     return hak_usable_size(p);
@@ -360,10 +369,11 @@ size_t hak_i_malloc_usable_size(const void *p) {
 int hak_owns(const void *p) {
   uint8_t kind = region_of(p);
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
-    hak_slab *s = hak_slab_of(p, kind);
+    hak_slab *s = hak_superslab_slab_of(p, kind);
     // A block start of a slab in use, neither free (marked) nor in a page a
     // trim gave back: reading its second word is safe, the slab is mapped.
-    return hak_slab_is_block(s, p) && !hak_is_marked_free(p) && !hak_slab_block_purged(s, p);
+    return hak_superslab_is_block(s, p) && !hak_integrity_is_marked_free(p) &&
+           !hak_superslab_block_purged(s, p);
   }
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL)
     return hak_large_of(p, kind) != NULL;
@@ -382,7 +392,7 @@ void *hak_calloc(size_t count, size_t size) {
   }
   if (total > SMALL_LIMIT)
     return malloc_large(total, 0, true); // fresh maps skip the memset
-  void *p = alloc_small(total, hak_size_class(total + HAK_TRAILER), 0);
+  void *p = alloc_small(total, hak_size_class_of(total + HAK_TRAILER), 0);
   if (p != NULL)
     memset(p, 0, total);
   return p;
@@ -400,19 +410,19 @@ void *hak_realloc(void *p, size_t size) {
   if (kind == HAK_REGION_SS_SMALL || kind == HAK_REGION_SS_MEDIUM) {
     hak_slab *s = vet_block("realloc()", p, kind);
     size_t room = s->block_size - HAK_TRAILER;
-    old = hak_guard_check("realloc()", p, s->block_size);
+    old = hak_integrity_guard_check("realloc()", p, s->block_size);
     // Stay put unless the block would be more than half empty.
     if (size <= room && (size > s->block_size / 2 || s->block_size <= 64)) {
-      hak_guard_arm(p, s->block_size, size);
+      hak_integrity_guard_arm(p, s->block_size, size);
       return p;
     }
   } else if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_TAIL) {
     hak_large *hdr = hak_large_of(p, kind);
     if (hdr == NULL)
-      hak_report_invalid("realloc()", p);
+      hak_integrity_report_invalid("realloc()", p);
     old = hdr->usable;
     // A move keeps no sampled block's record: the profiler copies instead.
-    void *q = size > SMALL_LIMIT ? hak_large_resize(hdr, p, size, !hak_prof_enabled) : NULL;
+    void *q = size > SMALL_LIMIT ? hak_large_resize(hdr, p, size, !hak_profile_enabled) : NULL;
     if (q != NULL)
       return q;
   } else if (kind == HAK_REGION_GUARDED) {
@@ -513,7 +523,7 @@ int hak_trim(size_t pad) {
 }
 
 #define HAK_ALIAS(name)                                                                            \
-  extern __typeof(hak_##name) hak_i_##name __attribute__((alias("hak_" #name)))
+  extern __typeof(hak_##name) hak_api_##name __attribute__((alias("hak_" #name)))
 HAK_ALIAS(malloc);
 HAK_ALIAS(free);
 HAK_ALIAS(calloc);

@@ -8,27 +8,27 @@
 
 HAK_EXTERN_C_BEGIN
 
-extern __typeof(hak_malloc) hak_i_malloc HAK_INTERNAL;
-extern __typeof(hak_free) hak_i_free HAK_INTERNAL;
-extern __typeof(hak_calloc) hak_i_calloc HAK_INTERNAL;
-extern __typeof(hak_realloc) hak_i_realloc HAK_INTERNAL;
-extern __typeof(hak_reallocarray) hak_i_reallocarray HAK_INTERNAL;
-extern __typeof(hak_aligned_alloc) hak_i_aligned_alloc HAK_INTERNAL;
-extern __typeof(hak_posix_memalign) hak_i_posix_memalign HAK_INTERNAL;
-extern __typeof(hak_memalign) hak_i_memalign HAK_INTERNAL;
-extern __typeof(hak_valloc) hak_i_valloc HAK_INTERNAL;
-extern __typeof(hak_pvalloc) hak_i_pvalloc HAK_INTERNAL;
-extern __typeof(hak_usable_size) hak_i_usable_size HAK_INTERNAL;
-extern __typeof(hak_trim) hak_i_trim HAK_INTERNAL;
+extern __typeof(hak_malloc) hak_api_malloc HAK_INTERNAL;
+extern __typeof(hak_free) hak_api_free HAK_INTERNAL;
+extern __typeof(hak_calloc) hak_api_calloc HAK_INTERNAL;
+extern __typeof(hak_realloc) hak_api_realloc HAK_INTERNAL;
+extern __typeof(hak_reallocarray) hak_api_reallocarray HAK_INTERNAL;
+extern __typeof(hak_aligned_alloc) hak_api_aligned_alloc HAK_INTERNAL;
+extern __typeof(hak_posix_memalign) hak_api_posix_memalign HAK_INTERNAL;
+extern __typeof(hak_memalign) hak_api_memalign HAK_INTERNAL;
+extern __typeof(hak_valloc) hak_api_valloc HAK_INTERNAL;
+extern __typeof(hak_pvalloc) hak_api_pvalloc HAK_INTERNAL;
+extern __typeof(hak_usable_size) hak_api_usable_size HAK_INTERNAL;
+extern __typeof(hak_trim) hak_api_trim HAK_INTERNAL;
 // The exported malloc_usable_size(): like hak_usable_size, but a pointer in
 // no hakmem region must be one of glibc's, or it is reported.
-size_t hak_i_malloc_usable_size(const void *p) HAK_INTERNAL;
+size_t hak_api_malloc_usable_size(const void *p) HAK_INTERNAL;
 // Defined in introspect.c.
-extern __typeof(hak_mallinfo2) hak_i_mallinfo2 HAK_INTERNAL;
-extern __typeof(hak_mallinfo) hak_i_mallinfo HAK_INTERNAL;
-extern __typeof(hak_malloc_stats) hak_i_malloc_stats HAK_INTERNAL;
-extern __typeof(hak_malloc_info) hak_i_malloc_info HAK_INTERNAL;
-extern __typeof(hak_mallopt) hak_i_mallopt HAK_INTERNAL;
+extern __typeof(hak_mallinfo2) hak_api_mallinfo2 HAK_INTERNAL;
+extern __typeof(hak_mallinfo) hak_api_mallinfo HAK_INTERNAL;
+extern __typeof(hak_malloc_stats) hak_api_malloc_stats HAK_INTERNAL;
+extern __typeof(hak_malloc_info) hak_api_malloc_info HAK_INTERNAL;
+extern __typeof(hak_mallopt) hak_api_mallopt HAK_INTERNAL;
 
 HAK_EXTERN_C_END
 

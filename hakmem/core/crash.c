@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "segment_map.h"
+#include "segmap.h"
 
 static const int k_signals[] = {SIGSEGV, SIGBUS, SIGABRT};
 static struct sigaction g_previous[3];
@@ -31,14 +31,14 @@ static void on_crash(int sig, siginfo_t *info, void *uctx) {
   int idx = sig == SIGSEGV ? 0 : sig == SIGBUS ? 1 : 2;
   const void *addr = info != NULL ? info->si_addr : NULL;
   char buf[256];
-  size_t n = hak_format(
+  size_t n = hak_log_format(
       buf, sizeof buf,
       "hakmem: crash report: signal %d (%s) at address %p; in a hakmem region: %s\n", sig,
       sig == SIGSEGV  ? "SIGSEGV"
       : sig == SIGBUS ? "SIGBUS"
                       : "SIGABRT",
       sig == SIGABRT ? NULL : addr, sig == SIGABRT ? "n/a" : region_name(hak_segmap_kind(addr)));
-  hak_write_all(2, buf, n);
+  hak_log_write_all(2, buf, n);
   // Hand the signal on as if we had never been here.
   struct sigaction *prev = &g_previous[idx];
   sigaction(sig, prev, NULL);

@@ -14,7 +14,7 @@
 #include "gtest/gtest.h"
 #include "hakmem/core/crash.h"
 #include "hakmem/core/os.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 // AddressSanitizer keeps SIGSEGV and SIGBUS for itself unless told to let the

@@ -40,8 +40,8 @@ static bool read_section(int fd, uint64_t off, uint64_t size, void **out, size_t
   return true;
 }
 
-bool hak_elf_open(hak_elf_symbols *t, const char *path_in, size_t path_len, uintptr_t start,
-                  uint64_t offset) {
+bool hak_elf_symbols_open(hak_elf_symbols *t, const char *path_in, size_t path_len, uintptr_t start,
+                          uint64_t offset) {
   char path[4096];
   if (path_len >= sizeof path)
     return false;
@@ -108,7 +108,7 @@ bool hak_elf_open(hak_elf_symbols *t, const char *path_in, size_t path_len, uint
   return true;
 }
 
-const char *hak_elf_name(const hak_elf_symbols *t, uintptr_t pc, size_t *len) {
+const char *hak_elf_symbols_name(const hak_elf_symbols *t, uintptr_t pc, size_t *len) {
   const Elf64_Sym *syms = t->syms;
   uint64_t addr = (uint64_t)((int64_t)(pc - t->start + t->offset) + t->bias);
   const Elf64_Sym *best = NULL;
@@ -129,7 +129,7 @@ const char *hak_elf_name(const hak_elf_symbols *t, uintptr_t pc, size_t *len) {
   return name;
 }
 
-void hak_elf_close(hak_elf_symbols *t) {
+void hak_elf_symbols_close(hak_elf_symbols *t) {
   hak_os_unreserve((void *)t->syms, t->syms_mapped);
   hak_os_unreserve((void *)t->strs, t->strs_mapped);
 }

@@ -28,15 +28,15 @@ typedef struct hak_elf_symbols {
 // Reads the symbols of the ELF file path (path_len bytes, not NUL-terminated)
 // mapped at start from file offset `offset`; false when it cannot (not a
 // 64-bit ELF file, no symbol table, the offset in no load segment).
-bool hak_elf_open(hak_elf_symbols *t, const char *path, size_t path_len, uintptr_t start,
-                  uint64_t offset) HAK_INTERNAL;
+bool hak_elf_symbols_open(hak_elf_symbols *t, const char *path, size_t path_len, uintptr_t start,
+                          uint64_t offset) HAK_INTERNAL;
 
 // The name of the function holding address pc of the mapping, *len bytes
 // (not NUL-terminated); NULL if none holds it.
-const char *hak_elf_name(const hak_elf_symbols *t, uintptr_t pc, size_t *len) HAK_INTERNAL;
+const char *hak_elf_symbols_name(const hak_elf_symbols *t, uintptr_t pc, size_t *len) HAK_INTERNAL;
 
-// Gives the memory of hak_elf_open back.
-void hak_elf_close(hak_elf_symbols *t) HAK_INTERNAL;
+// Gives the memory of hak_elf_symbols_open back.
+void hak_elf_symbols_close(hak_elf_symbols *t) HAK_INTERNAL;
 
 HAK_EXTERN_C_END
 

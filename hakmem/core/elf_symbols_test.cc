@@ -47,7 +47,7 @@ Mapping MappingOf(uintptr_t a) {
 
 std::string Name(const hak_elf_symbols *t, uintptr_t pc) {
   size_t len = 0;
-  const char *name = hak_elf_name(t, pc, &len);
+  const char *name = hak_elf_symbols_name(t, pc, &len);
   return name != nullptr ? std::string(name, len) : std::string("(none)");
 }
 
@@ -56,22 +56,22 @@ TEST(ElfSymbols, NamesAFunctionOfTheTestBinary) {
   Mapping m = MappingOf(fn);
   ASSERT_FALSE(m.path.empty());
   hak_elf_symbols t;
-  ASSERT_TRUE(hak_elf_open(&t, m.path.data(), m.path.size(), m.start, m.offset));
+  ASSERT_TRUE(hak_elf_symbols_open(&t, m.path.data(), m.path.size(), m.start, m.offset));
   EXPECT_EQ(Name(&t, fn), "elf_symbols_test_function");
   EXPECT_EQ(Name(&t, fn + 4), "elf_symbols_test_function");
   uintptr_t test_body = reinterpret_cast<uintptr_t>(&MappingOf);
   EXPECT_NE(Name(&t, test_body), "elf_symbols_test_function");
-  hak_elf_close(&t);
+  hak_elf_symbols_close(&t);
 }
 
 TEST(ElfSymbols, RefusesWhatIsNotAnElfFile) {
   hak_elf_symbols t;
   const char maps[] = "/proc/self/maps";
-  EXPECT_FALSE(hak_elf_open(&t, maps, strlen(maps), 0, 0));
+  EXPECT_FALSE(hak_elf_symbols_open(&t, maps, strlen(maps), 0, 0));
   const char missing[] = "/nonexistent/elf_symbols_test";
-  EXPECT_FALSE(hak_elf_open(&t, missing, strlen(missing), 0, 0));
+  EXPECT_FALSE(hak_elf_symbols_open(&t, missing, strlen(missing), 0, 0));
   std::string long_path(5000, 'x');
-  EXPECT_FALSE(hak_elf_open(&t, long_path.data(), long_path.size(), 0, 0));
+  EXPECT_FALSE(hak_elf_symbols_open(&t, long_path.data(), long_path.size(), 0, 0));
 }
 
 TEST(ElfSymbols, RefusesAnOffsetInNoLoadSegment) {
@@ -79,7 +79,7 @@ TEST(ElfSymbols, RefusesAnOffsetInNoLoadSegment) {
   Mapping m = MappingOf(fn);
   ASSERT_FALSE(m.path.empty());
   hak_elf_symbols t;
-  EXPECT_FALSE(hak_elf_open(&t, m.path.data(), m.path.size(), m.start, uint64_t{1} << 40));
+  EXPECT_FALSE(hak_elf_symbols_open(&t, m.path.data(), m.path.size(), m.start, uint64_t{1} << 40));
 }
 
 } // namespace

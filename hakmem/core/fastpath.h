@@ -8,9 +8,9 @@
 #include <stddef.h>
 
 #include "integrity.h"
-#include "segment_map.h"
+#include "segmap.h"
 #include "size_class.h"
-#include "tiny_fastcache.h"
+#include "tcache.h"
 #include "types.h"
 
 HAK_EXTERN_C_BEGIN
@@ -18,20 +18,20 @@ HAK_EXTERN_C_BEGIN
 #define HAK_INLINE_FAST_PATHS HAK_INLINE_FREE_HIT
 
 // Everything else malloc does, for any size.
-void *hak_malloc_miss(size_t size) HAK_INTERNAL;
+void *hak_fastpath_malloc_miss(size_t size) HAK_INTERNAL;
 
 // All of free where the build has no inlined hit path, else what it does
 // not take.
-void hak_free_miss(void *p) HAK_INTERNAL;
+void hak_fastpath_free_miss(void *p) HAK_INTERNAL;
 
 #if HAK_INLINE_FAST_PATHS
 
 // For sizes up to 1 KiB one table load, indexed by the size itself, names
 // the bin (its slot): a hit is a bounds check, the lookup, a pop and one add (which
 // counts the allocation and makes room).
-static inline __attribute__((always_inline)) void *hak_malloc_hit(size_t size) {
+static inline __attribute__((always_inline)) void *hak_fastpath_malloc(size_t size) {
   if (hak_likely(size <= HAK_LOOKUP_MAX)) {
-    uintptr_t slot = hak_bin_lookup[size];
+    uintptr_t slot = hak_size_class_lookup[size];
     void *b = HAK_MY_HEAD(slot);
     if (hak_likely(b != NULL)) {
 #if defined(__x86_64__)
@@ -42,12 +42,12 @@ static inline __attribute__((always_inline)) void *hak_malloc_hit(size_t size) {
       return hak_tcache_take(slot, b);
     }
   }
-  return hak_malloc_miss(size);
+  return hak_fastpath_malloc_miss(size);
 }
 
 // The slow path of free when the bin was full: the hit path's subtract
-// wrapped its room to 0xffff, which this puts back before hak_free_miss.
-void hak_free_full(void *p, uintptr_t slot) HAK_INTERNAL;
+// wrapped its room to 0xffff, which this puts back before hak_fastpath_free_miss.
+void hak_fastpath_free_full(void *p, uintptr_t slot) HAK_INTERNAL;
 
 // The class map names the bin (its slot); foreign memory, large blocks, free
 // slab slots and medium slabs name bin 0 or a bin whose check never passes.
@@ -55,11 +55,11 @@ void hak_free_full(void *p, uintptr_t slot) HAK_INTERNAL;
 // size_class.h) and not free (its second word is not the free mark), so an
 // interior pointer or a double free never enters a bin; the slow path says
 // which it was. The push stores the link and the mark.
-static inline __attribute__((always_inline)) void hak_free_hit(void *p) {
-  uintptr_t slot = hak_classmap_slot(p);
+static inline __attribute__((always_inline)) void hak_fastpath_free(void *p) {
+  uintptr_t slot = hak_segmap_class_slot(p);
   uint32_t off = (uint16_t)(uintptr_t)p;
   if (hak_likely(off * HAK_MY_CHK(slot) < HAK_MY_CHK(slot + 1))) {
-    uintptr_t key = hak_free_key;
+    uintptr_t key = hak_integrity_free_key;
     if (hak_likely(((const uintptr_t *)p)[1] != key)) {
 #if defined(__SANITIZE_THREAD__)
       if (hak_likely((int16_t)HAK_MY_WORD(slot) > 0)) {
@@ -70,23 +70,23 @@ static inline __attribute__((always_inline)) void hak_free_hit(void *p) {
       // never exceeds 256): GCC emits it as subw and js.
       if (hak_likely((int16_t)--hak_tls.bins[0].hot.r.e[slot].room >= 0)) {
 #endif
-        hak_link_set(p, HAK_MY_HEAD(slot));
+        hak_integrity_link_set(p, HAK_MY_HEAD(slot));
         ((uintptr_t *)p)[1] = key;
         HAK_MY_HEAD(slot) = p;
         return;
       }
 #if defined(__SANITIZE_THREAD__)
-      hak_free_miss(p);
+      hak_fastpath_free_miss(p);
 #else
-      hak_free_full(p, slot);
+      hak_fastpath_free_full(p, slot);
 #endif
       return;
     }
   }
-  hak_free_miss(p);
+  hak_fastpath_free_miss(p);
 }
 #else
-static inline void *hak_malloc_hit(size_t size) { return hak_malloc_miss(size); }
+static inline void *hak_fastpath_malloc(size_t size) { return hak_fastpath_malloc_miss(size); }
 #endif
 
 HAK_EXTERN_C_END

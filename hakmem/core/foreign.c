@@ -28,7 +28,7 @@ bool hak_foreign_is_glibc(const void *p, size_t *usable) {
   if (mi.uordblks == 0 && mi.hblks == 0)
     return false;
   uintptr_t chunk = a - 16, lo, hi;
-  if (chunk > a || !hak_maps_find_readable(chunk, &lo, &hi))
+  if (chunk > a || !hak_proc_maps_find_readable(chunk, &lo, &hi))
     return false;
   const size_t *hdr = (const size_t *)chunk;
   size_t size = hdr[1] & ~CHUNK_FLAGS;
@@ -53,7 +53,8 @@ bool hak_foreign_is_glibc(const void *p, size_t *usable) {
 }
 
 static void __attribute__((noreturn, cold)) report(const char *what, const void *p) {
-  hak_misuse(what, "invalid pointer %p (not a live block of hakmem's, nor of glibc's)", p);
+  hak_integrity_misuse(what, "invalid pointer %p (not a live block of hakmem's, nor of glibc's)",
+                       p);
 }
 
 void hak_foreign_free(void *p) {

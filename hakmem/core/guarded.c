@@ -15,7 +15,7 @@
 #include "options.h"
 #include "os.h"
 #include "proc_maps.h"
-#include "segment_map.h"
+#include "segmap.h"
 #include "stats.h"
 
 // ---- the pool ------------------------------------------------------------------
@@ -105,10 +105,10 @@ static int slot_at(uintptr_t a) {
 
 typedef struct find_exec {
   uintptr_t pc;
-  hak_maps_entry found; // path copied to g_path
+  hak_proc_maps_entry found; // path copied to g_path
 } find_exec;
 
-static bool holds_pc(void *arg, const hak_maps_entry *e) {
+static bool holds_pc(void *arg, const hak_proc_maps_entry *e) {
   find_exec *f = arg;
   if (!e->executable || f->pc < e->start || f->pc >= e->end)
     return false;
@@ -125,42 +125,42 @@ static bool holds_pc(void *arg, const hak_maps_entry *e) {
 // byte before it (inside the call).
 static void write_frame(unsigned i, uintptr_t pc) {
   char buf[512];
-  size_t n = hak_format(buf, sizeof buf, "    #%u %p", i, (void *)pc);
+  size_t n = hak_log_format(buf, sizeof buf, "    #%u %p", i, (void *)pc);
   find_exec f = {.pc = pc - 1};
-  if (hak_maps_each(g_maps_line, sizeof g_maps_line, holds_pc, &f)) {
-    const hak_maps_entry *m = &f.found;
+  if (hak_proc_maps_each(g_maps_line, sizeof g_maps_line, holds_pc, &f)) {
+    const hak_proc_maps_entry *m = &f.found;
     hak_elf_symbols syms;
     size_t len = 0;
     const char *name = NULL;
     bool open = m->path_len > 0 && m->path[0] == '/' &&
-                hak_elf_open(&syms, m->path, m->path_len, m->start, m->offset);
+                hak_elf_symbols_open(&syms, m->path, m->path_len, m->start, m->offset);
     if (open)
-      name = hak_elf_name(&syms, pc - 1, &len);
+      name = hak_elf_symbols_name(&syms, pc - 1, &len);
     if (name != NULL && len > 0) {
-      n += hak_format(buf + n, sizeof buf - n, " in ");
+      n += hak_log_format(buf + n, sizeof buf - n, " in ");
       size_t k = len < sizeof buf - n - 1 ? len : sizeof buf - n - 1;
       memcpy(buf + n, name, k);
       n += k;
     }
     if (open)
-      hak_elf_close(&syms);
-    n += hak_format(buf + n, sizeof buf - n, " (");
+      hak_elf_symbols_close(&syms);
+    n += hak_log_format(buf + n, sizeof buf - n, " (");
     size_t k = m->path_len < sizeof buf - n - 1 ? m->path_len : sizeof buf - n - 1;
     memcpy(buf + n, m->path, k);
     n += k;
-    n += hak_format(buf + n, sizeof buf - n, "+0x%llx)",
-                    (unsigned long long)(pc - m->start + m->offset));
+    n += hak_log_format(buf + n, sizeof buf - n, "+0x%llx)",
+                        (unsigned long long)(pc - m->start + m->offset));
   }
   if (n > sizeof buf - 2)
     n = sizeof buf - 2;
   buf[n++] = '\n';
-  hak_write_all(2, buf, n);
+  hak_log_write_all(2, buf, n);
 }
 
 static void write_stack(const char *title, int thread, const uintptr_t *pc, unsigned depth) {
-  hak_write_fmt(2, "  %s by thread %d:\n", title, thread);
+  hak_log_write_fmt(2, "  %s by thread %d:\n", title, thread);
   if (depth == 0)
-    hak_write_fmt(2, "    (no stack: no unwinder in the process)\n");
+    hak_log_write_fmt(2, "    (no stack: no unwinder in the process)\n");
   for (unsigned i = 0; i < depth; i++)
     write_frame(i, pc[i]);
 }
@@ -171,8 +171,8 @@ static void write_stack(const char *title, int thread, const uintptr_t *pc, unsi
 // line only.
 static void report(const char *line, size_t len, const slot *s, bool freed, const uintptr_t *now,
                    unsigned now_depth, const char *now_title) {
-  hak_stat_add(&hak_gstats.guarded_faults, 1);
-  hak_write_all(2, line, len);
+  hak_stats_add(&hak_stats_global.guarded_faults, 1);
+  hak_log_write_all(2, line, len);
   if (atomic_exchange_explicit(&g_reporting, 1, memory_order_acq_rel) != 0)
     return;
   write_stack("allocated", s->alloc_tid, s->alloc_pc, s->alloc_depth);
@@ -229,14 +229,15 @@ static bool report_fault(uintptr_t a, void *uctx) {
   long long offset = (long long)(a - best->start);
   size_t n;
   if (freed)
-    n = hak_format(line, sizeof line,
-                   "hakmem: guarded: use-after-free %s at %p: block %p of %zu bytes, offset %lld\n",
-                   access, (void *)a, (void *)best->start, best->size, offset);
+    n = hak_log_format(
+        line, sizeof line,
+        "hakmem: guarded: use-after-free %s at %p: block %p of %zu bytes, offset %lld\n", access,
+        (void *)a, (void *)best->start, best->size, offset);
   else
-    n = hak_format(line, sizeof line,
-                   "hakmem: guarded: %s at %p: block %p of %zu bytes, offset %lld (%s)\n",
-                   a < best->start ? "heap-buffer-underflow" : "heap-buffer-overflow", (void *)a,
-                   (void *)best->start, best->size, offset, access);
+    n = hak_log_format(line, sizeof line,
+                       "hakmem: guarded: %s at %p: block %p of %zu bytes, offset %lld (%s)\n",
+                       a < best->start ? "heap-buffer-underflow" : "heap-buffer-overflow",
+                       (void *)a, (void *)best->start, best->size, offset, access);
   report(line, n, best, freed, NULL, 0, NULL);
   return true;
 }
@@ -325,7 +326,7 @@ static bool reserve_pool(void) {
 }
 
 static void init_once(void) {
-  g_sample = hak_opts.guard_sample;
+  g_sample = hak_options_current.guard_sample;
   if (g_sample == 0)
     return;
   hak_backtrace_init(false);
@@ -368,7 +369,7 @@ void *hak_guarded_alloc(size_t size, size_t align, bool zero) {
     return NULL;
   if (align < 16)
     align = 16;
-  hak_mutex_lock(&g_lock);
+  hak_stats_mutex_lock(&g_lock);
   int i = -1;
   if (!reserve_pool()) {
     pthread_mutex_unlock(&g_lock);
@@ -387,7 +388,7 @@ void *hak_guarded_alloc(size_t size, size_t align, bool zero) {
     atomic_store_explicit(&g_slots[i].state, SLOT_ALLOCATING, memory_order_relaxed);
   pthread_mutex_unlock(&g_lock);
   if (i < 0) {
-    hak_stat_add(&hak_gstats.guarded_fallbacks, 1);
+    hak_stats_add(&hak_stats_global.guarded_fallbacks, 1);
     return NULL;
   }
   // Once a slot is had (a full pool falls back without the cost), and outside
@@ -400,11 +401,11 @@ void *hak_guarded_alloc(size_t size, size_t align, bool zero) {
   uintptr_t start = at_start ? slot_start(i) : (slot_end(i) - bytes) & ~(uintptr_t)(align - 1);
   uintptr_t lo = page_down(start), hi = page_up(start + bytes);
   if (hak_os_protect((void *)lo, hi - lo, true) != 0) {
-    hak_mutex_lock(&g_lock);
+    hak_stats_mutex_lock(&g_lock);
     atomic_store_explicit(&s->state, SLOT_EMPTY, memory_order_relaxed);
     g_empty[g_nempty++] = (uint16_t)i;
     pthread_mutex_unlock(&g_lock);
-    hak_stat_add(&hak_gstats.guarded_fallbacks, 1);
+    hak_stats_add(&hak_stats_global.guarded_fallbacks, 1);
     return NULL;
   }
   memset((void *)lo, SLACK_BYTE, start - lo);
@@ -417,23 +418,23 @@ void *hak_guarded_alloc(size_t size, size_t align, bool zero) {
   s->free_depth = 0;
   s->free_tid = 0;
   atomic_store_explicit(&s->state, SLOT_LIVE, memory_order_release);
-  hak_stat_add(&hak_gstats.guarded_allocs, 1);
-  hak_stat_add(&hak_gstats.guarded_in_use, 1);
+  hak_stats_add(&hak_stats_global.guarded_allocs, 1);
+  hak_stats_add(&hak_stats_global.guarded_in_use, 1);
   return (void *)start;
 }
 
 static void __attribute__((noreturn, cold)) report_invalid(const char *what, const void *p) {
-  hak_fatal("%s: invalid pointer %p (not a block hakmem handed out)", what, p);
+  hak_log_fatal("%s: invalid pointer %p (not a block hakmem handed out)", what, p);
 }
 
 // A free (or realloc, or malloc_usable_size) of a block already freed.
 static void __attribute__((noreturn, cold))
 report_freed(const char *what, const slot *s, const uintptr_t *pc, unsigned depth) {
   char line[256];
-  size_t n = hak_format(line, sizeof line,
-                        "hakmem: guarded: %s at %p: block %p of %zu bytes, offset 0 (%s)\n",
-                        what[0] == 'f' ? "double free" : "use-after-free", (void *)s->start,
-                        (void *)s->start, s->size, what);
+  size_t n = hak_log_format(line, sizeof line,
+                            "hakmem: guarded: %s at %p: block %p of %zu bytes, offset 0 (%s)\n",
+                            what[0] == 'f' ? "double free" : "use-after-free", (void *)s->start,
+                            (void *)s->start, s->size, what);
   report(line, n, s, true, pc, depth, what[0] == 'f' ? "freed again" : "used again");
   abort();
 }
@@ -446,7 +447,7 @@ void hak_guarded_free(void *p, const char *what) {
   if (i < 0)
     report_invalid(what, p);
   slot *s = &g_slots[i];
-  hak_mutex_lock(&g_lock);
+  hak_stats_mutex_lock(&g_lock);
   uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
   bool mine = s->start == (uintptr_t)p;
   if (st == SLOT_LIVE && mine)
@@ -462,29 +463,30 @@ void hak_guarded_free(void *p, const char *what) {
   uintptr_t bad;
   if (!slack_intact(s, &bad)) {
     char line[256];
-    size_t n = hak_format(line, sizeof line,
-                          "hakmem: guarded: heap-buffer-%s at %p: block %p of %zu bytes, offset "
-                          "%lld (found by %s)\n",
-                          bad < s->start ? "underflow" : "overflow", (void *)bad, (void *)s->start,
-                          s->size, (long long)(bad - s->start), what);
+    size_t n =
+        hak_log_format(line, sizeof line,
+                       "hakmem: guarded: heap-buffer-%s at %p: block %p of %zu bytes, offset "
+                       "%lld (found by %s)\n",
+                       bad < s->start ? "underflow" : "overflow", (void *)bad, (void *)s->start,
+                       s->size, (long long)(bad - s->start), what);
     report(line, n, s, true, NULL, 0, NULL);
     abort();
   }
   uintptr_t lo = page_down(s->start), hi = page_up(s->start + (s->size != 0 ? s->size : 1));
   hak_os_protect((void *)lo, hi - lo, false);
   hak_os_purge((void *)lo, hi - lo);
-  hak_mutex_lock(&g_lock);
+  hak_stats_mutex_lock(&g_lock);
   atomic_store_explicit(&s->state, SLOT_FREED, memory_order_release);
   g_quarantine[(g_qhead + g_nquarantine) % HAK_GUARDED_SLOTS] = (uint16_t)i;
   g_nquarantine++;
   pthread_mutex_unlock(&g_lock);
-  hak_stat_add(&hak_gstats.guarded_in_use, -1);
+  hak_stats_add(&hak_stats_global.guarded_in_use, -1);
 }
 
 // The state of slot i and whether its block starts at p, read under the lock
 // (a slot may be reused meanwhile), with the block's size.
 static uint8_t state_of(unsigned i, const void *p, bool *mine, size_t *size) {
-  hak_mutex_lock(&g_lock);
+  hak_stats_mutex_lock(&g_lock);
   const slot *s = &g_slots[i];
   uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
   *mine = s->start == (uintptr_t)p;
@@ -523,12 +525,12 @@ bool hak_guarded_owns_live(const void *p) {
 
 // ---- fork and tests --------------------------------------------------------------
 
-void hak_guarded_fork_prepare(void) { hak_mutex_lock(&g_lock); }
+void hak_guarded_fork_prepare(void) { hak_stats_mutex_lock(&g_lock); }
 void hak_guarded_fork_parent(void) { pthread_mutex_unlock(&g_lock); }
 void hak_guarded_fork_child(void) { pthread_mutex_init(&g_lock, NULL); }
 
 void hak_guarded_set_placement(int placement) {
-  hak_mutex_lock(&g_lock);
+  hak_stats_mutex_lock(&g_lock);
   g_placement = placement;
   pthread_mutex_unlock(&g_lock);
 }
@@ -541,7 +543,7 @@ unsigned hak_guarded_live_slots(void) {
 }
 
 unsigned hak_guarded_quarantined_slots(void) {
-  hak_mutex_lock(&g_lock);
+  hak_stats_mutex_lock(&g_lock);
   unsigned n = g_nquarantine;
   pthread_mutex_unlock(&g_lock);
   return n;

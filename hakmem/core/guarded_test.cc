@@ -21,7 +21,7 @@
 #include "hakmem/core/box_test_util.h"
 #include "hakmem/core/guarded.h"
 #include "hakmem/core/options.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 #include "hakmem/core/stats.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -60,7 +60,7 @@ namespace {
 
 void StartPool() {
   hak_options_load();
-  hak_opts.guard_sample = 1;
+  hak_options_current.guard_sample = 1;
   hak_guarded_init();
 }
 
@@ -206,9 +206,9 @@ TEST_F(Guarded, FreedSlotWaitsOldestReusedFirst) {
 }
 
 TEST_F(Guarded, ExhaustedPoolFallsBackAndCounts) {
-  uint64_t allocs0 = hak_gstats.guarded_allocs.load();
-  uint64_t fallbacks0 = hak_gstats.guarded_fallbacks.load();
-  uint64_t in_use0 = hak_gstats.guarded_in_use.load();
+  uint64_t allocs0 = hak_stats_global.guarded_allocs.load();
+  uint64_t fallbacks0 = hak_stats_global.guarded_fallbacks.load();
+  uint64_t in_use0 = hak_stats_global.guarded_in_use.load();
   unsigned live0 = hak_guarded_live_slots();
   std::vector<void *> blocks;
   for (unsigned i = 0; i < HAK_GUARDED_SLOTS; i++) {
@@ -218,14 +218,14 @@ TEST_F(Guarded, ExhaustedPoolFallsBackAndCounts) {
     blocks.push_back(p);
   }
   EXPECT_EQ(blocks.size(), HAK_GUARDED_SLOTS - live0);
-  EXPECT_EQ(hak_gstats.guarded_in_use.load(), in_use0 + blocks.size());
+  EXPECT_EQ(hak_stats_global.guarded_in_use.load(), in_use0 + blocks.size());
   EXPECT_EQ(guarded_test_allocate(100, 16), nullptr);
   EXPECT_EQ(guarded_test_allocate(1, 16), nullptr);
-  EXPECT_EQ(hak_gstats.guarded_fallbacks.load(), fallbacks0 + 2);
-  EXPECT_EQ(hak_gstats.guarded_allocs.load(), allocs0 + blocks.size());
+  EXPECT_EQ(hak_stats_global.guarded_fallbacks.load(), fallbacks0 + 2);
+  EXPECT_EQ(hak_stats_global.guarded_allocs.load(), allocs0 + blocks.size());
   for (void *p : blocks)
     guarded_test_free(p);
-  EXPECT_EQ(hak_gstats.guarded_in_use.load(), in_use0);
+  EXPECT_EQ(hak_stats_global.guarded_in_use.load(), in_use0);
   void *p = guarded_test_allocate(100, 16);
   EXPECT_NE(p, nullptr) << "a quarantined slot is reused once none is empty";
   guarded_test_free(p);
@@ -359,7 +359,7 @@ TEST_F(Guarded, FaultOutsideThePoolGoesOn) {
 
 TEST_F(Guarded, ThreadsRace) {
   hak_guarded_set_placement(HAK_GUARDED_PLACE_RANDOM);
-  uint64_t in_use0 = hak_gstats.guarded_in_use.load();
+  uint64_t in_use0 = hak_stats_global.guarded_in_use.load();
   std::atomic<uint64_t> got{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; t++) {
@@ -390,7 +390,7 @@ TEST_F(Guarded, ThreadsRace) {
   for (auto &th : threads)
     th.join();
   EXPECT_GT(got.load(), 1000u);
-  EXPECT_EQ(hak_gstats.guarded_in_use.load(), in_use0);
+  EXPECT_EQ(hak_stats_global.guarded_in_use.load(), in_use0);
 }
 
 TEST_F(Guarded, ForkChildAllocatesAndFrees) {

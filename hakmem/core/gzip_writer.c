@@ -9,7 +9,7 @@
 
 static uint32_t g_crc_table[256];
 
-void hak_gzip_init(void) {
+void hak_gzip_writer_init(void) {
   for (uint32_t i = 0; i < 256; i++) {
     uint32_t c = i;
     for (int k = 0; k < 8; k++)
@@ -41,7 +41,7 @@ static void gz_block(hak_gzip *z, bool final) {
   z->len = 0;
 }
 
-void hak_gzip_put(hak_gzip *z, const void *data, size_t len) {
+void hak_gzip_writer_put(hak_gzip *z, const void *data, size_t len) {
   const uint8_t *b = data;
   for (size_t i = 0; i < len; i++) {
     z->crc = g_crc_table[(z->crc ^ b[i]) & 0xff] ^ (z->crc >> 8);
@@ -52,7 +52,7 @@ void hak_gzip_put(hak_gzip *z, const void *data, size_t len) {
   z->total += (uint32_t)len;
 }
 
-void hak_gzip_start(hak_gzip *z, int fd) {
+void hak_gzip_writer_start(hak_gzip *z, int fd) {
   z->fd = fd;
   z->err = 0;
   z->crc = 0xffffffffu;
@@ -62,7 +62,7 @@ void hak_gzip_start(hak_gzip *z, int fd) {
   write_raw(z, header, sizeof header);
 }
 
-void hak_gzip_finish(hak_gzip *z) {
+void hak_gzip_writer_finish(hak_gzip *z) {
   gz_block(z, true);
   uint32_t crc = ~z->crc;
   uint8_t t[8] = {(uint8_t)crc,

@@ -24,16 +24,16 @@ typedef struct hak_gzip {
   uint8_t buf[HAK_GZIP_BLOCK];
 } hak_gzip;
 
-// Fills the CRC-32 table; once, before the first hak_gzip_start.
-void hak_gzip_init(void) HAK_INTERNAL;
+// Fills the CRC-32 table; once, before the first hak_gzip_writer_start.
+void hak_gzip_writer_init(void) HAK_INTERNAL;
 
 // Starts a file on fd: writes the gzip header.
-void hak_gzip_start(hak_gzip *z, int fd) HAK_INTERNAL;
+void hak_gzip_writer_start(hak_gzip *z, int fd) HAK_INTERNAL;
 // Appends len bytes of data, writing a stored block each time the buffer fills.
-void hak_gzip_put(hak_gzip *z, const void *data, size_t len) HAK_INTERNAL;
+void hak_gzip_writer_put(hak_gzip *z, const void *data, size_t len) HAK_INTERNAL;
 // Writes the last block and the trailer (CRC-32, length). z->err is the first
 // write error (an errno), 0 if none.
-void hak_gzip_finish(hak_gzip *z) HAK_INTERNAL;
+void hak_gzip_writer_finish(hak_gzip *z) HAK_INTERNAL;
 
 HAK_EXTERN_C_END
 

@@ -19,16 +19,16 @@ namespace {
 
 // Writes the pieces through a hak_gzip into a file and returns its bytes.
 std::vector<uint8_t> Gzip(const std::vector<std::string> &pieces) {
-  hak_gzip_init();
+  hak_gzip_writer_init();
   const char *dir = std::getenv("TEST_TMPDIR");
   std::string path = std::string(dir != nullptr ? dir : "/tmp") + "/gzip_writer_test.XXXXXX";
   int fd = mkstemp(path.data());
   EXPECT_GE(fd, 0);
   auto z = std::make_unique<hak_gzip>();
-  hak_gzip_start(z.get(), fd);
+  hak_gzip_writer_start(z.get(), fd);
   for (const std::string &p : pieces)
-    hak_gzip_put(z.get(), p.data(), p.size());
-  hak_gzip_finish(z.get());
+    hak_gzip_writer_put(z.get(), p.data(), p.size());
+  hak_gzip_writer_finish(z.get());
   EXPECT_EQ(z->err, 0);
   std::vector<uint8_t> out;
   uint8_t buf[65536];
@@ -118,11 +118,11 @@ TEST(GzipWriter, AFullBufferIsOneStoredBlock) {
 }
 
 TEST(GzipWriter, AWriteErrorIsKept) {
-  hak_gzip_init();
+  hak_gzip_writer_init();
   auto z = std::make_unique<hak_gzip>();
-  hak_gzip_start(z.get(), -1);
-  hak_gzip_put(z.get(), "x", 1);
-  hak_gzip_finish(z.get());
+  hak_gzip_writer_start(z.get(), -1);
+  hak_gzip_writer_put(z.get(), "x", 1);
+  hak_gzip_writer_finish(z.get());
   EXPECT_EQ(z->err, EBADF);
 }
 

@@ -23,7 +23,7 @@ void hak_heap_lock_wait(hak_heap *h) {
 
 // Half the decay time, as for a stashed heap, since what a trim frees then
 // waits the decay time again in the pool and the page arena.
-uint64_t hak_heap_idle_ms(void) { return hak_opts.decay_ms / 2; }
+uint64_t hak_heap_idle_ms(void) { return hak_options_current.decay_ms / 2; }
 
 void hak_heap_note_slow(hak_heap *h) {
   if (atomic_load_explicit(&h->idle_trimmed, memory_order_relaxed))

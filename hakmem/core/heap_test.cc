@@ -26,9 +26,9 @@ protected:
     static std::once_flag once;
     std::call_once(once, [] {
       hak_options_load();
-      hak_opts.purge_thread = 0; // deadlines are read, never acted on
+      hak_options_current.purge_thread = 0; // deadlines are read, never acted on
     });
-    hak_opts.decay_ms = 10000;
+    hak_options_current.decay_ms = 10000;
     // No pass is registered: a run just clears the deadline.
     hak_purge_try_run();
     ASSERT_EQ(hak_purge_due(), 0u);
@@ -90,7 +90,7 @@ TEST_F(HeapTest, LockExcludes) {
 }
 
 TEST_F(HeapTest, IdleTimeIsHalfTheDecayTime) {
-  hak_opts.decay_ms = 300;
+  hak_options_current.decay_ms = 300;
   EXPECT_EQ(hak_heap_idle_ms(), 150u);
 }
 

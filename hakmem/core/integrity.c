@@ -8,34 +8,34 @@
 
 // ---- the report ---------------------------------------------------------------
 
-void hak_misuse(const char *what, const char *fmt, ...) {
+void hak_integrity_misuse(const char *what, const char *fmt, ...) {
   char msg[768];
   va_list ap;
   va_start(ap, fmt);
-  hak_vformat(msg, sizeof msg, fmt, ap);
+  hak_log_vformat(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  hak_fatal("%s: %s", what, msg);
+  hak_log_fatal("%s: %s", what, msg);
 }
 
-void hak_report_invalid(const char *what, const void *p) {
-  hak_misuse(what, "invalid pointer %p (not a block hakmem handed out)", p);
+void hak_integrity_report_invalid(const char *what, const void *p) {
+  hak_integrity_misuse(what, "invalid pointer %p (not a block hakmem handed out)", p);
 }
 
-void hak_report_freed(const char *what, const void *p) {
+void hak_integrity_report_freed(const char *what, const void *p) {
   if (strcmp(what, "free()") == 0)
-    hak_misuse(what, "double free of %p", p);
-  hak_misuse(what, "block already freed: %p", p);
+    hak_integrity_misuse(what, "double free of %p", p);
+  hak_integrity_misuse(what, "block already freed: %p", p);
 }
 
 // ---- keys and level -------------------------------------------------------------
 
-uintptr_t hak_free_key;
+uintptr_t hak_integrity_free_key;
 #if HAKMEM_HARDENED
-uintptr_t hak_link_key;
+uintptr_t hak_integrity_link_key;
 #endif
-int hak_check_level = HAKMEM_CHECK_DEFAULT;
+int hak_integrity_level = HAKMEM_CHECK_DEFAULT;
 
-void hak_link_init(void) {
+void hak_integrity_link_init(void) {
   // The kernel's 16 random bytes at exec: random without a system call.
   // The bytes need not be 8-byte aligned: copy them out.
   const void *at_random = (const void *)getauxval(AT_RANDOM);
@@ -43,31 +43,32 @@ void hak_link_init(void) {
   if (at_random != NULL)
     memcpy(r, at_random, sizeof r);
   uint64_t k = r[0] ^ (r[1] << 1);
-  k ^= (uint64_t)(uintptr_t)&hak_free_key * 0x9e3779b97f4a7c15ULL;
-  hak_free_key = (uintptr_t)(k | 1); // never 0, so a zeroed word never matches
+  k ^= (uint64_t)(uintptr_t)&hak_integrity_free_key * 0x9e3779b97f4a7c15ULL;
+  hak_integrity_free_key = (uintptr_t)(k | 1); // never 0, so a zeroed word never matches
 #if HAKMEM_HARDENED
-  hak_link_key = (uintptr_t)((k * 0xd6e8feb86659fd93ULL) ^ r[1]);
+  hak_integrity_link_key = (uintptr_t)((k * 0xd6e8feb86659fd93ULL) ^ r[1]);
 #endif
 }
 
-void hak_check_init(void) {
-  hak_link_init();
-  int level = hak_opts.check_level;
+void hak_integrity_init(void) {
+  hak_integrity_link_init();
+  int level = hak_options_current.check_level;
   if (HAKMEM_HARDENED && level < HAK_CHECK_CHEAP)
     level = HAK_CHECK_CHEAP; // what the hardened build is for cannot be turned off
-  hak_check_level = level;
+  hak_integrity_level = level;
 }
 
 // ---- links and marks -----------------------------------------------------------
 
-void hak_link_corrupt(const void *block) {
+void hak_integrity_link_corrupt(const void *block) {
   if (HAKMEM_HARDENED)
-    hak_misuse("heap corruption", "the free-list link in block %p was overwritten", block);
-  hak_block_written(block);
+    hak_integrity_misuse("heap corruption", "the free-list link in block %p was overwritten",
+                         block);
+  hak_integrity_block_written(block);
 }
 
-void hak_block_written(const void *b) {
-  hak_misuse("heap corruption", "free block %p was written to after it was freed", b);
+void hak_integrity_block_written(const void *b) {
+  hak_integrity_misuse("heap corruption", "free block %p was written to after it was freed", b);
 }
 
 // ---- poison ---------------------------------------------------------------------
@@ -84,21 +85,22 @@ static size_t poison_end(size_t block_size) {
 
 // Whole words: blocks are 16-byte aligned and the poisoned end is a multiple
 // of 8, so the check is a word compare per 8 bytes.
-void hak_poison(void *p, size_t block_size) {
+void hak_integrity_poison(void *p, size_t block_size) {
   uint64_t *w = p;
   for (size_t i = 2; i < poison_end(block_size) / 8; i++)
     w[i] = POISON_WORD;
 }
 
-void hak_poison_check(const void *p, size_t block_size) {
+void hak_integrity_poison_check(const void *p, size_t block_size) {
   const uint64_t *w = p;
   for (size_t i = 2; i < poison_end(block_size) / 8; i++) {
     if (hak_unlikely(w[i] != POISON_WORD)) {
       size_t byte = i * 8;
       while (((const uint8_t *)p)[byte] == POISON_BYTE)
         byte++;
-      hak_misuse("heap corruption",
-                 "free block %p was written to after it was freed (byte %zu changed)", p, byte);
+      hak_integrity_misuse("heap corruption",
+                           "free block %p was written to after it was freed (byte %zu changed)", p,
+                           byte);
     }
   }
 }
@@ -106,13 +108,13 @@ void hak_poison_check(const void *p, size_t block_size) {
 // ---- the guard trailer ----------------------------------------------------------
 
 #if HAK_GUARD
-void hak_guard_arm_(void *p, size_t block_size, size_t requested) {
+void hak_integrity_guard_arm_(void *p, size_t block_size, size_t requested) {
   uint8_t *b = p;
   size_t room = block_size - HAK_TRAILER;
   memset(b + requested, GUARD_BYTE, room - requested);
   // Complemented, so that a trailer that shares the second word of a 16-byte
   // block can never look like the free mark.
-  uint64_t t = (uint64_t)requested ^ ~(uint64_t)(hak_free_key ^ (uintptr_t)p);
+  uint64_t t = (uint64_t)requested ^ ~(uint64_t)(hak_integrity_free_key ^ (uintptr_t)p);
   memcpy(b + room, &t, sizeof t);
 }
 
@@ -138,22 +140,25 @@ __attribute__((noreturn, cold)) static void
 guard_damaged(const char *what, const void *p, size_t block_size, size_t requested, size_t byte) {
   if (requested != SIZE_MAX && freed_since(p, block_size, requested)) {
     if (strcmp(what, "free()") == 0)
-      hak_misuse(what, "double free of %p (its free mark was overwritten after the first free)", p);
-    hak_misuse(what, "block already freed: %p (its free mark was overwritten after the free)", p);
+      hak_integrity_misuse(
+          what, "double free of %p (its free mark was overwritten after the first free)", p);
+    hak_integrity_misuse(
+        what, "block already freed: %p (its free mark was overwritten after the free)", p);
   }
   if (requested == SIZE_MAX)
-    hak_misuse(what, "write past the end of block (size record damaged): %p", p);
-  hak_misuse(what, "write past the end of block %p (%zu bytes requested, byte %zu changed)", p,
-             requested, byte);
+    hak_integrity_misuse(what, "write past the end of block (size record damaged): %p", p);
+  hak_integrity_misuse(what,
+                       "write past the end of block %p (%zu bytes requested, byte %zu changed)", p,
+                       requested, byte);
 }
 
-size_t hak_guard_check_(const char *what, const void *p, size_t block_size) {
+size_t hak_integrity_guard_check_(const char *what, const void *p, size_t block_size) {
   const uint8_t *b = p;
   size_t room = block_size - HAK_TRAILER;
   uint64_t t;
   memcpy(&t, b + room, sizeof t);
-  size_t requested = (size_t)(t ^ ~(uint64_t)(hak_free_key ^ (uintptr_t)p));
-  if (hak_check_level == HAK_CHECK_OFF)
+  size_t requested = (size_t)(t ^ ~(uint64_t)(hak_integrity_free_key ^ (uintptr_t)p));
+  if (hak_integrity_level == HAK_CHECK_OFF)
     return requested <= room ? requested : room;
   if (requested > room)
     guard_damaged(what, p, block_size, SIZE_MAX, 0);
@@ -172,7 +177,7 @@ static HAK_TLS uint64_t g_carve_rng; // xorshift state, per thread
 static uint32_t rng_below(uint32_t bound) {
   uint64_t x = g_carve_rng;
   if (x == 0)
-    x = hak_free_key ^ (uintptr_t)&g_carve_rng; // per-thread seed
+    x = hak_integrity_free_key ^ (uintptr_t)&g_carve_rng; // per-thread seed
   x ^= x << 13;
   x ^= x >> 7;
   x ^= x << 17;
@@ -181,7 +186,7 @@ static uint32_t rng_below(uint32_t bound) {
 }
 #endif
 
-void hak_carve_order(uint16_t *order, uint32_t n) {
+void hak_integrity_carve_order(uint16_t *order, uint32_t n) {
   for (uint32_t i = 0; i < n; i++)
     order[i] = (uint16_t)i;
 #if HAK_CARVE_SHUFFLED

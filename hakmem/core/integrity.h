@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "options.h"
-#include "segment_map.h"
+#include "segmap.h"
 #include "types.h"
 
 HAK_EXTERN_C_BEGIN
@@ -22,14 +22,15 @@ HAK_EXTERN_C_BEGIN
 
 // Reports misuse ("hakmem: <what>: <message>" on stderr) and aborts. Every
 // report of a misused or damaged block, from any box, comes through here.
-void hak_misuse(const char *what, const char *fmt, ...) HAK_INTERNAL
+void hak_integrity_misuse(const char *what, const char *fmt, ...) HAK_INTERNAL
     __attribute__((noreturn, cold, format(printf, 2, 3)));
 
 // The two commonest reports: p is no block hakmem handed out; p is already
 // free (a double free when what is free()).
-void hak_report_invalid(const char *what, const void *p) HAK_INTERNAL
+void hak_integrity_report_invalid(const char *what, const void *p) HAK_INTERNAL
     __attribute__((noreturn, cold));
-void hak_report_freed(const char *what, const void *p) HAK_INTERNAL __attribute__((noreturn, cold));
+void hak_integrity_report_freed(const char *what, const void *p) HAK_INTERNAL
+    __attribute__((noreturn, cold));
 
 // ---- the checking level ---------------------------------------------------------
 // Set at init from HAKMEM_CHECK or the build's default (HAK_CHECK_*,
@@ -41,14 +42,14 @@ void hak_report_freed(const char *what, const void *p) HAK_INTERNAL __attribute_
 //          and the guard trailer and poison where the build has them.
 //   full:  also every block handed out by any path; in release builds the
 //          fast cache is bypassed, so every free and malloc is vetted.
-extern int hak_check_level HAK_INTERNAL;
-#define HAK_CHECK_IS_FULL (hak_check_level == HAK_CHECK_FULL)
+extern int hak_integrity_level HAK_INTERNAL;
+#define HAK_CHECK_IS_FULL (hak_integrity_level == HAK_CHECK_FULL)
 
 // Draws the keys (the free mark's, and the link key of hardened builds) from
 // the kernel's random bytes; once, before the first block is marked.
-void hak_link_init(void) HAK_INTERNAL;
+void hak_integrity_link_init(void) HAK_INTERNAL;
 // Draws the keys and sets the level from the options; once, at init.
-void hak_check_init(void) HAK_INTERNAL;
+void hak_integrity_init(void) HAK_INTERNAL;
 
 // The policy, by build, in the names the paths use:
 // a bin's hit path vets the link it installs in full (else its alignment);
@@ -68,13 +69,15 @@ void hak_check_init(void) HAK_INTERNAL;
 // holds the key is free (user data can only hold it by copying it out of
 // freed memory). This is what makes every double free detectable in O(1), in
 // every build.
-extern uintptr_t hak_free_key HAK_INTERNAL;
+extern uintptr_t hak_integrity_free_key HAK_INTERNAL;
 
-static inline void hak_mark_free(void *p) { ((uintptr_t *)p)[1] = hak_free_key; }
-static inline int hak_is_marked_free(const void *p) {
-  return ((const uintptr_t *)p)[1] == hak_free_key;
+static inline void hak_integrity_mark_free(void *p) {
+  ((uintptr_t *)p)[1] = hak_integrity_free_key;
 }
-static inline void hak_mark_clear(void *p) { ((uintptr_t *)p)[1] = 0; }
+static inline int hak_integrity_is_marked_free(const void *p) {
+  return ((const uintptr_t *)p)[1] == hak_integrity_free_key;
+}
+static inline void hak_integrity_mark_clear(void *p) { ((uintptr_t *)p)[1] = 0; }
 
 // ---- free-list links ---------------------------------------------------------------
 // The first word of every free block. The hardened variant stores each link
@@ -83,7 +86,7 @@ static inline void hak_mark_clear(void *p) { ((uintptr_t *)p)[1] = 0; }
 // the links they follow too (a write after free lands there).
 
 // A link may be NULL or point at a 16-byte aligned address in a SuperSlab.
-static inline int hak_link_plausible(uintptr_t n) {
+static inline int hak_integrity_link_plausible(uintptr_t n) {
   if (n == 0)
     return 1;
   uint8_t kind = hak_segmap_kind((const void *)n);
@@ -91,25 +94,25 @@ static inline int hak_link_plausible(uintptr_t n) {
 }
 
 // Reports the damaged link of block and aborts.
-void hak_link_corrupt(const void *block) HAK_INTERNAL __attribute__((noreturn, cold));
+void hak_integrity_link_corrupt(const void *block) HAK_INTERNAL __attribute__((noreturn, cold));
 
 #if HAKMEM_HARDENED
-extern uintptr_t hak_link_key HAK_INTERNAL;
-static inline void hak_link_set(void *b, void *next) {
-  *(uintptr_t *)b = (uintptr_t)next ^ hak_link_key ^ (uintptr_t)b;
+extern uintptr_t hak_integrity_link_key HAK_INTERNAL;
+static inline void hak_integrity_link_set(void *b, void *next) {
+  *(uintptr_t *)b = (uintptr_t)next ^ hak_integrity_link_key ^ (uintptr_t)b;
 }
-static inline void *hak_link_get(const void *b) {
-  uintptr_t n = *(const uintptr_t *)b ^ hak_link_key ^ (uintptr_t)b;
-  if (hak_unlikely(!hak_link_plausible(n)))
-    hak_link_corrupt(b);
+static inline void *hak_integrity_link_get(const void *b) {
+  uintptr_t n = *(const uintptr_t *)b ^ hak_integrity_link_key ^ (uintptr_t)b;
+  if (hak_unlikely(!hak_integrity_link_plausible(n)))
+    hak_integrity_link_corrupt(b);
   return (void *)n;
 }
 #else
-static inline void hak_link_set(void *b, void *next) { *(void **)b = next; }
-static inline void *hak_link_get(const void *b) {
+static inline void hak_integrity_link_set(void *b, void *next) { *(void **)b = next; }
+static inline void *hak_integrity_link_get(const void *b) {
   void *n = *(void *const *)b;
-  if (HAKMEM_DEBUG && hak_unlikely(!hak_link_plausible((uintptr_t)n)))
-    hak_link_corrupt(b);
+  if (HAKMEM_DEBUG && hak_unlikely(!hak_integrity_link_plausible((uintptr_t)n)))
+    hak_integrity_link_corrupt(b);
   return n;
 }
 #endif
@@ -118,29 +121,30 @@ static inline void *hak_link_get(const void *b) {
 // refills, flushes, remote splices, trims): NULL, or a 16-byte aligned
 // address in a SuperSlab whose block carries the free mark. Anything else
 // means b's first word was written after b was freed.
-static inline void *hak_link_next(const void *b) {
-  void *n = hak_link_get(b);
-  if (n != NULL && (HAKMEM_HARDENED || hak_check_level != 0)) {
+static inline void *hak_integrity_link_next(const void *b) {
+  void *n = hak_integrity_link_get(b);
+  if (n != NULL && (HAKMEM_HARDENED || hak_integrity_level != 0)) {
     // A link into b's own SuperSlab (most are) is plausible when aligned:
     // b is a free block of a SuperSlab, so the segment map would say so too.
     uintptr_t u = (uintptr_t)n;
     bool near = ((u ^ (uintptr_t)b) >> HAK_SS_SHIFT) == 0 && (u & 15) == 0;
-    if (hak_unlikely((!near && !hak_link_plausible(u)) || !hak_is_marked_free(n)))
-      hak_link_corrupt(b);
+    if (hak_unlikely((!near && !hak_integrity_link_plausible(u)) ||
+                     !hak_integrity_is_marked_free(n)))
+      hak_integrity_link_corrupt(b);
   }
   return n;
 }
 
 // Reports free block b, whose free mark is gone, and aborts.
-void hak_block_written(const void *b) HAK_INTERNAL __attribute__((noreturn, cold));
+void hak_integrity_block_written(const void *b) HAK_INTERNAL __attribute__((noreturn, cold));
 
 // Hands out free block b: its mark goes. Checked callers first make sure the
 // mark survived, or b was written to after its free (or is no free block at
 // all: a link overwritten with a live block's address leads to one).
-static inline void hak_block_take(void *b, bool checked) {
-  if (checked && hak_unlikely(!hak_is_marked_free(b)))
-    hak_block_written(b);
-  hak_mark_clear(b);
+static inline void hak_integrity_block_take(void *b, bool checked) {
+  if (checked && hak_unlikely(!hak_integrity_is_marked_free(b)))
+    hak_integrity_block_written(b);
+  hak_integrity_mark_clear(b);
 }
 
 // ---- the guard trailer (debug and hardened builds) ---------------------------------
@@ -155,22 +159,22 @@ static inline void hak_block_take(void *b, bool checked) {
 #endif
 
 #if HAK_GUARD
-void hak_guard_arm_(void *p, size_t block_size, size_t requested) HAK_INTERNAL;
-size_t hak_guard_check_(const char *what, const void *p, size_t block_size) HAK_INTERNAL;
+void hak_integrity_guard_arm_(void *p, size_t block_size, size_t requested) HAK_INTERNAL;
+size_t hak_integrity_guard_check_(const char *what, const void *p, size_t block_size) HAK_INTERNAL;
 #endif
 // Lays the guard of block p for a request of requested bytes.
-static inline void hak_guard_arm(void *p, size_t block_size, size_t requested) {
+static inline void hak_integrity_guard_arm(void *p, size_t block_size, size_t requested) {
 #if HAK_GUARD
-  hak_guard_arm_(p, block_size, requested);
+  hak_integrity_guard_arm_(p, block_size, requested);
 #else
   (void)p, (void)block_size, (void)requested;
 #endif
 }
 // The bytes of block p the program may use (what it asked for, where the
 // build keeps that), after checking that nothing wrote past them.
-static inline size_t hak_guard_check(const char *what, const void *p, size_t block_size) {
+static inline size_t hak_integrity_guard_check(const char *what, const void *p, size_t block_size) {
 #if HAK_GUARD
-  return hak_guard_check_(what, p, block_size);
+  return hak_integrity_guard_check_(what, p, block_size);
 #else
   (void)what, (void)p;
   return block_size;
@@ -183,22 +187,22 @@ static inline size_t hak_guard_check(const char *what, const void *p, size_t blo
 // again: a write after free there is reported then.
 #define HAK_POISON HAKMEM_HARDENED
 #define HAK_POISON_MAX ((size_t)256)
-void hak_poison(void *p, size_t block_size) HAK_INTERNAL;
-void hak_poison_check(const void *p, size_t block_size) HAK_INTERNAL;
+void hak_integrity_poison(void *p, size_t block_size) HAK_INTERNAL;
+void hak_integrity_poison_check(const void *p, size_t block_size) HAK_INTERNAL;
 
 // ---- the hooks of the paths ---------------------------------------------------------
 
 // Block p (of block_size bytes) handed out for a request of requested bytes.
 static inline void hak_integrity_alloced(void *p, size_t block_size, size_t requested) {
   if (HAK_POISON)
-    hak_poison_check(p, block_size);
-  hak_guard_arm(p, block_size, requested);
+    hak_integrity_poison_check(p, block_size);
+  hak_integrity_guard_arm(p, block_size, requested);
 }
 
 // Block p, vetted live, freed by the program.
 static inline void hak_integrity_freed(void *p, size_t block_size) {
   if (HAK_POISON)
-    hak_poison(p, block_size);
+    hak_integrity_poison(p, block_size);
 }
 
 // The order in which a slab carves n (at most 256) fresh blocks: in address
@@ -208,7 +212,7 @@ static inline void hak_integrity_freed(void *p, size_t block_size) {
 // Hardened builds keep the last page of every SuperSlab inaccessible, so that
 // a linear overflow stops there instead of running into the next one.
 #define HAK_SS_GUARD_PAGE HAKMEM_HARDENED
-void hak_carve_order(uint16_t *order, uint32_t n) HAK_INTERNAL;
+void hak_integrity_carve_order(uint16_t *order, uint32_t n) HAK_INTERNAL;
 
 HAK_EXTERN_C_END
 

@@ -20,9 +20,9 @@ HAK_EXTERN_C_BEGIN
 #define HAK_INTROSPECT_MXFAST_MAX 160
 
 // The mallinfo2 figures of a statistics snapshot.
-void hak_mallinfo2_of(const hak_stats *s, struct mallinfo2 *out) HAK_INTERNAL;
+void hak_introspect_mallinfo2_of(const hak_stats *s, struct mallinfo2 *out) HAK_INTERNAL;
 // mallinfo's int fields from mallinfo2's: each saturates at INT_MAX.
-void hak_mallinfo_clamp(const struct mallinfo2 *in, struct mallinfo *out) HAK_INTERNAL;
+void hak_introspect_mallinfo_clamp(const struct mallinfo2 *in, struct mallinfo *out) HAK_INTERNAL;
 
 HAK_EXTERN_C_END
 

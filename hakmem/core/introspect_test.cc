@@ -44,7 +44,7 @@ TEST(Mallinfo2Of, EmptySnapshotIsAllZero) {
   const hak_stats s = Zeroed();
   struct mallinfo2 m;
   std::memset(&m, 0xff, sizeof m);
-  hak_mallinfo2_of(&s, &m);
+  hak_introspect_mallinfo2_of(&s, &m);
   EXPECT_EQ(m.arena, 0u);
   EXPECT_EQ(m.ordblks, 0u);
   EXPECT_EQ(m.smblks, 0u);
@@ -74,7 +74,7 @@ TEST(Mallinfo2Of, FiguresOfAConstructedSnapshot) {
   s.cached_bytes = 777;
   s.mapped_bytes = 99999999; // not a mallinfo2 figure
   struct mallinfo2 m;
-  hak_mallinfo2_of(&s, &m);
+  hak_introspect_mallinfo2_of(&s, &m);
   const uint64_t used = 30 * 16 + 0 * 128 + 10 * 160 + 9 * 1024;
   EXPECT_EQ(m.arena, 2 * HAK_SS_SIZE);
   EXPECT_EQ(m.uordblks, used);
@@ -98,7 +98,7 @@ TEST(Mallinfo2Of, RacySnapshotsFloorAtZero) {
   s.large_allocs = 1;
   s.large_frees = 4;
   struct mallinfo2 m;
-  hak_mallinfo2_of(&s, &m);
+  hak_introspect_mallinfo2_of(&s, &m);
   EXPECT_EQ(m.uordblks, 1000u * 8192);
   EXPECT_EQ(m.smblks, 10u) << "no block of class 0 is out";
   EXPECT_EQ(m.ordblks, 0u);
@@ -121,7 +121,7 @@ TEST(MallinfoClamp, FieldsSaturateAtIntMax) {
   in.keepcost = size_t{INT_MAX} * 2;
   struct mallinfo out;
   std::memset(&out, 0x7f, sizeof out);
-  hak_mallinfo_clamp(&in, &out);
+  hak_introspect_mallinfo_clamp(&in, &out);
   EXPECT_EQ(out.arena, INT_MAX);
   EXPECT_EQ(out.ordblks, 5);
   EXPECT_EQ(out.smblks, INT_MAX);
@@ -146,10 +146,10 @@ TEST(Introspect, MallinfoOfTheLiveAllocator) {
   for (int attempt = 0; attempt < 20; ++attempt) {
     hak_stats s;
     hak_stats_get(&s);
-    hak_mallinfo2_of(&s, &want);
+    hak_introspect_mallinfo2_of(&s, &want);
     got = hak_mallinfo2();
     hak_stats_get(&s);
-    hak_mallinfo2_of(&s, &after);
+    hak_introspect_mallinfo2_of(&s, &after);
     if (std::memcmp(&want, &after, sizeof want) == 0)
       break;
   }
@@ -162,7 +162,7 @@ TEST(Introspect, MallinfoOfTheLiveAllocator) {
     const struct mallinfo2 before = hak_mallinfo2();
     old = hak_mallinfo();
     const struct mallinfo2 later = hak_mallinfo2();
-    hak_mallinfo_clamp(&before, &clamped);
+    hak_introspect_mallinfo_clamp(&before, &clamped);
     if (std::memcmp(&before, &later, sizeof before) == 0)
       break;
   }
@@ -174,9 +174,10 @@ TEST(Introspect, MallinfoOfTheLiveAllocator) {
 
 TEST(Introspect, MalloptSetsTheArenaCacheBound) {
   EXPECT_EQ(hak_mallopt(M_TRIM_THRESHOLD, 8 << 20), 1);
-  EXPECT_EQ(hak_opts.arena_cache_bytes, size_t{8} << 20);
+  EXPECT_EQ(hak_options_current.arena_cache_bytes, size_t{8} << 20);
   EXPECT_EQ(hak_mallopt(M_TRIM_THRESHOLD, -1), 1);
-  EXPECT_EQ(hak_opts.arena_cache_bytes, SIZE_MAX) << "as glibc converts a negative value";
+  EXPECT_EQ(hak_options_current.arena_cache_bytes, SIZE_MAX)
+      << "as glibc converts a negative value";
   EXPECT_EQ(hak_mallopt(M_MXFAST, 0), 1);
   EXPECT_EQ(hak_mallopt(M_MXFAST, HAK_INTROSPECT_MXFAST_MAX), 1);
   EXPECT_EQ(hak_mallopt(M_MXFAST, HAK_INTROSPECT_MXFAST_MAX + 1), 0);
@@ -198,11 +199,11 @@ TEST(Introspect, MallocInfoRefusesOptionsAndNoStream) {
 }
 
 TEST(Introspect, AliasesAreThePublicFunctions) {
-  EXPECT_EQ(AddressOf(&hak_i_mallinfo2), AddressOf(&hak_mallinfo2));
-  EXPECT_EQ(AddressOf(&hak_i_mallinfo), AddressOf(&hak_mallinfo));
-  EXPECT_EQ(AddressOf(&hak_i_malloc_stats), AddressOf(&hak_malloc_stats));
-  EXPECT_EQ(AddressOf(&hak_i_malloc_info), AddressOf(&hak_malloc_info));
-  EXPECT_EQ(AddressOf(&hak_i_mallopt), AddressOf(&hak_mallopt));
+  EXPECT_EQ(AddressOf(&hak_api_mallinfo2), AddressOf(&hak_mallinfo2));
+  EXPECT_EQ(AddressOf(&hak_api_mallinfo), AddressOf(&hak_mallinfo));
+  EXPECT_EQ(AddressOf(&hak_api_malloc_stats), AddressOf(&hak_malloc_stats));
+  EXPECT_EQ(AddressOf(&hak_api_malloc_info), AddressOf(&hak_malloc_info));
+  EXPECT_EQ(AddressOf(&hak_api_mallopt), AddressOf(&hak_mallopt));
 }
 
 } // namespace

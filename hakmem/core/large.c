@@ -6,7 +6,7 @@
 
 #include "os.h"
 #include "page_arena.h"
-#include "segment_map.h"
+#include "segmap.h"
 #include "stats.h"
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) & ~(to - 1); }
@@ -32,8 +32,8 @@ static size_t granule(void) {
 void hak_large_set_granule(size_t bytes) { __atomic_store_n(&g_granule, bytes, __ATOMIC_RELAXED); }
 
 static void publish(hak_large *hdr) {
-  hak_stat_add(&hak_gstats.large_allocs, 1);
-  hak_stat_add(&hak_gstats.large_live_bytes, (int64_t)hdr->map_size);
+  hak_stats_add(&hak_stats_global.large_allocs, 1);
+  hak_stats_add(&hak_stats_global.large_live_bytes, (int64_t)hdr->map_size);
 }
 
 void *hak_large_alloc(size_t size, size_t align, bool zero) {
@@ -54,11 +54,11 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
   size_t mapped;
   size_t dirty; // bytes from base that may be nonzero; zeros beyond
   if (align <= HAK_SS_SIZE / 2) {
-    base = hak_arena_alloc_extent(need, end, &mapped, &dirty);
+    base = hak_page_arena_alloc_extent(need, end, &mapped, &dirty);
     if (base == NULL && need != end) {
       hak_large_set_granule(HAK_PAGE_SIZE); // out of address space: every byte counts now
       need = end;
-      base = hak_arena_alloc_extent(need, end, &mapped, &dirty);
+      base = hak_page_arena_alloc_extent(need, end, &mapped, &dirty);
     }
   } else {
     // Alignments of 2 MiB and more get a mapping of their own, aligned to
@@ -67,7 +67,7 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
     dirty = 0;
     base = hak_os_map_aligned(need, align);
     if (base != NULL)
-      hak_arena_account((int64_t)need);
+      hak_page_arena_account((int64_t)need);
   }
   if (base == NULL)
     return NULL;
@@ -79,7 +79,7 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
   hdr->touched = dirty > end ? dirty : end;
   if (hak_segmap_set(base, mapped, HAK_REGION_LARGE, HAK_REGION_LARGE_TAIL) != 0) {
     hdr->magic = 0;
-    hak_arena_free_extent(base, mapped, hdr->touched);
+    hak_page_arena_free_extent(base, mapped, hdr->touched);
     errno = ENOMEM;
     return NULL;
   }
@@ -92,19 +92,19 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
 }
 
 void hak_large_free(hak_large *hdr) {
-  hak_stat_add(&hak_gstats.large_frees, 1);
-  hak_stat_add(&hak_gstats.large_live_bytes, -(int64_t)hdr->map_size);
+  hak_stats_add(&hak_stats_global.large_frees, 1);
+  hak_stats_add(&hak_stats_global.large_live_bytes, -(int64_t)hdr->map_size);
   size_t mapped = hdr->map_size;
   size_t touched = hdr->touched;
   hak_segmap_clear(hdr, mapped);
   hdr->magic = 0;
   if (hdr->offset > HAK_SS_SIZE / 2) {
     hak_os_unmap(hdr, mapped); // over-aligned: not an arena-sized region
-    hak_arena_account(-(int64_t)mapped);
+    hak_page_arena_account(-(int64_t)mapped);
   } else {
-    hak_arena_free_extent(hdr, mapped, touched);
+    hak_page_arena_free_extent(hdr, mapped, touched);
   }
-  hak_arena_tick();
+  hak_page_arena_tick();
 }
 
 // The header of the large mapping whose regions hold p, or NULL. Its last
@@ -151,8 +151,8 @@ static int mark_growth(hak_large *hdr, size_t mapped, size_t to) {
 // to_size bytes: its magic names the new address, the counts follow.
 static hak_large *moved(hak_large *nh, size_t map, size_t to_size) {
   nh->magic = HAK_LARGE_MAGIC ^ (uintptr_t)nh;
-  hak_arena_account((int64_t)to_size - (int64_t)map);
-  hak_stat_add(&hak_gstats.large_live_bytes, (int64_t)to_size - (int64_t)map);
+  hak_page_arena_account((int64_t)to_size - (int64_t)map);
+  hak_stats_add(&hak_stats_global.large_live_bytes, (int64_t)to_size - (int64_t)map);
   nh->map_size = to_size;
   return nh;
 }
@@ -181,7 +181,7 @@ static hak_large *move_to(hak_large *hdr, size_t to_size) {
   size_t map = hdr->map_size;
   uint8_t *to = hak_os_map_aligned(to_size, HAK_SS_SIZE);
   if (to == NULL) {
-    hak_arena_decay(true); // idle mappings may hold the address space
+    hak_page_arena_decay(true); // idle mappings may hold the address space
     to = hak_os_map_aligned(to_size, HAK_SS_SIZE);
   }
   if (to == NULL)
@@ -260,8 +260,8 @@ void *hak_large_resize(hak_large *hdr, void *p, size_t size, bool may_move) {
   }
   if (map != hdr->map_size) {
     int64_t delta = (int64_t)map - (int64_t)hdr->map_size;
-    hak_arena_account(delta);
-    hak_stat_add(&hak_gstats.large_live_bytes, delta);
+    hak_page_arena_account(delta);
+    hak_stats_add(&hak_stats_global.large_live_bytes, delta);
     hdr->map_size = map;
   }
   if (hdr->touched > map)

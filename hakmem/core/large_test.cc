@@ -19,7 +19,7 @@
 #include "hakmem/core/options.h"
 #include "hakmem/core/page_arena.h"
 #include "hakmem/core/purge.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 #include "hakmem/core/stats.h"
 
 namespace {
@@ -70,23 +70,23 @@ void Free(void *p) {
   ASSERT_NE(hdr, nullptr) << p;
   hak_large_free(hdr);
 }
-uint64_t Allocs() { return hak_gstats.large_allocs.load(); }
-uint64_t Frees() { return hak_gstats.large_frees.load(); }
-uint64_t LiveBytes() { return hak_gstats.large_live_bytes.load(); }
-uint64_t Mapped() { return hak_gstats.mapped.load(); }
-uint64_t Cached() { return hak_gstats.cached.load(); }
-void DropCache() { hak_arena_decay(true); }
+uint64_t Allocs() { return hak_stats_global.large_allocs.load(); }
+uint64_t Frees() { return hak_stats_global.large_frees.load(); }
+uint64_t LiveBytes() { return hak_stats_global.large_live_bytes.load(); }
+uint64_t Mapped() { return hak_stats_global.mapped.load(); }
+uint64_t Cached() { return hak_stats_global.cached.load(); }
+void DropCache() { hak_page_arena_decay(true); }
 
 // Hands a region the test mapped itself to the page arena's cache, as if a
 // block had just been freed there, so the next large block of that size
 // lands at a known address.
 void Donate(void *base, size_t size) {
-  hak_arena_account(static_cast<int64_t>(size));
-  hak_arena_free(base, size);
+  hak_page_arena_account(static_cast<int64_t>(size));
+  hak_page_arena_free(base, size);
 }
 
 // The arena's part of the pass that maintenance registers at init.
-uint64_t ArenaPass() { return hak_arena_decay_next(false); }
+uint64_t ArenaPass() { return hak_page_arena_decay_next(false); }
 
 class LargeTest : public ::testing::Test {
 protected:
@@ -98,14 +98,14 @@ protected:
     std::call_once(once, [] {
       hak_options_load();
       // Decay runs only from this thread's ticks, so options can change.
-      hak_opts.purge_thread = 0;
+      hak_options_current.purge_thread = 0;
       hak_purge_set_pass(ArenaPass);
     });
-    saved_decay_ = hak_opts.decay_ms;
-    hak_opts.decay_ms = 60000; // no time-based purging while a test runs
+    saved_decay_ = hak_options_current.decay_ms;
+    hak_options_current.decay_ms = 60000; // no time-based purging while a test runs
   }
   void TearDown() override {
-    hak_opts.decay_ms = saved_decay_;
+    hak_options_current.decay_ms = saved_decay_;
     DropCache();
   }
   uint32_t saved_decay_ = 0;
@@ -589,7 +589,7 @@ TEST_F(LargeTest, LargeAllocDirect) {
 // A freed block's mapping goes back to the OS once idle for the decay time
 // (moved here from page_arena_test, which no longer links the allocator).
 TEST_F(LargeTest, FreedMappingDecaysAfterDecayTime) {
-  hak_opts.decay_ms = 30;
+  hak_options_current.decay_ms = 30;
   const uint64_t mapped = Mapped();
   void *p = Alloc(5 * kMiB);
   ASSERT_NE(p, nullptr);
@@ -598,7 +598,7 @@ TEST_F(LargeTest, FreedMappingDecaysAfterDecayTime) {
   Free(p);
   EXPECT_GE(Cached(), 5 * kMiB + 4096);
   std::this_thread::sleep_for(std::chrono::milliseconds(80));
-  hak_arena_tick();
+  hak_page_arena_tick();
   EXPECT_EQ(Cached(), 0u);
   EXPECT_EQ(Mapped(), mapped);
 }

@@ -41,7 +41,7 @@ static void put_num(out_buf *o, unsigned long long v, bool neg, unsigned base, i
     put(o, tmp[--n]);
 }
 
-size_t hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
+size_t hak_log_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
   out_buf o = {buf, cap, 0};
   for (const char *p = fmt; *p != '\0'; p++) {
     if (*p != '%') {
@@ -118,15 +118,15 @@ size_t hak_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
   return o.len < cap ? o.len : (cap > 0 ? cap - 1 : 0);
 }
 
-size_t hak_format(char *buf, size_t cap, const char *fmt, ...) {
+size_t hak_log_format(char *buf, size_t cap, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  size_t n = hak_vformat(buf, cap, fmt, ap);
+  size_t n = hak_log_vformat(buf, cap, fmt, ap);
   va_end(ap);
   return n;
 }
 
-void hak_write_all(int fd, const char *buf, size_t len) {
+void hak_log_write_all(int fd, const char *buf, size_t len) {
   int saved = errno;
   while (len > 0) {
     ssize_t w = write(fd, buf, len);
@@ -140,45 +140,45 @@ void hak_write_all(int fd, const char *buf, size_t len) {
   errno = saved;
 }
 
-void hak_write_fmt(int fd, const char *fmt, ...) {
+void hak_log_write_fmt(int fd, const char *fmt, ...) {
   char buf[1024];
   va_list ap;
   va_start(ap, fmt);
-  size_t n = hak_vformat(buf, sizeof buf, fmt, ap);
+  size_t n = hak_log_vformat(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  hak_write_all(fd, buf, n);
+  hak_log_write_all(fd, buf, n);
 }
 
-void hak_fatal(const char *fmt, ...) {
+void hak_log_fatal(const char *fmt, ...) {
   char buf[1024];
-  size_t n = hak_format(buf, sizeof buf, "hakmem: ");
+  size_t n = hak_log_format(buf, sizeof buf, "hakmem: ");
   va_list ap;
   va_start(ap, fmt);
-  n += hak_vformat(buf + n, sizeof buf - n - 1, fmt, ap);
+  n += hak_log_vformat(buf + n, sizeof buf - n - 1, fmt, ap);
   va_end(ap);
   buf[n++] = '\n';
-  hak_write_all(2, buf, n);
+  hak_log_write_all(2, buf, n);
   abort();
 }
 
-void hak_text_add(hak_text *t, const char *fmt, ...) {
+void hak_log_text_add(hak_text *t, const char *fmt, ...) {
   char line[256];
   va_list ap;
   va_start(ap, fmt);
-  size_t n = hak_vformat(line, sizeof line, fmt, ap);
+  size_t n = hak_log_vformat(line, sizeof line, fmt, ap);
   va_end(ap);
   if (t->len + n > sizeof t->buf)
-    hak_text_flush(t);
+    hak_log_text_flush(t);
   __builtin_memcpy(t->buf + t->len, line, n);
   t->len += n;
 }
 
-void hak_text_flush(hak_text *t) {
+void hak_log_text_flush(hak_text *t) {
   if (t->len > 0)
     t->sink(t->ctx, t->buf, t->len);
   t->len = 0;
 }
 
-void hak_text_fd_sink(void *ctx, const char *s, size_t n) {
-  hak_write_all((int)(intptr_t)ctx, s, n);
+void hak_log_text_fd_sink(void *ctx, const char *s, size_t n) {
+  hak_log_write_all((int)(intptr_t)ctx, s, n);
 }

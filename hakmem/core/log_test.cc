@@ -1,6 +1,6 @@
-// Unit test of the log box: hak_format's subset of printf (checked against
+// Unit test of the log box: hak_log_format's subset of printf (checked against
 // snprintf where they agree), truncation, writes of every byte through a
-// pipe, and hak_fatal's report and abort.
+// pipe, and hak_log_fatal's report and abort.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -19,12 +19,12 @@
 
 namespace {
 
-// hak_format into a string; `cap` is the buffer's size.
+// hak_log_format into a string; `cap` is the buffer's size.
 std::string Fmt(size_t cap, const char *fmt, ...) {
   std::string buf(cap + 1, '#');
   va_list ap;
   va_start(ap, fmt);
-  const size_t n = hak_vformat(&buf[0], cap, fmt, ap);
+  const size_t n = hak_log_vformat(&buf[0], cap, fmt, ap);
   va_end(ap);
   EXPECT_EQ(buf[cap], '#') << "wrote past the buffer";
   if (cap > 0) {
@@ -33,13 +33,13 @@ std::string Fmt(size_t cap, const char *fmt, ...) {
   return buf.substr(0, n);
 }
 
-// Both hak_format and snprintf of one format and its arguments.
+// Both hak_log_format and snprintf of one format and its arguments.
 #define EXPECT_LIKE_PRINTF(fmt, ...)                                                               \
   do {                                                                                             \
     char want[256];                                                                                \
     std::snprintf(want, sizeof want, fmt, __VA_ARGS__);                                            \
     char got[256];                                                                                 \
-    const size_t n = hak_format(got, sizeof got, fmt, __VA_ARGS__);                                \
+    const size_t n = hak_log_format(got, sizeof got, fmt, __VA_ARGS__);                            \
     EXPECT_STREQ(got, want) << fmt;                                                                \
     EXPECT_EQ(n, std::string(want).size()) << fmt;                                                 \
   } while (0)
@@ -82,7 +82,7 @@ TEST(Format, TruncatesToTheBuffer) {
   EXPECT_EQ(Fmt(6, "abcde"), "abcde");
   EXPECT_EQ(Fmt(1, "anything %d", 5), "");
   char untouched = '#';
-  EXPECT_EQ(hak_format(&untouched, 0, "%s", "text"), 0u);
+  EXPECT_EQ(hak_log_format(&untouched, 0, "%s", "text"), 0u);
   EXPECT_EQ(untouched, '#');
 }
 
@@ -106,7 +106,7 @@ TEST(Write, AllOfItThroughAPipe) {
   std::string got;
   std::thread reader([&] { got = Drain(fds[0]); });
   errno = 1234;
-  hak_write_all(fds[1], data.data(), data.size());
+  hak_log_write_all(fds[1], data.data(), data.size());
   EXPECT_EQ(errno, 1234);
   close(fds[1]);
   reader.join();
@@ -118,7 +118,7 @@ TEST(Write, AllOfItThroughAPipe) {
 // A descriptor that cannot be written to ends the write, quietly.
 TEST(Write, BadDescriptorKeepsErrno) {
   errno = 77;
-  hak_write_all(-1, "x", 1);
+  hak_log_write_all(-1, "x", 1);
   EXPECT_EQ(errno, 77);
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
@@ -128,7 +128,7 @@ TEST(Write, BadDescriptorKeepsErrno) {
   ign.sa_handler = SIG_IGN;
   ASSERT_EQ(sigaction(SIGPIPE, &ign, &old), 0);
   errno = 78;
-  hak_write_all(fds[1], "abc", 3);
+  hak_log_write_all(fds[1], "abc", 3);
   EXPECT_EQ(errno, 78);
   sigaction(SIGPIPE, &old, nullptr);
   close(fds[1]);
@@ -137,11 +137,11 @@ TEST(Write, BadDescriptorKeepsErrno) {
 TEST(Write, FormattedMessages) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
-  hak_write_fmt(fds[1], "block %p of %zu bytes in class %u\n", reinterpret_cast<void *>(0x1000),
-                size_t{48}, 2u);
+  hak_log_write_fmt(fds[1], "block %p of %zu bytes in class %u\n", reinterpret_cast<void *>(0x1000),
+                    size_t{48}, 2u);
   // Long messages are cut at 1 KiB (the buffer, its NUL included).
   const std::string longer(3000, 'z');
-  hak_write_fmt(fds[1], "%s", longer.c_str());
+  hak_log_write_fmt(fds[1], "%s", longer.c_str());
   close(fds[1]);
   const std::string out = Drain(fds[0]);
   close(fds[0]);
@@ -151,15 +151,15 @@ TEST(Write, FormattedMessages) {
   EXPECT_EQ(out.substr(first.size()), std::string(1023, 'z'));
 }
 
-// hak_fatal writes "hakmem: <message>\n" to stderr and aborts.
+// hak_log_fatal writes "hakmem: <message>\n" to stderr and aborts.
 TEST(Fatal, ReportsAndAborts) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(hak_fatal("free(): invalid pointer %p (%s)", reinterpret_cast<void *>(0x10), "why"),
-              testing::KilledBySignal(SIGABRT),
-              "^hakmem: free\\(\\): invalid pointer 0x10 \\(why\\)\n$");
+  EXPECT_EXIT(
+      hak_log_fatal("free(): invalid pointer %p (%s)", reinterpret_cast<void *>(0x10), "why"),
+      testing::KilledBySignal(SIGABRT), "^hakmem: free\\(\\): invalid pointer 0x10 \\(why\\)\n$");
   // A long message is cut and still ends the line.
   const std::string longer(3000, 'q');
-  EXPECT_EXIT(hak_fatal("%s", longer.c_str()), testing::KilledBySignal(SIGABRT),
+  EXPECT_EXIT(hak_log_fatal("%s", longer.c_str()), testing::KilledBySignal(SIGABRT),
               "^hakmem: q{1014}\n$");
 }
 

@@ -15,7 +15,7 @@ HAK_EXTERN_C_BEGIN
 // and statistics handlers, the guarded pool, the thread-exit key, the purge
 // pass, and the fork handlers. Cheap once done; the API calls it before a
 // thread's first heap.
-void hak_init(void) HAK_INTERNAL;
+void hak_maintenance_init(void) HAK_INTERNAL;
 
 // Returns all the memory it can to the OS now (malloc_trim): this thread's
 // bins, idle heaps, stashed heaps, abandoned slabs, cached regions. True when

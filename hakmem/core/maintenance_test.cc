@@ -3,7 +3,7 @@
 // malloc_trim's work, and fork. Memory is allocated through the slab path
 // (the fast cache's paths and the thread's heap), as malloc does.
 //
-// Cases that need hak_init to be the process's first run in a fresh process:
+// Cases that need hak_maintenance_init to be the process's first run in a fresh process:
 // this binary re-executed (a threadsafe-style death test), with HAKMEM_*
 // variables set before; such a child reports a failed check on stderr and
 // exits non-zero.
@@ -27,12 +27,12 @@
 #include "hakmem/core/os.h"
 #include "hakmem/core/page_arena.h"
 #include "hakmem/core/purge.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 #include "hakmem/core/size_class.h"
 #include "hakmem/core/stats.h"
 #include "hakmem/core/superslab.h"
 #include "hakmem/core/thread_heap.h"
-#include "hakmem/core/tiny_fastcache.h"
+#include "hakmem/core/tcache.h"
 
 namespace {
 
@@ -60,18 +60,18 @@ hak_slab *SlabOf(const void *p) {
   const unsigned kind = hak_segmap_kind(p);
   if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM)
     return nullptr;
-  return hak_slab_of(p, kind);
+  return hak_superslab_slab_of(p, kind);
 }
 
 // malloc and free of a slab block as the API does them: initialisation and
 // the thread's heap first, then a bin's hit or the fast cache's slow path.
 void *Alloc(size_t size) {
-  hak_init();
-  const unsigned cls = hak_size_class(size);
-  hak_heap *h = hak_heap_get();
+  hak_maintenance_init();
+  const unsigned cls = hak_size_class_of(size);
+  hak_heap *h = hak_thread_heap_get();
   void *b = nullptr;
 #if HAKMEM_FASTCACHE
-  b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
+  b = hak_tcache_pop(HAK_BIN_SLOT(hak_tcache_bin_of_class(cls)));
 #endif
   return b != nullptr ? b : hak_tcache_alloc_slow(h, cls, UINT32_MAX);
 }
@@ -80,10 +80,10 @@ void Free(void *p) {
   hak_slab *s = SlabOf(p);
   const unsigned cls = s->class_idx;
 #if HAKMEM_FASTCACHE
-  if (hak_tcache_push(HAK_BIN_SLOT(hak_bin_of_class(cls)), p))
+  if (hak_tcache_push(HAK_BIN_SLOT(hak_tcache_bin_of_class(cls)), p))
     return;
 #endif
-  hak_tcache_free_slow(hak_heap_get(), p, s, cls);
+  hak_tcache_free_slow(hak_thread_heap_get(), p, s, cls);
 }
 
 uint64_t Stat(const std::atomic<uint64_t> &c) { return c.load(); }
@@ -108,29 +108,29 @@ void ThreadAllocatesFreesAndExits(size_t size, size_t n) {
 // ---- initialisation ---------------------------------------------------------
 
 int InitLoadsOptionsOnce() {
-  CHILD_CHECK(hak_opts.decay_ms == 0); // nothing loaded before the first init
-  CHILD_CHECK(hak_free_key == 0);
-  hak_init();
-  CHILD_CHECK(hak_opts.decay_ms == 1234);
-  CHILD_CHECK(hak_opts.heap_stash == 3);
-  CHILD_CHECK(hak_opts.tcache_max == 17);
-  CHILD_CHECK(hak_opts.check_level == HAK_CHECK_OFF);
-  CHILD_CHECK(hak_check_level == (HAKMEM_HARDENED ? HAK_CHECK_CHEAP : HAK_CHECK_OFF));
-  CHILD_CHECK(hak_free_key != 0); // the checks' key is drawn
-  const uintptr_t key = hak_free_key;
+  CHILD_CHECK(hak_options_current.decay_ms == 0); // nothing loaded before the first init
+  CHILD_CHECK(hak_integrity_free_key == 0);
+  hak_maintenance_init();
+  CHILD_CHECK(hak_options_current.decay_ms == 1234);
+  CHILD_CHECK(hak_options_current.heap_stash == 3);
+  CHILD_CHECK(hak_options_current.tcache_max == 17);
+  CHILD_CHECK(hak_options_current.check_level == HAK_CHECK_OFF);
+  CHILD_CHECK(hak_integrity_level == (HAKMEM_HARDENED ? HAK_CHECK_CHEAP : HAK_CHECK_OFF));
+  CHILD_CHECK(hak_integrity_free_key != 0); // the checks' key is drawn
+  const uintptr_t key = hak_integrity_free_key;
   // A thread's heap can be had (the thread-exit key exists); its bins follow
   // HAKMEM_TCACHE_MAX.
-  hak_heap *h = hak_heap_get();
+  hak_heap *h = hak_thread_heap_get();
   CHILD_CHECK(h != nullptr);
-  const unsigned bin = hak_bin_of_class(hak_size_class(64));
+  const unsigned bin = hak_tcache_bin_of_class(hak_size_class_of(64));
   CHILD_CHECK(hak_tls.bins->cap[bin] == (HAKMEM_FASTCACHE ? 17u : 0u));
   // Again: nothing is loaded or drawn anew.
-  hak_opts.decay_ms = 99;
-  hak_init();
-  hak_init();
-  CHILD_CHECK(hak_opts.decay_ms == 99);
-  CHILD_CHECK(hak_free_key == key);
-  CHILD_CHECK(hak_heap_get() == h);
+  hak_options_current.decay_ms = 99;
+  hak_maintenance_init();
+  hak_maintenance_init();
+  CHILD_CHECK(hak_options_current.decay_ms == 99);
+  CHILD_CHECK(hak_integrity_free_key == key);
+  CHILD_CHECK(hak_thread_heap_get() == h);
   return 0;
 }
 
@@ -148,55 +148,56 @@ TEST(MaintenanceInit, LoadsTheOptionsOnceAndIsIdempotent) {
 
 // ---- the purge pass ------------------------------------------------------------
 
-// The pass hak_init registers gives back what an exited thread freed: its
+// The pass hak_maintenance_init registers gives back what an exited thread freed: its
 // SuperSlabs wait in the arena for the decay time, then go to the OS.
 TEST(MaintenancePass, WhatAnExitedThreadFreedGoesBack) {
-  hak_init();
-  const uint64_t purged = Stat(hak_gstats.purged);
-  const uint64_t superslabs = Stat(hak_gstats.superslabs);
+  hak_maintenance_init();
+  const uint64_t purged = Stat(hak_stats_global.purged);
+  const uint64_t superslabs = Stat(hak_stats_global.superslabs);
   ThreadAllocatesFreesAndExits(2048, 3000); // 6 MiB: a few SuperSlabs
-  EXPECT_EQ(Stat(hak_gstats.superslabs), superslabs) << "every slab went back at exit";
-  EXPECT_GT(Stat(hak_gstats.cached), 0u) << "its SuperSlabs wait in the arena";
+  EXPECT_EQ(Stat(hak_stats_global.superslabs), superslabs) << "every slab went back at exit";
+  EXPECT_GT(Stat(hak_stats_global.cached), 0u) << "its SuperSlabs wait in the arena";
   EXPECT_NE(hak_purge_due(), 0u);
   const uint64_t now = hak_os_now_ms();
   const uint64_t next = hak_maintenance_pass();
   EXPECT_GT(next, now) << "something waits: the pass says when it falls due";
   // The purge thread runs the registered pass once it is due; a tick (any
   // slow path) runs it too, should the thread be slow to start.
-  for (int ms = 0; ms < 10000 && Stat(hak_gstats.cached) > 0; ms += 20) {
+  for (int ms = 0; ms < 10000 && Stat(hak_stats_global.cached) > 0; ms += 20) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     const uint64_t due = hak_purge_due();
     if (due != 0 && hak_os_now_ms() >= due)
       hak_purge_try_run();
   }
-  EXPECT_EQ(Stat(hak_gstats.cached), 0u);
-  EXPECT_GE(Stat(hak_gstats.purged) - purged, 2 * HAK_SS_SIZE);
+  EXPECT_EQ(Stat(hak_stats_global.cached), 0u);
+  EXPECT_GE(Stat(hak_stats_global.purged) - purged, 2 * HAK_SS_SIZE);
 }
 
 // ---- malloc_trim ------------------------------------------------------------------
 
 int TrimGivesBackWhatIsCached() {
-  hak_init();
-  CHILD_CHECK(!hak_opts.purge_thread && hak_opts.decay_ms == 3600000 && hak_opts.heap_stash == 2);
-  const uint64_t superslabs = Stat(hak_gstats.superslabs);
+  hak_maintenance_init();
+  CHILD_CHECK(!hak_options_current.purge_thread && hak_options_current.decay_ms == 3600000 &&
+              hak_options_current.heap_stash == 2);
+  const uint64_t superslabs = Stat(hak_stats_global.superslabs);
   // An exited thread's heap waits in the stash with its slabs...
   ThreadAllocatesFreesAndExits(2048, 3000);
-  CHILD_CHECK(Stat(hak_gstats.superslabs) > superslabs);
+  CHILD_CHECK(Stat(hak_stats_global.superslabs) > superslabs);
   // ...and a large region waits in the arena, touched.
   constexpr size_t kRegion = size_t{32} << 20;
   size_t mapped = 0;
   bool zeroed = false;
-  void *r = hak_arena_alloc(kRegion, &mapped, &zeroed);
+  void *r = hak_page_arena_alloc(kRegion, &mapped, &zeroed);
   CHILD_CHECK(r != nullptr);
   std::memset(r, 1, kRegion);
-  hak_arena_free(r, mapped);
-  CHILD_CHECK(Stat(hak_gstats.cached) >= kRegion);
-  const uint64_t purged = Stat(hak_gstats.purged);
+  hak_page_arena_free(r, mapped);
+  CHILD_CHECK(Stat(hak_stats_global.cached) >= kRegion);
+  const uint64_t purged = Stat(hak_stats_global.purged);
   CHILD_CHECK(hak_maintenance_trim());
-  CHILD_CHECK(Stat(hak_gstats.purged) - purged >= kRegion + 2 * HAK_SS_SIZE);
-  CHILD_CHECK(Stat(hak_gstats.cached) == 0);
-  CHILD_CHECK(Stat(hak_gstats.superslabs) == superslabs); // the stashed heap retired
-  CHILD_CHECK(!hak_maintenance_trim());                   // nothing left to give back
+  CHILD_CHECK(Stat(hak_stats_global.purged) - purged >= kRegion + 2 * HAK_SS_SIZE);
+  CHILD_CHECK(Stat(hak_stats_global.cached) == 0);
+  CHILD_CHECK(Stat(hak_stats_global.superslabs) == superslabs); // the stashed heap retired
+  CHILD_CHECK(!hak_maintenance_trim());                         // nothing left to give back
   return 0;
 }
 
@@ -222,12 +223,12 @@ int ChildAllocates(hak_heap *mine) {
   // ThreadSanitizer cannot follow a new thread here (it reuses the id of a
   // parent's thread, which it still counts as live), and AddressSanitizer's
   // thread registry may be left locked by a parent's thread: no thread.
-  hak_opts.purge_thread = 0;
+  hak_options_current.purge_thread = 0;
   constexpr bool kNewThread = false;
 #else
   constexpr bool kNewThread = true;
 #endif
-  CHILD_CHECK(hak_heap_get() == mine);
+  CHILD_CHECK(hak_thread_heap_get() == mine);
   CHILD_CHECK(mine->lock.load() == 0);
   std::vector<void *> blocks;
   for (int i = 0; i < 2000; ++i) {

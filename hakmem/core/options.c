@@ -10,12 +10,12 @@
 
 extern char **environ;
 
-hak_options hak_opts;
+hak_options hak_options_current;
 
 #define FIELD(f) .offset = offsetof(hak_options, f), .width = sizeof(((hak_options *)0)->f)
 
 // Every option, in the README's order. Bounds and defaults are here only.
-const hak_option_def hak_option_table[] = {
+const hak_option_def hak_options_table[] = {
     {.name = "HAKMEM_STATS",
      .type = HAK_OPT_CHOICE,
      FIELD(stats),
@@ -185,7 +185,7 @@ const hak_option_def hak_option_table[] = {
      .doc = "debug logging on stderr (non-release builds only); also reports unknown `HAKMEM_*` "
             "names"},
 };
-const size_t hak_option_count = sizeof hak_option_table / sizeof hak_option_table[0];
+const size_t hak_options_count = sizeof hak_options_table / sizeof hak_options_table[0];
 
 static void store(const hak_option_def *d, hak_options *o, uint64_t v) {
   char *field = (char *)o + d->offset;
@@ -211,8 +211,8 @@ static uint64_t load(const hak_option_def *d, const hak_options *o) {
 
 void hak_options_defaults(hak_options *o) {
   memset(o, 0, sizeof *o);
-  for (size_t i = 0; i < hak_option_count; i++) {
-    const hak_option_def *d = &hak_option_table[i];
+  for (size_t i = 0; i < hak_options_count; i++) {
+    const hak_option_def *d = &hak_options_table[i];
     if (d->type == HAK_OPT_STRING)
       memcpy((char *)o + d->offset, d->def_str, strlen(d->def_str) + 1);
     else
@@ -250,7 +250,7 @@ static const struct {
     {"PWR", SIGPWR},
 };
 
-int hak_parse_signal(const char *value) {
+int hak_options_parse_signal(const char *value) {
   if (strcmp(value, "0") == 0 || strcasecmp(value, "off") == 0)
     return 0;
   uint64_t v;
@@ -281,7 +281,7 @@ int hak_parse_signal(const char *value) {
   }
 }
 
-const char *hak_option_choice(const hak_option_def *d, unsigned i, size_t *len) {
+const char *hak_options_choice(const hak_option_def *d, unsigned i, size_t *len) {
   const char *w = d->choices;
   for (; i > 0 && w != NULL; i--) {
     w = strchr(w, '|');
@@ -295,8 +295,8 @@ const char *hak_option_choice(const hak_option_def *d, unsigned i, size_t *len) 
 }
 
 static int apply(hak_options *o, const char *name, size_t name_len, const char *value) {
-  for (size_t i = 0; i < hak_option_count; i++) {
-    const hak_option_def *d = &hak_option_table[i];
+  for (size_t i = 0; i < hak_options_count; i++) {
+    const hak_option_def *d = &hak_options_table[i];
     if (strlen(d->name) != name_len || memcmp(d->name, name, name_len) != 0)
       continue;
     uint64_t v;
@@ -310,7 +310,7 @@ static int apply(hak_options *o, const char *name, size_t name_len, const char *
     case HAK_OPT_CHOICE: {
       size_t len, n = strlen(value);
       const char *w;
-      for (unsigned idx = 0; (w = hak_option_choice(d, idx, &len)) != NULL; idx++) {
+      for (unsigned idx = 0; (w = hak_options_choice(d, idx, &len)) != NULL; idx++) {
         if (len == n && memcmp(w, value, n) == 0) {
           store(d, o, idx);
           return 0;
@@ -319,7 +319,7 @@ static int apply(hak_options *o, const char *name, size_t name_len, const char *
       return -1;
     }
     case HAK_OPT_SIGNAL: {
-      int sig = hak_parse_signal(value);
+      int sig = hak_options_parse_signal(value);
       if (sig < 0)
         return -1;
       store(d, o, (uint64_t)sig);
@@ -338,17 +338,17 @@ static int apply(hak_options *o, const char *name, size_t name_len, const char *
   return -2;
 }
 
-size_t hak_option_format(const hak_option_def *d, const hak_options *o, char *buf, size_t size) {
+size_t hak_options_format(const hak_option_def *d, const hak_options *o, char *buf, size_t size) {
   uint64_t v = d->type == HAK_OPT_STRING ? 0 : load(d, o);
   switch (d->type) {
   case HAK_OPT_MIB:
     v >>= 20;
     break;
   case HAK_OPT_STRING:
-    return hak_format(buf, size, "%s", (const char *)o + d->offset);
+    return hak_log_format(buf, size, "%s", (const char *)o + d->offset);
   case HAK_OPT_CHOICE: {
     size_t n = 0;
-    const char *w = hak_option_choice(d, (unsigned)v, &n);
+    const char *w = hak_options_choice(d, (unsigned)v, &n);
     if (w == NULL) // a stored index is always one of the choices
       w = "";
     if (size == 0)
@@ -361,7 +361,7 @@ size_t hak_option_format(const hak_option_def *d, const hak_options *o, char *bu
   default:
     break;
   }
-  return hak_format(buf, size, "%llu", (unsigned long long)v);
+  return hak_log_format(buf, size, "%llu", (unsigned long long)v);
 }
 
 int hak_options_parse(hak_options *o, char *const *envp) {
@@ -378,10 +378,10 @@ int hak_options_parse(hak_options *o, char *const *envp) {
       // Other tools share the HAKMEM_ prefix (test harnesses, scripts), so an
       // unknown name is only mentioned when asked for.
       if (o->verbose)
-        hak_write_fmt(2, "hakmem: unknown option %s (ignored)\n", e);
+        hak_log_write_fmt(2, "hakmem: unknown option %s (ignored)\n", e);
       rejected++;
     } else if (r != 0) {
-      hak_write_fmt(2, "hakmem: bad value in %s (default kept)\n", e);
+      hak_log_write_fmt(2, "hakmem: bad value in %s (default kept)\n", e);
       rejected++;
     }
   }
@@ -389,16 +389,16 @@ int hak_options_parse(hak_options *o, char *const *envp) {
 }
 
 void hak_options_load(void) {
-  hak_options_defaults(&hak_opts);
-  hak_options_parse(&hak_opts, environ);
-  if (hak_opts.stats != HAK_STATS_OFF) {
+  hak_options_defaults(&hak_options_current);
+  hak_options_parse(&hak_options_current, environ);
+  if (hak_options_current.stats != HAK_STATS_OFF) {
     // Programs such as coreutils close stderr before exit; a private copy of
     // the descriptor keeps the exit report deliverable.
-    int fd = fcntl(hak_opts.stats_fd, F_DUPFD_CLOEXEC, 64);
+    int fd = fcntl(hak_options_current.stats_fd, F_DUPFD_CLOEXEC, 64);
     if (fd >= 0)
-      hak_opts.stats_fd = fd;
+      hak_options_current.stats_fd = fd;
   }
 #if !HAKMEM_BUILD_RELEASE
-  hak_log_level = hak_opts.verbose;
+  hak_log_level = hak_options_current.verbose;
 #endif
 }

@@ -1,5 +1,5 @@
 // HAKMEM_* environment options, read once at initialisation. One table
-// (hak_option_table in options.c) gives each its name, field, default, range
+// (hak_options_table in options.c) gives each its name, field, default, range
 // and doc; parsing, the statistics report and the README's table come from it.
 #ifndef HAKMEM_OPTIONS_H
 #define HAKMEM_OPTIONS_H
@@ -62,14 +62,14 @@ typedef struct hak_options {
   uint64_t guard_sample;    // HAKMEM_GUARD_SAMPLE: mean allocations between guarded ones (0: off)
 } hak_options;
 
-extern hak_options hak_opts HAK_INTERNAL;
+extern hak_options hak_options_current HAK_INTERNAL;
 
 // How an option's value is read (and printed).
 typedef enum {
   HAK_OPT_UINT,   // decimal in [lo, hi]
   HAK_OPT_MIB,    // decimal MiB in [lo, hi], stored as bytes
   HAK_OPT_CHOICE, // one of the '|'-separated words of choices; stored: its index
-  HAK_OPT_SIGNAL, // hak_parse_signal's syntax
+  HAK_OPT_SIGNAL, // hak_options_parse_signal's syntax
   HAK_OPT_STRING, // 1..width-1 bytes
 } hak_option_type;
 
@@ -85,24 +85,24 @@ typedef struct hak_option_def {
   const char *doc;      // the README's description (Markdown, one line)
 } hak_option_def;
 
-extern const hak_option_def hak_option_table[] HAK_INTERNAL;
-extern const size_t hak_option_count HAK_INTERNAL;
+extern const hak_option_def hak_options_table[] HAK_INTERNAL;
+extern const size_t hak_options_count HAK_INTERNAL;
 
 // Word i of a HAK_OPT_CHOICE option's choices and its length in *len; NULL
 // past the last.
-const char *hak_option_choice(const hak_option_def *d, unsigned i, size_t *len) HAK_INTERNAL;
+const char *hak_options_choice(const hak_option_def *d, unsigned i, size_t *len) HAK_INTERNAL;
 
 // The value of an option in o as HAKMEM_<name>=<value> would set it; the
 // length written (at most size - 1, NUL-terminated when size > 0).
-size_t hak_option_format(const hak_option_def *d, const hak_options *o, char *buf,
-                         size_t size) HAK_INTERNAL;
+size_t hak_options_format(const hak_option_def *d, const hak_options *o, char *buf,
+                          size_t size) HAK_INTERNAL;
 
 void hak_options_defaults(hak_options *o) HAK_INTERNAL;
 // The signal HAKMEM_STATS_SIGNAL names: USR1, SIGUSR1 (any case) or a
 // number; 0 for "0" or "off"; -1 for anything else, or a signal that cannot
 // be caught or that a fault raises (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT),
 // or one glibc keeps for itself (32, 33).
-int hak_parse_signal(const char *value) HAK_INTERNAL;
+int hak_options_parse_signal(const char *value) HAK_INTERNAL;
 // Applies every HAKMEM_* entry of envp (NAME=value strings, NULL-terminated).
 // Bad values are reported on stderr (unknown names too with HAKMEM_VERBOSE)
 // and leave the default;

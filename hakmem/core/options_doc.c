@@ -1,4 +1,4 @@
-// The README's options table, printed from hak_option_table (options.c), so
+// The README's options table, printed from hak_options_table (options.c), so
 // that the table users read is the one hakmem parses.
 //
 //   options_doc                 prints the table
@@ -58,7 +58,7 @@ static void add_bound(text *t, unsigned long long v) {
 static void add_choices(text *t, const hak_option_def *d) {
   size_t n;
   const char *w;
-  for (unsigned i = 0; (w = hak_option_choice(d, i, &n)) != NULL; i++)
+  for (unsigned i = 0; (w = hak_options_choice(d, i, &n)) != NULL; i++)
     add(t, "%s`%.*s`", i == 0 ? "" : ", ", (int)n, w);
 }
 
@@ -67,10 +67,10 @@ static void add_table(text *t) {
   add(t, "| variable | default | values | meaning |\n| --- | --- | --- | --- |\n");
   hak_options defaults;
   hak_options_defaults(&defaults);
-  for (size_t i = 0; i < hak_option_count; i++) {
-    const hak_option_def *d = &hak_option_table[i];
+  for (size_t i = 0; i < hak_options_count; i++) {
+    const hak_option_def *d = &hak_options_table[i];
     char value[sizeof defaults.prof_file];
-    hak_option_format(d, &defaults, value, sizeof value);
+    hak_options_format(d, &defaults, value, sizeof value);
     add(t, "| `%s` | ", d->name);
     if (d->def_doc != NULL)
       add(t, "%s", d->def_doc);
@@ -190,7 +190,7 @@ static int splice(const char *path, char *doc, size_t len, bool write, const tex
   }
   if (!write) {
     fprintf(stderr,
-            "options_doc: %s: the options table differs from hak_option_table (options.c); "
+            "options_doc: %s: the options table differs from hak_options_table (options.c); "
             "run: bazel run //hakmem/core:options_doc -- --write README.md\n--- expected:\n%s",
             path, table.buf);
     status = 1;

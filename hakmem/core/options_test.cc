@@ -107,7 +107,7 @@ TEST(Options, Check) {
   EXPECT_EQ(Parse({"HAKMEM_CHECK=off"}).v.check_level, HAK_CHECK_OFF);
   EXPECT_EQ(Parse({"HAKMEM_CHECK=cheap"}).v.check_level, HAK_CHECK_CHEAP);
   EXPECT_EQ(Parse({"HAKMEM_CHECK=full"}).v.check_level, HAK_CHECK_FULL);
-  // Any level may replace any other, in debug builds too (hak_check_init,
+  // Any level may replace any other, in debug builds too (hak_integrity_init,
   // not the parser, keeps hardened builds at cheap or above).
   EXPECT_EQ(Parse({"HAKMEM_CHECK=full", "HAKMEM_CHECK=off"}).v.check_level, HAK_CHECK_OFF);
   EXPECT_EQ(Parse({"HAKMEM_CHECK=off", "HAKMEM_CHECK=cheap"}).v.check_level, HAK_CHECK_CHEAP);
@@ -357,12 +357,12 @@ TEST(Options, CountsEveryRejection) {
 // hak_options_load reads the process environment over the defaults.
 TEST(Options, LoadReadsTheProcessEnvironment) {
   hak_options_load();
-  const hak_options saved = hak_opts;
+  const hak_options saved = hak_options_current;
   ASSERT_EQ(setenv("HAKMEM_DECAY_MS", "1234", 1), 0);
   ASSERT_EQ(setenv("HAKMEM_ARENA_CACHE_MB", "3", 1), 0);
   ASSERT_EQ(setenv("HAKMEM_TCACHE_MAX", "oops", 1), 0);
   std::string err = CaptureStderr([] { hak_options_load(); });
-  hak_options now = hak_opts;
+  hak_options now = hak_options_current;
   EXPECT_EQ(now.decay_ms, 1234u);
   EXPECT_EQ(now.arena_cache_bytes, 3 * kMiB);
   EXPECT_EQ(now.tcache_max, Defaults().tcache_max);
@@ -371,7 +371,7 @@ TEST(Options, LoadReadsTheProcessEnvironment) {
   unsetenv("HAKMEM_ARENA_CACHE_MB");
   unsetenv("HAKMEM_TCACHE_MAX");
   hak_options_load();
-  now = hak_opts;
+  now = hak_options_current;
   EXPECT_TRUE(Same(now, Defaults()) || Same(now, saved));
 }
 
@@ -384,7 +384,7 @@ TEST(Options, LoadKeepsAPrivateCopyOfTheStatsDescriptor) {
   ASSERT_EQ(setenv("HAKMEM_STATS", "1", 1), 0);
   ASSERT_EQ(setenv("HAKMEM_STATS_FD", std::to_string(target).c_str(), 1), 0);
   hak_options_load();
-  const hak_options loaded = hak_opts;
+  const hak_options loaded = hak_options_current;
   unsetenv("HAKMEM_STATS");
   unsetenv("HAKMEM_STATS_FD");
   hak_options_load();
@@ -398,7 +398,7 @@ TEST(Options, LoadKeepsAPrivateCopyOfTheStatsDescriptor) {
   EXPECT_EQ(a.st_ino, b.st_ino) << "the copy names the same file";
   close(loaded.stats_fd);
   close(target);
-  EXPECT_EQ(hak_opts.stats_fd, 2) << "no copy without a report";
+  EXPECT_EQ(hak_options_current.stats_fd, 2) << "no copy without a report";
 }
 
 #if !HAKMEM_BUILD_RELEASE
@@ -413,18 +413,18 @@ TEST(Options, LoadSetsTheLogLevel) {
 }
 #endif
 
-// hak_parse_signal, which HAKMEM_STATS_SIGNAL uses, on its own.
+// hak_options_parse_signal, which HAKMEM_STATS_SIGNAL uses, on its own.
 TEST(Options, ParseSignal) {
-  EXPECT_EQ(hak_parse_signal("0"), 0);
-  EXPECT_EQ(hak_parse_signal("off"), 0);
-  EXPECT_EQ(hak_parse_signal("OFF"), 0);
-  EXPECT_EQ(hak_parse_signal("usr1"), SIGUSR1);
-  EXPECT_EQ(hak_parse_signal("SIGPWR"), SIGPWR);
-  EXPECT_EQ(hak_parse_signal("sigio"), SIGIO);
-  EXPECT_EQ(hak_parse_signal("1"), 1);
-  EXPECT_EQ(hak_parse_signal("34"), 34);
+  EXPECT_EQ(hak_options_parse_signal("0"), 0);
+  EXPECT_EQ(hak_options_parse_signal("off"), 0);
+  EXPECT_EQ(hak_options_parse_signal("OFF"), 0);
+  EXPECT_EQ(hak_options_parse_signal("usr1"), SIGUSR1);
+  EXPECT_EQ(hak_options_parse_signal("SIGPWR"), SIGPWR);
+  EXPECT_EQ(hak_options_parse_signal("sigio"), SIGIO);
+  EXPECT_EQ(hak_options_parse_signal("1"), 1);
+  EXPECT_EQ(hak_options_parse_signal("34"), 34);
   for (const char *bad : {"", "SIG", "sigkill", "STOP", "00x", "65", "100", "-1", "USR1x", "32"})
-    EXPECT_EQ(hak_parse_signal(bad), -1) << bad;
+    EXPECT_EQ(hak_options_parse_signal(bad), -1) << bad;
 }
 
 } // namespace
@@ -433,7 +433,7 @@ namespace {
 
 std::string Format(const hak_option_def &d, const hak_options &o) {
   char buf[512];
-  const size_t n = hak_option_format(&d, &o, buf, sizeof buf);
+  const size_t n = hak_options_format(&d, &o, buf, sizeof buf);
   EXPECT_EQ(n, std::strlen(buf));
   return buf;
 }
@@ -441,13 +441,13 @@ std::string Format(const hak_option_def &d, const hak_options &o) {
 // One table drives parsing: every option takes its bounds and choices, keeps
 // its default on a value outside them, and formats back what it parsed.
 TEST(OptionsTable, EveryOptionParsesItsRangeAndFormatsItBack) {
-  ASSERT_GE(hak_option_count, 18u);
-  for (size_t i = 0; i < hak_option_count; ++i) {
-    const hak_option_def &d = hak_option_table[i];
+  ASSERT_GE(hak_options_count, 18u);
+  for (size_t i = 0; i < hak_options_count; ++i) {
+    const hak_option_def &d = hak_options_table[i];
     SCOPED_TRACE(d.name);
     ASSERT_EQ(std::string(d.name).rfind("HAKMEM_", 0), 0u);
     for (size_t j = 0; j < i; ++j)
-      EXPECT_STRNE(d.name, hak_option_table[j].name);
+      EXPECT_STRNE(d.name, hak_options_table[j].name);
     EXPECT_NE(d.doc, nullptr);
     std::vector<std::string> good, bad = {""};
     switch (d.type) {
@@ -497,8 +497,8 @@ TEST(OptionsTable, DefaultsComeFromTheTable) {
   EXPECT_EQ(d.arena_cache_bytes, size_t{256} << 20);
   EXPECT_EQ(d.check_level, HAKMEM_CHECK_DEFAULT);
   EXPECT_STREQ(d.prof_file, "hakmem.%p.heap");
-  for (size_t i = 0; i < hak_option_count; ++i) {
-    const hak_option_def &o = hak_option_table[i];
+  for (size_t i = 0; i < hak_options_count; ++i) {
+    const hak_option_def &o = hak_options_table[i];
     const std::string v = Format(o, d);
     if (o.type == HAK_OPT_STRING) {
       EXPECT_EQ(v, o.def_str) << o.name;
@@ -507,7 +507,7 @@ TEST(OptionsTable, DefaultsComeFromTheTable) {
     }
   }
   char small[4];
-  EXPECT_EQ(hak_option_format(&hak_option_table[0], &d, small, 0), 0u);
+  EXPECT_EQ(hak_options_format(&hak_options_table[0], &d, small, 0), 0u);
 }
 
 } // namespace

@@ -210,7 +210,7 @@ void *hak_os_grow_moving(void *addr, size_t old_size, size_t new_size, size_t al
     // Back to where it was (its address space is free: it was ours), at its
     // old size; its contents are at a.
     if (mremap(a, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, addr) == MAP_FAILED)
-      hak_fatal("cannot move a mapping back to %p (errno %d)", addr, errno);
+      hak_log_fatal("cannot move a mapping back to %p (errno %d)", addr, errno);
     if (new_size > old_size)
       munmap(a + old_size, new_size - old_size);
     uncharge(new_size - old_size);

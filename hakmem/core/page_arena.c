@@ -71,14 +71,14 @@ static uint32_t oldest_index(void) {
   return o;
 }
 
-void hak_arena_account(int64_t delta) {
-  hak_stat_gauge(&hak_gstats.mapped, &hak_gstats.mapped_peak, delta);
+void hak_page_arena_account(int64_t delta) {
+  hak_stats_gauge(&hak_stats_global.mapped, &hak_stats_global.mapped_peak, delta);
 }
 
 static void release_to_os(void *base, size_t size) {
   hak_os_unmap(base, size);
-  hak_arena_account(-(int64_t)size);
-  hak_stat_add(&hak_gstats.purged, (int64_t)size);
+  hak_page_arena_account(-(int64_t)size);
+  hak_stats_add(&hak_stats_global.purged, (int64_t)size);
 }
 
 // How badly a cached region whose first touched bytes are resident suits a
@@ -98,14 +98,14 @@ static void arena_put(void *base, size_t size, size_t touched, bool superslab);
 // moved pages; never-touched ones count too), or NULL.
 static void *gather(arena_entry *parts, uint32_t n, size_t size, size_t *mapped, size_t *touched) {
   for (uint32_t k = 0; k < n; k++)
-    hak_stat_add(&hak_gstats.cached, -(int64_t)parts[k].size);
+    hak_stats_add(&hak_stats_global.cached, -(int64_t)parts[k].size);
   uint8_t *to = hak_os_map_aligned(size, HAK_SS_SIZE);
   if (to == NULL) {
     for (uint32_t k = 0; k < n; k++)
       release_to_os(parts[k].base, parts[k].size);
     return NULL;
   }
-  hak_arena_account((int64_t)size);
+  hak_page_arena_account((int64_t)size);
   size_t off = 0, dirty = 0;
   for (uint32_t k = 0; k < n; k++) {
     arena_entry e = parts[k];
@@ -114,7 +114,7 @@ static void *gather(arena_entry *parts, uint32_t n, size_t size, size_t *mapped,
       release_to_os(e.base, e.size);
       continue;
     }
-    hak_arena_account(-(int64_t)take); // the old pages now back part of the new mapping
+    hak_page_arena_account(-(int64_t)take); // the old pages now back part of the new mapping
     dirty = off + (e.touched < take ? e.touched : take);
     if (take < e.size) {
       // The rest stays cached only if it starts on a 2 MiB boundary, as
@@ -137,7 +137,7 @@ static void *gather(arena_entry *parts, uint32_t n, size_t size, size_t *mapped,
 // quarter larger.
 static void *alloc_extent(size_t size, size_t want, bool exact, size_t *mapped, size_t *touched) {
   if (cached_count() > 0) {
-    hak_mutex_lock(&g_arena.lock);
+    hak_stats_mutex_lock(&g_arena.lock);
     // The smallest region that fits, then the best fit of its resident pages;
     // among equals the newest, since its pages are most likely still in cache.
     int best = -1;
@@ -159,7 +159,7 @@ static void *alloc_extent(size_t size, size_t want, bool exact, size_t *mapped, 
       arena_entry e = g_arena.entries[best];
       remove_at((uint32_t)best);
       pthread_mutex_unlock(&g_arena.lock);
-      hak_stat_add(&hak_gstats.cached, -(int64_t)e.size);
+      hak_stats_add(&hak_stats_global.cached, -(int64_t)e.size);
       size_t got = e.size;
       // Much too big: the tail from the next 2 MiB boundary (every cached
       // region starts on one) goes back to the cache as a region of its own
@@ -187,7 +187,7 @@ static void *alloc_extent(size_t size, size_t want, bool exact, size_t *mapped, 
       if (t > want && t - want > ARENA_TRIM_OVER(want)) {
         size_t keep = ARENA_TRIM_KEEP(want);
         hak_os_purge((uint8_t *)e.base + keep, t - keep);
-        hak_stat_add(&hak_gstats.purged, (int64_t)(t - keep));
+        hak_stats_add(&hak_stats_global.purged, (int64_t)(t - keep));
         t = keep;
       }
       *mapped = got;
@@ -230,22 +230,22 @@ static void *alloc_extent(size_t size, size_t want, bool exact, size_t *mapped, 
   void *base = hak_os_map_aligned(size, HAK_SS_SIZE);
   if (base == NULL) {
     // Idle regions may be what stands between us and the limit.
-    hak_arena_decay(true);
+    hak_page_arena_decay(true);
     base = hak_os_map_aligned(size, HAK_SS_SIZE);
     if (base == NULL)
       return NULL;
   }
-  hak_arena_account((int64_t)size);
+  hak_page_arena_account((int64_t)size);
   *mapped = size;
   *touched = 0;
   return base;
 }
 
-void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *touched) {
+void *hak_page_arena_alloc_extent(size_t size, size_t want, size_t *mapped, size_t *touched) {
   return alloc_extent(size, want, false, mapped, touched);
 }
 
-void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) {
+void *hak_page_arena_alloc(size_t size, size_t *mapped, bool *zeroed) {
   size_t touched;
   void *base = alloc_extent(size, size, true, mapped, &touched);
   *zeroed = touched == 0;
@@ -254,24 +254,24 @@ void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) {
 
 static void arena_put(void *base, size_t size, size_t touched, bool superslab);
 
-void hak_arena_free(void *base, size_t size) { arena_put(base, size, size, false); }
+void hak_page_arena_free(void *base, size_t size) { arena_put(base, size, size, false); }
 
-void hak_arena_free_extent(void *base, size_t size, size_t touched) {
+void hak_page_arena_free_extent(void *base, size_t size, size_t touched) {
   arena_put(base, size, touched < size ? touched : size, false);
 }
 
-void hak_arena_free_superslab(void *base) { arena_put(base, HAK_SS_SIZE, HAK_SS_SIZE, true); }
+void hak_page_arena_free_superslab(void *base) { arena_put(base, HAK_SS_SIZE, HAK_SS_SIZE, true); }
 
 static void arena_put(void *base, size_t size, size_t touched, bool superslab) {
-  size_t limit = hak_opts.arena_cache_bytes;
-  if (size > limit / 2 || hak_opts.decay_ms == 0) {
+  size_t limit = hak_options_current.arena_cache_bytes;
+  if (size > limit / 2 || hak_options_current.decay_ms == 0) {
     release_to_os(base, size);
     return;
   }
   arena_entry evicted[HAK_ARENA_SLOTS];
   uint32_t nevicted = 0;
   uint64_t now = hak_os_now_ms();
-  hak_mutex_lock(&g_arena.lock);
+  hak_stats_mutex_lock(&g_arena.lock);
   if (superslab && g_arena.superslabs >= ARENA_SUPERSLABS_KEPT) {
     pthread_mutex_unlock(&g_arena.lock);
     release_to_os(base, size);
@@ -290,25 +290,25 @@ static void arena_put(void *base, size_t size, size_t touched, bool superslab) {
   pthread_mutex_unlock(&g_arena.lock);
   // Older entries' deadlines are registered already and the purge keeps the
   // earliest one.
-  hak_purge_wanted(now + hak_opts.decay_ms);
-  hak_stat_add(&hak_gstats.cached, (int64_t)size);
+  hak_purge_wanted(now + hak_options_current.decay_ms);
+  hak_stats_add(&hak_stats_global.cached, (int64_t)size);
   for (uint32_t i = 0; i < nevicted; i++) {
-    hak_stat_add(&hak_gstats.cached, -(int64_t)evicted[i].size);
+    hak_stats_add(&hak_stats_global.cached, -(int64_t)evicted[i].size);
     release_to_os(evicted[i].base, evicted[i].size);
   }
 }
 
-uint64_t hak_arena_decay_next(bool force) {
+uint64_t hak_page_arena_decay_next(bool force) {
   if (cached_count() == 0)
     return 0;
   uint64_t now = hak_os_now_ms();
   arena_entry expired[HAK_ARENA_SLOTS];
   uint32_t n = 0;
-  hak_mutex_lock(&g_arena.lock);
+  hak_stats_mutex_lock(&g_arena.lock);
   uint64_t oldest = UINT64_MAX;
   for (uint32_t i = 0; i < g_arena.count;) {
     const arena_entry *e = &g_arena.entries[i];
-    if (force || now - e->idle_since_ms >= hak_opts.decay_ms) {
+    if (force || now - e->idle_since_ms >= hak_options_current.decay_ms) {
       expired[n++] = *e;
       remove_at(i); // brings the last entry here: look at i again
     } else {
@@ -317,18 +317,18 @@ uint64_t hak_arena_decay_next(bool force) {
       i++;
     }
   }
-  uint64_t next = g_arena.count > 0 ? oldest + hak_opts.decay_ms : 0;
+  uint64_t next = g_arena.count > 0 ? oldest + hak_options_current.decay_ms : 0;
   pthread_mutex_unlock(&g_arena.lock);
   for (uint32_t i = 0; i < n; i++) {
-    hak_stat_add(&hak_gstats.cached, -(int64_t)expired[i].size);
+    hak_stats_add(&hak_stats_global.cached, -(int64_t)expired[i].size);
     release_to_os(expired[i].base, expired[i].size);
   }
   return next;
 }
 
-void hak_arena_decay(bool force) { (void)hak_arena_decay_next(force); }
+void hak_page_arena_decay(bool force) { (void)hak_page_arena_decay_next(force); }
 
-void hak_arena_tick_nostart(void) {
+void hak_page_arena_tick_nostart(void) {
   uint64_t due = hak_purge_due();
   if (due == 0)
     return;
@@ -336,7 +336,7 @@ void hak_arena_tick_nostart(void) {
   if (now < due)
     return;
   uint64_t last = atomic_load_explicit(&g_arena.last_tick_ms, memory_order_relaxed);
-  uint64_t period = hak_opts.decay_ms / 8 + 1;
+  uint64_t period = hak_options_current.decay_ms / 8 + 1;
   if (now - last < period)
     return;
   if (!atomic_compare_exchange_strong_explicit(&g_arena.last_tick_ms, &last, now,
@@ -345,11 +345,11 @@ void hak_arena_tick_nostart(void) {
   hak_purge_try_run();
 }
 
-void hak_arena_tick(void) {
-  hak_arena_tick_nostart();
+void hak_page_arena_tick(void) {
+  hak_page_arena_tick_nostart();
   hak_purge_poll();
 }
 
-void hak_arena_lock_all(void) { pthread_mutex_lock(&g_arena.lock); }
-void hak_arena_unlock_all(void) { pthread_mutex_unlock(&g_arena.lock); }
-void hak_arena_reset_locks(void) { pthread_mutex_init(&g_arena.lock, NULL); }
+void hak_page_arena_lock_all(void) { pthread_mutex_lock(&g_arena.lock); }
+void hak_page_arena_unlock_all(void) { pthread_mutex_unlock(&g_arena.lock); }
+void hak_page_arena_reset_locks(void) { pthread_mutex_init(&g_arena.lock, NULL); }

@@ -21,7 +21,7 @@ HAK_EXTERN_C_BEGIN
 // Returns a region of exactly size bytes (a multiple of 2 MiB: a SuperSlab;
 // a bigger idle region is cut to fit, its tail kept if dense); *mapped gets its size and *zeroed
 // tells whether it is freshly mapped. NULL with ENOMEM when the OS refuses.
-void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) HAK_INTERNAL;
+void *hak_page_arena_alloc(size_t size, size_t *mapped, bool *zeroed) HAK_INTERNAL;
 // A region of at least size bytes (a multiple of the page; at most a quarter
 // larger: a bigger idle region is cut to fit, its tail from the next 2 MiB
 // boundary kept if dense) for a caller that will touch only the first want
@@ -30,33 +30,33 @@ void *hak_arena_alloc(size_t size, size_t *mapped, bool *zeroed) HAK_INTERNAL;
 // three times want, pages past twice want are given back. *touched gets the
 // extent that may hold nonzero bytes (0: fresh); the region reads as zeros
 // beyond it.
-void *hak_arena_alloc_extent(size_t size, size_t want, size_t *mapped,
-                             size_t *touched) HAK_INTERNAL;
-// Takes back a region obtained from hak_arena_alloc, every page maybe dirty.
-void hak_arena_free(void *base, size_t size) HAK_INTERNAL;
+void *hak_page_arena_alloc_extent(size_t size, size_t want, size_t *mapped,
+                                  size_t *touched) HAK_INTERNAL;
+// Takes back a region obtained from hak_page_arena_alloc, every page maybe dirty.
+void hak_page_arena_free(void *base, size_t size) HAK_INTERNAL;
 // The same when only the first touched bytes may have been written.
-void hak_arena_free_extent(void *base, size_t size, size_t touched) HAK_INTERNAL;
+void hak_page_arena_free_extent(void *base, size_t size, size_t touched) HAK_INTERNAL;
 // Takes back an empty SuperSlab: only a few idle ones are kept, so that a
 // heap that frees everything leaves little resident memory behind.
-void hak_arena_free_superslab(void *base) HAK_INTERNAL;
+void hak_page_arena_free_superslab(void *base) HAK_INTERNAL;
 // Returns idle regions older than the decay time (all of them when force).
-void hak_arena_decay(bool force) HAK_INTERNAL;
+void hak_page_arena_decay(bool force) HAK_INTERNAL;
 // The same; returns when the oldest region left expires (0: none left).
-uint64_t hak_arena_decay_next(bool force) HAK_INTERNAL;
+uint64_t hak_page_arena_decay_next(bool force) HAK_INTERNAL;
 // Cheap enough for every slow path: purges what is due (idle regions, free
 // slots of SuperSlabs) at most every few milliseconds, and starts the purge
 // thread when memory waits. Call only where a nested malloc/free from this
 // thread is harmless (pthread_create allocates) and no hakmem lock is held.
-void hak_arena_tick(void) HAK_INTERNAL;
+void hak_page_arena_tick(void) HAK_INTERNAL;
 // The tick without starting the purge thread, for slow paths that are in the
 // middle of changing a heap's or the pool's state.
-void hak_arena_tick_nostart(void) HAK_INTERNAL;
+void hak_page_arena_tick_nostart(void) HAK_INTERNAL;
 // Accounts for a mapping that a caller obtained or resized itself.
-void hak_arena_account(int64_t delta) HAK_INTERNAL;
+void hak_page_arena_account(int64_t delta) HAK_INTERNAL;
 
-void hak_arena_lock_all(void) HAK_INTERNAL;
-void hak_arena_unlock_all(void) HAK_INTERNAL;
-void hak_arena_reset_locks(void) HAK_INTERNAL;
+void hak_page_arena_lock_all(void) HAK_INTERNAL;
+void hak_page_arena_unlock_all(void) HAK_INTERNAL;
+void hak_page_arena_reset_locks(void) HAK_INTERNAL;
 
 HAK_EXTERN_C_END
 

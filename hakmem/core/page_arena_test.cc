@@ -44,14 +44,14 @@ size_t ResidentPages(void *p, size_t size) {
   return n;
 }
 
-uint64_t Mapped() { return hak_gstats.mapped.load(); }
-uint64_t MappedPeak() { return hak_gstats.mapped_peak.load(); }
-uint64_t Cached() { return hak_gstats.cached.load(); }
-uint64_t Purged() { return hak_gstats.purged.load(); }
+uint64_t Mapped() { return hak_stats_global.mapped.load(); }
+uint64_t MappedPeak() { return hak_stats_global.mapped_peak.load(); }
+uint64_t Cached() { return hak_stats_global.cached.load(); }
+uint64_t Purged() { return hak_stats_global.purged.load(); }
 
 // The arena's part of the pass that maintenance registers at init: what a
 // tick runs once a deadline has passed.
-uint64_t ArenaPass() { return hak_arena_decay_next(false); }
+uint64_t ArenaPass() { return hak_page_arena_decay_next(false); }
 
 class PageArenaTest : public ::testing::Test {
 protected:
@@ -61,26 +61,26 @@ protected:
       hak_options_load(); // set options only afterwards
       // The test steers decay through ticks and changes options while it
       // runs: no purge thread may decay (or read the options) behind its back.
-      hak_opts.purge_thread = 0;
+      hak_options_current.purge_thread = 0;
       hak_purge_set_pass(ArenaPass);
     });
-    saved_decay_ = hak_opts.decay_ms;
-    saved_cache_ = hak_opts.arena_cache_bytes;
-    hak_opts.decay_ms = 60000;
-    hak_opts.arena_cache_bytes = 64 * kMiB;
-    hak_arena_decay(true); // start with an empty cache
+    saved_decay_ = hak_options_current.decay_ms;
+    saved_cache_ = hak_options_current.arena_cache_bytes;
+    hak_options_current.decay_ms = 60000;
+    hak_options_current.arena_cache_bytes = 64 * kMiB;
+    hak_page_arena_decay(true); // start with an empty cache
     ASSERT_EQ(Cached(), 0u);
   }
   void TearDown() override {
-    hak_arena_decay(true);
-    hak_opts.decay_ms = saved_decay_;
-    hak_opts.arena_cache_bytes = saved_cache_;
+    hak_page_arena_decay(true);
+    hak_options_current.decay_ms = saved_decay_;
+    hak_options_current.arena_cache_bytes = saved_cache_;
   }
 
   // A region as a large block asks for it: up to a quarter larger.
   void *Alloc(size_t size, size_t *mapped = nullptr, bool *zeroed = nullptr) {
     size_t m = 0, touched = 0;
-    void *p = hak_arena_alloc_extent(size, size, &m, &touched);
+    void *p = hak_page_arena_alloc_extent(size, size, &m, &touched);
     if (mapped)
       *mapped = m;
     if (zeroed)
@@ -88,8 +88,8 @@ protected:
     return p;
   }
 
-  static void SetDecayMs(uint32_t ms) { hak_opts.decay_ms = ms; }
-  static void SetCacheBytes(size_t bytes) { hak_opts.arena_cache_bytes = bytes; }
+  static void SetDecayMs(uint32_t ms) { hak_options_current.decay_ms = ms; }
+  static void SetCacheBytes(size_t bytes) { hak_options_current.arena_cache_bytes = bytes; }
 
   uint32_t saved_decay_ = 0;
   size_t saved_cache_ = 0;
@@ -108,8 +108,8 @@ TEST_F(PageArenaTest, FreshRegionsAreAlignedAndZeroed) {
     EXPECT_EQ(static_cast<unsigned char *>(p)[size - 1], 0);
     EXPECT_EQ(Mapped(), mapped + size);
     EXPECT_GE(MappedPeak(), Mapped());
-    hak_arena_free(p, size);
-    hak_arena_decay(true);
+    hak_page_arena_free(p, size);
+    hak_page_arena_decay(true);
     EXPECT_EQ(Mapped(), mapped);
   }
 }
@@ -119,7 +119,7 @@ TEST_F(PageArenaTest, FreedRegionIsReusedAtSameAddress) {
   ASSERT_NE(a, nullptr);
   std::memset(a, 0x42, 2 * kRegion);
   const uint64_t mapped = Mapped();
-  hak_arena_free(a, 2 * kRegion);
+  hak_page_arena_free(a, 2 * kRegion);
   EXPECT_EQ(Cached(), 2 * kRegion);
   EXPECT_EQ(Mapped(), mapped) << "a cached region stays mapped";
   EXPECT_TRUE(IsMapped(a, 2 * kRegion));
@@ -133,7 +133,7 @@ TEST_F(PageArenaTest, FreedRegionIsReusedAtSameAddress) {
   EXPECT_EQ(static_cast<unsigned char *>(b)[12345], 0x42);
   EXPECT_EQ(Cached(), 0u);
   EXPECT_EQ(Mapped(), mapped);
-  hak_arena_free(b, 2 * kRegion);
+  hak_page_arena_free(b, 2 * kRegion);
 }
 
 TEST_F(PageArenaTest, NewestOfEqualSizeFirst) {
@@ -141,12 +141,12 @@ TEST_F(PageArenaTest, NewestOfEqualSizeFirst) {
   void *b = Alloc(kRegion);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  hak_arena_free(a, kRegion);
-  hak_arena_free(b, kRegion);
+  hak_page_arena_free(a, kRegion);
+  hak_page_arena_free(b, kRegion);
   EXPECT_EQ(Alloc(kRegion), b);
   EXPECT_EQ(Alloc(kRegion), a);
-  hak_arena_free(a, kRegion);
-  hak_arena_free(b, kRegion);
+  hak_page_arena_free(a, kRegion);
+  hak_page_arena_free(b, kRegion);
 }
 
 // A SuperSlab takes exactly 2 MiB, from a larger idle region too: the pages
@@ -155,18 +155,18 @@ TEST_F(PageArenaTest, SuperSlabTakesExactlyTwoMiB) {
   const size_t size = kRegion + 400 * kKiB;
   void *big = Alloc(size);
   ASSERT_NE(big, nullptr);
-  hak_arena_free(big, size);
+  hak_page_arena_free(big, size);
   ASSERT_EQ(Cached(), size);
   const uint64_t mapped = Mapped();
   size_t got = 0;
   bool zeroed = true;
-  void *ss = hak_arena_alloc(kRegion, &got, &zeroed);
+  void *ss = hak_page_arena_alloc(kRegion, &got, &zeroed);
   EXPECT_EQ(ss, big);
   EXPECT_EQ(got, kRegion);
   EXPECT_EQ(Cached(), 0u);
   EXPECT_EQ(Mapped(), mapped - 400 * kKiB);
   EXPECT_FALSE(IsMapped(static_cast<unsigned char *>(big) + kRegion, 400 * kKiB));
-  hak_arena_free(ss, kRegion);
+  hak_page_arena_free(ss, kRegion);
 }
 
 // A large block's region ends at its last page: the rest of a bigger idle
@@ -176,7 +176,7 @@ TEST_F(PageArenaTest, RegionsAreCutAtPagesAndSplitAtBoundaries) {
   void *big = Alloc(5 * kMiB);
   ASSERT_NE(big, nullptr);
   std::memset(big, 0x33, 5 * kMiB);
-  hak_arena_free(big, 5 * kMiB);
+  hak_page_arena_free(big, 5 * kMiB);
   const uint64_t mapped = Mapped();
   size_t got = 0;
   void *p = Alloc(kMiB + 4 * kKiB, &got);
@@ -187,7 +187,7 @@ TEST_F(PageArenaTest, RegionsAreCutAtPagesAndSplitAtBoundaries) {
   EXPECT_TRUE(IsMapped(b + kRegion, 3 * kMiB)) << "the dense tail stays cached";
   EXPECT_EQ(Cached(), 3 * kMiB);
   EXPECT_EQ(Mapped(), mapped - (kRegion - got));
-  hak_arena_free(p, got);
+  hak_page_arena_free(p, got);
 }
 
 // Exact size first; else the smallest cached region that fits, up to a
@@ -197,8 +197,8 @@ TEST_F(PageArenaTest, ExactSizePreferredThenSmallestFit) {
   void *exact = Alloc(8 * kMiB);
   ASSERT_NE(big, nullptr);
   ASSERT_NE(exact, nullptr);
-  hak_arena_free(exact, 8 * kMiB);
-  hak_arena_free(big, 10 * kMiB); // newer, but not exact
+  hak_page_arena_free(exact, 8 * kMiB);
+  hak_page_arena_free(big, 10 * kMiB); // newer, but not exact
   size_t got = 0;
   EXPECT_EQ(Alloc(8 * kMiB, &got), exact);
   EXPECT_EQ(got, 8 * kMiB);
@@ -206,7 +206,7 @@ TEST_F(PageArenaTest, ExactSizePreferredThenSmallestFit) {
   void *again = Alloc(8 * kMiB, &got);
   EXPECT_EQ(again, big);
   EXPECT_EQ(got, 10 * kMiB) << "the caller learns the real size";
-  hak_arena_free(again, got);
+  hak_page_arena_free(again, got);
   // ...and 6 MiB takes it too, split: the 4 MiB tail stays cached as a
   // region of its own, resident pages and all.
   std::memset(again, 0x5a, 10 * kMiB);
@@ -222,7 +222,7 @@ TEST_F(PageArenaTest, ExactSizePreferredThenSmallestFit) {
   unsigned char *tail = static_cast<unsigned char *>(big) + 6 * kMiB;
   EXPECT_TRUE(IsMapped(tail, 4 * kMiB));
   EXPECT_EQ(ResidentPages(tail, 4 * kMiB), 4 * kMiB / 4096);
-  hak_arena_free(trimmed, got);
+  hak_page_arena_free(trimmed, got);
   // A request larger than anything cached gathers the cached regions, most
   // resident first, into a new mapping: their pages move, with no fault.
   void *larger = Alloc(12 * kMiB, &got, &zeroed);
@@ -239,8 +239,8 @@ TEST_F(PageArenaTest, ExactSizePreferredThenSmallestFit) {
   EXPECT_EQ(l[10 * kMiB - 1], 0x5a);
   EXPECT_EQ(l[12 * kMiB - 1], 0) << "past the moved pages: fresh zeros";
   EXPECT_FALSE(IsMapped(big, 10 * kMiB)) << "the old addresses are gone";
-  hak_arena_free(larger, 12 * kMiB);
-  hak_arena_free(exact, 8 * kMiB);
+  hak_page_arena_free(larger, 12 * kMiB);
+  hak_page_arena_free(exact, 8 * kMiB);
 }
 
 // The extent a gathered mapping reports as possibly nonzero ends with the
@@ -249,26 +249,26 @@ TEST_F(PageArenaTest, GatherReportsTheDirtyExtent) {
   void *a = Alloc(4 * kMiB);
   ASSERT_NE(a, nullptr);
   std::memset(a, 0x11, 3 * kMiB);
-  hak_arena_free_extent(a, 4 * kMiB, 3 * kMiB);
+  hak_page_arena_free_extent(a, 4 * kMiB, 3 * kMiB);
   size_t got = 0, touched = 0;
   unsigned char *p =
-      static_cast<unsigned char *>(hak_arena_alloc_extent(8 * kMiB, 8 * kMiB, &got, &touched));
+      static_cast<unsigned char *>(hak_page_arena_alloc_extent(8 * kMiB, 8 * kMiB, &got, &touched));
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(got, 8 * kMiB);
   EXPECT_EQ(touched, 3 * kMiB);
   EXPECT_EQ(p[3 * kMiB - 1], 0x11);
   for (size_t off = 3 * kMiB; off < 8 * kMiB; off += 4096)
     ASSERT_EQ(p[off], 0) << off;
-  hak_arena_free_extent(p, 8 * kMiB, 8 * kMiB);
+  hak_page_arena_free_extent(p, 8 * kMiB, 8 * kMiB);
   // A region with under 1 MiB resident is not worth a move: a fresh mapping.
-  void *b = hak_arena_alloc_extent(8 * kMiB, 8 * kMiB, &got, &touched);
+  void *b = hak_page_arena_alloc_extent(8 * kMiB, 8 * kMiB, &got, &touched);
   ASSERT_EQ(b, p) << "exact fit first";
-  hak_arena_free_extent(b, 8 * kMiB, 512 * 1024);
-  void *c = hak_arena_alloc_extent(10 * kMiB, 10 * kMiB, &got, &touched);
+  hak_page_arena_free_extent(b, 8 * kMiB, 512 * 1024);
+  void *c = hak_page_arena_alloc_extent(10 * kMiB, 10 * kMiB, &got, &touched);
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(touched, 0u);
   EXPECT_EQ(Cached(), 8 * kMiB) << "the barely-touched region stays cached";
-  hak_arena_free_extent(c, 10 * kMiB, 0);
+  hak_page_arena_free_extent(c, 10 * kMiB, 0);
 }
 
 // Regions whose pages were touched sparsely (under a quarter resident) are
@@ -282,23 +282,23 @@ TEST_F(PageArenaTest, SparseRegionsAreNeitherMovedNorKept) {
   ASSERT_NE(a, nullptr);
   for (size_t off = 0; off < 8 * kMiB; off += 64 * 1024)
     a[off] = 1; // one page in 16
-  hak_arena_free(a, 8 * kMiB);
+  hak_page_arena_free(a, 8 * kMiB);
   size_t got = 0, touched = 0;
-  void *b = hak_arena_alloc_extent(12 * kMiB, 12 * kMiB, &got, &touched);
+  void *b = hak_page_arena_alloc_extent(12 * kMiB, 12 * kMiB, &got, &touched);
   ASSERT_NE(b, nullptr);
   EXPECT_EQ(touched, 0u) << "a fresh mapping";
   EXPECT_EQ(Cached(), 8 * kMiB) << "the sparse region stays cached";
   EXPECT_TRUE(IsMapped(a, 8 * kMiB));
   // 4 MiB of it: the 4 MiB tail is sparse, so it goes back to the OS.
   const uint64_t purged = Purged();
-  void *c = hak_arena_alloc_extent(4 * kMiB, 4 * kMiB, &got, &touched);
+  void *c = hak_page_arena_alloc_extent(4 * kMiB, 4 * kMiB, &got, &touched);
   EXPECT_EQ(c, a);
   EXPECT_EQ(got, 4 * kMiB);
   EXPECT_EQ(Cached(), 0u);
   EXPECT_EQ(Purged(), purged + 4 * kMiB);
   EXPECT_FALSE(IsMapped(a + 4 * kMiB, 4 * kMiB));
-  hak_arena_free_extent(c, 4 * kMiB, 4 * kMiB);
-  hak_arena_free_extent(b, 12 * kMiB, 0);
+  hak_page_arena_free_extent(c, 4 * kMiB, 4 * kMiB);
+  hak_page_arena_free_extent(b, 12 * kMiB, 0);
 }
 
 // Among cached regions of one size, the one whose resident extent covers the
@@ -311,22 +311,22 @@ TEST_F(PageArenaTest, BestFitByResidentExtent) {
     ASSERT_NE(p, nullptr);
   }
   // Freed in an order where taking the newest would be wrong every time.
-  hak_arena_free_extent(r[1], kRegion, 1024 * kKiB);
-  hak_arena_free_extent(r[2], kRegion, 512 * kKiB);
-  hak_arena_free_extent(r[0], kRegion, 256 * kKiB);
+  hak_page_arena_free_extent(r[1], kRegion, 1024 * kKiB);
+  hak_page_arena_free_extent(r[2], kRegion, 512 * kKiB);
+  hak_page_arena_free_extent(r[0], kRegion, 256 * kKiB);
   EXPECT_EQ(Cached(), 3 * kRegion);
   size_t got = 0, touched = 0;
-  EXPECT_EQ(hak_arena_alloc_extent(kRegion, 400 * kKiB, &got, &touched), r[2]);
+  EXPECT_EQ(hak_page_arena_alloc_extent(kRegion, 400 * kKiB, &got, &touched), r[2]);
   EXPECT_EQ(got, kRegion);
   EXPECT_EQ(touched, 512 * kKiB) << "a near fit keeps its pages";
-  EXPECT_EQ(hak_arena_alloc_extent(kRegion, 2 * kMiB, &got, &touched), r[1])
+  EXPECT_EQ(hak_page_arena_alloc_extent(kRegion, 2 * kMiB, &got, &touched), r[1])
       << "nothing covers 2 MiB: the most resident";
   EXPECT_EQ(touched, 1024 * kKiB);
-  EXPECT_EQ(hak_arena_alloc_extent(kRegion, 128 * kKiB, &got, &touched), r[0]);
+  EXPECT_EQ(hak_page_arena_alloc_extent(kRegion, 128 * kKiB, &got, &touched), r[0]);
   EXPECT_EQ(touched, 256 * kKiB);
   EXPECT_EQ(Cached(), 0u);
   for (void *p : r)
-    hak_arena_free(p, kRegion);
+    hak_page_arena_free(p, kRegion);
 }
 
 // A reused region whose resident pages are more than three times what the
@@ -335,14 +335,14 @@ TEST_F(PageArenaTest, BestFitByResidentExtent) {
 TEST_F(PageArenaTest, ReuseGivesBackResidentPagesBeyondNeed) {
   constexpr size_t kKiB = 1024;
   size_t got = 0, touched = 1;
-  void *a = hak_arena_alloc_extent(kRegion, kRegion, &got, &touched);
+  void *a = hak_page_arena_alloc_extent(kRegion, kRegion, &got, &touched);
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(touched, 0u) << "fresh";
   std::memset(a, 0x5a, kRegion);
   ASSERT_EQ(ResidentPages(a, kRegion), kRegion / 4096);
-  hak_arena_free_extent(a, kRegion, kRegion);
+  hak_page_arena_free_extent(a, kRegion, kRegion);
   const uint64_t mapped = Mapped(), purged = Purged();
-  void *b = hak_arena_alloc_extent(kRegion, 256 * kKiB, &got, &touched);
+  void *b = hak_page_arena_alloc_extent(kRegion, 256 * kKiB, &got, &touched);
   EXPECT_EQ(b, a);
   EXPECT_EQ(touched, 512 * kKiB);
   EXPECT_EQ(Purged(), purged + kRegion - 512 * kKiB);
@@ -352,13 +352,13 @@ TEST_F(PageArenaTest, ReuseGivesBackResidentPagesBeyondNeed) {
   EXPECT_EQ(static_cast<unsigned char *>(a)[512 * kKiB - 1], 0x5a);
   EXPECT_EQ(static_cast<unsigned char *>(a)[512 * kKiB], 0);
   // Up to three times the need, the pages stay.
-  hak_arena_free_extent(a, kRegion, touched);
-  void *c = hak_arena_alloc_extent(kRegion, 176 * kKiB, &got, &touched);
+  hak_page_arena_free_extent(a, kRegion, touched);
+  void *c = hak_page_arena_alloc_extent(kRegion, 176 * kKiB, &got, &touched);
   EXPECT_EQ(c, a);
   EXPECT_EQ(touched, 512 * kKiB);
   EXPECT_EQ(Purged(), purged + kRegion - 512 * kKiB);
   EXPECT_EQ(ResidentPages(a, 512 * kKiB), 512 * kKiB / 4096);
-  hak_arena_free(c, kRegion);
+  hak_page_arena_free(c, kRegion);
 }
 
 TEST_F(PageArenaTest, DecayReturnsIdleRegionsAfterDecayTime) {
@@ -367,13 +367,13 @@ TEST_F(PageArenaTest, DecayReturnsIdleRegionsAfterDecayTime) {
   ASSERT_NE(a, nullptr);
   std::memset(a, 1, 3 * kRegion);
   const uint64_t mapped = Mapped(), purged = Purged();
-  hak_arena_free(a, 3 * kRegion);
-  hak_arena_decay(false);
+  hak_page_arena_free(a, 3 * kRegion);
+  hak_page_arena_decay(false);
   EXPECT_EQ(Mapped(), mapped) << "not idle long enough yet";
   EXPECT_EQ(Cached(), 3 * kRegion);
 
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  hak_arena_decay(false);
+  hak_page_arena_decay(false);
   EXPECT_EQ(Mapped(), mapped - 3 * kRegion);
   EXPECT_EQ(Purged(), purged + 3 * kRegion);
   EXPECT_EQ(Cached(), 0u);
@@ -387,15 +387,15 @@ TEST_F(PageArenaTest, TickDecaysOnItsOwn) {
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   const uint64_t mapped = Mapped(), purged = Purged();
-  hak_arena_free(a, kRegion);
+  hak_page_arena_free(a, kRegion);
   std::this_thread::sleep_for(std::chrono::milliseconds(80));
-  hak_arena_free(b, kRegion); // b is young
-  hak_arena_tick();
+  hak_page_arena_free(b, kRegion); // b is young
+  hak_page_arena_tick();
   EXPECT_EQ(Mapped(), mapped - kRegion) << "only the old region went back";
   EXPECT_EQ(Purged(), purged + kRegion);
   EXPECT_EQ(Cached(), kRegion);
   std::this_thread::sleep_for(std::chrono::milliseconds(80));
-  hak_arena_tick();
+  hak_page_arena_tick();
   EXPECT_EQ(Mapped(), mapped - 2 * kRegion);
   EXPECT_EQ(Cached(), 0u);
 }
@@ -407,23 +407,23 @@ TEST_F(PageArenaTest, ForcedDecayReturnsEverything) {
   const uint64_t mapped = Mapped(), purged = Purged();
   size_t total = 0;
   for (int i = 0; i < 5; ++i) {
-    hak_arena_free(regions[i], kRegion * (1 + i % 2));
+    hak_page_arena_free(regions[i], kRegion * (1 + i % 2));
     total += kRegion * (1 + i % 2);
   }
   EXPECT_EQ(Cached(), total);
-  hak_arena_decay(true);
+  hak_page_arena_decay(true);
   EXPECT_EQ(Cached(), 0u);
   EXPECT_EQ(Mapped(), mapped - total);
   EXPECT_EQ(Purged(), purged + total);
   // A forced decay of an empty cache gives nothing back (hak_trim reports
   // whether anything went: maintenance's test checks that).
   void *c = Alloc(kRegion);
-  hak_arena_free(c, kRegion);
+  hak_page_arena_free(c, kRegion);
   const uint64_t purged_c = Purged();
-  hak_arena_decay(true);
+  hak_page_arena_decay(true);
   EXPECT_EQ(Purged(), purged_c + kRegion);
   EXPECT_EQ(Cached(), 0u);
-  hak_arena_decay(true);
+  hak_page_arena_decay(true);
   EXPECT_EQ(Purged(), purged_c + kRegion) << "nothing left to return";
 }
 
@@ -432,7 +432,7 @@ TEST_F(PageArenaTest, ZeroDecayReturnsAtOnce) {
   void *a = Alloc(kRegion);
   ASSERT_NE(a, nullptr);
   const uint64_t mapped = Mapped(), purged = Purged();
-  hak_arena_free(a, kRegion);
+  hak_page_arena_free(a, kRegion);
   EXPECT_EQ(Cached(), 0u);
   EXPECT_EQ(Mapped(), mapped - kRegion);
   EXPECT_EQ(Purged(), purged + kRegion);
@@ -444,7 +444,7 @@ TEST_F(PageArenaTest, CacheByteBoundEvictsOldest) {
   // A region over half the bound is never cached.
   void *big = Alloc(6 * kMiB);
   ASSERT_NE(big, nullptr);
-  hak_arena_free(big, 6 * kMiB);
+  hak_page_arena_free(big, 6 * kMiB);
   EXPECT_EQ(Cached(), 0u);
   EXPECT_EQ(Purged(), purged0 + 6 * kMiB);
 
@@ -454,18 +454,18 @@ TEST_F(PageArenaTest, CacheByteBoundEvictsOldest) {
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   ASSERT_NE(c, nullptr);
-  hak_arena_free(a, 4 * kMiB);
-  hak_arena_free(b, 4 * kMiB);
+  hak_page_arena_free(a, 4 * kMiB);
+  hak_page_arena_free(b, 4 * kMiB);
   EXPECT_EQ(Cached(), 8 * kMiB);
   const uint64_t purged1 = Purged();
-  hak_arena_free(c, 2 * kMiB); // over the bound: the oldest (a) goes
+  hak_page_arena_free(c, 2 * kMiB); // over the bound: the oldest (a) goes
   EXPECT_EQ(Cached(), 6 * kMiB);
   EXPECT_EQ(Purged(), purged1 + 4 * kMiB);
   EXPECT_FALSE(IsMapped(a, 4 * kMiB));
   EXPECT_EQ(Alloc(4 * kMiB), b);
   EXPECT_EQ(Alloc(2 * kMiB), c);
-  hak_arena_free(b, 4 * kMiB);
-  hak_arena_free(c, 2 * kMiB);
+  hak_page_arena_free(b, 4 * kMiB);
+  hak_page_arena_free(c, 2 * kMiB);
 }
 
 // Idle SuperSlabs are kept only up to a small number: the ones freed beyond
@@ -482,22 +482,22 @@ TEST_F(PageArenaTest, FewIdleSuperSlabRegionsAreKept) {
   }
   const uint64_t mapped = Mapped();
   for (void *p : regions)
-    hak_arena_free_superslab(p);
+    hak_page_arena_free_superslab(p);
   const uint64_t cached = Cached();
   EXPECT_EQ(cached, 8 * kRegion);
   EXPECT_EQ(Mapped(), mapped - (kRegions * kRegion - cached));
   // The first ones freed are kept, the later ones are gone.
   EXPECT_TRUE(IsMapped(regions.front(), kRegion));
   EXPECT_FALSE(IsMapped(regions.back(), kRegion));
-  hak_arena_decay(true);
+  hak_page_arena_decay(true);
   // The same regions as large blocks' mappings are all kept.
   regions.clear();
   for (int i = 0; i < kRegions; ++i)
     regions.push_back(Alloc(kRegion));
   for (void *p : regions)
-    hak_arena_free(p, kRegion);
+    hak_page_arena_free(p, kRegion);
   EXPECT_EQ(Cached(), kRegions * kRegion);
-  hak_arena_decay(true);
+  hak_page_arena_decay(true);
 }
 
 // Larger regions (4 MiB here) are bounded by the cache's slots.
@@ -513,7 +513,7 @@ TEST_F(PageArenaTest, CacheSlotBoundEvictsOldest) {
   }
   const uint64_t mapped = Mapped();
   for (void *p : regions)
-    hak_arena_free(p, kBig);
+    hak_page_arena_free(p, kBig);
   const uint64_t cached = Cached();
   EXPECT_LT(cached, kRegions * kBig) << "the cache is bounded in entries";
   EXPECT_GE(cached, 32 * kBig);
@@ -522,7 +522,7 @@ TEST_F(PageArenaTest, CacheSlotBoundEvictsOldest) {
   EXPECT_FALSE(IsMapped(regions.front(), kBig));
   EXPECT_TRUE(IsMapped(regions.back(), kBig));
   EXPECT_EQ(Alloc(kBig), regions.back());
-  hak_arena_free(regions.back(), kBig);
+  hak_page_arena_free(regions.back(), kBig);
 }
 
 TEST_F(PageArenaTest, ConcurrentAllocFree) {
@@ -535,23 +535,23 @@ TEST_F(PageArenaTest, ConcurrentAllocFree) {
         const size_t size = kRegion * (1 + (i + t) % 3);
         size_t got = 0;
         bool zeroed = false;
-        void *p = hak_arena_alloc(size, &got, &zeroed);
+        void *p = hak_page_arena_alloc(size, &got, &zeroed);
         ASSERT_NE(p, nullptr);
         ASSERT_GE(got, size);
         auto *w = static_cast<volatile uint64_t *>(p);
         w[0] = static_cast<uint64_t>(t);
         w[got / 8 - 1] = static_cast<uint64_t>(t);
         if (i % 50 == 0)
-          hak_arena_tick();
+          hak_page_arena_tick();
         ASSERT_EQ(w[0], static_cast<uint64_t>(t));
         ASSERT_EQ(w[got / 8 - 1], static_cast<uint64_t>(t));
-        hak_arena_free(p, got);
+        hak_page_arena_free(p, got);
       }
     });
   }
   for (auto &th : threads)
     th.join();
-  hak_arena_decay(true);
+  hak_page_arena_decay(true);
   EXPECT_EQ(Cached(), 0u);
   EXPECT_EQ(Mapped(), mapped);
 }

@@ -21,7 +21,7 @@ static uint64_t parse_hex(const char **s) {
 }
 
 // The line [s, eol), NUL-terminated at eol.
-static void parse_line(const char *s, const char *eol, hak_maps_entry *e) {
+static void parse_line(const char *s, const char *eol, hak_proc_maps_entry *e) {
   e->start = parse_hex(&s);
   e->end = 0;
   if (*s == '-') {
@@ -46,7 +46,7 @@ static void parse_line(const char *s, const char *eol, hak_maps_entry *e) {
   e->path_len = (size_t)(eol - path);
 }
 
-bool hak_maps_each(char *buf, size_t cap, hak_maps_fn *fn, void *arg) {
+bool hak_proc_maps_each(char *buf, size_t cap, hak_proc_maps_fn *fn, void *arg) {
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return false;
@@ -67,7 +67,7 @@ bool hak_maps_each(char *buf, size_t cap, hak_maps_fn *fn, void *arg) {
       size_t eol = buf[i] == '\n' ? i : i + 1;
       buf[eol] = '\0';
       if (!skip) {
-        hak_maps_entry e;
+        hak_proc_maps_entry e;
         parse_line(buf + line, buf + eol, &e);
         stopped = fn(arg, &e);
       }
@@ -92,7 +92,7 @@ typedef struct find_arg {
   uintptr_t a, lo, hi;
 } find_arg;
 
-static bool holds(void *arg, const hak_maps_entry *e) {
+static bool holds(void *arg, const hak_proc_maps_entry *e) {
   find_arg *f = arg;
   if (!e->readable || e->start > f->a || f->a >= e->end)
     return false;
@@ -101,10 +101,10 @@ static bool holds(void *arg, const hak_maps_entry *e) {
   return true;
 }
 
-bool hak_maps_find_readable(uintptr_t a, uintptr_t *lo, uintptr_t *hi) {
+bool hak_proc_maps_find_readable(uintptr_t a, uintptr_t *lo, uintptr_t *hi) {
   char buf[4096];
   find_arg f = {a, 0, 0};
-  if (!hak_maps_each(buf, sizeof buf, holds, &f))
+  if (!hak_proc_maps_each(buf, sizeof buf, holds, &f))
     return false;
   *lo = f.lo;
   *hi = f.hi;

@@ -23,7 +23,7 @@ extern "C" __attribute__((noinline)) int proc_maps_test_function(int x) { return
 TEST(ProcMaps, FindsTheMappingOfAFunctionAndOfAStackVariable) {
   uintptr_t lo = 0, hi = 0;
   uintptr_t fn = reinterpret_cast<uintptr_t>(&proc_maps_test_function);
-  ASSERT_TRUE(hak_maps_find_readable(fn, &lo, &hi));
+  ASSERT_TRUE(hak_proc_maps_find_readable(fn, &lo, &hi));
   EXPECT_LE(lo, fn);
   EXPECT_LT(fn, hi);
   EXPECT_EQ(lo % kPage, 0u);
@@ -31,7 +31,7 @@ TEST(ProcMaps, FindsTheMappingOfAFunctionAndOfAStackVariable) {
 
   volatile int local = 7;
   uintptr_t a = reinterpret_cast<uintptr_t>(&local);
-  ASSERT_TRUE(hak_maps_find_readable(a, &lo, &hi));
+  ASSERT_TRUE(hak_proc_maps_find_readable(a, &lo, &hi));
   EXPECT_LE(lo, a);
   EXPECT_LT(a, hi);
 }
@@ -43,12 +43,12 @@ TEST(ProcMaps, NoneForUnmappedOrUnreadableMemory) {
   ASSERT_EQ(munmap(p + kPage, kPage), 0);
   ASSERT_EQ(mprotect(p + 2 * kPage, kPage, PROT_NONE), 0);
   uintptr_t lo = 0, hi = 0;
-  ASSERT_TRUE(hak_maps_find_readable(reinterpret_cast<uintptr_t>(p) + 5, &lo, &hi));
+  ASSERT_TRUE(hak_proc_maps_find_readable(reinterpret_cast<uintptr_t>(p) + 5, &lo, &hi));
   EXPECT_EQ(lo, reinterpret_cast<uintptr_t>(p));
   EXPECT_EQ(hi, reinterpret_cast<uintptr_t>(p) + kPage);
-  EXPECT_FALSE(hak_maps_find_readable(reinterpret_cast<uintptr_t>(p) + kPage, &lo, &hi));
-  EXPECT_FALSE(hak_maps_find_readable(reinterpret_cast<uintptr_t>(p) + 2 * kPage, &lo, &hi));
-  EXPECT_FALSE(hak_maps_find_readable(0, &lo, &hi));
+  EXPECT_FALSE(hak_proc_maps_find_readable(reinterpret_cast<uintptr_t>(p) + kPage, &lo, &hi));
+  EXPECT_FALSE(hak_proc_maps_find_readable(reinterpret_cast<uintptr_t>(p) + 2 * kPage, &lo, &hi));
+  EXPECT_FALSE(hak_proc_maps_find_readable(0, &lo, &hi));
   munmap(p, kPage);
   munmap(p + 2 * kPage, kPage);
 }
@@ -64,7 +64,7 @@ struct Seen {
   size_t longest = 0;
 };
 
-bool Collect(void *arg, const hak_maps_entry *e) {
+bool Collect(void *arg, const hak_proc_maps_entry *e) {
   Seen *s = static_cast<Seen *>(arg);
   s->lines++;
   s->ordered &= e->start < e->end && e->start >= s->prev_end;
@@ -88,7 +88,7 @@ TEST(ProcMaps, EveryLineParsed) {
   char buf[8192];
   Seen s;
   s.want = reinterpret_cast<uintptr_t>(&proc_maps_test_function);
-  EXPECT_FALSE(hak_maps_each(buf, sizeof buf, Collect, &s)) << "read to the end";
+  EXPECT_FALSE(hak_proc_maps_each(buf, sizeof buf, Collect, &s)) << "read to the end";
   EXPECT_GT(s.lines, 5);
   EXPECT_TRUE(s.ordered) << "ascending, non-overlapping ranges";
   EXPECT_EQ(s.holding, 1);
@@ -100,11 +100,11 @@ TEST(ProcMaps, ASmallBufferLeavesLongLinesOut) {
   Seen all, some;
   char big[8192];
   all.want = some.want = reinterpret_cast<uintptr_t>(&proc_maps_test_function);
-  hak_maps_each(big, sizeof big, Collect, &all);
+  hak_proc_maps_each(big, sizeof big, Collect, &all);
   // The executable's line holds its path, longer than 64 bytes with the
   // address fields: left out, and the lines after it still read.
   char small[64];
-  hak_maps_each(small, sizeof small, Collect, &some);
+  hak_proc_maps_each(small, sizeof small, Collect, &some);
   EXPECT_EQ(some.holding, 0);
   EXPECT_GT(some.lines, 0);
   EXPECT_LT(some.lines, all.lines);
@@ -112,7 +112,7 @@ TEST(ProcMaps, ASmallBufferLeavesLongLinesOut) {
   EXPECT_LT(some.longest, sizeof small);
 }
 
-bool StopAtFirst(void *arg, const hak_maps_entry *e) {
+bool StopAtFirst(void *arg, const hak_proc_maps_entry *e) {
   (void)e;
   ++*static_cast<int *>(arg);
   return true;
@@ -121,7 +121,7 @@ bool StopAtFirst(void *arg, const hak_maps_entry *e) {
 TEST(ProcMaps, TheCallbackStopsTheReading) {
   char buf[4096];
   int calls = 0;
-  EXPECT_TRUE(hak_maps_each(buf, sizeof buf, StopAtFirst, &calls));
+  EXPECT_TRUE(hak_proc_maps_each(buf, sizeof buf, StopAtFirst, &calls));
   EXPECT_EQ(calls, 1);
 }
 

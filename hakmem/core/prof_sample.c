@@ -4,10 +4,10 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t hak_sample_random(uint64_t *rng) {
+uint64_t hak_prof_sample_random(uint64_t *rng) {
   uint64_t x = *rng;
   if (x == 0)
-    x = hak_sample_mix((uintptr_t)rng ^ (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32)) | 1;
+    x = hak_prof_sample_mix((uintptr_t)rng ^ (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32)) | 1;
   x ^= x << 13;
   x ^= x >> 7;
   x ^= x << 17;
@@ -21,7 +21,7 @@ uint64_t hak_sample_random(uint64_t *rng) {
 
 // x = m 2^e with m in [sqrt(1/2), sqrt(2)), and ln(m) = 2 atanh(s),
 // s = (m - 1) / (m + 1), |s| < 0.172: 13 odd terms.
-double hak_sample_ln(double x) {
+double hak_prof_sample_ln(double x) {
   uint64_t bits;
   memcpy(&bits, &x, sizeof bits);
   int e = (int)((bits >> 52) & 0x7ff) - 1023;
@@ -40,7 +40,7 @@ double hak_sample_ln(double x) {
   return 2 * sum + e * PROF_LN2;
 }
 
-double hak_sample_one_minus_exp_neg(double y) {
+double hak_prof_sample_one_minus_exp_neg(double y) {
   if (y < 0.5) {
     double term = y, sum = 0; // y - y^2/2! + y^3/3! - ...
     for (int n = 1; n <= 20; n++) {
@@ -64,10 +64,10 @@ double hak_sample_one_minus_exp_neg(double y) {
   return 1.0 - e * scale;
 }
 
-int64_t hak_sample_interval(uint64_t *rng, double rate) {
+int64_t hak_prof_sample_interval(uint64_t *rng, double rate) {
   // u in (0, 1]: -ln(u) is exponential with mean 1.
-  double u = (double)((hak_sample_random(rng) >> 11) + 1) * (1.0 / 9007199254740992.0);
-  double bytes = -hak_sample_ln(u) * rate;
+  double u = (double)((hak_prof_sample_random(rng) >> 11) + 1) * (1.0 / 9007199254740992.0);
+  double bytes = -hak_prof_sample_ln(u) * rate;
   if (bytes < 1)
     return 1;
   if (bytes > 1e15)
@@ -75,7 +75,7 @@ int64_t hak_sample_interval(uint64_t *rng, double rate) {
   return (int64_t)bytes;
 }
 
-double hak_sample_weight(uint64_t size, double rate) {
-  double p = hak_sample_one_minus_exp_neg((double)size / rate);
+double hak_prof_sample_weight(uint64_t size, double rate) {
+  double p = hak_prof_sample_one_minus_exp_neg((double)size / rate);
   return p > 0 ? 1.0 / p : 1.0;
 }

@@ -5,7 +5,7 @@
 #include "os.h"
 #include "prof_sample.h"
 
-bool hak_table_init(hak_table *t) {
+bool hak_prof_table_init(hak_table *t) {
   t->stacks = hak_os_reserve(HAK_TABLE_STACKS * sizeof(hak_table_stack));
   t->stack_idx = hak_os_reserve(2 * HAK_TABLE_STACKS * sizeof(uint32_t));
   t->nstacks = 0;
@@ -15,10 +15,10 @@ bool hak_table_init(hak_table *t) {
   return t->stacks != NULL && t->stack_idx != NULL && t->live != NULL;
 }
 
-uint32_t hak_table_intern(hak_table *t, const uintptr_t *pc, unsigned depth) {
+uint32_t hak_prof_table_intern(hak_table *t, const uintptr_t *pc, unsigned depth) {
   uint64_t h = depth;
   for (unsigned i = 0; i < depth; i++)
-    h = hak_sample_mix(h ^ pc[i]);
+    h = hak_prof_sample_mix(h ^ pc[i]);
   uint32_t mask = 2 * HAK_TABLE_STACKS - 1;
   for (uint32_t k = (uint32_t)h & mask;; k = (k + 1) & mask) {
     uint32_t s = t->stack_idx[k];
@@ -39,10 +39,10 @@ uint32_t hak_table_intern(hak_table *t, const uintptr_t *pc, unsigned depth) {
 }
 
 static size_t live_slot(const hak_table *t, uintptr_t a) {
-  return (size_t)hak_sample_mix(a) & (t->live_cap - 1);
+  return (size_t)hak_prof_sample_mix(a) & (t->live_cap - 1);
 }
 
-size_t hak_table_find(const hak_table *t, uintptr_t a) {
+size_t hak_prof_table_find(const hak_table *t, uintptr_t a) {
   size_t k = live_slot(t, a);
   while (t->live[k].addr != 0 && t->live[k].addr != a)
     k = (k + 1) & (t->live_cap - 1);
@@ -50,7 +50,7 @@ size_t hak_table_find(const hak_table *t, uintptr_t a) {
 }
 
 // Moves back later entries of slot k's run (linear probing with no tombstones).
-void hak_table_remove(hak_table *t, size_t k) {
+void hak_prof_table_remove(hak_table *t, size_t k) {
   size_t hole = k;
   size_t mask = t->live_cap - 1;
   for (size_t j = (k + 1) & mask; t->live[j].addr != 0; j = (j + 1) & mask) {
@@ -66,7 +66,7 @@ void hak_table_remove(hak_table *t, size_t k) {
   t->nlive--;
 }
 
-bool hak_table_grow(hak_table *t) {
+bool hak_prof_table_grow(hak_table *t) {
   size_t cap = t->live_cap * 2;
   if (cap > HAK_TABLE_LIVE_MAX)
     return false;
@@ -79,7 +79,7 @@ bool hak_table_grow(hak_table *t) {
   t->live_cap = cap;
   for (size_t k = 0; k < old_cap; k++)
     if (old[k].addr != 0)
-      t->live[hak_table_find(t, old[k].addr)] = old[k];
+      t->live[hak_prof_table_find(t, old[k].addr)] = old[k];
   hak_os_unreserve(old, old_cap * sizeof(hak_table_live));
   return true;
 }

@@ -47,17 +47,17 @@ typedef struct hak_table {
 } hak_table;
 
 // Maps both tables at their first sizes; false when it cannot.
-bool hak_table_init(hak_table *t) HAK_INTERNAL;
+bool hak_prof_table_init(hak_table *t) HAK_INTERNAL;
 
 // The index of the stack pc[0..depth), added if new; UINT32_MAX when full.
-uint32_t hak_table_intern(hak_table *t, const uintptr_t *pc, unsigned depth) HAK_INTERNAL;
+uint32_t hak_prof_table_intern(hak_table *t, const uintptr_t *pc, unsigned depth) HAK_INTERNAL;
 
 // The live slot holding address a, or the empty slot where it would go.
-size_t hak_table_find(const hak_table *t, uintptr_t a) HAK_INTERNAL;
+size_t hak_prof_table_find(const hak_table *t, uintptr_t a) HAK_INTERNAL;
 // Empties live slot k, counting one live sample less.
-void hak_table_remove(hak_table *t, size_t k) HAK_INTERNAL;
+void hak_prof_table_remove(hak_table *t, size_t k) HAK_INTERNAL;
 // Doubles the live table (false when it cannot).
-bool hak_table_grow(hak_table *t) HAK_INTERNAL;
+bool hak_prof_table_grow(hak_table *t) HAK_INTERNAL;
 
 HAK_EXTERN_C_END
 

@@ -21,7 +21,7 @@
 #include "prof_table.h"
 #include "protobuf_writer.h"
 
-bool hak_prof_enabled;
+bool hak_profile_enabled;
 
 // ---- tables -----------------------------------------------------------------
 // Every table lives in reserved memory (hak_os_reserve: pages are taken only
@@ -54,11 +54,11 @@ static char *g_map_paths; // the paths of g_maps
 
 // ---- sampling ---------------------------------------------------------------
 
-double hak_prof_weight(uint64_t size) { return hak_sample_weight(size, g_rate); }
+double hak_profile_weight(uint64_t size) { return hak_prof_sample_weight(size, g_rate); }
 
 // ---- samples ----------------------------------------------------------------
 
-void hak_prof_add_entries(const void *const *fns, unsigned n) {
+void hak_profile_add_entries(const void *const *fns, unsigned n) {
   pthread_mutex_lock(&g_lock);
   hak_backtrace_add_entries(fns, n);
   pthread_mutex_unlock(&g_lock);
@@ -72,24 +72,25 @@ __attribute__((constructor)) static void prof_load_unwinder(void) {
     hak_backtrace_init(true);
 }
 
-void hak_prof_record(void *p, size_t size, const void *mark, uint16_t *live,
-                     hak_prof_slab_fn *slab_changed, void *arg) {
-  if (!hak_prof_enabled || p == NULL)
+void hak_profile_record(void *p, size_t size, const void *mark, uint16_t *live,
+                        hak_profile_slab_fn *slab_changed, void *arg) {
+  if (!hak_profile_enabled || p == NULL)
     return;
   uintptr_t pc[HAK_PROF_DEPTH];
   // Outside the lock: unwinding takes the loader's.
   unsigned depth = hak_backtrace_capture(pc, HAK_PROF_DEPTH, mark);
-  double w = hak_prof_weight(size);
+  double w = hak_profile_weight(size);
   pthread_mutex_lock(&g_lock);
-  uint32_t s = hak_table_intern(&g_table, pc, depth);
-  if (s == UINT32_MAX || (g_table.nlive >= g_table.live_cap / 2 && !hak_table_grow(&g_table))) {
+  uint32_t s = hak_prof_table_intern(&g_table, pc, depth);
+  if (s == UINT32_MAX ||
+      (g_table.nlive >= g_table.live_cap / 2 && !hak_prof_table_grow(&g_table))) {
     g_dropped++;
     pthread_mutex_unlock(&g_lock);
     return;
   }
   g_table.stacks[s].alloc_objs += w;
   g_table.stacks[s].alloc_bytes += w * (double)size;
-  size_t k = hak_table_find(&g_table, (uintptr_t)p);
+  size_t k = hak_prof_table_find(&g_table, (uintptr_t)p);
   if (g_table.live[k].addr == 0) {
     g_table.nlive++;
     if (live != NULL) {
@@ -103,13 +104,13 @@ void hak_prof_record(void *p, size_t size, const void *mark, uint16_t *live,
   pthread_mutex_unlock(&g_lock);
 }
 
-void hak_prof_free(const void *p, uint16_t *live, hak_prof_slab_fn *slab_changed, void *arg) {
-  if (!hak_prof_enabled)
+void hak_profile_free(const void *p, uint16_t *live, hak_profile_slab_fn *slab_changed, void *arg) {
+  if (!hak_profile_enabled)
     return;
   pthread_mutex_lock(&g_lock);
-  size_t k = hak_table_find(&g_table, (uintptr_t)p);
+  size_t k = hak_prof_table_find(&g_table, (uintptr_t)p);
   if (g_table.live[k].addr != 0) {
-    hak_table_remove(&g_table, k);
+    hak_prof_table_remove(&g_table, k);
     uint16_t n = live != NULL ? __atomic_load_n(live, __ATOMIC_RELAXED) : 0;
     if (n > 0) {
       __atomic_store_n(live, (uint16_t)(n - 1), __ATOMIC_RELAXED);
@@ -120,37 +121,37 @@ void hak_prof_free(const void *p, uint16_t *live, hak_prof_slab_fn *slab_changed
   pthread_mutex_unlock(&g_lock);
 }
 
-size_t hak_prof_live_count(void) {
+size_t hak_profile_live_count(void) {
   pthread_mutex_lock(&g_lock);
   size_t n = g_table.nlive;
   pthread_mutex_unlock(&g_lock);
   return n;
 }
 
-size_t hak_prof_stack_count(void) {
+size_t hak_profile_stack_count(void) {
   pthread_mutex_lock(&g_lock);
   size_t n = g_table.nstacks;
   pthread_mutex_unlock(&g_lock);
   return n;
 }
 
-unsigned hak_prof_stack_depth(size_t i) {
+unsigned hak_profile_stack_depth(size_t i) {
   pthread_mutex_lock(&g_lock);
   unsigned d = i < g_table.nstacks ? g_table.stacks[i].depth : 0;
   pthread_mutex_unlock(&g_lock);
   return d;
 }
 
-uintptr_t hak_prof_stack_frame(size_t i, unsigned j) {
+uintptr_t hak_profile_stack_frame(size_t i, unsigned j) {
   pthread_mutex_lock(&g_lock);
   uintptr_t pc = i < g_table.nstacks && j < g_table.stacks[i].depth ? g_table.stacks[i].pc[j] : 0;
   pthread_mutex_unlock(&g_lock);
   return pc;
 }
 
-void hak_prof_fork_prepare(void) { pthread_mutex_lock(&g_lock); }
-void hak_prof_fork_parent(void) { pthread_mutex_unlock(&g_lock); }
-void hak_prof_fork_child(void) { pthread_mutex_init(&g_lock, NULL); }
+void hak_profile_fork_prepare(void) { pthread_mutex_lock(&g_lock); }
+void hak_profile_fork_parent(void) { pthread_mutex_unlock(&g_lock); }
+void hak_profile_fork_child(void) { pthread_mutex_init(&g_lock, NULL); }
 
 // ---- the pprof messages -----------------------------------------------------
 // profile.proto (github.com/google/pprof/proto/profile.proto): every message
@@ -161,10 +162,10 @@ void hak_prof_fork_child(void) { pthread_mutex_init(&g_lock, NULL); }
 static void emit(hak_gzip *z, unsigned field, const hak_pb *m) {
   uint8_t head[16];
   hak_pb h = {head, 0, sizeof head};
-  hak_pb_varint(&h, (uint64_t)field << 3 | 2);
-  hak_pb_varint(&h, m->len);
-  hak_gzip_put(z, head, h.len);
-  hak_gzip_put(z, m->b, m->len);
+  hak_protobuf_writer_varint(&h, (uint64_t)field << 3 | 2);
+  hak_protobuf_writer_varint(&h, m->len);
+  hak_gzip_writer_put(z, head, h.len);
+  hak_gzip_writer_put(z, m->b, m->len);
 }
 
 // Profile field numbers.
@@ -198,8 +199,8 @@ enum {
 static void emit_value_type(hak_gzip *z, unsigned field, uint64_t type, uint64_t unit) {
   uint8_t buf[32];
   hak_pb m = {buf, 0, sizeof buf};
-  hak_pb_uint(&m, 1, type);
-  hak_pb_uint(&m, 2, unit);
+  hak_protobuf_writer_uint(&m, 1, type);
+  hak_protobuf_writer_uint(&m, 2, unit);
   emit(z, field, &m);
 }
 
@@ -216,7 +217,7 @@ static unsigned g_nmaps;
 static size_t g_map_paths_len;
 
 // Keeps an executable mapping of a file (its path copied), until MAP_CAP.
-static bool keep_mapping(void *arg, const hak_maps_entry *e) {
+static bool keep_mapping(void *arg, const hak_proc_maps_entry *e) {
   (void)arg;
   if (!e->executable || e->path_len == 0 || e->path[0] != '/')
     return false;
@@ -234,7 +235,7 @@ static void read_maps(void) {
   g_nmaps = 0;
   g_map_paths_len = 0;
   char line[8192]; // a line with the longest path, PATH_MAX bytes
-  hak_maps_each(line, sizeof line, keep_mapping, NULL);
+  hak_proc_maps_each(line, sizeof line, keep_mapping, NULL);
 }
 
 static unsigned mapping_of(uintptr_t pc) {
@@ -249,7 +250,7 @@ static unsigned mapping_of(uintptr_t pc) {
 // Under g_lock: the location id of pc, added if new; 0 when the table is full.
 static uint32_t location_of(uintptr_t pc) {
   uint32_t mask = g_loc_cap - 1;
-  for (uint32_t k = (uint32_t)hak_sample_mix(pc) & mask;; k = (k + 1) & mask) {
+  for (uint32_t k = (uint32_t)hak_prof_sample_mix(pc) & mask;; k = (k + 1) & mask) {
     if (g_loc_pc[k] == pc)
       return g_loc_id[k];
     if (g_loc_pc[k] == 0) {
@@ -269,14 +270,14 @@ static uint32_t location_of(uintptr_t pc) {
 static void name_locations_in(unsigned mi) {
   const prof_mapping *m = &g_maps[mi];
   hak_elf_symbols syms;
-  if (!hak_elf_open(&syms, m->path, m->path_len, m->start, m->offset))
+  if (!hak_elf_symbols_open(&syms, m->path, m->path_len, m->start, m->offset))
     return;
   for (uint32_t id = 1; id <= g_nlocs; id++) {
     uintptr_t pc = g_loc_list[id - 1];
     if (g_loc_name[id - 1] != 0 || pc < m->start || pc >= m->limit)
       continue;
     size_t len;
-    const char *name = hak_elf_name(&syms, pc, &len);
+    const char *name = hak_elf_symbols_name(&syms, pc, &len);
     if (name == NULL || len == 0 || len > 0xffff || g_names_len + len > NAMES_CAP)
       continue;
     memcpy(g_names + g_names_len, name, len);
@@ -284,7 +285,7 @@ static void name_locations_in(unsigned mi) {
     g_loc_name_len[id - 1] = (uint16_t)len;
     g_names_len += len;
   }
-  hak_elf_close(&syms);
+  hak_elf_symbols_close(&syms);
 }
 
 // ---- the dump ---------------------------------------------------------------
@@ -328,18 +329,18 @@ static void write_profile(hak_gzip *z) {
     for (unsigned i = 0; i < st->depth && g_loc_cap != 0; i++) {
       uint32_t id = location_of(call_site(st->pc[i]));
       if (id != 0)
-        hak_pb_varint(&l, id);
+        hak_protobuf_writer_varint(&l, id);
     }
     uint8_t vals[4 * 10];
     hak_pb v = {vals, 0, sizeof vals};
-    hak_pb_varint(&v, (uint64_t)(st->alloc_objs + 0.5));
-    hak_pb_varint(&v, (uint64_t)(st->alloc_bytes + 0.5));
-    hak_pb_varint(&v, (uint64_t)(st->inuse_objs + 0.5));
-    hak_pb_varint(&v, (uint64_t)(st->inuse_bytes + 0.5));
+    hak_protobuf_writer_varint(&v, (uint64_t)(st->alloc_objs + 0.5));
+    hak_protobuf_writer_varint(&v, (uint64_t)(st->alloc_bytes + 0.5));
+    hak_protobuf_writer_varint(&v, (uint64_t)(st->inuse_objs + 0.5));
+    hak_protobuf_writer_varint(&v, (uint64_t)(st->inuse_bytes + 0.5));
     uint8_t buf[sizeof locs + sizeof vals + 16];
     hak_pb m = {buf, 0, sizeof buf};
-    hak_pb_field(&m, 1, locs, l.len);
-    hak_pb_field(&m, 2, vals, v.len);
+    hak_protobuf_writer_field(&m, 1, locs, l.len);
+    hak_protobuf_writer_field(&m, 2, vals, v.len);
     emit(z, P_SAMPLE, &m);
   }
 
@@ -354,27 +355,27 @@ static void write_profile(hak_gzip *z) {
   for (unsigned i = 0; i < g_nmaps; i++) {
     uint8_t buf[64];
     hak_pb m = {buf, 0, sizeof buf};
-    hak_pb_uint(&m, 1, i + 1);
-    hak_pb_uint(&m, 2, g_maps[i].start);
-    hak_pb_uint(&m, 3, g_maps[i].limit);
-    hak_pb_uint(&m, 4, g_maps[i].offset);
-    hak_pb_uint(&m, 5, sizeof k_strings / sizeof k_strings[0] + i); // its path, below
+    hak_protobuf_writer_uint(&m, 1, i + 1);
+    hak_protobuf_writer_uint(&m, 2, g_maps[i].start);
+    hak_protobuf_writer_uint(&m, 3, g_maps[i].limit);
+    hak_protobuf_writer_uint(&m, 4, g_maps[i].offset);
+    hak_protobuf_writer_uint(&m, 5, sizeof k_strings / sizeof k_strings[0] + i); // its path, below
     emit(z, P_MAPPING, &m);
   }
   for (uint32_t id = 1; id <= g_nlocs; id++) {
     uintptr_t pc = g_loc_list[id - 1];
     uint8_t buf[48];
     hak_pb m = {buf, 0, sizeof buf};
-    hak_pb_uint(&m, 1, id);
+    hak_protobuf_writer_uint(&m, 1, id);
     unsigned map = mapping_of(pc);
     if (map != 0)
-      hak_pb_uint(&m, 2, map);
-    hak_pb_uint(&m, 3, pc);
+      hak_protobuf_writer_uint(&m, 2, map);
+    hak_protobuf_writer_uint(&m, 3, pc);
     if (g_loc_name[id - 1] != 0) {
       uint8_t line[16];
       hak_pb l = {line, 0, sizeof line};
-      hak_pb_uint(&l, 1, id); // Line.function_id
-      hak_pb_field(&m, 4, line, l.len);
+      hak_protobuf_writer_uint(&l, 1, id); // Line.function_id
+      hak_protobuf_writer_field(&m, 4, line, l.len);
     }
     emit(z, P_LOCATION, &m);
   }
@@ -384,9 +385,9 @@ static void write_profile(hak_gzip *z) {
       continue;
     uint8_t buf[40];
     hak_pb m = {buf, 0, sizeof buf};
-    hak_pb_uint(&m, 1, id);        // Function.id
-    hak_pb_uint(&m, 2, next_name); // name
-    hak_pb_uint(&m, 3, next_name); // system_name
+    hak_protobuf_writer_uint(&m, 1, id);        // Function.id
+    hak_protobuf_writer_uint(&m, 2, next_name); // name
+    hak_protobuf_writer_uint(&m, 3, next_name); // system_name
     next_name++;
     emit(z, P_FUNCTION, &m);
   }
@@ -394,7 +395,7 @@ static void write_profile(hak_gzip *z) {
   for (size_t k = 0; k < sizeof k_strings / sizeof k_strings[0]; k++) {
     uint8_t buf[32];
     hak_pb m = {buf, 0, sizeof buf};
-    hak_pb_bytes(&m, k_strings[k], strlen(k_strings[k]));
+    hak_protobuf_writer_bytes(&m, k_strings[k], strlen(k_strings[k]));
     emit(z, P_STRING, &m);
   }
   for (unsigned i = 0; i < g_nmaps; i++) {
@@ -413,10 +414,10 @@ static void write_profile(hak_gzip *z) {
   hak_pb m = {buf, 0, sizeof buf};
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  hak_pb_uint(&m, P_TIME, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
-  hak_pb_uint(&m, P_PERIOD, (uint64_t)g_rate);
-  hak_pb_uint(&m, P_DEFAULT_TYPE, S_INUSE_SPACE);
-  hak_gzip_put(z, m.b, m.len);
+  hak_protobuf_writer_uint(&m, P_TIME, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+  hak_protobuf_writer_uint(&m, P_PERIOD, (uint64_t)g_rate);
+  hak_protobuf_writer_uint(&m, P_DEFAULT_TYPE, S_INUSE_SPACE);
+  hak_gzip_writer_put(z, m.b, m.len);
   emit_value_type(z, P_PERIOD_TYPE, S_SPACE, S_BYTES);
   if (g_loc_pc != NULL)
     hak_os_unreserve(g_loc_pc, g_loc_cap * sizeof(uintptr_t));
@@ -436,7 +437,7 @@ static int expand_path(char *out, size_t cap, const char *pattern) {
     const char *add = tmp;
     size_t len;
     if (s[0] == '%' && s[1] == 'p') {
-      len = hak_format(tmp, sizeof tmp, "%d", (int)getpid());
+      len = hak_log_format(tmp, sizeof tmp, "%d", (int)getpid());
       s++;
     } else if (s[0] == '%' && s[1] == '%') {
       tmp[0] = '%';
@@ -456,13 +457,13 @@ static int expand_path(char *out, size_t cap, const char *pattern) {
 }
 
 int hak_prof_dump(const char *path) {
-  if (!hak_prof_enabled) {
+  if (!hak_profile_enabled) {
     errno = ENOTSUP;
     return -1;
   }
   char name[512];
   if (path == NULL) {
-    if (expand_path(name, sizeof name, hak_opts.prof_file) != 0) {
+    if (expand_path(name, sizeof name, hak_options_current.prof_file) != 0) {
       errno = ENAMETOOLONG;
       return -1;
     }
@@ -473,9 +474,9 @@ int hak_prof_dump(const char *path) {
     return -1;
   pthread_mutex_lock(&g_lock);
   hak_gzip *z = g_gz;
-  hak_gzip_start(z, fd);
+  hak_gzip_writer_start(z, fd);
   write_profile(z);
-  hak_gzip_finish(z);
+  hak_gzip_writer_finish(z);
   int err = z->err;
   pthread_mutex_unlock(&g_lock);
   if (close(fd) != 0 && err == 0)
@@ -497,21 +498,21 @@ static void on_signal(int sig) {
   g_dump_wanted = 1;
 }
 
-void hak_prof_poll(void) {
+void hak_profile_poll(void) {
   if (hak_likely(!g_dump_wanted))
     return;
   g_dump_wanted = 0;
   if (hak_prof_dump(NULL) != 0)
-    hak_write_fmt(2, "hakmem: cannot write the heap profile (errno %d)\n", errno);
+    hak_log_write_fmt(2, "hakmem: cannot write the heap profile (errno %d)\n", errno);
 }
 
 // ---- init and exit ----------------------------------------------------------
 
-void hak_prof_init(void) {
-  if (!hak_opts.prof || hak_prof_enabled)
+void hak_profile_init(void) {
+  if (!hak_options_current.prof || hak_profile_enabled)
     return;
-  g_rate = (double)hak_opts.prof_sample;
-  bool tables = hak_table_init(&g_table);
+  g_rate = (double)hak_options_current.prof_sample;
+  bool tables = hak_prof_table_init(&g_table);
   g_loc_list = hak_os_reserve(LOC_CAP / 2 * sizeof(uintptr_t));
   g_map_paths = hak_os_reserve(MAP_PATHS_CAP);
   g_loc_name = hak_os_reserve(LOC_CAP / 2 * sizeof(uint32_t));
@@ -521,25 +522,25 @@ void hak_prof_init(void) {
   g_gz = hak_os_reserve(sizeof(hak_gzip));
   if (!tables || g_loc_list == NULL || g_map_paths == NULL || g_maps == NULL ||
       g_loc_name == NULL || g_loc_name_len == NULL || g_names == NULL || g_gz == NULL) {
-    hak_write_fmt(2, "hakmem: cannot map the heap profiler's tables (HAKMEM_PROF off)\n");
+    hak_log_write_fmt(2, "hakmem: cannot map the heap profiler's tables (HAKMEM_PROF off)\n");
     return;
   }
-  hak_gzip_init();
+  hak_gzip_writer_init();
   hak_backtrace_init(false);
   hak_backtrace_warm_up();
-  if (hak_opts.prof_signal != 0) {
+  if (hak_options_current.prof_signal != 0) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(hak_opts.prof_signal, &sa, NULL) != 0)
-      hak_write_fmt(2, "hakmem: cannot install the HAKMEM_PROF_SIGNAL handler\n");
+    if (sigaction(hak_options_current.prof_signal, &sa, NULL) != 0)
+      hak_log_write_fmt(2, "hakmem: cannot install the HAKMEM_PROF_SIGNAL handler\n");
   }
-  hak_prof_enabled = true;
+  hak_profile_enabled = true;
 }
 
 __attribute__((destructor)) static void prof_at_exit(void) {
-  if (hak_prof_enabled && hak_prof_dump(NULL) != 0)
-    hak_write_fmt(2, "hakmem: cannot write the heap profile (errno %d)\n", errno);
+  if (hak_profile_enabled && hak_prof_dump(NULL) != 0)
+    hak_log_write_fmt(2, "hakmem: cannot write the heap profile (errno %d)\n", errno);
 }

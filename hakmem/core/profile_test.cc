@@ -24,13 +24,13 @@ void EnableProfiler(uint64_t rate) {
   if (done)
     return;
   done = true;
-  hak_options_defaults(&hak_opts);
+  hak_options_defaults(&hak_options_current);
   char prof[] = "HAKMEM_PROF=1";
   std::string sample = "HAKMEM_PROF_SAMPLE=" + std::to_string(rate);
   char *env[] = {prof, sample.data(), nullptr};
-  ASSERT_EQ(hak_options_parse(&hak_opts, env), 0);
-  hak_prof_init();
-  ASSERT_TRUE(hak_prof_enabled);
+  ASSERT_EQ(hak_options_parse(&hak_options_current, env), 0);
+  hak_profile_init();
+  ASSERT_TRUE(hak_profile_enabled);
 }
 
 constexpr uint64_t kRate = 4096;
@@ -59,8 +59,8 @@ TEST(ProfileOptions, ParsesAndRefuses) {
 
 TEST(Profile, WeightIsTheInverseOfTheChanceOfASample) {
   EnableProfiler(kRate);
-  EXPECT_NEAR(hak_prof_weight(1 << 30), 1.0, 1e-9);
-  EXPECT_NEAR(hak_prof_weight(1), (double)kRate, 1.0);
+  EXPECT_NEAR(hak_profile_weight(1 << 30), 1.0, 1e-9);
+  EXPECT_NEAR(hak_profile_weight(1), (double)kRate, 1.0);
 }
 
 int g_changes[3];
@@ -72,35 +72,35 @@ void SlabChanged(void *arg, const void *p, int event) {
 
 TEST(Profile, LiveTableMatchesFreesAndTellsTheSlab) {
   EnableProfiler(kRate);
-  size_t before = hak_prof_live_count();
+  size_t before = hak_profile_live_count();
   static char blocks[4][64];
   uint16_t live = 0;
   char live_mark = 0;
   g_changes[0] = g_changes[1] = g_changes[2] = 0;
-  hak_prof_record(blocks[0], 64, &live_mark, &live, SlabChanged, &g_changes);
-  hak_prof_record(blocks[1], 64, &live_mark, &live, SlabChanged, &g_changes);
+  hak_profile_record(blocks[0], 64, &live_mark, &live, SlabChanged, &g_changes);
+  hak_profile_record(blocks[1], 64, &live_mark, &live, SlabChanged, &g_changes);
   EXPECT_EQ(live, 2);
   EXPECT_EQ(g_changes[HAK_PROF_SLAB_FIRST], 1);
   EXPECT_EQ(g_changes[HAK_PROF_SLAB_ADD], 1);
-  EXPECT_EQ(hak_prof_live_count(), before + 2);
-  hak_prof_free(blocks[2], &live, SlabChanged, &g_changes); // never sampled
+  EXPECT_EQ(hak_profile_live_count(), before + 2);
+  hak_profile_free(blocks[2], &live, SlabChanged, &g_changes); // never sampled
   EXPECT_EQ(live, 2);
-  hak_prof_free(blocks[0], &live, SlabChanged, &g_changes);
+  hak_profile_free(blocks[0], &live, SlabChanged, &g_changes);
   EXPECT_EQ(g_changes[0], 0);
-  hak_prof_free(blocks[1], &live, SlabChanged, &g_changes);
+  hak_profile_free(blocks[1], &live, SlabChanged, &g_changes);
   EXPECT_EQ(live, 0);
   EXPECT_EQ(g_changes[0], 1);
-  EXPECT_EQ(hak_prof_live_count(), before);
+  EXPECT_EQ(hak_profile_live_count(), before);
   // Many addresses colliding in the table, removed in another order.
   std::vector<char> big(1 << 16);
   for (size_t k = 0; k < big.size(); k += 16)
-    hak_prof_record(&big[k], 16, &live_mark, nullptr, nullptr, nullptr);
-  EXPECT_EQ(hak_prof_live_count(), before + big.size() / 16);
+    hak_profile_record(&big[k], 16, &live_mark, nullptr, nullptr, nullptr);
+  EXPECT_EQ(hak_profile_live_count(), before + big.size() / 16);
   for (size_t k = big.size(); k > 0; k -= 32)
-    hak_prof_free(&big[k - 16], nullptr, nullptr, nullptr);
+    hak_profile_free(&big[k - 16], nullptr, nullptr, nullptr);
   for (size_t k = 0; k < big.size(); k += 32)
-    hak_prof_free(&big[k], nullptr, nullptr, nullptr);
-  EXPECT_EQ(hak_prof_live_count(), before);
+    hak_profile_free(&big[k], nullptr, nullptr, nullptr);
+  EXPECT_EQ(hak_profile_live_count(), before);
 }
 
 // A call chain compiled without frame pointers: the unwinder must walk
@@ -109,7 +109,7 @@ extern "C" __attribute__((noinline, optimize("omit-frame-pointer"))) void *NoFpL
   static char block[64 * 64];
   void *p = &block[64 * (depth % 64)];
   char mark = 0;
-  hak_prof_record(p, 64, &mark, nullptr, nullptr, nullptr);
+  hak_profile_record(p, 64, &mark, nullptr, nullptr, nullptr);
   __asm__ volatile("" ::: "memory");
   return p;
 }
@@ -121,16 +121,16 @@ extern "C" __attribute__((noinline, optimize("omit-frame-pointer"))) void *NoFpC
 
 TEST(Profile, StacksWalkThroughFramesWithoutFramePointers) {
   EnableProfiler(kRate);
-  size_t stacks = hak_prof_stack_count();
+  size_t stacks = hak_profile_stack_count();
   NoFpChain(40); // 41 frames of NoFpChain above NoFpLeaf, deeper than the 32 asked for
-  ASSERT_EQ(hak_prof_stack_count(), stacks + 1);
+  ASSERT_EQ(hak_profile_stack_count(), stacks + 1);
   // NoFpLeaf (which holds the mark) is left out; the stack starts in NoFpChain
   // and goes through all of its frames.
-  unsigned depth = hak_prof_stack_depth(stacks);
+  unsigned depth = hak_profile_stack_depth(stacks);
   EXPECT_GE(depth, 42u);
   uintptr_t chain = reinterpret_cast<uintptr_t>(&NoFpChain);
   for (unsigned j = 0; j < 41; j++) {
-    uintptr_t pc = hak_prof_stack_frame(stacks, j);
+    uintptr_t pc = hak_profile_stack_frame(stacks, j);
     EXPECT_GT(pc, chain) << j;
     EXPECT_LT(pc, chain + 256) << j; // a return address inside NoFpChain
   }

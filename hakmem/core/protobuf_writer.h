@@ -18,13 +18,14 @@ typedef struct hak_pb {
 } hak_pb;
 
 // v as a base-128 varint (7 bits a byte, low first, high bit: more follow).
-void hak_pb_varint(hak_pb *m, uint64_t v) HAK_INTERNAL;
+void hak_protobuf_writer_varint(hak_pb *m, uint64_t v) HAK_INTERNAL;
 // len raw bytes, copied only if all of them fit.
-void hak_pb_bytes(hak_pb *m, const void *data, size_t len) HAK_INTERNAL;
+void hak_protobuf_writer_bytes(hak_pb *m, const void *data, size_t len) HAK_INTERNAL;
 // Field `field` as a varint (wire type 0).
-void hak_pb_uint(hak_pb *m, unsigned field, uint64_t v) HAK_INTERNAL;
+void hak_protobuf_writer_uint(hak_pb *m, unsigned field, uint64_t v) HAK_INTERNAL;
 // Field `field` as len bytes of data (wire type 2: length-delimited).
-void hak_pb_field(hak_pb *m, unsigned field, const void *data, size_t len) HAK_INTERNAL;
+void hak_protobuf_writer_field(hak_pb *m, unsigned field, const void *data,
+                               size_t len) HAK_INTERNAL;
 
 HAK_EXTERN_C_END
 

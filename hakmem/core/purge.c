@@ -40,7 +40,7 @@ void hak_purge_wanted(uint64_t deadline_ms) {
   uint64_t d = atomic_load_explicit(&g_purge.deadline, memory_order_relaxed);
   if (d != 0 && d <= deadline_ms)
     return; // the thread (or the next poll) looks no later than that anyway
-  hak_mutex_lock(&g_purge.lock);
+  hak_stats_mutex_lock(&g_purge.lock);
   d = atomic_load_explicit(&g_purge.deadline, memory_order_relaxed);
   if (d == 0 || deadline_ms < d) {
     atomic_store_explicit(&g_purge.deadline, deadline_ms, memory_order_relaxed);
@@ -70,7 +70,7 @@ static void purge_pass(void) {
 }
 
 void hak_purge_exclusive(void (*fn)(void)) {
-  hak_mutex_lock(&g_purge.work);
+  hak_stats_mutex_lock(&g_purge.work);
   fn();
   pthread_mutex_unlock(&g_purge.work);
 }
@@ -89,7 +89,7 @@ static void to_timespec(uint64_t ms, struct timespec *ts) {
 
 static void *purge_main(void *arg) {
   (void)arg;
-  hak_mutex_lock(&g_purge.lock);
+  hak_stats_mutex_lock(&g_purge.lock);
   atomic_store_explicit(&g_purge.state, PURGE_RUNNING, memory_order_relaxed);
   uint64_t quiet_since = hak_os_now_ms();
   for (;;) {
@@ -97,10 +97,10 @@ static void *purge_main(void *arg) {
     uint64_t d = atomic_load_explicit(&g_purge.deadline, memory_order_relaxed);
     if (d != 0 && d <= now) {
       pthread_mutex_unlock(&g_purge.lock);
-      hak_mutex_lock(&g_purge.work);
+      hak_stats_mutex_lock(&g_purge.work);
       purge_pass();
       pthread_mutex_unlock(&g_purge.work);
-      hak_mutex_lock(&g_purge.lock);
+      hak_stats_mutex_lock(&g_purge.lock);
       quiet_since = hak_os_now_ms();
       continue;
     }
@@ -120,7 +120,7 @@ static void *purge_main(void *arg) {
 void hak_purge_poll(void) {
   if (atomic_load_explicit(&g_purge.deadline, memory_order_relaxed) == 0 ||
       atomic_load_explicit(&g_purge.state, memory_order_relaxed) != PURGE_NONE ||
-      !hak_opts.purge_thread)
+      !hak_options_current.purge_thread)
     return;
   uint64_t now = hak_os_now_ms();
   if (now < atomic_load_explicit(&g_purge.retry_after, memory_order_relaxed))
@@ -129,7 +129,7 @@ void hak_purge_poll(void) {
   if (!atomic_compare_exchange_strong_explicit(&g_purge.state, &expected, PURGE_STARTING,
                                                memory_order_acq_rel, memory_order_relaxed))
     return;
-  hak_mutex_lock(&g_purge.lock);
+  hak_stats_mutex_lock(&g_purge.lock);
   if (!g_purge.cond_ready)
     cond_init();
   pthread_mutex_unlock(&g_purge.lock);
@@ -150,7 +150,8 @@ void hak_purge_poll(void) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) {
     HAK_LOG("cannot start the purge thread: error %d\n", rc);
-    atomic_store_explicit(&g_purge.retry_after, now + hak_opts.decay_ms + 1, memory_order_relaxed);
+    atomic_store_explicit(&g_purge.retry_after, now + hak_options_current.decay_ms + 1,
+                          memory_order_relaxed);
     atomic_store_explicit(&g_purge.state, PURGE_NONE, memory_order_relaxed);
   }
 }

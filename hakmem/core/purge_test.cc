@@ -57,7 +57,7 @@ protected:
     static std::once_flag once;
     std::call_once(once, [] {
       hak_options_load();
-      hak_opts.purge_thread = 0; // started only by the test that wants it
+      hak_options_current.purge_thread = 0; // started only by the test that wants it
       hak_purge_set_pass(FakePass);
     });
     // No deadline left over: a pass clears it and (returning 0) sets none.
@@ -166,8 +166,8 @@ TEST_F(PurgeTest, ExclusiveExcludesAPassOnAnotherThread) {
 // The purge thread, started by a poll, sleeps until the deadline, runs the
 // pass then, and again at the deadline the pass returned.
 TEST_F(PurgeTest, ThreadRunsThePassWhenTheDeadlinePasses) {
-  hak_opts.decay_ms = 20; // a failed thread start would retry after this
-  hak_opts.purge_thread = 1;
+  hak_options_current.decay_ms = 20; // a failed thread start would retry after this
+  hak_options_current.purge_thread = 1;
   const uint64_t first = hak_os_now_ms() + 40;
   g_next = first + 40;
   hak_purge_wanted(first);
@@ -182,7 +182,7 @@ TEST_F(PurgeTest, ThreadRunsThePassWhenTheDeadlinePasses) {
   // A new deadline wakes the running thread; no poll needed.
   hak_purge_wanted(hak_os_now_ms() + 10);
   EXPECT_TRUE(WaitForCalls(3));
-  hak_opts.purge_thread = 0;
+  hak_options_current.purge_thread = 0;
 }
 
 } // namespace

@@ -29,9 +29,9 @@ void hak_sampler_set(uint64_t prof_bytes, uint64_t guard_allocs) {
 // The profiler's intervals are exponential (its weights assume so); the
 // guarded pool's uniform in [1, 2N - 1], so that N = 1 guards every
 // allocation.
-static int64_t draw(uint64_t rate) { return hak_sample_interval(&g_st.rng, (double)rate); }
+static int64_t draw(uint64_t rate) { return hak_prof_sample_interval(&g_st.rng, (double)rate); }
 static int64_t draw_guard(uint64_t n) {
-  return n <= 1 ? 1 : (int64_t)(1 + hak_sample_random(&g_st.rng) % (2 * n - 1));
+  return n <= 1 ? 1 : (int64_t)(1 + hak_prof_sample_random(&g_st.rng) % (2 * n - 1));
 }
 
 // Counts n allocations of size bytes against the countdowns *prof and

@@ -22,7 +22,7 @@ enum { HAK_SAMPLE_PROF = 1u, HAK_SAMPLE_GUARD = 2u, HAK_SAMPLE_ALL = 3u };
 extern bool hak_sampler_on HAK_INTERNAL;
 
 // Sets the clients' mean intervals: the profiler's in bytes, the guarded
-// pool's in allocations; 0 turns that client off. Called once, from hak_init,
+// pool's in allocations; 0 turns that client off. Called once, from hak_maintenance_init,
 // before any thread counts.
 void hak_sampler_set(uint64_t prof_bytes, uint64_t guard_allocs) HAK_INTERNAL;
 

@@ -37,7 +37,7 @@ TEST(Sampler, ProfilerWeightsEstimateTheTotals) {
       unsigned ev = hak_sampler_count(size, HAK_SAMPLE_ALL);
       ASSERT_EQ(ev & HAK_SAMPLE_GUARD, 0u);
       if (ev & HAK_SAMPLE_PROF)
-        est += hak_sample_weight(size, (double)kBytes);
+        est += hak_prof_sample_weight(size, (double)kBytes);
     }
     EXPECT_NEAR(est, (double)n, n * 0.03) << size;
   }

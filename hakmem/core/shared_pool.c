@@ -10,7 +10,7 @@
 #include "stats.h"
 #include "superslab.h"
 
-_Atomic int hak_pool_sweep_wanted;
+_Atomic int hak_shared_pool_sweep_wanted;
 
 // SuperSlabs of one region kind that have free slots.
 typedef struct {
@@ -44,10 +44,10 @@ static void note_dirty_slots(void) {
   atomic_store_explicit(&g_last_slot_release_ms, now, memory_order_relaxed);
   if (!atomic_load_explicit(&g_slots_dirty, memory_order_relaxed))
     atomic_store_explicit(&g_slots_dirty, 1, memory_order_relaxed);
-  hak_purge_wanted(now + hak_opts.decay_ms);
+  hak_purge_wanted(now + hak_options_current.decay_ms);
 }
 
-static uint32_t full_mask(const hak_superslab *ss) { return hak_ss_slot_mask(ss); }
+static uint32_t full_mask(const hak_superslab *ss) { return hak_superslab_slot_mask(ss); }
 
 static void avail_unlink(pool_kind *k, hak_superslab *ss) {
   if (ss->prev)
@@ -76,7 +76,7 @@ static void abandoned_unlink(abandoned_list *a, hak_slab *s) {
     s->next->prev = s->prev;
   s->next = s->prev = NULL;
   atomic_fetch_sub_explicit(&a->count, 1, memory_order_relaxed);
-  hak_stat_add(&hak_gstats.abandoned, -1);
+  hak_stats_add(&hak_stats_global.abandoned, -1);
 }
 
 // Stage 1: take over a slab that an exited thread left with blocks out.
@@ -84,7 +84,7 @@ static hak_slab *adopt(unsigned cls, hak_heap *heap) {
   abandoned_list *a = &g_abandoned[cls];
   if (atomic_load_explicit(&a->count, memory_order_relaxed) == 0)
     return NULL;
-  hak_mutex_lock(&a->lock);
+  hak_stats_mutex_lock(&a->lock);
   hak_slab *s = a->head;
   if (s != NULL) {
     abandoned_unlink(a, s);
@@ -93,11 +93,11 @@ static hak_slab *adopt(unsigned cls, hak_heap *heap) {
     uintptr_t pending = atomic_exchange_explicit(&s->remote, 0, memory_order_acq_rel);
     atomic_store_explicit(&s->owner, heap, memory_order_release);
     HAK_SLAB_SET_STATE(s, HAK_SLAB_ACTIVE);
-    hak_slab_splice_remote(s, pending & ~HAK_REMOTE_ABANDONED);
+    hak_superslab_splice_remote(s, pending & ~HAK_REMOTE_ABANDONED);
   }
   pthread_mutex_unlock(&a->lock);
   if (s != NULL)
-    hak_stat_add(&hak_gstats.adopted, 1);
+    hak_stats_add(&hak_stats_global.adopted, 1);
   return s;
 }
 
@@ -113,18 +113,18 @@ static unsigned dirty_slot(const hak_superslab *ss) {
   return (unsigned)__builtin_ctz(ss->free_mask);
 }
 
-hak_slab *hak_pool_acquire(unsigned cls, hak_heap *heap) {
+hak_slab *hak_shared_pool_acquire(unsigned cls, hak_heap *heap) {
   // Sweep first: a thread that keeps adopting would otherwise never get to
   // the slabs that remote frees have emptied since.
-  if (atomic_load_explicit(&hak_pool_sweep_wanted, memory_order_relaxed))
-    hak_pool_sweep_abandoned(false);
+  if (atomic_load_explicit(&hak_shared_pool_sweep_wanted, memory_order_relaxed))
+    hak_shared_pool_sweep_abandoned(false);
   hak_slab *s = adopt(cls, heap);
   if (s != NULL)
     return s;
 
-  uint8_t kind = hak_classes[cls].region_kind;
+  uint8_t kind = hak_size_class_table[cls].region_kind;
   pool_kind *k = &g_kinds[kind];
-  hak_mutex_lock(&k->lock);
+  hak_stats_mutex_lock(&k->lock);
   hak_superslab *ss = k->avail;
   if (ss == NULL) {
     // Map outside the lock so other threads keep acquiring slots meanwhile.
@@ -132,7 +132,7 @@ hak_slab *hak_pool_acquire(unsigned cls, hak_heap *heap) {
     hak_superslab *fresh = hak_superslab_create(kind);
     if (fresh == NULL)
       return NULL;
-    hak_mutex_lock(&k->lock);
+    hak_stats_mutex_lock(&k->lock);
     avail_push(k, fresh);
     ss = k->avail;
   }
@@ -144,16 +144,16 @@ hak_slab *hak_pool_acquire(unsigned cls, hak_heap *heap) {
 
   s = hak_superslab_init_slab(ss, slot, cls);
   atomic_store_explicit(&s->owner, heap, memory_order_release);
-  hak_stat_add(&hak_gstats.slabs[cls], 1);
-  hak_stat_add(&hak_gstats.slab_blocks[cls], s->capacity);
+  hak_stats_add(&hak_stats_global.slabs[cls], 1);
+  hak_stats_add(&hak_stats_global.slab_blocks[cls], s->capacity);
   return s;
 }
 
-void hak_pool_release(hak_slab *s) {
+void hak_shared_pool_release(hak_slab *s) {
   HAK_ASSERT(s->used == 0);
   HAK_ASSERT((atomic_load_explicit(&s->remote, memory_order_relaxed) & ~HAK_REMOTE_ABANDONED) == 0);
-  hak_stat_add(&hak_gstats.slabs[s->class_idx], -1);
-  hak_stat_add(&hak_gstats.slab_blocks[s->class_idx], -(int64_t)s->capacity);
+  hak_stats_add(&hak_stats_global.slabs[s->class_idx], -1);
+  hak_stats_add(&hak_stats_global.slab_blocks[s->class_idx], -(int64_t)s->capacity);
   hak_superslab *ss = hak_superslab_of(s);
   pool_kind *k = &g_kinds[ss->kind];
   HAK_SLAB_SET_STATE(s, HAK_SLAB_FREE);
@@ -161,7 +161,7 @@ void hak_pool_release(hak_slab *s) {
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
   atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
   __atomic_store_n(&s->block_size, 0, __ATOMIC_RELAXED);
-  hak_mutex_lock(&k->lock);
+  hak_stats_mutex_lock(&k->lock);
   if (ss->free_mask == 0)
     avail_push(k, ss);
   ss->free_mask |= 1u << s->slot;
@@ -173,7 +173,7 @@ void hak_pool_release(hak_slab *s) {
   // and whose decay returns it to the OS when it stays idle.
   if (empty) {
     hak_superslab_destroy(ss);
-    hak_arena_tick_nostart();
+    hak_page_arena_tick_nostart();
   } else {
     note_dirty_slots();
   }
@@ -199,7 +199,7 @@ static void purge_kind(pool_kind *k) {
     hak_superslab *ss_of[PURGE_BATCH];
     uint32_t mask_of[PURGE_BATCH];
     unsigned n = 0;
-    hak_mutex_lock(&k->lock);
+    hak_stats_mutex_lock(&k->lock);
     for (hak_superslab *ss = k->avail, *next; ss != NULL && n < PURGE_BATCH; ss = next) {
       next = ss->next;
       uint32_t dirty = 0;
@@ -227,12 +227,12 @@ static void purge_kind(pool_kind *k) {
         size_t len;
         slot_range(ss_of[i], (unsigned)__builtin_ctz(m), &start, &len);
         hak_os_purge(start, len);
-        hak_stat_add(&hak_gstats.purged, (int64_t)len);
+        hak_stats_add(&hak_stats_global.purged, (int64_t)len);
       }
     }
     hak_superslab *empty[PURGE_BATCH];
     unsigned nempty = 0;
-    hak_mutex_lock(&k->lock);
+    hak_stats_mutex_lock(&k->lock);
     for (unsigned i = 0; i < n; i++) {
       hak_superslab *ss = ss_of[i];
       if (ss->free_mask == 0)
@@ -249,30 +249,31 @@ static void purge_kind(pool_kind *k) {
   }
 }
 
-uint64_t hak_pool_purge_slots(bool force) {
+uint64_t hak_shared_pool_purge_slots(bool force) {
   if (!atomic_load_explicit(&g_slots_dirty, memory_order_relaxed))
     return 0;
   uint64_t last = atomic_load_explicit(&g_last_slot_release_ms, memory_order_relaxed);
   uint64_t now = hak_os_now_ms();
-  if (!force && now - last < hak_opts.decay_ms)
-    return last + hak_opts.decay_ms; // slots still churn: wait for a quiet spell
+  if (!force && now - last < hak_options_current.decay_ms)
+    return last + hak_options_current.decay_ms; // slots still churn: wait for a quiet spell
   // Cleared first: a release during the pass sets it again.
   atomic_store_explicit(&g_slots_dirty, 0, memory_order_relaxed);
   purge_kind(&g_kinds[HAK_REGION_SS_SMALL]);
   purge_kind(&g_kinds[HAK_REGION_SS_MEDIUM]);
   if (!atomic_load_explicit(&g_slots_dirty, memory_order_relaxed))
     return 0;
-  return atomic_load_explicit(&g_last_slot_release_ms, memory_order_relaxed) + hak_opts.decay_ms;
+  return atomic_load_explicit(&g_last_slot_release_ms, memory_order_relaxed) +
+         hak_options_current.decay_ms;
 }
 
-void hak_pool_abandon(hak_slab *s) {
+void hak_shared_pool_abandon(hak_slab *s) {
   abandoned_list *a = &g_abandoned[s->class_idx];
-  hak_mutex_lock(&a->lock);
+  hak_stats_mutex_lock(&a->lock);
   atomic_store_explicit(&s->owner, NULL, memory_order_release);
   HAK_SLAB_SET_STATE(s, HAK_SLAB_ABANDONED);
   uintptr_t pending =
       atomic_exchange_explicit(&s->remote, HAK_REMOTE_ABANDONED, memory_order_acq_rel);
-  hak_slab_splice_remote(s, pending & ~HAK_REMOTE_ABANDONED);
+  hak_superslab_splice_remote(s, pending & ~HAK_REMOTE_ABANDONED);
   int empty = s->used == 0;
   if (!empty) {
     s->prev = NULL;
@@ -281,22 +282,22 @@ void hak_pool_abandon(hak_slab *s) {
       a->head->prev = s;
     a->head = s;
     atomic_fetch_add_explicit(&a->count, 1, memory_order_relaxed);
-    hak_stat_add(&hak_gstats.abandoned, 1);
+    hak_stats_add(&hak_stats_global.abandoned, 1);
   }
   pthread_mutex_unlock(&a->lock);
   if (empty)
-    hak_pool_release(s);
+    hak_shared_pool_release(s);
 }
 
-void hak_pool_sweep_abandoned(bool force) {
-  if (!atomic_exchange_explicit(&hak_pool_sweep_wanted, 0, memory_order_acq_rel) && !force)
+void hak_shared_pool_sweep_abandoned(bool force) {
+  if (!atomic_exchange_explicit(&hak_shared_pool_sweep_wanted, 0, memory_order_acq_rel) && !force)
     return;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     abandoned_list *a = &g_abandoned[c];
     if (atomic_load_explicit(&a->count, memory_order_relaxed) == 0)
       continue;
     hak_slab *empty = NULL;
-    hak_mutex_lock(&a->lock);
+    hak_stats_mutex_lock(&a->lock);
     for (hak_slab *s = a->head, *next; s != NULL; s = next) {
       next = s->next;
       uintptr_t v = atomic_load_explicit(&s->remote, memory_order_relaxed);
@@ -304,7 +305,7 @@ void hak_pool_sweep_abandoned(bool force) {
         continue;
       // The lock holder stands in for the missing owner; the mark stays.
       v = atomic_exchange_explicit(&s->remote, HAK_REMOTE_ABANDONED, memory_order_acq_rel);
-      hak_slab_splice_remote(s, v & ~HAK_REMOTE_ABANDONED);
+      hak_superslab_splice_remote(s, v & ~HAK_REMOTE_ABANDONED);
       if (s->used == 0) {
         abandoned_unlink(a, s);
         s->next = empty;
@@ -315,15 +316,15 @@ void hak_pool_sweep_abandoned(bool force) {
     while (empty != NULL) {
       hak_slab *next = empty->next;
       empty->next = NULL;
-      hak_pool_release(empty);
+      hak_shared_pool_release(empty);
       empty = next;
     }
   }
 }
 
-void hak_pool_note_abandoned_free(void) {
+void hak_shared_pool_note_abandoned_free(void) {
   static _Atomic uint64_t last_sweep_ms;
-  atomic_store_explicit(&hak_pool_sweep_wanted, 1, memory_order_relaxed);
+  atomic_store_explicit(&hak_shared_pool_sweep_wanted, 1, memory_order_relaxed);
   uint64_t now = hak_os_now_ms();
   uint64_t last = atomic_load_explicit(&last_sweep_ms, memory_order_relaxed);
   if (now == last)
@@ -331,25 +332,25 @@ void hak_pool_note_abandoned_free(void) {
   if (!atomic_compare_exchange_strong_explicit(&last_sweep_ms, &last, now, memory_order_relaxed,
                                                memory_order_relaxed))
     return;
-  hak_pool_sweep_abandoned(false);
+  hak_shared_pool_sweep_abandoned(false);
 }
 
 // Fork: every lock, in one order (abandoned lists, then kinds).
-void hak_pool_lock_all(void) {
+void hak_shared_pool_lock_all(void) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
     pthread_mutex_lock(&g_abandoned[c].lock);
   for (unsigned k = 0; k < 3; k++)
     pthread_mutex_lock(&g_kinds[k].lock);
 }
 
-void hak_pool_unlock_all(void) {
+void hak_shared_pool_unlock_all(void) {
   for (unsigned k = 0; k < 3; k++)
     pthread_mutex_unlock(&g_kinds[k].lock);
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
     pthread_mutex_unlock(&g_abandoned[c].lock);
 }
 
-void hak_pool_reset_locks(void) {
+void hak_shared_pool_reset_locks(void) {
   for (unsigned k = 0; k < 3; k++)
     pthread_mutex_init(&g_kinds[k].lock, NULL);
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)

@@ -22,7 +22,7 @@
 #include "gtest/gtest.h"
 #include "hakmem/core/integrity.h"
 #include "hakmem/core/options.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 #include "hakmem/core/size_class.h"
 #include "hakmem/core/stats.h"
 #include "hakmem/core/superslab.h"
@@ -36,16 +36,16 @@ using hakmem_box_test::StartLine;
 // A heap as the registry would make one: only its address matters here.
 std::unique_ptr<hak_heap> NewHeap() { return std::unique_ptr<hak_heap>(new hak_heap{}); }
 
-uint64_t SuperSlabs() { return hak_gstats.superslabs.load(); }
-uint64_t GSlabs(unsigned cls) { return hak_gstats.slabs[cls].load(); }
-uint64_t Abandoned() { return hak_gstats.abandoned.load(); }
-uint64_t Adopted() { return hak_gstats.adopted.load(); }
+uint64_t SuperSlabs() { return hak_stats_global.superslabs.load(); }
+uint64_t GSlabs(unsigned cls) { return hak_stats_global.slabs[cls].load(); }
+uint64_t Abandoned() { return hak_stats_global.abandoned.load(); }
+uint64_t Adopted() { return hak_stats_global.adopted.load(); }
 size_t Span(const hak_slab *s) { return size_t{s->capacity} * s->block_size; }
 
 // Gives an empty slab back as the slab layer does: the owner goes first.
 void Release(hak_slab *s) {
   s->owner.store(nullptr);
-  hak_pool_release(s);
+  hak_shared_pool_release(s);
 }
 
 // Hands out the next n blocks of s, as carving does.
@@ -63,28 +63,28 @@ std::vector<void *> Carve(hak_slab *s, unsigned n) {
 // gets the free mark and goes on the slab's remote stack; a push into an
 // abandoned slab asks the pool for a sweep.
 void RemoteFree(void *b) {
-  hak_slab *s = hak_slab_of(b, hak_segmap_kind(b));
-  hak_mark_free(b);
+  hak_slab *s = hak_superslab_slab_of(b, hak_segmap_kind(b));
+  hak_integrity_mark_free(b);
   uintptr_t old = s->remote.load(std::memory_order_relaxed);
   uintptr_t next;
   do {
-    hak_link_set(b, reinterpret_cast<void *>(old & ~HAK_REMOTE_ABANDONED));
+    hak_integrity_link_set(b, reinterpret_cast<void *>(old & ~HAK_REMOTE_ABANDONED));
     next = reinterpret_cast<uintptr_t>(b) | (old & HAK_REMOTE_ABANDONED);
   } while (!s->remote.compare_exchange_weak(old, next, std::memory_order_release,
                                             std::memory_order_relaxed));
   if (old & HAK_REMOTE_ABANDONED)
-    hak_pool_note_abandoned_free();
+    hak_shared_pool_note_abandoned_free();
 }
 
 // What an owner does with the remote frees of its slab (collect_remote).
 void Collect(hak_slab *s) {
   uintptr_t v = s->remote.exchange(0, std::memory_order_acquire);
-  hak_slab_splice_remote(s, v & ~HAK_REMOTE_ABANDONED);
+  hak_superslab_splice_remote(s, v & ~HAK_REMOTE_ABANDONED);
 }
 
 std::set<void *> FreeList(const hak_slab *s) {
   std::set<void *> out;
-  for (void *b = s->free; b != nullptr; b = hak_link_next(b))
+  for (void *b = s->free; b != nullptr; b = hak_integrity_link_next(b))
     out.insert(b);
   return out;
 }
@@ -92,15 +92,15 @@ std::set<void *> FreeList(const hak_slab *s) {
 class SharedPool : public ::testing::Test {
 protected:
   void SetUp() override {
-    // What hak_init does for the boxes below the pool.
+    // What hak_maintenance_init does for the boxes below the pool.
     static std::once_flag once;
     std::call_once(once, [] {
       hak_options_load();
-      hak_link_init();
-      hak_classmap_init();
+      hak_integrity_link_init();
+      hak_segmap_class_init();
     });
     // What hak_trim does to the pool: nothing abandoned is left over.
-    hak_pool_sweep_abandoned(true);
+    hak_shared_pool_sweep_abandoned(true);
   }
 };
 
@@ -128,9 +128,10 @@ bool StampIntact(hak_slab *s, const Stamp &st) {
 // to two holders at the same time.
 TEST_F(SharedPool, ConcurrentAcquireReleaseNeverSharesASlot) {
   ASSERT_EQ(Abandoned(), 0u) << "adoptable slabs would make this test's slabs non-empty";
-  const unsigned classes[] = {hak_size_class(48),    hak_size_class(700),   hak_size_class(4000),
-                              hak_size_class(8192),  hak_size_class(12000), hak_size_class(40000),
-                              hak_size_class(131072)};
+  const unsigned classes[] = {hak_size_class_of(48),    hak_size_class_of(700),
+                              hak_size_class_of(4000),  hak_size_class_of(8192),
+                              hak_size_class_of(12000), hak_size_class_of(40000),
+                              hak_size_class_of(131072)};
   const uint64_t ss_base = SuperSlabs();
   std::vector<uint64_t> slab_base;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; ++c)
@@ -176,7 +177,7 @@ TEST_F(SharedPool, ConcurrentAcquireReleaseNeverSharesASlot) {
         }
         const unsigned cls =
             classes[std::uniform_int_distribution<size_t>(0, std::size(classes) - 1)(rng)];
-        hak_slab *s = hak_pool_acquire(cls, heap.get());
+        hak_slab *s = hak_shared_pool_acquire(cls, heap.get());
         if (s == nullptr) {
           errors++;
           continue;
@@ -210,13 +211,13 @@ TEST_F(SharedPool, ConcurrentAcquireReleaseNeverSharesASlot) {
 // Slots of one SuperSlab are handed out once each; releasing them all
 // returns the SuperSlab.
 TEST_F(SharedPool, MediumSuperSlabFillsAndEmpties) {
-  const unsigned cls = hak_size_class(131072);
+  const unsigned cls = hak_size_class_of(131072);
   const uint64_t ss_base = SuperSlabs();
   std::unique_ptr<hak_heap> heap = NewHeap();
   std::vector<hak_slab *> held;
   std::set<hak_slab *> distinct;
   for (int i = 0; i < 12; ++i) { // three medium SuperSlabs' worth
-    hak_slab *s = hak_pool_acquire(cls, heap.get());
+    hak_slab *s = hak_shared_pool_acquire(cls, heap.get());
     ASSERT_NE(s, nullptr);
     EXPECT_TRUE(distinct.insert(s).second);
     held.push_back(s);
@@ -236,7 +237,7 @@ TEST_F(SharedPool, SlabsFollowTheSuperSlabLayout) {
   std::unique_ptr<hak_heap> heap = NewHeap();
   for (size_t size : {size_t{16}, size_t{200}, size_t{5000}, size_t{20000}, size_t{130000}}) {
     SCOPED_TRACE(size);
-    hak_slab *s = hak_pool_acquire(hak_size_class(size), heap.get());
+    hak_slab *s = hak_shared_pool_acquire(hak_size_class_of(size), heap.get());
     ASSERT_NE(s, nullptr);
     void *p = Carve(s, 1).at(0);
     hak_superslab *ss = hak_superslab_of(p);
@@ -244,9 +245,9 @@ TEST_F(SharedPool, SlabsFollowTheSuperSlabLayout) {
     const unsigned kind = ss->kind;
     EXPECT_EQ(hak_segmap_kind(p), kind);
     EXPECT_EQ(kind, size <= HAK_SMALL_MAX ? HAK_REGION_SS_SMALL : HAK_REGION_SS_MEDIUM);
-    EXPECT_EQ(hak_slab_of(p, kind), s);
-    EXPECT_TRUE(hak_slab_is_block(s, p));
-    EXPECT_FALSE(hak_slab_is_block(s, static_cast<uint8_t *>(p) + 8));
+    EXPECT_EQ(hak_superslab_slab_of(p, kind), s);
+    EXPECT_TRUE(hak_superslab_is_block(s, p));
+    EXPECT_FALSE(hak_superslab_is_block(s, static_cast<uint8_t *>(p) + 8));
     EXPECT_GE(s->block_size, size);
     s->used = 0;
     Release(s);
@@ -257,7 +258,7 @@ TEST_F(SharedPool, SlabsFollowTheSuperSlabLayout) {
 // frees the blocks (remote frees into abandoned slabs); a forced sweep (what
 // hak_trim runs) releases them and every count returns to where it was.
 TEST_F(SharedPool, AbandonedSlabsAreSweptWhenForced) {
-  const unsigned cls = hak_size_class(500);
+  const unsigned cls = hak_size_class_of(500);
   const uint64_t slabs_base = GSlabs(cls);
   const uint64_t abandoned_base = Abandoned();
   const uint64_t ss_base = SuperSlabs();
@@ -267,7 +268,7 @@ TEST_F(SharedPool, AbandonedSlabsAreSweptWhenForced) {
   RunInThread([&] {
     std::unique_ptr<hak_heap> heap = NewHeap();
     for (int i = 0; i < 3; ++i) {
-      hak_slab *s = hak_pool_acquire(cls, heap.get());
+      hak_slab *s = hak_shared_pool_acquire(cls, heap.get());
       ASSERT_NE(s, nullptr);
       slabs.insert(s);
       for (void *p : Carve(s, 100)) {
@@ -276,7 +277,7 @@ TEST_F(SharedPool, AbandonedSlabsAreSweptWhenForced) {
       }
     }
     for (hak_slab *s : slabs)
-      hak_pool_abandon(s); // what the thread's exit does with slabs in use
+      hak_shared_pool_abandon(s); // what the thread's exit does with slabs in use
   });
   ASSERT_EQ(slabs.size(), 3u);
   EXPECT_EQ(Abandoned(), abandoned_base + slabs.size());
@@ -302,7 +303,7 @@ TEST_F(SharedPool, AbandonedSlabsAreSweptWhenForced) {
   // tick, so some slabs may already be back; the forced sweep finishes.
   EXPECT_LE(GSlabs(cls), slabs_base + slabs.size());
 
-  hak_pool_sweep_abandoned(true);
+  hak_shared_pool_sweep_abandoned(true);
   EXPECT_EQ(GSlabs(cls), slabs_base);
   EXPECT_EQ(Abandoned(), abandoned_base);
   EXPECT_EQ(SuperSlabs(), ss_base);
@@ -311,7 +312,7 @@ TEST_F(SharedPool, AbandonedSlabsAreSweptWhenForced) {
 
 // Without a forced sweep, the next slab acquisition (any class) runs it.
 TEST_F(SharedPool, AbandonedSlabsAreSweptByNextAcquire) {
-  const unsigned cls = hak_size_class(440);
+  const unsigned cls = hak_size_class_of(440);
   const uint64_t slabs_base = GSlabs(cls);
   const uint64_t abandoned_base = Abandoned();
   std::vector<void *> blocks;
@@ -319,14 +320,14 @@ TEST_F(SharedPool, AbandonedSlabsAreSweptByNextAcquire) {
     std::unique_ptr<hak_heap> heap = NewHeap();
     std::vector<hak_slab *> mine;
     for (int i = 0; i < 2; ++i) {
-      hak_slab *s = hak_pool_acquire(cls, heap.get());
+      hak_slab *s = hak_shared_pool_acquire(cls, heap.get());
       ASSERT_NE(s, nullptr);
       mine.push_back(s);
       for (void *p : Carve(s, 100))
         blocks.push_back(p);
     }
     for (hak_slab *s : mine)
-      hak_pool_abandon(s);
+      hak_shared_pool_abandon(s);
   });
   EXPECT_EQ(Abandoned(), abandoned_base + 2);
   RunInThread([&] {
@@ -335,11 +336,12 @@ TEST_F(SharedPool, AbandonedSlabsAreSweptByNextAcquire) {
   });
   RunInThread([&] {
     std::unique_ptr<hak_heap> heap = NewHeap();
-    hak_slab *s = hak_pool_acquire(hak_size_class(6000), heap.get()); // no one abandoned it
+    hak_slab *s =
+        hak_shared_pool_acquire(hak_size_class_of(6000), heap.get()); // no one abandoned it
     ASSERT_NE(s, nullptr);
     Release(s);
   });
-  EXPECT_EQ(hak_pool_sweep_wanted.load(), 0);
+  EXPECT_EQ(hak_shared_pool_sweep_wanted.load(), 0);
   EXPECT_EQ(GSlabs(cls), slabs_base);
   EXPECT_EQ(Abandoned(), abandoned_base);
 }
@@ -347,7 +349,7 @@ TEST_F(SharedPool, AbandonedSlabsAreSweptByNextAcquire) {
 // A heap acquiring the class of an abandoned slab adopts it, with the remote
 // frees that came meanwhile.
 TEST_F(SharedPool, AdoptionByAnotherHeap) {
-  const unsigned cls = hak_size_class(600);
+  const unsigned cls = hak_size_class_of(600);
   const uint64_t slabs_base = GSlabs(cls);
   const uint64_t abandoned_base = Abandoned();
   const uint64_t adopted_base = Adopted();
@@ -356,14 +358,14 @@ TEST_F(SharedPool, AdoptionByAnotherHeap) {
   hak_slab *slab = nullptr;
   RunInThread([&] {
     std::unique_ptr<hak_heap> heap = NewHeap();
-    slab = hak_pool_acquire(cls, heap.get());
+    slab = hak_shared_pool_acquire(cls, heap.get());
     ASSERT_NE(slab, nullptr);
     left = Carve(slab, 10);
-    hak_pool_abandon(slab);
+    hak_shared_pool_abandon(slab);
   });
   ASSERT_NE(slab, nullptr);
   for (void *p : left)
-    ASSERT_EQ(hak_slab_of(p, hak_segmap_kind(p)), slab);
+    ASSERT_EQ(hak_superslab_slab_of(p, hak_segmap_kind(p)), slab);
   ASSERT_EQ(slab->state, HAK_SLAB_ABANDONED);
   EXPECT_EQ(Abandoned(), abandoned_base + 1);
   EXPECT_EQ(slab->used, 10u);
@@ -376,7 +378,7 @@ TEST_F(SharedPool, AdoptionByAnotherHeap) {
 
   RunInThread([&] {
     std::unique_ptr<hak_heap> heap = NewHeap();
-    hak_slab *s = hak_pool_acquire(cls, heap.get());
+    hak_slab *s = hak_shared_pool_acquire(cls, heap.get());
     ASSERT_EQ(s, slab) << "the abandoned slab was adopted";
     EXPECT_EQ(Adopted(), adopted_base + 1);
     EXPECT_EQ(Abandoned(), abandoned_base);
@@ -398,7 +400,7 @@ TEST_F(SharedPool, AdoptionByAnotherHeap) {
 // acquire the same class (adopting): every block is freed exactly once, and at
 // the end nothing of the class is left.
 TEST_F(SharedPool, AbandonFreeAndAdoptConcurrently) {
-  const unsigned cls = hak_size_class(300);
+  const unsigned cls = hak_size_class_of(300);
   const uint64_t slabs_base = GSlabs(cls);
   const uint64_t abandoned_base = Abandoned();
 
@@ -415,7 +417,7 @@ TEST_F(SharedPool, AbandonFreeAndAdoptConcurrently) {
         std::vector<void *> mine;
         std::vector<hak_slab *> slabs;
         while (mine.size() < 150) {
-          hak_slab *s = hak_pool_acquire(cls, heap.get());
+          hak_slab *s = hak_shared_pool_acquire(cls, heap.get());
           if (s == nullptr) {
             errors++;
             break;
@@ -430,7 +432,7 @@ TEST_F(SharedPool, AbandonFreeAndAdoptConcurrently) {
           }
         }
         for (hak_slab *s : slabs)
-          hak_pool_abandon(s);
+          hak_shared_pool_abandon(s);
         std::lock_guard<std::mutex> lock(mu);
         handoff.insert(handoff.end(), mine.begin(), mine.end());
       }
@@ -457,7 +459,7 @@ TEST_F(SharedPool, AbandonFreeAndAdoptConcurrently) {
           // Acquire the same class now and then, adopting abandoned slabs.
           if (!std::bernoulli_distribution(0.3)(rng))
             continue;
-          hak_slab *s = hak_pool_acquire(cls, heap.get());
+          hak_slab *s = hak_shared_pool_acquire(cls, heap.get());
           if (s == nullptr || s->owner.load() != heap.get() || s->state != HAK_SLAB_ACTIVE) {
             errors++;
             continue;
@@ -489,7 +491,7 @@ TEST_F(SharedPool, AbandonFreeAndAdoptConcurrently) {
     EXPECT_EQ(s->used, 0u);
     Release(s);
   }
-  hak_pool_sweep_abandoned(true);
+  hak_shared_pool_sweep_abandoned(true);
   EXPECT_EQ(GSlabs(cls), slabs_base);
   EXPECT_EQ(Abandoned(), abandoned_base);
 }

@@ -13,7 +13,7 @@
         UINT64_MAX / (s) + 1, SMALL(s) ? CHK_MUL(s) : 0, SMALL(s) ? CHK_LIM(s) : 0                 \
   }
 
-const hak_class_info hak_classes[HAK_NUM_CLASSES] = {
+const hak_class_info hak_size_class_table[HAK_NUM_CLASSES] = {
     CLS(16),    CLS(32),    CLS(48),    CLS(64),    CLS(80),     CLS(96),     CLS(112),
     CLS(128),   CLS(160),   CLS(192),   CLS(224),   CLS(256),    CLS(320),    CLS(384),
     CLS(448),   CLS(512),   CLS(640),   CLS(768),   CLS(896),    CLS(1024),   CLS(1280),
@@ -25,7 +25,7 @@ const hak_class_info hak_classes[HAK_NUM_CLASSES] = {
 
 // Sizes lo..hi go to class bin - 1.
 #define R(lo, hi, bin) [lo... hi] = HAK_BIN_SLOT(bin)
-const uint8_t hak_bin_lookup[HAK_LOOKUP_MAX + 1] = {
+const uint8_t hak_size_class_lookup[HAK_LOOKUP_MAX + 1] = {
     R(1, 16, 1),     R(17, 32, 2),    R(33, 48, 3),    R(49, 64, 4),    R(65, 80, 5),
     R(81, 96, 6),    R(97, 112, 7),   R(113, 128, 8),  R(129, 160, 9),  R(161, 192, 10),
     R(193, 224, 11), R(225, 256, 12), R(257, 320, 13), R(321, 384, 14), R(385, 448, 15),
@@ -38,8 +38,8 @@ unsigned hak_size_class_aligned(size_t size, size_t align) {
     return HAK_NUM_CLASSES;
   // Slab starts are page aligned, so a class whose size is a multiple of the
   // alignment has every block aligned; every power of two is a class.
-  for (unsigned c = hak_size_class(size); c < HAK_NUM_CLASSES; c++) {
-    size_t s = hak_classes[c].size;
+  for (unsigned c = hak_size_class_of(size); c < HAK_NUM_CLASSES; c++) {
+    size_t s = hak_size_class_table[c].size;
     if ((s & (align - 1)) == 0)
       return c;
   }

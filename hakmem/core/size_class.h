@@ -27,25 +27,25 @@ typedef struct hak_class_info {
   uint32_t chk_mul, chk_lim;
 } hak_class_info;
 
-extern const hak_class_info hak_classes[HAK_NUM_CLASSES] HAK_INTERNAL;
+extern const hak_class_info hak_size_class_table[HAK_NUM_CLASSES] HAK_INTERNAL;
 // Bin slot (HAK_BIN_SLOT(class + 1), see hak_tcache_bin) of every size up
 // to HAK_LOOKUP_MAX, indexed by the size itself so that malloc's hit path
 // needs no arithmetic before the load (1025 bytes, 17 cache lines, of which a
 // program touches those of the sizes it uses; by (size + 15) >> 4 it would be
 // 65 bytes and two more instructions). Size 0 gets bin 0, which the fast path
 // never finds blocks in.
-extern const uint8_t hak_bin_lookup[HAK_LOOKUP_MAX + 1] HAK_INTERNAL;
+extern const uint8_t hak_size_class_lookup[HAK_LOOKUP_MAX + 1] HAK_INTERNAL;
 
 // Class of a request of size bytes, 0 < size <= HAK_MEDIUM_MAX (0 maps to 0).
-static inline unsigned hak_size_class(size_t size) {
+static inline unsigned hak_size_class_of(size_t size) {
   if (hak_likely(size <= HAK_LOOKUP_MAX))
-    return size == 0 ? 0u : hak_bin_lookup[size] / HAK_BIN_SLOT(1) - 1u;
+    return size == 0 ? 0u : hak_size_class_lookup[size] / HAK_BIN_SLOT(1) - 1u;
   size_t s = size - 1;
   unsigned k = 63u - (unsigned)__builtin_clzll(s); // 2^k <= s < 2^(k+1)
   return 8u + (k - 7u) * 4u + (unsigned)((s >> (k - 2u)) & 3u);
 }
 
-static inline size_t hak_class_size(unsigned cls) { return hak_classes[cls].size; }
+static inline size_t hak_size_class_bytes(unsigned cls) { return hak_size_class_table[cls].size; }
 
 // Smallest class of at least size bytes whose blocks are all aligned to
 // align (a power of two <= HAK_PAGE_SIZE), or HAK_NUM_CLASSES if none.

@@ -15,13 +15,13 @@ constexpr unsigned kClasses = HAK_NUM_CLASSES;
 TEST(SizeClassTable, SizesAreIncreasingMultiplesOf16) {
   const unsigned n = kClasses;
   ASSERT_GT(n, 0u);
-  EXPECT_EQ(hak_class_size(0), 16u);
-  EXPECT_EQ(hak_class_size(n - 1), HAK_MEDIUM_MAX);
+  EXPECT_EQ(hak_size_class_bytes(0), 16u);
+  EXPECT_EQ(hak_size_class_bytes(n - 1), HAK_MEDIUM_MAX);
   for (unsigned c = 0; c < n; ++c) {
     SCOPED_TRACE(c);
-    EXPECT_EQ(hak_class_size(c) % 16, 0u);
+    EXPECT_EQ(hak_size_class_bytes(c) % 16, 0u);
     if (c > 0) {
-      EXPECT_GT(hak_class_size(c), hak_class_size(c - 1));
+      EXPECT_GT(hak_size_class_bytes(c), hak_size_class_bytes(c - 1));
     }
   }
 }
@@ -29,9 +29,9 @@ TEST(SizeClassTable, SizesAreIncreasingMultiplesOf16) {
 TEST(SizeClassTable, RegionKindFollowsSmallLimit) {
   for (unsigned c = 0; c < kClasses; ++c) {
     SCOPED_TRACE(c);
-    const unsigned want = hak_class_size(c) <= HAK_SMALL_MAX ? unsigned{HAK_REGION_SS_SMALL}
-                                                             : unsigned{HAK_REGION_SS_MEDIUM};
-    EXPECT_EQ(unsigned{hak_classes[c].region_kind}, want);
+    const unsigned want = hak_size_class_bytes(c) <= HAK_SMALL_MAX ? unsigned{HAK_REGION_SS_SMALL}
+                                                                   : unsigned{HAK_REGION_SS_MEDIUM};
+    EXPECT_EQ(unsigned{hak_size_class_table[c].region_kind}, want);
   }
 }
 
@@ -40,17 +40,17 @@ TEST(SizeClassTable, CacheBoundsAndBatches) {
     SCOPED_TRACE(c);
     // About 32 KiB of blocks per bin (what an idle thread's bin can hold),
     // at least one block, at most 256.
-    EXPECT_GE(unsigned{hak_classes[c].cache_cap}, 1u);
-    EXPECT_LE(unsigned{hak_classes[c].cache_cap}, 256u);
-    if (unsigned{hak_classes[c].cache_cap} > 1u) {
-      EXPECT_LE(unsigned{hak_classes[c].cache_cap} * hak_class_size(c), 32768u);
+    EXPECT_GE(unsigned{hak_size_class_table[c].cache_cap}, 1u);
+    EXPECT_LE(unsigned{hak_size_class_table[c].cache_cap}, 256u);
+    if (unsigned{hak_size_class_table[c].cache_cap} > 1u) {
+      EXPECT_LE(unsigned{hak_size_class_table[c].cache_cap} * hak_size_class_bytes(c), 32768u);
     }
-    EXPECT_GE(unsigned{hak_classes[c].batch}, 1u);
-    EXPECT_LE(unsigned{hak_classes[c].batch}, unsigned{hak_classes[c].cache_cap});
+    EXPECT_GE(unsigned{hak_size_class_table[c].batch}, 1u);
+    EXPECT_LE(unsigned{hak_size_class_table[c].batch}, unsigned{hak_size_class_table[c].cache_cap});
   }
 }
 
-TEST(SizeClass, ZeroMapsToSmallestClass) { EXPECT_EQ(hak_size_class(0), 0u); }
+TEST(SizeClass, ZeroMapsToSmallestClass) { EXPECT_EQ(hak_size_class_of(0), 0u); }
 
 // Every size up to the largest slab block: the class holds it, and the class
 // below does not (the mapping is minimal).
@@ -59,20 +59,20 @@ TEST(SizeClass, EverySizeGetsSmallestFittingClass) {
   const unsigned n = kClasses;
   size_t failures = 0;
   for (size_t size = 1; size <= max && failures < 20; ++size) {
-    const unsigned c = hak_size_class(size);
+    const unsigned c = hak_size_class_of(size);
     if (c >= n) {
       ADD_FAILURE() << "size " << size << " -> class " << c << " out of range";
       ++failures;
       continue;
     }
-    const size_t cs = hak_class_size(c);
+    const size_t cs = hak_size_class_bytes(c);
     if (cs < size) {
       ADD_FAILURE() << "size " << size << " -> class " << c << " of only " << cs;
       ++failures;
     }
-    if (c > 0 && hak_class_size(c - 1) >= size) {
+    if (c > 0 && hak_size_class_bytes(c - 1) >= size) {
       ADD_FAILURE() << "size " << size << " -> class " << c << " (" << cs << ") but class " << c - 1
-                    << " (" << hak_class_size(c - 1) << ") fits";
+                    << " (" << hak_size_class_bytes(c - 1) << ") fits";
       ++failures;
     }
   }
@@ -83,7 +83,7 @@ TEST(SizeClass, RoundingWasteIsBounded) {
   const size_t max = HAK_MEDIUM_MAX;
   size_t failures = 0;
   for (size_t size = 1; size <= max && failures < 20; ++size) {
-    const size_t waste = hak_class_size(hak_size_class(size)) - size;
+    const size_t waste = hak_size_class_bytes(hak_size_class_of(size)) - size;
     const bool ok = size <= 128 ? waste <= 15 : waste * 4 <= size;
     if (!ok) {
       ADD_FAILURE() << "size " << size << " wastes " << waste << " bytes";
@@ -96,11 +96,11 @@ TEST(SizeClass, RoundingWasteIsBounded) {
 TEST(SizeClass, BoundariesOfEveryClass) {
   for (unsigned c = 0; c < kClasses; ++c) {
     SCOPED_TRACE(c);
-    const size_t cs = hak_class_size(c);
-    EXPECT_EQ(hak_size_class(cs), c);
-    EXPECT_EQ(hak_size_class(cs - 1), cs - 1 == 0 ? 0u : c) << "one below class size";
+    const size_t cs = hak_size_class_bytes(c);
+    EXPECT_EQ(hak_size_class_of(cs), c);
+    EXPECT_EQ(hak_size_class_of(cs - 1), cs - 1 == 0 ? 0u : c) << "one below class size";
     if (c + 1 < kClasses) {
-      EXPECT_EQ(hak_size_class(cs + 1), c + 1);
+      EXPECT_EQ(hak_size_class_of(cs + 1), c + 1);
     }
   }
 }
@@ -119,16 +119,16 @@ TEST(SizeClassAligned, EverySizeAndAlignment) {
         ++failures;
         continue;
       }
-      const size_t cs = hak_class_size(c);
+      const size_t cs = hak_size_class_bytes(c);
       if (cs < size || cs % align != 0) {
         ADD_FAILURE() << "size " << size << " -> class size " << cs;
         ++failures;
         continue;
       }
       // Minimal: no smaller class both fits and is aligned.
-      for (unsigned d = hak_size_class(size); d < c; ++d) {
-        if (hak_class_size(d) % align == 0) {
-          ADD_FAILURE() << "size " << size << ": class " << d << " (" << hak_class_size(d)
+      for (unsigned d = hak_size_class_of(size); d < c; ++d) {
+        if (hak_size_class_bytes(d) % align == 0) {
+          ADD_FAILURE() << "size " << size << ": class " << d << " (" << hak_size_class_bytes(d)
                         << ") fits and is aligned, but got class " << c;
           ++failures;
           break;
@@ -141,7 +141,7 @@ TEST(SizeClassAligned, EverySizeAndAlignment) {
 
 TEST(SizeClassAligned, SmallAlignmentsAreOrdinaryClasses) {
   for (size_t size = 1; size <= 4096; ++size) {
-    EXPECT_EQ(hak_size_class_aligned(size, 16), hak_size_class(size)) << size;
+    EXPECT_EQ(hak_size_class_aligned(size, 16), hak_size_class_of(size)) << size;
   }
 }
 
@@ -157,8 +157,8 @@ TEST(SizeClassAligned, OutOfRangeHasNoClass) {
 TEST(SizeClassTable, DivMagicFindsMultiples) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; ++c) {
     SCOPED_TRACE(c);
-    const uint64_t size = hak_classes[c].size;
-    const uint64_t magic = hak_classes[c].div_magic;
+    const uint64_t size = hak_size_class_table[c].size;
+    const uint64_t magic = hak_size_class_table[c].div_magic;
     EXPECT_EQ(magic, UINT64_MAX / size + 1);
     size_t failures = 0;
     for (uint64_t off = 0; off < HAK_SS_SIZE && failures < 10; ++off) {
@@ -184,7 +184,7 @@ TEST(SizeClassTable, DivMagicFindsMultiples) {
 TEST(SizeClassTable, BlockStartCheckIsExact) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; ++c) {
     SCOPED_TRACE(c);
-    const hak_class_info &k = hak_classes[c];
+    const hak_class_info &k = hak_size_class_table[c];
     if (k.size > HAK_SMALL_MAX) {
       EXPECT_EQ(k.chk_mul, 0u);
       EXPECT_EQ(k.chk_lim, 0u);
@@ -204,17 +204,17 @@ TEST(SizeClassTable, BlockStartCheckIsExact) {
 
 // The one-load table of the malloc hit path agrees with the computed classes.
 TEST(SizeClassTable, LookupTableHoldsBinSlots) {
-  EXPECT_EQ(hak_bin_lookup[0], 0u) << "size 0 names bin 0, which never holds blocks";
+  EXPECT_EQ(hak_size_class_lookup[0], 0u) << "size 0 names bin 0, which never holds blocks";
   for (size_t size = 1; size <= HAK_LOOKUP_MAX; ++size) {
-    const unsigned slot = hak_bin_lookup[size];
+    const unsigned slot = hak_size_class_lookup[size];
     ASSERT_EQ(slot % HAK_BIN_SLOT(1), 0u) << size;
     const unsigned cls = slot / HAK_BIN_SLOT(1) - 1;
     ASSERT_LT(cls, kClasses) << size;
-    EXPECT_GE(hak_class_size(cls), size);
-    EXPECT_TRUE(cls == 0 || hak_class_size(cls - 1) < size) << size;
+    EXPECT_GE(hak_size_class_bytes(cls), size);
+    EXPECT_TRUE(cls == 0 || hak_size_class_bytes(cls - 1) < size) << size;
   }
   // Past the table, the computed path takes over where the table stops.
-  EXPECT_EQ(hak_size_class(HAK_LOOKUP_MAX + 1), hak_size_class(HAK_LOOKUP_MAX) + 1);
+  EXPECT_EQ(hak_size_class_of(HAK_LOOKUP_MAX + 1), hak_size_class_of(HAK_LOOKUP_MAX) + 1);
 }
 
 } // namespace

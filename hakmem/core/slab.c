@@ -11,7 +11,7 @@
 #include "superslab.h"
 #include "heap.h"
 
-hak_slab hak_empty_slab = {.state = HAK_SLAB_ACTIVE};
+hak_slab hak_slab_empty = {.state = HAK_SLAB_ACTIVE};
 
 // Full slabs looked at for remote frees before a new slab is acquired.
 #define FULL_SCAN_BOUND 8
@@ -34,9 +34,9 @@ static void list_unlink(hak_slab **head, hak_slab *s) {
   s->next = s->prev = NULL;
 }
 
-void hak_class_heaps_init(hak_heap *h) {
+void hak_slab_class_heaps_init(hak_heap *h) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-    h->cls[c] = (hak_class_heap){.active = &hak_empty_slab};
+    h->cls[c] = (hak_class_heap){.active = &hak_slab_empty};
   }
 }
 
@@ -46,14 +46,14 @@ static int collect_remote(hak_slab *s) {
   if ((v & ~HAK_REMOTE_ABANDONED) == 0)
     return 0;
   v = atomic_exchange_explicit(&s->remote, 0, memory_order_acquire);
-  hak_slab_splice_remote(s, v & ~HAK_REMOTE_ABANDONED);
+  hak_superslab_splice_remote(s, v & ~HAK_REMOTE_ABANDONED);
   return 1;
 }
 
 static void release(hak_heap *h, hak_slab *s) {
   h->cls[s->class_idx].nslabs--;
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
-  hak_pool_release(s);
+  hak_shared_pool_release(s);
 }
 
 // A full slab that got blocks back: released if all came back, else partial.
@@ -93,7 +93,7 @@ static void sweep_full(hak_heap *h, hak_class_heap *ch) {
 
 // Carves up to n never-used blocks onto the local free list: lowest address
 // first so that allocation walks memory forwards, or in the order the
-// integrity box draws (hak_carve_order).
+// integrity box draws (hak_integrity_carve_order).
 static void carve(hak_slab *s, uint32_t n) {
   uint32_t avail = (uint32_t)(s->capacity - s->carved);
   if (n > avail)
@@ -103,15 +103,15 @@ static void carve(hak_slab *s, uint32_t n) {
   uint8_t *base = s->start + (size_t)s->carved * s->block_size;
   uint16_t order[256];
   if (HAK_CARVE_SHUFFLED)
-    hak_carve_order(order, n);
+    hak_integrity_carve_order(order, n);
   void *head = s->free;
   for (uint32_t i = n; i > 0; i--) {
     uint32_t k = HAK_CARVE_SHUFFLED ? order[i - 1] : i - 1;
     void *b = base + (size_t)k * s->block_size;
-    hak_link_set(b, head);
-    hak_mark_free(b);
+    hak_integrity_link_set(b, head);
+    hak_integrity_mark_free(b);
     if (HAK_POISON)
-      hak_poison(b, s->block_size);
+      hak_integrity_poison(b, s->block_size);
     head = b;
   }
   s->free = head;
@@ -132,7 +132,7 @@ static size_t trim_slab(hak_slab *s) {
   size_t npages = (carved_end + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE;
   HAK_ASSERT(base % HAK_PAGE_SIZE == 0 && npages <= HAK_SLAB_MAX_PAGES);
   uint32_t free_bytes[HAK_SLAB_MAX_PAGES] = {0};
-  for (void *b = s->free; b != NULL; b = hak_link_next(b)) {
+  for (void *b = s->free; b != NULL; b = hak_integrity_link_next(b)) {
     size_t lo = (uintptr_t)b - base, hi = lo + bs;
     for (size_t p = lo / HAK_PAGE_SIZE; p * HAK_PAGE_SIZE < hi; p++) {
       size_t a = p * HAK_PAGE_SIZE > lo ? p * HAK_PAGE_SIZE : lo;
@@ -156,17 +156,17 @@ static size_t trim_slab(hak_slab *s) {
     // links are read before the purge erases them)...
     void *keep = NULL;
     for (void *b = s->free, *next; b != NULL; b = next) {
-      next = hak_link_next(b);
+      next = hak_integrity_link_next(b);
       size_t p = ((uintptr_t)b - base) / HAK_PAGE_SIZE;
       if (!(fresh[p / 64] >> (p % 64) & 1)) {
-        hak_link_set(b, keep);
+        hak_integrity_link_set(b, keep);
         keep = b;
       }
     }
     s->free = keep;
     // ...then the pages go, a run at a time, and the bits remember them.
     // Atomic: checked builds read the bits from any thread.
-    uint64_t *bits = hak_slab_purged_bits(s);
+    uint64_t *bits = hak_superslab_purged_bits(s);
     for (size_t w = 0; w < HAK_SLAB_MAX_PAGES / 64; w++)
       __atomic_fetch_or(&bits[w], fresh[w], __ATOMIC_RELAXED);
     __atomic_store_n(&s->trimmed, 1, __ATOMIC_RELAXED);
@@ -194,13 +194,13 @@ static size_t trim_slab(hak_slab *s) {
 // pages read as zeros since the purge: a block whose first words are not
 // was freed again (it carries the free mark) or written to after its free.
 static void untrim(hak_slab *s) {
-  uint64_t *bits = hak_slab_purged_bits(s);
+  uint64_t *bits = hak_superslab_purged_bits(s);
   size_t bs = s->block_size;
   // A free block that stayed on the list may reach into a purged page, whose
   // zeros would read as a write after free: its poison is laid anew.
   if (HAK_POISON) {
-    for (void *b = s->free; b != NULL; b = hak_link_next(b))
-      hak_poison(b, bs);
+    for (void *b = s->free; b != NULL; b = hak_integrity_link_next(b))
+      hak_integrity_poison(b, bs);
   }
   void *head = s->free;
   for (size_t i = s->carved; i > 0; i--) {
@@ -209,17 +209,18 @@ static void untrim(hak_slab *s) {
       void *b = s->start + (i - 1) * bs;
       const uintptr_t *w = b;
       if (hak_unlikely(w[0] != 0 || w[1] != 0))
-        hak_misuse("free()", "%s %p",
-                   hak_is_marked_free(b) ? "double free of" : "write after free into block", b);
-      hak_link_set(b, head);
-      hak_mark_free(b);
+        hak_integrity_misuse(
+            "free()", "%s %p",
+            hak_integrity_is_marked_free(b) ? "double free of" : "write after free into block", b);
+      hak_integrity_link_set(b, head);
+      hak_integrity_mark_free(b);
       if (HAK_POISON)
-        hak_poison(b, bs);
+        hak_integrity_poison(b, bs);
       head = b;
     }
   }
   s->free = head;
-  hak_slab_clear_purged(s);
+  hak_superslab_clear_purged(s);
 }
 
 int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
@@ -232,7 +233,7 @@ int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
       return 0;
     // Blocks already touched come before fresh ones: the active slab's
     // remote frees, then a partial slab's free blocks, then carving.
-    if (s != &hak_empty_slab && collect_remote(s))
+    if (s != &hak_slab_empty && collect_remote(s))
       continue;
     if (s->carved < s->capacity) {
       hak_slab *p = ch->partial;
@@ -253,11 +254,11 @@ int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
       carve(s, want == 0 ? 1 : want); // only what is asked for: carving touches pages
       return 0;
     }
-    if (s != &hak_empty_slab) {
+    if (s != &hak_slab_empty) {
       HAK_SLAB_SET_STATE(s, HAK_SLAB_FULL);
       list_push(&ch->full, s);
       ch->nfull++;
-      ch->active = &hak_empty_slab;
+      ch->active = &hak_slab_empty;
     }
     if (ch->partial == NULL && ch->full != NULL)
       sweep_full(h, ch);
@@ -268,8 +269,8 @@ int hak_slab_refill(hak_heap *h, unsigned cls, uint32_t want) {
       ch->active = s;
       continue;
     }
-    hak_arena_tick_nostart(); // active is the empty slab: a nested malloc would lose one
-    s = hak_pool_acquire(cls, h);
+    hak_page_arena_tick_nostart(); // active is the empty slab: a nested malloc would lose one
+    s = hak_shared_pool_acquire(cls, h);
     if (s == NULL) {
       errno = ENOMEM;
       return -1;
@@ -296,14 +297,14 @@ uint32_t hak_slab_take_upto(hak_heap *h, unsigned cls, uint32_t n, uint32_t max,
   if (len <= max) {
     if (HAKMEM_DEBUG) {
       uint32_t walked = 0;
-      for (void *b = s->free; b != NULL; b = hak_link_next(b))
+      for (void *b = s->free; b != NULL; b = hak_integrity_link_next(b))
         walked++;
       HAK_ASSERT(walked == len);
     }
     // A lone block goes to the caller, not the bin: its link is vetted here
     // (it must end the list), as the walk below would.
-    if (len == 1 && hak_link_next(s->free) != NULL)
-      hak_link_corrupt(s->free);
+    if (len == 1 && hak_integrity_link_next(s->free) != NULL)
+      hak_integrity_link_corrupt(s->free);
     *list = s->free;
     s->free = NULL;
     HAK_SLAB_SET_USED(s, s->used + len);
@@ -313,15 +314,15 @@ uint32_t hak_slab_take_upto(hak_heap *h, unsigned cls, uint32_t n, uint32_t max,
   uint32_t got = 1;
   // Each link is vetted before it is followed or the list is cut there: a
   // write after free may have replaced it.
-  void *rest = hak_link_next(last);
+  void *rest = hak_integrity_link_next(last);
   for (;; got++) {
     if (got >= n || rest == NULL)
       break;
     last = rest;
-    rest = hak_link_next(last);
+    rest = hak_integrity_link_next(last);
   }
   s->free = rest;
-  hak_link_set(last, NULL);
+  hak_integrity_link_set(last, NULL);
   HAK_SLAB_SET_USED(s, s->used + got);
   *list = first;
   return got;
@@ -342,7 +343,7 @@ void hak_slab_local_transition(hak_heap *h, hak_slab *s) {
     }
     return;
   default:
-    hak_misuse("free()", "slab %p of block in state %u", (void *)s, HAK_SLAB_STATE(s));
+    hak_integrity_misuse("free()", "slab %p of block in state %u", (void *)s, HAK_SLAB_STATE(s));
   }
 }
 
@@ -350,14 +351,14 @@ void hak_slab_free_remote(hak_slab *s, void *first, void *last) {
   uintptr_t old = atomic_load_explicit(&s->remote, memory_order_relaxed);
   uintptr_t next;
   do {
-    hak_link_set(last, (void *)(old & ~HAK_REMOTE_ABANDONED));
+    hak_integrity_link_set(last, (void *)(old & ~HAK_REMOTE_ABANDONED));
     next = (uintptr_t)first | (old & HAK_REMOTE_ABANDONED);
   } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, next, memory_order_release,
                                                   memory_order_relaxed));
   // The slab cannot be touched after the push (its owner may free it); the
   // mark seen by the exchange says whether a sweep is due.
   if (old & HAK_REMOTE_ABANDONED)
-    hak_pool_note_abandoned_free();
+    hak_shared_pool_note_abandoned_free();
 }
 
 void hak_slab_free_any(hak_heap *h, hak_slab *s, void *p) {
@@ -402,10 +403,10 @@ uint32_t hak_slab_trim(hak_heap *h) {
       }
     }
     hak_slab *a = ch->active;
-    if (a != &hak_empty_slab) {
+    if (a != &hak_slab_empty) {
       collect_remote(a);
       if (a->used == 0) {
-        ch->active = &hak_empty_slab; // the next refill takes a partial or a new slab
+        ch->active = &hak_slab_empty; // the next refill takes a partial or a new slab
         release(h, a);
       } else {
         purged += trim_slab(a);
@@ -414,7 +415,7 @@ uint32_t hak_slab_trim(hak_heap *h) {
     after += ch->nslabs;
   }
   if (purged > 0)
-    hak_stat_add(&hak_gstats.purged, (int64_t)purged);
+    hak_stats_add(&hak_stats_global.purged, (int64_t)purged);
   return before - after;
 }
 
@@ -423,7 +424,7 @@ static void abandon_list(hak_heap *h, hak_slab *s) {
     hak_slab *next = s->next;
     s->next = s->prev = NULL;
     h->cls[s->class_idx].nslabs--;
-    hak_pool_abandon(s);
+    hak_shared_pool_abandon(s);
     s = next;
   }
 }
@@ -431,9 +432,9 @@ static void abandon_list(hak_heap *h, hak_slab *s) {
 void hak_slab_abandon_all(hak_heap *h) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     hak_class_heap *ch = &h->cls[c];
-    if (ch->active != &hak_empty_slab) {
+    if (ch->active != &hak_slab_empty) {
       hak_slab *s = ch->active;
-      ch->active = &hak_empty_slab;
+      ch->active = &hak_slab_empty;
       s->next = NULL;
       abandon_list(h, s);
     }

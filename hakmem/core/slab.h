@@ -11,9 +11,9 @@ HAK_EXTERN_C_BEGIN
 
 // An empty slab that every class heap points at before it has a real one, so
 // the allocation path needs no NULL test.
-extern hak_slab hak_empty_slab HAK_INTERNAL;
+extern hak_slab hak_slab_empty HAK_INTERNAL;
 
-void hak_class_heaps_init(hak_heap *h) HAK_INTERNAL;
+void hak_slab_class_heaps_init(hak_heap *h) HAK_INTERNAL;
 
 // Makes the active slab of class cls have local free blocks, moving to another
 // slab (partial, swept, or from the shared pool) as needed and carving up to
@@ -52,7 +52,7 @@ void hak_slab_abandon_all(hak_heap *h) HAK_INTERNAL;
 // order, from the owner's thread: one splice onto the free list.
 static inline void hak_slab_free_local_run(hak_heap *h, hak_slab *s, void *first, void *last,
                                            uint32_t n) {
-  hak_link_set(last, s->free);
+  hak_integrity_link_set(last, s->free);
   s->free = first;
   HAK_SLAB_SET_USED(s, s->used - n);
   if (hak_unlikely(HAK_SLAB_STATE(s) != HAK_SLAB_ACTIVE || s->used == 0))
@@ -60,7 +60,7 @@ static inline void hak_slab_free_local_run(hak_heap *h, hak_slab *s, void *first
 }
 
 static inline void hak_slab_free_local(hak_heap *h, hak_slab *s, void *p) {
-  hak_link_set(p, s->free);
+  hak_integrity_link_set(p, s->free);
   s->free = p;
   HAK_SLAB_SET_USED(s, s->used - 1);
   if (hak_unlikely(HAK_SLAB_STATE(s) != HAK_SLAB_ACTIVE || s->used == 0))

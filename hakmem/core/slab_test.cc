@@ -19,7 +19,7 @@
 #include "hakmem/core/integrity.h"
 #include "hakmem/core/heap.h"
 #include "hakmem/core/options.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 #include "hakmem/core/size_class.h"
 #include "hakmem/core/stats.h"
 #include "hakmem/core/superslab.h"
@@ -29,14 +29,14 @@ namespace {
 using hakmem_box_test::RunInThread;
 using hakmem_box_test::Worker;
 
-// What hak_init does for the boxes below the registry: options, the free
+// What hak_maintenance_init does for the boxes below the registry: options, the free
 // mark's key and the class map.
 class SlabEnvironment : public ::testing::Environment {
 public:
   void SetUp() override {
     hak_options_load();
-    hak_check_init();
-    hak_classmap_init();
+    hak_integrity_init();
+    hak_segmap_class_init();
   }
 };
 ::testing::Environment *const kEnvironment =
@@ -60,7 +60,7 @@ hak_heap *NewHeap() {
   static std::deque<hak_heap> heaps;
   std::lock_guard<std::mutex> lock(mu);
   hak_heap *h = &heaps.emplace_back(); // value-initialised: all zeros
-  hak_class_heaps_init(h);
+  hak_slab_class_heaps_init(h);
   return h;
 }
 
@@ -72,7 +72,7 @@ hak_slab *SlabOf(const void *p) {
   const unsigned kind = hak_segmap_kind(p);
   if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM)
     return nullptr;
-  return hak_slab_of(p, kind);
+  return hak_superslab_slab_of(p, kind);
 }
 
 unsigned State(const hak_slab *s) { return HAK_SLAB_STATE(s); }
@@ -84,7 +84,7 @@ char *BlockAt(const hak_slab *s, size_t i) {
 
 unsigned ChainLen(const void *p) {
   unsigned n = 0;
-  for (; p != nullptr; p = hak_link_get(p))
+  for (; p != nullptr; p = hak_integrity_link_get(p))
     n++;
   return n;
 }
@@ -94,7 +94,7 @@ const void *RemoteChain(const hak_slab *s) {
 }
 unsigned RemoteLen(const hak_slab *s) { return ChainLen(RemoteChain(s)); }
 bool RemoteHas(const hak_slab *s, const void *p) {
-  for (const void *q = RemoteChain(s); q != nullptr; q = hak_link_get(q))
+  for (const void *q = RemoteChain(s); q != nullptr; q = hak_integrity_link_get(q))
     if (q == p)
       return true;
   return false;
@@ -103,7 +103,7 @@ bool RemoteHas(const hak_slab *s, const void *p) {
 // The class heap's active slab, NULL while it is the empty sentinel.
 hak_slab *Active(hak_heap *h, unsigned cls) {
   hak_slab *s = h->cls[cls].active;
-  return s == &hak_empty_slab ? nullptr : s;
+  return s == &hak_slab_empty ? nullptr : s;
 }
 bool InList(const hak_slab *head, const hak_slab *s) {
   for (; head != nullptr; head = head->next)
@@ -122,14 +122,14 @@ bool InPartial(hak_heap *h, unsigned cls, const hak_slab *s) {
 }
 bool InFull(hak_heap *h, unsigned cls, const hak_slab *s) { return InList(h->cls[cls].full, s); }
 
-uint64_t GlobalSlabs(unsigned cls) { return hak_gstats.slabs[cls].load(); }
+uint64_t GlobalSlabs(unsigned cls) { return hak_stats_global.slabs[cls].load(); }
 
 // Frees p from the calling thread, whose heap is h (NULL: none).
 void Free(hak_heap *h, void *p) { hak_slab_free_any(h, SlabOf(p), p); }
 
 std::vector<void *> ListToVector(void *list) {
   std::vector<void *> v;
-  for (void *p = list; p != nullptr; p = hak_link_get(p))
+  for (void *p = list; p != nullptr; p = hak_integrity_link_get(p))
     v.push_back(p);
   return v;
 }
@@ -168,7 +168,7 @@ std::vector<void *> TakeWholeSlab(hak_heap *h, unsigned cls, hak_slab **slab_out
 }
 
 TEST(SlabLayer, FreeListIsLastInFirstOut) {
-  const unsigned cls = hak_size_class(kLifoSize);
+  const unsigned cls = hak_size_class_of(kLifoSize);
   const uint64_t base = GlobalSlabs(cls);
   RunInThread([&] {
     hak_heap *h = NewHeap();
@@ -194,9 +194,9 @@ TEST(SlabLayer, FreeListIsLastInFirstOut) {
       ASSERT_TRUE(seen.insert(b).second) << "block handed out twice";
       hak_slab *s = SlabOf(b);
       ASSERT_NE(s, nullptr);
-      EXPECT_EQ(s->block_size, hak_class_size(cls));
+      EXPECT_EQ(s->block_size, hak_size_class_bytes(cls));
       EXPECT_EQ(Owner(s), h);
-      EXPECT_TRUE(hak_slab_is_block(s, b));
+      EXPECT_TRUE(hak_superslab_is_block(s, b));
       EXPECT_EQ((static_cast<char *>(b) - BlockAt(s, 0)) % s->block_size, 0);
       blocks.push_back(b);
     }
@@ -214,7 +214,7 @@ TEST(SlabLayer, FreeListIsLastInFirstOut) {
 // Frees from another thread are counted in that thread's heap and the blocks
 // return to the owner, which reuses them before acquiring new slabs.
 TEST(SlabLayer, RemoteFreesAreCountedAndReachTheOwner) {
-  const unsigned cls = hak_size_class(kCountedSize);
+  const unsigned cls = hak_size_class_of(kCountedSize);
   const uint64_t base = GlobalSlabs(cls);
   constexpr int kBlocks = 200;
   std::vector<void *> blocks;
@@ -261,8 +261,8 @@ TEST(SlabLayer, RemoteFreesAreCountedAndReachTheOwner) {
 }
 
 TEST(SlabLayer, TakeRefillAndCarveCounts) {
-  const unsigned cls = hak_size_class(kTakeSize);
-  const unsigned batch = hak_classes[cls].batch;
+  const unsigned cls = hak_size_class_of(kTakeSize);
+  const unsigned batch = hak_size_class_table[cls].batch;
   const uint64_t base = GlobalSlabs(cls);
   RunInThread([&] {
     hak_heap *h = NewHeap();
@@ -351,7 +351,7 @@ TEST(SlabLayer, TakeRefillAndCarveCounts) {
 // frees are collected before it carves more. The freeing thread has no heap
 // here (one being torn down): its free is counted as an orphan's.
 TEST(SlabLayer, RemoteFreesComeBeforeCarving) {
-  const unsigned cls = hak_size_class(kTakeSize);
+  const unsigned cls = hak_size_class_of(kTakeSize);
   RunInThread([&] {
     hak_heap *h = NewHeap();
     void *list = nullptr;
@@ -378,7 +378,7 @@ TEST(SlabLayer, RemoteFreesComeBeforeCarving) {
 // ... and a partial slab's free blocks come before the active slab carves:
 // the active slab is parked on the partial list with its room.
 TEST(SlabLayer, PartialSlabsComeBeforeCarving) {
-  const unsigned cls = hak_size_class(kTakeSize);
+  const unsigned cls = hak_size_class_of(kTakeSize);
   RunInThread([&] {
     hak_heap *h = NewHeap();
     hak_slab *s1 = nullptr;
@@ -413,7 +413,7 @@ TEST(SlabLayer, PartialSlabsComeBeforeCarving) {
 }
 
 TEST(SlabLayer, FullThenPartialThenReleased) {
-  const unsigned cls = hak_size_class(kTakeSize);
+  const unsigned cls = hak_size_class_of(kTakeSize);
   const uint64_t base = GlobalSlabs(cls);
   RunInThread([&] {
     hak_heap *h = NewHeap();
@@ -473,7 +473,7 @@ TEST(SlabLayer, FullThenPartialThenReleased) {
 // When the active slab runs dry, a partial slab takes its place before any
 // new slab is acquired, and its freed blocks come back newest first.
 TEST(SlabLayer, PartialSlabIsReusedBeforeANewOne) {
-  const unsigned cls = hak_size_class(kPartialSize);
+  const unsigned cls = hak_size_class_of(kPartialSize);
   const uint64_t base = GlobalSlabs(cls);
   RunInThread([&] {
     hak_heap *h = NewHeap();
@@ -515,7 +515,7 @@ TEST(SlabLayer, PartialSlabIsReusedBeforeANewOne) {
 // Frees from another thread land on the slab's remote stack; the owner takes
 // them when its local list runs dry.
 TEST(SlabLayer, RemoteFreesCollectedWhenOwnerRunsDry) {
-  const unsigned cls = hak_size_class(kRemoteSize);
+  const unsigned cls = hak_size_class_of(kRemoteSize);
   const uint64_t base = GlobalSlabs(cls);
   Worker owner;
   hak_heap *h = nullptr;
@@ -568,7 +568,7 @@ TEST(SlabLayer, RemoteFreesCollectedWhenOwnerRunsDry) {
 // Remote frees into a slab on the full list are found by the sweep that
 // runs when the owner needs a slab, and a slab emptied that way is released.
 TEST(SlabLayer, FullSlabEmptiedRemotelyIsReleasedBySweep) {
-  const unsigned cls = hak_size_class(kSweepSize);
+  const unsigned cls = hak_size_class_of(kSweepSize);
   const uint64_t base = GlobalSlabs(cls);
   {
     Worker owner;
@@ -618,7 +618,7 @@ TEST(SlabLayer, FullSlabEmptiedRemotelyIsReleasedBySweep) {
 
 // The same life cycle on a medium class (512 KiB slabs of a few blocks).
 TEST(SlabLayer, MediumSlabLifeCycle) {
-  const unsigned cls = hak_size_class(kMediumSize);
+  const unsigned cls = hak_size_class_of(kMediumSize);
   const uint64_t base = GlobalSlabs(cls);
   RunInThread([&] {
     hak_heap *h = NewHeap();
@@ -627,7 +627,7 @@ TEST(SlabLayer, MediumSlabLifeCycle) {
     ASSERT_NE(s1, nullptr);
     const size_t slab = size_t{512} << 10;
     const size_t skip = s1->slot == 0 ? 4096 : 0;
-    EXPECT_EQ(s1->capacity, (slab - skip) / hak_class_size(cls));
+    EXPECT_EQ(s1->capacity, (slab - skip) / hak_size_class_bytes(cls));
     EXPECT_EQ(b1.size(), s1->capacity);
     for (void *p : b1)
       EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);

@@ -1,8 +1,8 @@
 #include "stats.h"
 
-hak_global_stats hak_gstats;
+hak_global_stats hak_stats_global;
 
-void hak_stat_gauge(_Atomic uint64_t *gauge, _Atomic uint64_t *peak, int64_t delta) {
+void hak_stats_gauge(_Atomic uint64_t *gauge, _Atomic uint64_t *peak, int64_t delta) {
   uint64_t now =
       atomic_fetch_add_explicit(gauge, (uint64_t)delta, memory_order_relaxed) + (uint64_t)delta;
   uint64_t p = atomic_load_explicit(peak, memory_order_relaxed);
@@ -11,10 +11,10 @@ void hak_stat_gauge(_Atomic uint64_t *gauge, _Atomic uint64_t *peak, int64_t del
   }
 }
 
-void hak_mutex_lock(pthread_mutex_t *m) {
-  hak_stat_add(&hak_gstats.mutex_acquires, 1);
+void hak_stats_mutex_lock(pthread_mutex_t *m) {
+  hak_stats_add(&hak_stats_global.mutex_acquires, 1);
   if (pthread_mutex_trylock(m) == 0)
     return;
-  hak_stat_add(&hak_gstats.mutex_contended, 1);
+  hak_stats_add(&hak_stats_global.mutex_contended, 1);
   pthread_mutex_lock(m);
 }

@@ -16,7 +16,7 @@ typedef struct hak_global_stats {
   HAK_ATOMIC(uint64_t) large_allocs, large_frees, large_live_bytes;
   HAK_ATOMIC(uint64_t) abandoned, adopted;
   HAK_ATOMIC(uint64_t) threads_live, threads_exited, heaps_reused, slabs_trimmed;
-  HAK_ATOMIC(uint64_t) mutex_acquires, mutex_contended; // every hakmem mutex (hak_mutex_lock)
+  HAK_ATOMIC(uint64_t) mutex_acquires, mutex_contended; // every hakmem mutex (hak_stats_mutex_lock)
   // The guarded pool (guarded.c): blocks it served, allocations it could not
   // take (every slot live), slots holding a live block, reports written.
   HAK_ATOMIC(uint64_t) guarded_allocs, guarded_fallbacks, guarded_in_use, guarded_faults;
@@ -24,18 +24,18 @@ typedef struct hak_global_stats {
   HAK_ATOMIC(uint64_t) slab_blocks[HAK_NUM_CLASSES]; // blocks the slabs of each class hold
 } hak_global_stats;
 
-extern hak_global_stats hak_gstats HAK_INTERNAL;
+extern hak_global_stats hak_stats_global HAK_INTERNAL;
 
-static inline void hak_stat_add(HAK_ATOMIC(uint64_t) * c, int64_t delta) {
+static inline void hak_stats_add(HAK_ATOMIC(uint64_t) * c, int64_t delta) {
   atomic_fetch_add_explicit(c, (uint64_t)delta, memory_order_relaxed);
 }
 
 // Adds delta to a gauge and raises its peak when passed.
-void hak_stat_gauge(HAK_ATOMIC(uint64_t) * gauge, HAK_ATOMIC(uint64_t) * peak,
-                    int64_t delta) HAK_INTERNAL;
+void hak_stats_gauge(HAK_ATOMIC(uint64_t) * gauge, HAK_ATOMIC(uint64_t) * peak,
+                     int64_t delta) HAK_INTERNAL;
 
 // Takes a pthread mutex, counting acquisitions and contention.
-void hak_mutex_lock(pthread_mutex_t *m) HAK_INTERNAL;
+void hak_stats_mutex_lock(pthread_mutex_t *m) HAK_INTERNAL;
 
 HAK_EXTERN_C_END
 

@@ -35,7 +35,7 @@
 // The class counters count slab blocks; a guarded block is counted by the
 // pool's own counters (guarded_test checks them), and the hardened build
 // guards one allocation in 200000 by default. The exact counts here are
-// of slab blocks, so the pool is off (read at hak_init, before any test).
+// of slab blocks, so the pool is off (read at hak_maintenance_init, before any test).
 [[maybe_unused]] static const bool kGuardedPoolOff = setenv("HAKMEM_GUARD_SAMPLE", "0", 1) == 0;
 
 namespace {
@@ -49,10 +49,10 @@ namespace {
 class NoHeapStash : public ::testing::Environment {
 public:
   void SetUp() override {
-    hak_init();
-    hak_opts.heap_stash = 0;
-    hak_opts.purge_thread = 0;
-    hak_opts.decay_ms = 600000;
+    hak_maintenance_init();
+    hak_options_current.heap_stash = 0;
+    hak_options_current.purge_thread = 0;
+    hak_options_current.decay_ms = 600000;
     hak_trim(0);
   }
 };
@@ -61,7 +61,7 @@ public:
 constexpr unsigned kClasses = HAK_NUM_CLASSES;
 
 // The class of a request of size bytes, as hak_malloc picks it.
-unsigned ClassOf(size_t size) { return hak_size_class(size + HAK_TRAILER); }
+unsigned ClassOf(size_t size) { return hak_size_class_of(size + HAK_TRAILER); }
 
 using hakmem_box_test::RunInThread;
 using hakmem_box_test::Worker;
@@ -244,7 +244,7 @@ TEST(JsonReaderSelfTest, AcceptsAndRejects) {
 
 // Counters of threads that exited are kept in the totals.
 TEST(Stats, ExitedThreadsAreCounted) {
-  hak_init();
+  hak_maintenance_init();
   constexpr size_t kSize = 5000;
   constexpr int kThreads = 4;
   constexpr uint64_t kBlocks = 1000;
@@ -468,7 +468,7 @@ TEST(Stats, ShapeOfSnapshot) {
   const hak_stats s = Snapshot();
   ASSERT_EQ(s.num_classes, kClasses);
   for (unsigned c = 0; c < s.num_classes; ++c) {
-    EXPECT_EQ(s.classes[c].block_size, hak_class_size(c)) << c;
+    EXPECT_EQ(s.classes[c].block_size, hak_size_class_bytes(c)) << c;
     EXPECT_LE(s.classes[c].fast_hits, s.classes[c].allocs) << c;
   }
   for (unsigned c = s.num_classes; c < HAK_STATS_MAX_CLASSES; ++c) {
@@ -478,7 +478,7 @@ TEST(Stats, ShapeOfSnapshot) {
   EXPECT_GE(s.superslabs_peak, s.superslabs);
   EXPECT_GE(s.superslabs_total, s.superslabs);
   EXPECT_GE(s.mutex_acquires, s.mutex_contended);
-  EXPECT_LE(s.mutex_acquires, hak_gstats.mutex_acquires.load(std::memory_order_relaxed));
+  EXPECT_LE(s.mutex_acquires, hak_stats_global.mutex_acquires.load(std::memory_order_relaxed));
   static_assert(HAK_NUM_CLASSES <= HAK_STATS_MAX_CLASSES, "every class has its row");
 }
 
@@ -494,7 +494,7 @@ protected:
       // The smallest request of each class, which stays in the class even
       // with the trailer that debug builds add.
       for (unsigned c = 0; c < kClasses; ++c) {
-        blocks_.push_back(hak_malloc(c == 0 ? 1 : hak_class_size(c - 1) + 1));
+        blocks_.push_back(hak_malloc(c == 0 ? 1 : hak_size_class_bytes(c - 1) + 1));
       }
     });
   }
@@ -560,7 +560,7 @@ TEST_F(StatsReport, TextReport) {
     ASSERT_TRUE(row >> cls >> size >> allocs >> frees >> hits >> refills >> remote >> slabs)
         << lines[2 + c];
     EXPECT_EQ(cls, c);
-    EXPECT_EQ(size, hak_class_size(c));
+    EXPECT_EQ(size, hak_size_class_bytes(c));
     EXPECT_GE(allocs, 1u);
     EXPECT_GE(slabs, 1u);
   }
@@ -589,7 +589,7 @@ TEST_F(StatsReport, TextReport) {
     ASSERT_TRUE(row >> cls >> size >> slabs >> slab_bytes >> resident >> live)
         << lines[mem + 2 + c];
     EXPECT_EQ(cls, c);
-    EXPECT_EQ(size, hak_class_size(c));
+    EXPECT_EQ(size, hak_size_class_bytes(c));
     EXPECT_GE(slabs, 1u);
     EXPECT_GE(slab_bytes, slabs * HAK_PAGE_SIZE);
     EXPECT_LE(resident, slab_bytes);
@@ -686,7 +686,7 @@ TEST_F(StatsReport, JsonReport) {
       EXPECT_EQ(k.Get(key)->kind, Json::kNumber) << key;
     }
     EXPECT_EQ(k.Get("class")->number, c);
-    EXPECT_EQ(k.Get("size")->number, static_cast<double>(hak_class_size(c)));
+    EXPECT_EQ(k.Get("size")->number, static_cast<double>(hak_size_class_bytes(c)));
     EXPECT_GE(k.Get("allocs")->number, 1);
   }
   for (const char *key : {"large_allocs",
@@ -779,7 +779,7 @@ TEST(StatsReportPipe, TextThroughPipe) {
   EXPECT_NE(out.find("\nmutexes acquired "), std::string::npos) << out;
 }
 
-// ---- from any context: hak_stats_collect and hak_stats_write --------------
+// ---- from any context: hak_stats_report_collect and hak_stats_report_write --------------
 
 // Without contention, the signal-safe collection is the full one.
 TEST(StatsCollect, FromSignalContextMatchesWhenTheRegistryIsFree) {
@@ -790,8 +790,8 @@ TEST(StatsCollect, FromSignalContextMatchesWhenTheRegistryIsFree) {
       blocks.push_back(hak_malloc(3000));
   });
   hak_stats a, b;
-  EXPECT_TRUE(hak_stats_collect(&a, false));
-  EXPECT_TRUE(hak_stats_collect(&b, true));
+  EXPECT_TRUE(hak_stats_report_collect(&a, false));
+  EXPECT_TRUE(hak_stats_report_collect(&b, true));
   const unsigned cls = ClassOf(3000);
   EXPECT_EQ(a.classes[cls].allocs, b.classes[cls].allocs);
   EXPECT_EQ(a.threads_live, b.threads_live);
@@ -813,12 +813,12 @@ TEST(StatsCollect, HeldRegistryGivesAPartialReport) {
   });
   const unsigned cls = ClassOf(2500);
   const hak_stats full = Snapshot();
-  hak_heap_registry_hold(true);
+  hak_thread_heap_registry_hold(true);
   hak_stats part;
-  const bool complete = hak_stats_collect(&part, true);
-  const std::string text = Capture([](int fd) { hak_stats_write(fd, false, true); });
-  const std::string json = Capture([](int fd) { hak_stats_write(fd, true, true); });
-  hak_heap_registry_hold(false);
+  const bool complete = hak_stats_report_collect(&part, true);
+  const std::string text = Capture([](int fd) { hak_stats_report_write(fd, false, true); });
+  const std::string json = Capture([](int fd) { hak_stats_report_write(fd, true, true); });
+  hak_thread_heap_registry_hold(false);
   EXPECT_FALSE(complete);
   EXPECT_LE(part.classes[cls].allocs + 40, full.classes[cls].allocs)
       << "the live worker's allocations are left out";
@@ -835,13 +835,13 @@ TEST(StatsCollect, HeldRegistryGivesAPartialReport) {
   JsonReader reader(json);
   EXPECT_TRUE(reader.ParseDocument(&doc)) << reader.Where() << ":\n" << json;
   // And complete again once the lock is free.
-  EXPECT_TRUE(hak_stats_collect(&part, true));
-  const std::string again = Capture([](int fd) { hak_stats_write(fd, false, true); });
+  EXPECT_TRUE(hak_stats_report_collect(&part, true));
+  const std::string again = Capture([](int fd) { hak_stats_report_write(fd, false, true); });
   EXPECT_EQ(again.find("partial"), std::string::npos) << again;
   {
     // With the lock free, a census from a signal handler has the bins.
     hak_memory m;
-    EXPECT_TRUE(hak_memory_collect(&m, &full, true, true));
+    EXPECT_TRUE(hak_stats_report_memory_collect(&m, &full, true, true));
     EXPECT_EQ(m.partial, 0u);
   }
   w.Run([&] {
@@ -872,7 +872,7 @@ std::string WithoutResident(std::string report) {
   return report;
 }
 
-// hak_stats_write is what hak_stats_print and hak_stats_print_json write.
+// hak_stats_report_write is what hak_stats_print and hak_stats_print_json write.
 // Nothing allocates between the two captures of each pair; only the mutex
 // count moves, by the registry lock each collection takes (and any the purge
 // thread takes meanwhile), and the process's RSS may.
@@ -880,8 +880,9 @@ TEST(StatsCollect, WriteMatchesThePrints) {
   for (const bool json : {false, true}) {
     SCOPED_TRACE(json ? "json" : "text");
     const std::string marker = json ? "\"mutex_acquires\":" : "\nmutexes acquired ";
-    const std::string written = json ? Capture([](int fd) { hak_stats_write(fd, true, false); })
-                                     : Capture([](int fd) { hak_stats_write(fd, false, false); });
+    const std::string written =
+        json ? Capture([](int fd) { hak_stats_report_write(fd, true, false); })
+             : Capture([](int fd) { hak_stats_report_write(fd, false, false); });
     const std::string printed = Capture(json ? hak_stats_print_json : hak_stats_print);
     const size_t at = written.find(marker);
     ASSERT_NE(at, std::string::npos) << written;
@@ -899,32 +900,32 @@ void PreviousHandler(int) { g_previous_calls++; }
 // The signal writes the report to HAKMEM_STATS_FD, then calls the handler the
 // program had; installing twice is harmless; bad signals are refused.
 TEST(StatsSignal, ReportThenThePreviousHandler) {
-  hak_init();
+  hak_maintenance_init();
   struct sigaction sa {};
   sa.sa_handler = PreviousHandler;
   sigemptyset(&sa.sa_mask);
   struct sigaction old {};
   ASSERT_EQ(sigaction(SIGUSR2, &sa, &old), 0);
-  ASSERT_EQ(hak_stats_signal_install(SIGUSR2), 0);
-  EXPECT_EQ(hak_stats_signal_install(SIGUSR2), 0) << "already installed";
-  EXPECT_EQ(hak_stats_signal_install(0), -1);
-  EXPECT_EQ(hak_stats_signal_install(_NSIG), -1);
-  EXPECT_EQ(hak_stats_signal_install(SIGKILL), -1) << "sigaction refuses it";
+  ASSERT_EQ(hak_stats_report_signal_install(SIGUSR2), 0);
+  EXPECT_EQ(hak_stats_report_signal_install(SIGUSR2), 0) << "already installed";
+  EXPECT_EQ(hak_stats_report_signal_install(0), -1);
+  EXPECT_EQ(hak_stats_report_signal_install(_NSIG), -1);
+  EXPECT_EQ(hak_stats_report_signal_install(SIGKILL), -1) << "sigaction refuses it";
 
-  const int saved_fd = hak_opts.stats_fd;
-  const int saved_mode = hak_opts.stats;
+  const int saved_fd = hak_options_current.stats_fd;
+  const int saved_mode = hak_options_current.stats;
   const std::string text = Capture([](int fd) {
-    hak_opts.stats_fd = fd;
-    hak_opts.stats = HAK_STATS_TEXT;
+    hak_options_current.stats_fd = fd;
+    hak_options_current.stats = HAK_STATS_TEXT;
     raise(SIGUSR2);
   });
   const std::string json = Capture([](int fd) {
-    hak_opts.stats_fd = fd;
-    hak_opts.stats = HAK_STATS_JSON;
+    hak_options_current.stats_fd = fd;
+    hak_options_current.stats = HAK_STATS_JSON;
     raise(SIGUSR2);
   });
-  hak_opts.stats_fd = saved_fd;
-  hak_opts.stats = saved_mode;
+  hak_options_current.stats_fd = saved_fd;
+  hak_options_current.stats = saved_mode;
   EXPECT_TRUE(StartsWith(text, "hakmem stats (pid " + std::to_string(getpid()) + ", ")) << text;
   EXPECT_NE(text.find("\nmutexes acquired "), std::string::npos) << text;
   Json doc;
@@ -957,7 +958,7 @@ uint64_t PagesOf(const std::vector<void *> &blocks, size_t size) {
 // The environment above keeps trims and purges away (see NoHeapStash).
 class CensusTest : public ::testing::Test {
 protected:
-  void SetUp() override { hak_init(); }
+  void SetUp() override { hak_maintenance_init(); }
 };
 
 // Blocks of a small and a medium class on thread A; thread B frees some of
@@ -1014,7 +1015,7 @@ TEST_F(CensusTest, TwoThreadsBlocksAccountedPerClass) {
     for (size_t i = 0; i < 2; ++i) {
       const Case &k = cases[i];
       const unsigned c = ClassOf(k.request);
-      const uint64_t size = hak_class_size(c);
+      const uint64_t size = hak_size_class_bytes(c);
       const hak_class_memory &cm = m.classes[c];
       SCOPED_TRACE(size);
       const size_t live = k.allocs - k.freed_by_b - k.freed_by_a;
@@ -1090,7 +1091,7 @@ TEST_F(CensusTest, TwoThreadsBlocksAccountedPerClass) {
     EXPECT_EQ(after.classes[c].bin_bytes, 0u);
     // Without the fast cache there are no trims: B's frees wait for A's
     // next refill of the class.
-    EXPECT_EQ(after.classes[c].remote_bytes, fast ? 0u : k.freed_by_b * hak_class_size(c));
+    EXPECT_EQ(after.classes[c].remote_bytes, fast ? 0u : k.freed_by_b * hak_size_class_bytes(c));
     EXPECT_EQ(after.classes[c].slabs, Snapshot().classes[c].slabs);
   }
 }
@@ -1123,7 +1124,7 @@ TEST_F(CensusTest, DirtyFreeSlotsUntilThePurge) {
   EXPECT_LT(dirty.classes[c].slabs, full.classes[c].slabs);
   EXPECT_GE(dirty.free_slots_dirty, full.free_slots_dirty + 1);
   EXPECT_GE(dirty.free_slot_resident_bytes, full.free_slot_resident_bytes + HAK_PAGE_SIZE);
-  hak_pool_purge_slots(true); // what the decay does when no slot was released for a while
+  hak_shared_pool_purge_slots(true); // what the decay does when no slot was released for a while
   const hak_memory purged = Census();
   EXPECT_EQ(purged.free_slots_dirty, 0u);
   EXPECT_EQ(purged.free_slot_resident_bytes, 0u);

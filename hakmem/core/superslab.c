@@ -1,7 +1,5 @@
 #include "superslab.h"
 
-#include "profile.h"
-
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
@@ -10,14 +8,14 @@
 #include "log.h"
 #include "os.h"
 #include "page_arena.h"
-#include "segment_map.h"
+#include "segmap.h"
 #include "size_class.h"
 #include "stats.h"
 
 hak_superslab *hak_superslab_create(uint8_t region_kind) {
   size_t mapped;
   bool zeroed;
-  hak_superslab *ss = hak_arena_alloc(HAK_SS_SIZE, &mapped, &zeroed);
+  hak_superslab *ss = hak_page_arena_alloc(HAK_SS_SIZE, &mapped, &zeroed);
   if (ss == NULL)
     return NULL;
   HAK_ASSERT(mapped == HAK_SS_SIZE && ((uintptr_t)ss & HAK_SS_MASK) == 0);
@@ -28,24 +26,24 @@ hak_superslab *hak_superslab_create(uint8_t region_kind) {
     memset(ss, 0, sizeof *ss);
   ss->magic = HAK_SS_MAGIC ^ (uintptr_t)ss;
   ss->kind = region_kind;
-  ss->slab_shift = (uint8_t)hak_slab_shift_of_kind(region_kind);
+  ss->slab_shift = (uint8_t)hak_superslab_shift_of_kind(region_kind);
   ss->nslabs = (uint8_t)(HAK_SS_SIZE >> ss->slab_shift);
-  ss->free_mask = hak_ss_slot_mask(ss);
+  ss->free_mask = hak_superslab_slot_mask(ss);
   for (unsigned i = 0; i < ss->nslabs; i++)
     ss->slabs[i].slot = (uint8_t)i;
   if (HAK_SS_GUARD_PAGE &&
       hak_os_protect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, false) != 0) {
-    hak_arena_free(ss, HAK_SS_SIZE);
+    hak_page_arena_free(ss, HAK_SS_SIZE);
     errno = ENOMEM;
     return NULL;
   }
   if (hak_segmap_set(ss, HAK_SS_SIZE, region_kind, region_kind) != 0) {
-    hak_arena_free(ss, HAK_SS_SIZE);
+    hak_page_arena_free(ss, HAK_SS_SIZE);
     errno = ENOMEM;
     return NULL;
   }
-  hak_stat_gauge(&hak_gstats.superslabs, &hak_gstats.superslabs_peak, 1);
-  hak_stat_add(&hak_gstats.superslabs_total, 1);
+  hak_stats_gauge(&hak_stats_global.superslabs, &hak_stats_global.superslabs_peak, 1);
+  hak_stats_add(&hak_stats_global.superslabs_total, 1);
   return ss;
 }
 
@@ -72,7 +70,7 @@ static uint8_t *slot_range(hak_superslab *ss, unsigned shift, unsigned slot, siz
 static void census_one(hak_superslab *ss, uint8_t kind, hak_ss_census *acc) {
   // The geometry from the kind, not from the header: nothing read here can
   // send the walk outside the region.
-  unsigned shift = hak_slab_shift_of_kind(kind);
+  unsigned shift = hak_superslab_shift_of_kind(kind);
   unsigned nslabs = (unsigned)(HAK_SS_SIZE >> shift);
   acc->superslabs++;
   acc->header_resident += hak_os_resident(ss, HAK_SS_HEADER_SIZE);
@@ -120,7 +118,7 @@ bool hak_superslab_census(void *region, uint8_t kind, hak_ss_census *acc) {
 }
 
 void hak_superslab_destroy(hak_superslab *ss) {
-  HAK_ASSERT(ss->free_mask == hak_ss_slot_mask(ss));
+  HAK_ASSERT(ss->free_mask == hak_superslab_slot_mask(ss));
   hak_segmap_clear(ss, HAK_SS_SIZE);
   // A census that saw the region before the clear may still be reading it
   // (a few mincore calls): the mapping stays until it is out.
@@ -128,10 +126,10 @@ void hak_superslab_destroy(hak_superslab *ss) {
   while (atomic_load_explicit(&g_census_readers, memory_order_acquire) != 0)
     sched_yield();
   __atomic_store_n(&ss->magic, 0, __ATOMIC_RELAXED);
-  hak_stat_add(&hak_gstats.superslabs, -1);
+  hak_stats_add(&hak_stats_global.superslabs, -1);
   if (HAK_SS_GUARD_PAGE)
     hak_os_protect((uint8_t *)ss + HAK_SS_SIZE - HAK_PAGE_SIZE, HAK_PAGE_SIZE, true);
-  hak_arena_free_superslab(ss);
+  hak_page_arena_free_superslab(ss);
 }
 
 hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls) {
@@ -145,47 +143,48 @@ hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
   s->next = s->prev = NULL;
   s->start = (uint8_t *)ss + ((size_t)slot << ss->slab_shift) + skip;
-  __atomic_store_n(&s->block_size, hak_classes[cls].size, __ATOMIC_RELAXED);
-  __atomic_store_n(&s->capacity, (uint16_t)((slab_size - skip) / hak_classes[cls].size),
+  __atomic_store_n(&s->block_size, hak_size_class_table[cls].size, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->capacity, (uint16_t)((slab_size - skip) / hak_size_class_table[cls].size),
                    __ATOMIC_RELAXED);
   __atomic_store_n(&s->carved, 0, __ATOMIC_RELAXED);
   HAK_SLAB_SET_USED(s, 0);
   __atomic_store_n(&s->class_idx, (uint8_t)cls, __ATOMIC_RELAXED);
   HAK_SLAB_SET_STATE(s, HAK_SLAB_ACTIVE);
   s->slot = (uint8_t)slot;
-  hak_slab_clear_purged(s);
+  hak_superslab_clear_purged(s);
   s->prof_live = 0;
   ss->prof_filter[slot] = 0;
-  hak_classmap_set((uint8_t *)ss + ((size_t)slot << ss->slab_shift), (size_t)1 << ss->slab_shift,
-                   cls + 1);
+  hak_segmap_class_set((uint8_t *)ss + ((size_t)slot << ss->slab_shift),
+                       (size_t)1 << ss->slab_shift, cls + 1);
   return s;
 }
 
-void hak_slab_prof_mark(void *slab, const void *p, int event) {
-  hak_slab *s = slab;
+void hak_superslab_prof_add(hak_slab *s, const void *p, bool first) {
   hak_superslab *ss = hak_superslab_of(s);
   uint64_t *filter = &ss->prof_filter[s->slot];
-  if (event == HAK_PROF_SLAB_CLEAR) {
-    __atomic_store_n(filter, 0, __ATOMIC_RELAXED);
-  } else {
-    // The bit first: a free that sees the class map sees it.
-    __atomic_store_n(filter, __atomic_load_n(filter, __ATOMIC_RELAXED) | hak_slab_prof_bit(p),
-                     __ATOMIC_RELAXED);
-    if (event != HAK_PROF_SLAB_FIRST)
-      return;
-  }
-  hak_classmap_set((uint8_t *)ss + ((size_t)s->slot << ss->slab_shift), (size_t)1 << ss->slab_shift,
-                   event == HAK_PROF_SLAB_CLEAR ? s->class_idx + 1u : 0);
+  // The bit first: a free that sees the class map sees it.
+  __atomic_store_n(filter, __atomic_load_n(filter, __ATOMIC_RELAXED) | hak_superslab_prof_bit(p),
+                   __ATOMIC_RELAXED);
+  if (first)
+    hak_segmap_class_set((uint8_t *)ss + ((size_t)s->slot << ss->slab_shift),
+                         (size_t)1 << ss->slab_shift, 0);
+}
+
+void hak_superslab_prof_clear(hak_slab *s) {
+  hak_superslab *ss = hak_superslab_of(s);
+  __atomic_store_n(&ss->prof_filter[s->slot], 0, __ATOMIC_RELAXED);
+  hak_segmap_class_set((uint8_t *)ss + ((size_t)s->slot << ss->slab_shift),
+                       (size_t)1 << ss->slab_shift, s->class_idx + 1u);
 }
 
 void hak_superslab_unmap_slab(hak_superslab *ss, unsigned slot) {
-  hak_classmap_set((uint8_t *)ss + ((size_t)slot << ss->slab_shift), (size_t)1 << ss->slab_shift,
-                   0);
+  hak_segmap_class_set((uint8_t *)ss + ((size_t)slot << ss->slab_shift),
+                       (size_t)1 << ss->slab_shift, 0);
 }
 
 // Any thread may ask (its free is checked against the owner's slab), so the
 // fields the owner changes are read atomically.
-int hak_slab_is_block(const hak_slab *s, const void *p) {
+int hak_superslab_is_block(const hak_slab *s, const void *p) {
   uint32_t bs = __atomic_load_n(&s->block_size, __ATOMIC_RELAXED);
   if (HAK_SLAB_STATE(s) == HAK_SLAB_FREE || bs == 0)
     return 0;
@@ -194,18 +193,18 @@ int hak_slab_is_block(const hak_slab *s, const void *p) {
   if ((uintptr_t)p < (uintptr_t)s->start || off >= carved * bs)
     return 0;
   // off % bs == 0 without a division (offsets are far below 2^32).
-  uint64_t magic = hak_classes[__atomic_load_n(&s->class_idx, __ATOMIC_RELAXED)].div_magic;
+  uint64_t magic = hak_size_class_table[__atomic_load_n(&s->class_idx, __ATOMIC_RELAXED)].div_magic;
   return off * magic < magic;
 }
 
-void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) {
+void hak_superslab_splice_remote(hak_slab *s, uintptr_t chain) {
   if (chain == 0)
     return;
   void *first = (void *)chain, *last = first;
   uint32_t n = 1;
-  for (void *next; (next = hak_link_next(last)) != NULL; n++)
+  for (void *next; (next = hak_integrity_link_next(last)) != NULL; n++)
     last = next;
-  hak_link_set(last, s->free);
+  hak_integrity_link_set(last, s->free);
   s->free = first;
   HAK_ASSERT(s->used >= n);
   HAK_SLAB_SET_USED(s, s->used - n);

@@ -11,7 +11,7 @@ static inline hak_superslab *hak_superslab_of(const void *p) {
   return (hak_superslab *)((uintptr_t)p & ~(uintptr_t)HAK_SS_MASK);
 }
 
-static inline unsigned hak_slab_shift_of_kind(unsigned region_kind) {
+static inline unsigned hak_superslab_shift_of_kind(unsigned region_kind) {
   return 13u + 3u * region_kind;
 }
 
@@ -19,16 +19,16 @@ static inline unsigned hak_slab_shift_of_kind(unsigned region_kind) {
 // so that every small slab fills a whole 64 KiB granule and its blocks start
 // at granule offsets that are multiples of the block size (the free hit
 // path's block check relies on it).
-static inline uint32_t hak_ss_slot_mask(const hak_superslab *ss) {
+static inline uint32_t hak_superslab_slot_mask(const hak_superslab *ss) {
   uint32_t all = ss->nslabs == 32 ? 0xffffffffu : (1u << ss->nslabs) - 1u;
   return ss->kind == HAK_REGION_SS_SMALL ? all & ~1u : all;
 }
 
 // The slab holding block p, given the region kind the segment map reported.
-static inline hak_slab *hak_slab_of(const void *p, unsigned region_kind) {
+static inline hak_slab *hak_superslab_slab_of(const void *p, unsigned region_kind) {
   hak_superslab *ss = hak_superslab_of(p);
   uintptr_t off = (uintptr_t)p - (uintptr_t)ss;
-  return &ss->slabs[off >> hak_slab_shift_of_kind(region_kind)];
+  return &ss->slabs[off >> hak_superslab_shift_of_kind(region_kind)];
 }
 
 // Maps and registers a new SuperSlab of a region kind (small or medium), all
@@ -42,9 +42,9 @@ hak_slab *hak_superslab_init_slab(hak_superslab *ss, unsigned slot, unsigned cls
 void hak_superslab_unmap_slab(hak_superslab *ss, unsigned slot) HAK_INTERNAL;
 // Moves a detached remote chain (blocks freed by other threads) onto the
 // local free list of s.
-void hak_slab_splice_remote(hak_slab *s, uintptr_t chain) HAK_INTERNAL;
+void hak_superslab_splice_remote(hak_slab *s, uintptr_t chain) HAK_INTERNAL;
 // Non-zero when p is the start of a block that slab s has handed out.
-int hak_slab_is_block(const hak_slab *s, const void *p) HAK_INTERNAL;
+int hak_superslab_is_block(const hak_slab *s, const void *p) HAK_INTERNAL;
 
 // ---- the memory census -------------------------------------------------------
 
@@ -80,30 +80,33 @@ void hak_superslab_fork_child(void) HAK_INTERNAL;
 
 // The bits of slab s's pages that a trim gave back (bit i: page i from the
 // slab's start), in its SuperSlab's header.
-// The heap profiler's hook for slab s (hak_prof_record's callback, under
-// its lock): while sampled blocks live in it, the class map names bin 0
-// there, so every free of the slab misses the fast path, and the slab's
-// filter has the bit of each.
-void hak_slab_prof_mark(void *slab, const void *p, int event) HAK_INTERNAL;
+// Slab s holds sampled block p (the heap profiler's, under its lock): p's bit
+// goes into the slab's filter and, for the slab's first (first true), the
+// class map names bin 0 there, so every free of the slab misses the fast path.
+void hak_superslab_prof_add(hak_slab *s, const void *p, bool first) HAK_INTERNAL;
+// Slab s holds no sampled block any more: its filter and class map entry are
+// restored.
+void hak_superslab_prof_clear(hak_slab *s) HAK_INTERNAL;
 
 // The filter bit of block p, and whether a free of p must ask the profiler.
-static inline uint64_t hak_slab_prof_bit(const void *p) {
+static inline uint64_t hak_superslab_prof_bit(const void *p) {
   return 1ull << (((uintptr_t)p * 0x9e3779b97f4a7c15ull) >> 58);
 }
-static inline bool hak_slab_prof_maybe(const hak_slab *s, const void *p) {
+static inline bool hak_superslab_prof_maybe(const hak_slab *s, const void *p) {
   const hak_superslab *ss = hak_superslab_of(s);
   return __atomic_load_n(&s->prof_live, __ATOMIC_RELAXED) != 0 &&
-         (__atomic_load_n(&ss->prof_filter[s->slot], __ATOMIC_RELAXED) & hak_slab_prof_bit(p)) != 0;
+         (__atomic_load_n(&ss->prof_filter[s->slot], __ATOMIC_RELAXED) &
+          hak_superslab_prof_bit(p)) != 0;
 }
 
-static inline uint64_t *hak_slab_purged_bits(const hak_slab *s) {
+static inline uint64_t *hak_superslab_purged_bits(const hak_slab *s) {
   return hak_superslab_of(s)->purged_pages[s->slot];
 }
 
 // Forgets them: the slab is fresh, or its blocks are back on its free list.
-// Atomic: checked builds read them from any thread (hak_slab_block_purged).
-static inline void hak_slab_clear_purged(hak_slab *s) {
-  uint64_t *bits = hak_slab_purged_bits(s);
+// Atomic: checked builds read them from any thread (hak_superslab_block_purged).
+static inline void hak_superslab_clear_purged(hak_slab *s) {
+  uint64_t *bits = hak_superslab_purged_bits(s);
   for (size_t w = 0; w < HAK_SLAB_MAX_PAGES / 64; w++)
     __atomic_store_n(&bits[w], 0, __ATOMIC_RELAXED);
   __atomic_store_n(&s->trimmed, 0, __ATOMIC_RELAXED);
@@ -112,11 +115,11 @@ static inline void hak_slab_clear_purged(hak_slab *s) {
 // Whether block p of slab s starts in a page a trim gave back: it is free,
 // off the free list until the owner takes the slab's blocks back. Any thread
 // may ask.
-static inline bool hak_slab_block_purged(const hak_slab *s, const void *p) {
+static inline bool hak_superslab_block_purged(const hak_slab *s, const void *p) {
   if (__atomic_load_n(&s->trimmed, __ATOMIC_RELAXED) == 0)
     return false;
   size_t page = ((uintptr_t)p - (uintptr_t)s->start) / HAK_PAGE_SIZE;
-  const uint64_t *bits = hak_slab_purged_bits(s);
+  const uint64_t *bits = hak_superslab_purged_bits(s);
   return (__atomic_load_n(&bits[page / 64], __ATOMIC_RELAXED) >> (page % 64) & 1) != 0;
 }
 

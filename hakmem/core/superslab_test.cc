@@ -19,7 +19,7 @@
 #include "hakmem/core/options.h"
 #include "hakmem/core/os.h"
 #include "hakmem/core/page_arena.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 #include "hakmem/core/size_class.h"
 #include "hakmem/core/stats.h"
 
@@ -32,19 +32,19 @@ Bytes B(void *p) { return static_cast<Bytes>(p); }
 // The hardened variant keeps the last page of every SuperSlab inaccessible.
 constexpr size_t kGuardBytes = HAKMEM_HARDENED ? HAK_PAGE_SIZE : 0;
 
-uint64_t Count() { return hak_gstats.superslabs.load(); }
-uint64_t Total() { return hak_gstats.superslabs_total.load(); }
+uint64_t Count() { return hak_stats_global.superslabs.load(); }
+uint64_t Total() { return hak_stats_global.superslabs_total.load(); }
 
 class SuperSlabTest : public ::testing::Test {
 protected:
   void SetUp() override {
-    // What hak_init does for this box: the arena's bounds, the free key
+    // What hak_maintenance_init does for this box: the arena's bounds, the free key
     // and the checking level, the class map.
     static std::once_flag once;
     std::call_once(once, [] {
       hak_options_load();
-      hak_link_init();
-      hak_classmap_init();
+      hak_integrity_link_init();
+      hak_segmap_class_init();
     });
   }
 };
@@ -71,7 +71,7 @@ TEST_F(SuperSlabTest, HugepageAdviceFollowsTheOption) {
   hak_os_stats_get(&before);
   for (bool on : {false, true}) {
     SCOPED_TRACE(on);
-    hak_arena_decay(true); // no cached region: a fresh mapping
+    hak_page_arena_decay(true); // no cached region: a fresh mapping
     hak_os_set_thp(on);
     hak_superslab *ss = hak_superslab_create(HAK_REGION_SS_SMALL);
     ASSERT_NE(ss, nullptr);
@@ -100,7 +100,7 @@ void CheckFresh(hak_superslab *ss, unsigned kind, unsigned shift, unsigned nslab
   EXPECT_EQ(ss->slab_shift, shift);
   EXPECT_EQ(ss->nslabs, nslabs);
   EXPECT_EQ(ss->free_mask, mask);
-  EXPECT_EQ(hak_ss_slot_mask(ss), mask);
+  EXPECT_EQ(hak_superslab_slot_mask(ss), mask);
   EXPECT_EQ(size_t{nslabs} << shift, HAK_SS_SIZE);
   for (unsigned i = 0; i < nslabs; ++i) {
     EXPECT_EQ(ss->slabs[i].slot, i);
@@ -176,12 +176,12 @@ TEST_F(SuperSlabTest, GuardPageOfHardenedVariant) {
   // last byte.
   size_t mapped = 0;
   bool zeroed = true;
-  void *region = hak_arena_alloc(HAK_SS_SIZE, &mapped, &zeroed);
+  void *region = hak_page_arena_alloc(HAK_SS_SIZE, &mapped, &zeroed);
   ASSERT_NE(region, nullptr);
   EXPECT_EQ(region, static_cast<void *>(ss)) << "the cached region was reused";
   EXPECT_FALSE(zeroed);
   B(region)[HAK_SS_SIZE - 1] = 1;
-  hak_arena_free(region, mapped);
+  hak_page_arena_free(region, mapped);
 }
 
 TEST_F(SuperSlabTest, DestroyClearsSegmentMap) {
@@ -204,7 +204,7 @@ TEST_F(SuperSlabTest, CensusOfOneSuperSlab) {
     SCOPED_TRACE(static_cast<int>(kind));
     hak_superslab *ss = hak_superslab_create(kind);
     ASSERT_NE(ss, nullptr);
-    const unsigned shift = hak_slab_shift_of_kind(kind);
+    const unsigned shift = hak_superslab_shift_of_kind(kind);
     const unsigned nslabs = static_cast<unsigned>(HAK_SS_SIZE >> shift);
     const size_t slab = size_t{1} << shift;
     const unsigned cls = kind == HAK_REGION_SS_SMALL ? 5 : 40;
@@ -280,13 +280,13 @@ TEST_F(SuperSlabTest, SuperSlabAndSlabOfEveryPointer) {
       const Bytes probes[] = {lo, lo + 1, lo + 16, lo + slab / 2, lo + slab - 16, lo + slab - 1};
       for (Bytes p : probes) {
         EXPECT_EQ(hak_superslab_of(p), ss);
-        EXPECT_EQ(hak_slab_of(p, kind), &ss->slabs[i]);
+        EXPECT_EQ(hak_superslab_slab_of(p, kind), &ss->slabs[i]);
       }
     }
     // Steps through the whole region, one page at a time.
     for (size_t off = 0; off < HAK_SS_SIZE; off += HAK_PAGE_SIZE) {
       ASSERT_EQ(hak_superslab_of(B(ss) + off + 8), ss);
-      ASSERT_EQ(hak_slab_of(B(ss) + off + 8, kind), &ss->slabs[off / slab]);
+      ASSERT_EQ(hak_superslab_slab_of(B(ss) + off + 8, kind), &ss->slabs[off / slab]);
     }
     hak_superslab_destroy(ss);
   }
@@ -300,9 +300,9 @@ TEST_F(SuperSlabTest, InitSlabCapacityForEveryClass) {
     ASSERT_NE(ss, nullptr);
     const size_t slab = size_t{1} << ss->slab_shift;
     for (unsigned cls = 0; cls < HAK_NUM_CLASSES; ++cls) {
-      if (hak_classes[cls].region_kind != kind)
+      if (hak_size_class_table[cls].region_kind != kind)
         continue;
-      const size_t bs = hak_class_size(cls);
+      const size_t bs = hak_size_class_bytes(cls);
       for (unsigned slot = 0; slot < ss->nslabs; ++slot) {
         SCOPED_TRACE(testing::Message() << "class " << cls << " slot " << slot);
         hak_slab *s = hak_superslab_init_slab(ss, slot, cls);
@@ -322,8 +322,8 @@ TEST_F(SuperSlabTest, InitSlabCapacityForEveryClass) {
         // The last block ends inside the slab and the slab maps back to it.
         const Bytes last = s->start + (s->capacity - 1u) * bs;
         EXPECT_LE(last + bs, B(ss) + (slot + 1) * slab - guard);
-        EXPECT_EQ(hak_slab_of(last, kind), s);
-        EXPECT_EQ(hak_slab_of(last + bs - 1, kind), s);
+        EXPECT_EQ(hak_superslab_slab_of(last, kind), s);
+        EXPECT_EQ(hak_superslab_slab_of(last + bs - 1, kind), s);
         s->state = HAK_SLAB_FREE;
       }
     }
@@ -335,39 +335,39 @@ TEST_F(SuperSlabTest, IsBlockStartsVersusInteriorPointers) {
   hak_superslab *ss = hak_superslab_create(HAK_REGION_SS_SMALL);
   ASSERT_NE(ss, nullptr);
   const unsigned cls = 9; // 192-byte blocks: not a power of two
-  ASSERT_EQ(hak_class_size(cls), 192u);
+  ASSERT_EQ(hak_size_class_bytes(cls), 192u);
   for (unsigned slot : {0u, 1u, 31u}) {
     SCOPED_TRACE(slot);
     hak_slab *s = hak_superslab_init_slab(ss, slot, cls);
     const Bytes start = s->start;
     const unsigned cap = s->capacity;
     // Nothing carved yet: nothing is a block.
-    EXPECT_FALSE(hak_slab_is_block(s, start));
+    EXPECT_FALSE(hak_superslab_is_block(s, start));
 
     s->carved = static_cast<uint16_t>(cap);
     for (unsigned i = 0; i < cap; ++i) {
       const Bytes b = start + i * 192;
-      ASSERT_TRUE(hak_slab_is_block(s, b)) << i;
-      ASSERT_FALSE(hak_slab_is_block(s, b + 1)) << i;
-      ASSERT_FALSE(hak_slab_is_block(s, b + 16)) << i;
-      ASSERT_FALSE(hak_slab_is_block(s, b + 191)) << i;
+      ASSERT_TRUE(hak_superslab_is_block(s, b)) << i;
+      ASSERT_FALSE(hak_superslab_is_block(s, b + 1)) << i;
+      ASSERT_FALSE(hak_superslab_is_block(s, b + 16)) << i;
+      ASSERT_FALSE(hak_superslab_is_block(s, b + 191)) << i;
     }
-    EXPECT_FALSE(hak_slab_is_block(s, start - 192));
-    EXPECT_FALSE(hak_slab_is_block(s, start - 1));
-    EXPECT_FALSE(hak_slab_is_block(s, start + cap * 192)); // past the last block
+    EXPECT_FALSE(hak_superslab_is_block(s, start - 192));
+    EXPECT_FALSE(hak_superslab_is_block(s, start - 1));
+    EXPECT_FALSE(hak_superslab_is_block(s, start + cap * 192)); // past the last block
     if (slot == 0) {
-      EXPECT_FALSE(hak_slab_is_block(s, ss)); // the header
-      EXPECT_FALSE(hak_slab_is_block(s, B(ss) + 64));
+      EXPECT_FALSE(hak_superslab_is_block(s, ss)); // the header
+      EXPECT_FALSE(hak_superslab_is_block(s, B(ss) + 64));
     }
 
     // Only carved blocks count.
     s->carved = 3;
-    EXPECT_TRUE(hak_slab_is_block(s, start + 2 * 192));
-    EXPECT_FALSE(hak_slab_is_block(s, start + 3 * 192));
+    EXPECT_TRUE(hak_superslab_is_block(s, start + 2 * 192));
+    EXPECT_FALSE(hak_superslab_is_block(s, start + 3 * 192));
 
     // A free slot has no blocks.
     s->state = HAK_SLAB_FREE;
-    EXPECT_FALSE(hak_slab_is_block(s, start));
+    EXPECT_FALSE(hak_superslab_is_block(s, start));
   }
   hak_superslab_destroy(ss);
 }
@@ -408,23 +408,23 @@ TEST_F(SuperSlabTest, SpliceRemoteMovesChainOntoFreeList) {
   for (unsigned i = 0; i < 6; ++i)
     blk[i] = s->start + i * bs;
   // The local list holds block 5; blocks 0, 2, 4 came back from other threads.
-  hak_mark_free(blk[5]);
-  hak_link_set(blk[5], nullptr);
+  hak_integrity_mark_free(blk[5]);
+  hak_integrity_link_set(blk[5], nullptr);
   s->free = blk[5];
   s->used = 5;
   for (unsigned i : {0u, 2u, 4u})
-    hak_mark_free(blk[i]);
-  hak_link_set(blk[4], nullptr);
-  hak_link_set(blk[2], blk[4]);
-  hak_link_set(blk[0], blk[2]);
-  hak_slab_splice_remote(s, reinterpret_cast<uintptr_t>(blk[0]));
+    hak_integrity_mark_free(blk[i]);
+  hak_integrity_link_set(blk[4], nullptr);
+  hak_integrity_link_set(blk[2], blk[4]);
+  hak_integrity_link_set(blk[0], blk[2]);
+  hak_superslab_splice_remote(s, reinterpret_cast<uintptr_t>(blk[0]));
   EXPECT_EQ(s->used, 2u);
   std::vector<void *> list;
-  for (void *b = s->free; b != nullptr; b = hak_link_next(b))
+  for (void *b = s->free; b != nullptr; b = hak_integrity_link_next(b))
     list.push_back(b);
   EXPECT_EQ(list, (std::vector<void *>{blk[0], blk[2], blk[4], blk[5]}));
   // An empty chain changes nothing.
-  hak_slab_splice_remote(s, 0);
+  hak_superslab_splice_remote(s, 0);
   EXPECT_EQ(s->used, 2u);
   EXPECT_EQ(s->free, blk[0]);
   s->state = HAK_SLAB_FREE;

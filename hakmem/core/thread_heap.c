@@ -12,7 +12,7 @@
 #include "shared_pool.h"
 #include "slab.h"
 #include "stats.h"
-#include "tiny_fastcache.h"
+#include "tcache.h"
 
 #define META_CHUNK ((size_t)256 << 10)
 
@@ -37,12 +37,12 @@ static void heap_destructor(void *arg);
 
 // Set while this thread holds the registry lock, so that a statistics report
 // written from a signal handler on this thread does not wait for it (see
-// hak_heap_collect_counters_try). The signal fences keep the compiler from
+// hak_thread_heap_collect_counters_try). The signal fences keep the compiler from
 // moving the stores across the lock, as seen from a handler on this thread.
 static HAK_TLS int t_reg_held;
 
 static void reg_lock(void) {
-  hak_mutex_lock(&g_reg.lock);
+  hak_stats_mutex_lock(&g_reg.lock);
   t_reg_held = 1;
   atomic_signal_fence(memory_order_seq_cst);
 }
@@ -53,7 +53,7 @@ static void reg_unlock(void) {
   pthread_mutex_unlock(&g_reg.lock);
 }
 
-int hak_heap_registry_init(void) {
+int hak_thread_heap_registry_init(void) {
   // The key's destructor is how a thread's exit reaches us; creating it does
   // not allocate.
   return pthread_key_create(&g_exit_key, heap_destructor);
@@ -79,7 +79,7 @@ static hak_heap *heap_struct_alloc(void) {
   return h;
 }
 
-hak_heap *hak_heap_get(void) {
+hak_heap *hak_thread_heap_get(void) {
   hak_heap *h = hak_tls.heap;
   if (h != NULL)
     return h;
@@ -89,7 +89,7 @@ hak_heap *hak_heap_get(void) {
   // allocations find blocks at once, with no pool lock and no system call.
   h = g_reg.nstash > 0 ? g_reg.stash[--g_reg.nstash] : NULL;
   if (h != NULL) {
-    hak_stat_add(&hak_gstats.heaps_reused, 1);
+    hak_stats_add(&hak_stats_global.heaps_reused, 1);
   } else {
     h = heap_struct_alloc();
     if (h == NULL) {
@@ -98,7 +98,7 @@ hak_heap *hak_heap_get(void) {
       return NULL;
     }
     memset(h, 0, sizeof *h);
-    hak_class_heaps_init(h);
+    hak_slab_class_heaps_init(h);
   }
   h->tcache = hak_tls.bins;
   h->thread = pthread_self();
@@ -112,7 +112,7 @@ hak_heap *hak_heap_get(void) {
   g_reg.live = h;
   // Counted under the registry lock, which fork holds: a child never sees a
   // heap in the registry that the count misses (or the other way round).
-  hak_stat_add(&hak_gstats.threads_live, 1);
+  hak_stats_add(&hak_stats_global.threads_live, 1);
   reg_unlock();
 
   hak_tls.heap = h;
@@ -122,7 +122,7 @@ hak_heap *hak_heap_get(void) {
   return h;
 }
 
-uint64_t hak_heap_trim_idle(bool force) {
+uint64_t hak_thread_heap_trim_idle(bool force) {
   // Without bins the owner allocates from its slabs with no lock to take.
   if (!HAKMEM_FASTCACHE)
     return 0;
@@ -154,8 +154,8 @@ uint64_t hak_heap_trim_idle(bool force) {
   }
   reg_unlock();
   if (released > 0) {
-    hak_stat_add(&hak_gstats.slabs_trimmed, (int64_t)released);
-    hak_pool_purge_slots(true); // these slots have been idle for the decay time already
+    hak_stats_add(&hak_stats_global.slabs_trimmed, (int64_t)released);
+    hak_shared_pool_purge_slots(true); // these slots have been idle for the decay time already
   }
   return next;
 }
@@ -204,9 +204,9 @@ static void retire(hak_heap *h) {
 
 // How long a stashed heap waits for a new thread: half the decay time, since
 // the SuperSlabs it frees when it retires then wait the decay time again.
-static uint64_t stash_wait_ms(void) { return hak_opts.decay_ms / 2; }
+static uint64_t stash_wait_ms(void) { return hak_options_current.decay_ms / 2; }
 
-uint64_t hak_heap_stash_expire(bool force) {
+uint64_t hak_thread_heap_stash_expire(bool force) {
   hak_heap *old[HAK_HEAP_STASH_MAX];
   unsigned n = 0;
   uint64_t now = hak_os_now_ms(), next = 0;
@@ -228,7 +228,7 @@ uint64_t hak_heap_stash_expire(bool force) {
   return next;
 }
 
-void hak_heap_thread_exit(void) {
+void hak_thread_heap_exit(void) {
   hak_heap *h = hak_tls.heap;
   if (h == NULL)
     return;
@@ -240,7 +240,7 @@ void hak_heap_thread_exit(void) {
   // The heap goes to the stash whole (the oldest one retires when it is
   // full); it retires at once when the stash is off.
   uint64_t now = hak_os_now_ms();
-  unsigned limit = hak_opts.heap_stash;
+  unsigned limit = hak_options_current.heap_stash;
   hak_heap *victim = h;
   reg_lock();
   merge_counters(h, hak_tls.bins);
@@ -260,8 +260,8 @@ void hak_heap_thread_exit(void) {
     g_reg.stash[g_reg.nstash] = h;
     g_reg.stashed_at[g_reg.nstash++] = now;
   }
-  hak_stat_add(&hak_gstats.threads_live, -1); // under the lock, as in hak_heap_get
-  hak_stat_add(&hak_gstats.threads_exited, 1);
+  hak_stats_add(&hak_stats_global.threads_live, -1); // under the lock, as in hak_thread_heap_get
+  hak_stats_add(&hak_stats_global.threads_exited, 1);
   reg_unlock();
   if (victim != NULL)
     retire(victim);
@@ -269,17 +269,17 @@ void hak_heap_thread_exit(void) {
     hak_purge_wanted(now + stash_wait_ms()); // an unclaimed heap retires when idle
 
   hak_tls.heap = NULL;
-  hak_pool_sweep_abandoned(false); // only if a remote free asked for it
-  hak_arena_tick_nostart();        // a malloc now would give the exiting thread a heap
+  hak_shared_pool_sweep_abandoned(false); // only if a remote free asked for it
+  hak_page_arena_tick_nostart();          // a malloc now would give the exiting thread a heap
 }
 
 static void heap_destructor(void *arg) {
   (void)arg;
-  hak_heap_thread_exit();
+  hak_thread_heap_exit();
 }
 
 // The exited totals and orphan frees; the registry lock held, or, from
-// hak_heap_collect_counters_try's fallback, a racy but memory-safe read.
+// hak_thread_heap_collect_counters_try's fallback, a racy but memory-safe read.
 static void collect_exited(hak_class_counters merged[HAK_NUM_CLASSES],
                            uint64_t fast_allocs[HAK_NUM_CLASSES],
                            uint64_t fast_frees[HAK_NUM_CLASSES]) {
@@ -313,9 +313,9 @@ static void collect_live(hak_class_counters merged[HAK_NUM_CLASSES],
   }
 }
 
-void hak_heap_collect_counters(hak_class_counters merged[HAK_NUM_CLASSES],
-                               uint64_t fast_allocs[HAK_NUM_CLASSES],
-                               uint64_t fast_frees[HAK_NUM_CLASSES]) {
+void hak_thread_heap_collect_counters(hak_class_counters merged[HAK_NUM_CLASSES],
+                                      uint64_t fast_allocs[HAK_NUM_CLASSES],
+                                      uint64_t fast_frees[HAK_NUM_CLASSES]) {
   reg_lock();
   collect_exited(merged, fast_allocs, fast_frees);
   collect_live(merged, fast_allocs, fast_frees);
@@ -353,9 +353,9 @@ static bool reg_trylock(uint32_t wait_ms) {
   return got;
 }
 
-bool hak_heap_collect_counters_try(hak_class_counters merged[HAK_NUM_CLASSES],
-                                   uint64_t fast_allocs[HAK_NUM_CLASSES],
-                                   uint64_t fast_frees[HAK_NUM_CLASSES], uint32_t wait_ms) {
+bool hak_thread_heap_collect_counters_try(hak_class_counters merged[HAK_NUM_CLASSES],
+                                          uint64_t fast_allocs[HAK_NUM_CLASSES],
+                                          uint64_t fast_frees[HAK_NUM_CLASSES], uint32_t wait_ms) {
   bool got = reg_trylock(wait_ms);
   collect_exited(merged, fast_allocs, fast_frees);
   if (!got)
@@ -365,7 +365,8 @@ bool hak_heap_collect_counters_try(hak_class_counters merged[HAK_NUM_CLASSES],
   return true;
 }
 
-bool hak_heap_collect_bins(uint64_t held[HAK_NUM_CLASSES], bool from_signal, uint32_t wait_ms) {
+bool hak_thread_heap_collect_bins(uint64_t held[HAK_NUM_CLASSES], bool from_signal,
+                                  uint32_t wait_ms) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
     held[c] = 0;
   if (from_signal) {
@@ -385,7 +386,7 @@ bool hak_heap_collect_bins(uint64_t held[HAK_NUM_CLASSES], bool from_signal, uin
   return true;
 }
 
-void hak_heap_registry_hold(bool hold) {
+void hak_thread_heap_registry_hold(bool hold) {
   if (hold)
     reg_lock();
   else
@@ -394,11 +395,11 @@ void hak_heap_registry_hold(bool hold) {
 
 // Fork: the registry lock is held across fork() (maintenance orders it among
 // the other boxes' locks), so the child inherits a consistent registry.
-void hak_heap_fork_prepare(void) { pthread_mutex_lock(&g_reg.lock); }
+void hak_thread_heap_fork_prepare(void) { pthread_mutex_lock(&g_reg.lock); }
 
-void hak_heap_fork_parent(void) { pthread_mutex_unlock(&g_reg.lock); }
+void hak_thread_heap_fork_parent(void) { pthread_mutex_unlock(&g_reg.lock); }
 
-void hak_heap_fork_child(void) {
+void hak_thread_heap_fork_child(void) {
   pthread_mutex_init(&g_reg.lock, NULL);
   // Other threads do not exist in the child. Their heaps may have been
   // mid-update when fork() ran, so their memory is left alone (it stays
@@ -416,6 +417,6 @@ void hak_heap_fork_child(void) {
     registry_unlink(h);
     h->live = false;
     h->tcache = NULL;
-    hak_stat_add(&hak_gstats.threads_live, -1);
+    hak_stats_add(&hak_stats_global.threads_live, -1);
   }
 }

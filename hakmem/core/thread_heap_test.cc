@@ -4,7 +4,7 @@
 // thread, so that its first allocation finds blocks at once, takes no pool
 // lock and makes no system call; the trims of idle heaps; the counters.
 //
-// The test sets up what hak_init would (options, checks, the class map, the
+// The test sets up what hak_maintenance_init would (options, checks, the class map, the
 // thread-exit key) and registers a purge pass of the registry's own work;
 // it allocates and frees through the fast cache's paths, as malloc does.
 #include "hakmem/core/thread_heap.h"
@@ -37,12 +37,12 @@
 #include "hakmem/core/os.h"
 #include "hakmem/core/page_arena.h"
 #include "hakmem/core/purge.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 #include "hakmem/core/shared_pool.h"
 #include "hakmem/core/size_class.h"
 #include "hakmem/core/stats.h"
 #include "hakmem/core/superslab.h"
-#include "hakmem/core/tiny_fastcache.h"
+#include "hakmem/core/tcache.h"
 
 namespace {
 
@@ -55,17 +55,17 @@ uint64_t Earliest(uint64_t a, uint64_t b) {
 // The purge pass as far as the registry goes (maintenance's pass also decays
 // the arena and the pool's free slots).
 uint64_t RegistryPass() {
-  return Earliest(hak_heap_trim_idle(false), hak_heap_stash_expire(false));
+  return Earliest(hak_thread_heap_trim_idle(false), hak_thread_heap_stash_expire(false));
 }
 
-// What hak_init does for the boxes up to the registry.
+// What hak_maintenance_init does for the boxes up to the registry.
 class RegistryEnvironment : public ::testing::Environment {
 public:
   void SetUp() override {
     hak_options_load();
-    hak_check_init();
-    hak_classmap_init();
-    ASSERT_EQ(hak_heap_registry_init(), 0);
+    hak_integrity_init();
+    hak_segmap_class_init();
+    ASSERT_EQ(hak_thread_heap_registry_init(), 0);
     hak_purge_set_pass(RegistryPass);
   }
 };
@@ -76,7 +76,7 @@ hak_slab *SlabOf(const void *p) {
   const unsigned kind = hak_segmap_kind(p);
   if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM)
     return nullptr;
-  return hak_slab_of(p, kind);
+  return hak_superslab_slab_of(p, kind);
 }
 hak_heap *Owner(const hak_slab *s) { return s->owner.load(std::memory_order_relaxed); }
 unsigned State(const hak_slab *s) { return HAK_SLAB_STATE(s); }
@@ -85,11 +85,11 @@ unsigned State(const hak_slab *s) { return HAK_SLAB_STATE(s); }
 // hit, else the fast cache's slow path (which, with no bins, goes to the
 // slabs).
 void *Alloc(size_t size) {
-  const unsigned cls = hak_size_class(size);
-  hak_heap *h = hak_heap_get();
+  const unsigned cls = hak_size_class_of(size);
+  hak_heap *h = hak_thread_heap_get();
   void *b = nullptr;
 #if HAKMEM_FASTCACHE
-  b = hak_tcache_pop(HAK_BIN_SLOT(hak_bin_of_class(cls)));
+  b = hak_tcache_pop(HAK_BIN_SLOT(hak_tcache_bin_of_class(cls)));
 #endif
   return b != nullptr ? b : hak_tcache_alloc_slow(h, cls, UINT32_MAX);
 }
@@ -98,10 +98,10 @@ void Free(void *p) {
   hak_slab *s = SlabOf(p);
   const unsigned cls = s->class_idx;
 #if HAKMEM_FASTCACHE
-  if (hak_tcache_push(HAK_BIN_SLOT(hak_bin_of_class(cls)), p))
+  if (hak_tcache_push(HAK_BIN_SLOT(hak_tcache_bin_of_class(cls)), p))
     return;
 #endif
-  hak_tcache_free_slow(hak_heap_get(), p, s, cls);
+  hak_tcache_free_slow(hak_thread_heap_get(), p, s, cls);
 }
 
 // Empties this thread's bins into their slabs (hak_thread_flush).
@@ -114,16 +114,16 @@ void FlushMyBins() {
 // trim, the stash, abandoned slabs, idle regions.
 void TrimAll() {
   FlushMyBins();
-  hak_purge_exclusive([] { hak_heap_trim_idle(true); });
-  hak_heap_stash_expire(true);
-  hak_pool_sweep_abandoned(true);
-  hak_arena_decay(true);
+  hak_purge_exclusive([] { hak_thread_heap_trim_idle(true); });
+  hak_thread_heap_stash_expire(true);
+  hak_shared_pool_sweep_abandoned(true);
+  hak_page_arena_decay(true);
 }
 
 // Sets HAKMEM_HEAP_STASH at run time; returns the old value.
 unsigned SetHeapStash(unsigned n) {
-  const unsigned old = hak_opts.heap_stash;
-  hak_opts.heap_stash = n;
+  const unsigned old = hak_options_current.heap_stash;
+  hak_options_current.heap_stash = n;
   return old;
 }
 
@@ -150,7 +150,7 @@ TEST(HeapStash, NewThreadTakesOverTheExitedThreadsHeap) {
   std::vector<void *> kept;
   hak_heap *first_heap = nullptr;
   RunInThread([&] {
-    first_heap = hak_heap_get();
+    first_heap = hak_thread_heap_get();
     for (int i = 0; i < 20; ++i)
       kept.push_back(Alloc(kSize));
   });
@@ -158,22 +158,22 @@ TEST(HeapStash, NewThreadTakesOverTheExitedThreadsHeap) {
   ASSERT_NE(slab, nullptr);
   EXPECT_EQ(Owner(slab), first_heap) << "the exited thread's slab stays with its heap";
   EXPECT_NE(State(slab), HAK_SLAB_ABANDONED);
-  const uint64_t reused = Stat(hak_gstats.heaps_reused);
-  const uint64_t superslabs = Stat(hak_gstats.superslabs_total);
-  const uint64_t abandoned = Stat(hak_gstats.abandoned);
-  const uint64_t adopted = Stat(hak_gstats.adopted);
+  const uint64_t reused = Stat(hak_stats_global.heaps_reused);
+  const uint64_t superslabs = Stat(hak_stats_global.superslabs_total);
+  const uint64_t abandoned = Stat(hak_stats_global.abandoned);
+  const uint64_t adopted = Stat(hak_stats_global.adopted);
 
   RunInThread([&] {
     void *p = Alloc(kSize);
     ASSERT_NE(p, nullptr);
-    EXPECT_EQ(hak_heap_get(), first_heap) << "the new thread took the stashed heap";
+    EXPECT_EQ(hak_thread_heap_get(), first_heap) << "the new thread took the stashed heap";
     EXPECT_EQ(SlabOf(p), slab) << "and allocates from its slab at once";
     Free(p);
   });
-  EXPECT_EQ(Stat(hak_gstats.heaps_reused) - reused, 1u);
-  EXPECT_EQ(Stat(hak_gstats.superslabs_total), superslabs);
-  EXPECT_EQ(Stat(hak_gstats.abandoned), abandoned);
-  EXPECT_EQ(Stat(hak_gstats.adopted), adopted);
+  EXPECT_EQ(Stat(hak_stats_global.heaps_reused) - reused, 1u);
+  EXPECT_EQ(Stat(hak_stats_global.superslabs_total), superslabs);
+  EXPECT_EQ(Stat(hak_stats_global.abandoned), abandoned);
+  EXPECT_EQ(Stat(hak_stats_global.adopted), adopted);
   for (void *p : kept)
     Free(p);
 }
@@ -391,9 +391,9 @@ TEST(IdleTrim, ParkedThreadsEmptySlabsGoBack) {
       for (size_t i = 1; i < g.count; i += 2)
         Free(g.blocks[i]);
   });
-  const uint64_t trimmed = Stat(hak_gstats.slabs_trimmed);
+  const uint64_t trimmed = Stat(hak_stats_global.slabs_trimmed);
   TrimAll();
-  EXPECT_GT(Stat(hak_gstats.slabs_trimmed), trimmed);
+  EXPECT_GT(Stat(hak_stats_global.slabs_trimmed), trimmed);
   for (size_t k = 0; k < groups.size(); k++) {
     SCOPED_TRACE(groups[k].size);
     EXPECT_GE(before[k], 8u);
@@ -520,12 +520,12 @@ TEST(IdleTrim, RemoteFreesAfterATrimAreCollected) {
   SKIP_WITHOUT_FAST_CACHE();
   hakmem_box_test::Worker w;
   std::vector<void *> blocks = MediumBlocksOf(w);
-  const uint64_t trimmed = Stat(hak_gstats.slabs_trimmed);
+  const uint64_t trimmed = Stat(hak_stats_global.slabs_trimmed);
   TrimAll(); // the owner's heap is trimmed with every block still out
   EXPECT_GE(SlabsInUse(blocks), 8u);
   FreeHere(blocks);
   EXPECT_EQ(SlabsInUseAfterWaiting(blocks), 0u);
-  EXPECT_GT(Stat(hak_gstats.slabs_trimmed), trimmed);
+  EXPECT_GT(Stat(hak_stats_global.slabs_trimmed), trimmed);
 }
 
 // ---- teardown and counters ---------------------------------------------------
@@ -538,7 +538,7 @@ struct Totals {
 Totals Collect(unsigned cls) {
   hak_class_counters merged[HAK_NUM_CLASSES];
   uint64_t fast_allocs[HAK_NUM_CLASSES], fast_frees[HAK_NUM_CLASSES];
-  hak_heap_collect_counters(merged, fast_allocs, fast_frees);
+  hak_thread_heap_collect_counters(merged, fast_allocs, fast_frees);
   return {merged[cls].allocs + fast_allocs[cls], merged[cls].frees + fast_frees[cls],
           merged[cls].remote_frees};
 }
@@ -548,7 +548,7 @@ Totals Collect(unsigned cls) {
 TEST(HeapCounters, LiveAndExitedThreadsAreSummed) {
   constexpr size_t kClassSize = 448; // a class no other test here uses
   constexpr int kBlocks = 300;
-  const unsigned cls = hak_size_class(kClassSize);
+  const unsigned cls = hak_size_class_of(kClassSize);
   const Totals before = Collect(cls);
   std::vector<void *> blocks;
   {
@@ -574,36 +574,36 @@ TEST(HeapCounters, LiveAndExitedThreadsAreSummed) {
   EXPECT_EQ(after.remote_frees - before.remote_frees, static_cast<uint64_t>(kBlocks / 2));
 }
 
-// hak_heap_thread_exit tears the heap down at once; the thread gets a new
+// hak_thread_heap_exit tears the heap down at once; the thread gets a new
 // one on its next use.
 TEST(HeapTeardown, ExitNowAndAgain) {
   const unsigned old = SetHeapStash(0);
   TrimAll();
   RunInThread([&] {
-    const uint64_t live = Stat(hak_gstats.threads_live);
-    const uint64_t exited = Stat(hak_gstats.threads_exited);
-    hak_heap *h = hak_heap_get();
+    const uint64_t live = Stat(hak_stats_global.threads_live);
+    const uint64_t exited = Stat(hak_stats_global.threads_exited);
+    hak_heap *h = hak_thread_heap_get();
     ASSERT_NE(h, nullptr);
     EXPECT_EQ(hak_tls.heap, h);
     EXPECT_EQ(h->tcache, hak_tls.bins);
     EXPECT_TRUE(h->live);
-    EXPECT_EQ(Stat(hak_gstats.threads_live), live + 1);
+    EXPECT_EQ(Stat(hak_stats_global.threads_live), live + 1);
     void *p = Alloc(kSize);
     hak_slab *s = SlabOf(p);
     EXPECT_EQ(Owner(s), h);
-    hak_heap_thread_exit();
+    hak_thread_heap_exit();
     EXPECT_EQ(hak_tls.heap, nullptr);
     EXPECT_FALSE(h->live);
-    EXPECT_EQ(Stat(hak_gstats.threads_live), live);
-    EXPECT_EQ(Stat(hak_gstats.threads_exited), exited + 1);
+    EXPECT_EQ(Stat(hak_stats_global.threads_live), live);
+    EXPECT_EQ(Stat(hak_stats_global.threads_exited), exited + 1);
     // With the stash off the slab, which holds p, was abandoned.
     EXPECT_EQ(State(s), HAK_SLAB_ABANDONED);
     EXPECT_EQ(Owner(s), nullptr);
-    EXPECT_EQ(hak_tls.bins->cap[hak_bin_of_class(hak_size_class(kSize))], 0u)
+    EXPECT_EQ(hak_tls.bins->cap[hak_tcache_bin_of_class(hak_size_class_of(kSize))], 0u)
         << "the bins are closed: later frees go slow";
     Free(p); // gets the thread a heap again
     EXPECT_NE(hak_tls.heap, nullptr);
-    EXPECT_EQ(Stat(hak_gstats.threads_live), live + 1);
+    EXPECT_EQ(Stat(hak_stats_global.threads_live), live + 1);
   });
   SetHeapStash(old);
   TrimAll();
@@ -614,11 +614,11 @@ TEST(HeapTeardown, ExitNowAndAgain) {
 TEST(HeapCounters, TryLeavesLiveThreadsOutWhenItsThreadHoldsTheLock) {
   hak_class_counters merged[HAK_NUM_CLASSES];
   uint64_t fast_allocs[HAK_NUM_CLASSES], fast_frees[HAK_NUM_CLASSES];
-  hak_heap_registry_hold(true);
-  const bool got = hak_heap_collect_counters_try(merged, fast_allocs, fast_frees, 10);
-  hak_heap_registry_hold(false);
+  hak_thread_heap_registry_hold(true);
+  const bool got = hak_thread_heap_collect_counters_try(merged, fast_allocs, fast_frees, 10);
+  hak_thread_heap_registry_hold(false);
   EXPECT_FALSE(got);
-  EXPECT_TRUE(hak_heap_collect_counters_try(merged, fast_allocs, fast_frees, 10));
+  EXPECT_TRUE(hak_thread_heap_collect_counters_try(merged, fast_allocs, fast_frees, 10));
 }
 
 } // namespace

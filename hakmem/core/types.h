@@ -175,7 +175,7 @@ typedef struct hak_superslab {
   // free list until the owner uses the slab again.
   uint64_t purged_pages[HAK_SS_MAX_SLABS][HAK_SLAB_MAX_PAGES / 64];
   // (profiler's lock; read by any free) per slab, a one-word filter of its
-  // sampled blocks (hak_slab_prof_bit): a free in a slab with sampled blocks
+  // sampled blocks (hak_superslab_prof_bit): a free in a slab with sampled blocks
   // asks the profiler's table only when its bit is set.
   uint64_t prof_filter[HAK_SS_MAX_SLABS];
 } hak_superslab;

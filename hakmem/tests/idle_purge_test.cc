@@ -216,8 +216,8 @@ int ForkChildCase() {
 }
 
 int SlowPathOnlyCase() {
-  hak_init(); // loads the options: switch this one only afterwards
-  hak_opts.purge_thread = 0;
+  hak_maintenance_init(); // loads the options: switch this one only afterwards
+  hak_options_current.purge_thread = 0;
   uint64_t start = RssBytes();
   LargeRoundTrip(100);
   SleepMs(kIdleLimitMs);

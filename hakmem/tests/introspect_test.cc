@@ -36,33 +36,33 @@
 
 namespace {
 
-// The options are loaded by hak_init: read or switch them only afterwards.
+// The options are loaded by hak_maintenance_init: read or switch them only afterwards.
 int StatsSignal() {
-  hak_init();
-  return hak_opts.stats_signal;
+  hak_maintenance_init();
+  return hak_options_current.stats_signal;
 }
 
 int StatsFd() {
-  hak_init();
-  return hak_opts.stats_fd;
+  hak_maintenance_init();
+  return hak_options_current.stats_fd;
 }
 
 // Sets the report format (JSON or text); returns whether it was JSON.
 bool SetStatsJson(bool json) {
-  hak_init();
-  const bool old = hak_opts.stats == HAK_STATS_JSON;
-  hak_opts.stats = json ? HAK_STATS_JSON : HAK_STATS_OFF;
+  hak_maintenance_init();
+  const bool old = hak_options_current.stats == HAK_STATS_JSON;
+  hak_options_current.stats = json ? HAK_STATS_JSON : HAK_STATS_OFF;
   return old;
 }
 
 // The arena reads its bound from any thread: atomic accesses.
 size_t ArenaCacheBytes() {
-  hak_init();
-  return __atomic_load_n(&hak_opts.arena_cache_bytes, __ATOMIC_RELAXED);
+  hak_maintenance_init();
+  return __atomic_load_n(&hak_options_current.arena_cache_bytes, __ATOMIC_RELAXED);
 }
 
 void SetArenaCacheBytes(size_t bytes) {
-  __atomic_store_n(&hak_opts.arena_cache_bytes, bytes, __ATOMIC_RELAXED);
+  __atomic_store_n(&hak_options_current.arena_cache_bytes, bytes, __ATOMIC_RELAXED);
 }
 
 } // namespace
@@ -242,7 +242,7 @@ TEST(Mallinfo, EveryFieldSaturatesAtIntMax) {
   in.fordblks = size_t{INT_MAX} - 1;
   in.keepcost = size_t{8} << 30;
   struct mallinfo out;
-  hak_mallinfo_clamp(&in, &out);
+  hak_introspect_mallinfo_clamp(&in, &out);
   EXPECT_EQ(out.arena, INT_MAX);
   EXPECT_EQ(out.ordblks, INT_MAX);
   EXPECT_EQ(out.smblks, INT_MAX);
@@ -601,12 +601,12 @@ TEST(StatsSignal, JsonReportWithHakmemStatsJson) {
 
 TEST(StatsSignal, HandlerOnItsOwnThreadWhileItHoldsTheRegistryDoesNotWait) {
   // The signal lands while this thread holds the registry lock (as inside
-  // hak_heap_get or a statistics read): the report leaves live threads out,
+  // hak_thread_heap_get or a statistics read): the report leaves live threads out,
   // says so, and returns instead of waiting for itself.
   std::string text = ReportFrom([] {
-    hak_heap_registry_hold(true);
+    hak_thread_heap_registry_hold(true);
     raise(SIGUSR2);
-    hak_heap_registry_hold(false);
+    hak_thread_heap_registry_hold(false);
   });
   EXPECT_EQ(text.compare(0, 13, "hakmem stats "), 0) << text;
   EXPECT_NE(text.find("partial: live threads' counters left out"), std::string::npos) << text;
@@ -614,21 +614,21 @@ TEST(StatsSignal, HandlerOnItsOwnThreadWhileItHoldsTheRegistryDoesNotWait) {
 
   const bool old = SetStatsJson(true);
   text = ReportFrom([] {
-    hak_heap_registry_hold(true);
+    hak_thread_heap_registry_hold(true);
     raise(SIGUSR2);
-    hak_heap_registry_hold(false);
+    hak_thread_heap_registry_hold(false);
   });
   SetStatsJson(old);
   EXPECT_NE(text.find("\"partial\":true"), std::string::npos) << text;
 }
 
 void *HoldRegistry(void *arg) {
-  hak_heap_registry_hold(true);
+  hak_thread_heap_registry_hold(true);
   auto *go = static_cast<volatile int *>(arg);
   *go = 1;
   while (*go == 1)
     usleep(1000);
-  hak_heap_registry_hold(false);
+  hak_thread_heap_registry_hold(false);
   return nullptr;
 }
 
@@ -653,8 +653,8 @@ TEST(StatsSignal, AHandlerTheProgramSetBeforeIsKeptAndCalled) {
   program.sa_handler = ProgramHandler;
   sigemptyset(&program.sa_mask);
   ASSERT_EQ(sigaction(SIGUSR1, &program, &saved), 0);
-  ASSERT_EQ(hak_stats_signal_install(SIGUSR1), 0);
-  ASSERT_EQ(hak_stats_signal_install(SIGUSR1), 0); // a second install changes nothing
+  ASSERT_EQ(hak_stats_report_signal_install(SIGUSR1), 0);
+  ASSERT_EQ(hak_stats_report_signal_install(SIGUSR1), 0); // a second install changes nothing
   g_program_handler_calls = 0;
   std::string text = ReportFrom([] { raise(SIGUSR1); });
   EXPECT_EQ(g_program_handler_calls, 1);
@@ -729,7 +729,7 @@ TEST(StatsSignal, SignalsIntoAThreadReadingTheStatisticsNeverDeadlock) {
   program.sa_handler = CountingHandler;
   sigemptyset(&program.sa_mask);
   ASSERT_EQ(sigaction(SIGUSR1, &program, &saved), 0);
-  ASSERT_EQ(hak_stats_signal_install(SIGUSR1), 0);
+  ASSERT_EQ(hak_stats_report_signal_install(SIGUSR1), 0);
   const int mem = memfd_create("stats-signal", 0); // never blocks a writer
   ASSERT_GE(mem, 0);
   ASSERT_EQ(dup2(mem, kReportFd), kReportFd);

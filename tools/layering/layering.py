@@ -24,7 +24,10 @@ check fails (exit 1) when
     hdrs any of its files includes, or a file includes a header of the
     package nothing of which it uses (the names a header declares are found
     by their shape: macros, tags, typedefs, enum constants, functions,
-    variables and fields; an unrecognised declaration only hides a finding).
+    variables and fields; an unrecognised declaration only hides a finding);
+  - a box header (other than types.h, hakmem.h and box_test_util.h) declares a function or an extern
+    variable whose name does not start with hak_<the header's name>_, so that
+    every name leads to its file.
 graph prints the default variant's boxes (libraries other than the aggregates
 such as :core and :override) as a Markdown section: a mermaid flowchart and a
 table of floors and direct deps. docs-check compares that with the section of
@@ -668,6 +671,74 @@ def check_unused(layering, root):
     return findings
 
 
+# ---- check: names lead to files -------------------------------------------------
+
+# Headers whose names are not one box's: the shared structures, the public API
+# (hak_malloc, ...) and the box tests' C++ helpers.
+DEFAULT_PREFIX_EXEMPT = ("types.h", "hakmem.h", "box_test_util.h")
+FUNCTION_RE = re.compile(r"\b([A-Za-z_]\w*)[ \t\n]*\((?![ \t\n]*\*)")
+ATTRIBUTE_RE = re.compile(r"\b(?:__attribute__|__typeof__|__typeof|typeof|_Alignas|alignas)[ \t\n]*\(")
+EXTERN_NAME_RE = re.compile(
+    r"\bextern\b[^;]*?\b([A-Za-z_]\w*)[ \t\n]*(?:\[[^\];]*\][ \t\n]*)*"
+    r"(?:\b[A-Z_][A-Z0-9_]*\b[ \t\n]*)*;"
+)
+
+
+def without_attributes(code):
+    """code with each __attribute__((...)), __typeof(...) and the like made a space."""
+    out = []
+    i = 0
+    while True:
+        m = ATTRIBUTE_RE.search(code, i)
+        if not m:
+            out.append(code[i:])
+            return "".join(out)
+        out.append(code[i:m.start()] + " ")
+        j, depth = m.end(), 1
+        while j < len(code) and depth:
+            depth += {"(": 1, ")": -1}.get(code[j], 0)
+            j += 1
+        i = j
+
+
+def exported_names(text):
+    """Functions and extern variables a header declares or defines (not types, macros, fields)."""
+    code = without_attributes(without_function_bodies(DIRECTIVE_RE.sub("", code_of(text))))
+    names = {m.group(1) for m in FUNCTION_RE.finditer(code)}
+    names |= {m.group(1) for m in EXTERN_NAME_RE.finditer(code)}
+    return {
+        n for n in names
+        if n not in C_KEYWORDS and not n.startswith("__") and n != "_Static_assert"
+        and not n.isupper()  # a macro's invocation
+    }
+
+
+def check_prefixes(layering, root, exempt=DEFAULT_PREFIX_EXEMPT):
+    """Findings for a function or variable of a box header not named hak_<header>_."""
+    findings = []
+    seen = set()
+    for label in layering.boxes():
+        target = layering.libs[label]
+        for path in sorted(set(layering.files(target.hdrs))):
+            base = os.path.basename(path)
+            if not base.endswith(".h") or base in exempt or path in seen:
+                continue
+            seen.add(path)
+            try:
+                with open(os.path.join(root, path), encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue  # check_includes reports it
+            prefix = "hak_%s_" % base[:-2]
+            for name in sorted(exported_names(text)):
+                if not name.startswith(prefix):
+                    findings.append(
+                        "%s declares %s: the names of %s start with %s (its file's name)"
+                        % (path, name, short(layering, label), prefix)
+                    )
+    return findings
+
+
 # ---- check: variant twins ----------------------------------------------------------
 
 
@@ -973,6 +1044,7 @@ def cmd_check(args, out, err):
         ("includes of headers the target does not depend on", check_includes(layering, root)),
         ("declared deps and includes that nothing uses", check_unused(layering, root)),
         ("variant twins that differ from the default variant", check_variants(layering)),
+        ("functions and variables not named for their header", check_prefixes(layering, root)),
     ]
     total = sum(len(f) for _, f in sections)
     if total:
@@ -983,7 +1055,7 @@ def cmd_check(args, out, err):
     print(
         "layering check of //%s: %d libraries (%d boxes of the default variant), "
         "no cycle, every quoted include declared and used, every dep used, "
-        "variant twins alike"
+        "variant twins alike, every box's names prefixed with its header's"
         % (layering.package, len(layering.libs), len(layering.boxes())),
         file=out,
     )

@@ -335,6 +335,41 @@ class UnusedTest(unittest.TestCase):
             self.assertEqual(layering.check_unused(m, root), [])
 
 
+class PrefixTest(unittest.TestCase):
+    def test_exported_names_by_shape(self):
+        text = (
+            "#pragma once\n#define HAK_X_M(a) hak_called(a)\n"
+            "typedef struct hak_x_s { void (*hook)(int arg); } hak_x_s;\n"
+            "typedef int (*hak_x_fn)(void *arg);\n"
+            "extern int hak_x_var HAK_INTERNAL;\nextern HAK_ATOMIC(int) hak_x_arr[4] HAK_INTERNAL;\n"
+            "extern __typeof(hak_malloc) hak_x_alias HAK_INTERNAL;\n"
+            "void hak_x_log(const char *f, ...) __attribute__((format(printf, 1, 2)));\n"
+            "static inline int hak_x_inline(int n) { return hak_other(n); }\n"
+        )
+        self.assertEqual(
+            layering.exported_names(text),
+            {"hak_x_var", "hak_x_arr", "hak_x_alias", "hak_x_log", "hak_x_inline"},
+        )
+
+    def test_names_not_prefixed_by_their_header(self):
+        files = {
+            "types.h": "#pragma once\nextern int hak_tls;\n",
+            "page_arena.h": '#pragma once\nvoid hak_page_arena_free(void *p);\n'
+                            'void *hak_arena_alloc(unsigned long n);\nextern int hak_pages;\n',
+            "page_arena_inl.h": "#pragma once\nstatic inline int hak_page_arena_inl_one(void) { return 1; }\n",
+        }
+        m = model(lib("types", hdrs=["types.h"]),
+                  lib("page_arena", hdrs=["page_arena.h", "page_arena_inl.h"], deps=["types"]),
+                  suffixes=[""])
+        with tempfile.TemporaryDirectory(dir=TMP_ROOT) as root:
+            write_tree(root, files)
+            findings = layering.check_prefixes(m, root)
+        self.assertEqual(len(findings), 2, findings)
+        self.assertIn("page_arena.h declares hak_arena_alloc: the names of :page_arena start "
+                      "with hak_page_arena_", findings[0])
+        self.assertIn("declares hak_pages", findings[1])
+
+
 class VariantTest(unittest.TestCase):
     def test_missing_twin(self):
         m = model(

@@ -23,7 +23,7 @@
 #include "gtest/gtest.h"
 #include "hakmem.h"
 #include "hakmem/core/guarded.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 #include "hakmem/tests/reliability/reliability_util.h"
 
 // The functions the reports' stacks must name: C names, not inlined.

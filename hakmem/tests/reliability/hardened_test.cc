@@ -19,7 +19,7 @@
 
 #include "gtest/gtest.h"
 #include "hakmem.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 #include "hakmem/tests/reliability/reliability_util.h"
 
 static_assert(HAKMEM_HARDENED, "hardened_test is built against the hardened variant only");

@@ -34,7 +34,7 @@
 
 #include "gtest/gtest.h"
 #include "hakmem.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 #include "hakmem/tests/reliability/reliability_util.h"
 
 extern "C" size_t malloc_usable_size(void *p);

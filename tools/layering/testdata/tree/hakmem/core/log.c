@@ -1,3 +1,3 @@
 #include "log.h"
 #include <unistd.h>
-void hak_log(const char *msg) { (void)msg; }
+void hak_log_write(const char *msg) { (void)msg; }

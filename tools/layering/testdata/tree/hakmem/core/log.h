@@ -1,2 +1,2 @@
 #pragma once
-void hak_log(const char *msg);
+void hak_log_write(const char *msg);

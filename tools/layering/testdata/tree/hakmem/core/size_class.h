@@ -1,4 +1,4 @@
 #pragma once
 #include "types.h"
-int hak_size_class(size_t n);
+int hak_size_class_of(size_t n);
 hak_block *hak_size_class_batch(int cls);

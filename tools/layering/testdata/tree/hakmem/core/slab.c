@@ -16,6 +16,6 @@ static const char *const note = "#include \"not_an_include.h\"";
 hak_block *hak_slab_take(int cls) {
   (void)note;
   (void)hak_os_map;
-  (void)hak_size_class;
+  (void)hak_size_class_of;
   return (hak_block *)hak_superslab_new() + cls * HAK_SLAB_BATCH;
 }

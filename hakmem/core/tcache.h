@@ -47,19 +47,19 @@ void hak_tcache_set_caps(hak_tcache_bin *bins, bool enabled) HAK_INTERNAL;
 // Accessors of bin i of a thread's bins. The owner thread updates the packed
 // word; statistics read it from other threads, so under ThreadSanitizer the
 // update is an atomic store.
-static inline void **hak_bin_head(hak_tcache_bin *bins, unsigned i) {
+static inline void **hak_tcache_bin_head(hak_tcache_bin *bins, unsigned i) {
   return &bins->hot.head[HAK_BIN_SLOT(i)];
 }
-static inline uint64_t *hak_bin_word(hak_tcache_bin *bins, unsigned i) {
+static inline uint64_t *hak_tcache_bin_word(hak_tcache_bin *bins, unsigned i) {
   return &bins->hot.w.word[HAK_BIN_SLOT(i)];
 }
-static inline uint32_t hak_bin_room(hak_tcache_bin *bins, unsigned i) {
-  return (uint32_t)*hak_bin_word(bins, i) & HAK_BIN_ROOM_MASK;
+static inline uint32_t hak_tcache_bin_room(hak_tcache_bin *bins, unsigned i) {
+  return (uint32_t)*hak_tcache_bin_word(bins, i) & HAK_BIN_ROOM_MASK;
 }
-static inline uint32_t hak_bin_count(hak_tcache_bin *bins, unsigned i) {
-  return bins->cap[i] - hak_bin_room(bins, i);
+static inline uint32_t hak_tcache_bin_count(hak_tcache_bin *bins, unsigned i) {
+  return bins->cap[i] - hak_tcache_bin_room(bins, i);
 }
-static inline unsigned hak_bin_of_class(unsigned cls) { return cls + 1; }
+static inline unsigned hak_tcache_bin_of_class(unsigned cls) { return cls + 1; }
 
 // The calling thread's bins, by slot. The hit paths name them through
 // hak_tls directly, not through a pointer, so that with the slot in a
@@ -83,14 +83,14 @@ void *hak_tcache_pop_bad(void *b) HAK_INTERNAL;
 
 // Takes b, the non-empty head of bin slot, out of it and hands it out.
 static inline void *hak_tcache_take(uintptr_t slot, void *b) {
-  void *n = HAK_VET_BIN_LINKS ? hak_link_next(b) : hak_link_get(b);
-  if (hak_unlikely(!hak_is_marked_free(b)))
+  void *n = HAK_VET_BIN_LINKS ? hak_integrity_link_next(b) : hak_integrity_link_get(b);
+  if (hak_unlikely(!hak_integrity_is_marked_free(b)))
     return hak_tcache_pop_bad(b);
   if (hak_unlikely((uintptr_t)n & 15))
     return hak_tcache_pop_bad(b);
   HAK_MY_HEAD(slot) = n;
   HAK_COUNT(HAK_MY_WORD(slot), HAK_BIN_POP);
-  hak_mark_clear(b);
+  hak_integrity_mark_clear(b);
   return b;
 }
 
@@ -106,8 +106,8 @@ static inline bool hak_tcache_push(uintptr_t slot, void *p) {
   // Full, or armed by the heap profiler (a negative room).
   if (hak_unlikely((int16_t)HAK_MY_WORD(slot) <= 0))
     return false;
-  hak_link_set(p, HAK_MY_HEAD(slot));
-  hak_mark_free(p);
+  hak_integrity_link_set(p, HAK_MY_HEAD(slot));
+  hak_integrity_mark_free(p);
   HAK_MY_HEAD(slot) = p;
   HAK_COUNT(HAK_MY_WORD(slot), (uint64_t)-1);
   return true;

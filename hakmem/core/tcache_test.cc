@@ -3,7 +3,7 @@
 // back to them, the drain of every bin, and the counts the bins keep. Each
 // test runs on a thread of its own (fresh bins) with a heap the test builds
 // as the registry would.
-#include "hakmem/core/tiny_fastcache.h"
+#include "hakmem/core/tcache.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -17,7 +17,7 @@
 #include "gtest/gtest.h"
 #include "hakmem/core/integrity.h"
 #include "hakmem/core/options.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 #include "hakmem/core/size_class.h"
 #include "hakmem/core/slab.h"
 #include "hakmem/core/superslab.h"
@@ -26,13 +26,13 @@ namespace {
 
 using hakmem_box_test::RunInThread;
 
-// What hak_init does for the boxes below the registry.
+// What hak_maintenance_init does for the boxes below the registry.
 class FastCacheEnvironment : public ::testing::Environment {
 public:
   void SetUp() override {
     hak_options_load();
-    hak_check_init();
-    hak_classmap_init();
+    hak_integrity_init();
+    hak_segmap_class_init();
   }
 };
 ::testing::Environment *const kEnvironment =
@@ -50,11 +50,11 @@ hak_heap *NewHeap() {
   static std::deque<hak_heap> heaps;
   std::lock_guard<std::mutex> lock(mu);
   hak_heap *h = &heaps.emplace_back(); // value-initialised: all zeros
-  hak_class_heaps_init(h);
+  hak_slab_class_heaps_init(h);
   return h;
 }
 
-// The calling thread's heap, set up as hak_heap_get does: its bins are the
+// The calling thread's heap, set up as hak_thread_heap_get does: its bins are the
 // thread's and open.
 hak_heap *ThreadHeap() {
   hak_heap *h = NewHeap();
@@ -73,24 +73,24 @@ void EndThreadHeap(hak_heap *h) {
 }
 
 hak_tcache_bin *MyBins() { return hak_tls.bins; }
-unsigned BinOf(unsigned cls) { return hak_bin_of_class(cls); }
+unsigned BinOf(unsigned cls) { return hak_tcache_bin_of_class(cls); }
 
 hak_slab *SlabOf(const void *p) {
   const unsigned kind = hak_segmap_kind(p);
   if (kind != HAK_REGION_SS_SMALL && kind != HAK_REGION_SS_MEDIUM)
     return nullptr;
-  return hak_slab_of(p, kind);
+  return hak_superslab_slab_of(p, kind);
 }
 
 bool OnChain(const void *head, const void *p) {
-  for (const void *q = head; q != nullptr; q = hak_link_get(q))
+  for (const void *q = head; q != nullptr; q = hak_integrity_link_get(q))
     if (q == p)
       return true;
   return false;
 }
 unsigned ChainLen(const void *head) {
   unsigned n = 0;
-  for (const void *q = head; q != nullptr; q = hak_link_get(q))
+  for (const void *q = head; q != nullptr; q = hak_integrity_link_get(q))
     n++;
   return n;
 }
@@ -125,9 +125,9 @@ void Free(hak_heap *h, void *p) {
 
 // A thread's first refill of a class asks for a page's worth of blocks.
 uint32_t FirstRefill(unsigned cls) {
-  uint32_t n = static_cast<uint32_t>(HAK_PAGE_SIZE / hak_class_size(cls));
-  if (n > hak_classes[cls].batch)
-    n = hak_classes[cls].batch;
+  uint32_t n = static_cast<uint32_t>(HAK_PAGE_SIZE / hak_size_class_bytes(cls));
+  if (n > hak_size_class_table[cls].batch)
+    n = hak_size_class_table[cls].batch;
   return n == 0 ? 1 : n;
 }
 
@@ -136,39 +136,39 @@ TEST(FastCacheCaps, FromTheClassesAndTheOptions) {
     hak_tcache_bin *bins = MyBins();
     hak_tcache_set_caps(bins, true);
     EXPECT_EQ(bins->cap[0], 0u) << "bin 0 never holds blocks";
-    EXPECT_EQ(hak_bin_room(bins, 0), 0u);
+    EXPECT_EQ(hak_tcache_bin_room(bins, 0), 0u);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; ++c) {
       SCOPED_TRACE(c);
       const unsigned i = BinOf(c);
-      uint32_t want = hak_classes[c].cache_cap;
-      if (want > hak_opts.tcache_max)
-        want = hak_opts.tcache_max;
+      uint32_t want = hak_size_class_table[c].cache_cap;
+      if (want > hak_options_current.tcache_max)
+        want = hak_options_current.tcache_max;
       if (!BinsOpen())
         want = 0;
       EXPECT_EQ(bins->cap[i], want);
-      EXPECT_EQ(hak_bin_room(bins, i), want);
-      EXPECT_EQ(hak_bin_count(bins, i), 0u);
-      EXPECT_EQ(*hak_bin_head(bins, i), nullptr);
+      EXPECT_EQ(hak_tcache_bin_room(bins, i), want);
+      EXPECT_EQ(hak_tcache_bin_count(bins, i), 0u);
+      EXPECT_EQ(*hak_tcache_bin_head(bins, i), nullptr);
       EXPECT_EQ(bins->refill[i], FirstRefill(c));
       // The free hit path's block check: small classes of open bins only.
       const bool hit = want > 0 && HAK_INLINE_FREE_HIT;
-      EXPECT_EQ(bins->chk[HAK_BIN_SLOT(i)], hit ? hak_classes[c].chk_mul : 0u);
-      EXPECT_EQ(bins->chk[HAK_BIN_SLOT(i) + 1], hit ? hak_classes[c].chk_lim : 0u);
+      EXPECT_EQ(bins->chk[HAK_BIN_SLOT(i)], hit ? hak_size_class_table[c].chk_mul : 0u);
+      EXPECT_EQ(bins->chk[HAK_BIN_SLOT(i) + 1], hit ? hak_size_class_table[c].chk_lim : 0u);
     }
     // HAKMEM_TCACHE_MAX bounds every bin.
-    const uint32_t saved = hak_opts.tcache_max;
-    hak_opts.tcache_max = 3;
+    const uint32_t saved = hak_options_current.tcache_max;
+    hak_options_current.tcache_max = 3;
     hak_tcache_set_caps(bins, true);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; ++c)
       EXPECT_EQ(bins->cap[BinOf(c)],
-                BinsOpen() ? std::min<uint32_t>(hak_classes[c].cache_cap, 3) : 0u)
+                BinsOpen() ? std::min<uint32_t>(hak_size_class_table[c].cache_cap, 3) : 0u)
           << c;
-    hak_opts.tcache_max = saved;
+    hak_options_current.tcache_max = saved;
     // Closed: every push goes slow.
     hak_tcache_set_caps(bins, false);
     for (unsigned i = 0; i < HAK_NUM_BINS; ++i) {
       EXPECT_EQ(bins->cap[i], 0u) << i;
-      EXPECT_EQ(hak_bin_room(bins, i), 0u) << i;
+      EXPECT_EQ(hak_tcache_bin_room(bins, i), 0u) << i;
       EXPECT_EQ(bins->chk[HAK_BIN_SLOT(i)], 0u) << i;
     }
   });
@@ -178,13 +178,13 @@ TEST(FastCacheCaps, FromTheClassesAndTheOptions) {
 // call is vetted on the slow paths; debug builds vet the bins themselves.
 TEST(FastCacheCaps, ClosedInReleaseBuildsAtCheckFull) {
   RunInThread([] {
-    const int saved = hak_check_level;
-    hak_check_level = HAK_CHECK_FULL;
+    const int saved = hak_integrity_level;
+    hak_integrity_level = HAK_CHECK_FULL;
     hak_tcache_set_caps(MyBins(), true);
-    const unsigned i = BinOf(hak_size_class(64));
+    const unsigned i = BinOf(hak_size_class_of(64));
     EXPECT_EQ(MyBins()->cap[i] > 0, HAKMEM_FASTCACHE && HAKMEM_DEBUG);
     hak_tcache_set_caps(MyBins(), false);
-    hak_check_level = saved;
+    hak_integrity_level = saved;
     hak_tcache_set_caps(MyBins(), true);
     EXPECT_EQ(MyBins()->cap[i] > 0, BinsOpen());
     hak_tcache_set_caps(MyBins(), false);
@@ -199,7 +199,7 @@ TEST(FastCacheBins, PushPopRoundTrip) {
     GTEST_SKIP() << "the bins are closed at HAKMEM_CHECK=full in release builds";
   RunInThread([] {
     hak_heap *h = ThreadHeap();
-    const unsigned cls = hak_size_class(128);
+    const unsigned cls = hak_size_class_of(128);
     const unsigned i = BinOf(cls);
     const uintptr_t slot = HAK_BIN_SLOT(i);
     hak_tcache_bin *bins = MyBins();
@@ -208,39 +208,39 @@ TEST(FastCacheBins, PushPopRoundTrip) {
     void *q = hak_tcache_pop(slot); // the refill left the rest in the bin
     ASSERT_NE(q, nullptr);
     EXPECT_NE(q, p);
-    const uint32_t held = hak_bin_count(bins, i);
+    const uint32_t held = hak_tcache_bin_count(bins, i);
     const Counts before = CountsOf(cls);
 
     EXPECT_TRUE(hak_tcache_push(slot, p));
-    EXPECT_EQ(*hak_bin_head(bins, i), p);
-    EXPECT_TRUE(hak_is_marked_free(p));
-    EXPECT_EQ(hak_bin_count(bins, i), held + 1);
+    EXPECT_EQ(*hak_tcache_bin_head(bins, i), p);
+    EXPECT_TRUE(hak_integrity_is_marked_free(p));
+    EXPECT_EQ(hak_tcache_bin_count(bins, i), held + 1);
     EXPECT_TRUE(hak_tcache_push(slot, q));
-    EXPECT_EQ(*hak_bin_head(bins, i), q);
-    EXPECT_EQ(hak_link_get(q), p);
+    EXPECT_EQ(*hak_tcache_bin_head(bins, i), q);
+    EXPECT_EQ(hak_integrity_link_get(q), p);
 
     EXPECT_EQ(hak_tcache_pop(slot), q) << "last in, first out";
-    EXPECT_FALSE(hak_is_marked_free(q));
+    EXPECT_FALSE(hak_integrity_is_marked_free(q));
     EXPECT_EQ(hak_tcache_pop(slot), p);
-    EXPECT_FALSE(hak_is_marked_free(p));
-    EXPECT_EQ(hak_bin_count(bins, i), held);
+    EXPECT_FALSE(hak_integrity_is_marked_free(p));
+    EXPECT_EQ(hak_tcache_bin_count(bins, i), held);
     const Counts after = CountsOf(cls);
     EXPECT_EQ(after.allocs - before.allocs, 2u);
     EXPECT_EQ(after.frees - before.frees, 2u);
     // The other bins saw nothing.
-    const Counts other = CountsOf(hak_size_class(256));
+    const Counts other = CountsOf(hak_size_class_of(256));
     EXPECT_EQ(other.allocs, 0u);
     EXPECT_EQ(other.frees, 0u);
 
     // A full bin refuses the push: room is what the bound leaves.
-    while (hak_bin_room(bins, i) > 0) {
+    while (hak_tcache_bin_room(bins, i) > 0) {
       void *b = nullptr;
       ASSERT_EQ(hak_slab_take(h, cls, 1, &b), 1u);
       ASSERT_TRUE(hak_tcache_push(slot, b));
     }
-    EXPECT_EQ(hak_bin_count(bins, i), bins->cap[i]);
+    EXPECT_EQ(hak_tcache_bin_count(bins, i), bins->cap[i]);
     EXPECT_FALSE(hak_tcache_push(slot, p));
-    EXPECT_EQ(hak_bin_count(bins, i), bins->cap[i]);
+    EXPECT_EQ(hak_tcache_bin_count(bins, i), bins->cap[i]);
     hak_tcache_free_slow(h, p, SlabOf(p), cls);
     hak_tcache_free_slow(h, q, SlabOf(q), cls);
     EndThreadHeap(h);
@@ -258,21 +258,21 @@ TEST(FastCacheSlowPaths, AllocSlowRefillsTheBin) {
     EXPECT_EQ(errno, ENOMEM);
 
     hak_heap *h = ThreadHeap();
-    const unsigned cls = hak_size_class(256);
+    const unsigned cls = hak_size_class_of(256);
     const unsigned i = BinOf(cls);
     hak_tcache_bin *bins = MyBins();
     const uint32_t first = BinsOpen() ? FirstRefill(cls) : 1;
     void *b = hak_tcache_alloc_slow(h, cls, UINT32_MAX);
     ASSERT_NE(b, nullptr);
-    EXPECT_FALSE(hak_is_marked_free(b)) << "handed out: its mark is gone";
+    EXPECT_FALSE(hak_integrity_is_marked_free(b)) << "handed out: its mark is gone";
     hak_slab *s = SlabOf(b);
     ASSERT_NE(s, nullptr);
     EXPECT_EQ(s->owner.load(), h);
     EXPECT_EQ(s->used, first) << "the bin's blocks count as out of the slab";
-    EXPECT_EQ(hak_bin_count(bins, i), first - 1);
-    for (void *q = *hak_bin_head(bins, i); q != nullptr; q = hak_link_get(q)) {
+    EXPECT_EQ(hak_tcache_bin_count(bins, i), first - 1);
+    for (void *q = *hak_tcache_bin_head(bins, i); q != nullptr; q = hak_integrity_link_get(q)) {
       EXPECT_EQ(SlabOf(q), s);
-      EXPECT_TRUE(hak_is_marked_free(q));
+      EXPECT_TRUE(hak_integrity_is_marked_free(q));
       EXPECT_NE(q, b);
     }
     EXPECT_EQ(h->counters[cls].allocs, 1u);
@@ -282,13 +282,13 @@ TEST(FastCacheSlowPaths, AllocSlowRefillsTheBin) {
 
     // Empty the bin; the next miss asks for twice as many.
     std::vector<void *> out = {b};
-    while (hak_bin_count(bins, i) > 0)
+    while (hak_tcache_bin_count(bins, i) > 0)
       out.push_back(Alloc(h, cls));
     const uint16_t used = s->used;
     out.push_back(hak_tcache_alloc_slow(h, cls, UINT32_MAX));
     ASSERT_NE(out.back(), nullptr);
     const uint32_t second = BinsOpen() ? std::min<uint32_t>(2 * first, bins->cap[i]) : 1;
-    EXPECT_EQ(hak_bin_count(bins, i), second - 1);
+    EXPECT_EQ(hak_tcache_bin_count(bins, i), second - 1);
     EXPECT_EQ(s->used, used + second);
     EXPECT_EQ(h->counters[cls].refills, 2u);
     for (void *p : out)
@@ -303,7 +303,7 @@ TEST(FastCacheSlowPaths, AllocSlowRefillsTheBin) {
 TEST(FastCacheSlowPaths, FreeSlowFlushesHalfAFullBin) {
   RunInThread([] {
     hak_heap *h = ThreadHeap();
-    const unsigned cls = hak_size_class(1024); // a bound of 32, a batch of 16
+    const unsigned cls = hak_size_class_of(1024); // a bound of 32, a batch of 16
     const unsigned i = BinOf(cls);
     hak_tcache_bin *bins = MyBins();
     const uint32_t cap = bins->cap[i];
@@ -313,7 +313,7 @@ TEST(FastCacheSlowPaths, FreeSlowFlushesHalfAFullBin) {
       ASSERT_NE(blocks.back(), nullptr);
     }
     hak_tcache_drain(h, bins); // what the refills left in the bin
-    ASSERT_EQ(hak_bin_count(bins, i), 0u);
+    ASSERT_EQ(hak_tcache_bin_count(bins, i), 0u);
     hak_slab *s = SlabOf(blocks[0]);
     for (void *p : blocks)
       ASSERT_EQ(SlabOf(p), s) << "33 blocks of 1 KiB fit one slab";
@@ -323,29 +323,29 @@ TEST(FastCacheSlowPaths, FreeSlowFlushesHalfAFullBin) {
     // Fill the bin through the slow path's own push.
     for (uint32_t k = 0; k < cap; ++k)
       hak_tcache_free_slow(h, blocks[k], s, cls);
-    EXPECT_EQ(hak_bin_count(bins, i), cap);
+    EXPECT_EQ(hak_tcache_bin_count(bins, i), cap);
     EXPECT_EQ(s->used, cap + 1) << "nothing went back yet";
     // The bin is full: the next free flushes the batch on top.
     hak_tcache_free_slow(h, blocks[cap], s, cls);
     if (BinsOpen()) {
-      const uint32_t batch = hak_classes[cls].batch;
+      const uint32_t batch = hak_size_class_table[cls].batch;
       ASSERT_EQ(cap, 32u);
       ASSERT_EQ(batch, 16u);
-      EXPECT_EQ(hak_bin_count(bins, i), cap - batch + 1);
+      EXPECT_EQ(hak_tcache_bin_count(bins, i), cap - batch + 1);
       EXPECT_EQ(s->used, cap + 1 - batch);
       EXPECT_EQ(ChainLen(s->free), local_before + batch);
       for (uint32_t k = 0; k < cap; ++k) {
         const bool flushed = k >= cap - batch; // the last pushed are on top
         EXPECT_EQ(OnChain(s->free, blocks[k]), flushed) << k;
-        EXPECT_EQ(OnChain(*hak_bin_head(bins, i), blocks[k]), !flushed) << k;
+        EXPECT_EQ(OnChain(*hak_tcache_bin_head(bins, i), blocks[k]), !flushed) << k;
       }
-      EXPECT_EQ(*hak_bin_head(bins, i), blocks[cap]);
+      EXPECT_EQ(*hak_tcache_bin_head(bins, i), blocks[cap]);
       // Every free counts once, as a fast free would: the flush moves blocks
       // without counting.
       EXPECT_EQ(CountsOf(cls).frees - before.frees, cap + 1);
     } else {
       EXPECT_EQ(cap, 0u);
-      EXPECT_EQ(hak_bin_count(bins, i), 0u);
+      EXPECT_EQ(hak_tcache_bin_count(bins, i), 0u);
       EXPECT_EQ(s->used, 0u) << "each free went to the slab";
       EXPECT_EQ(h->counters[cls].frees, cap + 1);
     }
@@ -359,11 +359,11 @@ TEST(FastCacheSlowPaths, FreeSlowFlushesHalfAFullBin) {
 TEST(FastCacheSlowPaths, BinGrowsForBatchesLargerThanItsBound) {
   RunInThread([] {
     hak_heap *h = ThreadHeap();
-    const unsigned cls = hak_size_class(1024); // a bound of 32, a batch of 16
+    const unsigned cls = hak_size_class_of(1024); // a bound of 32, a batch of 16
     const unsigned i = BinOf(cls);
     hak_tcache_bin *bins = MyBins();
     const uint32_t base = bins->cap[i];
-    const uint32_t grown = std::min<uint32_t>((128u << 10) / 1024u, hak_opts.tcache_max);
+    const uint32_t grown = std::min<uint32_t>((128u << 10) / 1024u, hak_options_current.tcache_max);
     std::vector<void *> blocks(200);
     auto cycle = [&] {
       for (void *&p : blocks) {
@@ -383,7 +383,7 @@ TEST(FastCacheSlowPaths, BinGrowsForBatchesLargerThanItsBound) {
     ASSERT_EQ(grown, 128u) << "HAKMEM_TCACHE_MAX is below 128 in this test's environment";
     // Each cycle misses (the bin cannot hold 200) and then overflows: one
     // batch more per cycle, until the bound.
-    EXPECT_EQ(bins->cap[i], base + hak_classes[cls].batch);
+    EXPECT_EQ(bins->cap[i], base + hak_size_class_table[cls].batch);
     uint32_t last = bins->cap[i];
     for (int k = 0; k < 20; ++k) {
       cycle();
@@ -394,7 +394,7 @@ TEST(FastCacheSlowPaths, BinGrowsForBatchesLargerThanItsBound) {
     EXPECT_EQ(bins->cap[i], grown);
     // What the grown bin holds now serves a batch that size with no slab
     // work at all: no refill, no flush.
-    const uint32_t held = hak_bin_count(bins, i);
+    const uint32_t held = hak_tcache_bin_count(bins, i);
     EXPECT_GT(held, base);
     const uint64_t refills = h->counters[cls].refills;
     const uint16_t used = SlabOf(blocks[0])->used;
@@ -404,13 +404,13 @@ TEST(FastCacheSlowPaths, BinGrowsForBatchesLargerThanItsBound) {
     for (void *p : fits)
       Free(h, p);
     EXPECT_EQ(h->counters[cls].refills, refills);
-    EXPECT_EQ(hak_bin_count(bins, i), held);
+    EXPECT_EQ(hak_tcache_bin_count(bins, i), held);
     EXPECT_EQ(SlabOf(blocks[0])->used, used);
     // A drain empties it and restores the base bound.
     hak_tcache_drain(h, bins);
     EXPECT_EQ(bins->cap[i], base);
-    EXPECT_EQ(hak_bin_room(bins, i), base);
-    EXPECT_EQ(hak_bin_count(bins, i), 0u);
+    EXPECT_EQ(hak_tcache_bin_room(bins, i), base);
+    EXPECT_EQ(hak_tcache_bin_count(bins, i), 0u);
     // Frees alone (no miss since the last overflow) never grow a bin.
     std::vector<void *> more(3 * base);
     for (void *&p : more)
@@ -421,14 +421,14 @@ TEST(FastCacheSlowPaths, BinGrowsForBatchesLargerThanItsBound) {
     EXPECT_EQ(bins->cap[i], base);
     // HAKMEM_TCACHE_MAX bounds the growth too.
     hak_tcache_drain(h, bins);
-    const uint32_t saved = hak_opts.tcache_max;
-    hak_opts.tcache_max = 40;
+    const uint32_t saved = hak_options_current.tcache_max;
+    hak_options_current.tcache_max = 40;
     hak_tcache_set_caps(bins, true);
     for (int k = 0; k < 10; ++k)
       cycle();
     EXPECT_EQ(bins->cap[i], 40u);
     hak_tcache_drain(h, bins);
-    hak_opts.tcache_max = saved;
+    hak_options_current.tcache_max = saved;
     hak_tcache_set_caps(bins, true);
     EndThreadHeap(h);
   });
@@ -440,7 +440,7 @@ TEST(FastCacheSlowPaths, BinsShareOneGrowthBudget) {
   RunInThread([] {
     hak_heap *h = ThreadHeap();
     hak_tcache_bin *bins = MyBins();
-    if (!BinsOpen() || hak_opts.tcache_max < 256) {
+    if (!BinsOpen() || hak_options_current.tcache_max < 256) {
       EndThreadHeap(h);
       return;
     }
@@ -455,7 +455,7 @@ TEST(FastCacheSlowPaths, BinsShareOneGrowthBudget) {
           Free(h, p);
       }
     };
-    const unsigned big = hak_size_class(1024), mid = hak_size_class(512);
+    const unsigned big = hak_size_class_of(1024), mid = hak_size_class_of(512);
     const unsigned bi = BinOf(big), mi = BinOf(mid);
     const uint32_t big_base = bins->cap[bi], mid_base = bins->cap[mi];
     cycles(big, 20);
@@ -463,7 +463,8 @@ TEST(FastCacheSlowPaths, BinsShareOneGrowthBudget) {
     EXPECT_EQ(bins->grown_bytes, (128u - big_base) * 1024u);
     // The slabs of the blocks the 1 KiB bin holds, and their blocks out.
     std::set<hak_slab *> slabs;
-    for (const void *q = *hak_bin_head(bins, bi); q != nullptr; q = hak_link_get(q))
+    for (const void *q = *hak_tcache_bin_head(bins, bi); q != nullptr;
+         q = hak_integrity_link_get(q))
       slabs.insert(SlabOf(q));
     auto used = [&] {
       uint32_t n = 0;
@@ -471,14 +472,14 @@ TEST(FastCacheSlowPaths, BinsShareOneGrowthBudget) {
         n += s->used;
       return n;
     };
-    const uint32_t held_before = hak_bin_count(bins, bi), used_before = used();
+    const uint32_t held_before = hak_tcache_bin_count(bins, bi), used_before = used();
     cycles(mid, 20);
     EXPECT_EQ(bins->cap[bi], big_base) << "the 1 KiB bin gave its growth up";
-    EXPECT_LE(hak_bin_count(bins, bi), big_base);
+    EXPECT_LE(hak_tcache_bin_count(bins, bi), big_base);
     EXPECT_GT(bins->cap[mi], mid_base);
     EXPECT_LE(bins->grown_bytes, 128u << 10);
     EXPECT_EQ(bins->grown_bytes, (bins->cap[mi] - mid_base) * 512u);
-    EXPECT_EQ(used(), used_before - (held_before - hak_bin_count(bins, bi)))
+    EXPECT_EQ(used(), used_before - (held_before - hak_tcache_bin_count(bins, bi)))
         << "the blocks beyond the base bound went back to their slabs";
     EXPECT_GT(held_before, big_base);
     EndThreadHeap(h);
@@ -491,14 +492,14 @@ TEST(FastCacheSlowPaths, FlushSplicesEachSlabsRun) {
   RunInThread([] {
     hak_heap *h = ThreadHeap();
     hak_heap *other = NewHeap();
-    const unsigned cls = hak_size_class(1024);
+    const unsigned cls = hak_size_class_of(1024);
     const unsigned i = BinOf(cls);
     hak_tcache_bin *bins = MyBins();
     if (!BinsOpen()) {
       EndThreadHeap(h);
       return;
     }
-    const uint32_t cap = bins->cap[i], batch = hak_classes[cls].batch;
+    const uint32_t cap = bins->cap[i], batch = hak_size_class_table[cls].batch;
     // Blocks of two of this heap's slabs and one foreign slab, interleaved.
     std::vector<void *> mine;
     while (mine.size() < 80) { // more than a 64 KiB slab of 1 KiB blocks
@@ -509,10 +510,10 @@ TEST(FastCacheSlowPaths, FlushSplicesEachSlabsRun) {
     void *list = nullptr;
     ASSERT_EQ(hak_slab_take(other, cls, 4, &list), 4u);
     std::vector<void *> theirs;
-    for (void *q = list; q != nullptr; q = hak_link_get(q))
+    for (void *q = list; q != nullptr; q = hak_integrity_link_get(q))
       theirs.push_back(q);
     for (void *q : theirs)
-      hak_mark_clear(q);
+      hak_integrity_mark_clear(q);
     hak_tcache_drain(h, bins);
     hak_slab *a = SlabOf(mine.front()), *b = SlabOf(mine.back()), *c = SlabOf(theirs[0]);
     ASSERT_NE(a, b);
@@ -532,7 +533,7 @@ TEST(FastCacheSlowPaths, FlushSplicesEachSlabsRun) {
     ASSERT_EQ(order.size(), cap);
     for (void *p : order)
       hak_tcache_free_slow(h, p, SlabOf(p), cls);
-    ASSERT_EQ(hak_bin_room(bins, i), 0u);
+    ASSERT_EQ(hak_tcache_bin_room(bins, i), 0u);
     uint16_t to_a = 0, to_b = 0;
     for (size_t k = cap - batch; k < cap; ++k) {
       to_a += SlabOf(order[k]) == a;
@@ -540,7 +541,7 @@ TEST(FastCacheSlowPaths, FlushSplicesEachSlabsRun) {
     }
     void *extra = mine[9];
     hak_tcache_free_slow(h, extra, SlabOf(extra), cls); // overflows: one batch goes back
-    EXPECT_EQ(hak_bin_count(bins, i), cap - batch + 1);
+    EXPECT_EQ(hak_tcache_bin_count(bins, i), cap - batch + 1);
     EXPECT_EQ(a->used, a_used - to_a);
     EXPECT_EQ(b->used, b_used - to_b);
     const void *remote = reinterpret_cast<const void *>(c->remote.load() & ~HAK_REMOTE_ABANDONED);
@@ -549,11 +550,11 @@ TEST(FastCacheSlowPaths, FlushSplicesEachSlabsRun) {
       void *p = order[k];
       hak_slab *s = SlabOf(p);
       EXPECT_TRUE(s == c ? OnChain(remote, p) : OnChain(s->free, p)) << k;
-      EXPECT_FALSE(OnChain(*hak_bin_head(bins, i), p)) << k;
+      EXPECT_FALSE(OnChain(*hak_tcache_bin_head(bins, i), p)) << k;
     }
-    EXPECT_EQ(ChainLen(*hak_bin_head(bins, i)), cap - batch + 1);
+    EXPECT_EQ(ChainLen(*hak_tcache_bin_head(bins, i)), cap - batch + 1);
     for (size_t k = 0; k < cap - batch; ++k)
-      EXPECT_TRUE(OnChain(*hak_bin_head(bins, i), order[k])) << k;
+      EXPECT_TRUE(OnChain(*hak_tcache_bin_head(bins, i), order[k])) << k;
     EndThreadHeap(h);
     hak_slab_abandon_all(other);
   });
@@ -566,14 +567,14 @@ TEST(FastCacheSlowPaths, FreeSlowWithoutAHeapPushesRemotely) {
   hakmem_box_test::Worker owner;
   owner.Run([&] {
     h = ThreadHeap();
-    p = hak_tcache_alloc_slow(h, hak_size_class(512), UINT32_MAX);
+    p = hak_tcache_alloc_slow(h, hak_size_class_of(512), UINT32_MAX);
   });
   ASSERT_NE(p, nullptr);
   hak_slab *s = SlabOf(p);
   RunInThread([&] { hak_tcache_free_slow(nullptr, p, s, s->class_idx); });
   const uintptr_t remote = s->remote.load() & ~HAK_REMOTE_ABANDONED;
   EXPECT_EQ(remote, reinterpret_cast<uintptr_t>(p));
-  EXPECT_TRUE(hak_is_marked_free(p));
+  EXPECT_TRUE(hak_integrity_is_marked_free(p));
   owner.Run([&] { EndThreadHeap(h); });
 }
 
@@ -584,7 +585,7 @@ TEST(FastCacheSlowPaths, DrainEmptiesEveryBin) {
   RunInThread([] {
     hak_heap *h = ThreadHeap();
     hak_heap *other = NewHeap(); // another thread's, whose blocks this one frees
-    const unsigned small = hak_size_class(64), big = hak_size_class(2048);
+    const unsigned small = hak_size_class_of(64), big = hak_size_class_of(2048);
     std::vector<void *> mine;
     for (int k = 0; k < 5; ++k) {
       mine.push_back(Alloc(h, small));
@@ -593,10 +594,10 @@ TEST(FastCacheSlowPaths, DrainEmptiesEveryBin) {
     void *list = nullptr;
     ASSERT_EQ(hak_slab_take(other, small, 3, &list), 3u);
     std::vector<void *> theirs;
-    for (void *q = list; q != nullptr; q = hak_link_get(q))
+    for (void *q = list; q != nullptr; q = hak_integrity_link_get(q))
       theirs.push_back(q);
     for (void *q : theirs)
-      hak_mark_clear(q); // handed out
+      hak_integrity_mark_clear(q); // handed out
     hak_slab *their_slab = SlabOf(theirs[0]);
 
     const uint64_t remote_before = h->counters[small].remote_frees;
@@ -607,8 +608,8 @@ TEST(FastCacheSlowPaths, DrainEmptiesEveryBin) {
     const Counts small_before = CountsOf(small), big_before = CountsOf(big);
     hak_tcache_drain(h, MyBins());
     for (unsigned i = 0; i < HAK_NUM_BINS; ++i) {
-      EXPECT_EQ(hak_bin_count(MyBins(), i), 0u) << i;
-      EXPECT_EQ(*hak_bin_head(MyBins(), i), nullptr) << i;
+      EXPECT_EQ(hak_tcache_bin_count(MyBins(), i), 0u) << i;
+      EXPECT_EQ(*hak_tcache_bin_head(MyBins(), i), nullptr) << i;
     }
     for (void *p : mine)
       EXPECT_EQ(SlabOf(p)->used, 0u) << "every block of the thread's slabs is back";
@@ -637,14 +638,14 @@ TEST(FastCacheSlowPaths, DrainEmptiesEveryBin) {
 TEST(FastCacheCounts, ResetZeroesTheCountsAndKeepsTheRoom) {
   RunInThread([] {
     hak_heap *h = ThreadHeap();
-    const unsigned cls = hak_size_class(96);
+    const unsigned cls = hak_size_class_of(96);
     const unsigned i = BinOf(cls);
     std::vector<void *> blocks;
     for (int k = 0; k < 6; ++k)
       blocks.push_back(Alloc(h, cls));
     for (void *p : blocks)
       Free(h, p);
-    const uint32_t room = hak_bin_room(MyBins(), i);
+    const uint32_t room = hak_tcache_bin_room(MyBins(), i);
     const Counts before = CountsOf(cls);
     if (BinsOpen()) {
       EXPECT_EQ(before.frees, 6u);
@@ -653,7 +654,7 @@ TEST(FastCacheCounts, ResetZeroesTheCountsAndKeepsTheRoom) {
     const Counts after = CountsOf(cls);
     EXPECT_EQ(after.allocs, 0u);
     EXPECT_EQ(after.frees, 0u);
-    EXPECT_EQ(hak_bin_room(MyBins(), i), room);
+    EXPECT_EQ(hak_tcache_bin_room(MyBins(), i), room);
     blocks.clear();
     for (int k = 0; k < 2; ++k)
       blocks.push_back(Alloc(h, cls));

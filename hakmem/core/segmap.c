@@ -1,11 +1,11 @@
-#include "segment_map.h"
+#include "segmap.h"
 
 #include <sys/resource.h>
 
 #include "os.h"
 
 static const uint8_t zero_entry;
-hak_classmap_t hak_classmap = {.mask = 0, .map = &zero_entry};
+hak_classmap_t hak_segmap_class = {.mask = 0, .map = &zero_entry};
 static uint8_t *g_classmap_table;
 
 // The map is address space, and a process under a limit on it (RLIMIT_AS,
@@ -13,7 +13,7 @@ static uint8_t *g_classmap_table;
 // only when it takes at most this share of the limit.
 #define CMAP_LIMIT_SHARE 16
 
-void hak_classmap_init(void) {
+void hak_segmap_class_init(void) {
   if (g_classmap_table != NULL)
     return;
   struct rlimit as;
@@ -24,11 +24,11 @@ void hak_classmap_init(void) {
   if (t == NULL)
     return; // the slow paths find blocks through the segment map instead
   g_classmap_table = t;
-  __atomic_store_n(&hak_classmap.map, t, __ATOMIC_RELAXED);
-  __atomic_store_n(&hak_classmap.mask, HAK_CMAP_ENTRIES - 1, __ATOMIC_RELEASE);
+  __atomic_store_n(&hak_segmap_class.map, t, __ATOMIC_RELAXED);
+  __atomic_store_n(&hak_segmap_class.mask, HAK_CMAP_ENTRIES - 1, __ATOMIC_RELEASE);
 }
 
-void hak_classmap_set(const void *start, size_t size, unsigned bin) {
+void hak_segmap_class_set(const void *start, size_t size, unsigned bin) {
   uint8_t *t = g_classmap_table;
   if (t == NULL)
     return;

@@ -46,29 +46,29 @@ typedef struct hak_classmap_t {
   const uint8_t *map;
 } hak_classmap_t;
 
-extern hak_classmap_t hak_classmap HAK_INTERNAL;
+extern hak_classmap_t hak_segmap_class HAK_INTERNAL;
 
 // The bin slot of the slab holding p, 0 (bin 0's) if p is in none.
-static inline unsigned hak_classmap_slot(const void *p) {
+static inline unsigned hak_segmap_class_slot(const void *p) {
   uintptr_t i = (uintptr_t)p >> HAK_CMAP_SHIFT;
 #if defined(__SANITIZE_THREAD__)
-  i &= __atomic_load_n(&hak_classmap.mask, __ATOMIC_ACQUIRE);
-  return __atomic_load_n(&__atomic_load_n(&hak_classmap.map, __ATOMIC_RELAXED)[i],
+  i &= __atomic_load_n(&hak_segmap_class.mask, __ATOMIC_ACQUIRE);
+  return __atomic_load_n(&__atomic_load_n(&hak_segmap_class.map, __ATOMIC_RELAXED)[i],
                          __ATOMIC_RELAXED);
 #else
   // The mask is published after the map (x86 keeps loads in order): a thread
   // that sees the new mask sees the new map.
-  i &= hak_classmap.mask;
+  i &= hak_segmap_class.mask;
   __asm__ volatile("" ::: "memory");
-  return hak_classmap.map[i];
+  return hak_segmap_class.map[i];
 #endif
 }
 
 // Reserves the class map; without it hakmem still works, only slower.
-void hak_classmap_init(void) HAK_INTERNAL;
+void hak_segmap_class_init(void) HAK_INTERNAL;
 // Records that the slab at [start, start + size) (64 KiB aligned) holds the
 // class of bin (class + 1), or, with bin 0, that it holds nothing.
-void hak_classmap_set(const void *start, size_t size, unsigned bin) HAK_INTERNAL;
+void hak_segmap_class_set(const void *start, size_t size, unsigned bin) HAK_INTERNAL;
 
 // Marks [base, base + size) (2 MiB aligned) as kind; the first region gets
 // first_kind. Returns 0, or -1 when the map itself could not be allocated.

@@ -10,7 +10,7 @@
 
 #include "box_test_util.h"
 #include "gtest/gtest.h"
-#include "hakmem/core/segment_map.h"
+#include "hakmem/core/segmap.h"
 
 namespace {
 
@@ -25,7 +25,7 @@ bool L1Present(size_t index) {
 }
 
 // The map holds bin slots; the test speaks of bins (class + 1).
-unsigned CmapBin(const void *p) { return hak_classmap_slot(p) / HAK_BIN_SLOT(1); }
+unsigned CmapBin(const void *p) { return hak_segmap_class_slot(p) / HAK_BIN_SLOT(1); }
 
 // The base of region `r` inside level-1 entry `l1`.
 uintptr_t RegionIn(size_t l1, size_t r) { return l1 * kL1Span + r * kRegion; }
@@ -302,10 +302,10 @@ TEST(SegmentMap, LookupsDuringSetAndClear) {
 // Before any slab registers, every address names bin 0; addresses outside the
 // table (non-canonical, kernel) are masked into it, without a fault.
 TEST(ClassMap, UnregisteredAddressesNameBinZero) {
-  hak_classmap_init();
-  ASSERT_NE(__atomic_load_n(&hak_classmap.mask, __ATOMIC_ACQUIRE), 0u)
+  hak_segmap_class_init();
+  ASSERT_NE(__atomic_load_n(&hak_segmap_class.mask, __ATOMIC_ACQUIRE), 0u)
       << "the class map could not be reserved";
-  EXPECT_EQ(hak_classmap.mask, HAK_CMAP_ENTRIES - 1);
+  EXPECT_EQ(hak_segmap_class.mask, HAK_CMAP_ENTRIES - 1);
   int on_stack = 0;
   static int global_var;
   EXPECT_EQ(CmapBin(nullptr), 0u);
@@ -315,23 +315,23 @@ TEST(ClassMap, UnregisteredAddressesNameBinZero) {
   EXPECT_EQ(CmapBin(Addr(~uintptr_t{0})), 0u);
   EXPECT_EQ(CmapBin(Addr(uintptr_t{1} << 47)), 0u);
   // A second initialisation keeps the table (and what it holds).
-  const uint8_t *map = hak_classmap.map;
-  hak_classmap_init();
-  EXPECT_EQ(hak_classmap.map, map);
+  const uint8_t *map = hak_segmap_class.map;
+  hak_segmap_class_init();
+  EXPECT_EQ(hak_segmap_class.map, map);
 }
 
 TEST(ClassMap, SetCoversWholeGranulesAndClears) {
-  hak_classmap_init();
-  ASSERT_NE(__atomic_load_n(&hak_classmap.mask, __ATOMIC_ACQUIRE), 0u);
+  hak_segmap_class_init();
+  ASSERT_NE(__atomic_load_n(&hak_segmap_class.mask, __ATOMIC_ACQUIRE), 0u);
   const size_t g = (size_t{1} << HAK_CMAP_SHIFT);
   // Far from anything mapped (the map is only read, never the memory).
   const uintptr_t base = uintptr_t{21} << 40;
-  hak_classmap_set(Addr(base), 8 * g, 7);
+  hak_segmap_class_set(Addr(base), 8 * g, 7);
   for (size_t i = 0; i < 8; ++i)
     EXPECT_EQ(CmapBin(Addr(base + i * g + g / 2)), 7u) << i;
   EXPECT_EQ(CmapBin(Addr(base - 1)), 0u);
   EXPECT_EQ(CmapBin(Addr(base + 8 * g)), 0u);
-  hak_classmap_set(Addr(base), 8 * g, 0);
+  hak_segmap_class_set(Addr(base), 8 * g, 0);
   for (size_t i = 0; i < 8; ++i)
     EXPECT_EQ(CmapBin(Addr(base + i * g)), 0u) << i;
 }
