@@ -65,7 +65,7 @@ const hak_option_def hak_options_table[] = {
      .def = 0,
      .lo = 0,
      .hi = 1,
-     .doc = "`1`: the sampled heap profiler (docs/PROFILING.md): a pprof profile of sampled "
+     .doc = "`1`: the sampled heap profiler (`docs/PROFILING.md`): a pprof profile of sampled "
             "allocations, their stacks and what is still in use, written at exit to "
             "`HAKMEM_PROF_FILE`"},
     {.name = "HAKMEM_PROF_SAMPLE",
@@ -104,7 +104,7 @@ const hak_option_def hak_options_table[] = {
      .doc = "most MiB hakmem keeps mapped (`os_mapped_bytes`: data and metadata), `0`: no limit; "
             "before a mapping would pass it, idle memory goes back to the OS first, then "
             "`HAKMEM_HEAP_LIMIT_MODE` decides. `hak_set_heap_limit(bytes, mode)` sets both at run "
-            "time (docs/MEMORY.md)"},
+            "time (`docs/MEMORY.md`)"},
     {.name = "HAKMEM_HEAP_LIMIT_MODE",
      .type = HAK_OPT_CHOICE,
      FIELD(heap_limit_mode),
@@ -112,8 +112,8 @@ const hak_option_def hak_options_table[] = {
      .choices = "soft|hard",
      .doc =
          "`soft`: past the limit once nothing idle is left (a ceiling on waste, never a failure); "
-         "`hard`: an allocation that would pass it returns NULL with ENOMEM, and the program goes "
-         "on"},
+         "`hard`: an allocation that would pass it returns `NULL` with `ENOMEM`, and the program "
+         "goes on"},
     {.name = "HAKMEM_THP",
      .type = HAK_OPT_UINT,
      FIELD(thp),
@@ -122,7 +122,7 @@ const hak_option_def hak_options_table[] = {
      .hi = 1,
      .doc = "`1`: `MADV_HUGEPAGE` on each SuperSlab mapping (never anything process-wide); takes "
             "effect only where `/sys/kernel/mm/transparent_hugepage/enabled` is `madvise` or "
-            "`always`. Default and figures: docs/MEMORY.md"},
+            "`always` (the measurements behind the default: `docs/MEMORY.md`)"},
     // Opt-in: see docs/PERFORMANCE.md (memory growth under thread churn).
     {.name = "HAKMEM_HEAP_STASH",
      .type = HAK_OPT_UINT,
@@ -143,7 +143,8 @@ const hak_option_def hak_options_table[] = {
          "bound on blocks per size class in a thread's fast cache. A bin starts at about 32 KiB "
          "of blocks (at most 256); a thread that keeps allocating and freeing more than that "
          "(batches) grows it by half that per cycle, to at most 128 KiB of blocks, until its next "
-         "trim or exit. This bounds both; `0` turns the cache off at run time"},
+         "trim or exit; neither the start nor the growth passes this bound. `0` turns the cache "
+         "off at run time"},
     {.name = "HAKMEM_CHECK",
      .type = HAK_OPT_CHOICE,
      FIELD(check_level),
@@ -163,7 +164,7 @@ const hak_option_def hak_options_table[] = {
      .lo = 0,
      .hi = (uint64_t)1 << 40,
      .def_doc = "`500000`; `200000` in the hardened build",
-     .doc = "mean allocations between two guarded ones (docs/RELIABILITY.md): a guarded block of "
+     .doc = "mean allocations between two guarded ones (`docs/RELIABILITY.md`): a guarded block of "
             "up to 16 KiB lies against an inaccessible page and stays inaccessible for a while "
             "after its free, so an overflow, underflow or use after free faults and is reported "
             "with the block's allocation and free stacks; `0`: off"},

@@ -1,6 +1,7 @@
 // HAKMEM_* environment options, read once at initialisation. One table
 // (hak_options_table in options.c) gives each its name, field, default, range
-// and doc; parsing, the statistics report and the README's table come from it.
+// and doc; parsing, the statistics report, the README's table and the man
+// page's option list (options_doc) come from it.
 #ifndef HAKMEM_OPTIONS_H
 #define HAKMEM_OPTIONS_H
 
@@ -82,7 +83,7 @@ typedef struct hak_option_def {
   const char *choices;  // HAK_OPT_CHOICE: "off|cheap|full"
   const char *def_str;  // HAK_OPT_STRING: the default
   const char *def_doc;  // the default as the README shows it, when it differs by build
-  const char *doc;      // the README's description (Markdown, one line)
+  const char *doc;      // the README's and man page's description (Markdown, one line)
 } hak_option_def;
 
 extern const hak_option_def hak_options_table[] HAK_INTERNAL;
