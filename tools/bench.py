@@ -107,10 +107,17 @@ ALLOCATORS = [
     # Only when asked for by name (not in the default list).
     ("hakmem-unguarded", HAKMEM_VARIANTS[0]["short_name"], "hakmem",
      variants.library(HAKMEM_VARIANTS[0])),
+    # The default library with the heap profiler on at its default rate: what
+    # profiling costs (the profile goes to /dev/null). Only when asked for.
+    ("hakmem-profiled", HAKMEM_VARIANTS[0]["short_name"], "hakmem",
+     variants.library(HAKMEM_VARIANTS[0])),
 ]
 ALLOCATOR_NAMES = [a[0] for a in ALLOCATORS]
 # Options an allocator runs with, beyond those of the environment.
-ALLOCATOR_ENV = {"hakmem-unguarded": {"HAKMEM_GUARD_SAMPLE": "0"}}
+ALLOCATOR_ENV = {
+    "hakmem-unguarded": {"HAKMEM_GUARD_SAMPLE": "0"},
+    "hakmem-profiled": {"HAKMEM_PROF": "1", "HAKMEM_PROF_FILE": "/dev/null"},
+}
 # What --alloc all (and no --alloc) means.
 DEFAULT_ALLOCATORS = [n for n in ALLOCATOR_NAMES if n not in ALLOCATOR_ENV]
 # "Best peer" is the best of these (hakmem's competition, glibc included).
@@ -218,7 +225,8 @@ BINARY_TARGETS = {
     "micro": "//hakmem/bench:micro_system",
 }
 LIBRARY_TARGETS = {variants.allocator_name(v): variants.library_target(v) for v in HAKMEM_VARIANTS}
-LIBRARY_TARGETS["hakmem-unguarded"] = variants.library_target(HAKMEM_VARIANTS[0])
+for _name in ALLOCATOR_ENV:
+    LIBRARY_TARGETS[_name] = variants.library_target(HAKMEM_VARIANTS[0])
 
 THROUGHPUT_RE = re.compile(r"^\s*Throughput\s*=\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)"
                            r"\s+operations per second\s*$")

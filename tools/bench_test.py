@@ -78,6 +78,14 @@ class ArgumentTest(unittest.TestCase):
                                                                  bench.Allocator("hakmem", "", None).env))
         self.assertEqual(bench.LIBRARY_TARGETS["hakmem-unguarded"], bench.LIBRARY_TARGETS["hakmem"])
 
+    def test_profiled_only_by_name(self):
+        self.assertNotIn("hakmem-profiled", bench.parse_args(["--alloc", "all"]).alloc)
+        a = bench.Allocator("hakmem-profiled", "fastcache", "/x/libhakmem.so")
+        env = bench.clean_env(a.preload, a.env)
+        self.assertEqual(env["HAKMEM_PROF"], "1")
+        self.assertEqual(env["HAKMEM_PROF_FILE"], "/dev/null")
+        self.assertEqual(bench.LIBRARY_TARGETS["hakmem-profiled"], bench.LIBRARY_TARGETS["hakmem"])
+
     def test_full_and_rounds(self):
         self.assertEqual(bench.parse_args(["--full"]).rounds, 5)
         self.assertEqual(bench.parse_args(["--full"]).mode, "full")
