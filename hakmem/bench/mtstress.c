@@ -83,6 +83,20 @@ static const unsigned BATCH_SIZES[] = {25, 100, 400, 1600};
 #define TC_MIN_BLOCKS 64u
 #define TC_MAX_BLOCKS 256u
 
+/* calloc-swap: sizes 8..512 B, except 1 draw in 100 of 513..50000 B and 1 in
+ * 10000 of 2..8 MiB (the tier is drawn out of CS_SIZE_DRAW). */
+#define CS_SMALL_MAX 512u
+#define CS_MID_MAX 50000u
+#define CS_BIG_MIN ((size_t)2 << 20)
+#define CS_BIG_MAX ((size_t)8 << 20)
+#define CS_SIZE_DRAW 10000u
+#define CS_MID_IN_DRAW 100u
+#define CS_BIG_IN_DRAW 1u
+/* calloc-swap: shared slots (default and most), callocs per thread per round. */
+#define CS_SLOTS 4096u
+#define CS_MAX_SLOTS 65536u
+#define CS_OPS_PER_ROUND 10000u
+
 #define CACHELINE 64
 
 static const char *g_prog = "mtstress";
@@ -180,6 +194,7 @@ enum mode {
   M_WORKINGSET,
   M_ONEWAY64,
   M_MEDIUM_XTHREAD,
+  M_CALLOC_SWAP,
 };
 
 struct mode_info {
@@ -192,7 +207,7 @@ struct mode_info {
   size_t stride;     /* verification stride for blocks > 256 B */
   unsigned min_threads;
   unsigned max_threads;
-  int fixed_size; /* --max-size not accepted */
+  int fixed_size; /* --max-size not accepted (the sizes are the mode's own) */
 };
 
 static const struct mode_info MODES[] = {
@@ -217,6 +232,9 @@ static const struct mode_info MODES[] = {
     /* xthread-mixed's shape with 2 threads and 7 in 8 blocks freed remotely. */
     [M_MEDIUM_XTHREAD] = {"medium-xthread", 8, 16384, 2048, XT_LOW_DIVISOR, MAX_LIVE, PAGE_STRIDE,
                           2, 2, 0},
+    /* --live is the number of slots shared by all threads. */
+    [M_CALLOC_SWAP] = {"calloc-swap", 8, CS_BIG_MAX, CS_SLOTS, 1, CS_MAX_SLOTS, PAGE_STRIDE, 1,
+                       MAX_THREADS, 1},
 };
 #define NUM_MODES (sizeof MODES / sizeof MODES[0])
 
@@ -231,6 +249,9 @@ struct config {
   /* workingset: sizes above WS_SMALL_MAX, drawn one time in WS_TAIL_ONE_IN. */
   bench_size_dist tail;
   int has_tail;
+  /* calloc-swap: dist is the 8..512 B body; these are its rarer tiers. */
+  bench_size_dist mid;
+  bench_size_dist big;
 };
 
 static struct config g_cfg;
@@ -828,6 +849,126 @@ static void *xthread_worker(void *arg) {
 }
 
 /* ------------------------------------------------------------------ */
+/* calloc-swap: every round the main thread starts N threads; each callocs
+ * blocks, swaps each into a random slot of an array shared by all threads
+ * with an atomic exchange, and checks and frees the block it takes out,
+ * mostly allocated by another thread (often of an earlier round). */
+
+/* What a slot holds: the exchange hands over the block's size and seed too. */
+struct cs_rec {
+  void *ptr; /* NULL: no block (an empty slot, or a thread's spare) */
+  size_t size;
+  uint64_t seed;
+  uint64_t owner; /* serial of the thread that calloc'd it */
+};
+
+struct cs_worker {
+  alignas(CACHELINE) pthread_t thread;
+  uint64_t serial;      /* 1, 2, ... over every thread of the run */
+  struct cs_rec *spare; /* the empty record this worker slot holds */
+  uint64_t ops, freed_own, freed_remote, mid, big;
+};
+
+static _Atomic(struct cs_rec *) *g_cs_slots;
+/* Written before the round's threads are created. */
+static uint64_t g_cs_deadline_ns;
+
+/* k of calloc(n / k, k); 1 gives calloc(n, 1). */
+static const size_t CS_ELEM_SIZES[] = {1, 2, 4, 8, 12, 16, 24, 48};
+#define CS_ELEM_COUNT (sizeof CS_ELEM_SIZES / sizeof CS_ELEM_SIZES[0])
+
+/* Checks that a block fresh from calloc is zero wherever fill_block writes. */
+static void check_zeroed(const void *p, size_t nmemb, size_t elsize, size_t stride) {
+  const size_t size = nmemb * elsize;
+  const bench_coverage how = coverage(stride);
+  size_t bad;
+  if (size <= how.full || size <= 2 * how.edge) {
+    bad = bench_find_nonzero(p, 0, size);
+  } else {
+    const size_t tail = size - how.edge;
+    bad = bench_find_nonzero(p, 0, how.edge);
+    for (size_t o = how.stride; bad == BENCH_NO_MISMATCH && o < tail; o += how.stride)
+      bad = bench_find_nonzero(p, o, o + how.stripe < tail ? o + how.stripe : tail);
+    if (bad == BENCH_NO_MISMATCH)
+      bad = bench_find_nonzero(p, tail, size);
+  }
+  if (bad != BENCH_NO_MISMATCH)
+    die("heap corruption in a calloc'd block: calloc(%zu, %zu) returned %p, whose byte %zu is "
+        "0x%02x, expected 0x00 (calloc must return zeroed memory)",
+        nmemb, elsize, p, bad, ((const unsigned char *)p)[bad]);
+}
+
+/* A size from the tiers; counts the rare ones. */
+static size_t cs_draw_size(const struct config *c, bench_rng *rng, struct cs_worker *w) {
+  uint64_t tier = bench_rng_below(rng, CS_SIZE_DRAW);
+  if (tier < CS_BIG_IN_DRAW) {
+    w->big++;
+    return bench_size_draw(&c->big, rng);
+  }
+  if (tier < CS_BIG_IN_DRAW + CS_MID_IN_DRAW) {
+    w->mid++;
+    return bench_size_draw(&c->mid, rng);
+  }
+  return bench_size_draw(&c->dist, rng);
+}
+
+static void *cs_worker_main(void *arg) {
+  struct cs_worker *w = arg;
+  const struct config *c = &g_cfg;
+  const size_t stride = MODES[c->mode].stride;
+  const unsigned nslots = c->live;
+  const uint64_t deadline = g_cs_deadline_ns;
+  struct cs_rec *spare = w->spare;
+  bench_rng rng;
+  bench_rng_init(&rng, bench_stream_seed(c->seed, w->serial));
+
+  uint64_t ops = 0;
+  for (; ops < CS_OPS_PER_ROUND; ops++) {
+    /* The main thread is joining, not timing: each worker watches the clock. */
+    if ((ops & (STOP_CHECK_EVERY - 1)) == 0 && bench_now_ns() >= deadline)
+      break;
+    const size_t n = cs_draw_size(c, &rng, w);
+    const uint64_t r = bench_rng_next(&rng);
+    size_t nmemb = 1, elsize = n;
+    if ((r & 3) != 0) {
+      /* 3 in 4: n / k elements of k bytes (n rounded down), either order. */
+      size_t k = CS_ELEM_SIZES[(r >> 2) % CS_ELEM_COUNT];
+      if (k > n)
+        k = 1;
+      nmemb = (r & 0x100) != 0 ? k : n / k;
+      elsize = (r & 0x100) != 0 ? n / k : k;
+    }
+    void *p = calloc(nmemb, elsize);
+    if (p == NULL)
+      die("calloc(%zu, %zu) returned NULL", nmemb, elsize);
+    check_zeroed(p, nmemb, elsize, stride);
+    spare->ptr = p;
+    spare->size = nmemb * elsize;
+    spare->seed = bench_rng_next(&rng);
+    spare->owner = w->serial;
+    fill_block(p, (uintptr_t)p, spare->size, spare->seed, stride);
+
+    /* Release publishes the record and block; acquire sees the taken ones. */
+    struct cs_rec *out = atomic_exchange_explicit(&g_cs_slots[bench_rng_below(&rng, nslots)], spare,
+                                                  memory_order_acq_rel);
+    if (out->ptr != NULL) {
+      check_block(out->ptr, (uintptr_t)out->ptr, out->size, out->seed, stride,
+                  "before free (taken out of the shared array)");
+      free(out->ptr);
+      if (out->owner == w->serial)
+        w->freed_own++;
+      else
+        w->freed_remote++;
+      out->ptr = NULL;
+    }
+    spare = out;
+  }
+  w->spare = spare;
+  w->ops = ops;
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
 /* Timing. */
 
 static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *what) {
@@ -1103,6 +1244,76 @@ static uint64_t run_threadchurn(double *elapsed) {
   return ops;
 }
 
+/* calloc-swap's driver: the main thread runs the rounds itself (no barrier:
+ * the clock includes creating and joining every round's threads). */
+static uint64_t run_calloc_swap(double *elapsed) {
+  const struct config *c = &g_cfg;
+  const size_t stride = MODES[c->mode].stride;
+  const unsigned n = c->threads, nslots = c->live;
+  /* One record per slot and one spare per worker: exchanges only move them. */
+  struct cs_rec *recs = xalloc_lines((size_t)(nslots + n) * sizeof *recs);
+  g_cs_slots = xalloc_lines(nslots * sizeof *g_cs_slots);
+  for (unsigned i = 0; i < nslots; i++)
+    atomic_init(&g_cs_slots[i], &recs[i]);
+  struct cs_worker *ws = xalloc_lines(n * sizeof *ws);
+  for (unsigned j = 0; j < n; j++)
+    ws[j].spare = &recs[nslots + j];
+
+  uint64_t rounds = 0, serial = 0, ops = 0, own = 0, remote = 0, mid = 0, big = 0;
+  const uint64_t t0 = bench_now_ns();
+  g_cs_deadline_ns = t0 + (uint64_t)(c->seconds * 1e9);
+  while (bench_now_ns() < g_cs_deadline_ns) {
+    for (unsigned j = 0; j < n; j++) {
+      struct cs_worker *w = &ws[j];
+      w->serial = ++serial;
+      w->ops = w->freed_own = w->freed_remote = w->mid = w->big = 0;
+      start_thread(&w->thread, cs_worker_main, w, "worker");
+    }
+    for (unsigned j = 0; j < n; j++)
+      join_thread(ws[j].thread, "worker");
+    for (unsigned j = 0; j < n; j++) {
+      ops += ws[j].ops;
+      own += ws[j].freed_own;
+      remote += ws[j].freed_remote;
+      mid += ws[j].mid;
+      big += ws[j].big;
+    }
+    rounds++;
+  }
+  double secs = (double)(bench_now_ns() - t0) * 1e-9;
+  *elapsed = secs > 0 ? secs : 1e-9;
+
+  /* Clean-up (untimed): the main thread checks and frees what the array holds. */
+  uint64_t left = 0;
+  for (unsigned i = 0; i < nslots; i++) {
+    struct cs_rec *r = atomic_load_explicit(&g_cs_slots[i], memory_order_relaxed);
+    if (r->ptr == NULL)
+      continue;
+    check_block(r->ptr, (uintptr_t)r->ptr, r->size, r->seed, stride,
+                "at the end (left in the shared array)");
+    free(r->ptr);
+    left++;
+  }
+  if (own + remote + left != ops)
+    die("%" PRIu64 " blocks calloc'd but %" PRIu64 " freed in the run and %" PRIu64
+        " left in the array",
+        ops, own + remote, left);
+  printf("rounds: %" PRIu64
+         ", each of %u new threads doing up to %u callocs; threads created: %" PRIu64 "\n",
+         rounds, n, CS_OPS_PER_ROUND, serial);
+  printf("blocks freed by another thread: %" PRIu64 " (%.1f%%), by their own thread: %" PRIu64
+         "; left in the array at the end: %" PRIu64 " (freed by the main thread, untimed)\n",
+         remote, own + remote ? 100.0 * (double)remote / (double)(own + remote) : 0.0, own, left);
+  printf("sizes drawn from the %u..%u B tier: %" PRIu64 ", from the %zu..%zu MiB tier: %" PRIu64
+         "\n",
+         CS_SMALL_MAX + 1, CS_MID_MAX, mid, CS_BIG_MIN >> 20, CS_BIG_MAX >> 20, big);
+  free(ws);
+  free(g_cs_slots);
+  g_cs_slots = NULL;
+  free(recs);
+  return ops;
+}
+
 /* ------------------------------------------------------------------ */
 /* Command line. */
 
@@ -1153,24 +1364,31 @@ static void usage(FILE *out) {
           "               through a lock-free ring, the other frees them\n"
           "  medium-xthread  xthread-mixed with 2 threads only, where 7 in 8 of the\n"
           "               blocks a thread lets go are freed by the other thread\n"
+          "  calloc-swap  rounds of N new threads, each doing %u callocs (8..512 B;\n"
+          "               1 in %u up to %u B, 1 in %u 2..8 MiB), checked zero, each\n"
+          "               swapped into a random one of --live (%u) slots shared by\n"
+          "               all threads; the block taken out is checked and freed;\n"
+          "               1 operation = 1 calloc + 1 swap (+ 1 free)\n"
           "\n"
           "options:\n"
           "  -m, --mode MODE        one of the modes above (required)\n"
           "  -t, --threads N        threads (1..%u, default 2); prodcons: an even\n"
           "                         number; threadchurn: short-lived threads at a time;\n"
           "                         xthread-mixed: at least 2; oneway64,\n"
-          "                         medium-xthread: 2 only\n"
+          "                         medium-xthread: 2 only; calloc-swap: per round\n"
           "  -s, --seconds S        run time, may be fractional (default 3)\n"
           "  -r, --seed X           PRNG seed, 0..2^64-1 (default 42)\n"
           "  -M, --max-size BYTES   largest block (realloc: final size); default per mode;\n"
-          "                         not oneway64\n"
+          "                         not oneway64, calloc-swap\n"
           "  -l, --live N           blocks per thread (churn, churn-large, realloc,\n"
           "                         large, oversubscribed, workingset: 1..%u;\n"
           "                         huge: 1..2; xthread-mixed, medium-xthread: the\n"
-          "                         high mark, %u..%u)\n"
+          "                         high mark, %u..%u; calloc-swap: the shared\n"
+          "                         slots, 1..%u)\n"
           "  -h, --help             print this help and exit\n",
-          g_prog, OVERSUB_PER_CPU, oversubscribed_threads(), MAX_THREADS, MAX_LIVE, XT_LOW_DIVISOR,
-          MAX_LIVE);
+          g_prog, OVERSUB_PER_CPU, oversubscribed_threads(), CS_OPS_PER_ROUND,
+          CS_SIZE_DRAW / CS_MID_IN_DRAW, CS_MID_MAX, CS_SIZE_DRAW / CS_BIG_IN_DRAW, CS_SLOTS,
+          MAX_THREADS, MAX_LIVE, XT_LOW_DIVISOR, MAX_LIVE, CS_MAX_SLOTS);
 }
 
 static _Noreturn void bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1283,9 +1501,12 @@ static void parse_args(int argc, char **argv) {
               mi->min_threads, mi->max_threads, threads);
   c->threads = (unsigned)threads;
 
-  if (have_max && mi->fixed_size)
+  if (have_max && mi->fixed_size && mi->min_size == mi->max_size)
     bad_usage("--max-size does not apply to mode %s (its blocks are %zu bytes)", mi->name,
               mi->min_size);
+  if (have_max && mi->fixed_size)
+    bad_usage("--max-size does not apply to mode %s (its sizes are its own, %zu..%zu bytes)",
+              mi->name, mi->min_size, mi->max_size);
   if (have_max && max_size < mi->min_size)
     bad_usage("--max-size: mode %s needs at least %zu bytes", mi->name, mi->min_size);
   if (have_max && c->mode == M_REALLOC && max_size <= mi->min_size)
@@ -1301,7 +1522,11 @@ static void parse_args(int argc, char **argv) {
               mi->max_live, live);
   c->live = have_live ? (unsigned)live : mi->live;
 
-  if (c->mode == M_WORKINGSET && c->max_size > WS_SMALL_MAX) {
+  if (c->mode == M_CALLOC_SWAP) {
+    bench_size_dist_init(&c->dist, mi->min_size, CS_SMALL_MAX);
+    bench_size_dist_init(&c->mid, CS_SMALL_MAX + 1, CS_MID_MAX);
+    bench_size_dist_init(&c->big, CS_BIG_MIN, CS_BIG_MAX);
+  } else if (c->mode == M_WORKINGSET && c->max_size > WS_SMALL_MAX) {
     bench_size_dist_init(&c->dist, mi->min_size, WS_SMALL_MAX);
     bench_size_dist_init(&c->tail, WS_SMALL_MAX + 1, c->max_size);
     c->has_tail = 1;
@@ -1355,6 +1580,15 @@ int main(int argc, char **argv) {
       printf("block sizes: %zu..%zu bytes, log-uniform; slots per thread: %u\n", mi->min_size,
              c->max_size, c->live);
     break;
+  case M_CALLOC_SWAP:
+    printf("block sizes: log-uniform %zu..%u bytes, except 1 in %u %u..%u bytes and 1 in %u "
+           "%zu..%zu MiB\n",
+           mi->min_size, CS_SMALL_MAX, CS_SIZE_DRAW / CS_MID_IN_DRAW, CS_SMALL_MAX + 1, CS_MID_MAX,
+           CS_SIZE_DRAW / CS_BIG_IN_DRAW, CS_BIG_MIN >> 20, CS_BIG_MAX >> 20);
+    printf("per thread and round: %u callocs, 1 in 4 as calloc(1, n), the rest as n/k elements "
+           "of k bytes (k = 1..48, either order); slots shared by all threads: %u\n",
+           CS_OPS_PER_ROUND, c->live);
+    break;
   default:
     printf("block sizes: %zu..%zu bytes, log-uniform; live blocks per thread: %u\n", mi->min_size,
            c->max_size, c->live);
@@ -1363,6 +1597,8 @@ int main(int argc, char **argv) {
   printf("verified: whole block up to %u bytes, else first and last %u bytes and a "
          "word every %zu bytes\n",
          FULL_FILL_MAX, EDGE_BYTES, mi->stride);
+  if (c->mode == M_CALLOC_SWAP)
+    printf("verified zero after calloc: the same bytes\n");
   fflush(stdout);
 
   atomic_store(&g_stop, 0);
@@ -1387,6 +1623,11 @@ int main(int argc, char **argv) {
   case M_REALLOC:
     ops = run_slots(&elapsed);
     unit = "1 operation = 1 realloc";
+    break;
+  case M_CALLOC_SWAP:
+    ops = run_calloc_swap(&elapsed);
+    unit = "1 operation = 1 calloc + 1 swap into the shared array + 1 free of the block taken out "
+           "(none while its slot was still empty)";
     break;
   default:
     ops = run_slots(&elapsed);
