@@ -129,20 +129,33 @@ LARSON_THREADS = (1, 2, 4)
 LARSON_ARGS = "8 1000 5000 100 4141"  # after <seconds>; threads come last
 MTSTRESS_MODES = ("churn", "churn-large", "prodcons", "threadchurn", "realloc", "large",
                   "xthread-mixed", "huge", "oversubscribed", "batch-lifo", "batch-fifo",
-                  "workingset", "oneway64", "medium-xthread")
+                  "workingset", "oneway64", "medium-xthread", "calloc-swap")
 MTSTRESS_THREADS = 2
 # Modes whose shape is not 2 threads (see hakmem/bench/README.md, mtstress).
-# oversubscribed: 16 threads per CPU, as mtstress itself defaults to.
-MTSTRESS_MODE_THREADS = {"huge": 1, "batch-lifo": 1, "batch-fifo": 1, "workingset": 1}
+# A tuple is one case per thread count, as Larson's t1, t2, t4: calloc-swap
+# at 8 and 32 threads (issue 21). oversubscribed: 16 threads per CPU, as
+# mtstress itself defaults to.
+MTSTRESS_MODE_THREADS = {"huge": 1, "batch-lifo": 1, "batch-fifo": 1, "workingset": 1,
+                         "calloc-swap": (8, 32)}
 MTSTRESS_OVERSUBSCRIBED_PER_CPU = 16
 MTSTRESS_SEED = 4141
 
 
-def mtstress_threads(mode):
-    """Threads bench.py runs mtstress mode `mode` with."""
+def mtstress_thread_counts(mode):
+    """The thread counts bench.py runs mtstress mode `mode` with, one case each."""
     if mode == "oversubscribed":
-        return min(1024, MTSTRESS_OVERSUBSCRIBED_PER_CPU * (os.cpu_count() or 1))
-    return MTSTRESS_MODE_THREADS.get(mode, MTSTRESS_THREADS)
+        return (min(1024, MTSTRESS_OVERSUBSCRIBED_PER_CPU * (os.cpu_count() or 1)),)
+    t = MTSTRESS_MODE_THREADS.get(mode, MTSTRESS_THREADS)
+    return t if isinstance(t, tuple) else (t,)
+
+
+def mtstress_cases(mode):
+    """[(case id, threads)] of mtstress mode `mode`: mtstress/<mode> when it runs
+    at one thread count, else mtstress/<mode>/t<N> for each."""
+    counts = mtstress_thread_counts(mode)
+    if len(counts) == 1:
+        return [("mtstress/" + mode, counts[0])]
+    return [("mtstress/%s/t%d" % (mode, t), t) for t in counts]
 
 
 # Per-mode settings. Durations are per run (seconds).
@@ -159,6 +172,8 @@ MODES = {
 }
 # medium-xthread adds one mtstress case: 8 allocators x the run time (plus
 # start-up) per round, about 5 s at --quick and 25 s at --full (estimated).
+# calloc-swap adds two (8 and 32 threads): about 10 s at --quick and 50 s at
+# --full (estimated the same way).
 # The footprint cases are the same in both modes: 6 programs x 8 allocators
 # of 0.01-0.15 s each, a few seconds per round (measured: 18 runs in 2 s).
 # The programs cases (sizes in bench_programs.SIZES): 2m13s at --quick with
@@ -283,7 +298,7 @@ class Case:
 
 def all_case_ids():
     ids = ["larson/t%d" % t for t in LARSON_THREADS]
-    ids += ["mtstress/%s" % m for m in MTSTRESS_MODES]
+    ids += [i for m in MTSTRESS_MODES for i, _ in mtstress_cases(m)]
     ids.append("micro")
     ids += ["footprint/%s" % p for p in FOOTPRINT_PROGRAMS]
     ids += ["programs/%s" % p for p in bench_programs.PROGRAMS]
@@ -302,12 +317,13 @@ def make_cases(mode, selected_ids):
                           ls, 4 * ls + 60))
     ms = cfg["mtstress_seconds"]
     for m in MTSTRESS_MODES:
-        t = mtstress_threads(m)
-        params = "--mode %s --seconds %g --seed %d" % (m, ms, MTSTRESS_SEED)
-        argv = ["--mode", m, "--threads", str(t), "--seconds", "%g" % ms,
-                "--seed", str(MTSTRESS_SEED)]
-        cases.append(Case("mtstress/" + m, "mtstress", "mtstress/" + m,
-                          "mtstress %s t=%d" % (m, t), params, argv, t, ms, int(4 * ms) + 60))
+        # A mode's thread counts share the benchmark name, as Larson's do.
+        for case_id, t in mtstress_cases(m):
+            params = "--mode %s --seconds %g --seed %d" % (m, ms, MTSTRESS_SEED)
+            argv = ["--mode", m, "--threads", str(t), "--seconds", "%g" % ms,
+                    "--seed", str(MTSTRESS_SEED)]
+            cases.append(Case(case_id, "mtstress", "mtstress/" + m, "mtstress %s t=%d" % (m, t),
+                              params, argv, t, ms, int(4 * ms) + 60))
     mt = cfg["micro_min_time"]
     params = "--benchmark_min_time=%s" % mt
     # The nominal duration is a guess until the first micro run is timed.
@@ -327,9 +343,14 @@ def make_cases(mode, selected_ids):
 
 
 def parse_bench_list(text):
-    """'larson,mtstress/churn' -> case ids, canonical order. Raises ValueError."""
+    """'larson,mtstress/churn' -> case ids, canonical order. Raises ValueError.
+
+    A group (larson, mtstress, ...) picks its cases; so does a mode run at
+    several thread counts (mtstress/calloc-swap: mtstress/calloc-swap/t8, ...).
+    """
     ids = all_case_ids()
     groups = sorted(set(i.split("/")[0] for i in ids))
+    groups += sorted(set(i.rsplit("/", 1)[0] for i in ids if i.count("/") > 1))
     chosen = set()
     tokens = [t.strip() for t in text.split(",") if t.strip()]
     if not tokens:
@@ -340,7 +361,7 @@ def parse_bench_list(text):
         elif tok in ids:
             chosen.add(tok)
         elif tok in groups:
-            chosen.update(i for i in ids if i.split("/")[0] == tok)
+            chosen.update(i for i in ids if i.startswith(tok + "/"))
         else:
             raise ValueError("unknown benchmark %r (choose from: all, %s, %s)"
                              % (tok, ", ".join(groups), ", ".join(ids)))

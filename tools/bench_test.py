@@ -98,11 +98,23 @@ class ArgumentTest(unittest.TestCase):
         self.assertEqual(bench.parse_args(["--bench", "micro,mtstress/churn"]).bench,
                          ["mtstress/churn", "micro"])
         self.assertEqual(bench.parse_args(["--bench", "all"]).bench, bench.all_case_ids())
-        self.assertEqual(len(bench.parse_args(["--bench", "mtstress"]).bench), 14)
+        # 15 modes, calloc-swap at two thread counts.
+        self.assertEqual(len(bench.parse_args(["--bench", "mtstress"]).bench), 16)
         self.assertEqual(bench.parse_args(["--bench", "mtstress/oneway64,mtstress/huge"]).bench,
                          ["mtstress/huge", "mtstress/oneway64"])
         self.assertEqual(bench.parse_args(["--bench", "mtstress/medium-xthread"]).bench,
                          ["mtstress/medium-xthread"])
+        # A mode with several thread counts: all of them by its name, or one.
+        self.assertEqual(bench.parse_args(["--bench", "mtstress/calloc-swap"]).bench,
+                         ["mtstress/calloc-swap/t8", "mtstress/calloc-swap/t32"])
+        self.assertEqual(bench.parse_args(["--bench", "mtstress/calloc-swap/t32,larson/t1"]).bench,
+                         ["larson/t1", "mtstress/calloc-swap/t32"])
+        self.assertEqual(bench.parse_args(["--bench", "mtstress,mtstress/calloc-swap"]).bench,
+                         bench.parse_args(["--bench", "mtstress"]).bench)
+        with self.assertRaises(ValueError):
+            bench.parse_bench_list("mtstress/calloc-swap/t16")
+        with self.assertRaises(ValueError):
+            bench.parse_bench_list("mtstress/calloc")
         footprint = ["footprint/python-pass", "footprint/python-imports", "footprint/git-log",
                      "footprint/git-log-p", "footprint/ls-R", "footprint/sort"]
         self.assertEqual(bench.parse_args(["--bench", "footprint"]).bench, footprint)
@@ -248,6 +260,43 @@ class CaseTest(unittest.TestCase):
                                            "--seed", "4141"])
             self.assertTrue(c.higher_is_better)
             self.assertEqual(c.metric, ("ops_per_sec", "ops/s"))
+
+    def test_per_mode_thread_counts(self):
+        """A tuple in MTSTRESS_MODE_THREADS is one case per thread count."""
+        self.assertEqual(bench.mtstress_thread_counts("churn"), (2,))
+        self.assertEqual(bench.mtstress_thread_counts("huge"), (1,))
+        self.assertEqual(bench.mtstress_thread_counts("calloc-swap"), (8, 32))
+        with mock.patch.object(bench.os, "cpu_count", return_value=2):
+            self.assertEqual(bench.mtstress_thread_counts("oversubscribed"), (32,))
+        self.assertEqual(bench.mtstress_cases("churn"), [("mtstress/churn", 2)])
+        with mock.patch.dict(bench.MTSTRESS_MODE_THREADS, {"churn": (1, 4)}):
+            self.assertEqual(bench.mtstress_cases("churn"),
+                             [("mtstress/churn/t1", 1), ("mtstress/churn/t4", 4)])
+            self.assertIn("mtstress/churn/t4", bench.all_case_ids())
+            self.assertNotIn("mtstress/churn", bench.all_case_ids())
+
+    def test_calloc_swap(self):
+        """Issue 21: calloc-swap at 8 and at 32 threads, one benchmark name."""
+        self.assertIn("calloc-swap", bench.MTSTRESS_MODES)
+        ids = ["mtstress/calloc-swap/t8", "mtstress/calloc-swap/t32"]
+        all_ids = bench.all_case_ids()
+        self.assertEqual(all_ids[all_ids.index(ids[0]):all_ids.index(ids[0]) + 2], ids)
+        self.assertNotIn("mtstress/calloc-swap", all_ids)
+        for mode in ("quick", "full"):
+            seconds = "%g" % bench.MODES[mode]["mtstress_seconds"]
+            cases = bench.make_cases(mode, all_ids)
+            got = [c for c in cases if c.benchmark == "mtstress/calloc-swap"]
+            self.assertEqual([c.id for c in got], ids)
+            self.assertEqual([c.threads for c in got], [8, 32])
+            self.assertEqual([c.label for c in got],
+                             ["mtstress calloc-swap t=8", "mtstress calloc-swap t=32"])
+            for c, t in zip(got, (8, 32)):
+                self.assertEqual(c.kind, "mtstress")
+                self.assertEqual(c.argv_tail, ["--mode", "calloc-swap", "--threads", str(t),
+                                               "--seconds", seconds, "--seed", "4141"])
+                self.assertEqual(c.params, "--mode calloc-swap --seconds %s --seed 4141" % seconds)
+                self.assertEqual(c.metric, ("ops_per_sec", "ops/s"))
+                self.assertTrue(c.higher_is_better)
 
     def test_modes_are_mtstress_modes(self):
         """MTSTRESS_MODES is mtstress.c's MODES table (a data file of //tools:bench_test)."""
@@ -1581,6 +1630,23 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(got, {("mtstress/huge", 1), ("mtstress/oneway64", 2),
                                ("mtstress/batch-lifo", 1)})
         self.assertIn("mtstress huge t=1", out)
+
+    def test_calloc_swap_end_to_end(self):
+        """One benchmark at two thread counts: two results, told apart by threads."""
+        js = os.path.join(self.tmp, "cs.json")
+        code, out, err = self.main("--bench", "mtstress/calloc-swap", "--rounds", "1",
+                                   "--json", js)
+        self.assertEqual(code, 0, err)
+        with open(js) as f:
+            doc = json.load(f)
+        self.assertEqual(bench.validate_document(doc), [])
+        got = sorted((r["benchmark"], r["threads"], r["variant"]) for r in doc["results"])
+        self.assertEqual(len(got), len(set(got)))
+        self.assertEqual(sorted({(b, t) for b, t, _ in got}),
+                         [("mtstress/calloc-swap", 8), ("mtstress/calloc-swap", 32)])
+        self.assertIn("mtstress calloc-swap t=8", out)
+        self.assertIn("mtstress calloc-swap t=32", out)
+        self.assertIn("--mode calloc-swap --threads 32", out)
 
     def test_medium_xthread_end_to_end(self):
         js = os.path.join(self.tmp, "mx.json")
