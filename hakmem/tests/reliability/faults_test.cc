@@ -12,6 +12,7 @@
 // Bounds and sizes suit a 2-core machine; nothing depends on timing.
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -233,6 +234,10 @@ TEST(OutOfMemoryTest, AddressSpaceLimitGivesEnomemAndRecovers) {
 // Two churn threads and the forking thread already outnumber CI's two cores,
 // so forks still land while a thread is inside malloc or preempted holding a
 // lock; four made each child run at a fifth of a core (49 s against 22 s).
+// While a child runs the churn threads pause (the fork has already caught
+// them where it caught them), so the child has the cores and the parent's
+// writes make no copy-on-write storm; before the next fork they run again for
+// a random number of operations, so each fork lands mid-churn.
 constexpr int kChurnThreads = 2;
 constexpr int kForks = 240;
 constexpr size_t kExchangeSlots = 64;
@@ -242,6 +247,8 @@ struct ForkShared {
   std::atomic<bool> stop{false};
   std::atomic<void *> exchange[kExchangeSlots] = {};
   std::atomic<uint64_t> churn_ops{0};
+  std::atomic<bool> child_running{false};
+  std::atomic<uint64_t> progress{0}; // operations so far, all churn threads
 };
 
 size_t ChurnSize(Rng &rng) {
@@ -261,6 +268,11 @@ void Churn(ForkShared *sh, unsigned id) {
   void *mine[kMine] = {};
   uint64_t ops = 0;
   while (!sh->stop.load(std::memory_order_relaxed)) {
+    if (sh->child_running.load(std::memory_order_relaxed)) {
+      usleep(100);
+      continue;
+    }
+    sh->progress.fetch_add(1, std::memory_order_relaxed);
     size_t k = rng.Below(kMine);
     free(mine[k]);
     mine[k] = nullptr;
@@ -371,13 +383,20 @@ TEST(ForkTest, ChildrenOfABusyMultithreadedProgramCanAllocate) {
     threads.emplace_back(Churn, &shared, t);
 
   std::vector<std::string> failures;
+  Rng pace(4242);
   for (int f = 0; f < kForks; f++) {
+    uint64_t due = shared.progress.load() + 1 + pace.Below(400);
+    while (shared.progress.load() < due)
+      sched_yield();
     pid_t pid = fork();
     ASSERT_GE(pid, 0) << "fork failed: " << strerror(errno);
     if (pid == 0)
       _exit(ForkChild(&shared, inherited, inherited_size, f));
+    shared.child_running.store(true);
     int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    pid_t waited = waitpid(pid, &status, 0);
+    shared.child_running.store(false);
+    ASSERT_EQ(waited, pid);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
       continue;
     std::string what = "fork " + std::to_string(f) + ": ";
