@@ -251,12 +251,17 @@ void *hak_malloc(size_t size) { return hak_fastpath_malloc(size); }
 // The slab of p, once p is proven the start of a live block of it: every
 // build checks this on every path but the inlined hit of free, which proves
 // the same in its own way. Reports misuse by what and aborts.
-static hak_slab *vet_block(const char *what, const void *p, uint8_t kind) {
+// vet_live proves all but the guard, which free() checks as it poisons.
+static inline hak_slab *vet_live(const char *what, const void *p, uint8_t kind) {
   hak_slab *s = hak_superslab_slab_of(p, kind);
   if (hak_unlikely(!hak_superslab_is_block(s, p)))
     hak_integrity_report_invalid(what, p);
   if (hak_unlikely(hak_integrity_is_marked_free(p) || hak_superslab_block_purged(s, p)))
     hak_integrity_report_freed(what, p);
+  return s;
+}
+static hak_slab *vet_block(const char *what, const void *p, uint8_t kind) {
+  hak_slab *s = vet_live(what, p, kind);
   hak_integrity_guard_check(what, p, s->block_size);
   return s;
 }
@@ -320,10 +325,10 @@ void hak_fastpath_free_miss(void *p) {
     free_other(p, kind);
     return;
   }
-  hak_slab *s = vet_block("free()", p, kind);
+  hak_slab *s = vet_live("free()", p, kind);
+  hak_integrity_freed(p, s->block_size);
   if (hak_unlikely(hak_superslab_prof_maybe(s, p)))
     prof_free(p, s);
-  hak_integrity_freed(p, s->block_size);
   free_slab_block(p, s);
 }
 

@@ -10,8 +10,9 @@
 HAK_EXTERN_C_BEGIN
 
 // Whether the exported free's hit path is inlined (release builds with the
-// fast cache, hardened excepted: it vets every call in full).
-#define HAK_INLINE_FREE_HIT (HAKMEM_FASTCACHE && !HAKMEM_DEBUG && !HAKMEM_HARDENED)
+// fast cache; the hardened variant's hit paths add its checks, see
+// HAK_VET_FREE_HIT).
+#define HAK_INLINE_FREE_HIT (HAKMEM_FASTCACHE && !HAKMEM_DEBUG)
 
 // Miss path of malloc for class cls (its bin is empty): refills the bin of h,
 // the calling thread's heap, and returns a block; NULL with ENOMEM when h is
