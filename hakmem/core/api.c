@@ -219,6 +219,10 @@ __attribute__((constructor)) static void prof_register_entries(void) {
 #if HAKMEM_FASTCACHE
     (const void *)alloc_miss,
 #endif
+#if HAK_WIDE_PATTERNS
+    (const void *)hak_fastpath_malloc_wide,
+    (const void *)hak_fastpath_free_wide,
+#endif
   };
   hak_profile_add_entries(fns, sizeof fns / sizeof fns[0]);
 }
@@ -332,7 +336,19 @@ void hak_fastpath_free_miss(void *p) {
   free_slab_block(p, s);
 }
 
+#if HAK_WIDE_PATTERNS
+__attribute__((target("avx2"))) void *hak_fastpath_malloc_wide(size_t size) {
+  return hak_fastpath_malloc_hit(size);
+}
+__attribute__((target("avx2"))) void hak_fastpath_free_wide(void *p) { hak_fastpath_free_hit(p); }
+#endif
+
 #if HAK_INLINE_FAST_PATHS
+void hak_fastpath_free_long(void *p, uintptr_t slot, uint32_t block_size) {
+  hak_integrity_freed(p, block_size);
+  hak_fastpath_push(p, slot, hak_integrity_free_key);
+}
+
 void hak_fastpath_free_full(void *p, uintptr_t slot) {
   hak_tls.bins[0].hot.r.e[slot].room += 1; // the hit path's subtract wrapped it
   hak_fastpath_free_miss(p);

@@ -34,6 +34,7 @@ uintptr_t hak_integrity_free_key;
 uintptr_t hak_integrity_link_key;
 #endif
 int hak_integrity_level = HAKMEM_CHECK_DEFAULT;
+bool hak_integrity_wide;
 
 void hak_integrity_link_init(void) {
   // The kernel's 16 random bytes at exec: random without a system call.
@@ -56,6 +57,10 @@ void hak_integrity_init(void) {
   if (HAKMEM_HARDENED && level < HAK_CHECK_CHEAP)
     level = HAK_CHECK_CHEAP; // what the hardened build is for cannot be turned off
   hak_integrity_level = level;
+#if HAK_WIDE_PATTERNS
+  __builtin_cpu_init(); // init may run before the constructors
+  __atomic_store_n(&hak_integrity_wide, __builtin_cpu_supports("avx2") != 0, __ATOMIC_RELAXED);
+#endif
 }
 
 // ---- links and marks -----------------------------------------------------------
@@ -75,6 +80,26 @@ void hak_integrity_block_written(const void *b) {
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "a guard span shorter than a word is masked by byte order");
+
+// Long guard spans are compared with this run, a piece at a time.
+static const uint8_t guard_run[1024] = {[0 ... 1023] = HAK_GUARD_BYTE};
+
+bool hak_integrity_guard_run_holds(const uint8_t *b, size_t n) {
+  for (; n > sizeof guard_run; b += sizeof guard_run, n -= sizeof guard_run)
+    if (memcmp(b, guard_run, sizeof guard_run) != 0)
+      return false;
+  return memcmp(b, guard_run, n) == 0;
+}
+
+void *hak_integrity_guard_arm_long(void *p, size_t block_size, size_t requested) {
+  uint8_t *b = p;
+  size_t room = block_size - HAK_TRAILER;
+  memset(b + requested, HAK_GUARD_BYTE, room - requested);
+  // The record as hak_integrity_guard_arm_short lays it.
+  hak_integrity_store8(b + room,
+                       (uint64_t)requested ^ ~(uint64_t)(hak_integrity_free_key ^ (uintptr_t)p));
+  return p;
+}
 
 // The first byte from from on of block p that does not hold byte.
 static size_t first_changed(const void *p, size_t from, uint8_t byte) {

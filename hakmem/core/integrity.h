@@ -65,6 +65,16 @@ void hak_integrity_init(void) HAK_INTERNAL;
 // its guard and lays its poison before the push (the general path's vetting,
 // in the hit path);
 #define HAK_VET_FREE_HIT HAKMEM_HARDENED
+// the hardened release build's hit paths, which check the poison and the
+// guard, are compiled twice on x86-64: as built, and for AVX2, taken when the
+// CPU has it (hak_integrity_wide, set at init), where a check reads 32 bytes
+// an instruction;
+#if HAKMEM_HARDENED && !HAKMEM_DEBUG && defined(__x86_64__)
+#define HAK_WIDE_PATTERNS 1
+#else
+#define HAK_WIDE_PATTERNS 0
+#endif
+extern bool hak_integrity_wide HAK_INTERNAL;
 // release builds at HAKMEM_CHECK=full send every call down the slow paths
 // (the bins stay closed).
 #define HAK_CHECK_CLOSES_BINS (!HAKMEM_DEBUG && HAK_CHECK_IS_FULL)
@@ -145,6 +155,26 @@ static inline void *hak_integrity_link_next(const void *b) {
   return (void *)u;
 }
 
+// The same for a block of the bin in slot (HAK_BIN_SLOT): a link into a slab
+// that the class map names for that bin is plausible when aligned, as one
+// into b's SuperSlab is: every block of a bin is of its class. The segment
+// map is asked only about the rest (medium classes, or damage).
+static inline __attribute__((always_inline)) void *hak_integrity_bin_link_next(const void *b,
+                                                                               uintptr_t slot) {
+  uintptr_t u = hak_integrity_link_raw(b);
+  if (HAKMEM_HARDENED || hak_integrity_level != 0) {
+    bool near = (((u ^ (uintptr_t)b) >> HAK_SS_SHIFT) == 0 ||
+                 ((u >> HAK_CMAP_SHIFT) < HAK_CMAP_ENTRIES &&
+                  hak_segmap_class_slot((const void *)u) == slot)) &&
+                (u & 15) == 0;
+    if (u != 0 && hak_unlikely((!near && !hak_integrity_link_plausible(u)) ||
+                               !hak_integrity_is_marked_free((const void *)u)))
+      hak_integrity_link_corrupt(b);
+    return (void *)u;
+  }
+  return hak_integrity_link_next(b);
+}
+
 // Reports free block b, whose free mark is gone, and aborts.
 void hak_integrity_block_written(const void *b) HAK_INTERNAL __attribute__((noreturn, cold));
 
@@ -184,10 +214,32 @@ static inline void hak_integrity_block_take(void *b, bool checked) {
 #define HAK_GUARD_WORD (0x0101010101010101ULL * HAK_GUARD_BYTE)
 #define HAK_POISON_WORD (0x0101010101010101ULL * HAK_POISON_BYTE)
 
-// 16 bytes, aligned (the poison) or not (the guard, which starts at any byte).
-// may_alias: they hold whatever the program stored there.
+// 16 bytes, aligned (the poison) or not (the guard, which starts at any byte),
+// and 32 for the checks: two SSE2 loads, or one AVX2 load where the hit paths
+// are compiled for it (HAK_WIDE_PATTERNS). may_alias: they hold whatever the
+// program stored there.
 typedef uint64_t hak_integrity_v16 __attribute__((vector_size(16), may_alias));
 typedef uint64_t hak_integrity_u16 __attribute__((vector_size(16), aligned(1), may_alias));
+typedef uint64_t hak_integrity_v32 __attribute__((vector_size(32), aligned(16), may_alias));
+typedef uint64_t hak_integrity_u32 __attribute__((vector_size(32), aligned(1), may_alias));
+
+// A 32-byte vector of a pattern to store: the empty asm hides the constant,
+// which GCC would otherwise store 8 bytes at a time where there is no AVX.
+#define HAK_INTEGRITY_SPLAT32(pattern)                                                             \
+  __extension__({                                                                                  \
+    uint64_t w_ = (pattern);                                                                       \
+    __asm__("" : "+r"(w_));                                                                        \
+    (hak_integrity_u32){w_, w_, w_, w_};                                                           \
+  })
+
+// Whether the differences d (a 16- or 32-byte vector) are all zero.
+#define HAK_INTEGRITY_NONE16(d) (((d)[0] | (d)[1]) == 0)
+static inline bool hak_integrity_none32(hak_integrity_v32 d) {
+  hak_integrity_v16 lo, hi;
+  memcpy(&lo, &d, sizeof lo);
+  memcpy(&hi, (const uint8_t *)&d + sizeof lo, sizeof hi);
+  return HAK_INTEGRITY_NONE16(lo | hi);
+}
 
 static inline uint64_t hak_integrity_load8(const uint8_t *b) {
   uint64_t x;
@@ -199,11 +251,18 @@ static inline void hak_integrity_store8(uint8_t *b, uint64_t x) { memcpy(b, &x, 
 // The top n (< 8) bytes of a word (little-endian: the last n in memory).
 static inline uint64_t hak_integrity_top_bytes(size_t n) { return ~(~(uint64_t)0 >> (8 * n)); }
 
+// Guard spans longer than this (a medium block's, a block realloc shrank)
+// are laid by memset and checked by memcmp against a run of guard bytes, out
+// of line: the C library's versions use the widest vectors the CPU has. The
+// span functions below take the short ones (and the poison's, at most 240).
+#define HAK_INTEGRITY_LONG_SPAN ((size_t)256)
+bool hak_integrity_guard_run_holds(const uint8_t *b, size_t n) HAK_INTERNAL;
+
 // Bytes [from, to) of b set to pattern, to >= 8 and from <= to. A span of up
-// to 64 bytes takes at most four 16-byte stores, the last ones overlapping
-// the first; a longer one a loop over the middle; one shorter than 16 bytes
-// two 8-byte stores, or under 8 bytes the top of the word that ends it,
-// whose other bytes are kept.
+// to 32 bytes takes two 16-byte stores, the second overlapping the first; a
+// longer one two 32-byte stores and a loop over the middle; one shorter than
+// 16 bytes two 8-byte stores, or under 8 bytes the top of the word that ends
+// it, whose other bytes are kept.
 static inline __attribute__((always_inline)) void
 hak_integrity_span_fill(uint8_t *b, size_t from, size_t to, uint64_t pattern) {
   size_t n = to - from;
@@ -217,21 +276,21 @@ hak_integrity_span_fill(uint8_t *b, size_t from, size_t to, uint64_t pattern) {
     hak_integrity_store8(b + to - 8, pattern);
     return;
   }
-  const hak_integrity_u16 pat = {pattern, pattern};
-  *(hak_integrity_u16 *)(b + from) = pat;
-  *(hak_integrity_u16 *)(b + to - 16) = pat;
-  if (n > 32) {
-    *(hak_integrity_u16 *)(b + from + 16) = pat;
-    *(hak_integrity_u16 *)(b + to - 32) = pat;
-    for (size_t i = from + 32; i + 32 < to; i += 32) {
-      *(hak_integrity_u16 *)(b + i) = pat;
-      *(hak_integrity_u16 *)(b + i + 16) = pat;
-    }
+  if (n <= 32) {
+    const hak_integrity_u16 pat = {pattern, pattern};
+    *(hak_integrity_u16 *)(b + from) = pat;
+    *(hak_integrity_u16 *)(b + to - 16) = pat;
+    return;
   }
+  const hak_integrity_u32 pat = HAK_INTEGRITY_SPLAT32(pattern);
+  *(hak_integrity_u32 *)(b + from) = pat;
+  *(hak_integrity_u32 *)(b + to - 32) = pat;
+  for (size_t i = from + 32; i + 32 < to; i += 32)
+    *(hak_integrity_u32 *)(b + i) = pat;
 }
 
-// Whether bytes [from, to) of b all hold pattern (the same loads as the
-// stores above).
+// Whether bytes [from, to) of b all hold pattern: the same spans as above,
+// read 32 bytes at a time past 32.
 static inline __attribute__((always_inline)) bool
 hak_integrity_span_holds(const uint8_t *b, size_t from, size_t to, uint64_t pattern) {
   size_t n = to - from;
@@ -240,17 +299,18 @@ hak_integrity_span_holds(const uint8_t *b, size_t from, size_t to, uint64_t patt
   if (n < 16)
     return ((hak_integrity_load8(b + from) ^ pattern) |
             (hak_integrity_load8(b + to - 8) ^ pattern)) == 0;
-  const hak_integrity_u16 pat = {pattern, pattern};
-  hak_integrity_u16 d = (*(const hak_integrity_u16 *)(b + from) ^ pat) |
-                        (*(const hak_integrity_u16 *)(b + to - 16) ^ pat);
-  if (n > 32) {
-    d |= (*(const hak_integrity_u16 *)(b + from + 16) ^ pat) |
-         (*(const hak_integrity_u16 *)(b + to - 32) ^ pat);
-    for (size_t i = from + 32; i + 32 < to; i += 32)
-      d |= (*(const hak_integrity_u16 *)(b + i) ^ pat) |
-           (*(const hak_integrity_u16 *)(b + i + 16) ^ pat);
+  if (n <= 32) {
+    const hak_integrity_u16 pat = {pattern, pattern};
+    hak_integrity_u16 d = (*(const hak_integrity_u16 *)(b + from) ^ pat) |
+                          (*(const hak_integrity_u16 *)(b + to - 16) ^ pat);
+    return HAK_INTEGRITY_NONE16(d);
   }
-  return (d[0] | d[1]) == 0;
+  const hak_integrity_u32 pat = {pattern, pattern, pattern, pattern};
+  hak_integrity_u32 d = (*(const hak_integrity_u32 *)(b + from) ^ pat) |
+                        (*(const hak_integrity_u32 *)(b + to - 32) ^ pat);
+  for (size_t i = from + 32; i + 32 < to; i += 32)
+    d |= *(const hak_integrity_u32 *)(b + i) ^ pat;
+  return hak_integrity_none32(d);
 }
 
 // The poisoned bytes of a block: [16, hak_integrity_poison_end), after its
@@ -264,13 +324,15 @@ static inline size_t hak_integrity_poison_end(size_t block_size) {
 }
 
 // Poisons free block p (used by the hardened variant, callable in all).
-static inline void hak_integrity_poison(void *p, size_t block_size) {
+static inline __attribute__((always_inline)) void hak_integrity_poison(void *p, size_t block_size) {
   uint8_t *b = (uint8_t *)p;
   if (hak_likely(block_size >= HAK_POISON_FULL)) {
-    const hak_integrity_v16 pat = {HAK_POISON_WORD, HAK_POISON_WORD};
+    // As poison_intact reads it.
+    const hak_integrity_v32 pat = HAK_INTEGRITY_SPLAT32(HAK_POISON_WORD);
+    *(hak_integrity_v32 *)(b + HAK_POISON_MAX - 32) = pat;
 #pragma GCC unroll 16
-    for (size_t i = 16; i < HAK_POISON_MAX; i += 16)
-      *(hak_integrity_v16 *)(b + i) = pat;
+    for (size_t i = 16; i + 32 < HAK_POISON_MAX; i += 32)
+      *(hak_integrity_v32 *)(b + i) = pat;
     return;
   }
   size_t end = hak_integrity_poison_end(block_size);
@@ -278,15 +340,18 @@ static inline void hak_integrity_poison(void *p, size_t block_size) {
     hak_integrity_span_fill(b, 16, end, HAK_POISON_WORD);
 }
 
-static inline bool hak_integrity_poison_intact(const void *p, size_t block_size) {
+static inline __attribute__((always_inline)) bool hak_integrity_poison_intact(const void *p,
+                                                                              size_t block_size) {
   const uint8_t *b = (const uint8_t *)p;
   if (hak_likely(block_size >= HAK_POISON_FULL)) {
-    const hak_integrity_v16 pat = {HAK_POISON_WORD, HAK_POISON_WORD};
-    hak_integrity_v16 d = {0, 0};
+    // [16, 240) in 32-byte steps, and the last 32 bytes, overlapping.
+    const hak_integrity_v32 pat = {HAK_POISON_WORD, HAK_POISON_WORD, HAK_POISON_WORD,
+                                   HAK_POISON_WORD};
+    hak_integrity_v32 d = *(const hak_integrity_v32 *)(b + HAK_POISON_MAX - 32) ^ pat;
 #pragma GCC unroll 16
-    for (size_t i = 16; i < HAK_POISON_MAX; i += 16)
-      d |= *(const hak_integrity_v16 *)(b + i) ^ pat;
-    return (d[0] | d[1]) == 0;
+    for (size_t i = 16; i + 32 < HAK_POISON_MAX; i += 32)
+      d |= *(const hak_integrity_v32 *)(b + i) ^ pat;
+    return hak_integrity_none32(d);
   }
   size_t end = hak_integrity_poison_end(block_size);
   return end <= 16 || hak_integrity_span_holds(b, 16, end, HAK_POISON_WORD);
@@ -297,7 +362,8 @@ static inline bool hak_integrity_poison_intact(const void *p, size_t block_size)
 void hak_integrity_poison_damaged(const void *p) HAK_INTERNAL __attribute__((noreturn, cold));
 
 // Checks the poison of free block p.
-static inline void hak_integrity_poison_check(const void *p, size_t block_size) {
+static inline __attribute__((always_inline)) void hak_integrity_poison_check(const void *p,
+                                                                             size_t block_size) {
   if (hak_unlikely(!hak_integrity_poison_intact(p, block_size)))
     hak_integrity_poison_damaged(p);
 }
@@ -309,36 +375,68 @@ static inline void hak_integrity_poison_check(const void *p, size_t block_size) 
 void hak_integrity_guard_damaged(const char *what, const void *p, size_t block_size,
                                  size_t requested) HAK_INTERNAL __attribute__((noreturn, cold));
 
-// Lays the guard of block p for a request of requested bytes. The record is
-// complemented, so that a trailer that shares the second word of a 16-byte
-// block can never look like the free mark.
-static inline __attribute__((always_inline)) void
-hak_integrity_guard_arm(void *p, size_t block_size, size_t requested) {
 #if HAK_GUARD
+void *hak_integrity_guard_arm_long(void *p, size_t block_size, size_t requested) HAK_INTERNAL;
+#endif
+
+// Whether the guard span [requested, room) of a block is long.
+static inline bool hak_integrity_guard_is_long(size_t room, size_t requested) {
+  return room - requested > HAK_INTEGRITY_LONG_SPAN;
+}
+
+// Lays the guard of block p for a request of requested bytes, its span short.
+// The record is complemented, so that a trailer that shares the second word
+// of a 16-byte block can never look like the free mark.
+static inline __attribute__((always_inline)) void
+hak_integrity_guard_arm_short(void *p, size_t block_size, size_t requested) {
   uint8_t *b = (uint8_t *)p;
   size_t room = block_size - HAK_TRAILER;
   hak_integrity_span_fill(b, requested, room, HAK_GUARD_WORD);
   hak_integrity_store8(b + room,
                        (uint64_t)requested ^ ~(uint64_t)(hak_integrity_free_key ^ (uintptr_t)p));
+}
+
+// Lays the guard of block p for a request of requested bytes.
+static inline void hak_integrity_guard_arm(void *p, size_t block_size, size_t requested) {
+#if HAK_GUARD
+  if (hak_unlikely(hak_integrity_guard_is_long(block_size - HAK_TRAILER, requested)))
+    hak_integrity_guard_arm_long(p, block_size, requested);
+  else
+    hak_integrity_guard_arm_short(p, block_size, requested);
 #else
   (void)p, (void)block_size, (void)requested;
 #endif
 }
 
-// The bytes of block p the program may use (what it asked for, where the
-// build keeps that), after checking that nothing wrote past them.
+// The size record of block p: the bytes requested, checked against the room
+// the block has (a damaged record is reported), or, where the guard is not
+// checked (HAKMEM_CHECK=off, never in the hardened variant), bounded by it.
 static inline __attribute__((always_inline)) size_t
-hak_integrity_guard_check(const char *what, const void *p, size_t block_size) {
-#if HAK_GUARD
+hak_integrity_guard_record(const char *what, const void *p, size_t block_size) {
   const uint8_t *b = (const uint8_t *)p;
   size_t room = block_size - HAK_TRAILER;
   size_t requested =
       (size_t)(hak_integrity_load8(b + room) ^ ~(uint64_t)(hak_integrity_free_key ^ (uintptr_t)p));
-  if (hak_integrity_level == HAK_CHECK_OFF)
+  if (!HAKMEM_HARDENED && hak_integrity_level == HAK_CHECK_OFF)
     return requested <= room ? requested : room;
   if (hak_unlikely(requested > room))
     hak_integrity_guard_damaged(what, p, block_size, SIZE_MAX);
-  if (hak_unlikely(!hak_integrity_span_holds(b, requested, room, HAK_GUARD_WORD)))
+  return requested;
+}
+
+// The bytes of block p the program may use (what it asked for, where the
+// build keeps that), after checking that nothing wrote past them.
+static inline size_t hak_integrity_guard_check(const char *what, const void *p, size_t block_size) {
+#if HAK_GUARD
+  const uint8_t *b = (const uint8_t *)p;
+  size_t room = block_size - HAK_TRAILER;
+  size_t requested = hak_integrity_guard_record(what, p, block_size);
+  if (!HAKMEM_HARDENED && hak_integrity_level == HAK_CHECK_OFF)
+    return requested;
+  bool intact = hak_integrity_guard_is_long(room, requested)
+                    ? hak_integrity_guard_run_holds(b + requested, room - requested)
+                    : hak_integrity_span_holds(b, requested, room, HAK_GUARD_WORD);
+  if (hak_unlikely(!intact))
     hak_integrity_guard_damaged(what, p, block_size, requested);
   return requested;
 #else
@@ -349,14 +447,22 @@ hak_integrity_guard_check(const char *what, const void *p, size_t block_size) {
 
 // ---- the hooks of the paths ---------------------------------------------------------
 // Inline, so that a hit of malloc or free is one function with the checks in
-// it.
+// it, and one that calls nothing but the reports (which do not return) or,
+// as its last step, the general path: it then needs no stack frame.
 
 // Block p (of block_size bytes) handed out for a request of requested bytes:
 // its poison checked where the build has it, then its guard laid. Returns p.
-static inline void *hak_integrity_alloced(void *p, size_t block_size, size_t requested) {
+static inline __attribute__((always_inline)) void *hak_integrity_alloced(void *p, size_t block_size,
+                                                                         size_t requested) {
   if (HAK_POISON)
     hak_integrity_poison_check(p, block_size);
-  hak_integrity_guard_arm(p, block_size, requested);
+#if HAK_GUARD
+  if (hak_unlikely(hak_integrity_guard_is_long(block_size - HAK_TRAILER, requested)))
+    return hak_integrity_guard_arm_long(p, block_size, requested);
+  hak_integrity_guard_arm_short(p, block_size, requested);
+#else
+  (void)block_size, (void)requested;
+#endif
   return p;
 }
 
@@ -367,6 +473,27 @@ static inline void hak_integrity_freed(void *p, size_t block_size) {
   hak_integrity_guard_check("free()", p, block_size);
   if (HAK_POISON)
     hak_integrity_poison(p, block_size);
+}
+
+// The same for free's hit path: false, having done nothing but check the
+// size record, when the guard span is long (the hit path then hands p to the
+// general path, which checks it).
+static inline __attribute__((always_inline)) bool hak_integrity_freed_hit(void *p,
+                                                                          size_t block_size) {
+#if HAK_GUARD
+  const uint8_t *b = (const uint8_t *)p;
+  size_t room = block_size - HAK_TRAILER;
+  size_t requested = hak_integrity_guard_record("free()", p, block_size);
+  if (HAKMEM_HARDENED || hak_integrity_level != HAK_CHECK_OFF) {
+    if (hak_unlikely(hak_integrity_guard_is_long(room, requested)))
+      return false;
+    if (hak_unlikely(!hak_integrity_span_holds(b, requested, room, HAK_GUARD_WORD)))
+      hak_integrity_guard_damaged("free()", p, block_size, requested);
+  }
+#endif
+  if (HAK_POISON)
+    hak_integrity_poison(p, block_size);
+  return true;
 }
 
 // The order in which a slab carves n (at most 256) fresh blocks: in address
