@@ -234,12 +234,15 @@ typedef uint64_t hak_integrity_u32 __attribute__((vector_size(32), aligned(1), m
 
 // Whether the differences d (a 16- or 32-byte vector) are all zero.
 #define HAK_INTEGRITY_NONE16(d) (((d)[0] | (d)[1]) == 0)
-static inline bool hak_integrity_none32(hak_integrity_v32 d) {
-  hak_integrity_v16 lo, hi;
-  memcpy(&lo, &d, sizeof lo);
-  memcpy(&hi, (const uint8_t *)&d + sizeof lo, sizeof hi);
-  return HAK_INTEGRITY_NONE16(lo | hi);
-}
+// (A macro: a 32-byte vector passed by value changes the ABI where there is
+// no AVX.)
+#define HAK_INTEGRITY_NONE32(d)                                                                    \
+  __extension__({                                                                                  \
+    hak_integrity_v16 lo_, hi_;                                                                    \
+    memcpy(&lo_, &(d), sizeof lo_);                                                                \
+    memcpy(&hi_, (const uint8_t *)&(d) + sizeof lo_, sizeof hi_);                                  \
+    HAK_INTEGRITY_NONE16(lo_ | hi_);                                                               \
+  })
 
 static inline uint64_t hak_integrity_load8(const uint8_t *b) {
   uint64_t x;
@@ -310,7 +313,7 @@ hak_integrity_span_holds(const uint8_t *b, size_t from, size_t to, uint64_t patt
                         (*(const hak_integrity_u32 *)(b + to - 32) ^ pat);
   for (size_t i = from + 32; i + 32 < to; i += 32)
     d |= *(const hak_integrity_u32 *)(b + i) ^ pat;
-  return hak_integrity_none32(d);
+  return HAK_INTEGRITY_NONE32(d);
 }
 
 // The poisoned bytes of a block: [16, hak_integrity_poison_end), after its
@@ -351,7 +354,7 @@ static inline __attribute__((always_inline)) bool hak_integrity_poison_intact(co
 #pragma GCC unroll 16
     for (size_t i = 16; i + 32 < HAK_POISON_MAX; i += 32)
       d |= *(const hak_integrity_v32 *)(b + i) ^ pat;
-    return hak_integrity_none32(d);
+    return HAK_INTEGRITY_NONE32(d);
   }
   size_t end = hak_integrity_poison_end(block_size);
   return end <= 16 || hak_integrity_span_holds(b, 16, end, HAK_POISON_WORD);
