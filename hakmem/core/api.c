@@ -219,6 +219,10 @@ __attribute__((constructor)) static void prof_register_entries(void) {
 #if HAKMEM_FASTCACHE
     (const void *)alloc_miss,
 #endif
+#if HAK_WIDE_PATTERNS
+    (const void *)hak_fastpath_malloc_wide,
+    (const void *)hak_fastpath_free_wide,
+#endif
   };
   hak_profile_add_entries(fns, sizeof fns / sizeof fns[0]);
 }
@@ -251,12 +255,17 @@ void *hak_malloc(size_t size) { return hak_fastpath_malloc(size); }
 // The slab of p, once p is proven the start of a live block of it: every
 // build checks this on every path but the inlined hit of free, which proves
 // the same in its own way. Reports misuse by what and aborts.
-static hak_slab *vet_block(const char *what, const void *p, uint8_t kind) {
+// vet_live proves all but the guard, which free() checks as it poisons.
+static inline hak_slab *vet_live(const char *what, const void *p, uint8_t kind) {
   hak_slab *s = hak_superslab_slab_of(p, kind);
   if (hak_unlikely(!hak_superslab_is_block(s, p)))
     hak_integrity_report_invalid(what, p);
   if (hak_unlikely(hak_integrity_is_marked_free(p) || hak_superslab_block_purged(s, p)))
     hak_integrity_report_freed(what, p);
+  return s;
+}
+static hak_slab *vet_block(const char *what, const void *p, uint8_t kind) {
+  hak_slab *s = vet_live(what, p, kind);
   hak_integrity_guard_check(what, p, s->block_size);
   return s;
 }
@@ -320,14 +329,26 @@ void hak_fastpath_free_miss(void *p) {
     free_other(p, kind);
     return;
   }
-  hak_slab *s = vet_block("free()", p, kind);
+  hak_slab *s = vet_live("free()", p, kind);
+  hak_integrity_freed(p, s->block_size);
   if (hak_unlikely(hak_superslab_prof_maybe(s, p)))
     prof_free(p, s);
-  hak_integrity_freed(p, s->block_size);
   free_slab_block(p, s);
 }
 
+#if HAK_WIDE_PATTERNS
+__attribute__((target("avx2"))) void *hak_fastpath_malloc_wide(size_t size) {
+  return hak_fastpath_malloc_hit(size);
+}
+__attribute__((target("avx2"))) void hak_fastpath_free_wide(void *p) { hak_fastpath_free_hit(p); }
+#endif
+
 #if HAK_INLINE_FAST_PATHS
+void hak_fastpath_free_long(void *p, uintptr_t slot, uint32_t block_size) {
+  hak_integrity_freed(p, block_size);
+  hak_fastpath_push(p, slot, hak_integrity_free_key);
+}
+
 void hak_fastpath_free_full(void *p, uintptr_t slot) {
   hak_tls.bins[0].hot.r.e[slot].room += 1; // the hit path's subtract wrapped it
   hak_fastpath_free_miss(p);

@@ -34,6 +34,7 @@ uintptr_t hak_integrity_free_key;
 uintptr_t hak_integrity_link_key;
 #endif
 int hak_integrity_level = HAKMEM_CHECK_DEFAULT;
+bool hak_integrity_wide;
 
 void hak_integrity_link_init(void) {
   // The kernel's 16 random bytes at exec: random without a system call.
@@ -56,6 +57,10 @@ void hak_integrity_init(void) {
   if (HAKMEM_HARDENED && level < HAK_CHECK_CHEAP)
     level = HAK_CHECK_CHEAP; // what the hardened build is for cannot be turned off
   hak_integrity_level = level;
+#if HAK_WIDE_PATTERNS
+  __builtin_cpu_init(); // init may run before the constructors
+  __atomic_store_n(&hak_integrity_wide, __builtin_cpu_supports("avx2") != 0, __ATOMIC_RELAXED);
+#endif
 }
 
 // ---- links and marks -----------------------------------------------------------
@@ -71,51 +76,42 @@ void hak_integrity_block_written(const void *b) {
   hak_integrity_misuse("heap corruption", "free block %p was written to after it was freed", b);
 }
 
-// ---- poison ---------------------------------------------------------------------
+// ---- poison and guard reports ------------------------------------------------------
 
-#define GUARD_BYTE 0xA5
-#define POISON_BYTE 0xDB
-#define POISON_WORD (0x0101010101010101ULL * POISON_BYTE)
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "a guard span shorter than a word is masked by byte order");
 
-// The poisoned bytes of a block: after its link and mark, before its trailer.
-static size_t poison_end(size_t block_size) {
-  size_t end = block_size - HAK_TRAILER;
-  return end < HAK_POISON_MAX ? end : HAK_POISON_MAX;
+// Long guard spans are compared with this run, a piece at a time.
+static const uint8_t guard_run[1024] = {[0 ... 1023] = HAK_GUARD_BYTE};
+
+bool hak_integrity_guard_run_holds(const uint8_t *b, size_t n) {
+  for (; n > sizeof guard_run; b += sizeof guard_run, n -= sizeof guard_run)
+    if (memcmp(b, guard_run, sizeof guard_run) != 0)
+      return false;
+  return memcmp(b, guard_run, n) == 0;
 }
 
-// Whole words: blocks are 16-byte aligned and the poisoned end is a multiple
-// of 8, so the check is a word compare per 8 bytes.
-void hak_integrity_poison(void *p, size_t block_size) {
-  uint64_t *w = p;
-  for (size_t i = 2; i < poison_end(block_size) / 8; i++)
-    w[i] = POISON_WORD;
-}
-
-void hak_integrity_poison_check(const void *p, size_t block_size) {
-  const uint64_t *w = p;
-  for (size_t i = 2; i < poison_end(block_size) / 8; i++) {
-    if (hak_unlikely(w[i] != POISON_WORD)) {
-      size_t byte = i * 8;
-      while (((const uint8_t *)p)[byte] == POISON_BYTE)
-        byte++;
-      hak_integrity_misuse("heap corruption",
-                           "free block %p was written to after it was freed (byte %zu changed)", p,
-                           byte);
-    }
-  }
-}
-
-// ---- the guard trailer ----------------------------------------------------------
-
-#if HAK_GUARD
-void hak_integrity_guard_arm_(void *p, size_t block_size, size_t requested) {
+void *hak_integrity_guard_arm_long(void *p, size_t block_size, size_t requested) {
   uint8_t *b = p;
   size_t room = block_size - HAK_TRAILER;
-  memset(b + requested, GUARD_BYTE, room - requested);
-  // Complemented, so that a trailer that shares the second word of a 16-byte
-  // block can never look like the free mark.
-  uint64_t t = (uint64_t)requested ^ ~(uint64_t)(hak_integrity_free_key ^ (uintptr_t)p);
-  memcpy(b + room, &t, sizeof t);
+  memset(b + requested, HAK_GUARD_BYTE, room - requested);
+  // The record as hak_integrity_guard_arm_short lays it.
+  hak_integrity_store8(b + room,
+                       (uint64_t)requested ^ ~(uint64_t)(hak_integrity_free_key ^ (uintptr_t)p));
+  return p;
+}
+
+// The first byte from from on of block p that does not hold byte.
+static size_t first_changed(const void *p, size_t from, uint8_t byte) {
+  while (((const uint8_t *)p)[from] == byte)
+    from++;
+  return from;
+}
+
+void hak_integrity_poison_damaged(const void *p) {
+  hak_integrity_misuse("heap corruption",
+                       "free block %p was written to after it was freed (byte %zu changed)", p,
+                       first_changed(p, 16, HAK_POISON_BYTE));
 }
 
 // A freed block is poisoned where a live one has its guard: guard bytes (past
@@ -124,20 +120,16 @@ void hak_integrity_guard_arm_(void *p, size_t block_size, size_t requested) {
 // because something wrote over it. A block whose guard lies past the
 // poisoned part cannot tell, and counts as live.
 static bool freed_since(const void *p, size_t block_size, size_t requested) {
-  const size_t end = poison_end(block_size);
+  const size_t end = hak_integrity_poison_end(block_size);
   if (!HAK_POISON || requested >= end || end / 8 <= 2)
     return false;
-  const uint64_t *w = p;
-  for (size_t i = 2; i < end / 8; i++)
-    if (w[i] != POISON_WORD)
-      return false;
-  return true;
+  return hak_integrity_poison_intact(p, block_size);
 }
 
 // The guard was damaged: name what happened, an overflow or a freed block
 // passed again (poison lies where the guard was).
-__attribute__((noreturn, cold)) static void
-guard_damaged(const char *what, const void *p, size_t block_size, size_t requested, size_t byte) {
+void hak_integrity_guard_damaged(const char *what, const void *p, size_t block_size,
+                                 size_t requested) {
   if (requested != SIZE_MAX && freed_since(p, block_size, requested)) {
     if (strcmp(what, "free()") == 0)
       hak_integrity_misuse(
@@ -149,25 +141,8 @@ guard_damaged(const char *what, const void *p, size_t block_size, size_t request
     hak_integrity_misuse(what, "write past the end of block (size record damaged): %p", p);
   hak_integrity_misuse(what,
                        "write past the end of block %p (%zu bytes requested, byte %zu changed)", p,
-                       requested, byte);
+                       requested, first_changed(p, requested, HAK_GUARD_BYTE));
 }
-
-size_t hak_integrity_guard_check_(const char *what, const void *p, size_t block_size) {
-  const uint8_t *b = p;
-  size_t room = block_size - HAK_TRAILER;
-  uint64_t t;
-  memcpy(&t, b + room, sizeof t);
-  size_t requested = (size_t)(t ^ ~(uint64_t)(hak_integrity_free_key ^ (uintptr_t)p));
-  if (hak_integrity_level == HAK_CHECK_OFF)
-    return requested <= room ? requested : room;
-  if (requested > room)
-    guard_damaged(what, p, block_size, SIZE_MAX, 0);
-  for (size_t i = requested; i < room; i++)
-    if (b[i] != GUARD_BYTE)
-      guard_damaged(what, p, block_size, requested, i);
-  return requested;
-}
-#endif
 
 // ---- carving order --------------------------------------------------------------
 

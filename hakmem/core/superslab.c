@@ -182,21 +182,6 @@ void hak_superslab_unmap_slab(hak_superslab *ss, unsigned slot) {
                        (size_t)1 << ss->slab_shift, 0);
 }
 
-// Any thread may ask (its free is checked against the owner's slab), so the
-// fields the owner changes are read atomically.
-int hak_superslab_is_block(const hak_slab *s, const void *p) {
-  uint32_t bs = __atomic_load_n(&s->block_size, __ATOMIC_RELAXED);
-  if (HAK_SLAB_STATE(s) == HAK_SLAB_FREE || bs == 0)
-    return 0;
-  uintptr_t carved = __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
-  uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
-  if ((uintptr_t)p < (uintptr_t)s->start || off >= carved * bs)
-    return 0;
-  // off % bs == 0 without a division (offsets are far below 2^32).
-  uint64_t magic = hak_size_class_table[__atomic_load_n(&s->class_idx, __ATOMIC_RELAXED)].div_magic;
-  return off * magic < magic;
-}
-
 void hak_superslab_splice_remote(hak_slab *s, uintptr_t chain) {
   if (chain == 0)
     return;

@@ -3,6 +3,7 @@
 #ifndef HAKMEM_SUPERSLAB_H
 #define HAKMEM_SUPERSLAB_H
 
+#include "size_class.h"
 #include "types.h"
 
 HAK_EXTERN_C_BEGIN
@@ -43,8 +44,21 @@ void hak_superslab_unmap_slab(hak_superslab *ss, unsigned slot) HAK_INTERNAL;
 // Moves a detached remote chain (blocks freed by other threads) onto the
 // local free list of s.
 void hak_superslab_splice_remote(hak_slab *s, uintptr_t chain) HAK_INTERNAL;
-// Non-zero when p is the start of a block that slab s has handed out.
-int hak_superslab_is_block(const hak_slab *s, const void *p) HAK_INTERNAL;
+// Non-zero when p is the start of a block that slab s has handed out. Any
+// thread may ask (its free is checked against the owner's slab), so the
+// fields the owner changes are read atomically.
+static inline int hak_superslab_is_block(const hak_slab *s, const void *p) {
+  uint32_t bs = __atomic_load_n(&s->block_size, __ATOMIC_RELAXED);
+  if (HAK_SLAB_STATE(s) == HAK_SLAB_FREE || bs == 0)
+    return 0;
+  uintptr_t carved = __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
+  uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
+  if ((uintptr_t)p < (uintptr_t)s->start || off >= carved * bs)
+    return 0;
+  // off % bs == 0 without a division (offsets are far below 2^32).
+  uint64_t magic = hak_size_class_table[__atomic_load_n(&s->class_idx, __ATOMIC_RELAXED)].div_magic;
+  return off * magic < magic;
+}
 
 // ---- the memory census -------------------------------------------------------
 

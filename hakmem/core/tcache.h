@@ -10,8 +10,9 @@
 HAK_EXTERN_C_BEGIN
 
 // Whether the exported free's hit path is inlined (release builds with the
-// fast cache, hardened excepted: it vets every call in full).
-#define HAK_INLINE_FREE_HIT (HAKMEM_FASTCACHE && !HAKMEM_DEBUG && !HAKMEM_HARDENED)
+// fast cache; the hardened variant's hit paths add its checks, see
+// HAK_VET_FREE_HIT).
+#define HAK_INLINE_FREE_HIT (HAKMEM_FASTCACHE && !HAKMEM_DEBUG)
 
 // Miss path of malloc for class cls (its bin is empty): refills the bin of h,
 // the calling thread's heap, and returns a block; NULL with ENOMEM when h is
@@ -81,13 +82,24 @@ static inline unsigned hak_tcache_bin_of_class(unsigned cls) { return cls + 1; }
 // the hit path then reaches it with a jump and needs no stack frame.
 void *hak_tcache_pop_bad(void *b) HAK_INTERNAL;
 
+// Where the hit path goes on after the pop (builds with a guard, whose
+// hand-out lays it), the report is marked as not returning instead, for the
+// same reason.
+static inline void *hak_tcache_bad(void *b) {
+  if (HAK_GUARD) {
+    hak_tcache_pop_bad(b);
+    __builtin_unreachable();
+  }
+  return hak_tcache_pop_bad(b);
+}
+
 // Takes b, the non-empty head of bin slot, out of it and hands it out.
-static inline void *hak_tcache_take(uintptr_t slot, void *b) {
-  void *n = HAK_VET_BIN_LINKS ? hak_integrity_link_next(b) : hak_integrity_link_get(b);
+static inline __attribute__((always_inline)) void *hak_tcache_take(uintptr_t slot, void *b) {
+  void *n = HAK_VET_BIN_LINKS ? hak_integrity_bin_link_next(b, slot) : hak_integrity_link_get(b);
   if (hak_unlikely(!hak_integrity_is_marked_free(b)))
-    return hak_tcache_pop_bad(b);
+    return hak_tcache_bad(b);
   if (hak_unlikely((uintptr_t)n & 15))
-    return hak_tcache_pop_bad(b);
+    return hak_tcache_bad(b);
   HAK_MY_HEAD(slot) = n;
   HAK_COUNT(HAK_MY_WORD(slot), HAK_BIN_POP);
   hak_integrity_mark_clear(b);
