@@ -93,6 +93,14 @@ SCUDO_LIB = os.path.relpath(
 # name -> (variant recorded in JSON, kind, library). kind "hakmem": library
 # relative to the bazel-bin directory; "peer": relative to the peer library
 # directory; "none": no LD_PRELOAD.
+# The default library run with options beyond those of the environment, each
+# only when asked for by name (not in the default list): "unguarded", the
+# guarded pool off (what the pool costs); "profiled", the heap profiler on at
+# its default rate, its profile to /dev/null (what profiling costs).
+ALLOCATOR_ENV = {
+    "hakmem-unguarded": {"HAKMEM_GUARD_SAMPLE": "0"},
+    "hakmem-profiled": {"HAKMEM_PROF": "1", "HAKMEM_PROF_FILE": "/dev/null"},
+}
 ALLOCATORS = [
     (variants.allocator_name(v), v["short_name"], "hakmem", variants.library(v))
     for v in HAKMEM_VARIANTS
@@ -103,21 +111,11 @@ ALLOCATORS = [
     ("tcmalloc", "", "peer", "libtcmalloc_minimal.so.4"),
     # A hardened allocator: the peer of hakmem-hardened, so not among PEER_NAMES.
     ("scudo", "", "peer", SCUDO_LIB),
-    # The default library with the guarded pool off: what the pool costs.
-    # Only when asked for by name (not in the default list).
-    ("hakmem-unguarded", HAKMEM_VARIANTS[0]["short_name"], "hakmem",
-     variants.library(HAKMEM_VARIANTS[0])),
-    # The default library with the heap profiler on at its default rate: what
-    # profiling costs (the profile goes to /dev/null). Only when asked for.
-    ("hakmem-profiled", HAKMEM_VARIANTS[0]["short_name"], "hakmem",
-     variants.library(HAKMEM_VARIANTS[0])),
+] + [
+    (name, HAKMEM_VARIANTS[0]["short_name"], "hakmem", variants.library(HAKMEM_VARIANTS[0]))
+    for name in ALLOCATOR_ENV
 ]
 ALLOCATOR_NAMES = [a[0] for a in ALLOCATORS]
-# Options an allocator runs with, beyond those of the environment.
-ALLOCATOR_ENV = {
-    "hakmem-unguarded": {"HAKMEM_GUARD_SAMPLE": "0"},
-    "hakmem-profiled": {"HAKMEM_PROF": "1", "HAKMEM_PROF_FILE": "/dev/null"},
-}
 # What --alloc all (and no --alloc) means.
 DEFAULT_ALLOCATORS = [n for n in ALLOCATOR_NAMES if n not in ALLOCATOR_ENV]
 # "Best peer" is the best of these (hakmem's competition, glibc included).
