@@ -125,6 +125,10 @@ HAKMEM_NAMES = tuple(variants.allocator_name(v) for v in HAKMEM_VARIANTS)
 
 LARSON_THREADS = (1, 2, 4)
 LARSON_ARGS = "8 1000 5000 100 4141"  # after <seconds>; threads come last
+# The original hakmem's Larson configuration (issue 21, ../shared/reference):
+# 8-128 B, 1024 blocks per thread, 4 threads; run for the mode's seconds.
+LARSON_ORIG_ARGS = "8 128 1024 1 12345"
+LARSON_ORIG_THREADS = 4
 MTSTRESS_MODES = ("churn", "churn-large", "prodcons", "threadchurn", "realloc", "large",
                   "xthread-mixed", "huge", "oversubscribed", "batch-lifo", "batch-fifo",
                   "workingset", "oneway64", "medium-xthread", "calloc-swap")
@@ -295,7 +299,7 @@ class Case:
 
 
 def all_case_ids():
-    ids = ["larson/t%d" % t for t in LARSON_THREADS]
+    ids = ["larson/t%d" % t for t in LARSON_THREADS] + ["larson/orig"]
     ids += [i for m in MTSTRESS_MODES for i, _ in mtstress_cases(m)]
     ids.append("micro")
     ids += ["footprint/%s" % p for p in FOOTPRINT_PROGRAMS]
@@ -313,6 +317,10 @@ def make_cases(mode, selected_ids):
         cases.append(Case("larson/t%d" % t, "larson", "larson", "larson t=%d" % t,
                           larson_params, larson_params.split() + [str(t)], t,
                           ls, 4 * ls + 60))
+    orig_params = "%d %s" % (ls, LARSON_ORIG_ARGS)
+    t = LARSON_ORIG_THREADS
+    cases.append(Case("larson/orig", "larson", "larson", "larson orig t=%d" % t, orig_params,
+                      orig_params.split() + [str(t)], t, ls, 4 * ls + 60))
     ms = cfg["mtstress_seconds"]
     for m in MTSTRESS_MODES:
         # A mode's thread counts share the benchmark name, as Larson's do.

@@ -94,7 +94,7 @@ class ArgumentTest(unittest.TestCase):
 
     def test_bench_names(self):
         self.assertEqual(bench.parse_args(["--bench", "larson"]).bench,
-                         ["larson/t1", "larson/t2", "larson/t4"])
+                         ["larson/t1", "larson/t2", "larson/t4", "larson/orig"])
         self.assertEqual(bench.parse_args(["--bench", "micro,mtstress/churn"]).bench,
                          ["mtstress/churn", "micro"])
         self.assertEqual(bench.parse_args(["--bench", "all"]).bench, bench.all_case_ids())
@@ -204,6 +204,12 @@ class CaseTest(unittest.TestCase):
         micro = [c for c in cases if c.id == "micro"][0]
         self.assertFalse(micro.higher_is_better)
         self.assertTrue(larson.higher_is_better)
+
+    def test_larson_orig_is_the_original_hakmem_configuration(self):
+        case = bench.make_cases("full", ["larson/orig"])[0]
+        self.assertEqual(case.argv_tail, ["5", "8", "128", "1024", "1", "12345", "4"])
+        self.assertEqual(case.params, "5 8 128 1024 1 12345")
+        self.assertEqual((case.benchmark, case.threads), ("larson", 4))
 
     def test_full_larson_is_5_seconds(self):
         cases = bench.make_cases("full", ["larson/t4"])
@@ -1790,7 +1796,7 @@ class RunnerTest(unittest.TestCase):
         code, out, err = self.main("--bench", "larson", "--dry-run", "--alloc", "glibc")
         self.assertEqual(code, 0)
         self.assertEqual(out, "")
-        self.assertIn("[3/6] round 1 glibc", err)
+        self.assertIn("[4/8] round 1 glibc", err)
 
     def test_push(self):
         received = []
