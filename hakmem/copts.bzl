@@ -38,21 +38,28 @@ HAKMEM_COPTS = [
 # under -Werror (and the other way round).
 HAKMEM_TEST_COPTS = _WARNINGS + _OPT_COPTS
 
-# Build-mode preprocessor defines, chosen by --config=release / --config=debug.
-HAKMEM_DEFINES = select({
-    "//hakmem:release": [
+# Build-mode preprocessor defines, chosen by --config=release / --config=debug
+# (plain lists too, for the variant independence test, which checks every mode).
+HAKMEM_MODE_DEFINES = {
+    "release": [
         "HAKMEM_BUILD_RELEASE=1",
         "HAKMEM_CHECK_DEFAULT=1",  # cheap
         "NDEBUG",
     ],
-    "//hakmem:debug": [
+    "debug": [
         "HAKMEM_BUILD_RELEASE=0",
         "HAKMEM_CHECK_DEFAULT=2",  # full
         "HAKMEM_DEBUG=1",
     ],
-    "//conditions:default": [
+    "default": [
         "HAKMEM_BUILD_RELEASE=0",
         "HAKMEM_CHECK_DEFAULT=2",  # full
         "HAKMEM_DEBUG=1",
     ],
+}
+
+HAKMEM_DEFINES = select({
+    "//hakmem:release": HAKMEM_MODE_DEFINES["release"],
+    "//hakmem:debug": HAKMEM_MODE_DEFINES["debug"],
+    "//conditions:default": HAKMEM_MODE_DEFINES["default"],
 })

@@ -11,7 +11,7 @@ Targets made in //hakmem/core, for each variant (suffix "", "_nofastcache",
     override<suffix>     core plus malloc/free/... (override.c)
 """
 
-load("//hakmem:copts.bzl", "HAKMEM_COPTS", "HAKMEM_DEFINES", "HAKMEM_TEST_COPTS")
+load("//hakmem:copts.bzl", "HAKMEM_COPTS", "HAKMEM_DEFINES", "HAKMEM_MODE_DEFINES", "HAKMEM_TEST_COPTS")
 
 HAKMEM_VARIANTS = [
     {
@@ -77,6 +77,46 @@ def _variant_defines(variant):
 
 _BOX_VISIBILITY = ["//hakmem:__subpackages__"]
 
+# The boxes whose sources and headers read no variant define
+# (HAKMEM_FASTCACHE, HAKMEM_HARDENED), nor do their tests: each is compiled,
+# and its test built and run, once for every variant, as the same object
+# would come out three times. Their deps must be in the list too (hakmem_box
+# fails otherwise); //hakmem/core:variant_independence_test preprocesses
+# every source of theirs in every variant and fails if any output differs.
+VARIANT_INDEPENDENT_BOXES = [
+    "types",
+    "hakmem_h",
+    "log",
+    "os",
+    "size_class",
+    "stats",
+    "segmap",
+    "gzip_writer",
+    "protobuf_writer",
+    "proc_maps",
+    "elf_symbols",
+    "prof_sample",
+    "sampler",
+    "prof_table",
+    "backtrace",
+    "crash",
+]
+
+# Tag of the targets compiled once for every variant; the independence test
+# finds their sources by it.
+VARIANT_INDEPENDENT_TAG = "variant_independent"
+
+def _box_name(label):
+    """":os" or "//hakmem/core:os" -> "os"."""
+    return label.split(":")[-1]
+
+def _box_dep(label, variant):
+    """A variant's name for a box: the box itself if it is variant-independent
+    (so the layering check sees one library, not an alias per variant)."""
+    if _box_name(label) in VARIANT_INDEPENDENT_BOXES:
+        return label
+    return label + variant["suffix"]
+
 def hakmem_box(name, hdrs, srcs = [], deps = [], includes = [], linkopts = [], alwayslink = False):
     """One box of the allocator: a cc_library per variant (name + suffix).
 
@@ -85,7 +125,35 @@ def hakmem_box(name, hdrs, srcs = [], deps = [], includes = [], linkopts = [], a
     every variant and Bazel refuses a cycle in it. Visible inside //hakmem
     only: code outside links //hakmem/core:core (or :override) and includes
     hakmem.h.
+
+    A box in VARIANT_INDEPENDENT_BOXES is compiled once, with the default
+    variant's defines, and <name>_nofastcache, ... are aliases of it.
     """
+    if name in VARIANT_INDEPENDENT_BOXES:
+        for d in deps:
+            if _box_name(d) not in VARIANT_INDEPENDENT_BOXES:
+                fail("box %s is in VARIANT_INDEPENDENT_BOXES but depends on %s, which is not" % (name, d))
+        native.cc_library(
+            name = name,
+            srcs = srcs,
+            hdrs = hdrs,
+            includes = includes,
+            copts = HAKMEM_COPTS,
+            local_defines = _variant_defines(HAKMEM_VARIANTS[0]),
+            linkopts = (["-lpthread"] if srcs else []) + linkopts,
+            deps = deps,
+            linkstatic = True,
+            alwayslink = alwayslink,
+            tags = [VARIANT_INDEPENDENT_TAG],
+            visibility = _BOX_VISIBILITY,
+        )
+        for variant in HAKMEM_VARIANTS[1:]:
+            native.alias(
+                name = name + variant["suffix"],
+                actual = ":" + name,
+                visibility = _BOX_VISIBILITY,
+            )
+        return
     for variant in HAKMEM_VARIANTS:
         native.cc_library(
             name = name + variant["suffix"],
@@ -95,7 +163,7 @@ def hakmem_box(name, hdrs, srcs = [], deps = [], includes = [], linkopts = [], a
             copts = HAKMEM_COPTS,
             local_defines = _variant_defines(variant),
             linkopts = (["-lpthread"] if srcs else []) + linkopts,
-            deps = [d + variant["suffix"] for d in deps],
+            deps = [_box_dep(d, variant) for d in deps],
             # Static only: internal symbols are hidden (-fvisibility=hidden).
             linkstatic = True,
             alwayslink = alwayslink,
@@ -116,7 +184,7 @@ def hakmem_core_libraries(boxes, public_hdrs_box, override_srcs, visibility = ["
         suffix = variant["suffix"]
         native.cc_library(
             name = "core" + suffix,
-            deps = [":" + b + suffix for b in boxes + [public_hdrs_box]],
+            deps = [_box_dep(":" + b, variant) for b in boxes + [public_hdrs_box]],
             linkstatic = True,
             visibility = visibility,
         )
@@ -125,7 +193,7 @@ def hakmem_core_libraries(boxes, public_hdrs_box, override_srcs, visibility = ["
             srcs = override_srcs,
             copts = HAKMEM_COPTS,
             local_defines = _variant_defines(variant),
-            deps = [":api" + suffix, ":introspect" + suffix, ":core" + suffix, ":profile" + suffix],
+            deps = [_box_dep(":" + b, variant) for b in ["api", "introspect", "core", "profile"]],
             alwayslink = True,
             linkstatic = True,
             visibility = visibility,
@@ -145,6 +213,7 @@ def hakmem_variant_test(
         tags = [],
         copts = [],
         linkstatic = True,
+        compile_once = False,
         **kwargs):
     """A C++ test run against every variant of the allocator.
 
@@ -166,7 +235,18 @@ def hakmem_variant_test(
     linkstatic defaults to True: the test binary contains the allocator
     (relevant when override = True). With override = True the tests are
     skipped under --config=asan and --config=tsan.
+
+    compile_once = True: the sources read no variant define, so they are
+    compiled once (a testonly library <name>_lib) and linked into every
+    variant's test; boxes must then be in VARIANT_INDEPENDENT_BOXES and deps
+    free of "{suffix}". Without link_core that makes every variant's binary
+    the same one, so there is a single cc_test <name>, run once.
+    //hakmem/core:variant_independence_test and its siblings check the claim.
     """
+    if compile_once:
+        _compile_once_test(name, srcs, deps, boxes, link_core, override, data, args, env,
+                           size, tags, copts, linkstatic, kwargs)
+        return
     tests = []
     for variant in HAKMEM_VARIANTS:
         test_name = name + "_" + variant["short_name"]
@@ -174,7 +254,7 @@ def hakmem_variant_test(
         native.cc_test(
             name = test_name,
             srcs = srcs,
-            deps = [_CORE_PACKAGE + ":" + b + variant["suffix"] for b in boxes] +
+            deps = [_box_dep(_CORE_PACKAGE + ":" + b, variant) for b in boxes] +
                    ([_CORE_PACKAGE + ":" + lib + variant["suffix"]] if link_core else []) +
                    _expand(deps, variant),
             copts = HAKMEM_TEST_COPTS + copts,
@@ -193,6 +273,109 @@ def hakmem_variant_test(
         name = name,
         tests = tests,
         tags = tags,
+    )
+
+def _compile_once_test(name, srcs, deps, boxes, link_core, override, data, args, env,
+                       size, tags, copts, linkstatic, kwargs):
+    """hakmem_variant_test with compile_once = True."""
+    default = HAKMEM_VARIANTS[0]
+    for b in boxes:
+        if b not in VARIANT_INDEPENDENT_BOXES:
+            fail("%s: compile_once needs boxes in VARIANT_INDEPENDENT_BOXES; %s is not" % (name, b))
+    for d in deps:
+        if type(d) == "string" and "{suffix}" in d:
+            fail("%s: compile_once needs deps without {suffix} (%s)" % (name, d))
+    box_deps = [_CORE_PACKAGE + ":" + b for b in boxes]
+    if not link_core:
+        native.cc_test(
+            name = name,
+            srcs = srcs,
+            deps = box_deps + deps,
+            copts = HAKMEM_TEST_COPTS + copts,
+            local_defines = _variant_defines(default),
+            data = _expand(data, default),
+            args = _expand(args, default),
+            env = _expand(env, default),
+            size = size,
+            tags = tags + [VARIANT_INDEPENDENT_TAG],
+            linkstatic = linkstatic,
+            **kwargs
+        )
+        return
+    native.cc_library(
+        name = name + "_lib",
+        testonly = True,
+        srcs = srcs,
+        deps = box_deps + [_CORE_PACKAGE + ":hakmem_h"] + deps,
+        copts = HAKMEM_TEST_COPTS + copts,
+        local_defines = _variant_defines(default),
+        linkstatic = True,
+        # The tests register themselves from static constructors.
+        alwayslink = True,
+        tags = [VARIANT_INDEPENDENT_TAG],
+    )
+    tests = []
+    lib = "override" if override else "core"
+    for variant in HAKMEM_VARIANTS:
+        test_name = name + "_" + variant["short_name"]
+        native.cc_test(
+            name = test_name,
+            deps = [":" + name + "_lib", _CORE_PACKAGE + ":" + lib + variant["suffix"]],
+            data = _expand(data, variant),
+            args = _expand(args, variant),
+            env = _expand(env, variant),
+            size = size,
+            tags = tags + ["variant_" + variant["short_name"]],
+            linkstatic = linkstatic,
+            target_compatible_with = _REPLACES_MALLOC_COMPATIBILITY if override else [],
+            **kwargs
+        )
+        tests.append(":" + test_name)
+    native.test_suite(
+        name = name,
+        tests = tests,
+        tags = tags,
+    )
+
+def hakmem_variant_independence_test(name, data = []):
+    """Checks that what this package compiles once reads no variant define.
+
+    Call it last in a BUILD file. It finds the package's targets tagged
+    VARIANT_INDEPENDENT_TAG (the boxes of VARIANT_INDEPENDENT_BOXES, the
+    compile_once tests) and makes an sh_test that preprocesses each of their
+    C and C++ sources with every variant's defines, in every build mode, and
+    fails if the outputs differ. data: the headers those sources include from
+    other packages.
+    """
+    files = []
+    headers = []
+    for rule in native.existing_rules().values():
+        if VARIANT_INDEPENDENT_TAG not in rule.get("tags", []):
+            continue
+        for f in list(rule.get("srcs", [])) + list(rule.get("hdrs", [])):
+            if f.endswith(".c") or f.endswith(".cc"):
+                if f not in files:
+                    files.append(f)
+            elif f not in headers:
+                headers.append(f)
+    files = sorted(files)
+    variant_args = []
+    for v in HAKMEM_VARIANTS:
+        variant_args += ["--variant", v["short_name"] + ":" + ",".join(v["defines"])]
+    mode_args = []
+    seen = []
+    for mode, defines in sorted(HAKMEM_MODE_DEFINES.items()):
+        # default and debug have the same defines: check them once.
+        if defines not in seen:
+            seen.append(defines)
+            mode_args += ["--mode", mode + ":" + ",".join(defines)]
+    native.sh_test(
+        name = name,
+        # About 0.25 s of CPU per C++ source, variant and build mode.
+        size = "medium",
+        srcs = ["//hakmem:variant_independence_test.sh"],
+        args = variant_args + mode_args + ["$(rootpath %s)" % f for f in files],
+        data = files + sorted(headers) + data,
     )
 
 def hakmem_variant_sh_test(

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Preloads the hakmem shared library into real programs (Python and its own
-# test suite, sort, gcc, git) and checks that each one behaves exactly as it
-# does without hakmem, and that hakmem really served its allocations.
+# test suite, with pymalloc and without; sort) and checks that each one
+# behaves exactly as it does without hakmem, and that hakmem really served its
+# allocations. gcc and git are the programs suite's (//hakmem/tests/programs:
+# gcc_test builds, links and runs a 22-file program, git_test a 61-commit
+# history with gc, fsck and blame), which covers what this test ran of them.
 #
 # Usage: preload_programs_test.sh path/to/libhakmem.so
 #   The path is relative to the current directory (the runfiles directory
@@ -251,165 +254,6 @@ hakmem sort -k2,2n -k1,1 "${WORK}/lines.txt" >"${WORK}/sorted_num.hakmem" \
   2>"${WORK}/sort_num.err" || die "sort -k2,2n failed with hakmem preloaded"
 same_file "${WORK}/sorted_num.plain" "${WORK}/sorted_num.hakmem" "sort -k2,2n output"
 expect_served "${WORK}/sort_num.err"
-
-# ---------------------------------------------------------------------------
-step "gcc -O2 -c of a generated C file"
-mkdir -p "${WORK}/gcc/plain" "${WORK}/gcc/hakmem"
-plain awk 'BEGIN {
-  print "#include <stdlib.h>"
-  print "#include <string.h>"
-  print "struct node { struct node *next; long v[4]; };"
-  for (i = 0; i < 400; i++) {
-    printf "long f%d(const long *a, int n) {\n", i
-    printf "  long acc = %d;\n", i * 7 + 1
-    printf "  for (int k = 0; k < n; k++) {\n"
-    printf "    switch ((a[k] + %d) %% 5) {\n", i
-    printf "    case 0: acc += a[k] * %d; break;\n", i % 13 + 2
-    printf "    case 1: acc ^= a[k] << %d; break;\n", i % 7
-    printf "    case 2: acc -= a[k] / %d; break;\n", i % 11 + 1
-    printf "    default: acc = acc * 31 + k;\n"
-    printf "    }\n  }\n"
-    if (i > 0) printf "  if (n > 1) acc += f%d(a + 1, n - 1) & 0xff;\n", i - 1
-    printf "  return acc;\n}\n"
-    printf "struct node *g%d(int n) {\n", i
-    printf "  struct node *h = 0;\n"
-    printf "  for (int k = 0; k < n; k++) {\n"
-    printf "    struct node *x = malloc(sizeof *x);\n"
-    printf "    if (!x) return h;\n"
-    printf "    memset(x->v, %d, sizeof x->v);\n", i % 256
-    printf "    x->next = h; h = x;\n  }\n  return h;\n}\n"
-  }
-}' >"${WORK}/gcc/gen.c"
-cp "${WORK}/gcc/gen.c" "${WORK}/gcc/plain/gen.c"
-cp "${WORK}/gcc/gen.c" "${WORK}/gcc/hakmem/gen.c"
-check "object file of $(grep -c '^long f' "${WORK}/gcc/gen.c") + $(grep -c '^struct node \*g' "${WORK}/gcc/gen.c") functions byte-identical"
-(cd "${WORK}/gcc/plain" && plain gcc -O2 -frandom-seed=hakmem -c gen.c -o gen.o) ||
-  die "gcc failed without hakmem"
-(cd "${WORK}/gcc/hakmem" && hakmem gcc -O2 -frandom-seed=hakmem -c gen.c -o gen.o) \
-  2>"${WORK}/gcc/compile.err" || { tail -n 20 "${WORK}/gcc/compile.err" >&2;
-  die "gcc failed with hakmem preloaded"; }
-plain nm "${WORK}/gcc/plain/gen.o" >"${WORK}/gcc/nm.plain"
-plain nm "${WORK}/gcc/hakmem/gen.o" >"${WORK}/gcc/nm.hakmem"
-same_file "${WORK}/gcc/nm.plain" "${WORK}/gcc/nm.hakmem" "nm of the object file"
-same_file "${WORK}/gcc/plain/gen.o" "${WORK}/gcc/hakmem/gen.o" "the object file"
-expect_served "${WORK}/gcc/compile.err"
-
-step "gcc compile, link and run a small program"
-cat >"${WORK}/gcc/prog.c" <<'EOF'
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-struct item { char *name; size_t len; };
-
-static int by_name(const void *a, const void *b) {
-  const struct item *x = a, *y = b;
-  return strcmp(x->name, y->name);
-}
-
-int main(void) {
-  unsigned long seed = 12345;
-  size_t n = 50000, cap = 16, count = 0;
-  struct item *items = malloc(cap * sizeof *items);
-  if (!items) return 1;
-  for (size_t i = 0; i < n; i++) {
-    seed = seed * 6364136223846793005UL + 1442695040888963407UL;
-    size_t len = (seed >> 33) % 200 + 1;
-    if (count == cap) {
-      cap *= 2;
-      struct item *grown = realloc(items, cap * sizeof *items);
-      if (!grown) return 1;
-      items = grown;
-    }
-    char *s = malloc(len + 1);
-    if (!s) return 1;
-    for (size_t k = 0; k < len; k++) s[k] = (char)('a' + (seed >> (k % 40)) % 26);
-    s[len] = '\0';
-    items[count].name = s;
-    items[count].len = len;
-    count++;
-    if (i % 3 == 2) {  // drop one, keep the rest
-      size_t victim = (seed >> 20) % count;
-      free(items[victim].name);
-      items[victim] = items[--count];
-    }
-  }
-  qsort(items, count, sizeof *items, by_name);
-  unsigned long h = 1469598103934665603UL, total = 0;
-  for (size_t i = 0; i < count; i++) {
-    for (const char *p = items[i].name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211UL;
-    total += items[i].len;
-    free(items[i].name);
-  }
-  free(items);
-  printf("count %zu total %lu hash %016lx\n", count, total, h);
-  return 0;
-}
-EOF
-cp "${WORK}/gcc/prog.c" "${WORK}/gcc/plain/prog.c"
-cp "${WORK}/gcc/prog.c" "${WORK}/gcc/hakmem/prog.c"
-(cd "${WORK}/gcc/plain" && plain gcc -O2 -frandom-seed=hakmem prog.c -o prog && plain ./prog) \
-  >"${WORK}/gcc/prog.plain" || die "building or running the program failed without hakmem"
-check "program built and run with hakmem prints the same as without"
-(cd "${WORK}/gcc/hakmem" && hakmem gcc -O2 -frandom-seed=hakmem prog.c -o prog) \
-  2>"${WORK}/gcc/link.err" || { tail -n 20 "${WORK}/gcc/link.err" >&2;
-  die "gcc compile+link failed with hakmem preloaded"; }
-expect_served "${WORK}/gcc/link.err"
-(cd "${WORK}/gcc/hakmem" && hakmem ./prog) >"${WORK}/gcc/prog.hakmem" \
-  2>"${WORK}/gcc/run.err" || { tail -n 20 "${WORK}/gcc/run.err" >&2;
-  die "the program failed with hakmem preloaded"; }
-same_file "${WORK}/gcc/prog.plain" "${WORK}/gcc/prog.hakmem" "the program's output"
-expect_served "${WORK}/gcc/run.err"
-check "executables linked with and without hakmem byte-identical"
-same_file "${WORK}/gcc/plain/prog" "${WORK}/gcc/hakmem/prog" "the linked executable"
-sed 's/^/  | /' "${WORK}/gcc/prog.plain"
-
-# ---------------------------------------------------------------------------
-step "git init/add/commit/log/gc on a generated repository"
-export GIT_CONFIG_NOSYSTEM=1
-export GIT_CONFIG_GLOBAL="${WORK}/home/gitconfig"
-: >"${GIT_CONFIG_GLOBAL}"
-export GIT_AUTHOR_NAME="Hak Mem" GIT_AUTHOR_EMAIL="hakmem@example.invalid"
-export GIT_COMMITTER_NAME="Hak Mem" GIT_COMMITTER_EMAIL="hakmem@example.invalid"
-
-# make_repo RUNNER DIR: builds the same history with every git command run
-# through RUNNER (plain or hakmem); stderr goes to DIR.err. (The body runs in
-# a subshell on the left of ||, where set -e is off: every command is checked.)
-make_repo() {
-  local run=$1 dir=$2 name
-  name=$(basename "${dir}")
-  mkdir -p "${dir}"
-  (
-    cd "${dir}" || exit 1
-    "${run}" git init -q -b main . || exit 1
-    for c in $(seq 1 40); do
-      for f in $(seq 1 $((c % 7 + 3))); do
-        mkdir -p "dir$((f % 5))" || exit 1
-        plain awk -v c="${c}" -v f="${f}" 'BEGIN {
-          for (i = 0; i < 200 + 37 * f; i++) printf "file %d line %d rev %d %d\n", f, i, (i % 10 == 0 ? c : 0), i * f
-        }' >"dir$((f % 5))/file${f}.txt" || exit 1
-      done
-      export GIT_AUTHOR_DATE="$((1700000000 + c * 3600)) +0000"
-      export GIT_COMMITTER_DATE="${GIT_AUTHOR_DATE}"
-      "${run}" git add -A || exit 1
-      "${run}" git commit -q -m "commit ${c}" -m "generated change number ${c}" || exit 1
-    done
-    "${run}" git log --format=%H >"../${name}.log_before_gc" || exit 1
-    "${run}" git gc --aggressive --prune=now --quiet || exit 1
-    "${run}" git fsck --full --no-progress >"../${name}.fsck" || exit 1
-    "${run}" git log --format=%H >"../${name}.log" || exit 1
-    "${run}" git ls-tree -r HEAD >"../${name}.tree" || exit 1
-  ) 2>"${dir}.err" || { tail -n 20 "${dir}.err" >&2; return 1; }
-}
-make_repo plain "${WORK}/git/plain" || die "building the repository failed without hakmem"
-check "git log --format=%H (before and after gc) and ls-tree -r HEAD same as without hakmem; fsck clean"
-make_repo hakmem "${WORK}/git/hakmem" || die "a git command failed with hakmem preloaded"
-[[ $(wc -l <"${WORK}/git/plain.log") -eq 40 ]] || die "expected 40 commits in the log"
-same_file "${WORK}/git/plain.log_before_gc" "${WORK}/git/hakmem.log_before_gc" "git log before gc"
-same_file "${WORK}/git/plain.log" "${WORK}/git/hakmem.log" "git log after gc"
-same_file "${WORK}/git/plain.tree" "${WORK}/git/hakmem.tree" "git ls-tree -r HEAD"
-expect_served "${WORK}/git/hakmem.err"
-echo "  | HEAD $(head -n 1 "${WORK}/git/hakmem.log")"
 
 echo
 echo "PASS: every program behaved the same with hakmem preloaded"

@@ -221,8 +221,16 @@ build() {
   ) >"${dir}.log" 2>&1
 }
 
+# build_plain: the build without hakmem (made once for every variant: see
+# plain_baseline in lib.sh).
+build_plain() {
+  build plain "${WORK}/plain" || { show_tail "${WORK}/plain.log"; die "building or running the program failed without hakmem"; }
+}
+
 step "build and run without hakmem"
-build plain "${WORK}/plain" || { show_tail "${WORK}/plain.log"; die "building or running the program failed without hakmem"; }
+# The generator (python3), the compiler, the assembler and the linker.
+plain_baseline "$(plain /usr/bin/python3 --version; plain gcc --version | head -n 1
+  plain as --version | head -n 1; plain ld --version | head -n 1)" build_plain
 check "${#sources[@]} sources compiled, program ran: $(tail -n 1 "${WORK}/plain/output.txt")"
 echo "  in ${SECONDS} s"
 

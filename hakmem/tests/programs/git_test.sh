@@ -87,7 +87,7 @@ make_repo() {
 }
 
 step "build the repository without hakmem"
-make_repo plain "${WORK}/plain"
+plain_baseline "$(plain git --version)" make_repo plain "${WORK}/plain"
 [[ $(wc -l <"${WORK}/plain.log") -eq 61 ]] || die "expected 61 commits (50 + 10 + merge), got $(wc -l <"${WORK}/plain.log")"
 echo "  61 commits in ${SECONDS} s"
 

@@ -52,9 +52,15 @@ check() {
   echo "  check: $*"
 }
 
-[[ -n ${HAKMEM_SO:-} ]] || die "HAKMEM_SO is not set (path of libhakmem*.so)"
-[[ -f ${HAKMEM_SO} ]] || die "preload library '${HAKMEM_SO}' not found (cwd $(pwd))"
-SO=$(realpath -- "${HAKMEM_SO}")
+# BASELINE_OUT set: the script makes only its run without hakmem, for the
+# <program>_baseline genrule (see plain_baseline), and needs no library.
+if [[ -z ${BASELINE_OUT:-} ]]; then
+  [[ -n ${HAKMEM_SO:-} ]] || die "HAKMEM_SO is not set (path of libhakmem*.so)"
+  [[ -f ${HAKMEM_SO} ]] || die "preload library '${HAKMEM_SO}' not found (cwd $(pwd))"
+  SO=$(realpath -- "${HAKMEM_SO}")
+else
+  SO=""
+fi
 
 WORK="${TEST_TMPDIR:-$(mktemp -d)}/${TEST_NAME}"
 rm -rf "${WORK}"
@@ -68,7 +74,7 @@ export TZ=UTC
 unset LD_PRELOAD HAKMEM_STATS HAKMEM_STATS_FD
 
 echo "test:            ${TEST_NAME} (variant ${HAKMEM_VARIANT:-?})"
-echo "preload library: ${SO}"
+echo "preload library: ${SO:-none (the baseline without hakmem only)}"
 echo "work directory:  ${WORK}"
 
 need() {
@@ -132,6 +138,41 @@ same_file() {
     diff -- "$1" "$2" | head -n 20 >&2 || true
     die "$3 differs with hakmem preloaded"
   fi
+}
+
+# plain_baseline VERSION COMMAND...: the run without hakmem, whose results
+# the script leaves in WORK as plain and plain.* (files or directories). It
+# is the same for every variant, so a genrule (<program>_baseline in BUILD)
+# makes it once: with BASELINE_OUT set (an absolute path), this runs COMMAND, packs the results
+# and VERSION (the programs' versions) into that tar file and ends the script.
+# A test given BASELINE (the tar's path) unpacks it instead of running
+# COMMAND, unless the programs' versions differ from the ones recorded (a
+# machine upgraded under a warm Bazel cache): then it runs COMMAND itself.
+plain_baseline() {
+  local version=$1 recorded tarfile
+  shift
+  if [[ -n ${BASELINE_OUT:-} ]]; then
+    "$@"
+    printf '%s\n' "${version}" >"${WORK}/plain.version"
+    (cd "${WORK}" && tar --sort=name -cf "${BASELINE_OUT}" plain*) ||
+      die "packing the baseline into ${BASELINE_OUT} failed"
+    echo "baseline written: ${BASELINE_OUT}"
+    exit 0
+  fi
+  if [[ -n ${BASELINE:-} ]]; then
+    [[ -f ${BASELINE} ]] || die "baseline '${BASELINE}' not found (cwd $(pwd))"
+    tarfile=$(realpath -- "${BASELINE}")
+    (cd "${WORK}" && tar -xf "${tarfile}") ||
+      die "unpacking the baseline ${BASELINE} failed"
+    recorded=$(cat "${WORK}/plain.version" 2>/dev/null || true)
+    if [[ ${recorded} == "${version}" ]]; then
+      echo "  from the shared baseline (${BASELINE}): ${version//$'\n'/; }"
+      return 0
+    fi
+    echo "  the shared baseline was made with other programs (${recorded//$'\n'/; }); running it here"
+    rm -rf "${WORK}/plain" "${WORK}"/plain.*
+  fi
+  "$@"
 }
 
 # show_tail FILE: the end of a log, for a failure report.
