@@ -242,6 +242,7 @@ constexpr int kChurnThreads = 2;
 constexpr int kForks = 240;
 constexpr size_t kExchangeSlots = 64;
 constexpr int kInherited = 32;
+constexpr int kChildOps = 1000;
 
 struct ForkShared {
   std::atomic<bool> stop{false};
@@ -314,7 +315,12 @@ int ForkChild(ForkShared *sh, void *const *inherited, const size_t *inherited_si
   void *ptr[kSlots] = {};
   size_t size[kSlots] = {};
   uint64_t seed[kSlots] = {};
-  for (int op = 0; op < 2000; op++) {
+  // 1000 operations take every path after the fork several times (the slots
+  // fill, then churn with frees, reallocs both ways and five 1-4 MiB
+  // blocks); 2000 doubled the test's time (mostly page faults) and found
+  // nothing more: a fork-time deadlock shows at the first call that needs the
+  // lock.
+  for (int op = 0; op < kChildOps; op++) {
     int k = static_cast<int>(rng.Below(kSlots));
     if (ptr[k] != nullptr) {
       if (!IntactSparse(ptr[k], size[k], seed[k])) {
