@@ -187,7 +187,9 @@ benchmark() {
   } >"${WORK}/${name}.after_bench"
 }
 
-for run in plain hakmem; do
+# run_redis RUNNER: the server's whole life, its data set and the benchmark.
+run_redis() {
+  local run=$1 t0
   step "redis-server ${run}: data set and queries"
   t0=${SECONDS}
   start_server "${run}" "${run}"
@@ -197,7 +199,11 @@ for run in plain hakmem; do
   benchmark "${run}" "${run}"
   step "redis-server ${run}: shutdown"
   stop_server "${run}"
-done
+}
+
+# The run without hakmem is made once for every variant (plain_baseline).
+plain_baseline "$(plain redis-server --version; plain redis-cli --version)" run_redis plain
+run_redis hakmem
 
 step "compare"
 check "known keys hold the values written"
