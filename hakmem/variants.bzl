@@ -258,18 +258,29 @@ def hakmem_variant_test(
         _compile_once_test(name, srcs, deps, boxes, link_core, override, data, args, env,
                            size, tags, copts, linkstatic, kwargs)
         return
+    lib = "override" if override else "core"
+    _variant_cc_tests(name, {
+        v["short_name"]: {
+            "srcs": srcs,
+            "deps": [_box_dep(_CORE_PACKAGE + ":" + b, v) for b in boxes] +
+                    ([_CORE_PACKAGE + ":" + lib + v["suffix"]] if link_core else []) +
+                    _expand(deps, v),
+            "copts": HAKMEM_TEST_COPTS + copts,
+            "local_defines": _variant_defines(v),
+        }
+        for v in HAKMEM_VARIANTS
+    }, override, data, args, env, size, tags, linkstatic, kwargs)
+
+def _variant_cc_tests(name, own, override, data, args, env, size, tags, linkstatic, kwargs):
+    """cc_test <name>_<variant> for every variant, own[short name] giving
+    its srcs, deps, copts and local_defines, and the test_suite <name>."""
     tests = []
     for variant in HAKMEM_VARIANTS:
         test_name = name + "_" + variant["short_name"]
-        lib = "override" if override else "core"
+        attrs = dict(kwargs)
+        attrs.update(own[variant["short_name"]])
         native.cc_test(
             name = test_name,
-            srcs = srcs,
-            deps = [_box_dep(_CORE_PACKAGE + ":" + b, variant) for b in boxes] +
-                   ([_CORE_PACKAGE + ":" + lib + variant["suffix"]] if link_core else []) +
-                   _expand(deps, variant),
-            copts = HAKMEM_TEST_COPTS + copts,
-            local_defines = _variant_defines(variant),
             data = _expand(data, variant),
             args = _expand(args, variant),
             env = _expand(env, variant),
@@ -277,7 +288,7 @@ def hakmem_variant_test(
             tags = tags + ["variant_" + variant["short_name"]],
             linkstatic = linkstatic,
             target_compatible_with = _REPLACES_MALLOC_COMPATIBILITY if override else [],
-            **kwargs
+            **attrs
         )
         tests.append(":" + test_name)
     native.test_suite(
@@ -323,29 +334,14 @@ def _compile_once_test(name, srcs, deps, boxes, link_core, override, data, args,
         alwayslink = True,
         tags = [VARIANT_INDEPENDENT_TAG],
     )
-    tests = []
     lib = "override" if override else "core"
-    for variant in HAKMEM_VARIANTS:
-        test_name = name + "_" + variant["short_name"]
-        native.cc_test(
-            name = test_name,
-            deps = [":" + name + "_lib"] + [_box_dep(d, variant) for d in box_deps] +
-                   ([_CORE_PACKAGE + ":" + lib + variant["suffix"]] if link_core else []),
-            data = _expand(data, variant),
-            args = _expand(args, variant),
-            env = _expand(env, variant),
-            size = size,
-            tags = tags + ["variant_" + variant["short_name"]],
-            linkstatic = linkstatic,
-            target_compatible_with = _REPLACES_MALLOC_COMPATIBILITY if override else [],
-            **kwargs
-        )
-        tests.append(":" + test_name)
-    native.test_suite(
-        name = name,
-        tests = tests,
-        tags = tags,
-    )
+    _variant_cc_tests(name, {
+        v["short_name"]: {
+            "deps": [":" + name + "_lib"] + [_box_dep(d, v) for d in box_deps] +
+                    ([_CORE_PACKAGE + ":" + lib + v["suffix"]] if link_core else []),
+        }
+        for v in HAKMEM_VARIANTS
+    }, override, data, args, env, size, tags, linkstatic, kwargs)
 
 def hakmem_variant_independence_test(name, data = []):
     """Checks that what this package compiles once reads no variant define.
