@@ -40,22 +40,20 @@ HAKMEM_TEST_COPTS = _WARNINGS + _OPT_COPTS
 
 # Build-mode preprocessor defines, chosen by --config=release / --config=debug
 # (plain lists too, for the variant independence test, which checks every mode).
+_CHECKED_DEFINES = [
+    "HAKMEM_BUILD_RELEASE=0",
+    "HAKMEM_CHECK_DEFAULT=2",  # full
+    "HAKMEM_DEBUG=1",
+]
+
 HAKMEM_MODE_DEFINES = {
     "release": [
         "HAKMEM_BUILD_RELEASE=1",
         "HAKMEM_CHECK_DEFAULT=1",  # cheap
         "NDEBUG",
     ],
-    "debug": [
-        "HAKMEM_BUILD_RELEASE=0",
-        "HAKMEM_CHECK_DEFAULT=2",  # full
-        "HAKMEM_DEBUG=1",
-    ],
-    "default": [
-        "HAKMEM_BUILD_RELEASE=0",
-        "HAKMEM_CHECK_DEFAULT=2",  # full
-        "HAKMEM_DEBUG=1",
-    ],
+    "debug": _CHECKED_DEFINES,
+    "default": _CHECKED_DEFINES,
 }
 
 HAKMEM_DEFINES = select({

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks that sources compiled once for every variant (VARIANT_INDEPENDENT_BOXES
+# Checks that sources compiled once for every variant (variant_independent boxes
 # and compile_once tests, //hakmem:variants.bzl) read no variant define: each
 # is preprocessed with every variant's defines, in every build mode, and the
 # outputs must be identical. Runs from the runfiles root under `bazel test`.
@@ -58,7 +58,7 @@ for f in "${files[@]}"; do
       elif ! cmp -s "${first}" "${pre}"; then
         echo "FAIL: ${f} preprocesses differently in variant ${v%%:*} than in ${first##*.} (${m%%:*} build):" >&2
         diff "${first}" "${pre}" | head -n 10 >&2 || true
-        echo "  it reads a variant define: take it out of VARIANT_INDEPENDENT_BOXES or compile_once (//hakmem:variants.bzl)" >&2
+        echo "  it reads a variant define: drop variant_independent from its box or compile_once from its test (//hakmem:variants.bzl)" >&2
         failed=1
       fi
     done

@@ -77,31 +77,6 @@ def _variant_defines(variant):
 
 _BOX_VISIBILITY = ["//hakmem:__subpackages__"]
 
-# The boxes whose sources and headers read no variant define
-# (HAKMEM_FASTCACHE, HAKMEM_HARDENED), nor do their tests: each is compiled,
-# and its test built and run, once for every variant, as the same object
-# would come out three times. Their deps must be in the list too (hakmem_box
-# fails otherwise); //hakmem/core:variant_independence_test preprocesses
-# every source of theirs in every variant and fails if any output differs.
-VARIANT_INDEPENDENT_BOXES = [
-    "types",
-    "hakmem_h",
-    "log",
-    "os",
-    "size_class",
-    "stats",
-    "segmap",
-    "gzip_writer",
-    "protobuf_writer",
-    "proc_maps",
-    "elf_symbols",
-    "prof_sample",
-    "sampler",
-    "prof_table",
-    "backtrace",
-    "crash",
-]
-
 # Tag of the targets compiled once for every variant; the independence test
 # finds their sources by it.
 VARIANT_INDEPENDENT_TAG = "variant_independent"
@@ -110,14 +85,34 @@ def _box_name(label):
     """":os" or "//hakmem/core:os" -> "os"."""
     return label.split(":")[-1]
 
+def _is_shared_box(label):
+    """Whether a box is one library for every variant (variant_independent).
+
+    Only boxes of //hakmem/core declared above the caller can be seen (boxes
+    are declared bottom to top); elsewhere the answer is False, which is
+    safe: a variant's name of a shared box is an alias of it.
+    """
+    if native.package_name() != _CORE_PACKAGE[2:]:
+        return False
+    rule = native.existing_rule(_box_name(label) + HAKMEM_VARIANTS[1]["suffix"])
+    return rule != None and rule["kind"] == "alias"
+
 def _box_dep(label, variant):
     """A variant's name for a box: the box itself if it is variant-independent
     (so the layering check sees one library, not an alias per variant)."""
-    if _box_name(label) in VARIANT_INDEPENDENT_BOXES:
+    if _is_shared_box(label):
         return label
     return label + variant["suffix"]
 
-def hakmem_box(name, hdrs, srcs = [], deps = [], includes = [], linkopts = [], alwayslink = False):
+def hakmem_box(
+        name,
+        hdrs,
+        srcs = [],
+        deps = [],
+        includes = [],
+        linkopts = [],
+        alwayslink = False,
+        variant_independent = False):
     """One box of the allocator: a cc_library per variant (name + suffix).
 
     deps name boxes of the same package (":os"); each variant's library
@@ -126,8 +121,12 @@ def hakmem_box(name, hdrs, srcs = [], deps = [], includes = [], linkopts = [], a
     only: code outside links //hakmem/core:core (or :override) and includes
     hakmem.h.
 
-    A box in VARIANT_INDEPENDENT_BOXES is compiled once, with the default
-    variant's defines, and <name>_nofastcache, ... are aliases of it.
+    variant_independent = True: the box's sources and headers read no
+    variant define (HAKMEM_FASTCACHE, HAKMEM_HARDENED), so it is compiled
+    once, with the default variant's defines, and <name>_nofastcache, ... are
+    aliases of it. Its deps must be such boxes too (a load-time error
+    otherwise); //hakmem/core:variant_independence_test preprocesses every
+    source of it in every variant and fails if any output differs.
 
     <name>_hdrs: the box's headers and those of its deps, no object, for a
     test source compiled once and linked into every variant's test.
@@ -139,10 +138,10 @@ def hakmem_box(name, hdrs, srcs = [], deps = [], includes = [], linkopts = [], a
         deps = [d + "_hdrs" for d in deps],
         visibility = _BOX_VISIBILITY,
     )
-    if name in VARIANT_INDEPENDENT_BOXES:
+    if variant_independent:
         for d in deps:
-            if _box_name(d) not in VARIANT_INDEPENDENT_BOXES:
-                fail("box %s is in VARIANT_INDEPENDENT_BOXES but depends on %s, which is not" % (name, d))
+            if not _is_shared_box(d):
+                fail("box %s is variant_independent but depends on %s, which is not" % (name, d))
         native.cc_library(
             name = name,
             srcs = srcs,
@@ -249,8 +248,8 @@ def hakmem_variant_test(
     compile_once = True: the sources read no variant define, so they are
     compiled once (a testonly library <name>_lib, against the boxes'
     headers) and linked into every variant's test with that variant's boxes;
-    deps must be free of "{suffix}". When every box is in
-    VARIANT_INDEPENDENT_BOXES and link_core is False, every variant's binary
+    deps must be free of "{suffix}". When every box is variant_independent
+    (hakmem_box) and link_core is False, every variant's binary
     would be the same one, so there is a single cc_test <name>, run once.
     //hakmem/core:variant_independence_test and its siblings check the claim.
     """
@@ -305,7 +304,7 @@ def _compile_once_test(name, srcs, deps, boxes, link_core, override, data, args,
         if type(d) == "string" and "{suffix}" in d:
             fail("%s: compile_once needs deps without {suffix} (%s)" % (name, d))
     box_deps = [_CORE_PACKAGE + ":" + b for b in boxes]
-    if not link_core and all([b in VARIANT_INDEPENDENT_BOXES for b in boxes]):
+    if not link_core and all([_is_shared_box(d) for d in box_deps]):
         native.cc_test(
             name = name,
             srcs = srcs,
@@ -347,7 +346,7 @@ def hakmem_variant_independence_test(name, data = []):
     """Checks that what this package compiles once reads no variant define.
 
     Call it last in a BUILD file. It finds the package's targets tagged
-    VARIANT_INDEPENDENT_TAG (the boxes of VARIANT_INDEPENDENT_BOXES, the
+    VARIANT_INDEPENDENT_TAG (the variant_independent boxes, the
     compile_once tests) and makes an sh_test that preprocesses each of their
     C and C++ sources with every variant's defines, in every build mode, and
     fails if the outputs differ. data: the headers those sources include from
