@@ -243,6 +243,16 @@ constexpr int kForks = 240;
 constexpr size_t kExchangeSlots = 64;
 constexpr int kInherited = 32;
 constexpr int kChildOps = 1000;
+// A child's blocks are filled and checked at both edges and at one page in
+// 16 between: touching every page made the test mostly page faults (850k,
+// now 220k) for no more found; a fork bug shows in the allocator's state.
+constexpr bench_coverage kChildCoverage = {8 * kKiB, 4 * kKiB, 16 * kPageSize, 8};
+
+void FillChild(void *p, size_t n, uint64_t seed) { bench_fill_block(p, n, seed, &kChildCoverage); }
+
+bool IntactChild(const void *p, size_t n, uint64_t seed) {
+  return bench_check_block(p, n, n, seed, &kChildCoverage) == BENCH_NO_MISMATCH;
+}
 
 struct ForkShared {
   std::atomic<bool> stop{false};
@@ -323,7 +333,7 @@ int ForkChild(ForkShared *sh, void *const *inherited, const size_t *inherited_si
   for (int op = 0; op < kChildOps; op++) {
     int k = static_cast<int>(rng.Below(kSlots));
     if (ptr[k] != nullptr) {
-      if (!IntactSparse(ptr[k], size[k], seed[k])) {
+      if (!IntactChild(ptr[k], size[k], seed[k])) {
         Say("child %d: block of %zu bytes damaged\n", fork_index, size[k]);
         return 11;
       }
@@ -343,7 +353,7 @@ int ForkChild(ForkShared *sh, void *const *inherited, const size_t *inherited_si
         ptr[k] = q;
         size[k] = n;
         seed[k] = seed[k] * 31 + 1;
-        FillSparse(q, n, seed[k]);
+        FillChild(q, n, seed[k]);
         continue;
       }
       free(ptr[k]);
@@ -358,12 +368,12 @@ int ForkChild(ForkShared *sh, void *const *inherited, const size_t *inherited_si
     ptr[k] = p;
     size[k] = n;
     seed[k] = rng.Next();
-    FillSparse(p, n, seed[k]);
+    FillChild(p, n, seed[k]);
   }
   for (int k = 0; k < kSlots; k++) {
     if (ptr[k] == nullptr)
       continue;
-    if (!IntactSparse(ptr[k], size[k], seed[k])) {
+    if (!IntactChild(ptr[k], size[k], seed[k])) {
       Say("child %d: block of %zu bytes damaged at the end\n", fork_index, size[k]);
       return 15;
     }
