@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # git with hakmem preloaded (every git process, including the ones git
 # starts): a generated repository built with fixed authors and dates (init,
-# 50 commits on main, a branch, a merge, gc --aggressive, fsck, log, blame,
-# diff); the commit hashes, fsck's verdict and the other outputs must match
-# a run without hakmem.
+# 20 commits on main, a branch of 5, a merge, gc --aggressive, fsck, log,
+# blame, diff); the commit hashes, fsck's verdict and the other outputs must
+# match a run without hakmem. 50 and 10 commits took twice as long for the
+# same lines of hakmem/core, but for thread-timing paths that either run
+# hits by chance (docs/TESTING.md).
 TEST_NAME=git
 lib=hakmem/tests/programs/lib.sh
 [[ -f ${lib} ]] || lib="$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -54,15 +56,15 @@ make_repo() {
       export GIT_COMMITTER_DATE="${GIT_AUTHOR_DATE}"
     }
     g init -q -b main .
-    for c in $(seq 1 50); do
+    for c in $(seq 1 20); do
       write_files "${c}"
       at "${c}"
       g add -A
       g commit -q -m "commit ${c}" -m "generated change number ${c}"
-      if ((c == 30)); then g branch feature; fi
+      if ((c == 12)); then g branch feature; fi
     done
     g checkout -q feature
-    for c in $(seq 101 110); do
+    for c in $(seq 101 105); do
       mkdir -p feature
       plain awk -v c="${c}" 'BEGIN { for (i = 0; i < 300; i++) printf "feature %d line %d\n", c, i * c }' >"feature/f${c}.txt"
       at "${c}"
@@ -88,8 +90,8 @@ make_repo() {
 
 step "build the repository without hakmem"
 plain_baseline "$(plain git --version)" make_repo plain "${WORK}/plain"
-[[ $(wc -l <"${WORK}/plain.log") -eq 61 ]] || die "expected 61 commits (50 + 10 + merge), got $(wc -l <"${WORK}/plain.log")"
-echo "  61 commits in ${SECONDS} s"
+[[ $(wc -l <"${WORK}/plain.log") -eq 26 ]] || die "expected 26 commits (20 + 5 + merge), got $(wc -l <"${WORK}/plain.log")"
+echo "  26 commits in ${SECONDS} s"
 
 step "build the repository with hakmem"
 t0=${SECONDS}
