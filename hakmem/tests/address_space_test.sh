@@ -22,6 +22,11 @@
 #   Paths are relative to the current directory (the runfiles directory under
 #   `bazel test`). Needs /usr/bin/python3 and coreutils' timeout.
 #
+# The glibc runs are the same in every variant: BASELINE_OUT=FILE makes only
+# them and writes their counts to FILE (the address_space_glibc genrule; the
+# library argument is then unused), and BASELINE=FILE takes them from FILE
+# instead of running them, unless FILE was made with another python3 or glibc.
+#
 # Test-only switch, for running this script by hand against another allocator
 # (e.g. jemalloc) that prints no hakmem report:
 #   HAKTEST_SKIP_STATS_CHECK=1   skip the "hakmem was preloaded" check.
@@ -34,12 +39,15 @@ die() {
 }
 
 [[ $# -eq 2 ]] || die "usage: $0 path/to/libhakmem.so path/to/address_space_probe"
-[[ -f $1 ]] || die "preload library '$1' not found (cwd $(pwd))"
+[[ -n ${BASELINE_OUT:-} || -f $1 ]] || die "preload library '$1' not found (cwd $(pwd))"
 [[ -x $2 ]] || die "probe '$2' not found or not executable (cwd $(pwd))"
-SO=$(realpath -- "$1")
+SO=""
+[[ -n ${BASELINE_OUT:-} ]] || SO=$(realpath -- "$1")
 PROBE=$(realpath -- "$2")
 PY=/usr/bin/python3
 [[ -x ${PY} ]] || die "${PY} not found"
+# What the glibc counts depend on besides the probe (a BASELINE's first line).
+VERSIONS="$("${PY}" --version 2>&1); $(ldd --version 2>&1 | sed -n 1p)"
 
 # The limits, in KiB (ulimit -v's unit).
 LIMITS_KIB=(100000 600000)
@@ -147,7 +155,9 @@ ratio() {
 # ---------------------------------------------------------------------------
 # The library is preloaded and serves the probes' allocations (otherwise the
 # comparison would be glibc against itself).
-if [[ ${HAKTEST_SKIP_STATS_CHECK:-0} == 1 ]]; then
+if [[ -n ${BASELINE_OUT:-} ]]; then
+  : # the glibc runs only
+elif [[ ${HAKTEST_SKIP_STATS_CHECK:-0} == 1 ]]; then
   echo "check: hakmem serves the probes (SKIPPED: HAKTEST_SKIP_STATS_CHECK=1)"
 else
   echo "check: hakmem serves the probes (HAKMEM_STATS=1 report, under ulimit -v ${LIMITS_KIB[0]})"
@@ -170,6 +180,22 @@ else
 fi
 
 # ---------------------------------------------------------------------------
+# GLIBC["KIB PROBE"] = "COUNT AGAIN", from the shared baseline.
+declare -A GLIBC=()
+if [[ -n ${BASELINE_OUT:-} ]]; then
+  printf '%s\n' "${VERSIONS}" >"${BASELINE_OUT}"
+elif [[ -n ${BASELINE:-} ]]; then
+  [[ -f ${BASELINE} ]] || die "baseline '${BASELINE}' not found (cwd $(pwd))"
+  if [[ $(head -n 1 "${BASELINE}") == "${VERSIONS}" ]]; then
+    while read -r kib probe count again; do
+      GLIBC["${kib} ${probe}"]="${count} ${again}"
+    done < <(tail -n +2 "${BASELINE}")
+    echo "glibc's counts: from the shared baseline (${VERSIONS})"
+  else
+    echo "glibc's counts: the shared baseline was made with $(head -n 1 "${BASELINE}"); running them here"
+  fi
+fi
+
 FAILURES=()
 row() {
   printf '%-10s %-11s %7s %7s %6s   %7s %7s %6s   %s\n' "$@"
@@ -185,17 +211,25 @@ for kib in "${LIMITS_KIB[@]}"; do
     probe_command "${probe}"
     base="${WORK}/${probe}.${kib}"
 
-    rc=0
-    run_limited "${kib}" "" "${base}.glibc.out" "${base}.glibc.err" "${CMD[@]}" || rc=$?
-    if [[ ${rc} != 0 ]] || ! parse_counts "${base}.glibc.out"; then
-      show_failed_run "${probe} with glibc under ulimit -v ${kib}" "${rc}" \
-        "${base}.glibc.out" "${base}.glibc.err"
-      die "${probe} fails WITHOUT hakmem under ulimit -v ${kib}: a problem of the probe or of this machine, not of hakmem"
+    if [[ -n ${GLIBC[${kib} ${probe}]:-} ]]; then
+      read -r g_count g_again <<<"${GLIBC[${kib} ${probe}]}"
+    else
+      rc=0
+      run_limited "${kib}" "" "${base}.glibc.out" "${base}.glibc.err" "${CMD[@]}" || rc=$?
+      if [[ ${rc} != 0 ]] || ! parse_counts "${base}.glibc.out"; then
+        show_failed_run "${probe} with glibc under ulimit -v ${kib}" "${rc}" \
+          "${base}.glibc.out" "${base}.glibc.err"
+        die "${probe} fails WITHOUT hakmem under ulimit -v ${kib}: a problem of the probe or of this machine, not of hakmem"
+      fi
+      g_count=${COUNT}
+      g_again=${AGAIN}
     fi
-    g_count=${COUNT}
-    g_again=${AGAIN}
     if ((g_count < MIN_GLIBC_COUNT || g_again < MIN_GLIBC_COUNT)); then
       die "${probe} gets only ${g_count}, then ${g_again}, blocks with glibc under ulimit -v ${kib}: the limit leaves too little room on this machine for the comparison to mean anything"
+    fi
+    if [[ -n ${BASELINE_OUT:-} ]]; then
+      echo "${kib} ${probe} ${g_count} ${g_again}" >>"${BASELINE_OUT}"
+      continue
     fi
 
     rc=0
@@ -219,6 +253,10 @@ for kib in "${LIMITS_KIB[@]}"; do
       "${g_again}" "${h_again}" "$(ratio "${h_again}" "${g_again}")" "${verdict}"
   done
 done
+if [[ -n ${BASELINE_OUT:-} ]]; then
+  echo "baseline written: ${BASELINE_OUT}"
+  exit 0
+fi
 echo
 echo "($((SECONDS - start)) s; outputs in ${WORK})"
 
