@@ -141,7 +141,14 @@ void hak_memory_get(hak_memory *out) {
   hak_stats_report_memory_collect(out, &s, true, false);
 }
 
-static const char *build_name(void) { return HAKMEM_BUILD_RELEASE ? "release" : "debug"; }
+// The defines of this box's own compilation are the library's variant and mode.
+void hak_build_info_get(hak_build_info *out) {
+  out->build = HAKMEM_BUILD_RELEASE ? "release" : "debug";
+  out->release = HAKMEM_BUILD_RELEASE != 0;
+  out->debug_checks = HAKMEM_DEBUG != 0;
+  out->fast_cache = HAKMEM_FASTCACHE != 0;
+  out->hardened = HAKMEM_HARDENED != 0;
+}
 
 static const char *limit_mode_name(void) {
   int mode;
@@ -183,8 +190,10 @@ static void print_text(int fd, bool from_signal) {
   bool complete = hak_stats_report_collect(&s, from_signal);
   hak_text r = {.sink = hak_log_text_fd_sink, .ctx = (void *)(intptr_t)fd, .len = 0};
   uint64_t ta = 0, tf = 0, th = 0, tr = 0, trf = 0;
-  hak_log_text_add(&r, "hakmem stats (pid %d, %s build, fast cache %s)\n", (int)getpid(),
-                   build_name(), HAKMEM_FASTCACHE ? "on" : "off");
+  hak_build_info b;
+  hak_build_info_get(&b);
+  hak_log_text_add(&r, "hakmem stats (pid %d, %s build, fast cache %s)\n", (int)getpid(), b.build,
+                   b.fast_cache ? "on" : "off");
   if (!complete)
     hak_log_text_add(&r, "partial: live threads' counters left out (the registry was busy)\n");
   print_options(&r, false);
@@ -325,9 +334,10 @@ static void print_json(int fd, bool from_signal) {
   hak_stats s;
   bool complete = hak_stats_report_collect(&s, from_signal);
   hak_text r = {.sink = hak_log_text_fd_sink, .ctx = (void *)(intptr_t)fd, .len = 0};
-  hak_log_text_add(&r, "{\"pid\":%d,\"build\":\"%s\",\"fast_cache\":%s,%s", (int)getpid(),
-                   build_name(), HAKMEM_FASTCACHE ? "true" : "false",
-                   complete ? "" : "\"partial\":true,");
+  hak_build_info b;
+  hak_build_info_get(&b);
+  hak_log_text_add(&r, "{\"pid\":%d,\"build\":\"%s\",\"fast_cache\":%s,%s", (int)getpid(), b.build,
+                   b.fast_cache ? "true" : "false", complete ? "" : "\"partial\":true,");
   print_options(&r, true);
   hak_log_text_add(&r, "\"classes\":[");
   for (unsigned c = 0; c < s.num_classes; c++) {

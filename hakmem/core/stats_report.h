@@ -1,6 +1,7 @@
 // The statistics report: the process-wide counters and every heap's, summed
 // into hak_stats (hak_stats_get), written as text or JSON at exit
-// (HAKMEM_STATS) and on a signal (HAKMEM_STATS_SIGNAL).
+// (HAKMEM_STATS) and on a signal (HAKMEM_STATS_SIGNAL), headed by what the
+// library was built as (hak_build_info_get).
 #ifndef HAKMEM_STATS_REPORT_H
 #define HAKMEM_STATS_REPORT_H
 

@@ -446,6 +446,23 @@ TEST(Stats, FastHitsMatchTheVariant) {
   }
 }
 
+// The library says what it was built as: this test is compiled with its box's
+// defines, so it can hold the answer against them.
+TEST(BuildInfo, MatchesTheDefines) {
+  hak_build_info b;
+  std::memset(&b, 0xA5, sizeof b); // a field left unwritten reads neither 0 nor 1
+  b.build = nullptr;
+  hak_build_info_get(&b);
+  EXPECT_EQ(b.release, HAKMEM_BUILD_RELEASE ? 1 : 0);
+  EXPECT_EQ(b.debug_checks, HAKMEM_DEBUG ? 1 : 0);
+  EXPECT_EQ(b.fast_cache, HAKMEM_FASTCACHE ? 1 : 0);
+  EXPECT_EQ(b.hardened, HAKMEM_HARDENED ? 1 : 0);
+  ASSERT_NE(b.build, nullptr);
+  EXPECT_STREQ(b.build, HAKMEM_BUILD_RELEASE ? "release" : "debug");
+  // and the allocator behaves as it says
+  EXPECT_EQ(b.fast_cache, FastCacheOn() ? 1 : 0);
+}
+
 TEST(Stats, LargeCounters) {
   hak_trim(0); // no idle mapping to reuse: both are mapped afresh
   const hak_stats before = Snapshot();
@@ -539,7 +556,10 @@ TEST_F(StatsReport, TextReport) {
             std::string::npos);
   lines.erase(lines.begin() + 1); // the rest is indexed as before the options line
 
-  const std::string head = "hakmem stats (pid " + std::to_string(getpid()) + ", ";
+  hak_build_info b;
+  hak_build_info_get(&b);
+  const std::string head =
+      "hakmem stats (pid " + std::to_string(getpid()) + ", " + b.build + " build, ";
   EXPECT_TRUE(StartsWith(lines[0], head)) << lines[0];
   const bool fast = FastCacheOn();
   EXPECT_NE(lines[0].find(fast ? "fast cache on)" : "fast cache off)"), std::string::npos)
@@ -660,10 +680,17 @@ TEST_F(StatsReport, JsonReport) {
   const Json *pid = doc.Get("pid");
   ASSERT_NE(pid, nullptr);
   EXPECT_EQ(pid->number, getpid());
+  hak_build_info b;
+  hak_build_info_get(&b);
+  const Json *build = doc.Get("build");
+  ASSERT_NE(build, nullptr);
+  EXPECT_EQ(build->kind, Json::kString);
+  EXPECT_EQ(build->text, b.build);
   const Json *fast = doc.Get("fast_cache");
   ASSERT_NE(fast, nullptr);
   EXPECT_EQ(fast->kind, Json::kBool);
   EXPECT_EQ(fast->boolean, FastCacheOn());
+  EXPECT_EQ(fast->boolean, b.fast_cache != 0);
   const Json *options = doc.Get("options");
   ASSERT_NE(options, nullptr);
   ASSERT_EQ(options->kind, Json::kObject);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # glibc's introspection calls and the statistics signal through the preload
 # library, in a real program (Python, calling them with ctypes): the names
-# libhakmem.so exports are the ones the program reaches, and HAKMEM_STATS_SIGNAL
-# works in a process hakmem was preloaded into.
+# libhakmem.so exports are the ones the program reaches, hak_build_info_get
+# names the library's variant (HAKMEM_VARIANT), and HAKMEM_STATS_SIGNAL works
+# in a process hakmem was preloaded into.
 #
 # Usage: introspect_preload_test.sh path/to/libhakmem.so
 set -euo pipefail
@@ -57,6 +58,19 @@ out = libc.fdopen(os.dup(1), b"w")
 assert libc.malloc_info(0, out) == 0
 assert libc.malloc_info(1, out) == -1 and ctypes.get_errno() == 22
 libc.fflush(out)
+
+# hak_build_info_get is exported too, and names the variant of the library.
+class BuildInfo(ctypes.Structure):
+    _fields_ = [("build", ctypes.c_char_p)] + [(n, ctypes.c_int) for n in (
+        "release", "debug_checks", "fast_cache", "hardened")]
+
+libc.hak_build_info_get.restype = None
+b = BuildInfo()
+libc.hak_build_info_get(ctypes.byref(b))
+variant = os.environ["HAKMEM_VARIANT"]
+assert b.build in (b"release", b"debug") and b.release == (b.build == b"release"), b.build
+assert b.fast_cache == ("nofastcache" not in variant), (variant, b.fast_cache)
+assert b.hardened == ("hardened" in variant), (variant, b.hardened)
 print("calls ok", flush=True)
 PYEOF
 
@@ -68,7 +82,7 @@ grep -Eq '^max mmap bytes   = +[0-9]+$' "${WORK}/calls.err" || die "malloc_stats
 grep -q '^<malloc version="1">$' "${WORK}/calls.out" || die "malloc_info: no <malloc>"
 grep -q '^</malloc>$' "${WORK}/calls.out" || die "malloc_info: no </malloc>"
 grep -q '<total type="mmap" count=' "${WORK}/calls.out" || die "malloc_info: no mmap total"
-echo "ok: mallinfo2, malloc_stats, malloc_info, mallopt reach hakmem"
+echo "ok: mallinfo2, malloc_stats, malloc_info, mallopt, hak_build_info_get reach hakmem"
 
 # ---- HAKMEM_STATS_SIGNAL --------------------------------------------------------
 # USR1 with no handler of the program's: the report, and the program lives on

@@ -65,6 +65,21 @@ HAK_API int hak_set_heap_limit(size_t bytes, int mode);
 // Returns 0, or -1 with errno set (ENOTSUP when the profiler is off).
 HAK_API int hak_prof_dump(const char *path);
 
+// ---- the build -------------------------------------------------------------
+// What the linked library was built as: its variant (libhakmem.so,
+// libhakmem_nofastcache.so, libhakmem_hardened.so) and its build mode.
+
+typedef struct hak_build_info {
+  const char *build; // "release", or "debug" for every other build (as the statistics report)
+  int release;       // 1: a release build (-O2, NDEBUG; HAKMEM_CHECK cheap by default)
+  int debug_checks;  // 1: a checked build (HAKMEM_DEBUG): assertions, the overflow trailer
+  int fast_cache;    // 1: the per-thread fast cache is compiled in (0: nofastcache)
+  int hardened;      // 1: the hardened variant (encoded links, guard pages, poison)
+} hak_build_info;
+
+// Fills *out; the strings are static. No allocation, async-signal-safe.
+HAK_API void hak_build_info_get(hak_build_info *out);
+
 // ---- statistics ----------------------------------------------------------
 
 #define HAK_STATS_MAX_CLASSES 128

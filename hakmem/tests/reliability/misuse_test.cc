@@ -232,7 +232,9 @@ protected:
   }
 
   // Every free checked, every hand-out checked (debug builds, or HAKMEM_CHECK=full).
-  bool FullChecks() const { return kDebugChecks || kHardened || GetParam() == Options::kCheckFull; }
+  bool FullChecks() const {
+    return kDebugChecks || Hardened() || GetParam() == Options::kCheckFull;
+  }
 
   std::optional<ScopedEnv> env_;
 };
@@ -316,7 +318,7 @@ TEST_P(MisuseTest, ReallocOfFreedBlock) {
 }
 
 TEST_P(MisuseTest, WritePastTheEnd) {
-  if (!kDebugChecks && !kHardened) {
+  if (!kDebugChecks && !Hardened()) {
     GTEST_SKIP() << "the overflow trailer exists only in debug and hardened builds (" << BuildName()
                  << " build)";
   }
@@ -340,7 +342,7 @@ TEST_P(MisuseTest, UsableSizeStaysInsideTheCheckedArea) {
     unsigned char *p = static_cast<unsigned char *>(Malloc(n));
     ASSERT_NE(p, nullptr);
     size_t usable = malloc_usable_size(p);
-    if (kDebugChecks || kHardened) {
+    if (kDebugChecks || Hardened()) {
       EXPECT_EQ(usable, n);
     } else {
       EXPECT_GE(usable, n);
@@ -361,7 +363,7 @@ TEST_P(MisuseTest, WriteAfterFreeIntoSecondWord) {
 // checks every link it follows; the checked builds must report the write
 // when the block is handed out again, before the damaged link is followed.
 TEST_P(MisuseTest, WriteAfterFreeIntoFirstWord) {
-  if (kHardened) {
+  if (Hardened()) {
     EXPECT_ABORT(WriteAfterFree(48, 0), kVictim + ".*" + LinkOverwritten());
     return;
   }
@@ -390,7 +392,7 @@ TEST(ReleaseWithoutCheckFull, EarlierBlockDoubleFreeIsCaught) {
 // checked: at cheap and full it is; at off it is not, except in the hardened
 // variant, which never goes below cheap.
 TEST(CheckLevel, TrailerIsCheckedAtCheapAndFullNotAtOff) {
-  if (!kDebugChecks && !kHardened) {
+  if (!kDebugChecks && !Hardened()) {
     GTEST_SKIP() << "the overflow trailer exists only in debug and hardened builds (" << BuildName()
                  << " build)";
   }
@@ -400,7 +402,7 @@ TEST(CheckLevel, TrailerIsCheckedAtCheapAndFullNotAtOff) {
         << "HAKMEM_CHECK=" << level;
   }
   ScopedEnv off("HAKMEM_CHECK", "off");
-  if (kHardened) {
+  if (Hardened()) {
     EXPECT_ABORT(WritePastEnd(100, 103, false), kVictim + ".*" + PastTheEnd("free()", 100, 103));
   } else {
     EXPECT_EXIT(WritePastEnd(100, 103, false), testing::ExitedWithCode(0),
@@ -419,15 +421,26 @@ TEST(CheckLevel, EveryLevelCatchesADoubleFree) {
 // A value hakmem does not know is refused with a warning; the build's level
 // stays (so a debug build still reports the overflow).
 TEST(CheckLevel, UnknownValueKeepsTheDefault) {
-  if (!kDebugChecks && !kHardened)
+  if (!kDebugChecks && !Hardened())
     GTEST_SKIP() << "needs the overflow trailer (" << BuildName() << " build)";
   ScopedEnv env("HAKMEM_CHECK", "paranoid");
   EXPECT_ABORT(WritePastEnd(100, 103, false),
                "bad value in HAKMEM_CHECK.*" + kVictim + ".*" + PastTheEnd("free()", 100, 103));
 }
 
-// The test's compile-time view of the build must be the library's.
+// The library's view of the build must be the test's: the build mode the
+// source was compiled for, and the variant the BUILD file made this test for
+// (VARIANT_UNDER_TEST), which every expectation above takes from the library.
 TEST(BuildProbe, LibraryWasBuiltAsTheTestAssumes) {
+  const hak_build_info b = LinkedBuild();
+  EXPECT_EQ(b.release != 0, kReleaseBuild);
+  EXPECT_EQ(b.debug_checks != 0, kDebugChecks);
+  const char *variant = getenv("VARIANT_UNDER_TEST");
+  ASSERT_NE(variant, nullptr);
+  const std::string name = variant;
+  EXPECT_EQ(FastCache(), name.find("nofastcache") == std::string::npos) << name;
+  EXPECT_EQ(Hardened(), name.find("hardened") != std::string::npos) << name;
+  // The report says the same.
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   hak_stats_print_json(fds[1]);
@@ -440,7 +453,7 @@ TEST(BuildProbe, LibraryWasBuiltAsTheTestAssumes) {
   EXPECT_NE(json.find(kReleaseBuild ? "\"build\":\"release\"" : "\"build\":\"debug\""),
             std::string::npos)
       << json.substr(0, 120);
-  EXPECT_NE(json.find(kFastCache ? "\"fast_cache\":true" : "\"fast_cache\":false"),
+  EXPECT_NE(json.find(FastCache() ? "\"fast_cache\":true" : "\"fast_cache\":false"),
             std::string::npos)
       << json.substr(0, 120);
 }

@@ -1,9 +1,11 @@
 // Helpers for hakmem's reliability tests (misuse, hardening, faults).
 //
-// - What the build says about the allocator under test. The tests are
-//   compiled with the same local_defines as the core library they link
-//   (//hakmem:variants.bzl), so HAKMEM_DEBUG, HAKMEM_BUILD_RELEASE,
-//   HAKMEM_FASTCACHE and HAKMEM_HARDENED here are the library's own.
+// - What the allocator under test was built as. The build mode
+//   (HAKMEM_DEBUG, HAKMEM_BUILD_RELEASE) comes from the defines, which the
+//   tests share with the library they link (//hakmem:variants.bzl); the
+//   variant (FastCache(), Hardened()) is asked of the linked library
+//   (hak_build_info_get), so that one compiled source serves every variant
+//   (compile_once).
 // - Death tests in the "threadsafe" style: the child re-executes the test
 //   binary, so hakmem initialises afresh in it and reads its HAKMEM_*
 //   options from the environment the parent set (ScopedEnv).
@@ -42,12 +44,6 @@
 #ifndef HAKMEM_BUILD_RELEASE
 #define HAKMEM_BUILD_RELEASE 0
 #endif
-#ifndef HAKMEM_FASTCACHE
-#define HAKMEM_FASTCACHE 1
-#endif
-#ifndef HAKMEM_HARDENED
-#define HAKMEM_HARDENED 0
-#endif
 
 namespace hakmem_reliability {
 
@@ -56,11 +52,19 @@ constexpr size_t kMiB = size_t{1} << 20;
 constexpr size_t kSuperSlabSize = 2 * kMiB; // also the alignment of every hakmem region
 constexpr size_t kPageSize = 4096;
 
-// The build the test was compiled for (the same defines as the allocator).
+// The build mode the test was compiled for: the same in every variant.
 constexpr bool kDebugChecks = HAKMEM_DEBUG != 0; // checking level full by default, overflow trailer
 constexpr bool kReleaseBuild = HAKMEM_BUILD_RELEASE != 0;
-constexpr bool kFastCache = HAKMEM_FASTCACHE != 0;
-constexpr bool kHardened = HAKMEM_HARDENED != 0;
+
+// The variant of the linked library, asked at run time: a define would make
+// the source differ between variants.
+inline hak_build_info LinkedBuild() {
+  hak_build_info b;
+  hak_build_info_get(&b);
+  return b;
+}
+inline bool FastCache() { return LinkedBuild().fast_cache != 0; }
+inline bool Hardened() { return LinkedBuild().hardened != 0; }
 
 inline const char *BuildName() {
   if (kReleaseBuild)
