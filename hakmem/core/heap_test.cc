@@ -1,8 +1,7 @@
 // Unit test of the heap box: the heap lock between two threads, the idle and
 // remote notes that ask the purge box for a deadline, and the count of frees
 // made by threads without a heap. Heaps are structs the test builds (the
-// registry that makes real ones is thread_heap's). It also links the
-// stats_report box, whose hak_build_info_get names the variant under test.
+// registry that makes real ones is thread_heap's).
 #include "hakmem/core/heap.h"
 
 #include <atomic>
@@ -13,7 +12,6 @@
 #include <thread>
 
 #include "gtest/gtest.h"
-#include "hakmem/core/include/hakmem.h"
 #include "hakmem/core/options.h"
 #include "hakmem/core/os.h"
 #include "hakmem/core/purge.h"
@@ -131,9 +129,7 @@ TEST_F(HeapTest, NoteRemoteRearmsATrimmedHeap) {
   const uint64_t before = hak_os_now_ms();
   hak_heap_note_remote(h.get());
   const uint64_t after = hak_os_now_ms();
-  hak_build_info build;
-  hak_build_info_get(&build); // the linked variant: this source is compiled once for all
-  if (build.fast_cache) {
+  if (HAKMEM_FASTCACHE) {
     EXPECT_EQ(h->retrim.load(), 1);
     EXPECT_EQ(h->idle_trimmed.load(), 0);
     EXPECT_GE(hak_purge_due(), before + hak_heap_idle_ms());
