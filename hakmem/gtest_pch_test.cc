@@ -1,7 +1,7 @@
 // This compile loaded the precompiled GoogleTest header (//hakmem:gtest_pch,
 // hakmem/pch.bzl) rather than parsing it: it is compiled as every C++ test
-// is (HAKMEM_GTEST_COPTS, a variant's defines), and hakmem_gtest_pch.h, read
-// first, names the file gcc took it from.
+// is (HAKMEM_GTEST_COPTS, the hardened variant's defines), and
+// hakmem_gtest_pch.h, read first, names the file gcc took it from.
 #include <cstring>
 
 #include "gtest/gtest.h"
