@@ -16,9 +16,12 @@ when they differ: a .gch that does not fit costs time, not a failure. Its
 check is not complete (a .gch made at -O1 and read at -O2 crashes gcc 12), so
 the .gch must come from the tests' exact flags: a test with copts of its own
 gets no -include (variants.bzl), and a --per_file_copt on test sources,
-which this rule does not see, must not change -O. The variant defines
-(HAKMEM_FASTCACHE, ...) are left out: GoogleTest does not read them, and gcc
-uses a .gch under macros that the header never names.
+which this rule does not see, must not change -O. Defines: gcc uses a .gch
+only in a compile that defines every macro the .gch was made with, the same
+way, and may define more if the header does not name them. So //hakmem:gtest_pch
+gets GoogleTest's defines and no hakmem define (the build mode's and the
+variants' differ between tests, and GoogleTest reads none of them); NDEBUG in
+-c opt comes with the toolchain's flags.
 
 Made for gcc only (clang reads a .gch of its own format, and stops at a
 mismatch): with another compiler the header is there without a .gch, so the
@@ -118,7 +121,7 @@ hakmem_gtest_pch = rule(
     attrs = {
         "src": attr.label(allow_single_file = [".h"], mandatory = True),
         "copts": attr.string_list(doc = "the copts of the compiles that use it"),
-        "local_defines": attr.string_list(doc = "their defines that the header may read"),
+        "local_defines": attr.string_list(doc = "defines that every compile using it has"),
         "deps": attr.label_list(
             providers = [CcInfo],
             doc = "libraries whose defines and include paths the compiles get (GoogleTest)",
