@@ -38,6 +38,18 @@ HAKMEM_COPTS = [
 # under -Werror (and the other way round).
 HAKMEM_TEST_COPTS = _WARNINGS + _OPT_COPTS
 
+# For hakmem's GoogleTest sources, C++ only (a C compile cannot read the
+# header): HAKMEM_TEST_COPTS with the precompiled GoogleTest header read
+# first. Put HAKMEM_GTEST_PCH in the target's deps (it brings the header and
+# its .gch, made with HAKMEM_TEST_COPTS: see //hakmem:pch.bzl) and no copts of
+# its own beside these, which the .gch would not fit.
+HAKMEM_GTEST_COPTS = HAKMEM_TEST_COPTS + [
+    "-include",
+    "hakmem_gtest_pch.h",
+]
+
+HAKMEM_GTEST_PCH = "//hakmem:gtest_pch"
+
 # Build-mode preprocessor defines, chosen by --config=release / --config=debug
 # (plain lists too, for the variant independence test, which checks every mode).
 _CHECKED_DEFINES = [

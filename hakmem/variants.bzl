@@ -11,7 +11,15 @@ Targets made in //hakmem/core, for each variant (suffix "", "_nofastcache",
     override<suffix>     core plus malloc/free/... (override.c)
 """
 
-load("//hakmem:copts.bzl", "HAKMEM_COPTS", "HAKMEM_DEFINES", "HAKMEM_MODE_DEFINES", "HAKMEM_TEST_COPTS")
+load(
+    "//hakmem:copts.bzl",
+    "HAKMEM_COPTS",
+    "HAKMEM_DEFINES",
+    "HAKMEM_GTEST_COPTS",
+    "HAKMEM_GTEST_PCH",
+    "HAKMEM_MODE_DEFINES",
+    "HAKMEM_TEST_COPTS",
+)
 
 HAKMEM_VARIANTS = [
     {
@@ -74,6 +82,15 @@ def _expand(value, variant):
 
 def _variant_defines(variant):
     return variant["defines"] + HAKMEM_DEFINES
+
+def _test_copts_deps(copts, deps):
+    """(copts, further deps) of a C++ test: with the precompiled GoogleTest
+    header (HAKMEM_GTEST_COPTS) when it uses GoogleTest and has no copts of
+    its own, which the .gch, made with HAKMEM_TEST_COPTS, would not fit."""
+    gtest = [d for d in deps if type(d) == "string" and d.startswith("@system_libs//:gtest")]
+    if copts or not gtest:
+        return HAKMEM_TEST_COPTS + copts, []
+    return HAKMEM_GTEST_COPTS, [HAKMEM_GTEST_PCH]
 
 _BOX_VISIBILITY = ["//hakmem:__subpackages__"]
 
@@ -235,7 +252,9 @@ def hakmem_variant_test(
     the boxes below it, whose headers it may include as "hakmem/core/slab.h")
     and, when link_core is True, //hakmem/core:core<suffix>, or
     :override<suffix> (malloc replaced) when override = True; plus `deps`.
-    Add @system_libs//:gtest_main to deps for GoogleTest. It is compiled with
+    Add @system_libs//:gtest_main to deps for GoogleTest: the sources then
+    read the precompiled GoogleTest header first (HAKMEM_GTEST_COPTS), unless
+    copts are given. It is compiled with
     the variant's defines (HAKMEM_FASTCACHE=...) and the build-mode defines,
     so it sees the internal headers as the boxes do.
 
@@ -258,13 +277,14 @@ def hakmem_variant_test(
                            size, tags, copts, linkstatic, kwargs)
         return
     lib = "override" if override else "core"
+    test_copts, pch = _test_copts_deps(copts, deps)
     _variant_cc_tests(name, {
         v["short_name"]: {
             "srcs": srcs,
             "deps": [_box_dep(_CORE_PACKAGE + ":" + b, v) for b in boxes] +
                     ([_CORE_PACKAGE + ":" + lib + v["suffix"]] if link_core else []) +
-                    _expand(deps, v),
-            "copts": HAKMEM_TEST_COPTS + copts,
+                    _expand(deps, v) + pch,
+            "copts": test_copts,
             "local_defines": _variant_defines(v),
         }
         for v in HAKMEM_VARIANTS
@@ -304,12 +324,13 @@ def _compile_once_test(name, srcs, deps, boxes, link_core, override, data, args,
         if type(d) == "string" and "{suffix}" in d:
             fail("%s: compile_once needs deps without {suffix} (%s)" % (name, d))
     box_deps = [_CORE_PACKAGE + ":" + b for b in boxes]
+    test_copts, pch = _test_copts_deps(copts, deps)
     if not link_core and all([_is_shared_box(d) for d in box_deps]):
         native.cc_test(
             name = name,
             srcs = srcs,
-            deps = box_deps + deps,
-            copts = HAKMEM_TEST_COPTS + copts,
+            deps = box_deps + deps + pch,
+            copts = test_copts,
             local_defines = _variant_defines(default),
             data = _expand(data, default),
             args = _expand(args, default),
@@ -325,8 +346,8 @@ def _compile_once_test(name, srcs, deps, boxes, link_core, override, data, args,
         name = name + "_lib",
         testonly = True,
         srcs = srcs,
-        deps = [d + "_hdrs" for d in box_deps] + [_CORE_PACKAGE + ":hakmem_h_hdrs"] + deps,
-        copts = HAKMEM_TEST_COPTS + copts,
+        deps = [d + "_hdrs" for d in box_deps] + [_CORE_PACKAGE + ":hakmem_h_hdrs"] + deps + pch,
+        copts = test_copts,
         local_defines = _variant_defines(default),
         linkstatic = True,
         # The tests register themselves from static constructors.
