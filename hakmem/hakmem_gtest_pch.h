@@ -18,4 +18,4 @@
 // when the compile parsed it. //hakmem:gtest_pch_test checks it.
 inline constexpr char hakmem_gtest_pch_parsed_from[] = __FILE__;
 
-#endif  // HAKMEM_HAKMEM_GTEST_PCH_H_
+#endif // HAKMEM_HAKMEM_GTEST_PCH_H_
