@@ -45,6 +45,14 @@ HAKMEM_VARIANTS = [
     },
 ]
 
+# The hardened variant's defines, for a target built against it alone.
+HAKMEM_HARDENED_DEFINES = [
+    d
+    for v in HAKMEM_VARIANTS
+    if v["short_name"] == "hardened"
+    for d in v["defines"]
+]
+
 _CORE_PACKAGE = "//hakmem/core"
 
 # Tests that replace malloc (override = True, LD_PRELOAD) cannot run under
