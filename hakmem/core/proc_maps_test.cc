@@ -37,20 +37,25 @@ TEST(ProcMaps, FindsTheMappingOfAFunctionAndOfAStackVariable) {
 }
 
 TEST(ProcMaps, NoneForUnmappedOrUnreadableMemory) {
-  char *p = static_cast<char *>(
-      mmap(nullptr, 3 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  ASSERT_NE(p, MAP_FAILED);
-  ASSERT_EQ(munmap(p + kPage, kPage), 0);
-  ASSERT_EQ(mprotect(p + 2 * kPage, kPage, PROT_NONE), 0);
+  // Pages: unreadable, readable, unreadable, unmapped, unreadable. Fenced by
+  // unreadable pages, the readable one cannot merge with a neighbouring
+  // read-write mapping (ASan's, for one), so its bounds are exactly known.
+  char *m =
+      static_cast<char *>(mmap(nullptr, 5 * kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(m, MAP_FAILED);
+  char *p = m + kPage;
+  ASSERT_EQ(mprotect(p, kPage, PROT_READ | PROT_WRITE), 0);
+  ASSERT_EQ(munmap(p + 2 * kPage, kPage), 0);
   uintptr_t lo = 0, hi = 0;
   ASSERT_TRUE(hak_proc_maps_find_readable(reinterpret_cast<uintptr_t>(p) + 5, &lo, &hi));
   EXPECT_EQ(lo, reinterpret_cast<uintptr_t>(p));
   EXPECT_EQ(hi, reinterpret_cast<uintptr_t>(p) + kPage);
+  EXPECT_FALSE(hak_proc_maps_find_readable(reinterpret_cast<uintptr_t>(m), &lo, &hi));
   EXPECT_FALSE(hak_proc_maps_find_readable(reinterpret_cast<uintptr_t>(p) + kPage, &lo, &hi));
   EXPECT_FALSE(hak_proc_maps_find_readable(reinterpret_cast<uintptr_t>(p) + 2 * kPage, &lo, &hi));
   EXPECT_FALSE(hak_proc_maps_find_readable(0, &lo, &hi));
-  munmap(p, kPage);
-  munmap(p + 2 * kPage, kPage);
+  munmap(m, 3 * kPage);
+  munmap(p + 3 * kPage, kPage);
 }
 
 struct Seen {
