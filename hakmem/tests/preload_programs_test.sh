@@ -116,19 +116,19 @@ d="${WORK}/pytest"
 mkdir -p "${d}/plain" "${d}/hakmem"
 tests=(test_list test_dict test_set test_unicode)
 check "exit status 0 and 'Tests result: SUCCESS' from: python3 -m test -q ${tests[*]}"
-rc_hak=0
-(cd "${d}/hakmem" && hakmem "${PY}" -m test -q "${tests[@]}") \
-  >"${d}/hakmem.out" 2>"${d}/hakmem.err" || rc_hak=$?
-result_hak=$(grep '^Tests result:' "${d}/hakmem.out" | tail -n 1 || true)
-echo "  with hakmem:    exit ${rc_hak}, '${result_hak}'"
+# suite_passes WHO LABEL: runs the suite in ${d}/WHO through the function WHO
+# (hakmem or plain), prints its exit status and result line, and succeeds if
+# both say it passed.
+suite_passes() {
+  local rc=0 result
+  (cd "${d}/$1" && "$1" "${PY}" -m test -q "${tests[@]}") >"${d}/$1.out" 2>"${d}/$1.err" || rc=$?
+  result=$(grep '^Tests result:' "${d}/$1.out" | tail -n 1 || true)
+  echo "  $2 exit ${rc}, '${result}'"
+  [[ ${rc} == 0 && ${result} == "Tests result: SUCCESS" ]]
+}
 # Only a failure needs the run without hakmem: it tells whose fault it is.
-if [[ ${rc_hak} != 0 || ${result_hak} != "Tests result: SUCCESS" ]]; then
-  rc_plain=0
-  (cd "${d}/plain" && plain "${PY}" -m test -q "${tests[@]}") \
-    >"${d}/plain.out" 2>"${d}/plain.err" || rc_plain=$?
-  result_plain=$(grep '^Tests result:' "${d}/plain.out" | tail -n 1 || true)
-  echo "  without hakmem: exit ${rc_plain}, '${result_plain}'"
-  if [[ ${rc_plain} != 0 || ${result_plain} != "Tests result: SUCCESS" ]]; then
+if ! suite_passes hakmem "with hakmem:   "; then
+  if ! suite_passes plain "without hakmem:"; then
     echo "---- output without hakmem (last 60 lines):" >&2
     tail -n 60 "${d}/plain.out" >&2
     tail -n 20 "${d}/plain.err" >&2
